@@ -1,0 +1,210 @@
+//! API keys for Membrain: how they look, how they are stored, and how a key becomes a tenant.
+//!
+//! * [`ApiKey`] wraps a secret key so it cannot be printed or logged by accident: its `Debug`
+//!   shows `ApiKey(<redacted>)` and it has no `Display`.
+//! * [`ApiKey::generate`] makes a new key (`mb_` and 40 random base62 characters, about 238
+//!   bits); the `mb_` prefix is what MCP clients and bridges recognise as a Membrain bearer token.
+//! * [`KeyHash`] is what is stored: the hex SHA-256 of the key. Keys are random and long, so a
+//!   fast hash is enough; nothing about the key can be recovered from it.
+//! * [`KeyResolver`] turns a presented key into its [`TenantId`]; [`StaticKey`] is the
+//!   single-user source (an environment variable or a file) and [`ResolverChain`] tries several.
+//!
+//! Architecture invariant: this crate knows nothing of HTTP, MCP or SQL. The database key source
+//! lives with the store and is plugged in through [`KeyResolver`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use membrain_memory::TenantId;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sha2::{Digest, Sha256};
+
+/// The prefix of every key Membrain issues.
+pub const KEY_PREFIX: &str = "mb_";
+
+/// A secret API key as presented by a caller or just generated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a presented key. Surrounding white space is dropped; an empty key is `None`.
+    pub fn new(raw: impl Into<String>) -> Option<Self> {
+        let raw = raw.into();
+        let trimmed = raw.trim();
+        (!trimmed.is_empty()).then(|| Self(trimmed.to_owned()))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let random: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
+        Self(format!("{KEY_PREFIX}{random}"))
+    }
+
+    /// The key itself, for the one place that must show or send it (printing a new key once,
+    /// forwarding it to the REST API).
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// The stored form of a key: lower-case hex SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyHash(String);
+
+impl KeyHash {
+    /// Wraps a hash read back from storage.
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a key could not be checked (not: why it was refused; a refused key is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A source of keys: answers which tenant a key belongs to, or `None` for an unknown or revoked
+/// key.
+#[async_trait::async_trait]
+pub trait KeyResolver: Send + Sync + 'static {
+    async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError>;
+}
+
+/// One configured key for one tenant: the single-user set-up (`MEMBRAIN_API_KEY`, a key file).
+#[derive(Debug, Clone)]
+pub struct StaticKey {
+    hash: KeyHash,
+    tenant: TenantId,
+}
+
+impl StaticKey {
+    pub fn new(key: &ApiKey, tenant: TenantId) -> Self {
+        Self {
+            hash: key.hash(),
+            tenant,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyResolver for StaticKey {
+    async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
+        Ok((key.hash() == self.hash).then(|| self.tenant.clone()))
+    }
+}
+
+/// Tries each source in order; the first that knows the key decides.
+#[derive(Clone, Default)]
+pub struct ResolverChain {
+    sources: Vec<Arc<dyn KeyResolver>>,
+}
+
+impl fmt::Debug for ResolverChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolverChain")
+            .field("sources", &self.sources.len())
+            .finish()
+    }
+}
+
+impl ResolverChain {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, source: Arc<dyn KeyResolver>) -> Self {
+        self.sources.push(source);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyResolver for ResolverChain {
+    async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
+        for source in &self.sources {
+            if let Some(tenant) = source.resolve(key).await? {
+                return Ok(Some(tenant));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads the caller's key from request headers: `X-API-Key` first, then `Authorization: Bearer`.
+/// Header lookup is left to the caller (any HTTP library) through `header`.
+pub fn key_from_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<ApiKey> {
+    if let Some(key) = header("x-api-key").and_then(ApiKey::new) {
+        return Some(key);
+    }
+    let authorization = header("authorization")?;
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| ApiKey::new(token))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_prefixed_unique_and_redacted() {
+        let a = ApiKey::generate();
+        let b = ApiKey::generate();
+        assert!(a.expose_secret().starts_with(KEY_PREFIX));
+        assert_eq!(a.expose_secret().len(), KEY_PREFIX.len() + 40);
+        assert_ne!(a, b);
+        let debug = format!("{a:?}");
+        assert!(!debug.contains(&a.expose_secret()[3..]), "{debug}");
+        assert_eq!(a.hash().as_str().len(), 64);
+    }
+
+    #[test]
+    fn headers_are_read_in_order() {
+        let read = |pairs: &'static [(&'static str, &'static str)]| {
+            key_from_headers(|name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+                .map(|k| k.expose_secret().to_owned())
+        };
+        assert_eq!(
+            read(&[("x-api-key", "mb_a"), ("authorization", "Bearer mb_b")]).unwrap(),
+            "mb_a"
+        );
+        assert_eq!(read(&[("authorization", "Bearer mb_b")]).unwrap(), "mb_b");
+        assert_eq!(read(&[("authorization", "bearer  mb_c ")]).unwrap(), "mb_c");
+        assert!(read(&[("authorization", "Basic abc")]).is_none());
+        assert!(read(&[("x-api-key", "  ")]).is_none());
+        assert!(read(&[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn chain_resolves_static_keys() {
+        let key = ApiKey::generate();
+        let tenant = TenantId::parse("default").unwrap();
+        let chain = ResolverChain::new().with(Arc::new(StaticKey::new(&key, tenant.clone())));
+        assert_eq!(chain.resolve(&key).await.unwrap(), Some(tenant));
+        assert_eq!(chain.resolve(&ApiKey::generate()).await.unwrap(), None);
+    }
+}

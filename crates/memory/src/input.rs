@@ -1,0 +1,251 @@
+//! Caller input, validated into domain values before anything is stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ValidationError;
+use crate::ids::truncate_for_message;
+
+/// Bounds on what a caller may send and read. Every one is configurable; the defaults suit an
+/// agent's memory (short facts, a handful of tags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest memory content, in bytes of UTF-8.
+    pub max_content_bytes: usize,
+    pub max_tags: usize,
+    pub max_tag_bytes: usize,
+    pub max_category_bytes: usize,
+    /// Largest regex pattern accepted in a tag filter, in bytes.
+    pub max_regex_bytes: usize,
+    /// Most ids in one batch get.
+    pub max_batch_ids: usize,
+    /// Most memories a search, list or graph walk returns before it says `truncated`.
+    pub max_result_memories: usize,
+    /// Most bytes of memory content a read returns before it says `truncated`.
+    pub max_result_bytes: usize,
+    /// Most memories a graph walk visits.
+    pub max_graph_nodes: usize,
+    /// Most memories a search ranks (candidates beyond are not considered and `truncated` is set).
+    pub max_search_candidates: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_content_bytes: 64 * 1024,
+            max_tags: 32,
+            max_tag_bytes: 64,
+            max_category_bytes: 64,
+            max_regex_bytes: 512,
+            max_batch_ids: 100,
+            max_result_memories: 200,
+            max_result_bytes: 4 * 1024 * 1024,
+            max_graph_nodes: 1_000,
+            max_search_candidates: 200_000,
+        }
+    }
+}
+
+/// A memory as the caller wants it stored, checked against [`Limits`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMemory {
+    pub content: String,
+    pub tags: Vec<String>,
+    pub category: String,
+}
+
+impl NewMemory {
+    pub fn parse(
+        content: &str,
+        tags: Option<Vec<String>>,
+        category: Option<String>,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
+        Ok(Self {
+            content: parse_content(content, limits)?,
+            tags: parse_tags(tags.unwrap_or_default(), limits)?,
+            category: parse_category(category, limits)?,
+        })
+    }
+}
+
+/// A partial update: only the present fields change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryPatch {
+    pub content: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+impl MemoryPatch {
+    pub fn parse(
+        content: Option<&str>,
+        tags: Option<Vec<String>>,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
+        if content.is_none() && tags.is_none() {
+            return Err(ValidationError::new(
+                "body",
+                "nothing to update: send `content`, `tags`, or both",
+            ));
+        }
+        Ok(Self {
+            content: content.map(|c| parse_content(c, limits)).transpose()?,
+            tags: tags.map(|t| parse_tags(t, limits)).transpose()?,
+        })
+    }
+}
+
+fn parse_content(content: &str, limits: &Limits) -> Result<String, ValidationError> {
+    let trimmed = content.trim();
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(
+            "content",
+            "must not be empty or only whitespace: send the fact to remember as text",
+        ));
+    }
+    if trimmed.len() > limits.max_content_bytes {
+        return Err(ValidationError::new(
+            "content",
+            format!(
+                "is {} bytes; the limit is {} bytes. Split it into several smaller memories",
+                trimmed.len(),
+                limits.max_content_bytes
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Tags are trimmed, lower-cased, de-duplicated and kept in the caller's order.
+fn parse_tags(tags: Vec<String>, limits: &Limits) -> Result<Vec<String>, ValidationError> {
+    if tags.len() > limits.max_tags {
+        return Err(ValidationError::new(
+            "tags",
+            format!(
+                "has {} tags; at most {} are allowed",
+                tags.len(),
+                limits.max_tags
+            ),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for (i, tag) in tags.iter().enumerate() {
+        let tag = tag.trim().to_lowercase();
+        if tag.is_empty() {
+            return Err(ValidationError::new(
+                format!("tags[{i}]"),
+                "must not be empty",
+            ));
+        }
+        if tag.len() > limits.max_tag_bytes {
+            return Err(ValidationError::new(
+                format!("tags[{i}]"),
+                format!(
+                    "{:?} is longer than {} bytes",
+                    truncate_for_message(&tag),
+                    limits.max_tag_bytes
+                ),
+            ));
+        }
+        if tag.chars().any(|c| c.is_control() || c == ',') {
+            return Err(ValidationError::new(
+                format!("tags[{i}]"),
+                format!(
+                    "{:?} contains a comma or a control character",
+                    truncate_for_message(&tag)
+                ),
+            ));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_category(category: Option<String>, limits: &Limits) -> Result<String, ValidationError> {
+    let category = category
+        .map(|c| c.trim().to_lowercase())
+        .unwrap_or_default();
+    if category.len() > limits.max_category_bytes {
+        return Err(ValidationError::new(
+            "category",
+            format!("is longer than {} bytes", limits.max_category_bytes),
+        ));
+    }
+    if category.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "category",
+            "contains a control character",
+        ));
+    }
+    Ok(if category.is_empty() {
+        "general".to_owned()
+    } else {
+        category
+    })
+}
+
+/// Merges `extra` tags into `tags`, keeping order and dropping repeats.
+pub fn merge_tags(tags: &mut Vec<String>, extra: &[String]) -> Vec<String> {
+    let mut added = Vec::new();
+    for tag in extra {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+            added.push(tag.clone());
+        }
+    }
+    added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(content: &str, tags: &[&str], expected_field: Option<&str>) {
+        let tags = tags.iter().map(|t| t.to_string()).collect();
+        let limits = Limits {
+            max_content_bytes: 100,
+            max_tags: 3,
+            ..Limits::default()
+        };
+        match (
+            NewMemory::parse(content, Some(tags), None, &limits),
+            expected_field,
+        ) {
+            (Ok(_), None) => {}
+            (Err(e), Some(field)) => assert_eq!(e.field, field, "{content:?}: {e}"),
+            (got, want) => panic!("{content:?}: got {got:?}, wanted error on {want:?}"),
+        }
+    }
+
+    #[test]
+    fn new_memories_are_validated() {
+        check("I like tea", &["drinks"], None);
+        check("", &[], Some("content"));
+        check(" \n\t ", &[], Some("content"));
+        check(&"x".repeat(101), &[], Some("content"));
+        check("ok", &["a", "b", "c", "d"], Some("tags"));
+        check("ok", &["fine", " "], Some("tags[1]"));
+        check("ok", &["a,b"], Some("tags[0]"));
+    }
+
+    #[test]
+    fn tags_are_normalised_and_deduplicated() {
+        let m = NewMemory::parse(
+            "x",
+            Some(vec!["Food".into(), " food ".into(), "Tea".into()]),
+            Some("  Prefs ".into()),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(m.tags, vec!["food", "tea"]);
+        assert_eq!(m.category, "prefs");
+    }
+
+    #[test]
+    fn an_empty_patch_is_refused() {
+        let err = MemoryPatch::parse(None, None, &Limits::default()).unwrap_err();
+        assert_eq!(err.field, "body");
+    }
+}

@@ -1,0 +1,35 @@
+//! The memory domain of Membrain, free of I/O and protocols.
+//!
+//! An agent stores short facts ([`Memory`]); each belongs to one tenant ([`TenantId`]), carries
+//! tags, a category, derived keywords and a short context, and is linked to other memories by
+//! described edges ([`MemoryLink`]). This crate holds everything about memories that can be
+//! decided without a database or a network:
+//!
+//! * validated identifiers and inputs ([`ids`], [`input`]) so the rest never doubts a raw string;
+//! * text normalisation, exact-duplicate hashing and keyword extraction ([`text`]);
+//! * lexical ranking of candidates with BM25 ([`lexical`]);
+//! * tag filters built from user regexes, with size limits ([`tag_filter`]);
+//! * graph walks over links: shortest path, neighbourhood, query-guided traversal ([`graph`]).
+//!
+//! Architecture invariant: this crate depends on no storage, HTTP, MCP or CLI crate. Edge crates
+//! convert their wire and row types to and from the types here.
+//!
+//! ```
+//! use membrain_memory::text::content_hash;
+//! assert_eq!(content_hash("  Hello   World "), content_hash("hello world"));
+//! ```
+
+pub mod error;
+pub mod graph;
+pub mod ids;
+pub mod input;
+pub mod lexical;
+pub mod memory;
+pub mod tag_filter;
+pub mod text;
+
+pub use error::ValidationError;
+pub use ids::{JobId, MemoryId, TenantId};
+pub use input::{Limits, MemoryPatch, NewMemory};
+pub use memory::{EvolutionEvent, Memory, MemoryLink};
+pub use tag_filter::TagFilter;

@@ -1,0 +1,112 @@
+//! Text handling shared by ingest, dedup and lexical search: normalisation, the exact-duplicate
+//! hash, tokenisation, keywords and the derived context line.
+
+use sha2::{Digest, Sha256};
+
+/// Normalised content: Unicode-lower-cased, with every run of white space folded to one space
+/// and the ends trimmed. Two memories with the same normal form are exact duplicates.
+pub fn normalize(content: &str) -> String {
+    let mut out = String::with_capacity(content.len());
+    for word in content.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+/// Hex SHA-256 of the normalised content: the key that catches exact duplicates before any
+/// similarity check.
+pub fn content_hash(content: &str) -> String {
+    hex::encode(Sha256::digest(normalize(content).as_bytes()))
+}
+
+/// Lower-cased word tokens: runs of letters or digits, at least two characters, stop words
+/// dropped. Used for ranking and keywords alike so they agree.
+pub fn tokenize(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .filter(|w| !is_stop_word(w))
+        .collect()
+}
+
+/// Up to `max` keywords: the most frequent tokens, ties broken by first appearance.
+pub fn keywords(text: &str, max: usize) -> Vec<String> {
+    let tokens = tokenize(text);
+    let mut counts: Vec<(String, usize, usize)> = Vec::new();
+    for (position, token) in tokens.into_iter().enumerate() {
+        if token.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        match counts.iter_mut().find(|(t, _, _)| *t == token) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((token, 1, position)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    counts.into_iter().take(max).map(|(t, _, _)| t).collect()
+}
+
+/// A one-line context for a memory, derived without a language model: its category and its
+/// leading keywords, so a listing can be skimmed.
+pub fn derive_context(category: &str, keywords: &[String]) -> String {
+    if keywords.is_empty() {
+        return format!("A {category} memory.");
+    }
+    let shown: Vec<&str> = keywords.iter().take(4).map(String::as_str).collect();
+    format!("A {category} memory about {}.", shown.join(", "))
+}
+
+fn is_stop_word(word: &str) -> bool {
+    // A short English list: enough to keep "the" and "is" out of keywords and rankings.
+    const STOP_WORDS: &[&str] = &[
+        "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
+        "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing",
+        "for", "from", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his",
+        "how", "if", "in", "into", "is", "it", "its", "just", "me", "more", "most", "my", "no",
+        "nor", "not", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out",
+        "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the",
+        "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+        "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
+        "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
+    ];
+    STOP_WORDS.binary_search(&word).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_form_ignores_case_and_spacing() {
+        assert_eq!(normalize("  The\tCAT\n sat  "), "the cat sat");
+        assert_eq!(content_hash("The cat sat"), content_hash("the  cat\nsat"));
+        assert_ne!(content_hash("the cat sat"), content_hash("the cat sat."));
+    }
+
+    #[test]
+    fn tokens_drop_stop_words_and_punctuation() {
+        assert_eq!(
+            tokenize("The user's favourite drink is coffee!"),
+            vec!["user", "favourite", "drink", "coffee"]
+        );
+    }
+
+    #[test]
+    fn keywords_prefer_frequent_then_early_words() {
+        let k = keywords("coffee in the morning, coffee at noon, tea at night", 3);
+        assert_eq!(k, vec!["coffee", "morning", "noon"]);
+        assert_eq!(
+            derive_context("preferences", &k),
+            "A preferences memory about coffee, morning, noon."
+        );
+    }
+
+    #[test]
+    fn stop_word_list_is_sorted_for_binary_search() {
+        assert!(is_stop_word("the") && is_stop_word("yours") && is_stop_word("a"));
+        assert!(!is_stop_word("coffee"));
+    }
+}

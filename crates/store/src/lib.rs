@@ -1,0 +1,175 @@
+//! Storage for Membrain: one trait, [`MemoryStore`], and one SQL implementation, [`SqlStore`],
+//! that runs on SQLite (embedded, the default) and on PostgreSQL (production) side by side.
+//!
+//! Both backends share one set of queries through sqlx's `Any` driver, with portable column
+//! types (text, 64-bit integers; times as Unix microseconds; lists as JSON text) and a small
+//! [`Backend`] switch where the dialects differ (transaction start, row locking). Each backend has
+//! its own migrations under `migrations/`.
+//!
+//! Every method that touches memories takes the caller's [`TenantId`] and filters by it in SQL:
+//! no query can return another tenant's rows.
+//!
+//! Durability: an ingest job is committed by [`MemoryStore::enqueue_ingest`] before the API
+//! answers 202; [`MemoryStore::complete_ingest`] writes the memory and finishes the job in one
+//! transaction, so a crash leaves either a pending job or a finished one, never half of each.
+//! SQLite runs in WAL mode with `synchronous = FULL`.
+//!
+//! Architecture invariant: this crate knows nothing of HTTP, MCP or the CLI; it converts rows to
+//! and from `membrain-memory` types.
+
+mod error;
+mod records;
+mod sql;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use membrain_auth::KeyHash;
+use membrain_memory::graph::Edge;
+use membrain_memory::{JobId, Memory, MemoryId, TenantId};
+
+pub use error::StoreError;
+pub use records::{
+    DeleteSelector, IngestAction, IngestJob, IngestRequest, IngestResult, JobError, JobStatus,
+    KeyRecord, LinkRecord, MemoryStats, PreparedMemory, SearchCandidate,
+};
+pub use sql::{Backend, SqlStore, StoreOptions};
+
+/// A content change prepared by the domain: the new text and what is derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedContent {
+    pub content: String,
+    pub content_hash: String,
+    pub keywords: Vec<String>,
+    pub context: String,
+}
+
+/// Everything Membrain keeps, behind one interface.
+#[async_trait]
+pub trait MemoryStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Answers when the database can be reached (`/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // Keys.
+    async fn create_key(
+        &self,
+        tenant: &TenantId,
+        hash: &KeyHash,
+        label: &str,
+    ) -> Result<KeyRecord, StoreError>;
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Revokes a key by its id; `NotFound` when no such key exists.
+    async fn revoke_key(&self, key_id: &str) -> Result<KeyRecord, StoreError>;
+    /// The tenant of an active (not revoked) key.
+    async fn tenant_for_key(&self, hash: &KeyHash) -> Result<Option<TenantId>, StoreError>;
+
+    // Ingest jobs.
+    /// Commits a queued job and returns it; durable when this returns.
+    async fn enqueue_ingest(
+        &self,
+        tenant: &TenantId,
+        request: &IngestRequest,
+    ) -> Result<IngestJob, StoreError>;
+    /// Takes the oldest queued job (or a running one whose lease ran out) for `lease`.
+    async fn claim_ingest_job(&self, lease: Duration) -> Result<Option<IngestJob>, StoreError>;
+    /// Writes the memory (or merges it into its exact duplicate) and completes the job, in one
+    /// transaction.
+    async fn complete_ingest(
+        &self,
+        job: &IngestJob,
+        memory: PreparedMemory,
+    ) -> Result<IngestResult, StoreError>;
+    async fn fail_ingest(&self, job_id: JobId, error: &JobError) -> Result<(), StoreError>;
+    /// Puts a claimed job back in the queue after a transient failure.
+    async fn requeue_ingest(&self, job_id: JobId) -> Result<(), StoreError>;
+    async fn ingest_job(
+        &self,
+        tenant: &TenantId,
+        job_id: JobId,
+    ) -> Result<Option<IngestJob>, StoreError>;
+
+    // Memories.
+    /// The memories among `ids` that belong to `tenant`, in the order asked, with their links.
+    async fn memories(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<Memory>, StoreError>;
+    /// The tenant's memories that share a content hash with `content_hash`, if any.
+    async fn memory_by_hash(
+        &self,
+        tenant: &TenantId,
+        content_hash: &str,
+    ) -> Result<Option<MemoryId>, StoreError>;
+    async fn update_memory(
+        &self,
+        tenant: &TenantId,
+        id: MemoryId,
+        content: Option<PreparedContent>,
+        tags: Option<Vec<String>>,
+    ) -> Result<Memory, StoreError>;
+    /// Deletes what `selector` names and returns the ids deleted.
+    async fn delete_memories(
+        &self,
+        tenant: &TenantId,
+        selector: &DeleteSelector,
+    ) -> Result<Vec<MemoryId>, StoreError>;
+    /// Up to `limit` memories for ranking, newest first, and whether more exist.
+    async fn search_candidates(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<(Vec<SearchCandidate>, bool), StoreError>;
+
+    // Links.
+    /// Links two memories of the tenant (or re-describes an existing link).
+    async fn link(
+        &self,
+        tenant: &TenantId,
+        a: MemoryId,
+        b: MemoryId,
+        description: &str,
+    ) -> Result<(), StoreError>;
+    /// Removes the link between two memories; `false` when there was none.
+    async fn unlink(&self, tenant: &TenantId, a: MemoryId, b: MemoryId)
+    -> Result<bool, StoreError>;
+    /// Every edge touching `ids`, oriented away from them.
+    async fn edges_from(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<Edge>, StoreError>;
+
+    async fn stats(&self, tenant: &TenantId, top: usize) -> Result<MemoryStats, StoreError>;
+
+    // Export and import, one tenant at a time.
+    /// A page of the tenant's memories in id order, after `after`.
+    async fn export_memories(
+        &self,
+        tenant: &TenantId,
+        after: Option<MemoryId>,
+        limit: usize,
+    ) -> Result<Vec<Memory>, StoreError>;
+    /// Stores an exported memory. Keeps its id unless another tenant owns that id; merges into an
+    /// exact duplicate; skips a memory already present. Returns the id now holding it.
+    async fn import_memory(
+        &self,
+        tenant: &TenantId,
+        memory: &Memory,
+        content_hash: &str,
+    ) -> Result<(MemoryId, ImportOutcome), StoreError>;
+}
+
+/// What importing one memory did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created,
+    /// It was already there (same id, same tenant).
+    Skipped,
+    /// An exact duplicate under another id existed; the import points at it.
+    Merged,
+}

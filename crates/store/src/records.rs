@@ -1,0 +1,146 @@
+//! The values the store takes and returns, besides the domain types of `membrain-memory`.
+
+use chrono::{DateTime, Utc};
+use membrain_memory::{JobId, Memory, MemoryId, NewMemory, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// An API key as stored: never the key itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRecord {
+    /// A public handle for the key (`key_…`), used to revoke it.
+    pub id: String,
+    pub tenant: TenantId,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Where an ingest job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// What an ingest job was asked to do, stored with the job so it can resume after a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRequest {
+    pub memory: NewMemory,
+    /// A tag regex that limits which existing memories ingest may link to. Not stored as a tag.
+    pub ingestion_scope: Option<String>,
+}
+
+/// How ingest ended for the memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestAction {
+    /// A new memory was stored.
+    Created,
+    /// An exact duplicate existed; the new tags were merged into it.
+    Merged,
+    /// The memory was changed in place.
+    Updated,
+}
+
+/// The outcome of a completed job, as `GET /memories/jobs/{id}` shows it under `result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestResult {
+    pub status: String,
+    pub memory_id: MemoryId,
+    pub action: IngestAction,
+    pub memory: Memory,
+}
+
+/// A durable ingest job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestJob {
+    pub id: JobId,
+    pub tenant: TenantId,
+    pub status: JobStatus,
+    pub request: IngestRequest,
+    pub result: Option<IngestResult>,
+    pub error: Option<JobError>,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A memory ready to be written: the validated input plus everything derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedMemory {
+    pub new: NewMemory,
+    pub content_hash: String,
+    pub keywords: Vec<String>,
+    pub context: String,
+    /// Links to make from the new memory to existing ones (other id, description).
+    pub links: Vec<(MemoryId, String)>,
+}
+
+/// A light view of a memory for ranking: enough to score and filter, not the whole record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchCandidate {
+    pub id: MemoryId,
+    pub content: String,
+    pub tags: Vec<String>,
+    pub category: String,
+}
+
+/// Which memories a bulk delete removes. There is deliberately no "everything" variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteSelector {
+    Id(MemoryId),
+    /// Memories that carry every listed tag, and are in `category` when given.
+    Filter {
+        tags: Vec<String>,
+        category: Option<String>,
+    },
+}
+
+/// Counts for `GET /stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryStats {
+    pub total_memories: i64,
+    pub total_links: i64,
+    pub top_tags: Vec<(String, i64)>,
+    pub categories: Vec<(String, i64)>,
+}
+
+/// A link as exported: both ends and its description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub memory_id_1: MemoryId,
+    pub memory_id_2: MemoryId,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,1116 @@
+//! [`SqlStore`]: the store on SQLite or PostgreSQL through sqlx's `Any` driver.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use membrain_auth::KeyHash;
+use membrain_memory::graph::Edge;
+use membrain_memory::input::merge_tags;
+use membrain_memory::{EvolutionEvent, JobId, Memory, MemoryId, MemoryLink, TenantId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
+use uuid::Uuid;
+
+use crate::error::DbContext;
+use crate::records::*;
+use crate::{ImportOutcome, MemoryStore, PreparedContent, StoreError};
+
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// SQLite takes the write lock up front, so a transaction that reads and then writes cannot
+    /// fail with "database is locked" half-way; PostgreSQL's row locks need no such care.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+
+    /// PostgreSQL lets several API tasks claim jobs at once without blocking each other;
+    /// SQLite has one writer, so the plain statement is already exclusive.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections a pool opens (readers on SQLite; all on PostgreSQL).
+    pub max_connections: u32,
+    /// How long to wait for a free connection before failing a request.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The SQL store. Cheap to clone (pools are shared).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    backend: Backend,
+    /// Reads. On PostgreSQL the same pool as `write`.
+    read: AnyPool,
+    /// Writes. On SQLite a single connection, so writers in this process queue here instead of
+    /// contending for the file lock.
+    write: AnyPool,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl SqlStore {
+    /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH` or
+    /// `postgres://…`.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let store = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url_with_create(url);
+                let connect = AnyConnectOptions::from_str(&url).during("parsing the SQLite URL")?;
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect.clone())
+                    .await
+                    .during("opening the SQLite database")?;
+                // WAL lets readers run beside the writer; it is a property of the file, so
+                // setting it once on the writer is enough.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&write)
+                    .await
+                    .during("enabling WAL")?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .during("opening SQLite readers")?;
+                Self {
+                    backend,
+                    read,
+                    write,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect(url)
+                    .await
+                    .during("connecting to PostgreSQL")?;
+                Self {
+                    backend,
+                    read: pool.clone(),
+                    write: pool,
+                }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the SQLite database file at `path`.
+    pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        Self::connect(&format!("sqlite://{}", path.display()), options).await
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        self.write
+            .begin_with(self.backend.begin_write())
+            .await
+            .during("starting a transaction")
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+        self.read.acquire().await.during("acquiring a connection")
+    }
+}
+
+fn sqlite_url_with_create(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+// ---- conversions -------------------------------------------------------------------------
+
+fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+fn from_micros(value: i64, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_micros(value)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt {
+            column,
+            detail: format!("timestamp {value}"),
+        })
+}
+
+fn opt_from_micros(
+    value: Option<i64>,
+    column: &'static str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    value.map(|v| from_micros(v, column)).transpose()
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serialising plain data (strings, vectors, enums) to a string cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn from_json<T: DeserializeOwned>(raw: &str, column: &'static str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
+        column,
+        detail: e.to_string(),
+    })
+}
+
+fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).during("reading a row")
+}
+
+fn memory_id(raw: &str, column: &'static str) -> Result<MemoryId, StoreError> {
+    Uuid::parse_str(raw)
+        .map(MemoryId::from)
+        .map_err(|e| StoreError::Corrupt {
+            column,
+            detail: e.to_string(),
+        })
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, StoreError> {
+    TenantId::parse(raw).map_err(|e| StoreError::Corrupt {
+        column: "tenant_id",
+        detail: e.to_string(),
+    })
+}
+
+/// `$from, $from+1, …` for `count` parameters: positional placeholders that both dialects read.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Links are undirected and stored once, smaller id first.
+fn ordered(a: MemoryId, b: MemoryId) -> (MemoryId, MemoryId) {
+    if a.to_string() <= b.to_string() {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Id lists are sent in chunks well under both databases' parameter limits.
+const ID_CHUNK: usize = 500;
+
+const MEMORY_COLUMNS: &str = "id, tenant_id, content, tags, category, context, keywords, evolution_history, created_at, updated_at";
+
+fn memory_from_row(row: &AnyRow) -> Result<Memory, StoreError> {
+    Ok(Memory {
+        id: memory_id(&get::<String>(row, "id")?, "id")?,
+        content: get(row, "content")?,
+        tags: from_json(&get::<String>(row, "tags")?, "tags")?,
+        category: get(row, "category")?,
+        context: get(row, "context")?,
+        keywords: from_json(&get::<String>(row, "keywords")?, "keywords")?,
+        links: Vec::new(),
+        evolution_history: from_json(
+            &get::<String>(row, "evolution_history")?,
+            "evolution_history",
+        )?,
+        created_at: from_micros(get(row, "created_at")?, "created_at")?,
+        updated_at: from_micros(get(row, "updated_at")?, "updated_at")?,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, tenant_id, status, request, result, error_code, error_message, \
+                           attempts, created_at, started_at, completed_at";
+
+fn job_from_row(row: &AnyRow) -> Result<IngestJob, StoreError> {
+    let status: String = get(row, "status")?;
+    let result: Option<String> = get(row, "result")?;
+    let error_code: Option<String> = get(row, "error_code")?;
+    let error_message: Option<String> = get(row, "error_message")?;
+    Ok(IngestJob {
+        id: JobId::from(Uuid::parse_str(&get::<String>(row, "id")?).map_err(|e| {
+            StoreError::Corrupt {
+                column: "id",
+                detail: e.to_string(),
+            }
+        })?),
+        tenant: tenant_id(&get::<String>(row, "tenant_id")?)?,
+        status: JobStatus::parse(&status).ok_or(StoreError::Corrupt {
+            column: "status",
+            detail: status.clone(),
+        })?,
+        request: from_json(&get::<String>(row, "request")?, "request")?,
+        result: result.map(|r| from_json(&r, "result")).transpose()?,
+        error: error_code.map(|code| JobError {
+            code,
+            message: error_message.unwrap_or_default(),
+        }),
+        attempts: get(row, "attempts")?,
+        created_at: from_micros(get(row, "created_at")?, "created_at")?,
+        started_at: opt_from_micros(get(row, "started_at")?, "started_at")?,
+        completed_at: opt_from_micros(get(row, "completed_at")?, "completed_at")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        id: get(row, "id")?,
+        tenant: tenant_id(&get::<String>(row, "tenant_id")?)?,
+        label: get(row, "label")?,
+        created_at: from_micros(get(row, "created_at")?, "created_at")?,
+        revoked_at: opt_from_micros(get(row, "revoked_at")?, "revoked_at")?,
+    })
+}
+
+// ---- queries shared by pool and transaction paths ------------------------------------------
+
+/// Loads memories of `tenant` by id, with their links, in the order of `ids`.
+async fn load_memories(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    ids: &[MemoryId],
+) -> Result<Vec<Memory>, StoreError> {
+    let mut found: HashMap<MemoryId, Memory> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let sql = format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories WHERE tenant_id = $1 AND id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .during("loading memories")?
+        {
+            let memory = memory_from_row(&row)?;
+            found.insert(memory.id, memory);
+        }
+    }
+    let present: Vec<MemoryId> = found.keys().copied().collect();
+    for link in load_links(conn, tenant, &present).await? {
+        for (here, there) in [
+            (link.memory_id_1, link.memory_id_2),
+            (link.memory_id_2, link.memory_id_1),
+        ] {
+            if let Some(memory) = found.get_mut(&here) {
+                memory.links.push(MemoryLink {
+                    memory_id: there,
+                    description: link.description.clone(),
+                    created_at: link.created_at,
+                });
+            }
+        }
+    }
+    let mut ordered_memories = Vec::with_capacity(found.len());
+    for id in ids {
+        if let Some(mut memory) = found.remove(id) {
+            memory.links.sort_by_key(|l| l.created_at);
+            ordered_memories.push(memory);
+        }
+    }
+    Ok(ordered_memories)
+}
+
+/// Every link of `tenant` touching any of `ids`, each once.
+async fn load_links(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    ids: &[MemoryId],
+) -> Result<Vec<LinkRecord>, StoreError> {
+    let mut links: HashMap<(MemoryId, MemoryId), LinkRecord> = HashMap::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let list = placeholders(2, chunk.len());
+        let sql = format!(
+            "SELECT memory_a, memory_b, description, created_at FROM links \
+             WHERE tenant_id = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(&mut *conn).await.during("loading links")? {
+            let a = memory_id(&get::<String>(&row, "memory_a")?, "memory_a")?;
+            let b = memory_id(&get::<String>(&row, "memory_b")?, "memory_b")?;
+            links.entry((a, b)).or_insert(LinkRecord {
+                memory_id_1: a,
+                memory_id_2: b,
+                description: get(&row, "description")?,
+                created_at: from_micros(get(&row, "created_at")?, "created_at")?,
+            });
+        }
+    }
+    Ok(links.into_values().collect())
+}
+
+async fn insert_memory(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    memory: &Memory,
+    content_hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
+         keywords, evolution_history, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(memory.id.to_string())
+    .bind(tenant.as_str())
+    .bind(&memory.content)
+    .bind(content_hash)
+    .bind(to_json(&memory.tags))
+    .bind(&memory.category)
+    .bind(&memory.context)
+    .bind(to_json(&memory.keywords))
+    .bind(to_json(&memory.evolution_history))
+    .bind(micros(memory.created_at))
+    .bind(micros(memory.updated_at))
+    .execute(&mut *conn)
+    .await
+    .during("inserting a memory")?;
+    replace_tags(conn, tenant, memory.id, &memory.tags).await
+}
+
+/// Rewrites the tag index rows of one memory.
+async fn replace_tags(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    id: MemoryId,
+    tags: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM memory_tags WHERE memory_id = $1")
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await
+        .during("clearing tags")?;
+    for tag in tags {
+        sqlx::query("INSERT INTO memory_tags (memory_id, tenant_id, tag) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(tenant.as_str())
+            .bind(tag)
+            .execute(&mut *conn)
+            .await
+            .during("indexing tags")?;
+    }
+    Ok(())
+}
+
+async fn find_by_hash(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    content_hash: &str,
+) -> Result<Option<MemoryId>, StoreError> {
+    let row = sqlx::query("SELECT id FROM memories WHERE tenant_id = $1 AND content_hash = $2")
+        .bind(tenant.as_str())
+        .bind(content_hash)
+        .fetch_optional(&mut *conn)
+        .await
+        .during("looking up a content hash")?;
+    row.map(|r| memory_id(&get::<String>(&r, "id")?, "id"))
+        .transpose()
+}
+
+/// Writes the memory's mutable fields back.
+async fn save_memory(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    memory: &Memory,
+    content_hash: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE memories SET content = $1, content_hash = COALESCE($2, content_hash), tags = $3, \
+         context = $4, keywords = $5, evolution_history = $6, updated_at = $7 \
+         WHERE id = $8 AND tenant_id = $9",
+    )
+    .bind(&memory.content)
+    .bind(content_hash)
+    .bind(to_json(&memory.tags))
+    .bind(&memory.context)
+    .bind(to_json(&memory.keywords))
+    .bind(to_json(&memory.evolution_history))
+    .bind(micros(memory.updated_at))
+    .bind(memory.id.to_string())
+    .bind(tenant.as_str())
+    .execute(&mut *conn)
+    .await
+    .during("updating a memory")?;
+    replace_tags(conn, tenant, memory.id, &memory.tags).await
+}
+
+async fn insert_link(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    a: MemoryId,
+    b: MemoryId,
+    description: &str,
+    created_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (a, b) = ordered(a, b);
+    sqlx::query(
+        "INSERT INTO links (memory_a, memory_b, tenant_id, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (memory_a, memory_b) DO UPDATE SET description = excluded.description",
+    )
+    .bind(a.to_string())
+    .bind(b.to_string())
+    .bind(tenant.as_str())
+    .bind(description)
+    .bind(micros(created_at))
+    .execute(&mut *conn)
+    .await
+    .during("linking memories")?;
+    Ok(())
+}
+
+async fn load_one(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    id: MemoryId,
+) -> Result<Memory, StoreError> {
+    load_memories(conn, tenant, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found(format!("memory {id}")))
+}
+
+#[async_trait]
+impl MemoryStore for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.reader().await?;
+        conn.ping().await.during("pinging the database")
+    }
+
+    async fn create_key(
+        &self,
+        tenant: &TenantId,
+        hash: &KeyHash,
+        label: &str,
+    ) -> Result<KeyRecord, StoreError> {
+        let record = KeyRecord {
+            id: format!("key_{}", Uuid::new_v4().simple()),
+            tenant: tenant.clone(),
+            label: label.to_owned(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, key_hash, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&record.id)
+        .bind(tenant.as_str())
+        .bind(hash.as_str())
+        .bind(label)
+        .bind(micros(record.created_at))
+        .execute(&self.write)
+        .await
+        .during("creating a key")?;
+        Ok(record)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, label, created_at, revoked_at FROM api_keys \
+             ORDER BY tenant_id, created_at",
+        )
+        .fetch_all(&self.read)
+        .await
+        .during("listing keys")?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, key_id: &str) -> Result<KeyRecord, StoreError> {
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(micros(Utc::now()))
+            .bind(key_id)
+            .execute(&self.write)
+            .await
+            .during("revoking a key")?;
+        let row = sqlx::query(
+            "SELECT id, tenant_id, label, created_at, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.write)
+        .await
+        .during("reading a key")?;
+        row.as_ref()
+            .map(key_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found(format!("key {key_id}")))
+    }
+
+    async fn tenant_for_key(&self, hash: &KeyHash) -> Result<Option<TenantId>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash.as_str())
+        .fetch_optional(&self.read)
+        .await
+        .during("checking a key")?;
+        row.map(|r| tenant_id(&get::<String>(&r, "tenant_id")?))
+            .transpose()
+    }
+
+    async fn enqueue_ingest(
+        &self,
+        tenant: &TenantId,
+        request: &IngestRequest,
+    ) -> Result<IngestJob, StoreError> {
+        let job = IngestJob {
+            id: JobId::new(),
+            tenant: tenant.clone(),
+            status: JobStatus::Queued,
+            request: request.clone(),
+            result: None,
+            error: None,
+            attempts: 0,
+            created_at: Utc::now(),
+            started_at: None,
+            completed_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO ingest_jobs (id, tenant_id, status, request, attempts, created_at) \
+             VALUES ($1, $2, $3, $4, 0, $5)",
+        )
+        .bind(job.id.to_string())
+        .bind(tenant.as_str())
+        .bind(JobStatus::Queued.as_str())
+        .bind(to_json(request))
+        .bind(micros(job.created_at))
+        .execute(&self.write)
+        .await
+        .during("enqueueing an ingest job")?;
+        Ok(job)
+    }
+
+    async fn claim_ingest_job(&self, lease: Duration) -> Result<Option<IngestJob>, StoreError> {
+        let now = Utc::now();
+        let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let sql = format!(
+            "UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, \
+             started_at = COALESCE(started_at, $1), lease_expires_at = $2 \
+             WHERE id = (SELECT id FROM ingest_jobs \
+                         WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $1) \
+                         ORDER BY created_at LIMIT 1 {}) \
+             RETURNING {JOB_COLUMNS}",
+            self.backend.skip_locked()
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(micros(now))
+            .bind(micros(lease_end))
+            .fetch_optional(&self.write)
+            .await
+            .during("claiming an ingest job")?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn complete_ingest(
+        &self,
+        job: &IngestJob,
+        prepared: PreparedMemory,
+    ) -> Result<IngestResult, StoreError> {
+        let tenant = &job.tenant;
+        let now = Utc::now();
+        let mut tx = self.begin_write().await?;
+        let (id, action) = match find_by_hash(&mut tx, tenant, &prepared.content_hash).await? {
+            Some(existing) => {
+                let mut memory = load_one(&mut tx, tenant, existing).await?;
+                let added = merge_tags(&mut memory.tags, &prepared.new.tags);
+                if !added.is_empty() {
+                    memory.evolution_history.push(EvolutionEvent::Merge {
+                        merged_tags: added,
+                        timestamp: now,
+                    });
+                    memory.updated_at = now;
+                    save_memory(&mut tx, tenant, &memory, None).await?;
+                }
+                (existing, IngestAction::Merged)
+            }
+            None => {
+                let memory = Memory {
+                    id: MemoryId::new(),
+                    content: prepared.new.content.clone(),
+                    tags: prepared.new.tags.clone(),
+                    category: prepared.new.category.clone(),
+                    context: prepared.context.clone(),
+                    keywords: prepared.keywords.clone(),
+                    links: Vec::new(),
+                    evolution_history: Vec::new(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                insert_memory(&mut tx, tenant, &memory, &prepared.content_hash).await?;
+                (memory.id, IngestAction::Created)
+            }
+        };
+        for (other, description) in &prepared.links {
+            if *other != id && !load_memories(&mut tx, tenant, &[*other]).await?.is_empty() {
+                insert_link(&mut tx, tenant, id, *other, description, now).await?;
+            }
+        }
+        let memory = load_one(&mut tx, tenant, id).await?;
+        let result = IngestResult {
+            status: "success".to_owned(),
+            memory_id: id,
+            action,
+            memory,
+        };
+        let finished = sqlx::query(
+            "UPDATE ingest_jobs SET status = 'completed', result = $1, completed_at = $2, \
+             lease_expires_at = NULL WHERE id = $3 AND status = 'running'",
+        )
+        .bind(to_json(&result))
+        .bind(micros(now))
+        .bind(job.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .during("completing an ingest job")?;
+        if finished.rows_affected() == 0 {
+            // Another worker finished it after our lease ran out; keep its answer, drop ours.
+            tx.rollback()
+                .await
+                .during("rolling back a duplicate ingest")?;
+            return Err(StoreError::Conflict(format!(
+                "ingest job {} already finished",
+                job.id
+            )));
+        }
+        tx.commit().await.during("committing an ingest")?;
+        Ok(result)
+    }
+
+    async fn fail_ingest(&self, job_id: JobId, error: &JobError) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE ingest_jobs SET status = 'failed', error_code = $1, error_message = $2, \
+             completed_at = $3, lease_expires_at = NULL WHERE id = $4",
+        )
+        .bind(&error.code)
+        .bind(&error.message)
+        .bind(micros(Utc::now()))
+        .bind(job_id.to_string())
+        .execute(&self.write)
+        .await
+        .during("failing an ingest job")?;
+        Ok(())
+    }
+
+    async fn requeue_ingest(&self, job_id: JobId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE ingest_jobs SET status = 'queued', lease_expires_at = NULL \
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind(job_id.to_string())
+        .execute(&self.write)
+        .await
+        .during("requeueing an ingest job")?;
+        Ok(())
+    }
+
+    async fn ingest_job(
+        &self,
+        tenant: &TenantId,
+        job_id: JobId,
+    ) -> Result<Option<IngestJob>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM ingest_jobs WHERE id = $1 AND tenant_id = $2");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(job_id.to_string())
+            .bind(tenant.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .during("reading an ingest job")?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn memories(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<Memory>, StoreError> {
+        let mut conn = self.reader().await?;
+        load_memories(&mut conn, tenant, ids).await
+    }
+
+    async fn memory_by_hash(
+        &self,
+        tenant: &TenantId,
+        content_hash: &str,
+    ) -> Result<Option<MemoryId>, StoreError> {
+        let mut conn = self.reader().await?;
+        find_by_hash(&mut conn, tenant, content_hash).await
+    }
+
+    async fn update_memory(
+        &self,
+        tenant: &TenantId,
+        id: MemoryId,
+        content: Option<PreparedContent>,
+        tags: Option<Vec<String>>,
+    ) -> Result<Memory, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.begin_write().await?;
+        let mut memory = load_one(&mut tx, tenant, id).await?;
+        let mut new_hash = None;
+        if let Some(change) = content.filter(|c| c.content != memory.content) {
+            if let Some(other) = find_by_hash(&mut tx, tenant, &change.content_hash).await?
+                && other != id
+            {
+                return Err(StoreError::Conflict(format!(
+                    "memory {other} already holds this content; update or delete that one instead"
+                )));
+            }
+            let old_content = std::mem::replace(&mut memory.content, change.content);
+            memory
+                .evolution_history
+                .push(EvolutionEvent::ContentUpdate {
+                    old_content,
+                    timestamp: now,
+                });
+            memory.keywords = change.keywords;
+            memory.context = change.context;
+            new_hash = Some(change.content_hash);
+        }
+        if let Some(tags) = tags {
+            memory.tags = tags;
+        }
+        memory.updated_at = now;
+        save_memory(&mut tx, tenant, &memory, new_hash.as_deref()).await?;
+        tx.commit().await.during("committing an update")?;
+        Ok(memory)
+    }
+
+    async fn delete_memories(
+        &self,
+        tenant: &TenantId,
+        selector: &DeleteSelector,
+    ) -> Result<Vec<MemoryId>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<String> = match selector {
+            DeleteSelector::Id(id) => {
+                let row = sqlx::query("SELECT id FROM memories WHERE id = $1 AND tenant_id = $2")
+                    .bind(id.to_string())
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .during("finding a memory to delete")?;
+                match row {
+                    Some(row) => vec![get(&row, "id")?],
+                    None => return Err(StoreError::not_found(format!("memory {id}"))),
+                }
+            }
+            DeleteSelector::Filter { tags, category } => {
+                let rows = if tags.is_empty() {
+                    sqlx::query("SELECT id FROM memories WHERE tenant_id = $1 AND category = $2")
+                        .bind(tenant.as_str())
+                        .bind(category.clone().unwrap_or_default())
+                        .fetch_all(&mut *tx)
+                        .await
+                } else {
+                    let category_clause = if category.is_some() {
+                        format!("AND m.category = ${}", tags.len() + 2)
+                    } else {
+                        String::new()
+                    };
+                    let sql = format!(
+                        "SELECT m.id AS id FROM memories m JOIN memory_tags t ON t.memory_id = m.id \
+                         WHERE m.tenant_id = $1 AND t.tag IN ({}) {category_clause} \
+                         GROUP BY m.id HAVING COUNT(*) = {}",
+                        placeholders(2, tags.len()),
+                        tags.len()
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+                    for tag in tags {
+                        query = query.bind(tag);
+                    }
+                    if let Some(category) = category {
+                        query = query.bind(category);
+                    }
+                    query.fetch_all(&mut *tx).await
+                }
+                .during("selecting memories to delete")?;
+                rows.iter()
+                    .map(|r| get::<String>(r, "id"))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        for chunk in ids.chunks(ID_CHUNK) {
+            let list = placeholders(2, chunk.len());
+            for sql in [
+                format!(
+                    "DELETE FROM links WHERE tenant_id = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))"
+                ),
+                format!("DELETE FROM memory_tags WHERE tenant_id = $1 AND memory_id IN ({list})"),
+                format!("DELETE FROM memories WHERE tenant_id = $1 AND id IN ({list})"),
+            ] {
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await.during("deleting memories")?;
+            }
+        }
+        tx.commit().await.during("committing a delete")?;
+        ids.iter().map(|id| memory_id(id, "id")).collect()
+    }
+
+    async fn search_candidates(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<(Vec<SearchCandidate>, bool), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, content, tags, category FROM memories WHERE tenant_id = $1 \
+             ORDER BY created_at DESC LIMIT $2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+        .fetch_all(&self.read)
+        .await
+        .during("listing search candidates")?;
+        let truncated = rows.len() > limit;
+        let candidates = rows
+            .iter()
+            .take(limit)
+            .map(|row| {
+                Ok(SearchCandidate {
+                    id: memory_id(&get::<String>(row, "id")?, "id")?,
+                    content: get(row, "content")?,
+                    tags: from_json(&get::<String>(row, "tags")?, "tags")?,
+                    category: get(row, "category")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((candidates, truncated))
+    }
+
+    async fn link(
+        &self,
+        tenant: &TenantId,
+        a: MemoryId,
+        b: MemoryId,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let found = load_memories(&mut tx, tenant, &[a, b]).await?;
+        for id in [a, b] {
+            if !found.iter().any(|m| m.id == id) {
+                return Err(StoreError::not_found(format!("memory {id}")));
+            }
+        }
+        insert_link(&mut tx, tenant, a, b, description, Utc::now()).await?;
+        tx.commit().await.during("committing a link")
+    }
+
+    async fn unlink(
+        &self,
+        tenant: &TenantId,
+        a: MemoryId,
+        b: MemoryId,
+    ) -> Result<bool, StoreError> {
+        let (a, b) = ordered(a, b);
+        let done = sqlx::query(
+            "DELETE FROM links WHERE tenant_id = $1 AND memory_a = $2 AND memory_b = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(a.to_string())
+        .bind(b.to_string())
+        .execute(&self.write)
+        .await
+        .during("unlinking memories")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn edges_from(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<Edge>, StoreError> {
+        let mut conn = self.reader().await?;
+        let links = load_links(&mut conn, tenant, ids).await?;
+        let mut edges = Vec::with_capacity(links.len() * 2);
+        for link in links {
+            for (from, to) in [
+                (link.memory_id_1, link.memory_id_2),
+                (link.memory_id_2, link.memory_id_1),
+            ] {
+                if ids.contains(&from) {
+                    edges.push(Edge {
+                        from,
+                        to,
+                        description: link.description.clone(),
+                    });
+                }
+            }
+        }
+        // Stable order, so walks are repeatable.
+        edges.sort_by(|x, y| (x.from, x.to).cmp(&(y.from, y.to)));
+        Ok(edges)
+    }
+
+    async fn stats(&self, tenant: &TenantId, top: usize) -> Result<MemoryStats, StoreError> {
+        let mut conn = self.reader().await?;
+        let count = |sql: &'static str| sqlx::query(sql).bind(tenant.as_str());
+        let total_memories: i64 = get(
+            &count("SELECT COUNT(*) AS n FROM memories WHERE tenant_id = $1")
+                .fetch_one(&mut *conn)
+                .await
+                .during("counting memories")?,
+            "n",
+        )?;
+        let total_links: i64 = get(
+            &count("SELECT COUNT(*) AS n FROM links WHERE tenant_id = $1")
+                .fetch_one(&mut *conn)
+                .await
+                .during("counting links")?,
+            "n",
+        )?;
+        let top = i64::try_from(top).unwrap_or(i64::MAX);
+        let grouped = |sql: &'static str| sqlx::query(sql).bind(tenant.as_str()).bind(top);
+        let top_tags = grouped(
+            "SELECT tag AS name, COUNT(*) AS n FROM memory_tags WHERE tenant_id = $1 \
+             GROUP BY tag ORDER BY n DESC, tag LIMIT $2",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .during("counting tags")?;
+        let categories = grouped(
+            "SELECT category AS name, COUNT(*) AS n FROM memories WHERE tenant_id = $1 \
+             GROUP BY category ORDER BY n DESC, category LIMIT $2",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .during("counting categories")?;
+        let pairs = |rows: Vec<AnyRow>| -> Result<Vec<(String, i64)>, StoreError> {
+            rows.iter()
+                .map(|r| Ok((get(r, "name")?, get(r, "n")?)))
+                .collect()
+        };
+        Ok(MemoryStats {
+            total_memories,
+            total_links,
+            top_tags: pairs(top_tags)?,
+            categories: pairs(categories)?,
+        })
+    }
+
+    async fn export_memories(
+        &self,
+        tenant: &TenantId,
+        after: Option<MemoryId>,
+        limit: usize,
+    ) -> Result<Vec<Memory>, StoreError> {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query(
+            "SELECT id FROM memories WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant.as_str())
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .during("paging memories for export")?;
+        let ids: Vec<MemoryId> = rows
+            .iter()
+            .map(|r| memory_id(&get::<String>(r, "id")?, "id"))
+            .collect::<Result<_, _>>()?;
+        load_memories(&mut conn, tenant, &ids).await
+    }
+
+    async fn import_memory(
+        &self,
+        tenant: &TenantId,
+        memory: &Memory,
+        content_hash: &str,
+    ) -> Result<(MemoryId, ImportOutcome), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let owner = sqlx::query("SELECT tenant_id FROM memories WHERE id = $1")
+            .bind(memory.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .during("checking an imported id")?;
+        let owner = owner.map(|r| get::<String>(&r, "tenant_id")).transpose()?;
+        if owner.as_deref() == Some(tenant.as_str()) {
+            return Ok((memory.id, ImportOutcome::Skipped));
+        }
+        if let Some(existing) = find_by_hash(&mut tx, tenant, content_hash).await? {
+            return Ok((existing, ImportOutcome::Merged));
+        }
+        let mut stored = memory.clone();
+        if owner.is_some() {
+            stored.id = MemoryId::new();
+        }
+        insert_memory(&mut tx, tenant, &stored, content_hash).await?;
+        tx.commit().await.during("committing an import")?;
+        Ok((stored.id, ImportOutcome::Created))
+    }
+}

@@ -1,0 +1,463 @@
+//! Every storage behaviour, run once on SQLite and once on PostgreSQL.
+
+use std::time::Duration;
+
+use membrain_auth::ApiKey;
+use membrain_memory::text::content_hash;
+use membrain_memory::{EvolutionEvent, Limits, MemoryId, NewMemory, TenantId};
+use membrain_store::testing::TestDatabase;
+use membrain_store::*;
+
+/// Declares each test once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    keys_resolve_to_their_tenant_until_revoked,
+    ingest_jobs_complete_and_exact_duplicates_merge,
+    an_expired_lease_is_claimed_again,
+    updates_keep_history_and_refuse_collisions,
+    deletes_follow_their_selector_within_the_tenant,
+    links_are_undirected_and_tenant_scoped,
+    stats_count_one_tenant,
+    export_pages_and_import_round_trip,
+);
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+fn prepared(content: &str, tags: &[&str]) -> PreparedMemory {
+    let new = NewMemory::parse(
+        content,
+        Some(tags.iter().map(|t| t.to_string()).collect()),
+        Some("facts".into()),
+        &Limits::default(),
+    )
+    .unwrap();
+    PreparedMemory {
+        content_hash: content_hash(&new.content),
+        keywords: membrain_memory::text::keywords(&new.content, 8),
+        context: "ctx".into(),
+        new,
+        links: vec![],
+    }
+}
+
+/// Enqueues, claims and completes one ingest, as the worker does.
+async fn ingest(store: &SqlStore, tenant: &TenantId, memory: PreparedMemory) -> IngestResult {
+    let request = IngestRequest {
+        memory: memory.new.clone(),
+        ingestion_scope: None,
+    };
+    store.enqueue_ingest(tenant, &request).await.unwrap();
+    let job = store
+        .claim_ingest_job(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a job");
+    store.complete_ingest(&job, memory).await.unwrap()
+}
+
+async fn keys_resolve_to_their_tenant_until_revoked(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let key = ApiKey::generate();
+    let record = store
+        .create_key(&tenant("acme"), &key.hash(), "laptop")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant_for_key(&key.hash()).await.unwrap(),
+        Some(tenant("acme"))
+    );
+    assert_eq!(
+        store
+            .tenant_for_key(&ApiKey::generate().hash())
+            .await
+            .unwrap(),
+        None
+    );
+    let listed = store.list_keys().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].label, "laptop");
+    let revoked = store.revoke_key(&record.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(store.tenant_for_key(&key.hash()).await.unwrap(), None);
+    assert!(matches!(
+        store.revoke_key("key_nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn ingest_jobs_complete_and_exact_duplicates_merge(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    assert!(
+        store
+            .claim_ingest_job(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let first = ingest(&store, &t, prepared("User likes green tea", &["drinks"])).await;
+    assert_eq!(first.action, IngestAction::Created);
+    assert_eq!(first.memory.tags, vec!["drinks"]);
+
+    let again = ingest(
+        &store,
+        &t,
+        prepared("  user LIKES green   tea ", &["prefs"]),
+    )
+    .await;
+    assert_eq!(again.action, IngestAction::Merged);
+    assert_eq!(again.memory_id, first.memory_id);
+    assert_eq!(again.memory.tags, vec!["drinks", "prefs"]);
+    assert!(matches!(
+        again.memory.evolution_history[0],
+        EvolutionEvent::Merge { .. }
+    ));
+
+    // Another tenant's identical content is its own memory.
+    let other = ingest(&store, &tenant("b"), prepared("User likes green tea", &[])).await;
+    assert_eq!(other.action, IngestAction::Created);
+    assert_ne!(other.memory_id, first.memory_id);
+
+    // The finished job is readable by its tenant only.
+    let request = IngestRequest {
+        memory: prepared("x", &[]).new,
+        ingestion_scope: None,
+    };
+    let job = store.enqueue_ingest(&t, &request).await.unwrap();
+    let queued = store.ingest_job(&t, job.id).await.unwrap().unwrap();
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert!(
+        store
+            .ingest_job(&tenant("b"), job.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let claimed = store
+        .claim_ingest_job(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .fail_ingest(
+            claimed.id,
+            &JobError {
+                code: "BAD".into(),
+                message: "nope".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let failed = store.ingest_job(&t, job.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.unwrap().code, "BAD");
+}
+
+async fn an_expired_lease_is_claimed_again(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let memory = prepared("Lease test", &[]);
+    let request = IngestRequest {
+        memory: memory.new.clone(),
+        ingestion_scope: Some("^x".into()),
+    };
+    store.enqueue_ingest(&t, &request).await.unwrap();
+    let first = store
+        .claim_ingest_job(Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.request, request);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The first worker "crashed": its lease ran out and the job is handed out again.
+    let second = store
+        .claim_ingest_job(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.attempts, 2);
+    assert!(
+        store
+            .claim_ingest_job(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .complete_ingest(&second, memory.clone())
+        .await
+        .unwrap();
+    // The late first worker cannot complete it twice.
+    assert!(matches!(
+        store.complete_ingest(&first, memory).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Requeue puts a claimed job back.
+    store.enqueue_ingest(&t, &request).await.unwrap();
+    let claimed = store
+        .claim_ingest_job(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    store.requeue_ingest(claimed.id).await.unwrap();
+    assert!(
+        store
+            .claim_ingest_job(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let tea = ingest(&store, &t, prepared("User likes tea", &["drinks"]))
+        .await
+        .memory_id;
+    let coffee = ingest(&store, &t, prepared("User likes coffee", &[]))
+        .await
+        .memory_id;
+    let change = |text: &str| PreparedContent {
+        content: text.into(),
+        content_hash: content_hash(text),
+        keywords: vec!["k".into()],
+        context: "new ctx".into(),
+    };
+    let updated = store
+        .update_memory(
+            &t,
+            tea,
+            Some(change("User now prefers matcha")),
+            Some(vec!["green".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.content, "User now prefers matcha");
+    assert_eq!(updated.tags, vec!["green"]);
+    match &updated.evolution_history[..] {
+        [EvolutionEvent::ContentUpdate { old_content, .. }] => {
+            assert_eq!(old_content, "User likes tea")
+        }
+        other => panic!("unexpected history {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .update_memory(&t, tea, Some(change("user likes COFFEE")), None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .update_memory(&tenant("b"), coffee, None, Some(vec![]))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The stored hash follows the content: the old text is free again.
+    assert_eq!(
+        store
+            .memory_by_hash(&t, &content_hash("User likes tea"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .memory_by_hash(&t, &content_hash("user now prefers matcha"))
+            .await
+            .unwrap(),
+        Some(tea)
+    );
+}
+
+async fn deletes_follow_their_selector_within_the_tenant(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (a, b) = (tenant("a"), tenant("b"));
+    let both = ingest(&store, &a, prepared("one", &["x", "y"]))
+        .await
+        .memory_id;
+    let only_x = ingest(&store, &a, prepared("two", &["x"])).await.memory_id;
+    let other_tenant = ingest(&store, &b, prepared("three", &["x", "y"]))
+        .await
+        .memory_id;
+    store.link(&a, both, only_x, "related").await.unwrap();
+
+    let filter = |tags: &[&str], category: Option<&str>| DeleteSelector::Filter {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        category: category.map(str::to_owned),
+    };
+    assert_eq!(
+        store
+            .delete_memories(&a, &filter(&["x", "y"], None))
+            .await
+            .unwrap(),
+        vec![both]
+    );
+    assert!(
+        store
+            .delete_memories(&a, &filter(&["x"], Some("other")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .delete_memories(&a, &filter(&[], Some("facts")))
+            .await
+            .unwrap(),
+        vec![only_x]
+    );
+    assert!(matches!(
+        store
+            .delete_memories(&a, &DeleteSelector::Id(other_tenant))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.memories(&b, &[other_tenant]).await.unwrap().len(), 1);
+    assert_eq!(store.stats(&a, 10).await.unwrap().total_links, 0);
+}
+
+async fn links_are_undirected_and_tenant_scoped(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (a, b) = (tenant("a"), tenant("b"));
+    let x = ingest(&store, &a, prepared("x memory", &[]))
+        .await
+        .memory_id;
+    let y = ingest(&store, &a, prepared("y memory", &[]))
+        .await
+        .memory_id;
+    let foreign = ingest(&store, &b, prepared("z memory", &[]))
+        .await
+        .memory_id;
+
+    store.link(&a, y, x, "first").await.unwrap();
+    store.link(&a, x, y, "second description").await.unwrap();
+    assert!(matches!(
+        store.link(&a, x, foreign, "no").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let loaded = store.memories(&a, &[x, y]).await.unwrap();
+    assert_eq!(loaded[0].links.len(), 1);
+    assert_eq!(loaded[0].links[0].memory_id, y);
+    assert_eq!(loaded[0].links[0].description, "second description");
+    assert_eq!(loaded[1].links[0].memory_id, x);
+
+    let edges = store.edges_from(&a, &[y]).await.unwrap();
+    assert_eq!(edges.len(), 1);
+    assert_eq!((edges[0].from, edges[0].to), (y, x));
+    assert!(store.edges_from(&b, &[x, y]).await.unwrap().is_empty());
+    assert!(store.memories(&b, &[x]).await.unwrap().is_empty());
+
+    assert!(!store.unlink(&b, x, y).await.unwrap());
+    assert!(store.unlink(&a, y, x).await.unwrap());
+    assert!(!store.unlink(&a, x, y).await.unwrap());
+    // Links made at ingest only reach memories of the same tenant.
+    let mut linked = prepared("w memory", &[]);
+    linked.links = vec![
+        (x, "made at ingest".into()),
+        (foreign, "must be ignored".into()),
+    ];
+    let w = ingest(&store, &a, linked).await;
+    assert_eq!(w.memory.links.len(), 1);
+    assert_eq!(w.memory.links[0].memory_id, x);
+}
+
+async fn stats_count_one_tenant(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let a = tenant("a");
+    let m1 = ingest(&store, &a, prepared("alpha", &["x", "y"]))
+        .await
+        .memory_id;
+    let m2 = ingest(&store, &a, prepared("beta", &["x"])).await.memory_id;
+    ingest(&store, &tenant("b"), prepared("gamma", &["x"])).await;
+    store.link(&a, m1, m2, "r").await.unwrap();
+    let stats = store.stats(&a, 10).await.unwrap();
+    assert_eq!(stats.total_memories, 2);
+    assert_eq!(stats.total_links, 1);
+    assert_eq!(
+        stats.top_tags,
+        vec![("x".to_owned(), 2), ("y".to_owned(), 1)]
+    );
+    assert_eq!(stats.categories, vec![("facts".to_owned(), 2)]);
+    let (candidates, truncated) = store.search_candidates(&a, 1).await.unwrap();
+    assert_eq!(candidates.len(), 1);
+    assert!(truncated);
+    assert_eq!(candidates[0].id, m2, "newest first");
+}
+
+async fn export_pages_and_import_round_trip(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (a, b) = (tenant("a"), tenant("b"));
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            ingest(&store, &a, prepared(&format!("memory number {i}"), &["n"]))
+                .await
+                .memory_id,
+        );
+    }
+    store.link(&a, ids[0], ids[1], "neighbours").await.unwrap();
+    let page1 = store.export_memories(&a, None, 3).await.unwrap();
+    let page2 = store
+        .export_memories(&a, Some(page1[2].id), 3)
+        .await
+        .unwrap();
+    assert_eq!(page1.len() + page2.len(), 5);
+    let mut exported: Vec<MemoryId> = page1.iter().chain(&page2).map(|m| m.id).collect();
+    exported.sort();
+    ids.sort();
+    assert_eq!(exported, ids);
+
+    // Importing into another tenant of the same database gives fresh ids (ids are global).
+    let m = &page1[0];
+    let (new_id, outcome) = store
+        .import_memory(&b, m, &content_hash(&m.content))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ImportOutcome::Created);
+    assert_ne!(new_id, m.id);
+    let (_, again) = store
+        .import_memory(&b, m, &content_hash(&m.content))
+        .await
+        .unwrap();
+    assert_eq!(again, ImportOutcome::Merged);
+    let (same, skipped) = store
+        .import_memory(&a, m, &content_hash(&m.content))
+        .await
+        .unwrap();
+    assert_eq!((same, skipped), (m.id, ImportOutcome::Skipped));
+    let copy = store.memories(&b, &[new_id]).await.unwrap().pop().unwrap();
+    assert_eq!(copy.content, m.content);
+    assert_eq!(copy.created_at, m.created_at);
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_named() {
+    let err = SqlStore::connect("mysql://x", &StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("mysql://x"));
+}
