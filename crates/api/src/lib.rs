@@ -1,1 +1,24 @@
-//! placeholder
+//! The Memory REST API of Membrain: the wire contract that the public `mem-brain-mcp` client
+//! speaks, served with axum over a [`membrain_store::MemoryStore`].
+//!
+//! * [`server`]: [`ApiSettings`], the shared [`AppState`], the [`router`] and [`ApiServer`]
+//!   (bind, then `run_until_stopped`), which `main` and the tests both use.
+//! * [`routes`]: one handler module per area (memories, search, graph, stats, health).
+//! * [`ingest`]: the worker that turns durable jobs into memories.
+//! * [`keys`]: the key check in front of `/api/v1`, and the database as a key source.
+//! * [`error`]: [`ApiError`], the one `{"error": {"code", "message"}}` shape of every failure.
+//!
+//! Architecture invariant: handlers validate at the edge into `membrain-memory` types and keep no
+//! state between requests (all state is in the store), so any number of API tasks can serve
+//! one database.
+
+pub mod error;
+pub mod extract;
+pub mod ingest;
+pub mod keys;
+pub mod routes;
+pub mod server;
+
+pub use error::ApiError;
+pub use keys::DatabaseKeys;
+pub use server::{ApiServer, ApiSettings, AppState, router};

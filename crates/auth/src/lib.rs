@@ -12,8 +12,10 @@
 //! Architecture invariant: this crate knows nothing of HTTP, MCP or SQL. The database key source
 //! lives with the store and is plugged in through [`KeyResolver`].
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use membrain_memory::TenantId;
 use rand::Rng;
@@ -166,8 +168,59 @@ pub fn key_from_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<
         .flatten()
 }
 
+/// Remembers recent answers of a slower source for `ttl`, so a busy agent does not cost a
+/// database read per call. A revoked key stops working within `ttl` on every task; a zero `ttl`
+/// turns the cache off.
+pub struct CachedKeys {
+    inner: Arc<dyn KeyResolver>,
+    ttl: Duration,
+    // A std mutex: held only to read or insert one entry, never across an await.
+    entries: Mutex<HashMap<KeyHash, (Option<TenantId>, Instant)>>,
+}
+
+impl CachedKeys {
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub fn new(inner: Arc<dyn KeyResolver>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyResolver for CachedKeys {
+    async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
+        if self.ttl.is_zero() {
+            return self.inner.resolve(key).await;
+        }
+        let hash = key.hash();
+        if let Ok(entries) = self.entries.lock()
+            && let Some((tenant, at)) = entries.get(&hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(tenant.clone());
+        }
+        let tenant = self.inner.resolve(key).await?;
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
+                if entries.len() >= Self::MAX_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(hash, (tenant.clone(), Instant::now()));
+        }
+        Ok(tenant)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -206,5 +259,29 @@ mod tests {
         let chain = ResolverChain::new().with(Arc::new(StaticKey::new(&key, tenant.clone())));
         assert_eq!(chain.resolve(&key).await.unwrap(), Some(tenant));
         assert_eq!(chain.resolve(&ApiKey::generate()).await.unwrap(), None);
+    }
+
+    struct Counting(AtomicUsize, TenantId);
+
+    #[async_trait::async_trait]
+    impl KeyResolver for Counting {
+        async fn resolve(&self, _key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(self.1.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_answers_within_ttl_then_asks_again() {
+        let inner = Arc::new(Counting(AtomicUsize::new(0), TenantId::parse("t").unwrap()));
+        let cache = CachedKeys::new(inner.clone(), Duration::from_secs(5));
+        let key = ApiKey::generate();
+        cache.resolve(&key).await.unwrap();
+        cache.resolve(&key).await.unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 1);
+        let uncached = CachedKeys::new(inner.clone(), Duration::ZERO);
+        uncached.resolve(&key).await.unwrap();
+        uncached.resolve(&key).await.unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 3);
     }
 }

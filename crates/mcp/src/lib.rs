@@ -1,1 +1,24 @@
-//! placeholder
+//! The MCP server of Membrain: a thin, stateless bridge from MCP tools to the Memory REST API.
+//!
+//! * [`tools`]: [`MembrainTools`], the rmcp handler: one tool per REST call, the agent guide as a
+//!   tool and as resources. Each tool forwards the caller's own key.
+//! * [`api_client`]: [`MemoryApiClient`], the pooled HTTP client for the API.
+//! * [`http`]: Streamable HTTP at `/mcp` with Host/Origin checks, JSON-RPC validation, a body
+//!   cap and the key check; [`McpServer`] binds and runs it.
+//! * [`stdio`]: the same tools over stdin/stdout.
+//! * [`key_check`]: asks the API whether a key is good (cached briefly).
+//!
+//! Architecture invariant: the bridge stores nothing and knows no tenant data of its own; it
+//! never reads the database. Any number of bridge tasks can serve any request.
+
+pub mod api_client;
+pub mod http;
+pub mod instructions;
+pub mod key_check;
+pub mod stdio;
+pub mod tools;
+
+pub use api_client::{ApiCallError, MemoryApiClient};
+pub use http::{McpServer, McpSettings, router};
+pub use stdio::serve_stdio;
+pub use tools::MembrainTools;

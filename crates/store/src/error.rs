@@ -33,6 +33,18 @@ impl StoreError {
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound { what: what.into() }
     }
+
+    /// Whether the database could not be reached at all (as opposed to a query failing), so
+    /// callers can answer 503 and retry instead of reporting a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database {
+                source: sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+                ..
+            }
+        )
+    }
 }
 
 /// Attaches the name of the operation to a database error, for logs that say what failed.

@@ -1,0 +1,351 @@
+//! Links and graph walks: link, unlink, shortest path, neighbourhood, query-guided traversal.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::State;
+use membrain_memory::graph::{Edge, Walk, query_edge_score};
+use membrain_memory::{Memory, MemoryId, TagFilter, TenantId, ValidationError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{bound, memory_size, required_id};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Tenant};
+use crate::server::AppState;
+
+const MAX_DESCRIPTION_BYTES: usize = 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct LinkBody {
+    memory_id_1: Option<String>,
+    memory_id_2: Option<String>,
+    description: Option<String>,
+}
+
+fn two_ids(body: &LinkBody) -> Result<(MemoryId, MemoryId), ApiError> {
+    let a = required_id(body.memory_id_1.as_deref(), "memory_id_1")?;
+    let b = required_id(body.memory_id_2.as_deref(), "memory_id_2")?;
+    if a == b {
+        return Err(ValidationError::new("memory_id_2", "must differ from memory_id_1").into());
+    }
+    Ok((a, b))
+}
+
+/// `POST /memories/link` (Membrain's addition): links two memories with a description.
+pub async fn link_memories(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let (a, b) = two_ids(&body)?;
+    let description = body
+        .description
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default();
+    if description.is_empty() {
+        return Err(ValidationError::new(
+            "description",
+            "must say how the memories relate, e.g. \"coffee causes the reflux\"",
+        )
+        .into());
+    }
+    if description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ValidationError::new(
+            "description",
+            format!("is longer than {MAX_DESCRIPTION_BYTES} bytes"),
+        )
+        .into());
+    }
+    state.store.link(&tenant, a, b, description).await?;
+    Ok(ApiJson(json!({
+        "status": "linked", "memory_id_1": a, "memory_id_2": b, "description": description,
+    })))
+}
+
+/// `POST /memories/unlink`.
+pub async fn unlink_memories(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let (a, b) = two_ids(&body)?;
+    if !state.store.unlink(&tenant, a, b).await? {
+        return Err(ApiError::not_found(format!(
+            "no link between {a} and {b} for this API key's tenant"
+        )));
+    }
+    Ok(ApiJson(
+        json!({ "status": "unlinked", "memory_id_1": a, "memory_id_2": b }),
+    ))
+}
+
+/// Loads one memory or answers 404 naming the field.
+async fn existing(
+    state: &AppState,
+    tenant: &TenantId,
+    id: MemoryId,
+    field: &str,
+) -> Result<Memory, ApiError> {
+    state
+        .store
+        .memories(tenant, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{field}: memory {id} not found for this API key's tenant"
+            ))
+        })
+}
+
+/// Drives a walk hop by hop against the store. `scope`, when given, keeps the walk inside
+/// memories whose tags match; `stop` ends it early (a path found).
+async fn drive(
+    state: &AppState,
+    tenant: &TenantId,
+    walk: &mut Walk,
+    max_hops: usize,
+    follow: impl Fn(&Edge) -> Option<f32>,
+    scope: Option<&TagFilter>,
+    stop: impl Fn(&Walk) -> bool,
+) -> Result<Vec<Edge>, ApiError> {
+    let mut taken = Vec::new();
+    while walk.depth() < max_hops && !walk.frontier().is_empty() && !walk.truncated() && !stop(walk)
+    {
+        let edges = state.store.edges_from(tenant, walk.frontier()).await?;
+        let allowed: Option<HashSet<MemoryId>> = match scope {
+            Some(filter) => {
+                let targets: Vec<MemoryId> = edges.iter().map(|e| e.to).collect();
+                let loaded = state.store.memories(tenant, &targets).await?;
+                Some(
+                    loaded
+                        .into_iter()
+                        .filter(|m| filter.matches(&m.tags))
+                        .map(|m| m.id)
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let before: HashSet<MemoryId> = walk.visited().map(|(id, _)| id).collect();
+        walk.advance(&edges, |edge| {
+            if allowed.as_ref().is_some_and(|a| !a.contains(&edge.to)) {
+                return None;
+            }
+            follow(edge)
+        });
+        taken.extend(edges.into_iter().filter(|e| {
+            !before.contains(&e.to)
+                && walk.visited().any(|(id, visit)| {
+                    id == e.to && visit.via.as_ref().is_some_and(|(from, _)| *from == e.from)
+                })
+        }));
+    }
+    Ok(taken)
+}
+
+fn hops_param(raw: Option<i64>, default: i64, field: &str) -> Result<usize, ApiError> {
+    let hops = raw.unwrap_or(default);
+    if !(1..=5).contains(&hops) {
+        return Err(
+            ValidationError::new(field, format!("must be between 1 and 5, got {hops}")).into(),
+        );
+    }
+    Ok(hops as usize)
+}
+
+fn edge_view(edge: &Edge, score: Option<f32>) -> Value {
+    let mut view = json!({
+        "source_id": edge.from, "target_id": edge.to, "description": edge.description,
+    });
+    if let Some(score) = score {
+        view["similarity"] = json!(score);
+    }
+    view
+}
+
+/// Loads the walk's memories (bounded) in the order reached, each with its hop count.
+async fn visited_memories(
+    state: &AppState,
+    tenant: &TenantId,
+    walk: &Walk,
+) -> Result<(Vec<Value>, bool), ApiError> {
+    let ids: Vec<MemoryId> = walk.visited().map(|(id, _)| id).collect();
+    let mut memories = state.store.memories(tenant, &ids).await?;
+    let truncated = bound(&mut memories, &state.limits, memory_size);
+    let depth: HashMap<MemoryId, usize> = walk.visited().map(|(id, v)| (id, v.depth)).collect();
+    let views = memories
+        .iter()
+        .map(|m| {
+            let mut view = json!(m);
+            view["hops"] = json!(depth.get(&m.id).copied().unwrap_or(0));
+            view
+        })
+        .collect();
+    Ok((views, truncated || walk.truncated()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PathQuery {
+    from_id: Option<String>,
+    to_id: Option<String>,
+}
+
+/// `GET /graph/path`: the shortest chain of links between two memories.
+pub async fn find_path(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(query): ApiQuery<PathQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let from = required_id(query.from_id.as_deref(), "from_id")?;
+    let to = required_id(query.to_id.as_deref(), "to_id")?;
+    existing(&state, &tenant, from, "from_id").await?;
+    existing(&state, &tenant, to, "to_id").await?;
+    let mut walk = Walk::new(from, state.limits.max_graph_nodes);
+    drive(
+        &state,
+        &tenant,
+        &mut walk,
+        usize::MAX,
+        |_| Some(1.0),
+        None,
+        |w| w.contains(&to),
+    )
+    .await?;
+    let Some(path) = walk.path_to(to) else {
+        return Ok(ApiJson(json!({
+            "found": false, "path": [], "edges": [], "hops": null, "truncated": walk.truncated(),
+        })));
+    };
+    let ids: Vec<MemoryId> = path.iter().map(|(id, _)| *id).collect();
+    let memories = state.store.memories(&tenant, &ids).await?;
+    let edges: Vec<Value> = path
+        .windows(2)
+        .map(|pair| {
+            let edge = Edge {
+                from: pair[0].0,
+                to: pair[1].0,
+                description: pair[1].1.clone().unwrap_or_default(),
+            };
+            edge_view(&edge, None)
+        })
+        .collect();
+    Ok(ApiJson(json!({
+        "found": true, "hops": ids.len() - 1, "path": memories, "edges": edges, "truncated": false,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NeighborhoodQuery {
+    memory_id: Option<String>,
+    hops: Option<i64>,
+}
+
+/// `GET /graph/neighborhood`: every memory within `hops` links.
+pub async fn neighborhood(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(query): ApiQuery<NeighborhoodQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let center = required_id(query.memory_id.as_deref(), "memory_id")?;
+    let hops = hops_param(query.hops, 2, "hops")?;
+    existing(&state, &tenant, center, "memory_id").await?;
+    let mut walk = Walk::new(center, state.limits.max_graph_nodes);
+    let edges = drive(
+        &state,
+        &tenant,
+        &mut walk,
+        hops,
+        |_| Some(1.0),
+        None,
+        |_| false,
+    )
+    .await?;
+    let (memories, truncated) = visited_memories(&state, &tenant, &walk).await?;
+    Ok(ApiJson(json!({
+        "center_id": center,
+        "hops": hops,
+        "count": memories.len(),
+        "memories": memories,
+        "edges": edges.iter().map(|e| edge_view(e, None)).collect::<Vec<_>>(),
+        "truncated": truncated,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TraverseQuery {
+    start_memory_id: Option<String>,
+    query: Option<String>,
+    max_hops: Option<i64>,
+    edge_similarity_threshold: Option<f64>,
+    scope_regex: Option<String>,
+}
+
+/// `GET /graph/traverse`: from a start memory, follow only edges whose descriptions match the
+/// query at least `edge_similarity_threshold` (the share of query terms they contain).
+pub async fn traverse(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(params): ApiQuery<TraverseQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let start = required_id(params.start_memory_id.as_deref(), "start_memory_id")?;
+    let query = params.query.as_deref().map(str::trim).unwrap_or_default();
+    if query.is_empty() {
+        return Err(ValidationError::new(
+            "query",
+            "must say what to follow, e.g. \"health effects\"",
+        )
+        .into());
+    }
+    let max_hops = hops_param(params.max_hops, 2, "max_hops")?;
+    let threshold = params.edge_similarity_threshold.unwrap_or(0.7);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(ValidationError::new(
+            "edge_similarity_threshold",
+            format!("must be between 0 and 1, got {threshold}"),
+        )
+        .into());
+    }
+    let scope = params
+        .scope_regex
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| TagFilter::from_scope_regex(Some(s), state.limits.max_regex_bytes))
+        .transpose()?;
+    let start_memory = existing(&state, &tenant, start, "start_memory_id").await?;
+    if let Some(filter) = &scope
+        && !filter.matches(&start_memory.tags)
+    {
+        return Err(ValidationError::new(
+            "scope_regex",
+            "the start memory's tags do not match it; start from a memory inside the scope",
+        )
+        .into());
+    }
+    let follow = query_edge_score(query, threshold as f32);
+    let mut walk = Walk::new(start, state.limits.max_graph_nodes);
+    let edges = drive(
+        &state,
+        &tenant,
+        &mut walk,
+        max_hops,
+        &follow,
+        scope.as_ref(),
+        |_| false,
+    )
+    .await?;
+    let (memories, truncated) = visited_memories(&state, &tenant, &walk).await?;
+    let traversed: Vec<Value> = edges.iter().map(|e| edge_view(e, follow(e))).collect();
+    Ok(ApiJson(json!({
+        "start_memory_id": start,
+        "query": query,
+        "max_hops": max_hops,
+        "edge_similarity_threshold": threshold,
+        "memory_count": memories.len(),
+        "edge_count": traversed.len(),
+        "memories": memories,
+        "traversed_edges": traversed,
+        "truncated": truncated,
+    })))
+}

@@ -1,0 +1,286 @@
+//! Ingest, jobs, batch get, update and delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use membrain_memory::text::{content_hash, derive_context, keywords};
+use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
+use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{bound, memory_size, required_id};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Tenant};
+use crate::server::AppState;
+
+/// Tags as a list, or as one comma-separated string (what people type).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TagsInput {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl TagsInput {
+    pub fn into_list(self) -> Vec<String> {
+        match self {
+            Self::List(list) => list,
+            Self::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AddMemoryBody {
+    content: String,
+    tags: Option<TagsInput>,
+    category: Option<String>,
+    ingestion_scope: Option<String>,
+}
+
+/// `POST /memories`: validates, commits a job, answers 202. The job is durable before the reply.
+pub async fn add_memory(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<AddMemoryBody>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let memory = NewMemory::parse(
+        &body.content,
+        body.tags.map(TagsInput::into_list),
+        body.category,
+        &state.limits,
+    )?;
+    let ingestion_scope = body.ingestion_scope.filter(|s| !s.trim().is_empty());
+    if let Some(scope) = &ingestion_scope {
+        TagFilter::from_scope_regex(Some(scope), state.limits.max_regex_bytes)
+            .map_err(|e| ValidationError::new("ingestion_scope", e.message))?;
+    }
+    let job = state
+        .store
+        .enqueue_ingest(
+            &tenant,
+            &IngestRequest {
+                memory,
+                ingestion_scope,
+            },
+        )
+        .await?;
+    state.ingest_ready.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(json!({
+            "status": "accepted",
+            "job_id": job.id,
+            "job_status": job.status.as_str(),
+            "status_url": format!("/api/v1/memories/jobs/{}", job.id),
+            "created_at": job.created_at,
+        })),
+    ))
+}
+
+/// `GET /memories/jobs/{job_id}`.
+pub async fn ingest_job(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(job_id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let id = JobId::parse_field(&job_id, "job_id")?;
+    let job = state.store.ingest_job(&tenant, id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "ingest job {id} not found for this API key's tenant"
+        ))
+    })?;
+    Ok(ApiJson(job_view(&job)))
+}
+
+pub fn job_view(job: &IngestJob) -> Value {
+    let mut view = json!({
+        "job_id": job.id,
+        "status": job.status.as_str(),
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+    });
+    if let Some(result) = &job.result {
+        view["result"] = json!(result);
+    }
+    if let Some(error) = &job.error {
+        view["error"] = json!(error);
+    }
+    view
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BatchBody {
+    memory_ids: Vec<String>,
+}
+
+/// `POST /memories/batch`: every id must exist for the caller's tenant, or the answer is 404
+/// naming the missing ones.
+pub async fn get_memories(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    if body.memory_ids.is_empty() {
+        return Err(ValidationError::new("memory_ids", "must list at least one memory id").into());
+    }
+    if body.memory_ids.len() > state.limits.max_batch_ids {
+        return Err(ValidationError::new(
+            "memory_ids",
+            format!(
+                "lists {} ids; at most {} per call",
+                body.memory_ids.len(),
+                state.limits.max_batch_ids
+            ),
+        )
+        .into());
+    }
+    let mut ids: Vec<MemoryId> = Vec::with_capacity(body.memory_ids.len());
+    for (i, raw) in body.memory_ids.iter().enumerate() {
+        let id = MemoryId::parse_field(raw, &format!("memory_ids[{i}]"))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut memories = state.store.memories(&tenant, &ids).await?;
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !memories.iter().any(|m| m.id == **id))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "memories not found: {}; search for them first to get current ids",
+            missing.join(", ")
+        )));
+    }
+    let truncated = bound(&mut memories, &state.limits, memory_size);
+    Ok(ApiJson(
+        json!({ "memories": memories, "count": memories.len(), "truncated": truncated }),
+    ))
+}
+
+/// `GET /memories/{memory_id}`: one memory.
+pub async fn get_memory(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(memory_id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let id = MemoryId::parse_field(&memory_id, "memory_id")?;
+    let memory = state
+        .store
+        .memories(&tenant, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::not_found(format!("memory {id} not found for this API key's tenant"))
+        })?;
+    Ok(ApiJson(json!(memory)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateBody {
+    content: Option<String>,
+    tags: Option<TagsInput>,
+}
+
+/// `PUT /memories/{memory_id}`: a content change is kept in `evolution_history`.
+pub async fn update_memory(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiPath(memory_id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let id = MemoryId::parse_field(&memory_id, "memory_id")?;
+    let patch = MemoryPatch::parse(
+        body.content.as_deref(),
+        body.tags.map(TagsInput::into_list),
+        &state.limits,
+    )?;
+    let content = patch.content.map(|content| {
+        let keywords = keywords(&content, 8);
+        PreparedContent {
+            content_hash: content_hash(&content),
+            // The category does not change on update; the context line is re-derived from it.
+            context: String::new(),
+            keywords,
+            content,
+        }
+    });
+    let content = match content {
+        Some(mut change) => {
+            let current = state
+                .store
+                .memories(&tenant, &[id])
+                .await?
+                .pop()
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("memory {id} not found for this API key's tenant"))
+                })?;
+            change.context = derive_context(&current.category, &change.keywords);
+            Some(change)
+        }
+        None => None,
+    };
+    let memory = state
+        .store
+        .update_memory(&tenant, id, content, patch.tags)
+        .await?;
+    Ok(ApiJson(json!(memory)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    memory_id: Option<String>,
+    tags: Option<String>,
+    category: Option<String>,
+}
+
+/// `DELETE /memories/bulk`: by id (which wins), or by tags (all must be present) and/or
+/// category. A call with no filter is refused: nothing deletes a whole tenant by accident.
+pub async fn delete_memories(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let present = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let selector = if let Some(raw) = present(&query.memory_id) {
+        DeleteSelector::Id(required_id(Some(&raw), "memory_id")?)
+    } else {
+        let tags: Vec<String> = present(&query.tags)
+            .map(|t| {
+                TagsInput::Text(t)
+                    .into_list()
+                    .into_iter()
+                    .map(|t| t.to_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let category = present(&query.category).map(|c| c.to_lowercase());
+        if tags.is_empty() && category.is_none() {
+            return Err(ApiError::bad_request(
+                "refusing to delete without a filter: give memory_id, tags (comma-separated, all \
+                 must match) or category",
+            ));
+        }
+        DeleteSelector::Filter { tags, category }
+    };
+    let deleted = state.store.delete_memories(&tenant, &selector).await?;
+    Ok(ApiJson(json!({
+        "status": "deleted",
+        "deleted_count": deleted.len(),
+        "memory_ids": deleted,
+    })))
+}

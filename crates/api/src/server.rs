@@ -1,0 +1,219 @@
+//! Building and running the REST service: settings, shared state, the router and its layers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware;
+use axum::routing::{delete, get, post, put};
+use membrain_auth::KeyResolver;
+use membrain_memory::Limits;
+use membrain_store::MemoryStore;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::ingest::IngestWorker;
+use crate::keys::require_key;
+use crate::routes;
+
+/// Everything the REST service can be told.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    pub limits: Limits,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a worker owns a claimed ingest job before another may take it over.
+    pub job_lease: Duration,
+    /// How often idle workers look for jobs queued by other processes.
+    pub job_poll_interval: Duration,
+    /// Ingest workers in this process (0: this process only answers requests).
+    pub ingest_workers: usize,
+    /// How long a key check is remembered.
+    pub key_cache_ttl: Duration,
+    /// How long shutdown waits for in-flight requests and the current ingest job.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            limits: Limits::default(),
+            max_body_bytes: 1024 * 1024,
+            job_lease: Duration::from_secs(30),
+            job_poll_interval: Duration::from_millis(500),
+            ingest_workers: 1,
+            key_cache_ttl: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MemoryStore>,
+    pub keys: Arc<dyn KeyResolver>,
+    pub limits: Arc<Limits>,
+    /// Wakes an idle ingest worker as soon as a job is queued.
+    pub ingest_ready: Arc<Notify>,
+}
+
+/// The REST router with all its layers, without a socket (tests call it directly).
+pub fn router(state: AppState, settings: &ApiSettings) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route("/memories", post(routes::memories::add_memory))
+        .route("/memories/jobs/{job_id}", get(routes::memories::ingest_job))
+        .route("/memories/search", post(routes::search::search_memories))
+        .route("/memories/batch", post(routes::memories::get_memories))
+        .route("/memories/bulk", delete(routes::memories::delete_memories))
+        .route("/memories/link", post(routes::graph::link_memories))
+        .route("/memories/unlink", post(routes::graph::unlink_memories))
+        .route(
+            "/memories/{memory_id}",
+            put(routes::memories::update_memory).get(routes::memories::get_memory),
+        )
+        .route("/stats", get(routes::stats::stats))
+        .route("/auth/whoami", get(routes::health::whoami))
+        .route("/graph/path", get(routes::graph::find_path))
+        .route("/graph/neighborhood", get(routes::graph::neighborhood))
+        .route("/graph/traverse", get(routes::graph::traverse))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+
+    Router::new()
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server hit a bug; it has been logged",
+            )
+            .into_response_logged()
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings may carry user content, headers carry keys.
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                    tenant = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+impl ApiError {
+    fn into_response_logged(self) -> axum::response::Response {
+        tracing::error!("a handler panicked");
+        axum::response::IntoResponse::into_response(self)
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "no such route: the Memory API lives under /api/v1 (POST /api/v1/memories, \
+         POST /api/v1/memories/search, GET /api/v1/stats, …)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that HTTP method",
+    )
+}
+
+/// A bound, ready-to-run REST service with its ingest workers.
+pub struct ApiServer {
+    listener: TcpListener,
+    router: Router,
+    workers: Vec<IngestWorker>,
+    shutdown_grace: Duration,
+}
+
+impl ApiServer {
+    /// Binds the listener (port 0 picks a free port) and prepares the workers.
+    pub async fn bind(
+        settings: &ApiSettings,
+        store: Arc<dyn MemoryStore>,
+        keys: Arc<dyn KeyResolver>,
+    ) -> std::io::Result<Self> {
+        let state = AppState {
+            store: store.clone(),
+            keys,
+            limits: Arc::new(settings.limits.clone()),
+            ingest_ready: Arc::new(Notify::new()),
+        };
+        let workers = (0..settings.ingest_workers)
+            .map(|_| {
+                IngestWorker::new(
+                    store.clone(),
+                    state.ingest_ready.clone(),
+                    settings.job_lease,
+                    settings.job_poll_interval,
+                )
+            })
+            .collect();
+        let listener = TcpListener::bind(settings.listen).await?;
+        Ok(Self {
+            listener,
+            router: router(state, settings),
+            workers,
+            shutdown_grace: settings.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests and the current ingest
+    /// job finish (up to the grace period). Unfinished jobs stay queued for the next start.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let mut worker_tasks = Vec::new();
+        for worker in self.workers {
+            worker_tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+        }
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let result = serve.await;
+        let drained = tokio::time::timeout(self.shutdown_grace, async {
+            for task in worker_tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "ingest workers did not stop within the grace period; their jobs will resume on restart"
+            );
+        }
+        result
+    }
+}

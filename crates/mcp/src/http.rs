@@ -1,0 +1,398 @@
+//! The MCP server over Streamable HTTP at `/mcp`, stateless, with the checks that must happen
+//! before rmcp sees a request:
+//!
+//! 1. `Host` and `Origin` against the configured allow-lists (403), so a browser page on another
+//!    site cannot drive a local server (DNS rebinding);
+//! 2. the body: at most `max_body_bytes` (413), and a single JSON-RPC 2.0 message (400 with a
+//!    JSON-RPC error object), because rmcp answers malformed input with a bare 415;
+//! 3. the caller's key, checked with the API (401) before any tool is listed or run.
+//!
+//! Every request is answered statelessly (no `Mcp-Session-Id`), so any task behind the load
+//! balancer can serve any request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use membrain_auth::{CachedKeys, KeyResolver, key_from_headers};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::api_client::MemoryApiClient;
+use crate::key_check::ApiKeyCheck;
+use crate::tools::{CallerKey, MembrainTools};
+
+/// Everything the MCP HTTP server can be told.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    pub listen: SocketAddr,
+    /// The Memory REST API root, e.g. `http://127.0.0.1:8000`.
+    pub api_base_url: String,
+    /// `Host` values accepted (a name without a port matches any port). Empty: any host.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` values accepted from browsers (`scheme://host[:port]`; without a port, any port).
+    /// Requests without an `Origin` header (every non-browser client) are not affected.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    /// How long the bridge waits for one API call.
+    pub api_timeout: Duration,
+    /// How long a key check is remembered.
+    pub key_cache_ttl: Duration,
+}
+
+impl McpSettings {
+    pub fn local_hosts() -> Vec<String> {
+        vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "::1".into(),
+        ]
+    }
+
+    pub fn local_origins() -> Vec<String> {
+        vec![
+            "http://localhost".into(),
+            "http://127.0.0.1".into(),
+            "https://localhost".into(),
+        ]
+    }
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8100)),
+            api_base_url: "http://127.0.0.1:8000".into(),
+            allowed_hosts: Self::local_hosts(),
+            allowed_origins: Self::local_origins(),
+            max_body_bytes: 1024 * 1024,
+            api_timeout: Duration::from_secs(30),
+            key_cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Gate {
+    keys: Arc<dyn KeyResolver>,
+    allowed_hosts: Arc<Vec<String>>,
+    allowed_origins: Arc<Vec<String>>,
+    max_body_bytes: usize,
+}
+
+/// The MCP router without a socket: `/mcp` and `/health`.
+pub fn router(settings: &McpSettings, shutdown: CancellationToken) -> Result<Router, String> {
+    let api = MemoryApiClient::new(&settings.api_base_url, settings.api_timeout)?;
+    let keys: Arc<dyn KeyResolver> = Arc::new(CachedKeys::new(
+        Arc::new(ApiKeyCheck::new(api.clone())),
+        settings.key_cache_ttl,
+    ));
+    let tools = MembrainTools::new(api, None);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        // Host and Origin are checked by `gate` below, with JSON answers and one configuration.
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(settings.max_body_bytes)
+        .with_cancellation_token(shutdown.child_token());
+    let service = StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    let gate = Gate {
+        keys,
+        allowed_hosts: Arc::new(
+            settings
+                .allowed_hosts
+                .iter()
+                .map(|h| h.to_lowercase())
+                .collect(),
+        ),
+        allowed_origins: Arc::new(
+            settings
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_lowercase())
+                .collect(),
+        ),
+        max_body_bytes: settings.max_body_bytes,
+    };
+    let mcp = Router::new()
+        .route_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(gate.clone(), check_key))
+        .layer(middleware::from_fn_with_state(gate.clone(), check_body))
+        .layer(middleware::from_fn_with_state(gate, check_host_and_origin));
+    Ok(Router::new()
+        .route("/health", get(health))
+        .merge(mcp)
+        .fallback(|| async {
+            http_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route: MCP is served at /mcp",
+            )
+        })
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "mcp",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                    tenant = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
+}
+
+async fn health() -> axum::Json<Value> {
+    axum::Json(json!({
+        "status": "healthy", "service": "membrain-mcp", "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// A JSON-RPC error answer for a message that could not be handled at all.
+fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `host[:port]` matches an allowed entry exactly, or by name when the entry has no port.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let host = host.to_lowercase();
+    let name = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+                && !name.ends_with(':') =>
+        {
+            name
+        }
+        _ => host.as_str(),
+    };
+    allowed.iter().any(|a| *a == host || *a == name)
+}
+
+fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let origin = origin.trim_end_matches('/').to_lowercase();
+    allowed.iter().any(|a| {
+        *a == origin
+            || origin.strip_prefix(a.as_str()).is_some_and(|rest| {
+                rest.starts_with(':') && rest[1..].chars().all(|c| c.is_ascii_digit())
+            })
+    })
+}
+
+async fn check_host_and_origin(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let headers: &HeaderMap = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !host_allowed(host, &gate.allowed_hosts) {
+        return http_error(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            "this Host is not allowed: add it to MEMBRAIN_MCP_ALLOWED_HOSTS (the public name of the load balancer)",
+        );
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| origin_allowed(o, &gate.allowed_origins));
+        if !allowed {
+            return http_error(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this Origin is not allowed: add it to MEMBRAIN_MCP_ALLOWED_ORIGINS",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// Caps the body and makes sure it is one JSON-RPC 2.0 message before rmcp parses it.
+async fn check_body(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, gate.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return jsonrpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                &format!(
+                    "the request body is larger than {} bytes",
+                    gate.max_body_bytes
+                ),
+            );
+        }
+    };
+    let message: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(e) => {
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                &format!("Parse error: {e}"),
+            );
+        }
+    };
+    let problem = match &message {
+        Value::Array(_) => Some("JSON-RPC batches are not supported: send one message per request"),
+        Value::Object(object) => {
+            if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+                Some("Invalid Request: the message must have \"jsonrpc\": \"2.0\"")
+            } else if object.get("method").is_some_and(|m| !m.is_string()) {
+                Some("Invalid Request: \"method\" must be a string")
+            } else if !object.contains_key("method")
+                && !object.contains_key("result")
+                && !object.contains_key("error")
+            {
+                Some(
+                    "Invalid Request: a message needs \"method\" (or \"result\"/\"error\" for a response)",
+                )
+            } else {
+                None
+            }
+        }
+        _ => Some("Invalid Request: a JSON-RPC message is a JSON object"),
+    };
+    if let Some(problem) = problem {
+        return jsonrpc_error(StatusCode::BAD_REQUEST, -32600, problem);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Refuses requests without a valid key; passes the key on to the tools.
+async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    if request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let Some(key) = key_from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok())) else {
+        return http_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing API key: configure `X-API-Key: <key>` or `Authorization: Bearer <key>` in your MCP client",
+        );
+    };
+    match gate.keys.resolve(&key).await {
+        Ok(Some(tenant)) => {
+            tracing::Span::current().record("tenant", tenant.as_str());
+            request.extensions_mut().insert(CallerKey(key));
+            next.run(request).await
+        }
+        Ok(None) => http_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the API key is not valid or has been revoked",
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check a key with the Memory API");
+            http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the Memory API could not be reached to check the key; retry shortly",
+            )
+        }
+    }
+}
+
+/// A bound, ready-to-run MCP HTTP server.
+pub struct McpServer {
+    listener: TcpListener,
+    settings: McpSettings,
+}
+
+impl McpServer {
+    pub async fn bind(settings: McpSettings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.listen).await?;
+        Ok(Self { listener, settings })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled; in-flight requests finish first.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let router = router(&self.settings, shutdown.clone()).map_err(std::io::Error::other)?;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_by_name_or_exactly() {
+        let allowed = vec![
+            "localhost".to_owned(),
+            "mcp.example.com:443".to_owned(),
+            "[::1]".to_owned(),
+        ];
+        assert!(host_allowed("localhost:8100", &allowed));
+        assert!(host_allowed("LOCALHOST", &allowed));
+        assert!(host_allowed("mcp.example.com:443", &allowed));
+        assert!(!host_allowed("mcp.example.com:80", &allowed));
+        assert!(host_allowed("[::1]:8100", &allowed));
+        assert!(!host_allowed("evil.example", &allowed));
+        assert!(!host_allowed("", &allowed));
+        assert!(host_allowed("anything", &[]));
+    }
+
+    #[test]
+    fn origins_match_scheme_host_and_any_port_when_unspecified() {
+        let allowed = vec![
+            "http://localhost".to_owned(),
+            "https://app.example.com:8443".to_owned(),
+        ];
+        assert!(origin_allowed("http://localhost:3000", &allowed));
+        assert!(origin_allowed("http://localhost", &allowed));
+        assert!(!origin_allowed("http://localhost.evil.com", &allowed));
+        assert!(!origin_allowed("https://localhost", &allowed));
+        assert!(origin_allowed("https://app.example.com:8443/", &allowed));
+        assert!(!origin_allowed("https://app.example.com", &allowed));
+        assert!(!origin_allowed("null", &allowed));
+    }
+}

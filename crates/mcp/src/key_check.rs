@@ -1,0 +1,44 @@
+//! The bridge's key check: asks the API whose key this is (`GET /api/v1/auth/whoami`), so a
+//! missing or bad key is refused with 401 before any tool is listed or run.
+
+use membrain_auth::{ApiKey, AuthError, KeyResolver};
+use membrain_memory::TenantId;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::api_client::{ApiCallError, MemoryApiClient};
+
+pub struct ApiKeyCheck {
+    api: MemoryApiClient,
+}
+
+impl ApiKeyCheck {
+    pub fn new(api: MemoryApiClient) -> Self {
+        Self { api }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyResolver for ApiKeyCheck {
+    async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
+        match self
+            .api
+            .call(key, Method::GET, &["auth", "whoami"], &[], None)
+            .await
+        {
+            Ok(answer) => {
+                let tenant = answer
+                    .get("tenant")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                TenantId::parse(tenant)
+                    .map(Some)
+                    .map_err(|e| AuthError::Unavailable(format!("bad whoami answer: {e}")))
+            }
+            Err(ApiCallError::Rejected {
+                status: 401 | 403, ..
+            }) => Ok(None),
+            Err(other) => Err(AuthError::Unavailable(other.to_string())),
+        }
+    }
+}

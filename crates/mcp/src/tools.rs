@@ -1,0 +1,837 @@
+//! [`MembrainTools`]: the MCP tools, each a thin call to the Memory REST API with the caller's key.
+//!
+//! Names and parameters follow the public `mem-brain-mcp` 1.1.5 server so agent prompts carry
+//! over, plus one tool per REST call that server's client can make but does not expose.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use membrain_auth::{ApiKey, key_from_headers};
+use reqwest::Method;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::*;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api_client::{ApiCallError, MemoryApiClient};
+use crate::instructions::*;
+
+/// The caller's key, as the HTTP layer checked it. Tools read it from the request.
+#[derive(Debug, Clone)]
+pub struct CallerKey(pub ApiKey);
+
+/// How long `add_memory` waits for its ingest job; below the load balancer's 60 s idle timeout.
+const INGEST_WAIT: Duration = Duration::from_secs(50);
+
+#[derive(Clone)]
+pub struct MembrainTools {
+    api: MemoryApiClient,
+    /// The key used when the request carries none: only set for stdio, where the process
+    /// belongs to one user.
+    fallback_key: Option<Arc<ApiKey>>,
+    tool_router: ToolRouter<Self>,
+}
+
+// ---- arguments ---------------------------------------------------------------------------
+
+/// Tags as a list, a comma-separated string, or a JSON array in a string.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TagsArg {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl TagsArg {
+    fn into_list(self) -> Vec<String> {
+        match self {
+            Self::List(list) => list,
+            Self::Text(text) => match serde_json::from_str::<Vec<String>>(text.trim()) {
+                Ok(list) => list,
+                Err(_) => text
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AddMemoryArgs {
+    /// The fact to remember, as one self-contained statement ("User prefers dark mode").
+    pub content: String,
+    /// Tags: a list (["coding", "preferences"]) or a comma-separated string. Omit to derive tags from the content.
+    #[serde(default)]
+    pub tags: Option<TagsArg>,
+    /// A category such as "preferences" or "interests".
+    #[serde(default)]
+    pub category: Option<String>,
+    /// A regex over existing memories' tags limiting what this memory may be linked to during ingest. Not stored.
+    #[serde(default)]
+    pub ingestion_scope: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    /// A natural-language question, e.g. "What does the user drink in the morning?"
+    pub query: String,
+    /// How many memories to return, 1 to 100.
+    #[serde(default = "default_k")]
+    pub k: i64,
+    /// A tag regex, or a list of tag regexes that must all match (AND). Not with scope_regex.
+    #[serde(default)]
+    pub keyword_filter: Option<TagsArg>,
+    /// One tag regex; the same contract as ingestion_scope and traverse_graph. Not with keyword_filter.
+    #[serde(default)]
+    pub scope_regex: Option<String>,
+    /// "raw" (default), "interpreted" or "both".
+    #[serde(default = "default_format")]
+    pub response_format: String,
+    /// Only memories carrying at least one of these tags.
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+    /// List every memory in scope (best matches first), not only the top k.
+    #[serde(default)]
+    pub full_scope: Option<bool>,
+}
+
+fn default_k() -> i64 {
+    5
+}
+
+fn default_format() -> String {
+    "raw".to_owned()
+}
+
+fn default_hops() -> i64 {
+    2
+}
+
+fn default_threshold() -> f64 {
+    0.7
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TraverseArgs {
+    /// The memory to start from (an id from search results).
+    pub start_memory_id: String,
+    /// What to follow: edges whose descriptions match this question are taken.
+    pub query: String,
+    /// How many links deep to go, 1 to 5.
+    #[serde(default = "default_hops")]
+    pub max_hops: i64,
+    /// How closely an edge description must match the query, 0 to 1 (share of query words it contains).
+    #[serde(default = "default_threshold")]
+    pub edge_similarity_threshold: f64,
+    /// Only visit memories whose tags match this regex (the start memory must match too).
+    #[serde(default)]
+    pub scope_regex: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetMemoriesArgs {
+    /// Memory ids from search results, e.g. ["0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b"].
+    pub memory_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DeleteArgs {
+    /// Delete this one memory. Takes precedence over tags and category.
+    #[serde(default)]
+    pub memory_id: Option<String>,
+    /// Comma-separated tags; memories carrying all of them are deleted.
+    #[serde(default)]
+    pub tags: Option<String>,
+    /// Delete the memories in this category (with tags: those in both).
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UpdateArgs {
+    /// The memory to change.
+    pub memory_id: String,
+    /// The new content; the old one is kept in evolution_history.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// The new tags (replace the old ones).
+    #[serde(default)]
+    pub tags: Option<TagsArg>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PairArgs {
+    pub memory_id_1: String,
+    pub memory_id_2: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LinkArgs {
+    pub memory_id_1: String,
+    pub memory_id_2: String,
+    /// How the two relate, e.g. "coffee triggers the user's reflux".
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PathArgs {
+    /// Where the path starts.
+    pub from_id: String,
+    /// Where the path ends.
+    pub to_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NeighborhoodArgs {
+    /// The memory at the centre.
+    pub memory_id: String,
+    /// How many links out, 1 to 5.
+    #[serde(default = "default_hops")]
+    pub hops: i64,
+}
+
+// ---- results -----------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AddMemoryOutput {
+    pub memory_id: String,
+    /// created, merged (an exact duplicate existed) or updated.
+    pub action: String,
+    pub memory: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SearchOutput {
+    pub count: u64,
+    /// memory_node and relationship_edge results, best first.
+    pub results: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreted: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreted_error: Option<String>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MemoriesOutput {
+    pub count: u64,
+    pub memories: Vec<Value>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MemoryOutput {
+    pub memory: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteOutput {
+    pub deleted_count: u64,
+    pub memory_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CountedName {
+    #[serde(alias = "category")]
+    pub tag: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct StatsOutput {
+    pub total_memories: u64,
+    pub total_links: u64,
+    pub avg_links_per_memory: f64,
+    pub top_tags: Vec<CountedName>,
+    #[serde(default)]
+    pub categories: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LinkOutput {
+    pub status: String,
+    pub memory_id_1: String,
+    pub memory_id_2: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PathOutput {
+    pub found: bool,
+    pub hops: Option<u64>,
+    pub path: Vec<Value>,
+    pub edges: Vec<Value>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct NeighborhoodOutput {
+    pub center_id: String,
+    pub hops: u64,
+    pub count: u64,
+    pub memories: Vec<Value>,
+    pub edges: Vec<Value>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TraverseOutput {
+    pub start_memory_id: String,
+    pub query: String,
+    pub memory_count: u64,
+    pub edge_count: u64,
+    pub memories: Vec<Value>,
+    pub traversed_edges: Vec<Value>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+type ToolResult<T> = Result<Json<T>, String>;
+
+/// Turns an API failure into a message that tells the agent how to fix the call.
+fn explain(error: ApiCallError) -> String {
+    match error {
+        ApiCallError::Rejected { status: 401, .. } => "Authentication failed: the API key is missing, invalid or revoked. \
+             Configure a valid Membrain key in your MCP client headers (X-API-Key or Authorization: Bearer)."
+            .to_owned(),
+        ApiCallError::Rejected { status: 404, message, .. } => {
+            format!("{message}\nCheck the ids: search_memories returns current ones.")
+        }
+        ApiCallError::Rejected { message, .. } => format!("Invalid request: {message}"),
+        other => format!("{other}. Try again shortly."),
+    }
+}
+
+fn parse_output<T: DeserializeOwned>(value: Value) -> ToolResult<T> {
+    serde_json::from_value(value)
+        .map(Json)
+        .map_err(|e| format!("the Memory API sent an unexpected answer ({e})"))
+}
+
+fn present(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn required(value: &str, field: &str, example: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("'{field}' cannot be empty. Example: {example}"));
+    }
+    Ok(value.to_owned())
+}
+
+#[tool_router]
+impl MembrainTools {
+    pub fn new(api: MemoryApiClient, fallback_key: Option<ApiKey>) -> Self {
+        Self {
+            api,
+            fallback_key: fallback_key.map(Arc::new),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The caller's key: checked by the HTTP layer, read from the request headers, or (stdio)
+    /// the process's own key.
+    fn caller_key(&self, ctx: &RequestContext<RoleServer>) -> Result<ApiKey, String> {
+        if let Some(parts) = ctx.extensions.get::<http::request::Parts>() {
+            if let Some(CallerKey(key)) = parts.extensions.get::<CallerKey>() {
+                return Ok(key.clone());
+            }
+            if let Some(key) =
+                key_from_headers(|name| parts.headers.get(name).and_then(|v| v.to_str().ok()))
+            {
+                return Ok(key);
+            }
+        }
+        self.fallback_key.as_deref().cloned().ok_or_else(|| {
+            "No API key provided. Configure X-API-Key (or Authorization: Bearer) in your MCP client headers, \
+             or set MEMBRAIN_API_KEY for stdio."
+                .to_owned()
+        })
+    }
+
+    async fn call(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let key = self.caller_key(ctx)?;
+        self.api
+            .call(&key, method, segments, query, body.as_ref())
+            .await
+            .map_err(explain)
+    }
+
+    #[tool(
+        description = "Get the guide for using this memory well: when to search, what to store, how to tag, and which tool does what. Read it once at the start of a session.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_agent_instructions(&self) -> String {
+        AGENT_INSTRUCTIONS.to_owned()
+    }
+
+    #[tool(
+        description = "Store a fact about the user or their work and return the stored memory. Store facts, not conversation ('User prefers dark mode', not 'you said you like dark mode'). Exact duplicates are merged into the existing memory. Search first if a similar fact may exist; update it instead. Tags are optional (derived from the content when omitted).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn add_memory(
+        &self,
+        Parameters(args): Parameters<AddMemoryArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<AddMemoryOutput> {
+        let content = required(
+            &args.content,
+            "content",
+            "add_memory(content=\"User prefers dark mode\")",
+        )?;
+        let mut body = json!({ "content": content });
+        if let Some(tags) = args.tags.map(TagsArg::into_list).filter(|t| !t.is_empty()) {
+            body["tags"] = json!(tags);
+        }
+        if let Some(category) = present(args.category) {
+            body["category"] = json!(category);
+        }
+        if let Some(scope) = present(args.ingestion_scope) {
+            body["ingestion_scope"] = json!(scope);
+        }
+        let accepted = self
+            .call(&ctx, Method::POST, &["memories"], &[], Some(body))
+            .await?;
+        let job_id = accepted
+            .get("job_id")
+            .and_then(Value::as_str)
+            .ok_or("the Memory API accepted the memory but returned no job_id")?
+            .to_owned();
+        let deadline = tokio::time::Instant::now() + INGEST_WAIT;
+        let mut delay = Duration::from_millis(10);
+        loop {
+            let job = self
+                .call(&ctx, Method::GET, &["memories", "jobs", &job_id], &[], None)
+                .await?;
+            match job.get("status").and_then(Value::as_str) {
+                Some("completed") => {
+                    return parse_output(job.get("result").cloned().unwrap_or(Value::Null));
+                }
+                Some("failed") => {
+                    let error = job.get("error").cloned().unwrap_or(Value::Null);
+                    return Err(format!(
+                        "Storing the memory failed ({}): {}",
+                        error
+                            .get("code")
+                            .and_then(Value::as_str)
+                            .unwrap_or("INGEST_FAILED"),
+                        error
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("no details")
+                    ));
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!(
+                        "The memory was accepted (job {job_id}) but is still being processed; it will be stored. \
+                         Search for it in a minute instead of adding it again."
+                    ));
+                }
+                _ => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(250));
+                }
+            }
+        }
+    }
+
+    #[tool(
+        description = "Find memories by meaning of a natural-language question (not a bare keyword): 'Which database did we pick for billing?'. Returns memory_node results with related_memories (linked facts worth reading) and relationship_edge results. Narrow with keyword_filter (a tag regex or an AND-list of regexes) or scope_regex (one tag regex), never both. response_format: raw (default), interpreted or both.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn search_memories(
+        &self,
+        Parameters(args): Parameters<SearchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<SearchOutput> {
+        let query = required(
+            &args.query,
+            "query",
+            "search_memories(query=\"What is the user's name?\")",
+        )?;
+        if !(1..=100).contains(&args.k) {
+            return Err(format!(
+                "The 'k' parameter must be between 1 and 100, but got {}. Example: search_memories(query=\"...\", k=10)",
+                args.k
+            ));
+        }
+        let scope_regex = present(args.scope_regex);
+        let keyword_filter = args.keyword_filter.and_then(|f| match f {
+            TagsArg::List(list) if list.is_empty() => None,
+            TagsArg::Text(text) if text.trim().is_empty() => None,
+            TagsArg::List(list) => Some(json!(list)),
+            TagsArg::Text(text) => Some(json!(text)),
+        });
+        if scope_regex.is_some() && keyword_filter.is_some() {
+            return Err("Provide only one of keyword_filter or scope_regex, not both. keyword_filter takes a list \
+                        of regexes that must all match."
+                .to_owned());
+        }
+        let mut body = json!({
+            "query": query, "k": args.k, "response_format": args.response_format.trim().to_lowercase(),
+        });
+        if let Some(filter) = keyword_filter {
+            body["keyword_filter"] = filter;
+        }
+        if let Some(scope_regex) = scope_regex {
+            body["scope_regex"] = json!(scope_regex);
+        }
+        if let Some(scope) = args.scope.filter(|s| !s.is_empty()) {
+            body["scope"] = json!(scope);
+        }
+        if let Some(full_scope) = args.full_scope {
+            body["full_scope"] = json!(full_scope);
+        }
+        parse_output(
+            self.call(&ctx, Method::POST, &["memories", "search"], &[], Some(body))
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Walk the memory graph from one memory, following only links whose descriptions match the query, up to max_hops (1-5). edge_similarity_threshold (0-1) is how much of the query an edge description must contain; lower it to explore more. scope_regex keeps the walk inside memories whose tags match.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn traverse_graph(
+        &self,
+        Parameters(args): Parameters<TraverseArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<TraverseOutput> {
+        let start = required(
+            &args.start_memory_id,
+            "start_memory_id",
+            "traverse_graph(start_memory_id=\"<id from search>\", query=\"health effects\")",
+        )?;
+        let query = required(
+            &args.query,
+            "query",
+            "traverse_graph(start_memory_id=\"...\", query=\"health effects\")",
+        )?;
+        if !(1..=5).contains(&args.max_hops) {
+            return Err(format!(
+                "max_hops must be an integer between 1 and 5, got {}.",
+                args.max_hops
+            ));
+        }
+        if !(0.0..=1.0).contains(&args.edge_similarity_threshold) {
+            return Err(format!(
+                "edge_similarity_threshold must be between 0.0 and 1.0, got {}.",
+                args.edge_similarity_threshold
+            ));
+        }
+        let mut params = vec![
+            ("start_memory_id", start),
+            ("query", query),
+            ("max_hops", args.max_hops.to_string()),
+            (
+                "edge_similarity_threshold",
+                args.edge_similarity_threshold.to_string(),
+            ),
+        ];
+        if let Some(scope) = present(args.scope_regex) {
+            params.push(("scope_regex", scope));
+        }
+        parse_output(
+            self.call(&ctx, Method::GET, &["graph", "traverse"], &params, None)
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Read full memories by id (ids come from search results), with their tags, links and history. Every id must exist.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_memories(
+        &self,
+        Parameters(args): Parameters<GetMemoriesArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<MemoriesOutput> {
+        let ids: Vec<String> = args
+            .memory_ids
+            .iter()
+            .map(|id| id.trim().to_owned())
+            .collect();
+        if ids.is_empty() || ids.iter().any(String::is_empty) {
+            return Err("memory_ids must be a non-empty list of non-empty ids. Example: get_memories(memory_ids=[\"<id>\"])".to_owned());
+        }
+        let body = json!({ "memory_ids": ids });
+        parse_output(
+            self.call(&ctx, Method::POST, &["memories", "batch"], &[], Some(body))
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Delete memories: one by memory_id (takes precedence), or every memory carrying all of the comma-separated tags and/or in the category. A filter is required; nothing deletes everything. Use for wrong memories or when the user asks to forget.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn delete_memories(
+        &self,
+        Parameters(args): Parameters<DeleteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<DeleteOutput> {
+        let mut params = Vec::new();
+        if let Some(id) = present(args.memory_id) {
+            params.push(("memory_id", id));
+        } else {
+            if let Some(tags) = present(args.tags) {
+                params.push(("tags", tags));
+            }
+            if let Some(category) = present(args.category) {
+                params.push(("category", category));
+            }
+        }
+        if params.is_empty() {
+            return Err("At least one of memory_id, tags or category must be provided. Example: delete_memories(memory_id=\"<id>\")".to_owned());
+        }
+        parse_output(
+            self.call(&ctx, Method::DELETE, &["memories", "bulk"], &params, None)
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Counts for your memory: total memories and links, links per memory, the most used tags and categories.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_stats(&self, ctx: RequestContext<RoleServer>) -> ToolResult<StatsOutput> {
+        parse_output(self.call(&ctx, Method::GET, &["stats"], &[], None).await?)
+    }
+
+    #[tool(
+        description = "Change a memory's content and/or tags. A content change keeps the old text in evolution_history. Use it when a stored fact becomes outdated or was wrong.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn update_memory(
+        &self,
+        Parameters(args): Parameters<UpdateArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<MemoryOutput> {
+        let id = required(
+            &args.memory_id,
+            "memory_id",
+            "update_memory(memory_id=\"<id>\", content=\"...\")",
+        )?;
+        let mut body = json!({});
+        if let Some(content) = args.content {
+            body["content"] = json!(content);
+        }
+        if let Some(tags) = args.tags {
+            body["tags"] = json!(tags.into_list());
+        }
+        let memory = self
+            .call(&ctx, Method::PUT, &["memories", &id], &[], Some(body))
+            .await?;
+        Ok(Json(MemoryOutput { memory }))
+    }
+
+    #[tool(
+        description = "Record that two memories are related, with a description of how (it is what traverse_graph matches). Re-linking replaces the description.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn link_memories(
+        &self,
+        Parameters(args): Parameters<LinkArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<LinkOutput> {
+        let body = json!({
+            "memory_id_1": args.memory_id_1, "memory_id_2": args.memory_id_2, "description": args.description,
+        });
+        parse_output(
+            self.call(&ctx, Method::POST, &["memories", "link"], &[], Some(body))
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Remove the link between two memories (both memories stay).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn unlink_memories(
+        &self,
+        Parameters(args): Parameters<PairArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<LinkOutput> {
+        let body = json!({ "memory_id_1": args.memory_id_1, "memory_id_2": args.memory_id_2 });
+        parse_output(
+            self.call(&ctx, Method::POST, &["memories", "unlink"], &[], Some(body))
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Find the shortest chain of links between two memories, with the description of each link: how two facts connect.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn find_path(
+        &self,
+        Parameters(args): Parameters<PathArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<PathOutput> {
+        let params = [("from_id", args.from_id), ("to_id", args.to_id)];
+        parse_output(
+            self.call(&ctx, Method::GET, &["graph", "path"], &params, None)
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "List every memory within `hops` links (1-5) of a memory, with the links between them.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_neighborhood(
+        &self,
+        Parameters(args): Parameters<NeighborhoodArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<NeighborhoodOutput> {
+        if !(1..=5).contains(&args.hops) {
+            return Err(format!(
+                "hops must be an integer between 1 and 5, got {}.",
+                args.hops
+            ));
+        }
+        let params = [
+            ("memory_id", args.memory_id),
+            ("hops", args.hops.to_string()),
+        ];
+        parse_output(
+            self.call(&ctx, Method::GET, &["graph", "neighborhood"], &params, None)
+                .await?,
+        )
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for MembrainTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("membrain", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Membrain is the user's long-term memory. Search it (search_memories) before answering \
+                 personal or project questions, and store new facts (add_memory). Call \
+                 get_agent_instructions once for the full guide.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new(WORKFLOW_GUIDE_URI, "workflow_guide")
+                .with_mime_type("text/markdown")
+                .with_description("How to work with memory during a conversation: search, synthesize, store."),
+            Resource::new(STORAGE_GUIDELINES_URI, "storage_guidelines")
+                .with_mime_type("text/markdown")
+                .with_description("How to write and tag memories so they are found again; duplicates and changes."),
+            Resource::new(AGENT_INSTRUCTIONS_URI, "agent_instructions")
+                .with_mime_type("text/markdown")
+                .with_description("The full agent guide, as get_agent_instructions returns it."),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let text = match request.uri.as_str() {
+            WORKFLOW_GUIDE_URI => WORKFLOW_GUIDE,
+            STORAGE_GUIDELINES_URI => STORAGE_GUIDELINES,
+            AGENT_INSTRUCTIONS_URI => AGENT_INSTRUCTIONS,
+            other => {
+                return Err(McpError::resource_not_found(
+                    format!(
+                        "no resource {other:?}; the resources are {WORKFLOW_GUIDE_URI}, {STORAGE_GUIDELINES_URI} and {AGENT_INSTRUCTIONS_URI}"
+                    ),
+                    None,
+                ));
+            }
+        };
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+    }
+}
