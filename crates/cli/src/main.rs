@@ -1,1 +1,75 @@
-fn main() {}
+//! The `membrain` binary: parses arguments, sets up logging, and calls into the library crates.
+//! No Membrain behaviour lives here beyond wiring.
+
+mod cli;
+mod commands;
+mod settings;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, LogFormat, Transport};
+use crate::telemetry::LogTarget;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = settings::FileConfig::load(cli.global.config.as_deref())?;
+    let common = settings::Common::resolve(&cli.global, &file)?;
+    // Servers log JSON by default (production); `serve` is run by a person at a terminal.
+    let (default_format, target) = match &cli.command {
+        Command::Serve(_) => (LogFormat::Pretty, LogTarget::Stdout),
+        Command::Api(_) => (LogFormat::Json, LogTarget::Stdout),
+        // stdout carries the protocol: logs must not touch it.
+        Command::Mcp(args) if args.transport.or(file.mcp.transport) == Some(Transport::Stdio) => {
+            (LogFormat::Json, LogTarget::Stderr)
+        }
+        Command::Mcp(_) => (LogFormat::Json, LogTarget::Stdout),
+        // Command output goes to stdout; their logs (warnings only by default) to stderr.
+        _ => (LogFormat::Pretty, LogTarget::Stderr),
+    };
+    let level = match &cli.command {
+        Command::Keys(_) | Command::Export(_) | Command::Import(_)
+            if cli.global.log_level.is_none() =>
+        {
+            "warn"
+        }
+        _ => common.log_level.as_str(),
+    };
+    telemetry::init(level, common.log_format.unwrap_or(default_format), target)?;
+
+    match cli.command {
+        Command::Serve(args) => {
+            commands::serve::run(&common, settings::serve(&args, &file)?, &args).await
+        }
+        Command::Api(args) => {
+            let key = settings::configured_key(args.tuning.api_key.as_deref())?;
+            commands::servers::run_api(&common, settings::api(&args, &file)?, key).await
+        }
+        Command::Mcp(args) => commands::servers::run_mcp(settings::mcp(&args, &file)?).await,
+        Command::Keys(command) => commands::keys::run(&common, command).await,
+        Command::Export(args) => commands::transfer::export(&common, args).await,
+        Command::Import(args) => commands::transfer::import(&common, args).await,
+    }
+}

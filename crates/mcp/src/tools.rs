@@ -296,8 +296,6 @@ pub struct TraverseOutput {
     pub truncated: bool,
 }
 
-type ToolResult<T> = Result<Json<T>, String>;
-
 /// Turns an API failure into a message that tells the agent how to fix the call.
 fn explain(error: ApiCallError) -> String {
     match error {
@@ -312,7 +310,7 @@ fn explain(error: ApiCallError) -> String {
     }
 }
 
-fn parse_output<T: DeserializeOwned>(value: Value) -> ToolResult<T> {
+fn parse_output<T: DeserializeOwned>(value: Value) -> Result<Json<T>, String> {
     serde_json::from_value(value)
         .map(Json)
         .map_err(|e| format!("the Memory API sent an unexpected answer ({e})"))
@@ -401,7 +399,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<AddMemoryArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<AddMemoryOutput> {
+    ) -> Result<Json<AddMemoryOutput>, String> {
         let content = required(
             &args.content,
             "content",
@@ -476,7 +474,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<SearchOutput> {
+    ) -> Result<Json<SearchOutput>, String> {
         let query = required(
             &args.query,
             "query",
@@ -534,7 +532,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<TraverseArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<TraverseOutput> {
+    ) -> Result<Json<TraverseOutput>, String> {
         let start = required(
             &args.start_memory_id,
             "start_memory_id",
@@ -588,7 +586,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<GetMemoriesArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<MemoriesOutput> {
+    ) -> Result<Json<MemoriesOutput>, String> {
         let ids: Vec<String> = args
             .memory_ids
             .iter()
@@ -617,7 +615,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<DeleteArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<DeleteOutput> {
+    ) -> Result<Json<DeleteOutput>, String> {
         let mut params = Vec::new();
         if let Some(id) = present(args.memory_id) {
             params.push(("memory_id", id));
@@ -647,7 +645,10 @@ impl MembrainTools {
             open_world_hint = false
         )
     )]
-    async fn get_stats(&self, ctx: RequestContext<RoleServer>) -> ToolResult<StatsOutput> {
+    async fn get_stats(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<StatsOutput>, String> {
         parse_output(self.call(&ctx, Method::GET, &["stats"], &[], None).await?)
     }
 
@@ -664,7 +665,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<UpdateArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<MemoryOutput> {
+    ) -> Result<Json<MemoryOutput>, String> {
         let id = required(
             &args.memory_id,
             "memory_id",
@@ -696,7 +697,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<LinkArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<LinkOutput> {
+    ) -> Result<Json<LinkOutput>, String> {
         let body = json!({
             "memory_id_1": args.memory_id_1, "memory_id_2": args.memory_id_2, "description": args.description,
         });
@@ -719,7 +720,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<PairArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<LinkOutput> {
+    ) -> Result<Json<LinkOutput>, String> {
         let body = json!({ "memory_id_1": args.memory_id_1, "memory_id_2": args.memory_id_2 });
         parse_output(
             self.call(&ctx, Method::POST, &["memories", "unlink"], &[], Some(body))
@@ -740,7 +741,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<PathArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<PathOutput> {
+    ) -> Result<Json<PathOutput>, String> {
         let params = [("from_id", args.from_id), ("to_id", args.to_id)];
         parse_output(
             self.call(&ctx, Method::GET, &["graph", "path"], &params, None)
@@ -761,7 +762,7 @@ impl MembrainTools {
         &self,
         Parameters(args): Parameters<NeighborhoodArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<NeighborhoodOutput> {
+    ) -> Result<Json<NeighborhoodOutput>, String> {
         if !(1..=5).contains(&args.hops) {
             return Err(format!(
                 "hops must be an integer between 1 and 5, got {}.",

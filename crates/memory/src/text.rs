@@ -60,7 +60,8 @@ pub fn derive_context(category: &str, keywords: &[String]) -> String {
 }
 
 fn is_stop_word(word: &str) -> bool {
-    // A short English list: enough to keep "the" and "is" out of keywords and rankings.
+    // A short English list: enough to keep "the" and "is" out of keywords and rankings. "user"
+    // is here because agents write nearly every memory about "the user".
     const STOP_WORDS: &[&str] = &[
         "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
         "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing",

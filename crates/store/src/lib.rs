@@ -22,6 +22,7 @@ mod records;
 mod sql;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod transfer;
 
 use std::time::Duration;
 

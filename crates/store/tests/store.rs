@@ -461,3 +461,70 @@ async fn unsupported_urls_are_named() {
         .unwrap_err();
     assert!(err.to_string().contains("mysql://x"));
 }
+
+mod transfer {
+    use membrain_store::transfer::{export_tenant, import_tenant};
+
+    use super::*;
+
+    async fn round_trip(backend: Backend) {
+        let source_db = TestDatabase::new(backend).await;
+        let source = source_db.store().await;
+        let t = tenant("a");
+        let x = ingest(&source, &t, prepared("User likes tea", &["drinks"]))
+            .await
+            .memory_id;
+        let y = ingest(&source, &t, prepared("User likes cake", &["food"]))
+            .await
+            .memory_id;
+        source.link(&t, x, y, "afternoon treats").await.unwrap();
+
+        let mut exported = Vec::new();
+        let report = export_tenant(&source, &t, &mut exported).await.unwrap();
+        assert_eq!((report.memories, report.links), (2, 1));
+        assert_eq!(
+            String::from_utf8(exported.clone()).unwrap().lines().count(),
+            3
+        );
+
+        // Into a fresh database on the other backend: same ids, same link.
+        let other = match backend {
+            Backend::Sqlite => Backend::Postgres,
+            Backend::Postgres => Backend::Sqlite,
+        };
+        let target_db = TestDatabase::new(other).await;
+        let target = target_db.store().await;
+        let mut seen = 0;
+        let imported = import_tenant(&target, &t, &mut exported.as_slice(), &mut |b| seen = b)
+            .await
+            .unwrap();
+        assert_eq!((imported.created, imported.links), (2, 1));
+        assert_eq!(seen, exported.len() as u64);
+        let memories = target.memories(&t, &[x, y]).await.unwrap();
+        assert_eq!(memories.len(), 2);
+        assert_eq!(memories[0].links[0].description, "afternoon treats");
+
+        // Again: everything is already there.
+        let again = import_tenant(&target, &t, &mut exported.as_slice(), &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!((again.created, again.skipped), (0, 2));
+
+        // A broken line is reported with its number, and nothing after it is imported.
+        let bad = b"{\"type\":\"memory\"}\n";
+        let err = import_tenant(&target, &tenant("c"), &mut bad.as_slice(), &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("line 1:"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_export_imports_into_postgres() {
+        round_trip(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_export_imports_into_sqlite() {
+        round_trip(Backend::Postgres).await;
+    }
+}

@@ -1,0 +1,245 @@
+//! The command line as typed: flags and environment variables, before any defaults or config
+//! file are applied (that happens in `settings`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  membrain serve                               # everything on this machine: MCP on :8100, API on :8000
+  membrain keys create --tenant alice          # a key for another user or agent
+  membrain api --database-url postgres://membrain@db/membrain
+  API_BASE_URL=http://api.internal membrain mcp
+  MEMBRAIN_API_KEY=mb_... membrain mcp --transport stdio   # for clients that spawn a process
+  membrain export --tenant default > backup.jsonl
+
+Configuration comes from flags, then environment variables, then the config file
+(--config, default $XDG_CONFIG_HOME/membrain/config.toml), then built-in defaults.";
+
+/// Membrain: a self-hosted memory for AI agents, spoken to over MCP.
+///
+/// Agents store facts, search them by meaning and follow the links between them. `membrain
+/// serve` runs everything on one machine with embedded storage; in production the same binary
+/// runs the REST API (`membrain api`, on PostgreSQL) and the MCP bridge (`membrain mcp`) as
+/// separate, stateless services.
+#[derive(Debug, Parser)]
+#[command(name = "membrain", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// A TOML config file (see the README for its keys).
+    #[arg(long, env = "MEMBRAIN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database lives [default: $XDG_DATA_HOME/membrain].
+    #[arg(long, env = "MEMBRAIN_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use this database instead of the embedded one: postgres://USER[:PASSWORD]@HOST/DB or sqlite://PATH.
+    #[arg(
+        long,
+        env = "MEMBRAIN_DATABASE_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// Log level or filter: error, warn, info, debug, trace, or e.g. "info,membrain_api=debug".
+    #[arg(long, env = "LOG_LEVEL", global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: json lines (for CloudWatch and other collectors) or pretty text.
+    #[arg(long, env = "MEMBRAIN_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything on this machine: the REST API and the MCP server, embedded storage.
+    ///
+    /// Listens on 127.0.0.1 only. On first start it creates an API key for tenant "default" and
+    /// prints it once, with client configuration ready to paste. When MEMBRAIN_API_KEY is set,
+    /// that key is accepted for tenant "default" instead.
+    Serve(ServeArgs),
+    /// Run the Memory REST API (port 8000), e.g. as an ECS service on PostgreSQL.
+    Api(ApiArgs),
+    /// Run the MCP server (port 8100), a stateless bridge to the REST API at API_BASE_URL.
+    Mcp(McpArgs),
+    /// Create, list and revoke API keys (each key belongs to one tenant).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Write one tenant's memories and links as JSON lines.
+    Export(ExportArgs),
+    /// Read memories and links written by `membrain export` into a tenant.
+    Import(ImportArgs),
+}
+
+/// Tuning shared by `serve` and `api`.
+#[derive(Debug, Args, Default)]
+pub struct ApiTuning {
+    /// Largest memory content in bytes [default: 65536].
+    #[arg(long, env = "MEMBRAIN_MAX_CONTENT_BYTES", value_name = "BYTES")]
+    pub max_content_bytes: Option<usize>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "MEMBRAIN_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Ingest workers in this process [default: 1; 0 = only answer requests].
+    #[arg(long, env = "MEMBRAIN_INGEST_WORKERS", value_name = "N")]
+    pub ingest_workers: Option<usize>,
+    /// Seconds a worker owns an ingest job before another may take it over [default: 30].
+    #[arg(long, env = "MEMBRAIN_JOB_LEASE_SECS", value_name = "SECS")]
+    pub job_lease_secs: Option<u64>,
+    /// Seconds a key check is remembered; a revoked key stops working within this [default: 5].
+    #[arg(long, env = "MEMBRAIN_KEY_CACHE_SECS", value_name = "SECS")]
+    pub key_cache_secs: Option<u64>,
+    /// A key accepted for tenant "default", for single-user set-ups.
+    #[arg(
+        long,
+        env = "MEMBRAIN_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// REST API port [default: 8000].
+    #[arg(long, env = "MEMBRAIN_API_PORT", value_name = "PORT")]
+    pub api_port: Option<u16>,
+    /// MCP port [default: 8100].
+    #[arg(long, env = "MCP_SERVER_PORT", value_name = "PORT")]
+    pub mcp_port: Option<u16>,
+    #[command(flatten)]
+    pub tuning: ApiTuning,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "MEMBRAIN_API_HOST", value_name = "ADDR")]
+    pub host: Option<String>,
+    /// Port to listen on [default: 8000].
+    #[arg(long, env = "MEMBRAIN_API_PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    #[command(flatten)]
+    pub tuning: ApiTuning,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Streamable HTTP at /mcp.
+    Http,
+    /// stdin/stdout, for clients that spawn a process (logs go to stderr).
+    Stdio,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// http (default) or stdio.
+    #[arg(long, env = "MEMBRAIN_MCP_TRANSPORT", value_enum)]
+    pub transport: Option<Transport>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "MCP_SERVER_HOST", value_name = "ADDR")]
+    pub host: Option<String>,
+    /// Port to listen on [default: 8100].
+    #[arg(long, env = "MCP_SERVER_PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// The Memory REST API root [default: http://127.0.0.1:8000].
+    #[arg(long, env = "API_BASE_URL", value_name = "URL")]
+    pub api_base_url: Option<String>,
+    /// Host names clients may use to reach this server, comma-separated (the load balancer's
+    /// public name in production) [default: localhost,127.0.0.1,::1].
+    #[arg(
+        long,
+        env = "MEMBRAIN_MCP_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOSTS"
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Browser origins allowed to call this server, comma-separated [default: http://localhost,http://127.0.0.1].
+    #[arg(
+        long,
+        env = "MEMBRAIN_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGINS"
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+    /// The key used by the stdio transport (HTTP callers send their own).
+    #[arg(
+        long,
+        env = "MEMBRAIN_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "MEMBRAIN_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Seconds a key check is remembered [default: 5].
+    #[arg(long, env = "MEMBRAIN_KEY_CACHE_SECS", value_name = "SECS")]
+    pub key_cache_secs: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key for a tenant. The key is shown once; only its hash is stored.
+    Create {
+        /// The tenant the key belongs to (lower-case letters, digits, '-', '_').
+        #[arg(long)]
+        tenant: String,
+        /// A note to recognise the key by, e.g. "laptop" or "ci".
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Print {"tenant": …, "key": …, "id": …} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id (from `keys list`).
+    Revoke {
+        /// The key id, e.g. key_3f2a….
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The tenant to export.
+    #[arg(long)]
+    pub tenant: String,
+    /// Write here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tenant to import into.
+    #[arg(long)]
+    pub tenant: String,
+    /// The file written by `membrain export` ("-" for standard input).
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

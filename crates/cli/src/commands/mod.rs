@@ -1,0 +1,23 @@
+//! One module per subcommand group.
+
+pub mod keys;
+pub mod serve;
+pub mod servers;
+pub mod transfer;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use membrain_store::{MemoryStore, SqlStore, StoreOptions};
+
+use crate::settings::Common;
+
+/// Opens (and migrates) the configured database.
+pub async fn open_store(common: &Common) -> Result<Arc<SqlStore>> {
+    common.prepare_data_dir()?;
+    let store = SqlStore::connect(&common.database_url, &StoreOptions::default())
+        .await
+        .with_context(|| format!("opening the database {}", common.database_for_display()))?;
+    tracing::info!(database = %common.database_for_display(), backend = store.backend().name(), "database ready");
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,126 @@
+//! `membrain serve`: the REST API and the MCP server in one process on loopback, embedded storage.
+
+use anyhow::{Context, Result};
+use membrain_api::{ApiServer, ApiSettings};
+use membrain_auth::ApiKey;
+use membrain_mcp::{McpServer, McpSettings};
+use membrain_memory::TenantId;
+use membrain_store::MemoryStore;
+
+use super::servers::{DEFAULT_TENANT, key_sources, shutdown_on_signal};
+use crate::cli::ServeArgs;
+use crate::settings::{Common, configured_key};
+
+pub async fn run(
+    common: &Common,
+    (api, mcp): (ApiSettings, McpSettings),
+    args: &ServeArgs,
+) -> Result<()> {
+    let store = super::open_store(common).await?;
+    let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
+    let new_key = match &single_user_key {
+        Some(_) => None,
+        None => first_start_key(store.as_ref()).await?,
+    };
+    let keys = key_sources(store.clone(), single_user_key.as_ref(), &api)?;
+    let api_server = ApiServer::bind(&api, store.clone(), keys)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (is another membrain running? use --api-port)",
+                api.listen
+            )
+        })?;
+    let mcp_server = McpServer::bind(mcp.clone()).await.with_context(|| {
+        format!(
+            "listening on {} (is another membrain running? use --mcp-port)",
+            mcp.listen
+        )
+    })?;
+    let mcp_url = format!("http://{}/mcp", mcp_server.local_addr()?);
+    let api_url = format!("http://{}", api_server.local_addr()?);
+
+    print_banner(
+        common,
+        &mcp_url,
+        &api_url,
+        new_key.as_ref(),
+        single_user_key.is_some(),
+    );
+
+    let shutdown = shutdown_on_signal();
+    let (api_result, mcp_result) = tokio::join!(
+        api_server.run_until_stopped(shutdown.clone()),
+        mcp_server.run_until_stopped(shutdown.clone()),
+    );
+    store.close().await;
+    api_result.context("serving the REST API")?;
+    mcp_result.context("serving MCP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On the very first start (no keys at all), a key for the default tenant.
+async fn first_start_key(store: &dyn MemoryStore) -> Result<Option<ApiKey>> {
+    if !store.list_keys().await.context("listing keys")?.is_empty() {
+        return Ok(None);
+    }
+    let key = ApiKey::generate();
+    let tenant = TenantId::parse(DEFAULT_TENANT).context("the default tenant name")?;
+    store
+        .create_key(&tenant, &key.hash(), "created by membrain serve")
+        .await
+        .context("creating the first key")?;
+    Ok(Some(key))
+}
+
+/// What a person needs to connect a client, printed once to the terminal (not to the log).
+fn print_banner(
+    common: &Common,
+    mcp_url: &str,
+    api_url: &str,
+    new_key: Option<&ApiKey>,
+    env_key: bool,
+) {
+    let key_text = match (new_key, env_key) {
+        (Some(key), _) => key.expose_secret().to_owned(),
+        (None, true) => "$MEMBRAIN_API_KEY".to_owned(),
+        (None, false) => "<your key>".to_owned(),
+    };
+    println!();
+    println!("  Membrain is running");
+    println!("    MCP       {mcp_url}");
+    println!("    REST API  {api_url}/api/v1");
+    println!("    Data      {}", common.database_for_display());
+    println!();
+    match (new_key, env_key) {
+        (Some(_), _) => {
+            println!(
+                "  Your API key for tenant \"{DEFAULT_TENANT}\" (shown once; only its hash is stored):"
+            );
+            println!();
+            println!("    {key_text}");
+        }
+        (None, true) => println!("  Accepting MEMBRAIN_API_KEY for tenant \"{DEFAULT_TENANT}\"."),
+        (None, false) => println!(
+            "  Use a key you created before, or make one: membrain keys create --tenant {DEFAULT_TENANT}"
+        ),
+    }
+    println!();
+    println!("  Claude Code:");
+    println!(
+        "    claude mcp add --transport http membrain {mcp_url} --header \"X-API-Key: {key_text}\""
+    );
+    println!();
+    println!("  Cursor (~/.cursor/mcp.json) and other HTTP clients:");
+    println!(
+        "    {{\"mcpServers\": {{\"membrain\": {{\"url\": \"{mcp_url}\", \"headers\": {{\"X-API-Key\": \"{key_text}\"}}}}}}}}"
+    );
+    println!();
+    println!("  Claude Desktop (claude_desktop_config.json), through stdio:");
+    println!(
+        "    {{\"mcpServers\": {{\"membrain\": {{\"command\": \"membrain\", \"args\": [\"mcp\", \"--transport\", \"stdio\"], \
+         \"env\": {{\"API_BASE_URL\": \"{api_url}\", \"MEMBRAIN_API_KEY\": \"{key_text}\"}}}}}}}}"
+    );
+    println!();
+}

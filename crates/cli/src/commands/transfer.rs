@@ -1,0 +1,80 @@
+//! `membrain export` and `membrain import`: one tenant as JSON lines.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use membrain_memory::TenantId;
+use membrain_store::transfer::{export_tenant, import_tenant};
+
+use crate::cli::{ExportArgs, ImportArgs};
+use crate::settings::Common;
+
+fn tenant(raw: &str) -> Result<TenantId> {
+    TenantId::parse(raw).map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
+pub async fn export(common: &Common, args: ExportArgs) -> Result<()> {
+    let tenant = tenant(&args.tenant)?;
+    let store = super::open_store(common).await?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let report = export_tenant(store.as_ref(), &tenant, &mut out)
+        .await
+        .context("exporting")?;
+    out.flush()?;
+    eprintln!(
+        "Exported {} memories and {} links of tenant {tenant}.",
+        report.memories, report.links
+    );
+    store.close().await;
+    Ok(())
+}
+
+pub async fn import(common: &Common, args: ImportArgs) -> Result<()> {
+    let tenant = tenant(&args.tenant)?;
+    let (mut input, size): (Box<dyn BufRead>, Option<u64>) = if args.input.as_os_str() == "-" {
+        (Box::new(BufReader::new(std::io::stdin().lock())), None)
+    } else {
+        let file =
+            File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::new(file)), size)
+    };
+    let store = super::open_store(common).await?;
+    let bar = match size {
+        Some(size) if std::io::stderr().is_terminal() => {
+            let bar = ProgressBar::new(size);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        }
+        _ => ProgressBar::hidden(),
+    };
+    let report = import_tenant(store.as_ref(), &tenant, &mut input, &mut |bytes| {
+        bar.set_position(bytes)
+    })
+    .await
+    .context("importing")?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "Imported into tenant {tenant}: {} created, {} already present, {} merged into duplicates; {} links ({} skipped).",
+            report.created, report.skipped, report.merged, report.links, report.links_skipped
+        );
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The one test helper: a real REST API and MCP server on random loopback ports, over a fresh
+//! database, with typed clients for both.
+
+#![allow(dead_code)] // Each test binary uses a different part of the helper.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use membrain_api::{ApiServer, ApiSettings, DatabaseKeys};
+use membrain_auth::ApiKey;
+use membrain_mcp::{McpServer, McpSettings};
+use membrain_memory::TenantId;
+use membrain_store::testing::TestDatabase;
+use membrain_store::{Backend, MemoryStore, SqlStore};
+use reqwest::{Method, StatusCode};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Declares each async test once per backend: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(membrain_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(membrain_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+pub struct TestStack {
+    pub api_url: String,
+    pub mcp_url: String,
+    pub store: Arc<SqlStore>,
+    shutdown: CancellationToken,
+    _database: TestDatabase,
+}
+
+impl TestStack {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with API settings adjusted by `tweak` (limits, workers).
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ApiSettings)) -> Self {
+        let database = TestDatabase::new(backend).await;
+        let store = Arc::new(database.store().await);
+        let mut api_settings = ApiSettings {
+            listen: "127.0.0.1:0".parse().expect("a loopback address"),
+            // Revocations take effect at once in tests.
+            key_cache_ttl: Duration::ZERO,
+            job_poll_interval: Duration::from_millis(50),
+            ..ApiSettings::default()
+        };
+        tweak(&mut api_settings);
+        let keys = Arc::new(DatabaseKeys::new(store.clone()));
+        let api = ApiServer::bind(&api_settings, store.clone(), keys)
+            .await
+            .expect("bind the API");
+        let api_url = format!("http://{}", api.local_addr().expect("API address"));
+        let mcp = McpServer::bind(McpSettings {
+            listen: "127.0.0.1:0".parse().expect("a loopback address"),
+            api_base_url: api_url.clone(),
+            key_cache_ttl: Duration::ZERO,
+            ..McpSettings::default()
+        })
+        .await
+        .expect("bind MCP");
+        let mcp_url = format!("http://{}/mcp", mcp.local_addr().expect("MCP address"));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(api.run_until_stopped(shutdown.clone()));
+        tokio::spawn(mcp.run_until_stopped(shutdown.clone()));
+        Self {
+            api_url,
+            mcp_url,
+            store,
+            shutdown,
+            _database: database,
+        }
+    }
+
+    /// A new key for `tenant`, as `membrain keys create` makes it.
+    pub async fn key(&self, tenant: &str) -> String {
+        let key = ApiKey::generate();
+        self.store
+            .create_key(
+                &TenantId::parse(tenant).expect("tenant"),
+                &key.hash(),
+                "test",
+            )
+            .await
+            .expect("create a key");
+        key.expose_secret().to_owned()
+    }
+
+    pub fn rest(&self, key: &str) -> Rest {
+        Rest {
+            base: format!("{}/api/v1", self.api_url),
+            key: Some(key.to_owned()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn rest_without_key(&self) -> Rest {
+        Rest {
+            base: format!("{}/api/v1", self.api_url),
+            key: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// An rmcp client over Streamable HTTP, speaking `version` (2026-07-28 uses the stateless
+    /// discover lifecycle; older versions the initialize handshake).
+    pub async fn mcp(&self, key: &str, version: ProtocolVersion) -> Result<McpClient, String> {
+        let mut headers = HashMap::new();
+        headers.insert(
+            http::HeaderName::from_static("x-api-key"),
+            http::HeaderValue::from_str(key).map_err(|e| e.to_string())?,
+        );
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(self.mcp_url.clone())
+                .custom_headers(headers),
+        );
+        let lifecycle = if version.has_initialize() {
+            ClientLifecycleMode::Initialize
+        } else {
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![version.clone()],
+            }
+        };
+        let config = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("membrain-tests", "0"),
+        )
+        .with_protocol_version(version);
+        config
+            .serve_with_lifecycle(transport, lifecycle)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub type McpClient = RunningService<RoleClient, ClientConfig>;
+
+/// Calls a tool with JSON arguments.
+pub async fn call_tool(client: &McpClient, name: &str, arguments: Value) -> CallToolResult {
+    let arguments = arguments.as_object().cloned().unwrap_or_default();
+    client
+        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments))
+        .await
+        .unwrap_or_else(|e| panic!("calling {name}: {e}"))
+}
+
+/// The structured result of a successful tool call.
+pub async fn call_ok(client: &McpClient, name: &str, arguments: Value) -> Value {
+    let result = call_tool(client, name, arguments).await;
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "{name} failed: {:?}",
+        result.content
+    );
+    result
+        .structured_content
+        .unwrap_or_else(|| panic!("{name} returned no structured content"))
+}
+
+/// The text of a failed tool call.
+pub async fn call_err(client: &McpClient, name: &str, arguments: Value) -> String {
+    let result = call_tool(client, name, arguments).await;
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "{name} should have failed: {:?}",
+        result.structured_content
+    );
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect()
+}
+
+/// A small REST client that returns status and JSON body.
+pub struct Rest {
+    pub base: String,
+    key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Rest {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            request = request.header("x-api-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON answer {status}: {text}"));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// Adds a memory and waits for its job; returns the job's result.
+    pub async fn add(&self, content: &str, tags: &[&str]) -> Value {
+        let (status, accepted) = self
+            .post("/memories", json!({ "content": content, "tags": tags }))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        let job_id = accepted["job_id"].as_str().expect("a job id").to_owned();
+        for _ in 0..200 {
+            let (status, job) = self.get(&format!("/memories/jobs/{job_id}")).await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            match job["status"].as_str() {
+                Some("completed") => return job["result"].clone(),
+                Some("failed") => panic!("ingest failed: {job}"),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        panic!("ingest job {job_id} did not finish");
+    }
+
+    pub async fn add_id(&self, content: &str, tags: &[&str]) -> String {
+        self.add(content, tags).await["memory_id"]
+            .as_str()
+            .expect("memory_id")
+            .to_owned()
+    }
+}
