@@ -217,7 +217,6 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> Result<(ApiSettings, McpSet
     )?;
     let mcp = McpSettings {
         listen: socket("127.0.0.1", mcp_port, "MCP")?,
-        api_base_url: format!("http://127.0.0.1:{}", api.listen.port()),
         key_cache_ttl: api.key_cache_ttl,
         ..McpSettings::default()
     };

@@ -12,11 +12,29 @@ pub enum LogTarget {
     Stderr,
 }
 
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Parses LOG_LEVEL: a level (`INFO` works too) or a filter such as `info,membrain_api=debug`.
+/// A bare word must be a level: EnvFilter would read `loud` as a target and log nothing.
+fn filter(level: &str) -> Result<EnvFilter> {
+    let lowered = level.trim().to_lowercase();
+    let bad = || {
+        format!(
+            "LOG_LEVEL {level:?} is not a level (error, warn, info, debug, trace) \
+             or a filter like \"info,membrain_api=debug\""
+        )
+    };
+    if lowered
+        .split(',')
+        .any(|d| !d.contains('=') && !LEVELS.contains(&d.trim()))
+    {
+        anyhow::bail!(bad());
+    }
+    EnvFilter::try_new(&lowered).with_context(bad)
+}
+
 pub fn init(level: &str, format: LogFormat, target: LogTarget) -> Result<()> {
-    // LOG_LEVEL is often upper case (INFO); filters are lower case.
-    let filter = EnvFilter::try_new(level.to_lowercase()).with_context(|| {
-        format!("LOG_LEVEL {level:?} is not a level (error, warn, info, debug, trace) or filter")
-    })?;
+    let filter = filter(level)?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match (format, target) {
         (LogFormat::Json, LogTarget::Stdout) => builder
@@ -38,4 +56,19 @@ pub fn init(level: &str, format: LogFormat, target: LogTarget) -> Result<()> {
         }
     };
     result.map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_filters_parse_and_bare_words_must_be_levels() {
+        for good in ["info", "INFO", "warn,membrain_api=debug", "off"] {
+            assert!(filter(good).is_ok(), "{good}");
+        }
+        for bad in ["loud", "info,loud", ""] {
+            assert!(filter(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -7,11 +7,13 @@
 //!   cap and the key check; [`McpServer`] binds and runs it.
 //! * [`stdio`]: the same tools over stdin/stdout.
 //! * [`key_check`]: asks the API whether a key is good (cached briefly).
+//! * [`arguments`]: checks tool arguments against the tool's schema, naming the bad parameter.
 //!
 //! Architecture invariant: the bridge stores nothing and knows no tenant data of its own; it
 //! never reads the database. Any number of bridge tasks can serve any request.
 
 pub mod api_client;
+pub mod arguments;
 pub mod http;
 pub mod instructions;
 pub mod key_check;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use membrain_auth::{ApiKey, key_from_headers};
 use reqwest::Method;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::*;
 use rmcp::service::RequestContext;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api_client::{ApiCallError, MemoryApiClient};
+use crate::arguments::argument_problem;
 use crate::instructions::*;
 
 /// The caller's key, as the HTTP layer checked it. Tools read it from the request.
@@ -782,6 +784,40 @@ impl MembrainTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MembrainTools {
+    /// Checks the arguments against the tool's schema first, so a wrong call is answered with the
+    /// parameter's name, then dispatches to the tool.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let Some(tool) = self.tool_router.get(&request.name) else {
+            let names: Vec<String> = self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            return Err(McpError::invalid_params(
+                format!(
+                    "tool not found: {:?}; the tools are {}",
+                    request.name,
+                    names.join(", ")
+                ),
+                None,
+            ));
+        };
+        if let Some(problem) = argument_problem(&tool.input_schema, request.arguments.as_ref()) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "Invalid arguments for {}: {problem}. Check the tool's input schema.",
+                request.name
+            ))])
+            .into());
+        }
+        let call = ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()

@@ -13,7 +13,7 @@ use crate::settings::{Common, configured_key};
 
 pub async fn run(
     common: &Common,
-    (api, mcp): (ApiSettings, McpSettings),
+    (api, mut mcp): (ApiSettings, McpSettings),
     args: &ServeArgs,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
@@ -31,6 +31,8 @@ pub async fn run(
                 api.listen
             )
         })?;
+    // The bridge talks to the API over loopback, at the port actually bound (it may be 0 = any).
+    mcp.api_base_url = format!("http://{}", api_server.local_addr()?);
     let mcp_server = McpServer::bind(mcp.clone()).await.with_context(|| {
         format!(
             "listening on {} (is another membrain running? use --mcp-port)",

@@ -124,14 +124,32 @@ impl TestStack {
     /// An rmcp client over Streamable HTTP, speaking `version` (2026-07-28 uses the stateless
     /// discover lifecycle; older versions the initialize handshake).
     pub async fn mcp(&self, key: &str, version: ProtocolVersion) -> Result<McpClient, String> {
+        connect_mcp(&self.mcp_url, key, version).await
+    }
+}
+
+/// An MCP endpoint started some other way (a `membrain serve` process).
+pub struct TestStackUrls {
+    pub mcp_url: String,
+}
+
+impl TestStackUrls {
+    pub async fn mcp(&self, key: &str) -> McpClient {
+        connect_mcp(&self.mcp_url, key, ProtocolVersion::V_2025_11_25)
+            .await
+            .expect("connect")
+    }
+}
+
+async fn connect_mcp(url: &str, key: &str, version: ProtocolVersion) -> Result<McpClient, String> {
+    {
         let mut headers = HashMap::new();
         headers.insert(
             http::HeaderName::from_static("x-api-key"),
             http::HeaderValue::from_str(key).map_err(|e| e.to_string())?,
         );
         let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(self.mcp_url.clone())
-                .custom_headers(headers),
+            StreamableHttpClientTransportConfig::with_uri(url.to_owned()).custom_headers(headers),
         );
         let lifecycle = if version.has_initialize() {
             ClientLifecycleMode::Initialize
@@ -159,6 +177,15 @@ impl Drop for TestStack {
 }
 
 pub type McpClient = RunningService<RoleClient, ClientConfig>;
+
+/// The client configuration every test client announces.
+pub fn client_config(version: ProtocolVersion) -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("membrain-tests", "0"),
+    )
+    .with_protocol_version(version)
+}
 
 /// Calls a tool with JSON arguments.
 pub async fn call_tool(client: &McpClient, name: &str, arguments: Value) -> CallToolResult {
@@ -260,5 +287,118 @@ impl Rest {
             .as_str()
             .expect("memory_id")
             .to_owned()
+    }
+}
+
+/// The real `membrain` executable, with an environment that holds only what a test sets.
+pub fn membrain() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_membrain"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MEMBRAIN_")
+            || [
+                "API_BASE_URL",
+                "MCP_SERVER_HOST",
+                "MCP_SERVER_PORT",
+                "LOG_LEVEL",
+            ]
+            .contains(&name.as_str())
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("XDG_CONFIG_HOME", "/nonexistent-membrain-test-config")
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `membrain args…` to completion; returns (success, stdout, stderr).
+pub async fn membrain_output(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = membrain();
+    command.args(args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().await.expect("run membrain");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running `membrain` server process whose stdout is read line by line.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pub seen: Vec<String>,
+}
+
+impl ServerProcess {
+    pub fn start(mut command: tokio::process::Command) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        let mut child = command.spawn().expect("spawn membrain");
+        let stdout = child.stdout.take().expect("stdout");
+        Self {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads stdout until a line contains `needle` (at most 30 s); returns that line.
+    pub async fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no line with {needle:?} in time; saw {:#?}", self.seen))
+                .expect("read stdout")
+                .unwrap_or_else(|| {
+                    panic!(
+                        "membrain exited before printing {needle:?}; saw {:#?}",
+                        self.seen
+                    )
+                });
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// The `address` field of a JSON log line.
+    pub async fn wait_for_address(&mut self, message: &str) -> String {
+        let line = self.wait_for(message).await;
+        let log: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        log["address"]
+            .as_str()
+            .expect("an address field")
+            .to_owned()
+    }
+
+    /// Sends SIGTERM, as ECS does, and returns whether the process exited cleanly in time.
+    pub async fn terminate(mut self) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => false,
+        }
+    }
+
+    /// Kills the process at once (SIGKILL): a crash.
+    pub async fn crash(mut self) {
+        self.child.kill().await.expect("kill membrain");
     }
 }

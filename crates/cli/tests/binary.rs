@@ -1,0 +1,370 @@
+//! The real `membrain` executable: help, keys, export/import, `serve`, stdio, crash safety and
+//! graceful shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use rmcp::ServiceExt;
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+use support::{ServerProcess, TestStack, call_ok, membrain, membrain_output};
+
+#[tokio::test]
+async fn help_teaches_commands_and_configuration() {
+    let (ok, help, _) = membrain_output(&["--help"], &[]).await;
+    assert!(ok);
+    for expected in [
+        "serve",
+        "api",
+        "mcp",
+        "keys",
+        "export",
+        "import",
+        "Examples:",
+        "MEMBRAIN_DATA_DIR",
+        "LOG_LEVEL",
+    ] {
+        assert!(
+            help.contains(expected),
+            "--help lacks {expected:?}:\n{help}"
+        );
+    }
+    let (_, mcp_help, _) = membrain_output(&["mcp", "--help"], &[]).await;
+    for expected in [
+        "API_BASE_URL",
+        "MCP_SERVER_HOST",
+        "MCP_SERVER_PORT",
+        "MEMBRAIN_API_KEY",
+        "stdio",
+    ] {
+        assert!(mcp_help.contains(expected), "mcp --help lacks {expected:?}");
+    }
+    let (ok, _, stderr) = membrain_output(&["api", "--host", "not-an-ip"], &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("not an IP address"), "{stderr}");
+    let (ok, _, stderr) = membrain_output(&["keys", "list", "--log-level", "loud"], &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("LOG_LEVEL"), "{stderr}");
+}
+
+#[tokio::test]
+async fn keys_and_transfer_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (ok, created, err) = membrain_output(
+        &[
+            "--data-dir",
+            data,
+            "keys",
+            "create",
+            "--tenant",
+            "team-a",
+            "--label",
+            "ci",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(created["tenant"], "team-a");
+    assert!(created["key"].as_str().unwrap().starts_with("mb_"));
+    let (_, listed, _) =
+        membrain_output(&["--data-dir", data, "keys", "list", "--json"], &[]).await;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["label"], "ci");
+    assert!(
+        !listed
+            .to_string()
+            .contains(created["key"].as_str().unwrap()),
+        "keys are never listed"
+    );
+    let (_, table, _) = membrain_output(&["--data-dir", data, "keys", "list"], &[]).await;
+    assert!(
+        table.contains("team-a") && table.contains("active"),
+        "{table}"
+    );
+    let id = created["id"].as_str().unwrap();
+    let (ok, revoked, _) =
+        membrain_output(&["--data-dir", data, "keys", "revoke", id, "--json"], &[]).await;
+    assert!(ok);
+    assert!(revoked.contains("revoked_at"));
+    let (ok, _, err) =
+        membrain_output(&["--data-dir", data, "keys", "revoke", "key_nope"], &[]).await;
+    assert!(!ok && err.contains("keys list"), "{err}");
+    let (ok, _, err) = membrain_output(
+        &["--data-dir", data, "keys", "create", "--tenant", "Bad Name"],
+        &[],
+    )
+    .await;
+    assert!(!ok && err.contains("tenant"), "{err}");
+
+    // Import a hand-written export, then export it again.
+    let file = dir.path().join("in.jsonl");
+    let now = "2026-01-01T00:00:00Z";
+    let lines = [
+        json!({"type": "memory", "id": "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a01", "content": "Imported fact one", "tags": ["x"], "category": "general", "context": "", "keywords": [], "links": [], "evolution_history": [], "created_at": now, "updated_at": now}),
+        json!({"type": "memory", "id": "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a02", "content": "Imported fact two", "tags": [], "category": "general", "context": "", "keywords": [], "links": [], "evolution_history": [], "created_at": now, "updated_at": now}),
+        json!({"type": "link", "memory_id_1": "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a01", "memory_id_2": "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a02", "description": "both imported", "created_at": now}),
+    ];
+    std::fs::write(
+        &file,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let (ok, report, err) = membrain_output(
+        &[
+            "--data-dir",
+            data,
+            "import",
+            "--tenant",
+            "team-a",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["links"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (ok, exported, err) =
+        membrain_output(&["--data-dir", data, "export", "--tenant", "team-a"], &[]).await;
+    assert!(ok, "{err}");
+    assert_eq!(exported.lines().count(), 3);
+    assert!(exported.contains("both imported"));
+    let (_, other, _) =
+        membrain_output(&["--data-dir", data, "export", "--tenant", "team-b"], &[]).await;
+    assert_eq!(other.lines().count(), 0, "another tenant exports nothing");
+    std::fs::write(&file, "not json\n").unwrap();
+    let (ok, _, err) = membrain_output(
+        &[
+            "--data-dir",
+            data,
+            "import",
+            "--tenant",
+            "team-a",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok && err.contains("line 1"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_a_key_once_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut command = membrain();
+        command.args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "serve",
+            "--api-port",
+            "0",
+            "--mcp-port",
+            "0",
+        ]);
+        ServerProcess::start(command)
+    };
+    let mut first = start();
+    let mcp_line = first.wait_for("MCP ").await;
+    let mcp_url = mcp_line.split_whitespace().last().unwrap().to_owned();
+    first.wait_for("shown once").await;
+    first.wait_for("").await;
+    let key = first.wait_for("mb_").await.trim().to_owned();
+    let cursor = first.wait_for("\"url\"").await;
+    assert!(
+        cursor.contains(&mcp_url) && cursor.contains(&key),
+        "{cursor}"
+    );
+
+    // The printed configuration works: an MCP client with that key.
+    let stack_like = support::TestStackUrls {
+        mcp_url: mcp_url.clone(),
+    };
+    let client = stack_like.mcp(&key).await;
+    let stats = call_ok(&client, "get_stats", json!({})).await;
+    assert_eq!(stats["total_memories"], 0);
+    client.cancel().await.unwrap();
+    assert!(first.terminate().await, "serve exits cleanly on SIGTERM");
+
+    // Second start: the key exists, none is printed.
+    let mut second = start();
+    second.wait_for("Data").await;
+    let next = second.wait_for("key").await;
+    assert!(!next.contains("mb_"), "no new key on later starts: {next}");
+    assert!(second.terminate().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_transport_bridges_with_the_configured_key() {
+    let stack = TestStack::spawn(membrain_store::Backend::Sqlite).await;
+    let key = stack.key("stdio-user").await;
+    let mut command = membrain();
+    command
+        .args(["mcp", "--transport", "stdio"])
+        .env("API_BASE_URL", &stack.api_url)
+        .env("MEMBRAIN_API_KEY", &key);
+    let client = support::client_config(rmcp::model::ProtocolVersion::V_2025_11_25)
+        .serve(TokioChildProcess::new(command).expect("spawn the stdio server"))
+        .await
+        .expect("a session");
+    let added = call_ok(
+        &client,
+        "add_memory",
+        json!({"content": "Stdio users like pipes"}),
+    )
+    .await;
+    assert_eq!(added["action"], "created");
+    let found = call_ok(
+        &client,
+        "search_memories",
+        json!({"query": "Who likes pipes?"}),
+    )
+    .await;
+    assert_eq!(found["count"], 1);
+    client.cancel().await.unwrap();
+
+    let (ok, _, err) = membrain_output(
+        &["mcp", "--transport", "stdio"],
+        &[("API_BASE_URL", &stack.api_url)],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("MEMBRAIN_API_KEY"),
+        "a missing key is explained: {err}"
+    );
+}
+
+/// Starts `membrain api` on a free port with `extra` arguments; returns it and its base URL.
+async fn start_api(database_url: &str, extra: &[&str]) -> (ServerProcess, String) {
+    let mut command = membrain();
+    command
+        .args([
+            "--database-url",
+            database_url,
+            "--log-format",
+            "json",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .args(extra);
+    let mut process = ServerProcess::start(command);
+    let address = process.wait_for_address("Memory REST API listening").await;
+    (process, format!("http://{address}/api/v1"))
+}
+
+async fn crash_after_accept(backend: membrain_store::Backend) {
+    let database = membrain_store::testing::TestDatabase::new(backend).await;
+    let (ok, created, err) = membrain_output(
+        &[
+            "--database-url",
+            &database.url,
+            "keys",
+            "create",
+            "--tenant",
+            "crash",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let key = serde_json::from_str::<Value>(&created).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let post = |base: &str, i: usize| {
+        http.post(format!("{base}/memories"))
+            .header("x-api-key", &key)
+            .json(&json!({"content": format!("Acknowledged fact number {i}")}))
+            .send()
+    };
+
+    // 1. No worker: every 202'd job is still pending when the process dies.
+    let (api, base) = start_api(&database.url, &["--ingest-workers", "0"]).await;
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        let response = post(&base, i).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        jobs.push(
+            response.json::<Value>().await.unwrap()["job_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    api.crash().await;
+    // 2. With workers, killed right after the last 202: some jobs may be mid-flight.
+    let (api, base) = start_api(&database.url, &["--job-lease-secs", "1"]).await;
+    for i in 3..23 {
+        let response = post(&base, i).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        jobs.push(
+            response.json::<Value>().await.unwrap()["job_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    api.crash().await;
+
+    // After a restart every acknowledged job completes.
+    let (api, base) = start_api(&database.url, &["--job-lease-secs", "1"]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for job in &jobs {
+        loop {
+            let answer: Value = http
+                .get(format!("{base}/memories/jobs/{job}"))
+                .header("x-api-key", &key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if answer["status"] == "completed" {
+                break;
+            }
+            assert_ne!(answer["status"], "failed", "{answer}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {job} did not complete after restart: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let stats: Value = http
+        .get(format!("{base}/stats"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total_memories"], 23);
+    assert!(api.terminate().await, "the API exits cleanly on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_ingest_survives_a_crash_on_sqlite() {
+    crash_after_accept(membrain_store::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_ingest_survives_a_crash_on_postgres() {
+    crash_after_accept(membrain_store::Backend::Postgres).await;
+}
