@@ -1,6 +1,8 @@
 //! The real `membrain` executable: help, keys, export/import, `serve`, stdio, crash safety and
 //! graceful shutdown.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! MCP end to end over real HTTP with the rmcp client: the current protocol (2026-07-28,
 //! stateless discover) and 2025-11-25 / 2025-06-18 (initialize), two tenants, both backends.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
+
 mod support;
 
 use reqwest::StatusCode;

@@ -1,6 +1,8 @@
 //! The Memory REST API over real HTTP, on SQLite and PostgreSQL: the contract the public
 //! client parses, tenant isolation, keys, bounded reads and every bad-input answer.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
+
 mod support;
 
 use reqwest::{Method, StatusCode};
@@ -133,6 +135,9 @@ async fn contract_round_trip(backend: membrain_store::Backend) {
         .filter_map(|r| r["id"].as_str())
         .collect();
     assert_eq!(ids, vec![brew.as_str()]);
+    // Its neighbour (reflux) is outside the filter, so it is not leaked as related or as an edge.
+    assert_eq!(filtered["count"], 1, "{filtered}");
+    assert_eq!(filtered["results"][0]["related_memories"], json!([]));
     let (_, scoped) = api
         .post(
             "/memories/search",

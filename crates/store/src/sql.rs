@@ -103,9 +103,7 @@ impl SqlStore {
             Backend::Sqlite => {
                 let url = sqlite_url_with_create(url);
                 let connect = AnyConnectOptions::from_str(&url).during("parsing the SQLite URL")?;
-                let write = AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(options.acquire_timeout)
+                let write = pool_options(1, options)
                     .connect_with(connect.clone())
                     .await
                     .during("opening the SQLite database")?;
@@ -115,9 +113,7 @@ impl SqlStore {
                     .execute(&write)
                     .await
                     .during("enabling WAL")?;
-                let read = AnyPoolOptions::new()
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(options.acquire_timeout)
+                let read = pool_options(options.max_connections, options)
                     .connect_with(connect)
                     .await
                     .during("opening SQLite readers")?;
@@ -128,9 +124,7 @@ impl SqlStore {
                 }
             }
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(options.acquire_timeout)
+                let pool = pool_options(options.max_connections, options)
                     .connect(url)
                     .await
                     .during("connecting to PostgreSQL")?;
@@ -175,6 +169,16 @@ impl SqlStore {
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
         self.read.acquire().await.during("acquiring a connection")
     }
+}
+
+/// Pool settings shared by every pool. sqlx would otherwise ping a connection each time it is
+/// taken from the pool: a second round trip per query (to SQLite's worker thread, or across the
+/// network to PostgreSQL). A broken connection still fails its query and is replaced.
+fn pool_options(max_connections: u32, options: &StoreOptions) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
 }
 
 fn sqlite_url_with_create(url: &str) -> String {
@@ -1013,54 +1017,51 @@ impl MemoryStore for SqlStore {
             }
         }
         // Stable order, so walks are repeatable.
-        edges.sort_by(|x, y| (x.from, x.to).cmp(&(y.from, y.to)));
+        edges.sort_by_key(|edge| (edge.from, edge.to));
         Ok(edges)
     }
 
     async fn stats(&self, tenant: &TenantId, top: usize) -> Result<MemoryStats, StoreError> {
-        let mut conn = self.reader().await?;
-        let count = |sql: &'static str| sqlx::query(sql).bind(tenant.as_str());
-        let total_memories: i64 = get(
-            &count("SELECT COUNT(*) AS n FROM memories WHERE tenant_id = $1")
-                .fetch_one(&mut *conn)
-                .await
-                .during("counting memories")?,
-            "n",
-        )?;
-        let total_links: i64 = get(
-            &count("SELECT COUNT(*) AS n FROM links WHERE tenant_id = $1")
-                .fetch_one(&mut *conn)
-                .await
-                .during("counting links")?,
-            "n",
-        )?;
-        let top = i64::try_from(top).unwrap_or(i64::MAX);
-        let grouped = |sql: &'static str| sqlx::query(sql).bind(tenant.as_str()).bind(top);
-        let top_tags = grouped(
-            "SELECT tag AS name, COUNT(*) AS n FROM memory_tags WHERE tenant_id = $1 \
-             GROUP BY tag ORDER BY n DESC, tag LIMIT $2",
+        // One statement instead of four: on SQLite every statement is a round trip to the
+        // connection's worker thread, and stats is the call agents make most.
+        let rows = sqlx::query(
+            "SELECT 'count' AS kind, 'memories' AS name, \
+                    (SELECT COUNT(*) FROM memories WHERE tenant_id = $1) AS n \
+             UNION ALL SELECT 'count', 'links', (SELECT COUNT(*) FROM links WHERE tenant_id = $1) \
+             UNION ALL SELECT * FROM (SELECT 'tag' AS kind, tag AS name, COUNT(*) AS n \
+                 FROM memory_tags WHERE tenant_id = $1 GROUP BY tag ORDER BY n DESC, tag LIMIT $2) AS tags \
+             UNION ALL SELECT * FROM (SELECT 'category' AS kind, category AS name, COUNT(*) AS n \
+                 FROM memories WHERE tenant_id = $1 GROUP BY category ORDER BY n DESC, category LIMIT $2) AS categories",
         )
-        .fetch_all(&mut *conn)
+        .bind(tenant.as_str())
+        .bind(i64::try_from(top).unwrap_or(i64::MAX))
+        .fetch_all(&self.read)
         .await
-        .during("counting tags")?;
-        let categories = grouped(
-            "SELECT category AS name, COUNT(*) AS n FROM memories WHERE tenant_id = $1 \
-             GROUP BY category ORDER BY n DESC, category LIMIT $2",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .during("counting categories")?;
-        let pairs = |rows: Vec<AnyRow>| -> Result<Vec<(String, i64)>, StoreError> {
-            rows.iter()
-                .map(|r| Ok((get(r, "name")?, get(r, "n")?)))
-                .collect()
+        .during("computing stats")?;
+        let mut stats = MemoryStats {
+            total_memories: 0,
+            total_links: 0,
+            top_tags: Vec::new(),
+            categories: Vec::new(),
         };
-        Ok(MemoryStats {
-            total_memories,
-            total_links,
-            top_tags: pairs(top_tags)?,
-            categories: pairs(categories)?,
-        })
+        for row in &rows {
+            let kind: String = get(row, "kind")?;
+            let name: String = get(row, "name")?;
+            let n: i64 = get(row, "n")?;
+            match (kind.as_str(), name.as_str()) {
+                ("count", "memories") => stats.total_memories = n,
+                ("count", "links") => stats.total_links = n,
+                ("tag", _) => stats.top_tags.push((name, n)),
+                ("category", _) => stats.categories.push((name, n)),
+                _ => {}
+            }
+        }
+        // UNION ALL does not promise to keep each part's order; restore it.
+        let by_count =
+            |a: &(String, i64), b: &(String, i64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+        stats.top_tags.sort_by(by_count);
+        stats.categories.sort_by(by_count);
+        Ok(stats)
     }
 
     async fn export_memories(

@@ -1,5 +1,7 @@
 //! Every storage behaviour, run once on SQLite and once on PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
+
 use std::time::Duration;
 
 use membrain_auth::ApiKey;

@@ -139,7 +139,12 @@ pub async fn search_memories(
     truncated |= bound(&mut memories, limits, memory_size);
     let scores: HashMap<MemoryId, f32> = ranked.into_iter().collect();
 
-    let neighbours = load_neighbours(&state, &tenant, &memories).await?;
+    let mut neighbours = load_neighbours(&state, &tenant, &memories).await?;
+    // A scoped search stays inside its scope: neighbours outside it are neither shown as
+    // related memories nor as edge ends.
+    if !filter.is_empty() {
+        neighbours.retain(|_, memory| filter.matches(&memory.tags));
+    }
     let mut results: Vec<Value> = memories
         .iter()
         .map(|memory| {

@@ -7,7 +7,9 @@ use membrain_mcp::{McpServer, McpSettings};
 use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 
-use super::servers::{DEFAULT_TENANT, key_sources, shutdown_on_signal};
+use tokio_util::sync::CancellationToken;
+
+use super::servers::{DEFAULT_TENANT, key_sources};
 use crate::cli::ServeArgs;
 use crate::settings::{Common, configured_key};
 
@@ -15,6 +17,7 @@ pub async fn run(
     common: &Common,
     (api, mut mcp): (ApiSettings, McpSettings),
     args: &ServeArgs,
+    shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
     let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
@@ -50,7 +53,6 @@ pub async fn run(
         single_user_key.is_some(),
     );
 
-    let shutdown = shutdown_on_signal();
     let (api_result, mcp_result) = tokio::join!(
         api_server.run_until_stopped(shutdown.clone()),
         mcp_server.run_until_stopped(shutdown.clone()),

@@ -15,7 +15,8 @@ use crate::settings::{Common, McpCommand};
 /// The tenant of the single-user key (MEMBRAIN_API_KEY).
 pub const DEFAULT_TENANT: &str = "default";
 
-/// Cancels the returned token on Ctrl-C or SIGTERM (how ECS stops a task).
+/// Cancels the returned token on Ctrl-C or SIGTERM (how ECS stops a task). Called first thing in
+/// `main`, so a signal that arrives while a server is still starting is not lost.
 pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
@@ -62,14 +63,18 @@ pub fn key_sources(
     Ok(Arc::new(chain.with(database)))
 }
 
-pub async fn run_api(common: &Common, settings: ApiSettings, key: Option<ApiKey>) -> Result<()> {
+pub async fn run_api(
+    common: &Common,
+    settings: ApiSettings,
+    key: Option<ApiKey>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let store = super::open_store(common).await?;
     let keys = key_sources(store.clone(), key.as_ref(), &settings)?;
     let server = ApiServer::bind(&settings, store.clone(), keys)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
-    let shutdown = shutdown_on_signal();
     server
         .run_until_stopped(shutdown)
         .await
@@ -79,7 +84,7 @@ pub async fn run_api(common: &Common, settings: ApiSettings, key: Option<ApiKey>
     Ok(())
 }
 
-pub async fn run_mcp(command: McpCommand) -> Result<()> {
+pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result<()> {
     let settings = command.settings;
     match command.transport {
         Transport::Stdio => {
@@ -97,7 +102,7 @@ pub async fn run_mcp(command: McpCommand) -> Result<()> {
                 .with_context(|| format!("listening on {}", settings.listen))?;
             tracing::info!(address = %server.local_addr()?, api = %settings.api_base_url, "MCP server listening at /mcp");
             server
-                .run_until_stopped(shutdown_on_signal())
+                .run_until_stopped(shutdown)
                 .await
                 .context("serving MCP")?;
             tracing::info!("stopped");
