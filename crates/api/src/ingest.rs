@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 /// A job that failed this many times for reasons other than bad input is given up on.
 const MAX_ATTEMPTS: i64 = 5;
-/// Keywords kept per memory.
-const KEYWORDS_PER_MEMORY: usize = 8;
+/// Keywords kept per memory (at ingest and on update).
+pub(crate) const KEYWORDS_PER_MEMORY: usize = 8;
 /// Tags derived from keywords when the caller gives none.
 const AUTO_TAGS: usize = 3;
 

@@ -370,3 +370,145 @@ async fn acknowledged_ingest_survives_a_crash_on_sqlite() {
 async fn acknowledged_ingest_survives_a_crash_on_postgres() {
     crash_after_accept(membrain_store::Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_reach_the_logs_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (ok, created, _) = membrain_output(
+        &[
+            "--data-dir",
+            data,
+            "keys",
+            "create",
+            "--tenant",
+            "secret",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok);
+    let key = serde_json::from_str::<Value>(&created).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut command = membrain();
+    command
+        .args([
+            "--data-dir",
+            data,
+            "--log-level",
+            "trace",
+            "--log-format",
+            "json",
+            "serve",
+            "--api-port",
+            "0",
+            "--mcp-port",
+            "0",
+        ])
+        .stderr(std::process::Stdio::piped());
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let collect = |mut stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut all = Vec::new();
+            let _ = stream.read_to_end(&mut all).await;
+            String::from_utf8_lossy(&all).into_owned()
+        })
+    };
+    // Read stdout until the banner names the MCP URL, keeping everything.
+    let mut seen = String::new();
+    let mcp_url = {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(30), stdout.read(&mut buffer))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "serve exited: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            if let Some(line) = seen
+                .lines()
+                .find(|l| l.trim_start().starts_with("MCP ") && l.contains("/mcp"))
+            {
+                break line.split_whitespace().last().unwrap().to_owned();
+            }
+        }
+    };
+    let api_url = mcp_url.replace("/mcp", "");
+    let api_line = seen
+        .lines()
+        .find(|l| l.contains("REST API"))
+        .map(|l| l.split_whitespace().last().unwrap().to_owned());
+    let rest_out = collect(Box::new(stdout));
+    let err_out = collect(Box::new(stderr));
+
+    // Use the key every way there is: REST with both headers, MCP tools, a failing call.
+    let http = reqwest::Client::new();
+    let api_base = api_line.unwrap_or_else(|| format!("{api_url}/api/v1"));
+    http.post(format!("{api_base}/memories"))
+        .header("x-api-key", &key)
+        .json(&json!({"content": "secret-keeping test"}))
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{api_base}/stats"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{api_base}/stats?x=1"))
+        .header("x-api-key", format!("{key}x"))
+        .send()
+        .await
+        .unwrap();
+    let client = support::TestStackUrls { mcp_url }.mcp(&key).await;
+    call_ok(&client, "get_stats", json!({})).await;
+    call_ok(
+        &client,
+        "search_memories",
+        json!({"query": "secret keeping"}),
+    )
+    .await;
+    support::call_err(
+        &client,
+        "get_memories",
+        json!({"memory_ids": ["0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b"]}),
+    )
+    .await;
+    client.cancel().await.unwrap();
+
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    let logs = format!(
+        "{seen}{}{}",
+        rest_out.await.unwrap(),
+        err_out.await.unwrap()
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\"") || logs.contains("DEBUG"),
+        "trace logging was on"
+    );
+    // No piece of the key's secret part, 8 characters or longer, appears anywhere.
+    let secret = &key["mb_".len()..];
+    for start in 0..=secret.len() - 8 {
+        let piece = &secret[start..start + 8];
+        assert!(
+            !logs.contains(piece),
+            "a piece of the key ({piece}) reached the logs"
+        );
+    }
+}

@@ -324,7 +324,12 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
 async fn http_gate_refuses_bad_requests_before_any_tool_runs() {
     let stack = TestStack::spawn(membrain_store::Backend::Sqlite).await;
     let key = stack.key("erin").await;
-    let http = reqwest::Client::new();
+    // No connection reuse: the server closes a connection after refusing an oversize body, and a
+    // pooled client could race to send the next request on it.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let post = |body: &str| {
         http.post(&stack.mcp_url)
             .header("content-type", "application/json")

@@ -38,13 +38,13 @@ pub use records::{
 };
 pub use sql::{Backend, SqlStore, StoreOptions};
 
-/// A content change prepared by the domain: the new text and what is derived from it.
+/// A content change prepared by the domain: the new text and what is derived from it. The
+/// context line is re-derived by the store, which holds the memory's category.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedContent {
     pub content: String,
     pub content_hash: String,
     pub keywords: Vec<String>,
-    pub context: String,
 }
 
 /// Everything Membrain keeps, behind one interface.

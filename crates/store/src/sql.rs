@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
 use membrain_memory::input::merge_tags;
+use membrain_memory::text::derive_context;
 use membrain_memory::{EvolutionEvent, JobId, Memory, MemoryId, MemoryLink, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -840,8 +841,8 @@ impl MemoryStore for SqlStore {
                     old_content,
                     timestamp: now,
                 });
+            memory.context = derive_context(&memory.category, &change.keywords);
             memory.keywords = change.keywords;
-            memory.context = change.context;
             new_hash = Some(change.content_hash);
         }
         if let Some(tags) = tags {

@@ -241,8 +241,7 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
     let change = |text: &str| PreparedContent {
         content: text.into(),
         content_hash: content_hash(text),
-        keywords: vec!["k".into()],
-        context: "new ctx".into(),
+        keywords: vec!["matcha".into()],
     };
     let updated = store
         .update_memory(
@@ -255,6 +254,10 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
         .unwrap();
     assert_eq!(updated.content, "User now prefers matcha");
     assert_eq!(updated.tags, vec!["green"]);
+    assert_eq!(
+        updated.context, "A facts memory about matcha.",
+        "the context follows the new content"
+    );
     match &updated.evolution_history[..] {
         [EvolutionEvent::ContentUpdate { old_content, .. }] => {
             assert_eq!(old_content, "User likes tea")

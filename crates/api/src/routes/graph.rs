@@ -4,11 +4,11 @@ use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
 use membrain_memory::graph::{Edge, Walk, query_edge_score};
-use membrain_memory::{Memory, MemoryId, TagFilter, TenantId, ValidationError};
+use membrain_memory::{MemoryId, TagFilter, TenantId, ValidationError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{bound, memory_size, required_id};
+use super::{bound, load_memory, memory_size, required_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Tenant};
 use crate::server::AppState;
@@ -78,25 +78,6 @@ pub async fn unlink_memories(
     Ok(ApiJson(
         json!({ "status": "unlinked", "memory_id_1": a, "memory_id_2": b }),
     ))
-}
-
-/// Loads one memory or answers 404 naming the field.
-async fn existing(
-    state: &AppState,
-    tenant: &TenantId,
-    id: MemoryId,
-    field: &str,
-) -> Result<Memory, ApiError> {
-    state
-        .store
-        .memories(tenant, &[id])
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "{field}: memory {id} not found for this API key's tenant"
-            ))
-        })
 }
 
 /// Drives a walk hop by hop against the store. `scope`, when given, keeps the walk inside
@@ -200,8 +181,8 @@ pub async fn find_path(
 ) -> Result<ApiJson<Value>, ApiError> {
     let from = required_id(query.from_id.as_deref(), "from_id")?;
     let to = required_id(query.to_id.as_deref(), "to_id")?;
-    existing(&state, &tenant, from, "from_id").await?;
-    existing(&state, &tenant, to, "to_id").await?;
+    load_memory(&state, &tenant, from, "from_id").await?;
+    load_memory(&state, &tenant, to, "to_id").await?;
     let mut walk = Walk::new(from, state.limits.max_graph_nodes);
     drive(
         &state,
@@ -250,7 +231,7 @@ pub async fn neighborhood(
 ) -> Result<ApiJson<Value>, ApiError> {
     let center = required_id(query.memory_id.as_deref(), "memory_id")?;
     let hops = hops_param(query.hops, 2, "hops")?;
-    existing(&state, &tenant, center, "memory_id").await?;
+    load_memory(&state, &tenant, center, "memory_id").await?;
     let mut walk = Walk::new(center, state.limits.max_graph_nodes);
     let edges = drive(
         &state,
@@ -313,7 +294,7 @@ pub async fn traverse(
         .filter(|s| !s.trim().is_empty())
         .map(|s| TagFilter::from_scope_regex(Some(s), state.limits.max_regex_bytes))
         .transpose()?;
-    let start_memory = existing(&state, &tenant, start, "start_memory_id").await?;
+    let start_memory = load_memory(&state, &tenant, start, "start_memory_id").await?;
     if let Some(filter) = &scope
         && !filter.matches(&start_memory.tags)
     {

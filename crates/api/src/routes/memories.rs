@@ -2,15 +2,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use membrain_memory::text::{content_hash, derive_context, keywords};
+use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
 use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{bound, memory_size, required_id};
+use super::{bound, load_memory, memory_size, required_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Tenant};
+use crate::ingest::KEYWORDS_PER_MEMORY;
 use crate::server::AppState;
 
 /// Tags as a list, or as one comma-separated string (what people type).
@@ -174,14 +175,7 @@ pub async fn get_memory(
     ApiPath(memory_id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let id = MemoryId::parse_field(&memory_id, "memory_id")?;
-    let memory = state
-        .store
-        .memories(&tenant, &[id])
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            ApiError::not_found(format!("memory {id} not found for this API key's tenant"))
-        })?;
+    let memory = load_memory(&state, &tenant, id, "memory_id").await?;
     Ok(ApiJson(json!(memory)))
 }
 
@@ -204,31 +198,11 @@ pub async fn update_memory(
         body.tags.map(TagsInput::into_list),
         &state.limits,
     )?;
-    let content = patch.content.map(|content| {
-        let keywords = keywords(&content, 8);
-        PreparedContent {
-            content_hash: content_hash(&content),
-            // The category does not change on update; the context line is re-derived from it.
-            context: String::new(),
-            keywords,
-            content,
-        }
+    let content = patch.content.map(|content| PreparedContent {
+        content_hash: content_hash(&content),
+        keywords: keywords(&content, KEYWORDS_PER_MEMORY),
+        content,
     });
-    let content = match content {
-        Some(mut change) => {
-            let current = state
-                .store
-                .memories(&tenant, &[id])
-                .await?
-                .pop()
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("memory {id} not found for this API key's tenant"))
-                })?;
-            change.context = derive_context(&current.category, &change.keywords);
-            Some(change)
-        }
-        None => None,
-    };
     let memory = state
         .store
         .update_memory(&tenant, id, content, patch.tags)

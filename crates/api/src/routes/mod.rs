@@ -6,9 +6,10 @@ pub mod memories;
 pub mod search;
 pub mod stats;
 
-use membrain_memory::{Limits, Memory, MemoryId, ValidationError};
+use membrain_memory::{Limits, Memory, MemoryId, TenantId, ValidationError};
 
 use crate::error::ApiError;
+use crate::server::AppState;
 
 /// Keeps a read within the configured caps on count and content bytes. Returns whether a cap
 /// cut the list.
@@ -42,4 +43,23 @@ pub(crate) fn required_id(raw: Option<&str>, field: &str) -> Result<MemoryId, Ap
         Some(raw) => Ok(MemoryId::parse_field(raw, field)?),
         None => Err(ValidationError::new(field, "is required").into()),
     }
+}
+
+/// Loads one memory or answers 404 naming the field.
+pub(crate) async fn load_memory(
+    state: &AppState,
+    tenant: &TenantId,
+    id: MemoryId,
+    field: &str,
+) -> Result<Memory, ApiError> {
+    state
+        .store
+        .memories(tenant, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{field}: memory {id} not found for this API key's tenant"
+            ))
+        })
 }
