@@ -1,0 +1,94 @@
+//! EC2 `--ip-permissions` JSON and AWS CLI commands for rules. The JSON form carries a
+//! description on every kind of peer, which the `--protocol/--port/--source-group` shorthand of
+//! seed 000's script cannot.
+
+use serde_json::{Value, json};
+
+use crate::eval::Direction;
+use crate::model::*;
+
+/// The EC2 `IpPermission` for one rule; `group_id` turns a logical group into the text that
+/// stands for its id (a shell variable, a CloudFormation reference, a real `sg-…`).
+pub fn ip_permission(rule: &Rule, group_id: &dyn Fn(&GroupId) -> String) -> Value {
+    let mut permission = json!({ "IpProtocol": rule.protocol.aws_name() });
+    if let Some(range) = rule.ports {
+        permission["FromPort"] = json!(range.from);
+        permission["ToPort"] = json!(range.to);
+    }
+    let description = rule.description.as_str();
+    match &rule.peer {
+        Peer::Cidr(cidr) if cidr.is_ipv6() => {
+            permission["Ipv6Ranges"] =
+                json!([{ "CidrIpv6": cidr.to_string(), "Description": description }]);
+        }
+        Peer::Cidr(cidr) => {
+            permission["IpRanges"] =
+                json!([{ "CidrIp": cidr.to_string(), "Description": description }]);
+        }
+        Peer::Group(group) => {
+            permission["UserIdGroupPairs"] =
+                json!([{ "GroupId": group_id(group), "Description": description }]);
+        }
+        Peer::PrefixList(id) => {
+            permission["PrefixListIds"] =
+                json!([{ "PrefixListId": id, "Description": description }]);
+        }
+    }
+    permission
+}
+
+/// Quotes a string for a POSIX shell (single quotes).
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The `aws ec2 authorize-security-group-{ingress,egress}` command that adds `rule` to `group`,
+/// with group ids taken from shell variables (`$MCP_ALB_SG_ID`).
+pub fn authorize_command(group: &GroupId, direction: Direction, rule: &Rule) -> String {
+    // Placeholders survive JSON encoding; each becomes a break out of the single quotes.
+    let permission = ip_permission(rule, &|g| format!("@@{}@@", g.shell_variable()));
+    let mut quoted = shell_quote(&json!([permission]).to_string());
+    while let Some(start) = quoted.find("@@") {
+        let Some(length) = quoted[start + 2..].find("@@") else {
+            break;
+        };
+        let variable = quoted[start + 2..start + 2 + length].to_owned();
+        quoted.replace_range(start..start + 4 + length, &format!("'\"${{{variable}}}\"'"));
+    }
+    format!(
+        "aws ec2 authorize-security-group-{} --group-id \"${{{}}}\" --ip-permissions {quoted}",
+        direction.name(),
+        group.shell_variable()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_references_become_shell_variables_with_descriptions() {
+        let rule = Rule::tcp(
+            8100,
+            Peer::Group(GroupId("mcp-alb".into())),
+            "Allow traffic from MCP ALB",
+        );
+        let command = authorize_command(&GroupId("mcp-ecs".into()), Direction::Ingress, &rule);
+        assert_eq!(
+            command,
+            "aws ec2 authorize-security-group-ingress --group-id \"${MCP_ECS_SG_ID}\" --ip-permissions \
+             '[{\"FromPort\":8100,\"IpProtocol\":\"tcp\",\"ToPort\":8100,\"UserIdGroupPairs\":[{\"Description\":\"Allow traffic from MCP ALB\",\"GroupId\":\"'\"${MCP_ALB_SG_ID}\"'\"}]}]'"
+        );
+    }
+
+    #[test]
+    fn cidrs_all_traffic_and_quotes() {
+        let v6 = Rule::all_traffic(Peer::Cidr(Cidr::parse("c", "::/0").unwrap()), "it's open");
+        let permission = ip_permission(&v6, &|g| g.0.clone());
+        assert_eq!(permission["IpProtocol"], "-1");
+        assert!(permission.get("FromPort").is_none());
+        assert_eq!(permission["Ipv6Ranges"][0]["CidrIpv6"], "::/0");
+        let command = authorize_command(&GroupId("web".into()), Direction::Egress, &v6);
+        assert!(command.contains("it'\\''s open"), "{command}");
+    }
+}

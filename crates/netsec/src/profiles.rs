@@ -1,0 +1,534 @@
+//! The seeds' two deployments as built-in topologies, with the seeds' variables as options.
+//!
+//! `alb` (seed 000): internet → MCP ALB → MCP tasks → internal API ALB → API tasks → PostgreSQL.
+//! The seed stops at the API ALB; the API tasks and database groups complete the chain the same
+//! way. Unlike the seed's script, every group's egress is exactly its table: the default
+//! allow-all egress is revoked wherever the table is narrower.
+//!
+//! `gateway` (seed 001): API Gateway → VPC Link → (NLB) → MCP server tasks on 8080 in private
+//! subnets, with interface endpoints for Secrets Manager, CloudWatch Logs and Timestream.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::*;
+use crate::{NetsecError, Topology};
+
+/// The seeds' variables and the ports that can be changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileOptions {
+    pub create_vpc: bool,
+    pub vpc_cidr: Cidr,
+    pub enable_vpc_endpoints: bool,
+    /// The MCP tasks' port: 8100 behind the ALB (`alb`), 8080 behind the NLB (`gateway`).
+    pub mcp_port: u16,
+    pub api_port: u16,
+    pub database_port: u16,
+}
+
+impl ProfileOptions {
+    pub fn for_profile(profile: Profile) -> Self {
+        Self {
+            create_vpc: matches!(profile, Profile::Gateway),
+            vpc_cidr: Cidr::parse("vpc_cidr", "10.0.0.0/16")
+                .unwrap_or_else(|_| Cidr::everything_v4()),
+            enable_vpc_endpoints: true,
+            mcp_port: match profile {
+                Profile::Alb => 8100,
+                Profile::Gateway => 8080,
+            },
+            api_port: 8000,
+            database_port: 5432,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Alb,
+    Gateway,
+}
+
+impl Profile {
+    pub fn parse(value: &str) -> Result<Self, NetsecError> {
+        match value {
+            "alb" => Ok(Self::Alb),
+            "gateway" => Ok(Self::Gateway),
+            other => Err(NetsecError::invalid(
+                "profile",
+                format!("{other:?} is not a profile: use alb or gateway"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alb => "alb",
+            Self::Gateway => "gateway",
+        }
+    }
+
+    pub fn topology(self, options: &ProfileOptions) -> Topology {
+        match self {
+            Self::Alb => alb(options),
+            Self::Gateway => gateway(options),
+        }
+    }
+}
+
+fn id(name: &str) -> GroupId {
+    GroupId(name.to_owned())
+}
+
+fn group_peer(name: &str) -> Peer {
+    Peer::Group(id(name))
+}
+
+fn everywhere() -> Peer {
+    Peer::Cidr(Cidr::everything_v4())
+}
+
+fn tier(name: &str, description: &str, placement: Placement, groups: &[&str]) -> Tier {
+    Tier {
+        name: TierName(name.to_owned()),
+        description: description.to_owned(),
+        placement,
+        groups: groups.iter().map(|g| id(g)).collect(),
+    }
+}
+
+fn flow(from: &str, to: &str, port: u16, why: &str) -> Flow {
+    Flow {
+        from: TierName(from.into()),
+        to: TierName(to.into()),
+        protocol: Protocol::Tcp,
+        port,
+        why: why.into(),
+    }
+}
+
+/// Seed 000: the MCP ALB, the MCP tasks and the API ALB, completed with the API tasks and the
+/// database.
+pub fn alb(options: &ProfileOptions) -> Topology {
+    let (mcp, api, db) = (options.mcp_port, options.api_port, options.database_port);
+    let groups = vec![
+        SecurityGroup {
+            id: id("mcp-alb"),
+            name: "membrain-mcp-alb-sg".into(),
+            title: "MCP ALB Security Group".into(),
+            description: "Security group for Mem-Brain MCP Application Load Balancer".into(),
+            ingress: vec![
+                Rule::tcp(80, everywhere(), "Allow HTTP from internet"),
+                Rule::tcp(443, everywhere(), "Allow HTTPS from internet"),
+            ],
+            egress: vec![Rule::all_traffic(
+                everywhere(),
+                "Allow all outbound traffic",
+            )],
+        },
+        SecurityGroup {
+            id: id("mcp-ecs"),
+            name: "membrain-mcp-ecs-sg".into(),
+            title: "MCP ECS Security Group".into(),
+            description: "Security group for Mem-Brain MCP ECS tasks".into(),
+            ingress: vec![Rule::tcp(
+                mcp,
+                group_peer("mcp-alb"),
+                "Allow traffic from MCP ALB",
+            )],
+            egress: vec![
+                Rule::tcp(80, group_peer("api-alb"), "Allow HTTP to API ALB"),
+                Rule::tcp(443, group_peer("api-alb"), "Allow HTTPS to API ALB"),
+            ],
+        },
+        SecurityGroup {
+            id: id("api-alb"),
+            name: "membrain-api-alb-sg".into(),
+            title: "API ALB Security Group".into(),
+            description: "Security group for Mem-Brain API internal Application Load Balancer"
+                .into(),
+            ingress: vec![
+                Rule::tcp(80, group_peer("mcp-ecs"), "Allow HTTP from MCP ECS"),
+                Rule::tcp(443, group_peer("mcp-ecs"), "Allow HTTPS from MCP ECS"),
+            ],
+            egress: vec![Rule::tcp(
+                api,
+                group_peer("api-ecs"),
+                "Allow traffic to API tasks",
+            )],
+        },
+        SecurityGroup {
+            id: id("api-ecs"),
+            name: "membrain-api-ecs-sg".into(),
+            title: "API ECS Security Group".into(),
+            description: "Security group for Mem-Brain API ECS tasks".into(),
+            ingress: vec![Rule::tcp(
+                api,
+                group_peer("api-alb"),
+                "Allow traffic from API ALB",
+            )],
+            egress: vec![Rule::tcp(
+                db,
+                group_peer("database"),
+                "Allow PostgreSQL to the database",
+            )],
+        },
+        SecurityGroup {
+            id: id("database"),
+            name: "membrain-database-sg".into(),
+            title: "Database Security Group".into(),
+            description: "Security group for the Mem-Brain PostgreSQL database (RDS)".into(),
+            ingress: vec![Rule::tcp(
+                db,
+                group_peer("api-ecs"),
+                "Allow PostgreSQL from API tasks",
+            )],
+            egress: vec![],
+        },
+    ];
+    let tiers = vec![
+        tier(
+            "internet",
+            "Any address on the internet",
+            Placement::Internet,
+            &[],
+        ),
+        tier(
+            "mcp-alb",
+            "The public MCP Application Load Balancer",
+            Placement::Vpc,
+            &["mcp-alb"],
+        ),
+        tier(
+            "mcp-ecs",
+            "The MCP server tasks",
+            Placement::Vpc,
+            &["mcp-ecs"],
+        ),
+        tier(
+            "api-alb",
+            "The internal API Application Load Balancer",
+            Placement::Vpc,
+            &["api-alb"],
+        ),
+        tier(
+            "api-ecs",
+            "The Memory REST API tasks",
+            Placement::Vpc,
+            &["api-ecs"],
+        ),
+        tier(
+            "database",
+            "The PostgreSQL database (RDS)",
+            Placement::Vpc,
+            &["database"],
+        ),
+    ];
+    let expected = vec![
+        flow(
+            "internet",
+            "mcp-alb",
+            80,
+            "clients reach the MCP ALB over HTTP",
+        ),
+        flow(
+            "internet",
+            "mcp-alb",
+            443,
+            "clients reach the MCP ALB over HTTPS",
+        ),
+        flow(
+            "mcp-alb",
+            "mcp-ecs",
+            mcp,
+            "the MCP ALB forwards to the MCP tasks",
+        ),
+        flow(
+            "mcp-ecs",
+            "api-alb",
+            80,
+            "the MCP tasks call the API ALB over HTTP",
+        ),
+        flow(
+            "mcp-ecs",
+            "api-alb",
+            443,
+            "the MCP tasks call the API ALB over HTTPS",
+        ),
+        flow(
+            "api-alb",
+            "api-ecs",
+            api,
+            "the API ALB forwards to the API tasks",
+        ),
+        flow("api-ecs", "database", db, "the API tasks use PostgreSQL"),
+    ];
+    let forbidden = vec![
+        flow(
+            "internet",
+            "mcp-ecs",
+            mcp,
+            "MCP tasks are reached only through their ALB",
+        ),
+        flow("internet", "api-alb", 80, "the API ALB is internal"),
+        flow("internet", "api-alb", 443, "the API ALB is internal"),
+        flow("internet", "api-ecs", api, "API tasks are private"),
+        flow("internet", "database", db, "the database is private"),
+        flow(
+            "mcp-ecs",
+            "database",
+            db,
+            "the MCP bridge never touches the database",
+        ),
+        flow(
+            "mcp-ecs",
+            "api-ecs",
+            api,
+            "the MCP tasks go through the API ALB",
+        ),
+        flow("mcp-alb", "api-alb", 443, "only MCP tasks call the API"),
+        flow(
+            "mcp-alb",
+            "api-ecs",
+            api,
+            "only the API ALB reaches the API tasks",
+        ),
+        flow(
+            "mcp-alb",
+            "database",
+            db,
+            "only the API tasks reach the database",
+        ),
+        flow(
+            "api-alb",
+            "database",
+            db,
+            "only the API tasks reach the database",
+        ),
+    ];
+    Topology {
+        name: "alb".into(),
+        vpc: Vpc {
+            cidr: options.vpc_cidr,
+            create: options.create_vpc,
+        },
+        groups,
+        tiers,
+        endpoints: Vec::new(),
+        public_entry: vec![PublicEntry {
+            group: id("mcp-alb"),
+            ports: vec![80, 443],
+        }],
+        expected,
+        forbidden,
+    }
+}
+
+/// The interface endpoints of seed 001, each with private DNS.
+pub const GATEWAY_ENDPOINT_SERVICES: [&str; 4] = [
+    "secretsmanager",
+    "logs",
+    "timestream.ingest-cell1",
+    "timestream.query-cell1",
+];
+
+/// Seed 001: the MCP server behind API Gateway's VPC Link, with optional interface endpoints.
+pub fn gateway(options: &ProfileOptions) -> Topology {
+    let mcp = options.mcp_port;
+    let vpc = Peer::Cidr(options.vpc_cidr);
+    let mut groups = vec![
+        SecurityGroup {
+            id: id("mcp-server"),
+            name: "membrain-mcp-server-sg".into(),
+            title: "MCP Server Security Group".into(),
+            description: "Controls inbound and outbound traffic for the MCP server ECS tasks in private subnets".into(),
+            ingress: vec![
+                Rule::tcp(mcp, vpc.clone(), "Allow MCP server traffic from within VPC"),
+                Rule::tcp(mcp, group_peer("vpc-link"), "Allow traffic from VPC Link"),
+            ],
+            egress: vec![Rule::all_traffic(everywhere(), "Allow outbound connections to AWS services")],
+        },
+        SecurityGroup {
+            id: id("vpc-link"),
+            name: "membrain-vpc-link-sg".into(),
+            title: "VPC Link Security Group".into(),
+            description: "Controls traffic from API Gateway VPC Link to the MCP server".into(),
+            ingress: vec![],
+            egress: vec![Rule::all_traffic(vpc.clone(), "Allow traffic to MCP server in VPC")],
+        },
+    ];
+    let mut tiers = vec![
+        tier(
+            "internet",
+            "Any address on the internet",
+            Placement::Internet,
+            &[],
+        ),
+        tier(
+            "vpc-link",
+            "API Gateway's VPC Link interfaces",
+            Placement::Vpc,
+            &["vpc-link"],
+        ),
+        tier(
+            "mcp-server",
+            "The MCP server tasks in private subnets",
+            Placement::Vpc,
+            &["mcp-server"],
+        ),
+    ];
+    let mut expected = vec![
+        flow(
+            "vpc-link",
+            "mcp-server",
+            mcp,
+            "API Gateway reaches the MCP server through the VPC Link",
+        ),
+        flow(
+            "vpc",
+            "mcp-server",
+            mcp,
+            "the seed admits MCP traffic from the whole VPC",
+        ),
+    ];
+    let mut forbidden = vec![
+        flow(
+            "internet",
+            "mcp-server",
+            mcp,
+            "the MCP server is private; clients come through API Gateway",
+        ),
+        flow(
+            "vpc-link",
+            "mcp-server",
+            22,
+            "the VPC Link reaches the MCP server on its port only",
+        ),
+        flow(
+            "vpc-link",
+            "mcp-server",
+            443,
+            "the VPC Link reaches the MCP server on its port only",
+        ),
+        flow(
+            "vpc-link",
+            "mcp-server",
+            8000,
+            "the VPC Link reaches the MCP server on its port only",
+        ),
+    ];
+    let mut endpoints = Vec::new();
+    if options.enable_vpc_endpoints {
+        groups.push(SecurityGroup {
+            id: id("vpc-endpoints"),
+            name: "membrain-vpc-endpoints-sg".into(),
+            title: "VPC Endpoints Security Group".into(),
+            description:
+                "Controls access to VPC endpoints for private communication with AWS services"
+                    .into(),
+            ingress: vec![Rule::tcp(
+                443,
+                vpc,
+                "Allow HTTPS from VPC for AWS service access",
+            )],
+            egress: vec![],
+        });
+        tiers.push(tier(
+            "vpc-endpoints",
+            "The interface VPC endpoints",
+            Placement::Vpc,
+            &["vpc-endpoints"],
+        ));
+        expected.push(flow(
+            "mcp-server",
+            "vpc-endpoints",
+            443,
+            "the MCP server reaches AWS services privately",
+        ));
+        forbidden.push(flow(
+            "internet",
+            "vpc-endpoints",
+            443,
+            "endpoints are reachable only inside the VPC",
+        ));
+        endpoints = GATEWAY_ENDPOINT_SERVICES
+            .iter()
+            .map(|service| VpcEndpoint {
+                service: (*service).into(),
+                private_dns: true,
+                groups: vec![id("vpc-endpoints")],
+            })
+            .collect();
+    }
+    tiers.push(tier(
+        "vpc",
+        "Any address in the VPC CIDR",
+        Placement::Vpc,
+        &[],
+    ));
+    Topology {
+        name: "gateway".into(),
+        vpc: Vpc {
+            cidr: options.vpc_cidr,
+            create: options.create_vpc,
+        },
+        groups,
+        tiers,
+        endpoints,
+        public_entry: Vec::new(),
+        expected,
+        forbidden,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_profiles_validate_with_default_and_changed_options() {
+        for profile in [Profile::Alb, Profile::Gateway] {
+            let mut options = ProfileOptions::for_profile(profile);
+            profile.topology(&options).validate().unwrap();
+            options.enable_vpc_endpoints = false;
+            options.mcp_port = 9000;
+            options.vpc_cidr = Cidr::parse("vpc_cidr", "172.16.0.0/20").unwrap();
+            let topology = profile.topology(&options);
+            topology.validate().unwrap();
+            assert!(topology.known_ports().contains(&9000));
+        }
+    }
+
+    #[test]
+    fn tier_names_are_the_agreed_ones() {
+        let names = |p: Profile| -> Vec<String> {
+            p.topology(&ProfileOptions::for_profile(p))
+                .tiers
+                .iter()
+                .map(|t| t.name.0.clone())
+                .collect()
+        };
+        assert_eq!(
+            names(Profile::Alb),
+            [
+                "internet", "mcp-alb", "mcp-ecs", "api-alb", "api-ecs", "database"
+            ]
+        );
+        assert_eq!(
+            names(Profile::Gateway),
+            ["internet", "vpc-link", "mcp-server", "vpc-endpoints", "vpc"]
+        );
+    }
+
+    #[test]
+    fn endpoints_follow_the_variable() {
+        let mut options = ProfileOptions::for_profile(Profile::Gateway);
+        let with = gateway(&options);
+        assert_eq!(with.endpoints.len(), 4);
+        assert!(with.endpoints.iter().all(|e| e.private_dns));
+        options.enable_vpc_endpoints = false;
+        let without = gateway(&options);
+        assert!(without.endpoints.is_empty());
+        assert!(without.group(&id("vpc-endpoints")).is_none());
+    }
+}
