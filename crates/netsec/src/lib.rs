@@ -10,6 +10,7 @@
 //! * [`verify`]: every expected and forbidden flow plus lints, as one [`verify::Report`].
 //! * [`aws_json`]: live groups from `describe-security-groups` JSON.
 //! * [`awscli`]: EC2 permission JSON and commands, shared by diagnosis and the rendered script.
+//! * [`render`]: the topology as an AWS CLI script, CloudFormation and Terraform.
 //!
 //! AWS semantics kept here: groups only allow; they are stateful (only the side that opens a
 //! connection is checked); a group reference matches every interface carrying that group; a flow
@@ -25,6 +26,7 @@ mod error;
 pub mod eval;
 pub mod model;
 pub mod profiles;
+pub mod render;
 pub mod topology;
 pub mod verify;
 
