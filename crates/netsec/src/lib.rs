@@ -8,6 +8,7 @@
 //! * [`profiles`]: the `alb` (seed 000) and `gateway` (seed 001) topologies.
 //! * [`eval`]: whether a flow between two tiers is allowed, and which rule is missing if not.
 //! * [`verify`]: every expected and forbidden flow plus lints, as one [`verify::Report`].
+//! * [`diagnose`]: why one flow works or not: the missing rule, its command, what else to check.
 //! * [`aws_json`]: live groups from `describe-security-groups` JSON.
 //! * [`awscli`]: EC2 permission JSON and commands, shared by diagnosis and the rendered script.
 //! * [`render`]: the topology as an AWS CLI script, CloudFormation and Terraform.
@@ -22,6 +23,7 @@
 
 pub mod aws_json;
 pub mod awscli;
+pub mod diagnose;
 mod error;
 pub mod eval;
 pub mod model;
