@@ -83,6 +83,147 @@ pub enum Command {
     Export(ExportArgs),
     /// Read memories and links written by `membrain export` into a tenant.
     Import(ImportArgs),
+    /// Security groups as code: plan, render, apply, verify and diagnose the deployment's network.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Print every group's inbound and outbound rules (the seeds' tables) and the flows.
+    Plan {
+        #[command(flatten)]
+        source: TopologyArgs,
+        /// Print the whole topology as JSON (it can be edited and read back with --topology).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write deployable artifacts: an AWS CLI script, a CloudFormation template or Terraform.
+    Render {
+        #[command(flatten)]
+        source: TopologyArgs,
+        #[arg(long, value_enum)]
+        format: RenderFormat,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Create or reconcile the groups, rules, tags and endpoints through the AWS API.
+    Apply {
+        #[command(flatten)]
+        source: TopologyArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check live groups (or an export) against the plan: every expected flow allowed, every
+    /// forbidden flow denied, and lints. Exits non-zero on a violation (and on a lint with --strict).
+    Verify {
+        #[command(flatten)]
+        source: TopologyArgs,
+        #[command(flatten)]
+        live: LiveArgs,
+        /// Treat lint warnings as failures.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say whether one flow is allowed and, if not, which rule is missing and how to add it.
+    Diagnose {
+        #[command(flatten)]
+        source: TopologyArgs,
+        #[command(flatten)]
+        live: LiveArgs,
+        /// The tier traffic comes from (e.g. mcp-ecs).
+        #[arg(long, value_name = "TIER")]
+        from: String,
+        /// The tier traffic goes to (e.g. api-alb).
+        #[arg(long, value_name = "TIER")]
+        to: String,
+        #[arg(long, value_name = "PORT")]
+        port: u16,
+        /// tcp, udp, icmp or -1.
+        #[arg(long, default_value = "tcp")]
+        protocol: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    AwsCli,
+    Cloudformation,
+    Terraform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileName {
+    /// Seed 000: internet -> MCP ALB -> MCP tasks -> API ALB -> API tasks -> PostgreSQL.
+    Alb,
+    /// Seed 001: API Gateway -> VPC Link -> MCP server on 8080, with VPC endpoints.
+    Gateway,
+}
+
+/// Which network: a built-in profile (with the seeds' variables) or a topology file.
+#[derive(Debug, Args)]
+pub struct TopologyArgs {
+    /// A built-in topology [default: alb].
+    #[arg(long, value_enum, conflicts_with = "topology")]
+    pub profile: Option<ProfileName>,
+    /// Your own topology: a TOML, YAML or JSON file (see `network plan --json` for the shape).
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// The VPC's CIDR block [default: 10.0.0.0/16].
+    #[arg(long, value_name = "CIDR", conflicts_with = "topology")]
+    pub vpc_cidr: Option<String>,
+    /// Create the VPC instead of using VPC_ID [default: true for gateway, false for alb].
+    #[arg(long, value_name = "BOOL", conflicts_with = "topology")]
+    pub create_vpc: Option<bool>,
+    /// Create interface VPC endpoints (gateway) [default: true].
+    #[arg(long, value_name = "BOOL", conflicts_with = "topology")]
+    pub enable_vpc_endpoints: Option<bool>,
+    /// The MCP tasks' port [default: 8100 for alb, 8080 for gateway].
+    #[arg(long, value_name = "PORT", conflicts_with = "topology")]
+    pub mcp_port: Option<u16>,
+    /// The API tasks' port [default: 8000].
+    #[arg(long, value_name = "PORT", conflicts_with = "topology")]
+    pub api_port: Option<u16>,
+    /// The database port [default: 5432].
+    #[arg(long, value_name = "PORT", conflicts_with = "topology")]
+    pub database_port: Option<u16>,
+}
+
+/// Where the AWS API is.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// A different EC2 endpoint, e.g. a local moto server (http://127.0.0.1:5000).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The AWS region [default: us-east-1].
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+    /// The VPC to use (required when the plan does not create one).
+    #[arg(long, env = "VPC_ID", value_name = "VPC_ID")]
+    pub vpc_id: Option<String>,
+}
+
+/// Where live groups come from: an export file, the AWS API, or (neither) the plan itself.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Check the output of `aws ec2 describe-security-groups --output json` instead of the API.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["endpoint_url", "live"])]
+    pub from_json: Option<PathBuf>,
+    /// Read live groups through the AWS API (implied by --endpoint-url or --vpc-id).
+    #[arg(long)]
+    pub live: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// Tuning shared by `serve` and `api`.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod output;
 mod settings;
 mod telemetry;
 
@@ -79,5 +80,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => commands::keys::run(&common, command).await,
         Command::Export(args) => commands::transfer::export(&common, args).await,
         Command::Import(args) => commands::transfer::import(&common, args).await,
+        Command::Network(command) => commands::network::run(command).await,
     }
 }

@@ -45,6 +45,15 @@ pub fn shell_quote(text: &str) -> String {
 /// The `aws ec2 authorize-security-group-{ingress,egress}` command that adds `rule` to `group`,
 /// with group ids taken from shell variables (`$MCP_ALB_SG_ID`).
 pub fn authorize_command(group: &GroupId, direction: Direction, rule: &Rule) -> String {
+    rule_command("authorize", group, direction, rule)
+}
+
+/// The `aws ec2 revoke-security-group-{ingress,egress}` command that removes `rule` from `group`.
+pub fn revoke_command(group: &GroupId, direction: Direction, rule: &Rule) -> String {
+    rule_command("revoke", group, direction, rule)
+}
+
+fn rule_command(verb: &str, group: &GroupId, direction: Direction, rule: &Rule) -> String {
     // Placeholders survive JSON encoding; each becomes a break out of the single quotes.
     let permission = ip_permission(rule, &|g| format!("@@{}@@", g.shell_variable()));
     let mut quoted = shell_quote(&json!([permission]).to_string());
@@ -56,7 +65,7 @@ pub fn authorize_command(group: &GroupId, direction: Direction, rule: &Rule) -> 
         quoted.replace_range(start..start + 4 + length, &format!("'\"${{{variable}}}\"'"));
     }
     format!(
-        "aws ec2 authorize-security-group-{} --group-id \"${{{}}}\" --ip-permissions {quoted}",
+        "aws ec2 {verb}-security-group-{} --group-id \"${{{}}}\" --ip-permissions {quoted}",
         direction.name(),
         group.shell_variable()
     )

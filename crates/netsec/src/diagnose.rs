@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::awscli::authorize_command;
+use crate::awscli::{authorize_command, revoke_command};
 use crate::eval::{Direction, Evaluator, RuleRef, Verdict};
 use crate::model::*;
 use crate::{NetsecError, Topology};
@@ -29,8 +29,10 @@ pub struct Diagnosis {
     /// What the plan says about this flow, if anything.
     pub planned: Option<&'static str>,
     pub verdict: Verdict,
-    /// Rules to add when the flow is blocked.
+    /// Rules to add when a flow the plan does not forbid is blocked.
     pub fixes: Vec<Fix>,
+    /// Commands that close a flow the plan forbids but the groups let through.
+    pub revokes: Vec<String>,
     /// The rules that let it through (when allowed).
     pub allowed_by: Vec<RuleRef>,
     /// Checks beyond security groups, from the seeds' troubleshooting lists.
@@ -60,6 +62,8 @@ pub fn diagnose(
         None
     };
     let (fixes, allowed_by) = match &verdict {
+        // A forbidden flow that is blocked is as it should be: nothing to add.
+        Verdict::Denied { .. } if planned == Some("forbidden") => (Vec::new(), Vec::new()),
         Verdict::Denied { missing } => (
             missing
                 .iter()
@@ -80,6 +84,23 @@ pub fn diagnose(
             (Vec::new(), egress.iter().chain(ingress).cloned().collect())
         }
     };
+    let revokes = if planned == Some("forbidden") {
+        allowed_by
+            .iter()
+            .filter_map(|by| {
+                let group = actual.group(&by.group)?;
+                let rules = match by.direction {
+                    Direction::Ingress => &group.ingress,
+                    Direction::Egress => &group.egress,
+                };
+                rules
+                    .get(by.index)
+                    .map(|rule| revoke_command(&by.group, by.direction, rule))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Diagnosis {
         from: from_tier.name.clone(),
         to: to_tier.name.clone(),
@@ -90,6 +111,7 @@ pub fn diagnose(
         also_check: also_check(from_tier, to_tier),
         verdict,
         fixes,
+        revokes,
         allowed_by,
     })
 }
@@ -152,6 +174,39 @@ mod tests {
         );
         assert!(fix.command.contains("${MCP_ECS_SG_ID}"));
         assert!(diagnosis.also_check.iter().any(|c| c.contains("DNS name")));
+    }
+
+    #[test]
+    fn forbidden_flows_get_no_fix_when_blocked_and_revokes_when_open() {
+        let plan = Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb));
+        let blocked = diagnose(&plan, &plan, "mcp-ecs", "database", Protocol::Tcp, 5432).unwrap();
+        assert_eq!(
+            (blocked.allowed, blocked.planned),
+            (false, Some("forbidden"))
+        );
+        assert!(blocked.fixes.is_empty() && blocked.revokes.is_empty());
+        let mut live = plan.clone();
+        let database = live
+            .groups
+            .iter_mut()
+            .find(|g| g.id.0 == "database")
+            .unwrap();
+        database.ingress.push(Rule::tcp(
+            5432,
+            Peer::Cidr(Cidr::everything_v4()),
+            "too open",
+        ));
+        let open = diagnose(&plan, &live, "internet", "database", Protocol::Tcp, 5432).unwrap();
+        assert!(open.allowed);
+        assert_eq!(open.revokes.len(), 1);
+        assert!(
+            open.revokes[0].starts_with(
+                "aws ec2 revoke-security-group-ingress --group-id \"${DATABASE_SG_ID}\""
+            ),
+            "{}",
+            open.revokes[0]
+        );
+        assert!(open.revokes[0].contains("0.0.0.0/0"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use membrain_store::{MemoryStore, StoreError};
 use serde_json::json;
 
 use crate::cli::KeysCommand;
+use crate::output::say;
 use crate::settings::Common;
 
 pub async fn run(common: &Common, command: KeysCommand) -> Result<()> {
@@ -25,25 +26,26 @@ pub async fn run(common: &Common, command: KeysCommand) -> Result<()> {
                 .await
                 .context("creating the key")?;
             if json {
-                println!(
+                say!(
                     "{}",
                     json!({ "tenant": record.tenant, "key": key.expose_secret(), "id": record.id, "label": record.label })
                 );
             } else {
-                println!(
+                say!(
                     "Created key {} for tenant {}. It is shown only once:\n",
-                    record.id, record.tenant
+                    record.id,
+                    record.tenant
                 );
-                println!("  {}\n", key.expose_secret());
-                println!("Send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`.");
+                say!("  {}\n", key.expose_secret());
+                say!("Send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`.");
             }
         }
         KeysCommand::List { json } => {
             let keys = store.list_keys().await.context("listing keys")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
+                say!("{}", serde_json::to_string_pretty(&keys)?);
             } else if keys.is_empty() {
-                println!("No keys yet. Create one with: membrain keys create --tenant NAME");
+                say!("No keys yet. Create one with: membrain keys create --tenant NAME");
             } else {
                 let mut table = Table::new();
                 table
@@ -62,7 +64,7 @@ pub async fn run(common: &Common, command: KeysCommand) -> Result<()> {
                         status,
                     ]);
                 }
-                println!("{table}");
+                say!("{table}");
             }
         }
         KeysCommand::Revoke { id, json } => {
@@ -74,11 +76,12 @@ pub async fn run(common: &Common, command: KeysCommand) -> Result<()> {
                 Err(e) => return Err(e).context("revoking the key"),
             };
             if json {
-                println!("{}", serde_json::to_string(&record)?);
+                say!("{}", serde_json::to_string(&record)?);
             } else {
-                println!(
+                say!(
                     "Revoked key {} of tenant {}. Running servers stop accepting it within their key cache time (5 s by default).",
-                    record.id, record.tenant
+                    record.id,
+                    record.tenant
                 );
             }
         }

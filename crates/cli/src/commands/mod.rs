@@ -1,6 +1,8 @@
 //! One module per subcommand group.
 
 pub mod keys;
+pub mod network;
+mod network_aws;
 pub mod serve;
 pub mod servers;
 pub mod transfer;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::servers::{DEFAULT_TENANT, key_sources};
 use crate::cli::ServeArgs;
+use crate::output::say;
 use crate::settings::{Common, configured_key};
 
 pub async fn run(
@@ -91,40 +92,40 @@ fn print_banner(
         (None, true) => "$MEMBRAIN_API_KEY".to_owned(),
         (None, false) => "<your key>".to_owned(),
     };
-    println!();
-    println!("  Membrain is running");
-    println!("    MCP       {mcp_url}");
-    println!("    REST API  {api_url}/api/v1");
-    println!("    Data      {}", common.database_for_display());
-    println!();
+    say!();
+    say!("  Membrain is running");
+    say!("    MCP       {mcp_url}");
+    say!("    REST API  {api_url}/api/v1");
+    say!("    Data      {}", common.database_for_display());
+    say!();
     match (new_key, env_key) {
         (Some(_), _) => {
-            println!(
+            say!(
                 "  Your API key for tenant \"{DEFAULT_TENANT}\" (shown once; only its hash is stored):"
             );
-            println!();
-            println!("    {key_text}");
+            say!();
+            say!("    {key_text}");
         }
-        (None, true) => println!("  Accepting MEMBRAIN_API_KEY for tenant \"{DEFAULT_TENANT}\"."),
-        (None, false) => println!(
+        (None, true) => say!("  Accepting MEMBRAIN_API_KEY for tenant \"{DEFAULT_TENANT}\"."),
+        (None, false) => say!(
             "  Use a key you created before, or make one: membrain keys create --tenant {DEFAULT_TENANT}"
         ),
     }
-    println!();
-    println!("  Claude Code:");
-    println!(
+    say!();
+    say!("  Claude Code:");
+    say!(
         "    claude mcp add --transport http membrain {mcp_url} --header \"X-API-Key: {key_text}\""
     );
-    println!();
-    println!("  Cursor (~/.cursor/mcp.json) and other HTTP clients:");
-    println!(
+    say!();
+    say!("  Cursor (~/.cursor/mcp.json) and other HTTP clients:");
+    say!(
         "    {{\"mcpServers\": {{\"membrain\": {{\"url\": \"{mcp_url}\", \"headers\": {{\"X-API-Key\": \"{key_text}\"}}}}}}}}"
     );
-    println!();
-    println!("  Claude Desktop (claude_desktop_config.json), through stdio:");
-    println!(
+    say!();
+    say!("  Claude Desktop (claude_desktop_config.json), through stdio:");
+    say!(
         "    {{\"mcpServers\": {{\"membrain\": {{\"command\": \"membrain\", \"args\": [\"mcp\", \"--transport\", \"stdio\"], \
          \"env\": {{\"API_BASE_URL\": \"{api_url}\", \"MEMBRAIN_API_KEY\": \"{key_text}\"}}}}}}}}"
     );
-    println!();
+    say!();
 }

@@ -9,6 +9,7 @@ use membrain_memory::TenantId;
 use membrain_store::transfer::{export_tenant, import_tenant};
 
 use crate::cli::{ExportArgs, ImportArgs};
+use crate::output::say;
 use crate::settings::Common;
 
 fn tenant(raw: &str) -> Result<TenantId> {
@@ -68,11 +69,15 @@ pub async fn import(common: &Common, args: ImportArgs) -> Result<()> {
     .context("importing")?;
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        say!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
+        say!(
             "Imported into tenant {tenant}: {} created, {} already present, {} merged into duplicates; {} links ({} skipped).",
-            report.created, report.skipped, report.merged, report.links, report.links_skipped
+            report.created,
+            report.skipped,
+            report.merged,
+            report.links,
+            report.links_skipped
         );
     }
     store.close().await;

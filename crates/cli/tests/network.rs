@@ -1,0 +1,282 @@
+//! `membrain network` through the real binary: plan tables and JSON, verify and diagnose exit
+//! codes, exports, and every kind of bad topology file.
+
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::membrain_output;
+
+async fn network(args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["network"];
+    all.extend_from_slice(args);
+    membrain_output(&all, &[]).await
+}
+
+#[tokio::test]
+async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
+    let (ok, plan, err) = network(&["plan", "--profile", "alb"]).await;
+    assert!(ok, "{err}");
+    for expected in [
+        "MCP ALB Security Group",
+        "Allow HTTPS from internet",
+        "Custom TCP",
+        "8100",
+        "Allow HTTP to API ALB",
+        "(none: the default allow-all egress is revoked)",
+        "api-ecs",
+        "database",
+    ] {
+        assert!(plan.contains(expected), "plan lacks {expected:?}");
+    }
+    let (_, gateway, _) = network(&[
+        "plan",
+        "--profile",
+        "gateway",
+        "--mcp-port",
+        "9090",
+        "--vpc-cidr",
+        "172.20.0.0/16",
+    ])
+    .await;
+    assert!(
+        gateway.contains("9090")
+            && gateway.contains("172.20.0.0/16")
+            && gateway.contains("timestream.ingest-cell1"),
+        "{gateway}"
+    );
+    let (_, no_endpoints, _) = network(&[
+        "plan",
+        "--profile",
+        "gateway",
+        "--enable-vpc-endpoints",
+        "false",
+    ])
+    .await;
+    assert!(!no_endpoints.contains("vpc-endpoints"));
+
+    // The JSON plan is a topology file: edit it, read it back.
+    let (_, json_plan, _) = network(&["plan", "--profile", "alb", "--json"]).await;
+    let mut topology: Value = serde_json::from_str(&json_plan).unwrap();
+    topology["name"] = json!("mine");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.json");
+    std::fs::write(&file, topology.to_string()).unwrap();
+    let (ok, verified, err) = network(&["verify", "--topology", file.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert!(
+        verified.contains("Flows of mine") && verified.contains("0 violation(s), 0 warning(s)"),
+        "{verified}"
+    );
+}
+
+#[tokio::test]
+async fn verify_exit_codes_follow_violations_and_strictness() {
+    let (ok, report, _) = network(&["verify", "--profile", "gateway"]).await;
+    assert!(ok, "lints alone pass");
+    assert!(report.contains("cidr-where-group"));
+    let (ok, _, err) = network(&["verify", "--profile", "gateway", "--strict"]).await;
+    assert!(!ok && err.contains("--strict"), "{err}");
+    let (ok, json_report, _) = network(&["verify", "--profile", "alb", "--json"]).await;
+    assert!(ok);
+    let report: Value = serde_json::from_str(&json_report).unwrap();
+    assert_eq!(
+        report["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "expected")
+            .count(),
+        7
+    );
+}
+
+/// What seed 000's script leaves in an account: groups without descriptions on rules, the MCP
+/// ECS group's default egress never revoked, and no API tasks or database groups.
+fn seed_script_export() -> Value {
+    let everything = json!([{"CidrIp": "0.0.0.0/0"}]);
+    json!({"SecurityGroups": [
+        {"GroupId": "sg-alb", "GroupName": "membrain-mcp-alb-sg", "Description": "Security group for Mem-Brain MCP Application Load Balancer",
+         "IpPermissions": [
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": everything},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": everything}],
+         "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": everything}]},
+        {"GroupId": "sg-ecs", "GroupName": "membrain-mcp-ecs-sg", "Description": "Security group for Mem-Brain MCP ECS tasks",
+         "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 8100, "ToPort": 8100, "UserIdGroupPairs": [{"GroupId": "sg-alb"}]}],
+         "IpPermissionsEgress": [
+            {"IpProtocol": "-1", "IpRanges": everything},
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": "sg-api"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": "sg-api"}]}]},
+        {"GroupId": "sg-api", "GroupName": "membrain-api-alb-sg", "Description": "existing",
+         "IpPermissions": [
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": "sg-ecs"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": "sg-ecs"}]}],
+         "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": everything}]}
+    ]})
+}
+
+#[tokio::test]
+async fn verify_and_diagnose_an_export_of_the_seed_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("groups.json");
+    std::fs::write(&export, seed_script_export().to_string()).unwrap();
+    let export = export.to_str().unwrap();
+    let (ok, report, err) = network(&["verify", "--profile", "alb", "--from-json", export]).await;
+    assert!(!ok, "missing groups and blocked flows are violations");
+    assert!(err.contains("violation"), "{err}");
+    for expected in [
+        "broad-egress",
+        "missing-description",
+        "missing-group",
+        "VIOLATION",
+        "api-ecs -> database",
+    ] {
+        assert!(
+            report.contains(expected),
+            "report lacks {expected:?}:\n{report}"
+        );
+    }
+    // The MCP tasks can now reach the database's port anywhere: not in this export (no database
+    // group), but the broad egress is named. And the seed's chain up to the API ALB works.
+    let (ok, diagnosis, _) = network(&[
+        "diagnose",
+        "--profile",
+        "alb",
+        "--from-json",
+        export,
+        "--from",
+        "mcp-ecs",
+        "--to",
+        "api-alb",
+        "--port",
+        "443",
+    ])
+    .await;
+    assert!(ok, "{diagnosis}");
+    assert!(diagnosis.contains("ALLOWED"));
+    let (ok, blocked, err) = network(&[
+        "diagnose",
+        "--profile",
+        "alb",
+        "--from-json",
+        export,
+        "--from",
+        "api-alb",
+        "--to",
+        "api-ecs",
+        "--port",
+        "8000",
+        "--json",
+    ])
+    .await;
+    assert!(!ok && err.contains("expects this flow"), "{err}");
+    let blocked: Value = serde_json::from_str(&blocked).unwrap();
+    assert_eq!(blocked["allowed"], false);
+    assert!(
+        blocked["fixes"][0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("authorize-security-group-ingress"),
+        "{blocked}"
+    );
+}
+
+#[tokio::test]
+async fn bad_topologies_and_arguments_name_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, _) = network(&["plan", "--profile", "alb", "--json"]).await;
+    let plan: Value = serde_json::from_str(&plan).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let mutate = |edit: &dyn Fn(&mut Value)| {
+        let mut copy = plan.clone();
+        edit(&mut copy);
+        copy.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            write("syntax.toml", "name = \"x\"\n[vpc\ncidr = 1\n".into()),
+            "line 2",
+        ),
+        (
+            write("syntax.yaml", "name: x\nvpc: [unclosed\n".into()),
+            "line",
+        ),
+        (
+            write(
+                "unknown-group.json",
+                mutate(&|t| t["groups"][1]["ingress"][0]["peer"] = json!({"group": "ghost"})),
+            ),
+            "groups[mcp-ecs].ingress[0]: references unknown group \"ghost\"",
+        ),
+        (
+            write(
+                "port.json",
+                mutate(&|t| {
+                    t["groups"][1]["ingress"][0]["ports"] = json!({"from": 70000, "to": 70000})
+                }),
+            ),
+            "70000",
+        ),
+        (
+            write(
+                "cidr.json",
+                mutate(&|t| t["vpc"]["cidr"] = json!("10.0.0.0/33")),
+            ),
+            "10.0.0.0/33",
+        ),
+        (
+            write(
+                "tier.json",
+                mutate(&|t| t["expected"][0]["to"] = json!("moon")),
+            ),
+            "expected[0]: unknown tier \"moon\"",
+        ),
+        (
+            write(
+                "duplicate.json",
+                mutate(&|t| {
+                    let rule = t["groups"][0]["ingress"][0].clone();
+                    t["groups"][0]["ingress"].as_array_mut().unwrap().push(rule);
+                }),
+            ),
+            "groups[mcp-alb].ingress[2]: duplicates ingress[0]",
+        ),
+        (write("extension.txt", "x".into()), ".toml, .yaml or .json"),
+    ];
+    for (path, hint) in cases {
+        let (ok, _, err) = network(&["plan", "--topology", &path]).await;
+        assert!(!ok, "{path} should be refused");
+        assert!(
+            err.contains(hint),
+            "{path}: {err:?} should mention {hint:?}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (ok, _, err) = network(&["plan", "--vpc-cidr", "10.0.0.0/99"]).await;
+    assert!(!ok && err.contains("--vpc-cidr"), "{err}");
+    let (ok, _, err) = network(&[
+        "diagnose", "--from", "internet", "--to", "moon", "--port", "80",
+    ])
+    .await;
+    assert!(
+        !ok && err.contains("unknown tier \"moon\"") && err.contains("mcp-alb"),
+        "{err}"
+    );
+    let (ok, _, err) = network(&[
+        "diagnose", "--from", "internet", "--to", "mcp-alb", "--port", "70000",
+    ])
+    .await;
+    assert!(!ok && err.contains("70000"), "{err}");
+    let (ok, _, err) = network(&[
+        "diagnose", "--from", "internet", "--to", "mcp-alb", "--port", "0",
+    ])
+    .await;
+    assert!(!ok && err.contains("port 0"), "{err}");
+    let (ok, _, err) = network(&["verify", "--from-json", "/nonexistent/groups.json"]).await;
+    assert!(!ok && err.contains("/nonexistent/groups.json"), "{err}");
+}
