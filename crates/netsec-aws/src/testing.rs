@@ -18,8 +18,11 @@ pub fn tool_path(name: &str) -> PathBuf {
             return candidate;
         }
     }
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.exists()));
+    let on_path = std::env::var_os("PATH").map(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.exists())
+    });
     on_path.flatten().unwrap_or_else(|| {
         panic!(
             "{name} is not installed: run ./scripts/test (which prepares $CARGO_TARGET_DIR/test-venv), \
@@ -62,11 +65,17 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let server = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start on {address}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on {address}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         server
