@@ -3,6 +3,7 @@
 //! never checked (groups are stateful). A tier without groups restricts nothing on its side.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -61,10 +62,13 @@ impl Verdict {
     }
 }
 
-/// Evaluates flows against a topology's tiers and groups, with the groups indexed once.
+/// Evaluates flows against a topology's tiers and groups, with groups, tiers and tier addresses
+/// indexed once (verify evaluates thousands of flows against the same topology).
 pub struct Evaluator<'a> {
     topology: &'a Topology,
     groups: HashMap<&'a GroupId, &'a SecurityGroup>,
+    tiers: HashMap<&'a str, &'a Tier>,
+    addresses: HashMap<&'a TierName, IpAddr>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -72,6 +76,24 @@ impl<'a> Evaluator<'a> {
         Self {
             topology,
             groups: topology.group_index(),
+            tiers: topology
+                .tiers
+                .iter()
+                .map(|t| (t.name.0.as_str(), t))
+                .collect(),
+            addresses: topology
+                .tiers
+                .iter()
+                .map(|t| (&t.name, topology.address_of(t)))
+                .collect(),
+        }
+    }
+
+    /// A tier by name, or an error that lists the tiers.
+    pub fn tier(&self, name: &str) -> Result<&'a Tier, NetsecError> {
+        match self.tiers.get(name) {
+            Some(tier) => Ok(tier),
+            None => self.topology.tier(name),
         }
     }
 
@@ -83,7 +105,7 @@ impl<'a> Evaluator<'a> {
         protocol: Protocol,
         port: u16,
     ) -> Result<Verdict, NetsecError> {
-        let (from, to) = (self.topology.tier(from)?, self.topology.tier(to)?);
+        let (from, to) = (self.tier(from)?, self.tier(to)?);
         Ok(self.evaluate(from, to, protocol, port))
     }
 
@@ -159,7 +181,14 @@ impl<'a> Evaluator<'a> {
 
     fn peer_matches(&self, peer: &Peer, tier: &Tier) -> bool {
         match peer {
-            Peer::Cidr(cidr) => cidr.contains(&self.topology.address_of(tier)),
+            Peer::Cidr(cidr) => {
+                let address = self
+                    .addresses
+                    .get(&tier.name)
+                    .copied()
+                    .unwrap_or_else(|| self.topology.address_of(tier));
+                cidr.contains(&address)
+            }
             Peer::Group(group) => tier.groups.contains(group),
             // A prefix list names addresses outside this model (an AWS service); no tier is in it.
             Peer::PrefixList(_) => false,

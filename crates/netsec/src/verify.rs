@@ -81,7 +81,7 @@ pub fn verify(plan: &Topology, actual: &Topology) -> Report {
     ] {
         for flow in list {
             listed.insert((&flow.from, &flow.to, flow.port));
-            let verdict = match (actual.tier(&flow.from.0), actual.tier(&flow.to.0)) {
+            let verdict = match (evaluator.tier(&flow.from.0), evaluator.tier(&flow.to.0)) {
                 (Ok(from), Ok(to)) => evaluator.evaluate(from, to, flow.protocol, flow.port),
                 _ => Verdict::Denied {
                     missing: Vec::new(),
@@ -109,7 +109,7 @@ pub fn verify(plan: &Topology, actual: &Topology) -> Report {
     pairs.sort();
     pairs.dedup();
     for (from_name, to_name) in pairs {
-        let (Ok(from), Ok(to)) = (actual.tier(&from_name.0), actual.tier(&to_name.0)) else {
+        let (Ok(from), Ok(to)) = (evaluator.tier(&from_name.0), evaluator.tier(&to_name.0)) else {
             continue;
         };
         for &port in &ports {
@@ -159,6 +159,8 @@ pub fn verify(plan: &Topology, actual: &Topology) -> Report {
 /// descriptions, unattached groups, and (against `plan`) egress wider than planned and drift.
 pub fn lint(plan: &Topology, actual: &Topology) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let planned_groups = plan.group_index();
+    let actual_groups = actual.group_index();
     let warn = |code, place: String, message: String| Finding {
         code,
         severity: Severity::Warning,
@@ -234,12 +236,12 @@ pub fn lint(plan: &Topology, actual: &Topology) -> Vec<Finding> {
                 ));
             }
         }
-        if let Some(planned) = plan.group(&group.id).filter(|p| *p != group) {
+        if let Some(planned) = planned_groups.get(&group.id).filter(|p| **p != group) {
             findings.extend(drift(planned, group));
         }
     }
     for planned in &plan.groups {
-        if actual.group(&planned.id).is_none() {
+        if !actual_groups.contains_key(&planned.id) {
             findings.push(Finding {
                 code: "missing-group",
                 severity: Severity::Violation,
