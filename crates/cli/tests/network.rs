@@ -280,3 +280,156 @@ async fn bad_topologies_and_arguments_name_the_place() {
     let (ok, _, err) = network(&["verify", "--from-json", "/nonexistent/groups.json"]).await;
     assert!(!ok && err.contains("/nonexistent/groups.json"), "{err}");
 }
+
+/// `membrain network` commands with the AWS credentials moto accepts.
+async fn network_aws(args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["network"];
+    all.extend_from_slice(args);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    membrain_output(&all, &env).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_then_verify_live_against_moto() {
+    let moto = membrain_netsec_aws::testing::MotoServer::start();
+    let endpoint = moto.endpoint.as_str();
+    let (ok, applied, err) = network_aws(&[
+        "apply",
+        "--profile",
+        "gateway",
+        "--endpoint-url",
+        endpoint,
+        "--json",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let applied: Value = serde_json::from_str(&applied).unwrap();
+    let vpc_id = applied["vpc_id"].as_str().unwrap().to_owned();
+    assert!(vpc_id.starts_with("vpc-"), "{applied}");
+    assert_eq!(applied["groups"].as_object().unwrap().len(), 3);
+    assert!(!applied["changes"].as_array().unwrap().is_empty());
+
+    // Live groups verify clean (the seed's own CIDR rules remain lints, not violations).
+    let (ok, report, err) = network_aws(&[
+        "verify",
+        "--profile",
+        "gateway",
+        "--endpoint-url",
+        endpoint,
+        "--vpc-id",
+        &vpc_id,
+    ])
+    .await;
+    assert!(ok, "{err}\n{report}");
+    assert!(report.contains("0 violation(s)"), "{report}");
+    assert!(
+        !report.contains("broad-egress"),
+        "the default egress was revoked where the plan is tighter"
+    );
+
+    // Applying again changes nothing.
+    let (ok, again, err) =
+        network_aws(&["apply", "--profile", "gateway", "--endpoint-url", endpoint]).await;
+    assert!(ok, "{err}");
+    assert!(again.contains("nothing to do"), "{again}");
+
+    // Diagnose against live groups.
+    let (ok, diagnosis, err) = network_aws(&[
+        "diagnose",
+        "--profile",
+        "gateway",
+        "--endpoint-url",
+        endpoint,
+        "--vpc-id",
+        &vpc_id,
+        "--from",
+        "vpc-link",
+        "--to",
+        "mcp-server",
+        "--port",
+        "8080",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(diagnosis.contains("ALLOWED"), "{diagnosis}");
+
+    // A dry run on a changed plan says what it would do and does nothing.
+    let (ok, dry, err) = network_aws(&[
+        "apply",
+        "--profile",
+        "gateway",
+        "--mcp-port",
+        "9090",
+        "--endpoint-url",
+        endpoint,
+        "--dry-run",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        dry.contains("would change") && dry.contains("9090"),
+        "{dry}"
+    );
+    let (ok, _, _) = network_aws(&[
+        "verify",
+        "--profile",
+        "gateway",
+        "--endpoint-url",
+        endpoint,
+        "--vpc-id",
+        &vpc_id,
+    ])
+    .await;
+    assert!(ok, "the dry run changed nothing");
+}
+
+#[tokio::test]
+async fn apply_against_an_unreachable_endpoint_fails_fast_and_names_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoint = format!("http://{closed}");
+    let started = std::time::Instant::now();
+    let (ok, _, err) =
+        network_aws(&["apply", "--profile", "gateway", "--endpoint-url", &endpoint]).await;
+    assert!(!ok);
+    assert!(err.contains(&endpoint), "the endpoint is named: {err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn render_writes_each_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, needle) in [
+        ("aws-cli", "aws ec2 create-security-group"),
+        ("cloudformation", "AWS::EC2::SecurityGroup"),
+        ("terraform", "aws_security_group"),
+    ] {
+        let file = dir.path().join(format);
+        let (ok, _, err) = network(&[
+            "render",
+            "--profile",
+            "alb",
+            "--format",
+            format,
+            "-o",
+            file.to_str().unwrap(),
+        ])
+        .await;
+        assert!(ok, "{format}: {err}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(needle), "{format} lacks {needle:?}");
+    }
+    let (ok, _, err) = network(&["render", "--format", "pdf"]).await;
+    assert!(!ok && err.contains("aws-cli"), "{err}");
+}
