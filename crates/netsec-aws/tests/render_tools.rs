@@ -263,3 +263,127 @@ fn the_alb_script_builds_a_verified_network_on_moto_and_runs_again() {
 fn the_gateway_script_builds_its_vpc_and_endpoints_on_moto_and_runs_again() {
     check_aws_cli_script(Profile::Gateway);
 }
+
+/// `deploy/` at the root of the workspace.
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+#[test]
+fn deploy_holds_what_render_produces() {
+    let update = std::env::var_os("MEMBRAIN_UPDATE_DEPLOY").is_some();
+    let mut stale = Vec::new();
+    for profile in PROFILES {
+        for format in Format::ALL {
+            let path = deploy_dir().join(profile.name()).join(format.file_name());
+            let wanted = rendered(profile, format);
+            if update {
+                std::fs::create_dir_all(path.parent().expect("a parent folder"))
+                    .expect("create deploy/<profile>");
+                std::fs::write(&path, &wanted).expect("write the artifact");
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(wanted.as_str()) {
+                stale.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "these files differ from what `membrain network render` produces now: {stale:#?}\n\
+         review the change, then regenerate them with\n  \
+         MEMBRAIN_UPDATE_DEPLOY=1 cargo test -p membrain-netsec-aws --test render_tools deploy_holds"
+    );
+}
+
+/// Each profile with its default options, with `create_vpc` flipped, and without endpoints.
+fn variants() -> Vec<(String, Topology)> {
+    let mut out = Vec::new();
+    for profile in PROFILES {
+        let defaults = ProfileOptions::for_profile(profile);
+        let mut flipped = defaults.clone();
+        flipped.create_vpc = !defaults.create_vpc;
+        let mut no_endpoints = defaults.clone();
+        no_endpoints.enable_vpc_endpoints = false;
+        for (label, options) in [
+            ("default", defaults),
+            ("flipped-vpc", flipped),
+            ("no-endpoints", no_endpoints),
+        ] {
+            out.push((
+                format!("{}-{label}", profile.name()),
+                profile.topology(&options),
+            ));
+        }
+    }
+    out
+}
+
+/// Writes every variant's template (the whole stack, and the network alone) into `dir`.
+fn write_templates(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for (label, topology) in variants() {
+        for (kind, stack) in [
+            ("stack", StackOptions::for_topology(&topology)),
+            ("network", StackOptions::default()),
+        ] {
+            let path = dir.join(format!("{label}-{kind}.json"));
+            std::fs::write(&path, render(&topology, Format::CloudFormation, &stack))
+                .expect("write a template");
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Checks checkov's summary: something was checked and nothing failed.
+fn assert_checkov_clean(what: &str, output: &Output) {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let count = |label: &str| -> usize {
+        text.lines()
+            .filter_map(|line| line.split_once(label))
+            .filter_map(|(_, rest)| rest.split(',').next()?.trim().parse::<usize>().ok())
+            .sum()
+    };
+    assert!(
+        count("Passed checks:") > 0,
+        "{what}: checkov checked nothing:\n{text}"
+    );
+    assert_eq!(
+        count("Failed checks:"),
+        0,
+        "{what}: checkov findings:\n{text}"
+    );
+    assert_success(what, output);
+}
+
+#[test]
+fn cloudformation_templates_pass_cfn_lint() {
+    let dir = scratch_dir("cfn-lint");
+    let files = write_templates(&dir);
+    let output = tool("cfn-lint")
+        .args(&files)
+        .output()
+        .expect("cfn-lint starts");
+    // cfn-lint exits non-zero for errors (2), warnings (4) and informational findings (8).
+    assert_success("cfn-lint", &output);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cloudformation_templates_pass_checkov() {
+    let dir = scratch_dir("checkov-cfn");
+    write_templates(&dir);
+    let output = tool("checkov")
+        .args([
+            "--framework",
+            "cloudformation",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-d",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("checkov starts");
+    assert_checkov_clean("checkov (cloudformation)", &output);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,327 @@
+//! The topology as a CloudFormation template (JSON).
+//!
+//! The network is always there: the VPC with subnets, routes and a flow log when the plan creates
+//! it (parameters naming an existing VPC otherwise), every group with every rule and its
+//! description, and the interface endpoints. With an [`Application`] the template is a whole
+//! stack: the ECS cluster and services, their load balancers or API Gateway, logs, secrets and,
+//! for `alb`, RDS PostgreSQL.
+//!
+//! checkov findings that are accepted on purpose are suppressed on the resource itself
+//! (`Metadata.checkov.skip`) with the reason; DEPLOY.md lists them all.
+
+mod alb;
+mod ecs;
+mod gateway;
+mod network;
+mod template;
+
+use super::{Application, StackOptions};
+use crate::Topology;
+use template::Template;
+
+pub fn cloudformation(topology: &Topology, stack: &StackOptions) -> String {
+    let mut template = Template {
+        description: description(topology, stack),
+        ..Template::default()
+    };
+    let needs = network::SubnetNeeds {
+        public: stack.application == Application::Alb,
+        private: stack.application != Application::NetworkOnly || !topology.endpoints.is_empty(),
+    };
+    let network = network::add_vpc(&mut template, topology, needs);
+    network::add_security_groups(&mut template, topology, network);
+    network::add_endpoints(&mut template, topology, network);
+    match stack.application {
+        Application::NetworkOnly => {}
+        Application::Alb => alb::add(&mut template, network, &topology.name, stack),
+        Application::Gateway => gateway::add(&mut template, network, &topology.name, stack),
+    }
+    let mut text = serde_json::to_string_pretty(&template.into_json()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn description(topology: &Topology, stack: &StackOptions) -> String {
+    let what = match stack.application {
+        Application::NetworkOnly => "network: VPC, security groups and endpoints",
+        Application::Alb => {
+            "stack: MCP ALB, MCP and API services on ECS, internal API ALB, RDS PostgreSQL"
+        }
+        Application::Gateway => {
+            "stack: API Gateway with key authorizer, VPC Link, internal NLB, MCP service on ECS"
+        }
+    };
+    format!(
+        "Membrain {} {what}. Rendered by `membrain network render --format cloudformation`.",
+        topology.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::model::{GroupId, Peer, Rule};
+    use crate::profiles::{Profile, ProfileOptions};
+
+    fn template(topology: &Topology, stack: &StackOptions) -> Value {
+        serde_json::from_str(&cloudformation(topology, stack)).unwrap()
+    }
+
+    fn profile(profile: Profile, change: impl FnOnce(&mut ProfileOptions)) -> Topology {
+        let mut options = ProfileOptions::for_profile(profile);
+        change(&mut options);
+        profile.topology(&options)
+    }
+
+    fn resources_of<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+        template["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == kind)
+            .collect()
+    }
+
+    /// Every rule of the template, inline or standalone, except the "nothing" placeholder.
+    fn rules(template: &Value) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (_, group) in resources_of(template, "AWS::EC2::SecurityGroup") {
+            for key in ["SecurityGroupIngress", "SecurityGroupEgress"] {
+                out.extend(
+                    group["Properties"][key]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        for kind in [
+            "AWS::EC2::SecurityGroupIngress",
+            "AWS::EC2::SecurityGroupEgress",
+        ] {
+            out.extend(
+                resources_of(template, kind)
+                    .into_iter()
+                    .map(|(_, r)| r["Properties"].clone()),
+            );
+        }
+        out.retain(|r| r["CidrIp"] != "127.0.0.1/32");
+        out
+    }
+
+    #[test]
+    fn every_planned_rule_is_there_with_its_description() {
+        for p in [Profile::Alb, Profile::Gateway] {
+            let topology = profile(p, |_| {});
+            let rendered = template(&topology, &StackOptions::for_topology(&topology));
+            let rules = rules(&rendered);
+            let planned: usize = topology
+                .groups
+                .iter()
+                .map(|g| g.ingress.len() + g.egress.len())
+                .sum();
+            assert_eq!(rules.len(), planned, "{p:?}");
+            for group in &topology.groups {
+                for rule in group.ingress.iter().chain(&group.egress) {
+                    assert!(
+                        rules
+                            .iter()
+                            .any(|r| r["Description"] == rule.description.as_str()),
+                        "{}: {}",
+                        group.id,
+                        rule.description
+                    );
+                }
+            }
+            for (_, group) in resources_of(&rendered, "AWS::EC2::SecurityGroup") {
+                assert!(
+                    !group["Properties"]["GroupDescription"]
+                        .as_str()
+                        .unwrap()
+                        .is_empty()
+                );
+                // Declared egress replaces AWS's default allow-all rule on every group.
+                assert!(
+                    group["Properties"]["SecurityGroupEgress"].is_array(),
+                    "{group}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_groups_lose_the_default_egress() {
+        let topology = profile(Profile::Alb, |_| {});
+        let rendered = template(&topology, &StackOptions::default());
+        let egress =
+            |name: &str| rendered["Resources"][name]["Properties"]["SecurityGroupEgress"].clone();
+        assert_eq!(egress("DatabaseSecurityGroup")[0]["CidrIp"], "127.0.0.1/32");
+        assert_eq!(egress("McpEcsSecurityGroup").as_array().unwrap().len(), 2);
+        assert_eq!(
+            egress("McpEcsSecurityGroup")[0]["DestinationSecurityGroupId"]["Fn::GetAtt"][0],
+            "ApiAlbSecurityGroup"
+        );
+        assert_eq!(egress("McpAlbSecurityGroup")[0]["CidrIp"], "0.0.0.0/0");
+        // Group references in ingress are standalone: MCP tasks and API ALB name each other.
+        assert_eq!(
+            rendered["Resources"]["ApiAlbIngress0"]["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"]
+                [0],
+            "McpEcsSecurityGroup"
+        );
+    }
+
+    #[test]
+    fn an_egress_cycle_is_broken_with_a_standalone_rule() {
+        let mut topology = profile(Profile::Alb, |_| {});
+        let database = topology
+            .groups
+            .iter_mut()
+            .find(|g| g.id.0 == "database")
+            .unwrap();
+        database.egress.push(Rule::tcp(
+            8000,
+            Peer::Group(GroupId("api-ecs".into())),
+            "A cycle for the test",
+        ));
+        let rendered = template(&topology, &StackOptions::default());
+        let standalone = resources_of(&rendered, "AWS::EC2::SecurityGroupEgress");
+        assert_eq!(standalone.len(), 1, "{standalone:?}");
+        assert_eq!(standalone[0].0, "DatabaseEgress0");
+        // The database's inline egress is the placeholder, so its default rule is still replaced.
+        assert_eq!(
+            rendered["Resources"]["DatabaseSecurityGroup"]["Properties"]["SecurityGroupEgress"][0]
+                ["CidrIp"],
+            "127.0.0.1/32"
+        );
+    }
+
+    #[test]
+    fn the_vpc_is_created_or_taken_as_parameters() {
+        let created = template(&profile(Profile::Gateway, |_| {}), &StackOptions::default());
+        assert_eq!(
+            created["Resources"]["Vpc"]["Properties"]["CidrBlock"],
+            "10.0.0.0/16"
+        );
+        assert_eq!(
+            created["Resources"]["Vpc"]["Properties"]["EnableDnsHostnames"],
+            true
+        );
+        assert_eq!(resources_of(&created, "AWS::EC2::Subnet").len(), 4);
+        assert_eq!(resources_of(&created, "AWS::EC2::FlowLog").len(), 1);
+        assert!(created.get("Parameters").is_none());
+        let existing = template(
+            &profile(Profile::Gateway, |o| o.create_vpc = false),
+            &StackOptions::default(),
+        );
+        assert!(existing["Resources"].get("Vpc").is_none());
+        assert_eq!(existing["Parameters"]["VpcId"]["Type"], "AWS::EC2::VPC::Id");
+        assert_eq!(
+            existing["Resources"]["McpServerSecurityGroup"]["Properties"]["VpcId"],
+            serde_json::json!({ "Ref": "VpcId" })
+        );
+    }
+
+    #[test]
+    fn endpoints_follow_the_plan() {
+        let rendered = template(&profile(Profile::Gateway, |_| {}), &StackOptions::default());
+        let endpoints = resources_of(&rendered, "AWS::EC2::VPCEndpoint");
+        assert_eq!(endpoints.len(), 4);
+        let ingest = &rendered["Resources"]["TimestreamIngestCell1Endpoint"]["Properties"];
+        assert_eq!(
+            ingest["ServiceName"]["Fn::Sub"],
+            "com.amazonaws.${AWS::Region}.timestream.ingest-cell1"
+        );
+        assert_eq!(ingest["PrivateDnsEnabled"], true);
+        assert_eq!(
+            ingest["SecurityGroupIds"][0]["Fn::GetAtt"][0],
+            "VpcEndpointsSecurityGroup"
+        );
+        let without = template(
+            &profile(Profile::Gateway, |o| o.enable_vpc_endpoints = false),
+            &StackOptions::default(),
+        );
+        assert!(resources_of(&without, "AWS::EC2::VPCEndpoint").is_empty());
+    }
+
+    #[test]
+    fn the_alb_stack_wires_each_tier_to_its_group() {
+        let topology = profile(Profile::Alb, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        let group_of = |name: &str, path: &[&str]| {
+            let mut value = &resources[name]["Properties"];
+            for key in path {
+                value = &value[*key];
+            }
+            value[0]["Fn::GetAtt"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            group_of("McpLoadBalancer", &["SecurityGroups"]),
+            "McpAlbSecurityGroup"
+        );
+        assert_eq!(
+            group_of("ApiLoadBalancer", &["SecurityGroups"]),
+            "ApiAlbSecurityGroup"
+        );
+        let tasks = [
+            "NetworkConfiguration",
+            "AwsvpcConfiguration",
+            "SecurityGroups",
+        ];
+        assert_eq!(group_of("McpService", &tasks), "McpEcsSecurityGroup");
+        assert_eq!(group_of("ApiService", &tasks), "ApiEcsSecurityGroup");
+        assert_eq!(
+            group_of("Database", &["VPCSecurityGroups"]),
+            "DatabaseSecurityGroup"
+        );
+        assert_eq!(
+            resources["McpTargetGroup"]["Properties"]["HealthCheckPath"],
+            "/health"
+        );
+        assert_eq!(resources["McpTargetGroup"]["Properties"]["Port"], 8100);
+        assert_eq!(
+            resources["McpHttpsListener"]["Properties"]["SslPolicy"],
+            "ELBSecurityPolicy-TLS13-1-2-2021-06"
+        );
+        assert_eq!(
+            resources["McpHttpListener"]["Properties"]["DefaultActions"][0]["Type"],
+            "redirect"
+        );
+        let api = &resources["ApiTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        assert_eq!(api["Secrets"][0]["Name"], "MEMBRAIN_DATABASE_URL");
+        assert_eq!(api["LogConfiguration"]["LogDriver"], "awslogs");
+        assert_eq!(api["Command"][0], "api");
+        assert_eq!(
+            resources["Database"]["Properties"]["StorageEncrypted"],
+            true
+        );
+    }
+
+    #[test]
+    fn the_gateway_stack_puts_the_vpc_link_group_on_the_link() {
+        let topology = profile(Profile::Gateway, |o| o.mcp_port = 9090);
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        assert_eq!(
+            resources["VpcLink"]["Properties"]["SecurityGroupIds"][0]["Fn::GetAtt"][0],
+            "VpcLinkSecurityGroup"
+        );
+        assert_eq!(resources["McpTargetGroup"]["Properties"]["Port"], 9090);
+        assert_eq!(
+            resources["McpRoute"]["Properties"]["AuthorizationType"],
+            "CUSTOM"
+        );
+        assert_eq!(
+            resources["McpIntegration"]["Properties"]["ConnectionType"],
+            "VPC_LINK"
+        );
+        let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        assert_eq!(mcp["PortMappings"][0]["ContainerPort"], 9090);
+        assert!(resources.get("Database").is_none());
+    }
+}
