@@ -304,7 +304,7 @@ async fn call(
     }
     let (client, group_id, permission) =
         (run.client, &item.group_id, permission_to_sdk(permission));
-    let result = match (action, item.direction) {
+    match (action, item.direction) {
         (Action::Authorize, Direction::Ingress) => client
             .authorize_security_group_ingress()
             .group_id(group_id)
@@ -360,8 +360,7 @@ async fn call(
             .and_then(|output| {
                 revoked("RevokeSecurityGroupEgress", output.unknown_ip_permissions())
             }),
-    };
-    result
+    }
 }
 
 /// EC2 answers a revoke of a rule it cannot match with success and the rule under

@@ -60,9 +60,9 @@ mod tests {
     }
 
     /// (planned, live) → (added, re-described, removed), by port.
-    fn check(planned: &[Rule], live_rules: &[Rule], expected: (&[u16], &[u16], &[u16])) {
+    fn check(planned: Vec<Rule>, live_rules: Vec<Rule>, expected: (&[u16], &[u16], &[u16])) {
         let live_rules: Vec<LiveRule> = live_rules.iter().map(live).collect();
-        let diff = RuleDiff::between(planned, &live_rules);
+        let diff = RuleDiff::between(&planned, &live_rules);
         let port = |r: &Rule| r.ports.map_or(0, |p| p.from);
         let added: Vec<u16> = diff.add.iter().map(port).collect();
         let described: Vec<u16> = diff.describe.iter().map(|(r, _)| port(r)).collect();
@@ -80,22 +80,26 @@ mod tests {
         let default_egress = Rule::all_traffic(everywhere(), "");
         let to_alb = Rule::tcp(80, Peer::Group(GroupId("api-alb".into())), "to alb");
         // Nothing live: everything is added.
-        check(&[https.clone(), http.clone()], &[], (&[443, 80], &[], &[]));
+        check(
+            vec![https.clone(), http.clone()],
+            vec![],
+            (&[443, 80], &[], &[]),
+        );
         // Already there: nothing to do.
-        check(&[https.clone()], &[https.clone()], (&[], &[], &[]));
+        check(vec![https.clone()], vec![https.clone()], (&[], &[], &[]));
         // A new group's default egress goes when the plan is tighter…
         check(
-            &[to_alb.clone()],
-            &[default_egress.clone()],
+            vec![to_alb.clone()],
+            vec![default_egress.clone()],
             (&[80], &[], &[0]),
         );
         // …and stays when the plan has the same all-traffic rule, whatever its description.
         let planned_all = Rule::all_traffic(everywhere(), "Allow all outbound traffic");
-        check(&[planned_all], &[default_egress], (&[], &[0], &[]));
+        check(vec![planned_all], vec![default_egress], (&[], &[0], &[]));
         // A changed port: the new one is added, the old one removed.
         let moved = Rule::tcp(8443, everywhere(), "https");
-        check(&[moved], &[https.clone()], (&[8443], &[], &[443]));
+        check(vec![moved], vec![https], (&[8443], &[], &[443]));
         // A group reference and a CIDR on the same port are different rules.
-        check(&[to_alb], &[http], (&[80], &[], &[80]));
+        check(vec![to_alb], vec![http], (&[80], &[], &[80]));
     }
 }
