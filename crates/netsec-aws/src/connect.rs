@@ -18,6 +18,7 @@ use crate::error::{describe, is_unreachable};
 pub struct AwsTarget {
     /// `--endpoint-url`: send every EC2 call here instead of the region's public endpoint.
     pub endpoint_url: Option<String>,
+    /// The AWS region (`us-east-1`); endpoint service names are formed from it.
     pub region: String,
     /// An existing VPC, for plans that do not create their own.
     pub vpc_id: Option<String>,

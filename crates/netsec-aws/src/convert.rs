@@ -198,7 +198,9 @@ pub fn rule_to_permission(rule: &Rule, group_ids: &HashMap<GroupId, String>) -> 
 /// revoke must send back (EC2 matches ports as stored, and moto also matches descriptions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRule {
+    /// The rule as the model reads it (peers of owned groups by logical id).
     pub rule: Rule,
+    /// The rule exactly as EC2 described it, with this one peer.
     pub permission: AwsIpPermission,
 }
 

@@ -71,7 +71,7 @@ pub enum NetsecAwsError {
     #[error("the EC2 client has no region: set one (--region or AWS_REGION)")]
     MissingRegion,
     /// `apply` stopped part-way; `done` is every change it had already made.
-    #[error("{error} ({})", done_summary(done))]
+    #[error("{error}; {}", done_summary(done))]
     Apply {
         error: Box<NetsecAwsError>,
         done: Vec<Change>,
@@ -96,15 +96,15 @@ impl NetsecAwsError {
     }
 }
 
+/// "no changes were made", or the count and one change per line, so a long list stays readable.
 fn done_summary(done: &[Change]) -> String {
     if done.is_empty() {
         return "no changes were made".into();
     }
-    let list: Vec<String> = done.iter().map(ToString::to_string).collect();
+    let list: String = done.iter().map(|c| format!("\n  - {c}")).collect();
     format!(
-        "{} change(s) were made before the failure: {}",
-        done.len(),
-        list.join("; ")
+        "{} change(s) were made before the failure:{list}",
+        done.len()
     )
 }
 
