@@ -387,3 +387,32 @@ fn cloudformation_templates_pass_checkov() {
     assert_checkov_clean("checkov (cloudformation)", &output);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn terraform_passes_checkov() {
+    let root = scratch_dir("checkov-terraform");
+    for (label, topology) in variants() {
+        // One module per folder: the variants declare the same resources.
+        let dir = root.join(label);
+        std::fs::create_dir_all(&dir).expect("create a module folder");
+        std::fs::write(
+            dir.join(Format::Terraform.file_name()),
+            render(&topology, Format::Terraform, &StackOptions::default()),
+        )
+        .expect("write main.tf");
+    }
+    let output = tool("checkov")
+        .args([
+            "--framework",
+            "terraform",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-d",
+        ])
+        .arg(&root)
+        .output()
+        .expect("checkov starts");
+    assert_checkov_clean("checkov (terraform)", &output);
+    let _ = std::fs::remove_dir_all(root);
+}
