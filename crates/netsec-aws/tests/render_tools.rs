@@ -103,26 +103,25 @@ fn check_aws_cli_script(profile: Profile) {
     )
     .expect("write the script");
 
-    let mut env = Vec::new();
-    let vpc_id;
-    if plan.vpc.create {
-        vpc_id = None;
-    } else {
-        let id = aws(
+    // The alb plan uses an existing VPC (VPC_ID); the gateway plan creates its own.
+    let vpc_id = (!plan.vpc.create).then(|| {
+        let cidr = plan.vpc.cidr.to_string();
+        let created = aws(
             &moto,
             &[
                 "ec2",
                 "create-vpc",
                 "--cidr-block",
-                &plan.vpc.cidr.to_string(),
+                &cidr,
                 "--query",
                 "Vpc.VpcId",
                 "--output",
                 "text",
             ],
         );
-        vpc_id = Some(id.trim().to_owned());
-    }
+        created.trim().to_owned()
+    });
+    let mut env = Vec::new();
     if let Some(id) = &vpc_id {
         env.push(("VPC_ID", id.as_str()));
     }

@@ -302,10 +302,10 @@ pub(crate) fn add_security_groups(template: &mut Template, topology: &Topology, 
             "SecurityGroupEgress": egress_property(group, &egress_inline),
             "Tags": tags(&[(GROUP_TAG, json!(group.id.0)), ("Name", json!(group.name))]),
         });
-        if ingress_inline.is_empty() {
-            if let Some(object) = properties.as_object_mut() {
-                object.remove("SecurityGroupIngress");
-            }
+        if ingress_inline.is_empty()
+            && let Some(object) = properties.as_object_mut()
+        {
+            object.remove("SecurityGroupIngress");
         }
         let resource = template.resource(&name, "AWS::EC2::SecurityGroup", properties);
         let accepted = accepted_group_findings(topology, group);
