@@ -415,3 +415,88 @@ fn terraform_passes_checkov() {
     assert_checkov_clean("checkov (terraform)", &output);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// `${NAME}` placeholders filled the way `envsubst` would.
+fn substitute(text: &str, values: &[(&str, &str)]) -> String {
+    let mut out = text.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("${{{name}}}"), value);
+    }
+    assert!(!out.contains("${"), "a placeholder is left: {out}");
+    out
+}
+
+#[test]
+fn the_ecs_task_definitions_register_and_say_what_the_services_need() {
+    let moto = MotoServer::start();
+    let dir = scratch_dir("ecs");
+    let values = [
+        ("AWS_ACCOUNT_ID", "123456789012"),
+        ("AWS_REGION", MotoServer::REGION),
+        (
+            "MEMBRAIN_IMAGE",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/membrain:0.1.0",
+        ),
+        ("API_BASE_URL", "http://internal-api.example"),
+        ("PUBLIC_HOST_NAME", "mcp.example.com"),
+        (
+            "DATABASE_URL_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:membrain/db",
+        ),
+    ];
+    for (service, port) in [("mcp", 8100), ("api", 8000)] {
+        let source = deploy_dir()
+            .join("ecs")
+            .join(format!("{service}-task-definition.json"));
+        let text = std::fs::read_to_string(&source).expect("read the task definition");
+        let path = dir.join(format!("{service}.json"));
+        std::fs::write(&path, substitute(&text, &values)).expect("write the task definition");
+        // The CLI validates the document against the ECS API model before sending it.
+        aws(
+            &moto,
+            &[
+                "ecs",
+                "register-task-definition",
+                "--cli-input-json",
+                &format!("file://{}", path.display()),
+            ],
+        );
+        let described = aws(
+            &moto,
+            &[
+                "ecs",
+                "describe-task-definition",
+                "--task-definition",
+                &format!("membrain-{service}"),
+                "--query",
+                "taskDefinition.containerDefinitions[0].[portMappings[0].containerPort, logConfiguration.logDriver, healthCheck.command[3], command[0]]",
+                "--output",
+                "text",
+            ],
+        );
+        assert_eq!(
+            described.split_whitespace().collect::<Vec<_>>(),
+            [
+                port.to_string().as_str(),
+                "awslogs",
+                &format!("http://127.0.0.1:{port}/health"),
+                service
+            ]
+        );
+    }
+    let mcp = std::fs::read_to_string(dir.join("mcp.json")).expect("read back");
+    for needed in [
+        "\"MCP_SERVER_HOST\", \"value\": \"0.0.0.0\"",
+        "\"API_BASE_URL\"",
+        "\"MEMBRAIN_MCP_ALLOWED_HOSTS\", \"value\": \"mcp.example.com\"",
+    ] {
+        assert!(mcp.contains(needed), "{needed}");
+    }
+    let api = std::fs::read_to_string(dir.join("api.json")).expect("read back");
+    assert!(
+        api.contains(
+            "\"name\": \"MEMBRAIN_DATABASE_URL\", \"valueFrom\": \"arn:aws:secretsmanager:"
+        )
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
