@@ -533,3 +533,19 @@ mod transfer {
         round_trip(Backend::Postgres).await;
     }
 }
+
+/// Production connects to RDS with `sslmode=require`; the driver must speak TLS (the test server,
+/// like Debian's default PostgreSQL, has `ssl = on`).
+#[tokio::test]
+async fn postgres_connections_can_require_tls() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let url = format!("{}?sslmode=require", db.url);
+    let store = SqlStore::connect(&url, &StoreOptions::default())
+        .await
+        .expect("a TLS connection");
+    store.ping().await.unwrap();
+    assert_eq!(
+        store.stats(&tenant("tls"), 5).await.unwrap().total_memories,
+        0
+    );
+}

@@ -197,9 +197,8 @@ fn database(template: &mut Template, network: Network, name: &str, port: u16) {
             "Description": "Membrain PostgreSQL settings",
             "Family": "postgres17",
             "Parameters": {
-                // The membrain binary's PostgreSQL driver is built without TLS (see DEPLOY.md);
-                // the database group admits only the API tasks.
-                "rds.force_ssl": "0",
+                // Every connection is encrypted; the API's URL asks for it (sslmode=require).
+                "rds.force_ssl": "1",
                 "log_min_duration_statement": "1000",
             },
         }),
@@ -246,16 +245,10 @@ fn database(template: &mut Template, network: Network, name: &str, port: u16) {
     database["UpdateReplacePolicy"] = json!("Snapshot");
     skip_checks(
         database,
-        &[
-            (
-                "CKV_AWS_161",
-                "membrain signs in with the password from Secrets Manager; IAM authentication tokens expire every 15 minutes and its connection pool does not renew them",
-            ),
-            (
-                "CKV2_AWS_69",
-                "The membrain binary's PostgreSQL driver is built without TLS, so rds.force_ssl is 0: the connection stays inside the VPC and the database group admits only the API tasks (enable TLS in the driver, then set rds.force_ssl to 1)",
-            ),
-        ],
+        &[(
+            "CKV_AWS_161",
+            "membrain signs in with the password from Secrets Manager; IAM authentication tokens expire every 15 minutes and its connection pool does not renew them",
+        )],
     );
     let url = template.resource(
         "DatabaseUrlSecret",
@@ -263,7 +256,7 @@ fn database(template: &mut Template, network: Network, name: &str, port: u16) {
         json!({
             "Name": format!("membrain/{name}/database-url"),
             "Description": "MEMBRAIN_DATABASE_URL for the API tasks",
-            "SecretString": sub("postgres://membrain:{{resolve:secretsmanager:${DatabasePasswordSecret}:SecretString:password}}@${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain"),
+            "SecretString": sub("postgres://membrain:{{resolve:secretsmanager:${DatabasePasswordSecret}:SecretString:password}}@${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain?sslmode=require"),
         }),
     );
     skip_checks(url, &[SECRET_KMS]);
