@@ -309,3 +309,36 @@ fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+#[test]
+fn vectors_match_an_independent_implementation_of_the_model() {
+    // The first 8 dimensions, computed from the same safetensors by a separate NumPy (float64)
+    // implementation of Hugging Face's BertModel with mean pooling and L2 normalisation, over the
+    // token ids [CLS] the user drinks coffee every morning [SEP] and [CLS] coffee [SEP].
+    let cases: [(&str, usize, [f32; 8]); 2] = [
+        (
+            "The user drinks coffee every morning",
+            8,
+            [
+                0.028116, 0.086686, 0.013616, 0.05667, -0.013601, 0.019853, 0.139561, 0.037636,
+            ],
+        ),
+        (
+            "coffee",
+            3,
+            [
+                -0.030952, 0.01873, 0.014911, 0.119755, 0.008911, 0.021176, 0.137863, -0.000673,
+            ],
+        ),
+    ];
+    for (text, tokens, expected) in cases {
+        assert_eq!(MODEL.token_count(text).expect("count"), tokens, "{text:?}");
+        let vector = embed_one(text);
+        for (dimension, (actual, expected)) in vector.iter().zip(expected).enumerate() {
+            assert!(
+                (actual - expected).abs() < 1e-4,
+                "{text:?} dimension {dimension}: {actual} vs {expected}"
+            );
+        }
+    }
+}
