@@ -1,7 +1,6 @@
 //! [`SqlStore`]: the store on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -138,11 +137,6 @@ impl SqlStore {
         };
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// Opens the SQLite database file at `path`.
-    pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
-        Self::connect(&format!("sqlite://{}", path.display()), options).await
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
