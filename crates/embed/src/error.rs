@@ -78,6 +78,11 @@ pub enum EmbedError {
     /// Building or running the network failed (a shape or weight problem, not bad input).
     #[error("embedding model: {0}")]
     Model(#[from] candle_core::Error),
+
+    /// Another embedder (a remote service, or the task running the model) failed; the message
+    /// names the service and what it answered.
+    #[error("embedding failed: {0}")]
+    Inference(String),
 }
 
 impl EmbedError {

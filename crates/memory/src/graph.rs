@@ -15,6 +15,8 @@ pub struct Edge {
     pub from: MemoryId,
     pub to: MemoryId,
     pub description: String,
+    /// The description's vector, when one has been made.
+    pub embedding: Option<crate::Embedding>,
 }
 
 /// How a memory was reached.
@@ -153,6 +155,7 @@ mod tests {
             from,
             to,
             description: description.into(),
+            embedding: None,
         }
     }
 

@@ -19,6 +19,7 @@
 //! assert_eq!(content_hash("  Hello   World "), content_hash("hello world"));
 //! ```
 
+pub mod embedding;
 pub mod error;
 pub mod graph;
 pub mod ids;
@@ -28,6 +29,7 @@ pub mod memory;
 pub mod tag_filter;
 pub mod text;
 
+pub use embedding::Embedding;
 pub use error::ValidationError;
 pub use ids::{JobId, MemoryId, TenantId};
 pub use input::{Limits, MemoryPatch, NewMemory};

@@ -46,4 +46,12 @@ pub enum EvolutionEvent {
         merged_tags: Vec<String>,
         timestamp: DateTime<Utc>,
     },
+    /// A near-duplicate (same meaning, other words) was submitted: its wording replaced the old
+    /// one, its tags were added, and no second memory was stored.
+    NearDuplicateMerge {
+        old_content: String,
+        similarity: f32,
+        merged_tags: Vec<String>,
+        timestamp: DateTime<Utc>,
+    },
 }

@@ -29,12 +29,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
-use membrain_memory::{JobId, Memory, MemoryId, TenantId};
+use membrain_memory::{Embedding, JobId, Memory, MemoryId, TenantId};
 
 pub use error::StoreError;
 pub use records::{
-    DeleteSelector, IngestAction, IngestJob, IngestRequest, IngestResult, JobError, JobStatus,
-    KeyRecord, LinkRecord, MemoryStats, PreparedMemory, SearchCandidate,
+    DeleteSelector, EmbeddingTarget, IndexChanges, IndexEntry, IngestAction, IngestJob,
+    IngestRequest, IngestResult, JobError, JobStatus, KeyRecord, LinkRecord, MemoryStats,
+    NearDuplicate, PendingEmbedding, PreparedLink, PreparedMemory,
 };
 pub use sql::{Backend, SqlStore, StoreOptions};
 
@@ -45,6 +46,8 @@ pub struct PreparedContent {
     pub content: String,
     pub content_hash: String,
     pub keywords: Vec<String>,
+    /// The new content's vector; `None` leaves it to be made in the background.
+    pub embedding: Option<Embedding>,
 }
 
 /// Everything Membrain keeps, behind one interface.
@@ -119,12 +122,32 @@ pub trait MemoryStore: Send + Sync + 'static {
         tenant: &TenantId,
         selector: &DeleteSelector,
     ) -> Result<Vec<MemoryId>, StoreError>;
-    /// Up to `limit` memories for ranking, newest first, and whether more exist.
-    async fn search_candidates(
+
+    // Search indexes.
+    /// The tenant's current revision: it grows with every change to the tenant's memories, so an
+    /// index that holds it is up to date. 0 for a tenant that never changed.
+    async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError>;
+    /// Memories changed and deleted after revision `since` (-1 for everything), with vectors made
+    /// by `model` only.
+    async fn index_changes(
         &self,
         tenant: &TenantId,
+        since: i64,
+        model: &str,
+    ) -> Result<IndexChanges, StoreError>;
+    /// Up to `limit` memories and links (of any tenant) whose vector is missing or was made by
+    /// another model than `model`.
+    async fn pending_embeddings(
+        &self,
+        model: &str,
         limit: usize,
-    ) -> Result<(Vec<SearchCandidate>, bool), StoreError>;
+    ) -> Result<Vec<PendingEmbedding>, StoreError>;
+    /// Stores vectors made for [`MemoryStore::pending_embeddings`]. A target whose text changed or
+    /// vanished meanwhile is skipped (`text` must still match).
+    async fn store_embeddings(
+        &self,
+        done: &[(PendingEmbedding, Embedding)],
+    ) -> Result<(), StoreError>;
 
     // Links.
     /// Links two memories of the tenant (or re-describes an existing link).
@@ -134,11 +157,12 @@ pub trait MemoryStore: Send + Sync + 'static {
         a: MemoryId,
         b: MemoryId,
         description: &str,
+        embedding: Option<&Embedding>,
     ) -> Result<(), StoreError>;
     /// Removes the link between two memories; `false` when there was none.
     async fn unlink(&self, tenant: &TenantId, a: MemoryId, b: MemoryId)
     -> Result<bool, StoreError>;
-    /// Every edge touching `ids`, oriented away from them.
+    /// Every edge touching `ids`, oriented away from them, with the description's vector.
     async fn edges_from(
         &self,
         tenant: &TenantId,

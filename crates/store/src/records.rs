@@ -1,7 +1,7 @@
 //! The values the store takes and returns, besides the domain types of `membrain-memory`.
 
 use chrono::{DateTime, Utc};
-use membrain_memory::{JobId, Memory, MemoryId, NewMemory, TenantId};
+use membrain_memory::{Embedding, JobId, Memory, MemoryId, NewMemory, TenantId};
 use serde::{Deserialize, Serialize};
 
 /// An API key as stored: never the key itself, only its hash.
@@ -103,17 +103,66 @@ pub struct PreparedMemory {
     pub content_hash: String,
     pub keywords: Vec<String>,
     pub context: String,
-    /// Links to make from the new memory to existing ones (other id, description).
-    pub links: Vec<(MemoryId, String)>,
+    /// The content's vector, when the embedder could make one (otherwise it is made later).
+    pub embedding: Option<Embedding>,
+    /// An existing memory that says the same thing in other words: the new wording replaces
+    /// its content instead of being stored twice.
+    pub near_duplicate: Option<NearDuplicate>,
+    /// Links to make from the new memory to existing ones.
+    pub links: Vec<PreparedLink>,
 }
 
-/// A light view of a memory for ranking: enough to score and filter, not the whole record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SearchCandidate {
+/// The memory a near-duplicate merges into, and how similar the two are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearDuplicate {
     pub id: MemoryId,
+    pub similarity: f32,
+}
+
+/// A link ingest makes: the other end, why, and the description's vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedLink {
+    pub other: MemoryId,
+    pub description: String,
+    pub embedding: Option<Embedding>,
+}
+
+/// One memory as a search index needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    pub id: MemoryId,
+    pub revision: i64,
     pub content: String,
     pub tags: Vec<String>,
-    pub category: String,
+    /// Only a vector made by the model the caller asked for.
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// What changed in a tenant's memories since a revision, up to `revision`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IndexChanges {
+    /// The tenant revision these changes bring an index up to.
+    pub revision: i64,
+    /// Memories added or changed, in revision order.
+    pub upserts: Vec<IndexEntry>,
+    /// Memories deleted, with the revision of the deletion.
+    pub removals: Vec<(MemoryId, i64)>,
+}
+
+/// A text whose vector is missing or was made by another model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEmbedding {
+    pub tenant: TenantId,
+    pub target: EmbeddingTarget,
+    pub text: String,
+}
+
+/// What a vector belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmbeddingTarget {
+    Memory(MemoryId),
+    /// A link, by its two ends (either order).
+    Link(MemoryId, MemoryId),
 }
 
 /// Which memories a bulk delete removes. There is deliberately no "everything" variant.

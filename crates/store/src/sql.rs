@@ -10,7 +10,7 @@ use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
 use membrain_memory::input::merge_tags;
 use membrain_memory::text::derive_context;
-use membrain_memory::{EvolutionEvent, JobId, Memory, MemoryId, MemoryLink, TenantId};
+use membrain_memory::{Embedding, EvolutionEvent, JobId, Memory, MemoryId, MemoryLink, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -354,7 +354,7 @@ async fn load_memories(
         }
     }
     let present: Vec<MemoryId> = found.keys().copied().collect();
-    for link in load_links(conn, tenant, &present).await? {
+    for (link, _) in load_links(conn, tenant, &present).await? {
         for (here, there) in [
             (link.memory_id_1, link.memory_id_2),
             (link.memory_id_2, link.memory_id_1),
@@ -378,17 +378,18 @@ async fn load_memories(
     Ok(ordered_memories)
 }
 
-/// Every link of `tenant` touching any of `ids`, each once.
+/// Every link of `tenant` touching any of `ids`, each once, with its description's vector.
 async fn load_links(
     conn: &mut AnyConnection,
     tenant: &TenantId,
     ids: &[MemoryId],
-) -> Result<Vec<LinkRecord>, StoreError> {
-    let mut links: HashMap<(MemoryId, MemoryId), LinkRecord> = HashMap::new();
+) -> Result<Vec<(LinkRecord, Option<Embedding>)>, StoreError> {
+    let mut links: HashMap<(MemoryId, MemoryId), (LinkRecord, Option<Embedding>)> = HashMap::new();
     for chunk in ids.chunks(ID_CHUNK) {
         let list = placeholders(2, chunk.len());
         let sql = format!(
-            "SELECT memory_a, memory_b, description, created_at FROM links \
+            "SELECT memory_a, memory_b, description, created_at, embedding, embedding_model \
+             FROM links \
              WHERE tenant_id = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))"
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
@@ -398,12 +399,16 @@ async fn load_links(
         for row in query.fetch_all(&mut *conn).await.during("loading links")? {
             let a = memory_id(&get::<String>(&row, "memory_a")?, "memory_a")?;
             let b = memory_id(&get::<String>(&row, "memory_b")?, "memory_b")?;
-            links.entry((a, b)).or_insert(LinkRecord {
+            if links.contains_key(&(a, b)) {
+                continue;
+            }
+            let record = LinkRecord {
                 memory_id_1: a,
                 memory_id_2: b,
                 description: get(&row, "description")?,
                 created_at: from_micros(get(&row, "created_at")?, "created_at")?,
-            });
+            };
+            links.insert((a, b), (record, embedding_from_row(&row)?));
         }
     }
     Ok(links.into_values().collect())
@@ -414,11 +419,13 @@ async fn insert_memory(
     tenant: &TenantId,
     memory: &Memory,
     content_hash: &str,
+    embedding: Option<&Embedding>,
+    revision: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
-         keywords, evolution_history, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         keywords, evolution_history, created_at, updated_at, embedding, embedding_model, revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(memory.id.to_string())
     .bind(tenant.as_str())
@@ -431,6 +438,9 @@ async fn insert_memory(
     .bind(to_json(&memory.evolution_history))
     .bind(micros(memory.created_at))
     .bind(micros(memory.updated_at))
+    .bind(embedding.map(Embedding::to_bytes))
+    .bind(embedding.map(|e| e.model.clone()))
+    .bind(revision)
     .execute(&mut *conn)
     .await
     .during("inserting a memory")?;
@@ -482,10 +492,11 @@ async fn save_memory(
     tenant: &TenantId,
     memory: &Memory,
     content_hash: Option<&str>,
+    revision: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE memories SET content = $1, content_hash = COALESCE($2, content_hash), tags = $3, \
-         context = $4, keywords = $5, evolution_history = $6, updated_at = $7 \
+         context = $4, keywords = $5, evolution_history = $6, updated_at = $7, revision = $10 \
          WHERE id = $8 AND tenant_id = $9",
     )
     .bind(&memory.content)
@@ -497,6 +508,7 @@ async fn save_memory(
     .bind(micros(memory.updated_at))
     .bind(memory.id.to_string())
     .bind(tenant.as_str())
+    .bind(revision)
     .execute(&mut *conn)
     .await
     .during("updating a memory")?;
@@ -509,23 +521,77 @@ async fn insert_link(
     a: MemoryId,
     b: MemoryId,
     description: &str,
+    embedding: Option<&Embedding>,
     created_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let (a, b) = ordered(a, b);
     sqlx::query(
-        "INSERT INTO links (memory_a, memory_b, tenant_id, description, created_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (memory_a, memory_b) DO UPDATE SET description = excluded.description",
+        "INSERT INTO links (memory_a, memory_b, tenant_id, description, created_at, embedding, \
+         embedding_model) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (memory_a, memory_b) DO UPDATE SET description = excluded.description, \
+         embedding = excluded.embedding, embedding_model = excluded.embedding_model",
     )
     .bind(a.to_string())
     .bind(b.to_string())
     .bind(tenant.as_str())
     .bind(description)
     .bind(micros(created_at))
+    .bind(embedding.map(Embedding::to_bytes))
+    .bind(embedding.map(|e| e.model.clone()))
     .execute(&mut *conn)
     .await
     .during("linking memories")?;
     Ok(())
+}
+
+/// Takes the tenant's next revision. Inside a write transaction the counter row stays locked
+/// until commit, so one tenant's revisions commit in increasing order.
+async fn bump_revision(conn: &mut AnyConnection, tenant: &TenantId) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO tenant_revisions (tenant_id, revision) VALUES ($1, 1) \
+         ON CONFLICT (tenant_id) DO UPDATE SET revision = tenant_revisions.revision + 1 \
+         RETURNING revision",
+    )
+    .bind(tenant.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .during("advancing the tenant revision")?;
+    get(&row, "revision")
+}
+
+/// Replaces a memory's vector (`None` clears it, so the background embedder makes it again).
+async fn set_memory_embedding(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    id: MemoryId,
+    embedding: Option<&Embedding>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE memories SET embedding = $1, embedding_model = $2 WHERE id = $3 AND tenant_id = $4",
+    )
+    .bind(embedding.map(Embedding::to_bytes))
+    .bind(embedding.map(|e| e.model.clone()))
+    .bind(id.to_string())
+    .bind(tenant.as_str())
+    .execute(&mut *conn)
+    .await
+    .during("storing a memory's vector")?;
+    Ok(())
+}
+
+/// A stored vector, if both columns are set and the bytes are whole floats.
+fn embedding_from_row(row: &AnyRow) -> Result<Option<Embedding>, StoreError> {
+    let bytes: Option<Vec<u8>> = get(row, "embedding")?;
+    let model: Option<String> = get(row, "embedding_model")?;
+    Ok(match (bytes, model) {
+        (Some(bytes), Some(model)) => Some(Embedding::from_bytes(model, &bytes).ok_or(
+            StoreError::Corrupt {
+                column: "embedding",
+                detail: format!("{} bytes is not a whole number of floats", bytes.len()),
+            },
+        )?),
+        _ => None,
+    })
 }
 
 async fn load_one(
@@ -682,40 +748,93 @@ impl MemoryStore for SqlStore {
         let tenant = &job.tenant;
         let now = Utc::now();
         let mut tx = self.begin_write().await?;
-        let (id, action) = match find_by_hash(&mut tx, tenant, &prepared.content_hash).await? {
-            Some(existing) => {
-                let mut memory = load_one(&mut tx, tenant, existing).await?;
-                let added = merge_tags(&mut memory.tags, &prepared.new.tags);
-                if !added.is_empty() {
-                    memory.evolution_history.push(EvolutionEvent::Merge {
-                        merged_tags: added,
-                        timestamp: now,
-                    });
-                    memory.updated_at = now;
-                    save_memory(&mut tx, tenant, &memory, None).await?;
-                }
-                (existing, IngestAction::Merged)
+        let revision = bump_revision(&mut tx, tenant).await?;
+        let near_duplicate = match prepared.near_duplicate {
+            Some(near) if !load_memories(&mut tx, tenant, &[near.id]).await?.is_empty() => {
+                Some(near)
             }
-            None => {
-                let memory = Memory {
-                    id: MemoryId::new(),
-                    content: prepared.new.content.clone(),
-                    tags: prepared.new.tags.clone(),
-                    category: prepared.new.category.clone(),
-                    context: prepared.context.clone(),
-                    keywords: prepared.keywords.clone(),
-                    links: Vec::new(),
-                    evolution_history: Vec::new(),
-                    created_at: now,
-                    updated_at: now,
-                };
-                insert_memory(&mut tx, tenant, &memory, &prepared.content_hash).await?;
-                (memory.id, IngestAction::Created)
-            }
+            _ => None,
         };
-        for (other, description) in &prepared.links {
-            if *other != id && !load_memories(&mut tx, tenant, &[*other]).await?.is_empty() {
-                insert_link(&mut tx, tenant, id, *other, description, now).await?;
+        let (id, action) = if let Some(existing) =
+            find_by_hash(&mut tx, tenant, &prepared.content_hash).await?
+        {
+            let mut memory = load_one(&mut tx, tenant, existing).await?;
+            let added = merge_tags(&mut memory.tags, &prepared.new.tags);
+            if !added.is_empty() {
+                memory.evolution_history.push(EvolutionEvent::Merge {
+                    merged_tags: added,
+                    timestamp: now,
+                });
+                memory.updated_at = now;
+                save_memory(&mut tx, tenant, &memory, None, revision).await?;
+            }
+            (existing, IngestAction::Merged)
+        } else if let Some(near) = near_duplicate {
+            // The same fact in new words: the newer wording wins, the old one goes to history.
+            let mut memory = load_one(&mut tx, tenant, near.id).await?;
+            let merged_tags = merge_tags(&mut memory.tags, &prepared.new.tags);
+            let old_content = std::mem::replace(&mut memory.content, prepared.new.content.clone());
+            memory
+                .evolution_history
+                .push(EvolutionEvent::NearDuplicateMerge {
+                    old_content,
+                    similarity: near.similarity,
+                    merged_tags,
+                    timestamp: now,
+                });
+            memory.keywords = prepared.keywords.clone();
+            memory.context = derive_context(&memory.category, &memory.keywords);
+            memory.updated_at = now;
+            save_memory(
+                &mut tx,
+                tenant,
+                &memory,
+                Some(&prepared.content_hash),
+                revision,
+            )
+            .await?;
+            set_memory_embedding(&mut tx, tenant, near.id, prepared.embedding.as_ref()).await?;
+            (near.id, IngestAction::Merged)
+        } else {
+            let memory = Memory {
+                id: MemoryId::new(),
+                content: prepared.new.content.clone(),
+                tags: prepared.new.tags.clone(),
+                category: prepared.new.category.clone(),
+                context: prepared.context.clone(),
+                keywords: prepared.keywords.clone(),
+                links: Vec::new(),
+                evolution_history: Vec::new(),
+                created_at: now,
+                updated_at: now,
+            };
+            insert_memory(
+                &mut tx,
+                tenant,
+                &memory,
+                &prepared.content_hash,
+                prepared.embedding.as_ref(),
+                revision,
+            )
+            .await?;
+            (memory.id, IngestAction::Created)
+        };
+        for link in &prepared.links {
+            if link.other != id
+                && !load_memories(&mut tx, tenant, &[link.other])
+                    .await?
+                    .is_empty()
+            {
+                insert_link(
+                    &mut tx,
+                    tenant,
+                    id,
+                    link.other,
+                    &link.description,
+                    link.embedding.as_ref(),
+                    now,
+                )
+                .await?;
             }
         }
         let memory = load_one(&mut tx, tenant, id).await?;
@@ -819,7 +938,9 @@ impl MemoryStore for SqlStore {
         let now = Utc::now();
         let mut tx = self.begin_write().await?;
         let mut memory = load_one(&mut tx, tenant, id).await?;
+        let revision = bump_revision(&mut tx, tenant).await?;
         let mut new_hash = None;
+        let mut new_embedding = None;
         if let Some(change) = content.filter(|c| c.content != memory.content) {
             if let Some(other) = find_by_hash(&mut tx, tenant, &change.content_hash).await?
                 && other != id
@@ -838,12 +959,16 @@ impl MemoryStore for SqlStore {
             memory.context = derive_context(&memory.category, &change.keywords);
             memory.keywords = change.keywords;
             new_hash = Some(change.content_hash);
+            new_embedding = Some(change.embedding);
         }
         if let Some(tags) = tags {
             memory.tags = tags;
         }
         memory.updated_at = now;
-        save_memory(&mut tx, tenant, &memory, new_hash.as_deref()).await?;
+        save_memory(&mut tx, tenant, &memory, new_hash.as_deref(), revision).await?;
+        if let Some(embedding) = new_embedding {
+            set_memory_embedding(&mut tx, tenant, id, embedding.as_ref()).await?;
+        }
         tx.commit().await.during("committing an update")?;
         Ok(memory)
     }
@@ -902,6 +1027,22 @@ impl MemoryStore for SqlStore {
                     .collect::<Result<_, _>>()?
             }
         };
+        if !ids.is_empty() {
+            let revision = bump_revision(&mut tx, tenant).await?;
+            for id in &ids {
+                sqlx::query(
+                    "INSERT INTO memory_tombstones (tenant_id, memory_id, revision) \
+                     VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, memory_id) DO UPDATE SET revision = excluded.revision",
+                )
+                .bind(tenant.as_str())
+                .bind(id)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await
+                .during("recording deletions")?;
+            }
+        }
         for chunk in ids.chunks(ID_CHUNK) {
             let list = placeholders(2, chunk.len());
             for sql in [
@@ -922,34 +1063,182 @@ impl MemoryStore for SqlStore {
         ids.iter().map(|id| memory_id(id, "id")).collect()
     }
 
-    async fn search_candidates(
+    async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT revision FROM tenant_revisions WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .during("reading the tenant revision")?;
+        row.map(|r| get(&r, "revision"))
+            .transpose()
+            .map(|r| r.unwrap_or(0))
+    }
+
+    async fn index_changes(
         &self,
         tenant: &TenantId,
-        limit: usize,
-    ) -> Result<(Vec<SearchCandidate>, bool), StoreError> {
+        since: i64,
+        model: &str,
+    ) -> Result<IndexChanges, StoreError> {
+        let mut conn = self.reader().await?;
+        // Every revision up to the one read here has committed (they commit in order), so
+        // fetching exactly (since, revision] misses nothing; later changes wait for the next call.
+        let row = sqlx::query("SELECT revision FROM tenant_revisions WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .during("reading the tenant revision")?;
+        let revision: i64 = row.map(|r| get(&r, "revision")).transpose()?.unwrap_or(0);
+        let mut changes = IndexChanges {
+            revision,
+            ..IndexChanges::default()
+        };
+        if revision <= since {
+            return Ok(changes);
+        }
         let rows = sqlx::query(
-            "SELECT id, content, tags, category FROM memories WHERE tenant_id = $1 \
-             ORDER BY created_at DESC LIMIT $2",
+            "SELECT id, revision, content, tags, \
+                    CASE WHEN embedding_model = $4 THEN embedding END AS embedding \
+             FROM memories WHERE tenant_id = $1 AND revision > $2 AND revision <= $3 \
+             ORDER BY revision",
         )
         .bind(tenant.as_str())
-        .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+        .bind(since)
+        .bind(revision)
+        .bind(model)
+        .fetch_all(&mut *conn)
+        .await
+        .during("loading changed memories")?;
+        for row in &rows {
+            let bytes: Option<Vec<u8>> = get(row, "embedding")?;
+            changes.upserts.push(IndexEntry {
+                id: memory_id(&get::<String>(row, "id")?, "id")?,
+                revision: get(row, "revision")?,
+                content: get(row, "content")?,
+                tags: from_json(&get::<String>(row, "tags")?, "tags")?,
+                embedding: bytes
+                    .and_then(|b| Embedding::from_bytes(model, &b))
+                    .map(|e| e.vector),
+            });
+        }
+        if since >= 0 {
+            let rows = sqlx::query(
+                "SELECT memory_id, revision FROM memory_tombstones \
+                 WHERE tenant_id = $1 AND revision > $2 AND revision <= $3",
+            )
+            .bind(tenant.as_str())
+            .bind(since)
+            .bind(revision)
+            .fetch_all(&mut *conn)
+            .await
+            .during("loading deletions")?;
+            for row in &rows {
+                changes.removals.push((
+                    memory_id(&get::<String>(row, "memory_id")?, "memory_id")?,
+                    get(row, "revision")?,
+                ));
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn pending_embeddings(
+        &self,
+        model: &str,
+        limit: usize,
+    ) -> Result<Vec<PendingEmbedding>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut pending = Vec::new();
+        let rows = sqlx::query(
+            "SELECT tenant_id, id, content FROM memories \
+             WHERE embedding_model IS NULL OR embedding_model <> $1 LIMIT $2",
+        )
+        .bind(model)
+        .bind(limit)
         .fetch_all(&self.read)
         .await
-        .during("listing search candidates")?;
-        let truncated = rows.len() > limit;
-        let candidates = rows
-            .iter()
-            .take(limit)
-            .map(|row| {
-                Ok(SearchCandidate {
-                    id: memory_id(&get::<String>(row, "id")?, "id")?,
-                    content: get(row, "content")?,
-                    tags: from_json(&get::<String>(row, "tags")?, "tags")?,
-                    category: get(row, "category")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok((candidates, truncated))
+        .during("finding memories without vectors")?;
+        for row in &rows {
+            pending.push(PendingEmbedding {
+                tenant: tenant_id(&get::<String>(row, "tenant_id")?)?,
+                target: EmbeddingTarget::Memory(memory_id(&get::<String>(row, "id")?, "id")?),
+                text: get(row, "content")?,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT tenant_id, memory_a, memory_b, description FROM links \
+             WHERE embedding_model IS NULL OR embedding_model <> $1 LIMIT $2",
+        )
+        .bind(model)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .during("finding links without vectors")?;
+        for row in &rows {
+            pending.push(PendingEmbedding {
+                tenant: tenant_id(&get::<String>(row, "tenant_id")?)?,
+                target: EmbeddingTarget::Link(
+                    memory_id(&get::<String>(row, "memory_a")?, "memory_a")?,
+                    memory_id(&get::<String>(row, "memory_b")?, "memory_b")?,
+                ),
+                text: get(row, "description")?,
+            });
+        }
+        Ok(pending)
+    }
+
+    async fn store_embeddings(
+        &self,
+        done: &[(PendingEmbedding, Embedding)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut revisions: HashMap<TenantId, i64> = HashMap::new();
+        for (pending, embedding) in done {
+            match pending.target {
+                EmbeddingTarget::Memory(id) => {
+                    // A new vector changes what the tenant's indexes hold: it needs a revision.
+                    let revision = match revisions.get(&pending.tenant) {
+                        Some(r) => *r,
+                        None => {
+                            let r = bump_revision(&mut tx, &pending.tenant).await?;
+                            revisions.insert(pending.tenant.clone(), r);
+                            r
+                        }
+                    };
+                    sqlx::query(
+                        "UPDATE memories SET embedding = $1, embedding_model = $2, revision = $3 \
+                         WHERE id = $4 AND tenant_id = $5 AND content = $6",
+                    )
+                    .bind(embedding.to_bytes())
+                    .bind(&embedding.model)
+                    .bind(revision)
+                    .bind(id.to_string())
+                    .bind(pending.tenant.as_str())
+                    .bind(&pending.text)
+                    .execute(&mut *tx)
+                    .await
+                    .during("storing a memory's vector")?;
+                }
+                EmbeddingTarget::Link(a, b) => {
+                    let (a, b) = ordered(a, b);
+                    sqlx::query(
+                        "UPDATE links SET embedding = $1, embedding_model = $2 \
+                         WHERE memory_a = $3 AND memory_b = $4 AND tenant_id = $5 \
+                         AND description = $6",
+                    )
+                    .bind(embedding.to_bytes())
+                    .bind(&embedding.model)
+                    .bind(a.to_string())
+                    .bind(b.to_string())
+                    .bind(pending.tenant.as_str())
+                    .bind(&pending.text)
+                    .execute(&mut *tx)
+                    .await
+                    .during("storing a link's vector")?;
+                }
+            }
+        }
+        tx.commit().await.during("committing vectors")
     }
 
     async fn link(
@@ -958,6 +1247,7 @@ impl MemoryStore for SqlStore {
         a: MemoryId,
         b: MemoryId,
         description: &str,
+        embedding: Option<&Embedding>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let found = load_memories(&mut tx, tenant, &[a, b]).await?;
@@ -966,7 +1256,7 @@ impl MemoryStore for SqlStore {
                 return Err(StoreError::not_found(format!("memory {id}")));
             }
         }
-        insert_link(&mut tx, tenant, a, b, description, Utc::now()).await?;
+        insert_link(&mut tx, tenant, a, b, description, embedding, Utc::now()).await?;
         tx.commit().await.during("committing a link")
     }
 
@@ -997,7 +1287,7 @@ impl MemoryStore for SqlStore {
         let mut conn = self.reader().await?;
         let links = load_links(&mut conn, tenant, ids).await?;
         let mut edges = Vec::with_capacity(links.len() * 2);
-        for link in links {
+        for (link, embedding) in links {
             for (from, to) in [
                 (link.memory_id_1, link.memory_id_2),
                 (link.memory_id_2, link.memory_id_1),
@@ -1007,6 +1297,7 @@ impl MemoryStore for SqlStore {
                         from,
                         to,
                         description: link.description.clone(),
+                        embedding: embedding.clone(),
                     });
                 }
             }
@@ -1105,7 +1396,8 @@ impl MemoryStore for SqlStore {
         if owner.is_some() {
             stored.id = MemoryId::new();
         }
-        insert_memory(&mut tx, tenant, &stored, content_hash).await?;
+        let revision = bump_revision(&mut tx, tenant).await?;
+        insert_memory(&mut tx, tenant, &stored, content_hash, None, revision).await?;
         tx.commit().await.during("committing an import")?;
         Ok((stored.id, ImportOutcome::Created))
     }

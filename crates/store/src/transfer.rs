@@ -157,7 +157,7 @@ pub async fn import_tenant(
             .get(&link.memory_id_2)
             .copied()
             .unwrap_or(link.memory_id_2);
-        match store.link(tenant, a, b, &link.description).await {
+        match store.link(tenant, a, b, &link.description, None).await {
             Ok(()) => report.links += 1,
             Err(StoreError::NotFound { .. }) => report.links_skipped += 1,
             Err(e) => return Err(e.into()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use membrain_auth::ApiKey;
 use membrain_memory::text::content_hash;
-use membrain_memory::{EvolutionEvent, Limits, MemoryId, NewMemory, TenantId};
+use membrain_memory::{Embedding, EvolutionEvent, Limits, MemoryId, NewMemory, TenantId};
 use membrain_store::testing::TestDatabase;
 use membrain_store::*;
 
@@ -31,6 +31,9 @@ on_both_backends!(
     links_are_undirected_and_tenant_scoped,
     stats_count_one_tenant,
     export_pages_and_import_round_trip,
+    the_change_feed_brings_an_index_up_to_date,
+    near_duplicates_merge_with_history_and_vectors,
+    vectors_of_another_model_are_pending_until_remade,
 );
 
 fn tenant(name: &str) -> TenantId {
@@ -50,6 +53,8 @@ fn prepared(content: &str, tags: &[&str]) -> PreparedMemory {
         keywords: membrain_memory::text::keywords(&new.content, 8),
         context: "ctx".into(),
         new,
+        embedding: None,
+        near_duplicate: None,
         links: vec![],
     }
 }
@@ -242,6 +247,7 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
         content: text.into(),
         content_hash: content_hash(text),
         keywords: vec!["matcha".into()],
+        embedding: None,
     };
     let updated = store
         .update_memory(
@@ -304,7 +310,7 @@ async fn deletes_follow_their_selector_within_the_tenant(backend: Backend) {
     let other_tenant = ingest(&store, &b, prepared("three", &["x", "y"]))
         .await
         .memory_id;
-    store.link(&a, both, only_x, "related").await.unwrap();
+    store.link(&a, both, only_x, "related", None).await.unwrap();
 
     let filter = |tags: &[&str], category: Option<&str>| DeleteSelector::Filter {
         tags: tags.iter().map(|t| t.to_string()).collect(),
@@ -355,10 +361,13 @@ async fn links_are_undirected_and_tenant_scoped(backend: Backend) {
         .await
         .memory_id;
 
-    store.link(&a, y, x, "first").await.unwrap();
-    store.link(&a, x, y, "second description").await.unwrap();
+    store.link(&a, y, x, "first", None).await.unwrap();
+    store
+        .link(&a, x, y, "second description", None)
+        .await
+        .unwrap();
     assert!(matches!(
-        store.link(&a, x, foreign, "no").await,
+        store.link(&a, x, foreign, "no", None).await,
         Err(StoreError::NotFound { .. })
     ));
 
@@ -380,8 +389,16 @@ async fn links_are_undirected_and_tenant_scoped(backend: Backend) {
     // Links made at ingest only reach memories of the same tenant.
     let mut linked = prepared("w memory", &[]);
     linked.links = vec![
-        (x, "made at ingest".into()),
-        (foreign, "must be ignored".into()),
+        PreparedLink {
+            other: x,
+            description: "made at ingest".into(),
+            embedding: Some(vector(0.3)),
+        },
+        PreparedLink {
+            other: foreign,
+            description: "must be ignored".into(),
+            embedding: None,
+        },
     ];
     let w = ingest(&store, &a, linked).await;
     assert_eq!(w.memory.links.len(), 1);
@@ -397,7 +414,7 @@ async fn stats_count_one_tenant(backend: Backend) {
         .memory_id;
     let m2 = ingest(&store, &a, prepared("beta", &["x"])).await.memory_id;
     ingest(&store, &tenant("b"), prepared("gamma", &["x"])).await;
-    store.link(&a, m1, m2, "r").await.unwrap();
+    store.link(&a, m1, m2, "r", None).await.unwrap();
     let stats = store.stats(&a, 10).await.unwrap();
     assert_eq!(stats.total_memories, 2);
     assert_eq!(stats.total_links, 1);
@@ -406,10 +423,6 @@ async fn stats_count_one_tenant(backend: Backend) {
         vec![("x".to_owned(), 2), ("y".to_owned(), 1)]
     );
     assert_eq!(stats.categories, vec![("facts".to_owned(), 2)]);
-    let (candidates, truncated) = store.search_candidates(&a, 1).await.unwrap();
-    assert_eq!(candidates.len(), 1);
-    assert!(truncated);
-    assert_eq!(candidates[0].id, m2, "newest first");
 }
 
 async fn export_pages_and_import_round_trip(backend: Backend) {
@@ -424,7 +437,10 @@ async fn export_pages_and_import_round_trip(backend: Backend) {
                 .memory_id,
         );
     }
-    store.link(&a, ids[0], ids[1], "neighbours").await.unwrap();
+    store
+        .link(&a, ids[0], ids[1], "neighbours", None)
+        .await
+        .unwrap();
     let page1 = store.export_memories(&a, None, 3).await.unwrap();
     let page2 = store
         .export_memories(&a, Some(page1[2].id), 3)
@@ -482,7 +498,10 @@ mod transfer {
         let y = ingest(&source, &t, prepared("User likes cake", &["food"]))
             .await
             .memory_id;
-        source.link(&t, x, y, "afternoon treats").await.unwrap();
+        source
+            .link(&t, x, y, "afternoon treats", None)
+            .await
+            .unwrap();
 
         let mut exported = Vec::new();
         let report = export_tenant(&source, &t, &mut exported).await.unwrap();
@@ -547,5 +566,153 @@ async fn postgres_connections_can_require_tls() {
     assert_eq!(
         store.stats(&tenant("tls"), 5).await.unwrap().total_memories,
         0
+    );
+}
+
+fn vector(seed: f32) -> Embedding {
+    Embedding::new("test-model", vec![seed, 1.0 - seed, 0.5])
+}
+
+async fn the_change_feed_brings_an_index_up_to_date(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let a = tenant("a");
+    assert_eq!(store.tenant_revision(&a).await.unwrap(), 0);
+    let mut first = prepared("the cat sleeps", &["pets"]);
+    first.embedding = Some(vector(0.25));
+    let cat = ingest(&store, &a, first).await.memory_id;
+    let dog = ingest(&store, &a, prepared("the dog barks", &["pets"]))
+        .await
+        .memory_id;
+    ingest(&store, &tenant("b"), prepared("another tenant", &[])).await;
+
+    let everything = store.index_changes(&a, -1, "test-model").await.unwrap();
+    assert_eq!(
+        everything.revision, 2,
+        "one revision per change, per tenant"
+    );
+    let ids: Vec<MemoryId> = everything.upserts.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![cat, dog], "revision order, this tenant only");
+    assert_eq!(
+        everything.upserts[0].embedding.as_deref(),
+        Some(&[0.25, 0.75, 0.5][..])
+    );
+    assert_eq!(everything.upserts[1].embedding, None, "not embedded yet");
+    let other_model = store.index_changes(&a, -1, "other").await.unwrap();
+    assert_eq!(
+        other_model.upserts[0].embedding, None,
+        "a vector of another model is never handed out"
+    );
+
+    let since = everything.revision;
+    assert!(
+        store
+            .index_changes(&a, since, "test-model")
+            .await
+            .unwrap()
+            .upserts
+            .is_empty()
+    );
+    store
+        .update_memory(&a, dog, None, Some(vec!["loud".into()]))
+        .await
+        .unwrap();
+    store
+        .delete_memories(&a, &DeleteSelector::Id(cat))
+        .await
+        .unwrap();
+    let later = store.index_changes(&a, since, "test-model").await.unwrap();
+    assert_eq!(later.revision, 4);
+    assert_eq!(later.upserts.len(), 1);
+    assert_eq!(later.upserts[0].id, dog);
+    assert_eq!(later.upserts[0].tags, vec!["loud".to_owned()]);
+    assert_eq!(later.removals, vec![(cat, 4)]);
+    assert_eq!(store.tenant_revision(&a).await.unwrap(), 4);
+}
+
+async fn near_duplicates_merge_with_history_and_vectors(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let a = tenant("a");
+    let old = ingest(&store, &a, prepared("User lives in Paris", &["home"]))
+        .await
+        .memory_id;
+    let mut again = prepared("The user's home is in Paris", &["city"]);
+    again.embedding = Some(vector(0.5));
+    again.near_duplicate = Some(NearDuplicate {
+        id: old,
+        similarity: 0.93,
+    });
+    let done = ingest(&store, &a, again).await;
+    assert_eq!(done.memory_id, old, "merged, not stored twice");
+    assert_eq!(done.action, IngestAction::Merged);
+    assert_eq!(done.memory.content, "The user's home is in Paris");
+    assert_eq!(done.memory.tags, vec!["home".to_owned(), "city".to_owned()]);
+    match &done.memory.evolution_history[..] {
+        [
+            EvolutionEvent::NearDuplicateMerge {
+                old_content,
+                similarity,
+                merged_tags,
+                ..
+            },
+        ] => {
+            assert_eq!(old_content, "User lives in Paris");
+            assert!((similarity - 0.93).abs() < 1e-6);
+            assert_eq!(merged_tags, &vec!["city".to_owned()]);
+        }
+        other => panic!("unexpected history {other:?}"),
+    }
+    assert_eq!(store.stats(&a, 5).await.unwrap().total_memories, 1);
+    let feed = store.index_changes(&a, -1, "test-model").await.unwrap();
+    assert_eq!(
+        feed.upserts[0].embedding.as_deref(),
+        Some(&[0.5, 0.5, 0.5][..])
+    );
+    // The old wording's hash is released: it can be stored again as its own memory.
+    let back = ingest(&store, &a, prepared("User lives in Paris", &[])).await;
+    assert_eq!(back.action, IngestAction::Created);
+}
+
+async fn vectors_of_another_model_are_pending_until_remade(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let a = tenant("a");
+    let mut with_old = prepared("coffee every morning", &[]);
+    with_old.embedding = Some(Embedding::new("old-model", vec![1.0, 0.0, 0.0]));
+    let x = ingest(&store, &a, with_old).await.memory_id;
+    let y = ingest(&store, &a, prepared("tea at night", &[]))
+        .await
+        .memory_id;
+    store
+        .link(&a, x, y, "both are drinks", Some(&vector(0.1)))
+        .await
+        .unwrap();
+    let pending = store.pending_embeddings("test-model", 10).await.unwrap();
+    let targets: Vec<EmbeddingTarget> = pending.iter().map(|p| p.target).collect();
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert!(targets.contains(&EmbeddingTarget::Memory(x)));
+    assert!(targets.contains(&EmbeddingTarget::Memory(y)));
+    let before = store.tenant_revision(&a).await.unwrap();
+    let done: Vec<(PendingEmbedding, Embedding)> =
+        pending.into_iter().map(|p| (p, vector(0.9))).collect();
+    store.store_embeddings(&done).await.unwrap();
+    assert!(
+        store
+            .pending_embeddings("test-model", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.tenant_revision(&a).await.unwrap() > before,
+        "indexes must notice"
+    );
+    let edges = store.edges_from(&a, &[x]).await.unwrap();
+    assert_eq!(edges[0].embedding, Some(vector(0.1)));
+    // Another model: links are pending too.
+    assert_eq!(
+        store.pending_embeddings("newer", 10).await.unwrap().len(),
+        3
     );
 }
