@@ -57,6 +57,19 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The embedding model failed (a remote embedder down, a broken model file): 503 with the
+    /// reason, which names no secret and says what to fix.
+    pub fn embedder_unavailable(what: &str, cause: &membrain_embed::EmbedError) -> Self {
+        tracing::warn!(error = %cause, "embedder unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "embedder_unavailable",
+            format!("{what} needs the embedding model, which failed: {cause}"),
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });

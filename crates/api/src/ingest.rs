@@ -1,25 +1,41 @@
 //! The ingest worker: takes durable jobs from the store, derives what a memory needs, and
 //! writes it. Runs inside the API process; several processes may run workers on one PostgreSQL
 //! database, since claiming a job is atomic and leased.
+//!
+//! The pipeline, per job: the content's vector (jobs are claimed a few at a time and embedded in
+//! one batch, which is several times faster than one by one); the most similar memories of the
+//! tenant inside `ingestion_scope`; a near-duplicate above the duplicate threshold is merged into
+//! instead of stored twice; the others above the link threshold are linked with a description
+//! saying how they relate; tags (when the caller gave none) and a context line. Everything works
+//! from the text and the vectors; a language model, when configured, writes the words.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use membrain_memory::text::{content_hash, derive_context, keywords};
-use membrain_store::{IngestJob, JobError, MemoryStore, PreparedMemory, StoreError};
+use membrain_memory::text::{content_hash, keywords};
+use membrain_memory::{Embedding, TagFilter};
+use membrain_store::{
+    IngestJob, JobError, MemoryStore, NearDuplicate, PreparedLink, PreparedMemory, StoreError,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+use crate::semantic::Semantic;
+use crate::semantic::enrich::{describe_link, enrich};
 
 /// A job that failed this many times for reasons other than bad input is given up on.
 const MAX_ATTEMPTS: i64 = 5;
 /// Keywords kept per memory (at ingest and on update).
 pub(crate) const KEYWORDS_PER_MEMORY: usize = 8;
-/// Tags derived from keywords when the caller gives none.
-const AUTO_TAGS: usize = 3;
+/// Jobs claimed together so their contents are embedded in one batch.
+const CLAIM_BATCH: usize = 16;
+/// Longest regex accepted for `ingestion_scope` when the job was queued (checked again here).
+const MAX_SCOPE_BYTES: usize = 1024;
 
 pub struct IngestWorker {
     store: Arc<dyn MemoryStore>,
+    semantic: Arc<Semantic>,
     ready: Arc<Notify>,
     lease: Duration,
     poll_interval: Duration,
@@ -28,30 +44,30 @@ pub struct IngestWorker {
 impl IngestWorker {
     pub fn new(
         store: Arc<dyn MemoryStore>,
+        semantic: Arc<Semantic>,
         ready: Arc<Notify>,
         lease: Duration,
         poll_interval: Duration,
     ) -> Self {
         Self {
             store,
+            semantic,
             ready,
             lease,
             poll_interval,
         }
     }
 
-    /// Works until `shutdown`; a job in progress is finished first.
+    /// Works until `shutdown`; jobs in progress are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            match self.store.claim_ingest_job(self.lease).await {
-                Ok(Some(job)) => {
+            match self.claim_batch().await {
+                Ok(jobs) if !jobs.is_empty() => {
                     failures = 0;
-                    let span =
-                        tracing::info_span!("ingest", job_id = %job.id, tenant = %job.tenant);
-                    self.process(job).instrument(span).await;
+                    self.process_batch(jobs).await;
                 }
-                Ok(None) => {
+                Ok(_) => {
                     failures = 0;
                     tokio::select! {
                         _ = self.ready.notified() => {}
@@ -72,9 +88,50 @@ impl IngestWorker {
         }
     }
 
-    async fn process(&self, job: IngestJob) {
-        let prepared = prepare(&job);
-        match self.store.complete_ingest(&job, prepared).await {
+    /// Up to [`CLAIM_BATCH`] queued jobs. A claim error after the first job ends the batch (the
+    /// jobs already claimed are worked on).
+    async fn claim_batch(&self) -> Result<Vec<IngestJob>, StoreError> {
+        let mut jobs = Vec::new();
+        while jobs.len() < CLAIM_BATCH {
+            match self.store.claim_ingest_job(self.lease).await {
+                Ok(Some(job)) => jobs.push(job),
+                Ok(None) => break,
+                Err(e) if jobs.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim more ingest jobs");
+                    break;
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn process_batch(&self, jobs: Vec<IngestJob>) {
+        let texts = jobs
+            .iter()
+            .map(|job| job.request.memory.content.clone())
+            .collect();
+        // Without vectors ingest still stores the memories (lexical search finds them); the
+        // background embedder makes the vectors once the embedder works again.
+        let vectors: Vec<Option<Embedding>> = match self.semantic.embed(texts).await {
+            Ok(vectors) => vectors.into_iter().map(Some).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "could not embed; storing without vectors");
+                vec![None; jobs.len()]
+            }
+        };
+        for (job, vector) in jobs.into_iter().zip(vectors) {
+            let span = tracing::info_span!("ingest", job_id = %job.id, tenant = %job.tenant);
+            self.process(job, vector).instrument(span).await;
+        }
+    }
+
+    async fn process(&self, job: IngestJob, vector: Option<Embedding>) {
+        let outcome = match prepare(&self.store, &self.semantic, &job, vector).await {
+            Ok(prepared) => self.store.complete_ingest(&job, prepared).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(result) => {
                 tracing::info!(memory_id = %result.memory_id, action = ?result.action, "ingested");
             }
@@ -101,19 +158,123 @@ impl IngestWorker {
     }
 }
 
-/// Derives everything a memory needs from a job's validated request: the dedup hash, keywords,
-/// a context line, and tags when the caller gave none.
-pub fn prepare(job: &IngestJob) -> PreparedMemory {
+/// Derives everything a memory needs: the dedup hash, keywords, tags and context, the
+/// near-duplicate to merge into, and the links to make.
+pub async fn prepare(
+    store: &Arc<dyn MemoryStore>,
+    semantic: &Semantic,
+    job: &IngestJob,
+    embedding: Option<Embedding>,
+) -> Result<PreparedMemory, StoreError> {
     let mut new = job.request.memory.clone();
     let keywords = keywords(&new.content, KEYWORDS_PER_MEMORY);
-    if new.tags.is_empty() {
-        new.tags = keywords.iter().take(AUTO_TAGS).cloned().collect();
+    let llm = semantic.llm();
+    let enrichment = enrich(llm, &new.content, &new.category, &keywords, &new.tags).await;
+    new.tags = enrichment.tags;
+
+    let mut near_duplicate = None;
+    let mut links = Vec::new();
+    if let Some(vector) = embedding
+        .as_ref()
+        .and_then(|e| e.for_model(semantic.model_id()))
+    {
+        // The scope was checked when the job was queued; a scope that no longer compiles (a
+        // tighter limit after an upgrade) links nothing rather than everything.
+        let scope = match job.request.ingestion_scope.as_deref() {
+            Some(regex) => match TagFilter::from_scope_regex(Some(regex), MAX_SCOPE_BYTES) {
+                Ok(filter) => Some(filter),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");
+                    return Ok(prepared(
+                        new,
+                        keywords,
+                        enrichment.context,
+                        embedding,
+                        None,
+                        vec![],
+                    ));
+                }
+            },
+            None => None,
+        };
+        let tuning = &semantic.tuning;
+        let similar = {
+            let index = semantic
+                .indexes
+                .current(store.as_ref(), &job.tenant)
+                .await?;
+            index.index.dense(
+                vector,
+                &|tags: &[String]| scope.as_ref().is_none_or(|f| f.matches(tags)),
+                tuning.max_links + 1,
+                tuning.link_threshold,
+            )
+        };
+        let mut candidates = similar.as_slice();
+        if let Some(best) = candidates.first()
+            && best.score >= tuning.duplicate_threshold
+        {
+            near_duplicate = Some(NearDuplicate {
+                id: best.id,
+                similarity: best.score,
+            });
+            candidates = &candidates[1..];
+        }
+        let candidates = &candidates[..candidates.len().min(tuning.max_links)];
+        let ids: Vec<_> = candidates.iter().map(|c| c.id).collect();
+        let others = store.memories(&job.tenant, &ids).await?;
+        let mut descriptions = Vec::with_capacity(others.len());
+        for other in &others {
+            let similarity = candidates
+                .iter()
+                .find(|c| c.id == other.id)
+                .map_or(0.0, |c| c.score);
+            let description = describe_link(llm, &new.content, &other.content, similarity).await;
+            descriptions.push((other.id, description));
+        }
+        let vectors = semantic
+            .embed(descriptions.iter().map(|(_, d)| d.clone()).collect())
+            .await
+            .map(|v| v.into_iter().map(Some).collect())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not embed link descriptions; made later");
+                vec![None; descriptions.len()]
+            });
+        links = descriptions
+            .into_iter()
+            .zip(vectors)
+            .map(|((other, description), embedding)| PreparedLink {
+                other,
+                description,
+                embedding,
+            })
+            .collect();
     }
+    Ok(prepared(
+        new,
+        keywords,
+        enrichment.context,
+        embedding,
+        near_duplicate,
+        links,
+    ))
+}
+
+fn prepared(
+    new: membrain_memory::NewMemory,
+    keywords: Vec<String>,
+    context: String,
+    embedding: Option<Embedding>,
+    near_duplicate: Option<NearDuplicate>,
+    links: Vec<PreparedLink>,
+) -> PreparedMemory {
     PreparedMemory {
         content_hash: content_hash(&new.content),
-        context: derive_context(&new.category, &keywords),
         keywords,
+        context,
         new,
-        links: Vec::new(),
+        embedding,
+        near_duplicate,
+        links,
     }
 }

@@ -4,7 +4,10 @@
 //! * [`server`]: [`ApiSettings`], the shared [`AppState`], the [`router`] and [`ApiServer`]
 //!   (bind, then `run_until_stopped`), which `main` and the tests both use.
 //! * [`routes`]: one handler module per area (memories, search, graph, stats, health).
-//! * [`ingest`]: the worker that turns durable jobs into memories.
+//! * [`ingest`]: the worker that turns durable jobs into memories: vectors, near-duplicates,
+//!   links, tags and context.
+//! * [`semantic`]: the embedder, the optional language model and the per-tenant search indexes
+//!   (kept in step with the database through its change feed), and the background embedder.
 //! * [`keys`]: the key check in front of `/api/v1`, and the database as a key source.
 //! * [`error`]: [`ApiError`], the one `{"error": {"code", "message"}}` shape of every failure.
 //!
@@ -17,8 +20,10 @@ pub mod extract;
 pub mod ingest;
 pub mod keys;
 pub mod routes;
+pub mod semantic;
 pub mod server;
 
 pub use error::ApiError;
 pub use keys::DatabaseKeys;
+pub use semantic::{Semantic, SemanticTuning};
 pub use server::{ApiServer, ApiSettings, AppState, router};

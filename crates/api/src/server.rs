@@ -23,6 +23,8 @@ use crate::error::ApiError;
 use crate::ingest::IngestWorker;
 use crate::keys::require_key;
 use crate::routes;
+use crate::semantic::Semantic;
+use crate::semantic::backfill::Backfill;
 
 /// Everything the REST service can be told.
 #[derive(Debug, Clone)]
@@ -51,7 +53,8 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             job_lease: Duration::from_secs(30),
             job_poll_interval: Duration::from_millis(500),
-            ingest_workers: 1,
+            // Two, so one batch is embedded while the other is written.
+            ingest_workers: 2,
             key_cache_ttl: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
         }
@@ -66,6 +69,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Wakes an idle ingest worker as soon as a job is queued.
     pub ingest_ready: Arc<Notify>,
+    /// The embedder, the optional language model and the per-tenant search indexes.
+    pub semantic: Arc<Semantic>,
 }
 
 /// The REST router with all its layers, without a socket (tests call it directly).
@@ -154,6 +159,7 @@ pub struct ApiServer {
     listener: TcpListener,
     router: Router,
     workers: Vec<IngestWorker>,
+    backfill: Option<Backfill>,
     shutdown_grace: Duration,
 }
 
@@ -163,28 +169,41 @@ impl ApiServer {
         settings: &ApiSettings,
         store: Arc<dyn MemoryStore>,
         keys: Arc<dyn KeyResolver>,
+        semantic: Semantic,
     ) -> std::io::Result<Self> {
+        let semantic = Arc::new(semantic);
         let state = AppState {
             store: store.clone(),
             keys,
             limits: Arc::new(settings.limits.clone()),
             ingest_ready: Arc::new(Notify::new()),
+            semantic: semantic.clone(),
         };
         let workers = (0..settings.ingest_workers)
             .map(|_| {
                 IngestWorker::new(
                     store.clone(),
+                    semantic.clone(),
                     state.ingest_ready.clone(),
                     settings.job_lease,
                     settings.job_poll_interval,
                 )
             })
             .collect();
+        // Vectors are (re)made where ingest runs: a read-only API task only searches.
+        let backfill = (settings.ingest_workers > 0).then(|| {
+            Backfill::new(
+                store.clone(),
+                semantic.clone(),
+                settings.job_poll_interval * 10,
+            )
+        });
         let listener = TcpListener::bind(settings.listen).await?;
         Ok(Self {
             listener,
             router: router(state, settings),
             workers,
+            backfill,
             shutdown_grace: settings.shutdown_grace,
         })
     }
@@ -199,6 +218,9 @@ impl ApiServer {
         let mut worker_tasks = Vec::new();
         for worker in self.workers {
             worker_tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+        }
+        if let Some(backfill) = self.backfill {
+            worker_tasks.push(tokio::spawn(backfill.run(shutdown.clone())));
         }
         let serve = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());

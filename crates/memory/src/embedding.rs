@@ -38,7 +38,7 @@ impl Embedding {
     /// The inverse of [`Embedding::to_bytes`]; `None` when the length is not a whole number of
     /// floats.
     pub fn from_bytes(model: impl Into<String>, bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return None;
         }
         let vector = bytes

@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
-use membrain_memory::graph::{Edge, Walk, query_edge_score};
+use membrain_memory::embedding::cosine;
+use membrain_memory::graph::{Edge, Walk};
 use membrain_memory::{MemoryId, TagFilter, TenantId, ValidationError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -57,7 +58,18 @@ pub async fn link_memories(
         )
         .into());
     }
-    state.store.link(&tenant, a, b, description).await?;
+    // A description without a vector still links; the background embedder makes it later.
+    let embedding = match state.semantic.embed(vec![description.to_owned()]).await {
+        Ok(mut vectors) => vectors.pop(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not embed a link description; made later");
+            None
+        }
+    };
+    state
+        .store
+        .link(&tenant, a, b, description, embedding.as_ref())
+        .await?;
     Ok(ApiJson(json!({
         "status": "linked", "memory_id_1": a, "memory_id_2": b, "description": description,
     })))
@@ -82,11 +94,13 @@ pub async fn unlink_memories(
 
 /// Drives a walk hop by hop against the store. `scope`, when given, keeps the walk inside
 /// memories whose tags match; `stop` ends it early (a path found).
+#[allow(clippy::too_many_arguments)] // One private helper, three callers.
 async fn drive(
     state: &AppState,
     tenant: &TenantId,
     walk: &mut Walk,
     max_hops: usize,
+    vectors_needed: bool,
     follow: impl Fn(&Edge) -> Option<f32>,
     scope: Option<&TagFilter>,
     stop: impl Fn(&Walk) -> bool,
@@ -94,7 +108,10 @@ async fn drive(
     let mut taken = Vec::new();
     while walk.depth() < max_hops && !walk.frontier().is_empty() && !walk.truncated() && !stop(walk)
     {
-        let edges = state.store.edges_from(tenant, walk.frontier()).await?;
+        let mut edges = state.store.edges_from(tenant, walk.frontier()).await?;
+        if vectors_needed {
+            fill_missing_vectors(state, &mut edges).await?;
+        }
         let allowed: Option<HashSet<MemoryId>> = match scope {
             Some(filter) => {
                 let targets: Vec<MemoryId> = edges.iter().map(|e| e.to).collect();
@@ -124,6 +141,37 @@ async fn drive(
         }));
     }
     Ok(taken)
+}
+
+/// Edges whose description has no vector of the current model yet (made before the model
+/// changed, or while the embedder failed) get one now, so traversal never skips them.
+async fn fill_missing_vectors(state: &AppState, edges: &mut [Edge]) -> Result<(), ApiError> {
+    let model = state.semantic.model_id();
+    let missing: Vec<usize> = (0..edges.len())
+        .filter(|i| {
+            edges[*i]
+                .embedding
+                .as_ref()
+                .and_then(|e| e.for_model(model))
+                .is_none()
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let texts = missing
+        .iter()
+        .map(|i| edges[*i].description.clone())
+        .collect();
+    let vectors = state
+        .semantic
+        .embed(texts)
+        .await
+        .map_err(|e| ApiError::embedder_unavailable("traversal by meaning", &e))?;
+    for (i, vector) in missing.into_iter().zip(vectors) {
+        edges[i].embedding = Some(vector);
+    }
+    Ok(())
 }
 
 fn hops_param(raw: Option<i64>, default: i64, field: &str) -> Result<usize, ApiError> {
@@ -189,6 +237,7 @@ pub async fn find_path(
         &tenant,
         &mut walk,
         usize::MAX,
+        false,
         |_| Some(1.0),
         None,
         |w| w.contains(&to),
@@ -208,6 +257,7 @@ pub async fn find_path(
                 from: pair[0].0,
                 to: pair[1].0,
                 description: pair[1].1.clone().unwrap_or_default(),
+                embedding: None,
             };
             edge_view(&edge, None)
         })
@@ -238,6 +288,7 @@ pub async fn neighborhood(
         &tenant,
         &mut walk,
         hops,
+        false,
         |_| Some(1.0),
         None,
         |_| false,
@@ -263,8 +314,8 @@ pub struct TraverseQuery {
     scope_regex: Option<String>,
 }
 
-/// `GET /graph/traverse`: from a start memory, follow only edges whose descriptions match the
-/// query at least `edge_similarity_threshold` (the share of query terms they contain).
+/// `GET /graph/traverse`: from a start memory, follow only edges whose descriptions mean what the
+/// query asks: cosine similarity of description and query at least `edge_similarity_threshold`.
 pub async fn traverse(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -304,13 +355,27 @@ pub async fn traverse(
         )
         .into());
     }
-    let follow = query_edge_score(query, threshold as f32);
+    let query_vector = state
+        .semantic
+        .embed_query(query)
+        .await
+        .map_err(|e| ApiError::embedder_unavailable("traversal by meaning", &e))?;
+    let model = state.semantic.model_id().to_owned();
+    let threshold = threshold as f32;
+    // Follow an edge when its description means what the query asks, at least `threshold`
+    // (cosine similarity of the two vectors).
+    let follow = |edge: &Edge| {
+        let vector = edge.embedding.as_ref()?.for_model(&model)?;
+        let score = cosine(&query_vector, vector);
+        (score >= threshold).then_some(score)
+    };
     let mut walk = Walk::new(start, state.limits.max_graph_nodes);
     let edges = drive(
         &state,
         &tenant,
         &mut walk,
         max_hops,
+        true,
         &follow,
         scope.as_ref(),
         |_| false,

@@ -198,11 +198,25 @@ pub async fn update_memory(
         body.tags.map(TagsInput::into_list),
         &state.limits,
     )?;
-    let content = patch.content.map(|content| PreparedContent {
-        content_hash: content_hash(&content),
-        keywords: keywords(&content, KEYWORDS_PER_MEMORY),
-        content,
-    });
+    let content = match patch.content {
+        Some(content) => {
+            // Without a vector the update still lands; the background embedder makes it later.
+            let embedding = match state.semantic.embed(vec![content.clone()]).await {
+                Ok(mut vectors) => vectors.pop(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not embed updated content; made later");
+                    None
+                }
+            };
+            Some(PreparedContent {
+                content_hash: content_hash(&content),
+                keywords: keywords(&content, KEYWORDS_PER_MEMORY),
+                content,
+                embedding,
+            })
+        }
+        None => None,
+    };
     let memory = state
         .store
         .update_memory(&tenant, id, content, patch.tags)

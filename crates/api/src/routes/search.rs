@@ -1,9 +1,14 @@
-//! `POST /memories/search`: tag filters, lexical ranking, related memories and matching edges.
+//! `POST /memories/search`: hybrid ranking (BM25 fused with dense similarity by reciprocal
+//! rank), tag filters applied before ranking, related memories from the graph, and links whose
+//! description matches the query better than either end.
 
 use std::collections::HashMap;
 
 use axum::extract::State;
-use membrain_memory::lexical::{rank_bm25, term_overlap};
+use membrain_index::{Scored, fuse_rrf};
+use membrain_memory::embedding::cosine;
+use membrain_memory::graph::Edge;
+use membrain_memory::lexical::term_overlap;
 use membrain_memory::tag_filter::TagFilterInput;
 use membrain_memory::{Memory, MemoryId, TagFilter, ValidationError};
 use serde::Deserialize;
@@ -13,6 +18,7 @@ use super::memories::TagsInput;
 use super::{bound, memory_size};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Tenant};
+use crate::semantic::enrich::interpret;
 use crate::server::AppState;
 
 const MAX_QUERY_BYTES: usize = 4096;
@@ -30,10 +36,12 @@ pub struct SearchBody {
     keyword_filter: Option<TagsInput>,
     scope_regex: Option<String>,
     scope: Option<Vec<String>>,
-    /// Accepted for compatibility; lexical ranking has no second stage to re-rank with yet.
+    /// Accepted for compatibility: hybrid ranking is always on.
     #[serde(default)]
     #[allow(dead_code)]
     rerank: bool,
+    /// `hybrid` (default), `lexical` (BM25 only) or `dense` (vectors only).
+    ranking: Option<String>,
     /// List every memory in scope (ranked ones first), not only the best `k`.
     #[serde(default)]
     full_scope: bool,
@@ -41,6 +49,35 @@ pub struct SearchBody {
 
 fn default_k() -> i64 {
     5
+}
+
+/// Candidates each ranker hands to fusion, at least.
+const FUSION_POOL: usize = 50;
+/// Reciprocal-rank fusion constant (the usual 60; see the LoCoMo benchmark).
+const RRF_CONSTANT: f32 = 60.0;
+/// Weights of the lexical and dense lists in fusion.
+const LEXICAL_WEIGHT: f32 = 1.0;
+const DENSE_WEIGHT: f32 = 1.0;
+/// An edge is a result only when its description is at least this similar to the query.
+const EDGE_MIN_SIMILARITY: f32 = 0.3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranking {
+    Hybrid,
+    Lexical,
+    Dense,
+}
+
+fn parse_ranking(raw: Option<&str>) -> Result<Ranking, ValidationError> {
+    match raw.map(|f| f.trim().to_lowercase()).as_deref() {
+        None | Some("") | Some("hybrid") => Ok(Ranking::Hybrid),
+        Some("lexical") | Some("bm25") => Ok(Ranking::Lexical),
+        Some("dense") | Some("semantic") => Ok(Ranking::Dense),
+        Some(other) => Err(ValidationError::new(
+            "ranking",
+            format!("{other:?} is not one of \"hybrid\", \"lexical\", \"dense\""),
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +114,7 @@ pub async fn search_memories(
     }
     let k = body.k as usize;
     let format = parse_format(body.response_format.as_deref())?;
+    let ranking = parse_ranking(body.ranking.as_deref())?;
     let query = body.query.trim();
     if query.is_empty() && !body.full_scope {
         return Err(ValidationError::new(
@@ -104,40 +142,79 @@ pub async fn search_memories(
         limits.max_regex_bytes,
     )?;
 
-    let (mut candidates, mut truncated) = state
-        .store
-        .search_candidates(&tenant, limits.max_search_candidates)
-        .await?;
-    if !filter.is_empty() {
-        candidates.retain(|c| filter.matches(&c.tags));
-    }
-    let documents: Vec<String> = candidates
-        .iter()
-        .map(|c| format!("{} {}", c.content, c.tags.join(" ")))
-        .collect();
-    let document_refs: Vec<&str> = documents.iter().map(String::as_str).collect();
-    let mut ranked: Vec<(MemoryId, f32)> = rank_bm25(query, &document_refs, k)
-        .into_iter()
-        .map(|r| (candidates[r.index].id, r.score))
-        .collect();
+    // The query's vector (the model, on a blocking thread) and the index catch-up (the
+    // database) run side by side.
+    let semantic = &state.semantic;
+    let wants_vector = !query.is_empty() && ranking != Ranking::Lexical;
+    let (vector, index) = tokio::join!(
+        async {
+            if wants_vector {
+                Some(semantic.embed_query(query).await)
+            } else {
+                None
+            }
+        },
+        semantic.indexes.current(state.store.as_ref(), &tenant),
+    );
+    let index = index?;
+    let mut notices: Vec<String> = Vec::new();
+    let vector = match vector {
+        Some(Ok(vector)) => Some(vector),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "could not embed a query; ranking lexically");
+            notices.push(format!(
+                "semantic ranking is unavailable ({e}); these results are lexical only"
+            ));
+            None
+        }
+        None => None,
+    };
+    let accept = |tags: &[String]| filter.is_empty() || filter.matches(tags);
+    let pool = (k * 4).max(FUSION_POOL);
+    let lexical = if ranking == Ranking::Dense && vector.is_some() || query.is_empty() {
+        Vec::new()
+    } else {
+        index.index.lexical(query, &accept, pool)
+    };
+    let dense = match &vector {
+        Some(v) if ranking != Ranking::Lexical => index.index.dense(v, &accept, pool, -1.0),
+        _ => Vec::new(),
+    };
+    let mut ranked: Vec<Scored> = match ranking {
+        Ranking::Hybrid => fuse_rrf(
+            &[(&lexical, LEXICAL_WEIGHT), (&dense, DENSE_WEIGHT)],
+            RRF_CONSTANT,
+            k,
+        ),
+        Ranking::Dense if vector.is_some() => dense.into_iter().take(k).collect(),
+        Ranking::Lexical | Ranking::Dense => lexical.into_iter().take(k).collect(),
+    };
+    let mut truncated = false;
     if body.full_scope {
-        let listed: Vec<MemoryId> = ranked.iter().map(|(id, _)| *id).collect();
-        ranked.extend(
-            candidates
-                .iter()
-                .filter(|c| !listed.contains(&c.id))
-                .map(|c| (c.id, 0.0)),
-        );
+        let listed: std::collections::HashSet<MemoryId> = ranked.iter().map(|r| r.id).collect();
+        let mut rest: Vec<MemoryId> = index
+            .index
+            .ids()
+            .filter(|id| !listed.contains(id))
+            .filter(|id| index.index.tags(*id).is_some_and(accept))
+            .collect();
+        // Newest first (ids are time-ordered).
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        ranked.extend(rest.into_iter().map(|id| Scored { id, score: 0.0 }));
         if ranked.len() > limits.max_result_memories {
             ranked.truncate(limits.max_result_memories);
             truncated = true;
         }
     }
+    let similarity = |id: MemoryId| -> Option<f32> {
+        let v = vector.as_ref()?;
+        Some(cosine(v, index.index.vector(id)?))
+    };
 
-    let ids: Vec<MemoryId> = ranked.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<MemoryId> = ranked.iter().map(|r| r.id).collect();
     let mut memories = state.store.memories(&tenant, &ids).await?;
     truncated |= bound(&mut memories, limits, memory_size);
-    let scores: HashMap<MemoryId, f32> = ranked.into_iter().collect();
+    let scores: HashMap<MemoryId, f32> = ranked.iter().map(|r| (r.id, r.score)).collect();
 
     let mut neighbours = load_neighbours(&state, &tenant, &memories).await?;
     // A scoped search stays inside its scope: neighbours outside it are neither shown as
@@ -162,24 +239,80 @@ pub async fn search_memories(
                 })
                 .take(RELATED_PER_RESULT)
                 .collect();
+            let score = scores.get(&memory.id).copied().unwrap_or(0.0);
             let mut node = json!(memory);
             node["type"] = json!("memory_node");
-            node["semantic_score"] = json!(scores.get(&memory.id).copied().unwrap_or(0.0));
+            // The cosine similarity of query and memory; `score` is what the order follows.
+            node["semantic_score"] = json!(similarity(memory.id).unwrap_or(score));
+            node["score"] = json!(score);
             node["related_memories"] = json!(related);
             node
         })
         .collect();
-    if !query.is_empty() {
-        results.extend(matching_edges(query, &memories, &neighbours, k));
+    if !query.is_empty() && !memories.is_empty() {
+        let edges = state.store.edges_from(&tenant, &ids).await?;
+        let model = semantic.model_id();
+        let scored_edges: Vec<(f32, Edge)> = edges
+            .into_iter()
+            .filter_map(|edge| {
+                let score = match (
+                    &vector,
+                    edge.embedding.as_ref().and_then(|e| e.for_model(model)),
+                ) {
+                    (Some(query_vector), Some(edge_vector)) => {
+                        let score = cosine(query_vector, edge_vector);
+                        let ends = similarity(edge.from)
+                            .unwrap_or(0.0)
+                            .max(similarity(edge.to).unwrap_or(0.0));
+                        (score >= EDGE_MIN_SIMILARITY && score > ends).then_some(score)?
+                    }
+                    _ => Some(term_overlap(query, &edge.description)).filter(|s| *s > 0.0)?,
+                };
+                Some((score, edge))
+            })
+            .collect();
+        drop(index);
+        results.extend(
+            matching_edges(
+                &state,
+                &tenant,
+                scored_edges,
+                &memories,
+                &neighbours,
+                &filter,
+                k,
+            )
+            .await?,
+        );
+    } else {
+        drop(index);
     }
 
     let mut answer = json!({ "count": results.len(), "results": results, "truncated": truncated });
+    if !notices.is_empty() {
+        answer["notices"] = json!(notices);
+    }
     if format != ResponseFormat::Raw {
-        answer["interpreted"] = Value::Null;
-        answer["interpreted_error"] = json!(
-            "no language model is configured on this server, so there is no interpreted summary; \
-             the raw results are included: use response_format \"raw\" to skip this notice"
-        );
+        match semantic.llm() {
+            Some(llm) => {
+                let contents: Vec<&str> = memories.iter().map(|m| m.content.as_str()).collect();
+                match interpret(llm, query, &contents).await {
+                    Ok(text) => answer["interpreted"] = json!(text),
+                    Err(message) => {
+                        answer["interpreted"] = Value::Null;
+                        answer["interpreted_error"] = json!(message);
+                    }
+                }
+            }
+            None => {
+                answer["interpreted"] = Value::Null;
+                answer["interpreted_error"] = json!(
+                    "no language model is configured on this server (start it with --llm-url), \
+                     so there is no interpreted summary; the raw results are included: use \
+                     response_format \"raw\" to skip this notice"
+                );
+            }
+        }
     }
     Ok(ApiJson(answer))
 }
@@ -210,52 +343,51 @@ async fn load_neighbours(
     Ok(loaded.into_iter().map(|m| (m.id, m)).collect())
 }
 
-/// Links of the results whose descriptions speak of the query, best first, as
-/// `relationship_edge` results.
-fn matching_edges(
-    query: &str,
+/// The scored edges as `relationship_edge` results, best first, each once, both ends inside the
+/// search's scope.
+async fn matching_edges(
+    state: &AppState,
+    tenant: &membrain_memory::TenantId,
+    mut edges: Vec<(f32, Edge)>,
     memories: &[Memory],
     neighbours: &HashMap<MemoryId, Memory>,
+    filter: &TagFilter,
     k: usize,
-) -> Vec<Value> {
-    let by_id: HashMap<MemoryId, &Memory> = memories
+) -> Result<Vec<Value>, ApiError> {
+    edges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut seen: std::collections::HashSet<(MemoryId, MemoryId)> = Default::default();
+    edges.retain(|(_, e)| seen.insert((e.from.min(e.to), e.from.max(e.to))));
+    edges.truncate(k);
+    let mut by_id: HashMap<MemoryId, &Memory> = memories
         .iter()
         .map(|m| (m.id, m))
         .chain(neighbours.iter().map(|(id, m)| (*id, m)))
         .collect();
-    let mut edges: Vec<(f32, &Memory, &Memory, &str)> = Vec::new();
-    let mut seen: Vec<(MemoryId, MemoryId)> = Vec::new();
-    for memory in memories {
-        for link in &memory.links {
-            let key = if memory.id < link.memory_id {
-                (memory.id, link.memory_id)
-            } else {
-                (link.memory_id, memory.id)
-            };
-            let score = term_overlap(query, &link.description);
-            if score <= 0.0 || seen.contains(&key) {
-                continue;
+    let missing: Vec<MemoryId> = edges
+        .iter()
+        .map(|(_, e)| e.to)
+        .filter(|id| !by_id.contains_key(id))
+        .collect();
+    let loaded = state.store.memories(tenant, &missing).await?;
+    by_id.extend(loaded.iter().map(|m| (m.id, m)));
+    Ok(edges
+        .iter()
+        .filter_map(|(score, edge)| {
+            let source = by_id.get(&edge.from)?;
+            let target = by_id.get(&edge.to)?;
+            let in_scope = |m: &Memory| filter.is_empty() || filter.matches(&m.tags);
+            if !(in_scope(source) && in_scope(target)) {
+                return None;
             }
-            if let Some(target) = by_id.get(&link.memory_id) {
-                seen.push(key);
-                edges.push((score, memory, target, &link.description));
-            }
-        }
-    }
-    edges.sort_by(|a, b| b.0.total_cmp(&a.0));
-    edges
-        .into_iter()
-        .take(k)
-        .map(|(score, source, target, description)| {
-            json!({
+            Some(json!({
                 "type": "relationship_edge",
                 "score": score,
-                "description": description,
+                "description": edge.description,
                 "source": edge_end(source),
                 "target": edge_end(target),
-            })
+            }))
         })
-        .collect()
+        .collect())
 }
 
 fn edge_end(memory: &Memory) -> Value {

@@ -1,0 +1,82 @@
+//! The background embedder: makes the vectors that are missing (imports, memories stored while
+//! the embedder failed) or stale (made by another model), a batch at a time. Runs beside the
+//! ingest workers; several processes may run it at once (the work is idempotent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use membrain_store::MemoryStore;
+use tokio_util::sync::CancellationToken;
+
+use super::Semantic;
+
+/// Texts embedded per round.
+const BATCH: usize = 64;
+
+pub struct Backfill {
+    store: Arc<dyn MemoryStore>,
+    semantic: Arc<Semantic>,
+    idle_poll: Duration,
+}
+
+impl Backfill {
+    pub fn new(store: Arc<dyn MemoryStore>, semantic: Arc<Semantic>, idle_poll: Duration) -> Self {
+        Self {
+            store,
+            semantic,
+            idle_poll,
+        }
+    }
+
+    /// Works until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let pause = match self.round().await {
+                Ok(0) => {
+                    failures = 0;
+                    self.idle_poll
+                }
+                Ok(done) => {
+                    failures = 0;
+                    tracing::info!(done, "made missing or stale vectors");
+                    Duration::ZERO
+                }
+                Err(message) => {
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_millis(500 * 2u64.pow(failures.min(7)));
+                    tracing::warn!(error = %message, ?backoff, "could not make vectors");
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// One batch; how many vectors were stored.
+    pub async fn round(&self) -> Result<usize, String> {
+        let pending = self
+            .store
+            .pending_embeddings(self.semantic.model_id(), BATCH)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let texts = pending.iter().map(|p| p.text.clone()).collect();
+        let vectors = self
+            .semantic
+            .embed(texts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let done: Vec<_> = pending.into_iter().zip(vectors).collect();
+        self.store
+            .store_embeddings(&done)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(done.len())
+    }
+}

@@ -1,0 +1,135 @@
+//! One in-memory search index per tenant, kept in step with the database.
+//!
+//! The database is the truth; an index is a cache of one tenant's memories (text, tags, vector).
+//! Every change to a tenant's memories takes the next tenant revision, in commit order, and
+//! deletions leave tombstones, so bringing an index up to date is one cheap query (is the
+//! revision newer?) and, when it is, one query for the rows in between. That holds across
+//! restarts (a new process loads everything on first use) and across several API processes
+//! sharing one PostgreSQL (each catches up on its own before answering).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use membrain_index::{Document, TenantIndex};
+use membrain_memory::{MemoryId, TenantId};
+use membrain_store::{IndexChanges, MemoryStore, StoreError};
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+
+/// A tenant's index and the revision it reflects.
+#[derive(Debug)]
+pub struct SyncedIndex {
+    pub index: TenantIndex,
+    /// -1 before the first load.
+    pub revision: i64,
+}
+
+/// Every tenant's index in this process, created on first use.
+#[derive(Debug)]
+pub struct Indexes {
+    model: String,
+    dimensions: usize,
+    tenants: Mutex<HashMap<TenantId, Arc<RwLock<SyncedIndex>>>>,
+}
+
+impl Indexes {
+    pub fn new(model: impl Into<String>, dimensions: usize) -> Self {
+        Self {
+            model: model.into(),
+            dimensions,
+            tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant's index, brought up to the database's latest revision first.
+    pub async fn current(
+        &self,
+        store: &dyn MemoryStore,
+        tenant: &TenantId,
+    ) -> Result<OwnedRwLockReadGuard<SyncedIndex>, StoreError> {
+        let slot = {
+            let mut tenants = self
+                .tenants
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| {
+                    Arc::new(RwLock::new(SyncedIndex {
+                        index: TenantIndex::new(self.dimensions),
+                        revision: -1,
+                    }))
+                })
+                .clone()
+        };
+        let latest = store.tenant_revision(tenant).await?;
+        {
+            let synced = slot.clone().read_owned().await;
+            if synced.revision >= latest.max(0) {
+                return Ok(synced);
+            }
+        }
+        let mut synced = slot.write_owned().await;
+        // Another request may have caught up while this one waited for the lock.
+        if synced.revision < latest.max(0) {
+            let changes = store
+                .index_changes(tenant, synced.revision, &self.model)
+                .await?;
+            let loaded = apply(&mut synced, changes);
+            tracing::debug!(%tenant, loaded, revision = synced.revision, "search index caught up");
+        }
+        Ok(synced.downgrade())
+    }
+}
+
+/// Applies upserts and removals in revision order (a memory may be deleted and re-imported under
+/// the same id). Returns how many changes were applied.
+fn apply(synced: &mut SyncedIndex, changes: IndexChanges) -> usize {
+    enum Change {
+        Upsert(membrain_store::IndexEntry),
+        Remove(MemoryId),
+    }
+    let mut ordered: Vec<(i64, Change)> = changes
+        .upserts
+        .into_iter()
+        .map(|entry| (entry.revision, Change::Upsert(entry)))
+        .chain(
+            changes
+                .removals
+                .into_iter()
+                .map(|(id, revision)| (revision, Change::Remove(id))),
+        )
+        .collect();
+    // Stable: an upsert and a removal of one revision cannot concern the same memory.
+    ordered.sort_by_key(|(revision, _)| *revision);
+    let count = ordered.len();
+    for (_, change) in ordered {
+        match change {
+            Change::Upsert(entry) => {
+                // A vector of the wrong length leaves the memory lexical-only; the backfill
+                // re-makes vectors of other models, so this only happens with a broken row.
+                let _ = synced.index.upsert(Document {
+                    id: entry.id,
+                    text: lexical_text(&entry.content, &entry.tags),
+                    tags: entry.tags,
+                    embedding: entry.embedding,
+                });
+            }
+            Change::Remove(id) => {
+                synced.index.remove(id);
+            }
+        }
+    }
+    synced.revision = synced.revision.max(changes.revision);
+    count
+}
+
+/// What lexical ranking reads: the content and the tags (a tag is often the word asked for).
+pub fn lexical_text(content: &str, tags: &[String]) -> String {
+    let mut text = String::with_capacity(content.len() + tags.len() * 8);
+    text.push_str(content);
+    for tag in tags {
+        text.push(' ');
+        text.push_str(tag);
+    }
+    text
+}
