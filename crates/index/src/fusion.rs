@@ -1,0 +1,163 @@
+//! Reciprocal-rank fusion: merging ranked lists whose scores are not comparable (BM25 and cosine)
+//! by rank alone, so neither list's score scale can drown the other.
+
+use std::collections::HashMap;
+
+use membrain_memory::MemoryId;
+
+use crate::Scored;
+use crate::top_k::Ranked;
+
+/// One fused hit with the 1-based rank it had in each input list (`None` where it was absent),
+/// so a caller can say which rankings found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fused {
+    pub id: MemoryId,
+    pub score: f32,
+    pub ranks: Vec<Option<usize>>,
+}
+
+/// Reciprocal-rank fusion of ranked lists (each best first) with weights:
+/// `score(d) = Σ weight_i / (rank_constant + rank_i(d))`, ranks counted from 1, summed over the
+/// lists that contain `d`. Returns at most `limit`, best first; equal scores put the newer id
+/// first. An id listed twice in one list counts once, at its better rank.
+pub fn fuse_rrf(lists: &[(&[Scored], f32)], rank_constant: f32, limit: usize) -> Vec<Scored> {
+    fuse_rrf_with_ranks(lists, rank_constant, limit)
+        .into_iter()
+        .map(|fused| Scored {
+            id: fused.id,
+            score: fused.score,
+        })
+        .collect()
+}
+
+/// [`fuse_rrf`], keeping each hit's rank in every list.
+pub fn fuse_rrf_with_ranks(
+    lists: &[(&[Scored], f32)],
+    rank_constant: f32,
+    limit: usize,
+) -> Vec<Fused> {
+    let mut position: HashMap<MemoryId, usize> = HashMap::new();
+    let mut fused: Vec<Fused> = Vec::new();
+    for (list_index, (list, weight)) in lists.iter().enumerate() {
+        for (rank, hit) in (1..).zip(list.iter()) {
+            let at = *position.entry(hit.id).or_insert_with(|| {
+                fused.push(Fused {
+                    id: hit.id,
+                    score: 0.0,
+                    ranks: vec![None; lists.len()],
+                });
+                fused.len() - 1
+            });
+            let entry = &mut fused[at];
+            if entry.ranks[list_index].is_none() {
+                entry.ranks[list_index] = Some(rank);
+                entry.score += weight / (rank_constant + rank as f32);
+            }
+        }
+    }
+    fused.sort_by(|a, b| {
+        let key = |f: &Fused| Ranked {
+            score: f.score,
+            tie: f.id,
+        };
+        key(b).cmp(&key(a))
+    });
+    fused.truncate(limit);
+    fused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> MemoryId {
+        MemoryId::parse_field(&format!("00000000-0000-7000-8000-{n:012x}"), "id")
+            .expect("valid test id")
+    }
+
+    fn list(ids: &[u64]) -> Vec<Scored> {
+        ids.iter()
+            .map(|&n| Scored {
+                id: id(n),
+                score: 1.0,
+            })
+            .collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        lists: Vec<(Vec<u64>, f32)>,
+        limit: usize,
+        expected: Vec<(u64, f32, Vec<Option<usize>>)>,
+    }
+
+    fn check(case: Case) {
+        let owned: Vec<(Vec<Scored>, f32)> =
+            case.lists.iter().map(|(ids, w)| (list(ids), *w)).collect();
+        let lists: Vec<(&[Scored], f32)> = owned.iter().map(|(l, w)| (l.as_slice(), *w)).collect();
+        let fused = fuse_rrf_with_ranks(&lists, 60.0, case.limit);
+        let got: Vec<(MemoryId, Vec<Option<usize>>)> =
+            fused.iter().map(|f| (f.id, f.ranks.clone())).collect();
+        let expected: Vec<(MemoryId, Vec<Option<usize>>)> = case
+            .expected
+            .iter()
+            .map(|(n, _, ranks)| (id(*n), ranks.clone()))
+            .collect();
+        assert_eq!(got, expected, "{}", case.name);
+        for (f, (_, score, _)) in fused.iter().zip(&case.expected) {
+            assert!(
+                (f.score - score).abs() < 1e-7,
+                "{}: {} vs {score}",
+                case.name,
+                f.score
+            );
+        }
+        let plain = fuse_rrf(&lists, 60.0, case.limit);
+        assert_eq!(plain.len(), fused.len(), "{}", case.name);
+    }
+
+    #[test]
+    fn fusion_arithmetic() {
+        check(Case {
+            name: "both lists",
+            lists: vec![(vec![1, 2, 3], 1.0), (vec![3, 1], 1.0)],
+            limit: 10,
+            expected: vec![
+                (1, 1.0 / 61.0 + 1.0 / 62.0, vec![Some(1), Some(2)]),
+                (3, 1.0 / 63.0 + 1.0 / 61.0, vec![Some(3), Some(1)]),
+                (2, 1.0 / 62.0, vec![Some(2), None]),
+            ],
+        });
+        check(Case {
+            name: "weights",
+            lists: vec![(vec![1], 1.0), (vec![2], 2.0)],
+            limit: 10,
+            expected: vec![
+                (2, 2.0 / 61.0, vec![None, Some(1)]),
+                (1, 1.0 / 61.0, vec![Some(1), None]),
+            ],
+        });
+        check(Case {
+            name: "ties put the newer id first; limit applies after sorting",
+            lists: vec![(vec![1], 1.0), (vec![2], 1.0), (vec![3], 0.5)],
+            limit: 2,
+            expected: vec![
+                (2, 1.0 / 61.0, vec![None, Some(1), None]),
+                (1, 1.0 / 61.0, vec![Some(1), None, None]),
+            ],
+        });
+        check(Case {
+            name: "a duplicate in one list counts once, at its better rank",
+            lists: vec![(vec![1, 1], 1.0)],
+            limit: 10,
+            expected: vec![(1, 1.0 / 61.0, vec![Some(1)])],
+        });
+        check(Case {
+            name: "nothing in, nothing out",
+            lists: vec![(vec![], 1.0)],
+            limit: 10,
+            expected: vec![],
+        });
+    }
+}
