@@ -33,6 +33,8 @@ async fn contract_round_trip(backend: membrain_store::Backend) {
         format!("/api/v1/memories/jobs/{job_id}")
     );
     assert!(accepted["created_at"].is_string());
+    // Jobs of one tenant may finish out of order (two workers); let the first one land.
+    api.wait_for_job(job_id).await;
     let coffee = api
         .add("User drinks coffee every morning", &["drinks"])
         .await;
@@ -97,10 +99,22 @@ async fn contract_round_trip(backend: membrain_store::Backend) {
     assert_eq!(results[0]["id"], coffee_id.as_str());
     assert!(results[0]["semantic_score"].as_f64().unwrap() > 0.0);
     assert_eq!(results[0]["related_memories"][0]["id"], reflux.as_str());
+    // A link whose description answers the query better than either end is a result itself.
+    let (status, found) = api
+        .post(
+            "/memories/search",
+            json!({"query": "what causes the reflux?", "k": 5}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     assert!(
-        results
+        found["results"]
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|r| r["type"] == "relationship_edge" && r["source"]["id"].is_string()),
+            .any(|r| r["type"] == "relationship_edge"
+                && r["description"] == "coffee causes the reflux"
+                && r["source"]["id"].is_string()),
         "{found}"
     );
     assert!(found.get("interpreted").is_none());
@@ -207,10 +221,10 @@ async fn contract_round_trip(backend: membrain_store::Backend) {
     let (_, walk) = api.get(&format!("/graph/traverse?start_memory_id={coffee_id}&query=reflux&max_hops=3&edge_similarity_threshold=0.5")).await;
     assert_eq!(walk["memory_count"], 3, "{walk}");
     assert_eq!(walk["edge_count"], 2);
-    let (_, strict) = api.get(&format!("/graph/traverse?start_memory_id={coffee_id}&query=causes%20coffee%20reflux&max_hops=3&edge_similarity_threshold=1")).await;
+    let (_, strict) = api.get(&format!("/graph/traverse?start_memory_id={coffee_id}&query=causes%20coffee%20reflux&max_hops=3&edge_similarity_threshold=0.8")).await;
     assert_eq!(
         strict["memory_count"], 2,
-        "only the edge naming all three words is taken: {strict}"
+        "only the edge that says what the query says is taken: {strict}"
     );
 
     // Unlink, stats, delete.
@@ -775,10 +789,15 @@ async fn reads_are_bounded_and_say_so(backend: membrain_store::Backend) {
     .await;
     let api = stack.rest(&stack.key("alice").await);
     let hub = api.add_id("hub memory about gardening", &["garden"]).await;
-    for i in 0..5 {
-        let leaf = api
-            .add_id(&format!("gardening note number {i}"), &["garden"])
-            .await;
+    // Distinct facts: near-duplicates would merge into one memory.
+    for note in [
+        "tomato seedlings need full sun",
+        "the roses were pruned in March",
+        "the compost heap is warm",
+        "slugs ate the lettuce",
+        "the hedge needs trimming",
+    ] {
+        let leaf = api.add_id(note, &["garden"]).await;
         api.post(
             "/memories/link",
             json!({"memory_id_1": hub, "memory_id_2": leaf, "description": "gardening"}),

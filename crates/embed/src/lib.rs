@@ -37,6 +37,8 @@
 mod error;
 mod minilm;
 mod model_files;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use error::{EmbedError, FETCH_HINT};
 pub use minilm::{MINILM_DIMENSIONS, MINILM_MAX_TOKENS, MINILM_MODEL_ID, MiniLm};

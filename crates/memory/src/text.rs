@@ -61,7 +61,8 @@ pub fn derive_context(category: &str, keywords: &[String]) -> String {
 
 fn is_stop_word(word: &str) -> bool {
     // A short English list: enough to keep "the" and "is" out of keywords and rankings. "user"
-    // is here because agents write nearly every memory about "the user".
+    // is here because agents write nearly every memory about "the user": as a term it would
+    // match everything, and as a tag or link description it says nothing.
     const STOP_WORDS: &[&str] = &[
         "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
         "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing",
@@ -70,8 +71,8 @@ fn is_stop_word(word: &str) -> bool {
         "nor", "not", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out",
         "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the",
         "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too",
-        "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
-        "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
+        "under", "until", "up", "user", "very", "was", "we", "were", "what", "when", "where",
+        "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
     ];
     STOP_WORDS.binary_search(&word).is_ok()
 }
@@ -91,7 +92,7 @@ mod tests {
     fn tokens_drop_stop_words_and_punctuation() {
         assert_eq!(
             tokenize("The user's favourite drink is coffee!"),
-            vec!["user", "favourite", "drink", "coffee"]
+            vec!["favourite", "drink", "coffee"]
         );
     }
 

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use membrain_api::{ApiServer, ApiSettings, DatabaseKeys};
+use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
 use membrain_auth::ApiKey;
+use membrain_llm::LanguageModel;
 use membrain_mcp::{McpServer, McpSettings};
 use membrain_memory::TenantId;
 use membrain_store::testing::TestDatabase;
@@ -44,8 +45,14 @@ pub struct TestStack {
     pub api_url: String,
     pub mcp_url: String,
     pub store: Arc<SqlStore>,
+    api_settings: ApiSettings,
     shutdown: CancellationToken,
     _database: TestDatabase,
+}
+
+/// The real all-MiniLM-L6-v2 with an optional language model, as `membrain serve` wires it.
+pub fn semantic(llm: Option<Arc<dyn LanguageModel>>) -> Semantic {
+    Semantic::new(membrain_embed::testing::shared_minilm(), llm)
 }
 
 impl TestStack {
@@ -55,6 +62,15 @@ impl TestStack {
 
     /// Spawns with API settings adjusted by `tweak` (limits, workers).
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ApiSettings)) -> Self {
+        Self::spawn_full(backend, tweak, None).await
+    }
+
+    /// Spawns with adjusted settings and a language model.
+    pub async fn spawn_full(
+        backend: Backend,
+        tweak: impl FnOnce(&mut ApiSettings),
+        llm: Option<Arc<dyn LanguageModel>>,
+    ) -> Self {
         let database = TestDatabase::new(backend).await;
         let store = Arc::new(database.store().await);
         let mut api_settings = ApiSettings {
@@ -66,7 +82,7 @@ impl TestStack {
         };
         tweak(&mut api_settings);
         let keys = Arc::new(DatabaseKeys::new(store.clone()));
-        let api = ApiServer::bind(&api_settings, store.clone(), keys)
+        let api = ApiServer::bind(&api_settings, store.clone(), keys, semantic(llm))
             .await
             .expect("bind the API");
         let api_url = format!("http://{}", api.local_addr().expect("API address"));
@@ -86,9 +102,22 @@ impl TestStack {
             api_url,
             mcp_url,
             store,
+            api_settings,
             shutdown,
             _database: database,
         }
+    }
+
+    /// Another API process on the same database, with its own (empty, then loaded) search
+    /// indexes: what a restart or a second ECS task sees. Returns its base URL.
+    pub async fn another_api(&self) -> String {
+        let keys = Arc::new(DatabaseKeys::new(self.store.clone()));
+        let api = ApiServer::bind(&self.api_settings, self.store.clone(), keys, semantic(None))
+            .await
+            .expect("bind another API");
+        let url = format!("http://{}", api.local_addr().expect("API address"));
+        tokio::spawn(api.run_until_stopped(self.shutdown.clone()));
+        url
     }
 
     /// A new key for `tenant`, as `membrain keys create` makes it.
@@ -108,6 +137,15 @@ impl TestStack {
     pub fn rest(&self, key: &str) -> Rest {
         Rest {
             base: format!("{}/api/v1", self.api_url),
+            key: Some(key.to_owned()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A client for another API process (see [`TestStack::another_api`]).
+    pub fn rest_at(&self, api_url: &str, key: &str) -> Rest {
+        Rest {
+            base: format!("{api_url}/api/v1"),
             key: Some(key.to_owned()),
             http: reqwest::Client::new(),
         }
@@ -270,11 +308,16 @@ impl Rest {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
         let job_id = accepted["job_id"].as_str().expect("a job id").to_owned();
-        for _ in 0..200 {
+        self.wait_for_job(&job_id).await["result"].clone()
+    }
+
+    /// Waits for an ingest job to complete and returns it; panics when it fails or hangs.
+    pub async fn wait_for_job(&self, job_id: &str) -> Value {
+        for _ in 0..500 {
             let (status, job) = self.get(&format!("/memories/jobs/{job_id}")).await;
             assert_eq!(status, StatusCode::OK, "{job}");
             match job["status"].as_str() {
-                Some("completed") => return job["result"].clone(),
+                Some("completed") => return job,
                 Some("failed") => panic!("ingest failed: {job}"),
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
