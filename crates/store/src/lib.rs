@@ -179,14 +179,24 @@ pub trait MemoryStore: Send + Sync + 'static {
         after: Option<MemoryId>,
         limit: usize,
     ) -> Result<Vec<Memory>, StoreError>;
-    /// Stores an exported memory. Keeps its id unless another tenant owns that id; merges into an
-    /// exact duplicate; skips a memory already present. Returns the id now holding it.
-    async fn import_memory(
+    /// Stores exported memories in one transaction. Each keeps its id unless another tenant
+    /// owns that id; one that duplicates an existing memory exactly merges into it; one already
+    /// present is skipped. Returns, in order, the id now holding each and what happened. A
+    /// vector, when given, is stored with the memory (otherwise the background embedder makes
+    /// it).
+    async fn import_memories(
         &self,
         tenant: &TenantId,
-        memory: &Memory,
-        content_hash: &str,
-    ) -> Result<(MemoryId, ImportOutcome), StoreError>;
+        items: &[ImportItem],
+    ) -> Result<Vec<(MemoryId, ImportOutcome)>, StoreError>;
+}
+
+/// One memory to import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportItem {
+    pub memory: Memory,
+    pub content_hash: String,
+    pub embedding: Option<Embedding>,
 }
 
 /// What importing one memory did.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::DbContext;
 use crate::records::*;
-use crate::{ImportOutcome, MemoryStore, PreparedContent, StoreError};
+use crate::{ImportItem, ImportOutcome, MemoryStore, PreparedContent, StoreError};
 
 /// Which database a [`SqlStore`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1373,32 +1373,46 @@ impl MemoryStore for SqlStore {
         load_memories(&mut conn, tenant, &ids).await
     }
 
-    async fn import_memory(
+    async fn import_memories(
         &self,
         tenant: &TenantId,
-        memory: &Memory,
-        content_hash: &str,
-    ) -> Result<(MemoryId, ImportOutcome), StoreError> {
+        items: &[ImportItem],
+    ) -> Result<Vec<(MemoryId, ImportOutcome)>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let owner = sqlx::query("SELECT tenant_id FROM memories WHERE id = $1")
-            .bind(memory.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .during("checking an imported id")?;
-        let owner = owner.map(|r| get::<String>(&r, "tenant_id")).transpose()?;
-        if owner.as_deref() == Some(tenant.as_str()) {
-            return Ok((memory.id, ImportOutcome::Skipped));
-        }
-        if let Some(existing) = find_by_hash(&mut tx, tenant, content_hash).await? {
-            return Ok((existing, ImportOutcome::Merged));
-        }
-        let mut stored = memory.clone();
-        if owner.is_some() {
-            stored.id = MemoryId::new();
-        }
         let revision = bump_revision(&mut tx, tenant).await?;
-        insert_memory(&mut tx, tenant, &stored, content_hash, None, revision).await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let memory = &item.memory;
+            let owner = sqlx::query("SELECT tenant_id FROM memories WHERE id = $1")
+                .bind(memory.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .during("checking an imported id")?;
+            let owner = owner.map(|r| get::<String>(&r, "tenant_id")).transpose()?;
+            if owner.as_deref() == Some(tenant.as_str()) {
+                outcomes.push((memory.id, ImportOutcome::Skipped));
+                continue;
+            }
+            if let Some(existing) = find_by_hash(&mut tx, tenant, &item.content_hash).await? {
+                outcomes.push((existing, ImportOutcome::Merged));
+                continue;
+            }
+            let mut stored = memory.clone();
+            if owner.is_some() {
+                stored.id = MemoryId::new();
+            }
+            insert_memory(
+                &mut tx,
+                tenant,
+                &stored,
+                &item.content_hash,
+                item.embedding.as_ref(),
+                revision,
+            )
+            .await?;
+            outcomes.push((stored.id, ImportOutcome::Created));
+        }
         tx.commit().await.during("committing an import")?;
-        Ok((stored.id, ImportOutcome::Created))
+        Ok(outcomes)
     }
 }

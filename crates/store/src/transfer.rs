@@ -9,7 +9,7 @@ use membrain_memory::text::content_hash;
 use membrain_memory::{Memory, MemoryId, TenantId};
 use serde::{Deserialize, Serialize};
 
-use crate::{ImportOutcome, LinkRecord, MemoryStore, StoreError};
+use crate::{ImportItem, ImportOutcome, LinkRecord, MemoryStore, StoreError};
 
 /// One line of an export.
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,6 +111,7 @@ pub async fn import_tenant(
     let mut buffer = String::new();
     let mut bytes_read = 0u64;
     let mut number = 0usize;
+    let mut batch: Vec<ImportItem> = Vec::with_capacity(IMPORT_BATCH);
     loop {
         buffer.clear();
         let read = input.read_line(&mut buffer)?;
@@ -135,19 +136,20 @@ pub async fn import_tenant(
                     });
                 }
                 memory.links.clear();
-                let hash = content_hash(&memory.content);
-                let (id, outcome) = store.import_memory(tenant, &memory, &hash).await?;
-                new_ids.insert(memory.id, id);
-                match outcome {
-                    ImportOutcome::Created => report.created += 1,
-                    ImportOutcome::Skipped => report.skipped += 1,
-                    ImportOutcome::Merged => report.merged += 1,
+                batch.push(ImportItem {
+                    content_hash: content_hash(&memory.content),
+                    memory,
+                    embedding: None,
+                });
+                if batch.len() >= IMPORT_BATCH {
+                    import_batch(store, tenant, &mut batch, &mut new_ids, &mut report).await?;
                 }
             }
             Line::Link(link) => links.push(link),
         }
         progress(bytes_read);
     }
+    import_batch(store, tenant, &mut batch, &mut new_ids, &mut report).await?;
     for link in links {
         let a = new_ids
             .get(&link.memory_id_1)
@@ -164,4 +166,30 @@ pub async fn import_tenant(
         }
     }
     Ok(report)
+}
+
+/// Memories written per transaction: one commit (one fsync) per batch, not per memory.
+const IMPORT_BATCH: usize = 500;
+
+async fn import_batch(
+    store: &dyn MemoryStore,
+    tenant: &TenantId,
+    batch: &mut Vec<ImportItem>,
+    new_ids: &mut HashMap<MemoryId, MemoryId>,
+    report: &mut ImportReport,
+) -> Result<(), TransferError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let outcomes = store.import_memories(tenant, batch).await?;
+    for (item, (id, outcome)) in batch.iter().zip(outcomes) {
+        new_ids.insert(item.memory.id, id);
+        match outcome {
+            ImportOutcome::Created => report.created += 1,
+            ImportOutcome::Skipped => report.skipped += 1,
+            ImportOutcome::Merged => report.merged += 1,
+        }
+    }
+    batch.clear();
+    Ok(())
 }

@@ -454,22 +454,30 @@ async fn export_pages_and_import_round_trip(backend: Backend) {
 
     // Importing into another tenant of the same database gives fresh ids (ids are global).
     let m = &page1[0];
-    let (new_id, outcome) = store
-        .import_memory(&b, m, &content_hash(&m.content))
+    let item = |m: &membrain_memory::Memory, embedding: Option<Embedding>| ImportItem {
+        memory: m.clone(),
+        content_hash: content_hash(&m.content),
+        embedding,
+    };
+    let done = store
+        .import_memories(&b, &[item(m, Some(vector(0.2))), item(m, None)])
         .await
         .unwrap();
+    let (new_id, outcome) = done[0];
     assert_eq!(outcome, ImportOutcome::Created);
     assert_ne!(new_id, m.id);
-    let (_, again) = store
-        .import_memory(&b, m, &content_hash(&m.content))
-        .await
-        .unwrap();
-    assert_eq!(again, ImportOutcome::Merged);
-    let (same, skipped) = store
-        .import_memory(&a, m, &content_hash(&m.content))
-        .await
-        .unwrap();
+    assert_eq!(
+        done[1],
+        (new_id, ImportOutcome::Merged),
+        "same content in one batch"
+    );
+    let (same, skipped) = store.import_memories(&a, &[item(m, None)]).await.unwrap()[0];
     assert_eq!((same, skipped), (m.id, ImportOutcome::Skipped));
+    let feed = store.index_changes(&b, -1, "test-model").await.unwrap();
+    assert_eq!(
+        feed.upserts[0].embedding.as_deref(),
+        Some(&[0.2, 0.8, 0.5][..])
+    );
     let copy = store.memories(&b, &[new_id]).await.unwrap().pop().unwrap();
     assert_eq!(copy.content, m.content);
     assert_eq!(copy.created_at, m.created_at);
