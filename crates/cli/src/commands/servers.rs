@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use membrain_api::{ApiServer, ApiSettings, DatabaseKeys};
+use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
 use membrain_auth::{ApiKey, CachedKeys, KeyResolver, ResolverChain, StaticKey};
 use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
 
+use super::semantic::semantic_parts;
 use crate::cli::Transport;
-use crate::settings::{Common, McpCommand};
+use crate::settings::{Common, McpCommand, SemanticSettings};
 
 /// The tenant of the single-user key (MEMBRAIN_API_KEY).
 pub const DEFAULT_TENANT: &str = "default";
@@ -66,12 +67,22 @@ pub fn key_sources(
 pub async fn run_api(
     common: &Common,
     settings: ApiSettings,
+    semantic: &SemanticSettings,
     key: Option<ApiKey>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
+    // The API process is the one that embeds; a first start may fetch the model.
+    let (embedder, llm) = tokio::select! {
+        parts = semantic_parts(common, semantic, true) => parts?,
+        () = shutdown.cancelled() => {
+            store.close().await;
+            tracing::info!("interrupted while preparing the embedding model");
+            return Ok(());
+        }
+    };
     let keys = key_sources(store.clone(), key.as_ref(), &settings)?;
-    let server = ApiServer::bind(&settings, store.clone(), keys)
+    let server = ApiServer::bind(&settings, store.clone(), keys, Semantic::new(embedder, llm))
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
