@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p membrain --bench bridge` (release build). Environment:
 //! `BENCH_SECS` (seconds per cell, default 5), `BENCH_CLIENTS` (default "1,8,32"),
-//! `BENCH_DATABASE_URL` (default: a SQLite file in a temporary directory).
+//! `BENCH_DATABASE_URL` (default: a SQLite file in a temporary directory),
+//! `MEMBRAIN_TEST_MODEL_WHEEL` (the embedding model's wheel, as for the tests).
 //!
 //! The servers run in this process on their own runtime; the load generator on another. Each
 //! MCP call is a stateless `tools/call` POST, as a load-balanced client sends it.
@@ -176,7 +177,9 @@ async fn start(database_url: &str, shutdown: CancellationToken) -> Endpoints {
         Arc::new(DatabaseKeys::new(store.clone())),
         settings.key_cache_ttl,
     ));
-    let api = ApiServer::bind(&settings, store.clone(), keys)
+    // The bridge calls measured here never embed; the real model keeps the wiring as served.
+    let semantic = membrain_api::Semantic::new(membrain_embed::testing::shared_minilm(), None);
+    let api = ApiServer::bind(&settings, store.clone(), keys, semantic)
         .await
         .expect("bind the API");
     let api_url = format!("http://{}", api.local_addr().expect("address"));

@@ -10,12 +10,13 @@ pub const AGENT_INSTRUCTIONS: &str = r#"You have a long-term memory: a graph of 
    not a single keyword. Look at `related_memories` on each result: they are linked facts that
    often hold the real answer.
 2. Store facts, not conversation: `add_memory` with one self-contained statement
-   ("User prefers dark mode in every editor"), not "you said you like dark mode". Exact
-   duplicates are merged automatically, so storing a fact twice is harmless.
+   ("User prefers dark mode in every editor"), not "you said you like dark mode". Duplicates,
+   exact or reworded, are merged automatically, so storing a fact twice is harmless, and related
+   memories are linked for you with a description of how they relate.
 3. Scope with tags: give memories tags such as a project or domain (`project-atlas`, `health`).
    Restrict a search with `keyword_filter` (a regex, or a list of regexes that must all match a
    tag) or `scope_regex` (one regex) — never both at once.
-4. Follow the graph: `traverse_graph` walks links whose descriptions match a question;
+4. Follow the graph: `traverse_graph` walks links whose descriptions mean what a question asks;
    `get_neighborhood` lists everything within a few links; `find_path` explains how two memories
    connect. `link_memories` records a relationship you noticed; `unlink_memories` removes a wrong one.
 5. Keep it true: when a fact changes, `update_memory` the old one (its history is kept) or add the
@@ -65,4 +66,6 @@ pub const STORAGE_GUIDELINES: &str = r#"# Storage guidelines
 
 ## Duplicates and changes
 * Exact duplicates (ignoring case and spacing) are merged, and new tags are added to the existing memory.
+* A near-duplicate (the same fact in other words) replaces the old wording, which stays in
+  `evolution_history` as a `near_duplicate_merge` entry; the opposite statement is not a duplicate.
 * Prefer `update_memory` for a corrected fact; the old text stays in `evolution_history`."#;

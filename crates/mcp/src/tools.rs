@@ -117,7 +117,9 @@ fn default_hops() -> i64 {
 }
 
 fn default_threshold() -> f64 {
-    0.7
+    // Cosine similarity of all-MiniLM-L6-v2 vectors: a short edge description and a question
+    // about the same thing score about 0.5-0.8; unrelated ones below 0.3.
+    0.5
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -129,7 +131,7 @@ pub struct TraverseArgs {
     /// How many links deep to go, 1 to 5.
     #[serde(default = "default_hops")]
     pub max_hops: i64,
-    /// How closely an edge description must match the query, 0 to 1 (share of query words it contains).
+    /// How closely an edge description must mean what the query asks, 0 to 1 (cosine similarity; 0.5 = clearly the same topic).
     #[serde(default = "default_threshold")]
     pub edge_similarity_threshold: f64,
     /// Only visit memories whose tags match this regex (the start memory must match too).
@@ -389,7 +391,7 @@ impl MembrainTools {
     }
 
     #[tool(
-        description = "Store a fact about the user or their work and return the stored memory. Store facts, not conversation ('User prefers dark mode', not 'you said you like dark mode'). Exact duplicates are merged into the existing memory. Search first if a similar fact may exist; update it instead. Tags are optional (derived from the content when omitted).",
+        description = "Store a fact about the user or their work and return the stored memory. Store facts, not conversation ('User prefers dark mode', not 'you said you like dark mode'). Exact duplicates and near-duplicates (the same fact in other words) are merged into the existing memory, keeping the old wording in its history; related memories are linked automatically with a description of how they relate. ingestion_scope (a tag regex) limits which memories it may link to. Tags are optional (derived from the content when omitted).",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -464,7 +466,7 @@ impl MembrainTools {
     }
 
     #[tool(
-        description = "Find memories by meaning of a natural-language question (not a bare keyword): 'Which database did we pick for billing?'. Returns memory_node results with related_memories (linked facts worth reading) and relationship_edge results. Narrow with keyword_filter (a tag regex or an AND-list of regexes) or scope_regex (one tag regex), never both. response_format: raw (default), interpreted or both.",
+        description = "Find memories by meaning of a natural-language question (not a bare keyword): 'Which database did we pick for billing?'. Ranking fuses word matching with meaning, so paraphrases match. Returns memory_node results with related_memories (linked facts worth reading) and relationship_edge results (links whose description answers the question better than either memory). Narrow with keyword_filter (a tag regex or an AND-list of regexes) or scope_regex (one tag regex), never both. response_format: raw (default), interpreted or both.",
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -522,7 +524,7 @@ impl MembrainTools {
     }
 
     #[tool(
-        description = "Walk the memory graph from one memory, following only links whose descriptions match the query, up to max_hops (1-5). edge_similarity_threshold (0-1) is how much of the query an edge description must contain; lower it to explore more. scope_regex keeps the walk inside memories whose tags match.",
+        description = "Walk the memory graph from one memory, following only links whose descriptions mean what the query asks, up to max_hops (1-5). edge_similarity_threshold (0-1, default 0.5) is the least semantic similarity between the query and an edge description; lower it to explore more. scope_regex keeps the walk inside memories whose tags match.",
         annotations(
             read_only_hint = true,
             destructive_hint = false,

@@ -331,7 +331,7 @@ pub async fn traverse(
         .into());
     }
     let max_hops = hops_param(params.max_hops, 2, "max_hops")?;
-    let threshold = params.edge_similarity_threshold.unwrap_or(0.7);
+    let threshold = params.edge_similarity_threshold.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&threshold) {
         return Err(ValidationError::new(
             "edge_similarity_threshold",

