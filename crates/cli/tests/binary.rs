@@ -326,6 +326,8 @@ async fn crash_after_accept(backend: membrain_store::Backend) {
     // After a restart every acknowledged job completes.
     let (api, base) = start_api(&database.url, &["--job-lease-secs", "1"]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Similar facts may merge (near-duplicates), so count the memories the jobs ended in.
+    let mut stored = std::collections::HashSet::new();
     for job in &jobs {
         loop {
             let answer: Value = http
@@ -338,6 +340,7 @@ async fn crash_after_accept(backend: membrain_store::Backend) {
                 .await
                 .unwrap();
             if answer["status"] == "completed" {
+                stored.insert(answer["result"]["memory_id"].as_str().unwrap().to_owned());
                 break;
             }
             assert_ne!(answer["status"], "failed", "{answer}");
@@ -357,7 +360,8 @@ async fn crash_after_accept(backend: membrain_store::Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(stats["total_memories"], 23);
+    assert!(!stored.is_empty());
+    assert_eq!(stats["total_memories"], stored.len(), "{stats}");
     assert!(api.terminate().await, "the API exits cleanly on SIGTERM");
 }
 
