@@ -22,6 +22,7 @@ on_both_backends!(
     another_process_and_a_restart_give_identical_results,
     tenants_vectors_never_mix,
     a_language_model_writes_tags_context_links_and_answers,
+    vectors_of_another_model_are_remade_in_the_background,
 );
 
 async fn search(rest: &Rest, body: Value) -> Value {
@@ -489,4 +490,64 @@ async fn a_language_model_writes_tags_context_links_and_answers(backend: membrai
     .await;
     assert_eq!(answer["interpreted"], "The user drinks tea in the morning.");
     assert!(answer["results"].as_array().unwrap().len() >= 2);
+}
+
+async fn vectors_of_another_model_are_remade_in_the_background(backend: membrain_store::Backend) {
+    use membrain_memory::{Embedding, Memory, MemoryId, TenantId};
+    use membrain_store::{ImportItem, MemoryStore};
+    let stack = TestStack::spawn(backend).await;
+    let rest = stack.rest(&stack.key("alice").await);
+    // Memories whose vectors an older model made (as after a model upgrade, or an import).
+    let tenant = TenantId::parse("alice").unwrap();
+    let now = chrono::Utc::now();
+    let items: Vec<ImportItem> = FACTS
+        .iter()
+        .map(|fact| ImportItem {
+            memory: Memory {
+                id: MemoryId::new(),
+                content: (*fact).to_owned(),
+                tags: vec![],
+                category: "general".into(),
+                context: String::new(),
+                keywords: vec![],
+                links: vec![],
+                evolution_history: vec![],
+                created_at: now,
+                updated_at: now,
+            },
+            content_hash: membrain_memory::text::content_hash(fact),
+            embedding: Some(Embedding::new("retired-model", vec![1.0; 384])),
+        })
+        .collect();
+    let ids = stack.store.import_memories(&tenant, &items).await.unwrap();
+    let allergy = ids[0].0.to_string();
+    let model = membrain_embed::testing::shared_minilm();
+    let model_id = membrain_embed::Embedder::model_id(model.as_ref()).to_owned();
+    for _ in 0..200 {
+        if stack
+            .store
+            .pending_embeddings(&model_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        stack
+            .store
+            .pending_embeddings(&model_id, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the background embedder re-made every vector"
+    );
+    let answer = search(
+        &rest,
+        json!({ "query": "Which foods could make them ill?", "k": 1, "ranking": "dense" }),
+    )
+    .await;
+    assert_eq!(node_ids(&answer), vec![allergy], "{answer}");
 }
