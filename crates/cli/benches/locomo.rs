@@ -191,6 +191,11 @@ fn main() {
     runtime.block_on(run(conversations, backend));
 }
 
+/// Sends a request and reads its JSON answer.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn run(conversations: Vec<Conversation>, backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let store = Arc::new(database.store().await);
@@ -232,16 +237,12 @@ async fn run(conversations: Vec<Conversation>, backend: Backend) {
             .unwrap();
         let key = key.expose_secret().to_owned();
         for turn in &conversation.turns {
-            let accepted: Value = http
-                .post(format!("{base}/memories"))
-                .header("x-api-key", &key)
-                .json(&json!({ "content": turn.text, "category": "conversation" }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let accepted = answer(
+                http.post(format!("{base}/memories"))
+                    .header("x-api-key", &key)
+                    .json(&json!({ "content": turn.text, "category": "conversation" })),
+            )
+            .await;
             let job = accepted["job_id"]
                 .as_str()
                 .unwrap_or_else(|| panic!("not accepted: {accepted}"))
@@ -254,31 +255,21 @@ async fn run(conversations: Vec<Conversation>, backend: Backend) {
     let mut actions: BTreeMap<String, usize> = BTreeMap::new();
     for (done, (index, dia_id, job)) in jobs.iter().enumerate() {
         loop {
-            let answer: Value = http
-                .get(format!("{base}/memories/jobs/{job}"))
-                .header("x-api-key", &tenants[*index])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            match answer["status"].as_str() {
+            let job = answer(
+                http.get(format!("{base}/memories/jobs/{job}"))
+                    .header("x-api-key", &tenants[*index]),
+            )
+            .await;
+            match job["status"].as_str() {
                 Some("completed") => {
-                    let id =
-                        MemoryId::parse(answer["result"]["memory_id"].as_str().unwrap()).unwrap();
+                    let id = MemoryId::parse(job["result"]["memory_id"].as_str().unwrap()).unwrap();
                     memory_of[*index].insert(dia_id.clone(), id);
                     *actions
-                        .entry(
-                            answer["result"]["action"]
-                                .as_str()
-                                .unwrap_or("?")
-                                .to_owned(),
-                        )
+                        .entry(job["result"]["action"].as_str().unwrap_or("?").to_owned())
                         .or_default() += 1;
                     break;
                 }
-                Some("failed") => panic!("ingest failed: {answer}"),
+                Some("failed") => panic!("ingest failed: {job}"),
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -328,16 +319,12 @@ async fn run(conversations: Vec<Conversation>, backend: Backend) {
             let mut lists: HashMap<&str, Vec<Scored>> = HashMap::new();
             for ranking in RANKINGS {
                 let started = Instant::now();
-                let answer: Value = http
-                    .post(format!("{base}/memories/search"))
-                    .header("x-api-key", &tenants[index])
-                    .json(&json!({ "query": question.text, "k": 50, "ranking": ranking }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer = answer(
+                    http.post(format!("{base}/memories/search"))
+                        .header("x-api-key", &tenants[index])
+                        .json(&json!({ "query": question.text, "k": 50, "ranking": ranking })),
+                )
+                .await;
                 latencies
                     .entry(ranking)
                     .or_default()
