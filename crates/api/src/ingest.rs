@@ -232,21 +232,15 @@ pub async fn prepare(
             let description = describe_link(llm, &new.content, &other.content, similarity).await;
             descriptions.push((other.id, description));
         }
-        let vectors = semantic
-            .embed(descriptions.iter().map(|(_, d)| d.clone()).collect())
-            .await
-            .map(|v| v.into_iter().map(Some).collect())
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "could not embed link descriptions; made later");
-                vec![None; descriptions.len()]
-            });
+        // Descriptions repeat ("both about coffee"): a recent one reuses its vector. The others
+        // are left to the background embedder, which embeds them in large batches, so a link
+        // costs ingest no model time (traversal embeds a missing one on the spot).
         links = descriptions
             .into_iter()
-            .zip(vectors)
-            .map(|((other, description), embedding)| PreparedLink {
+            .map(|(other, description)| PreparedLink {
                 other,
+                embedding: semantic.cached_vector(&description),
                 description,
-                embedding,
             })
             .collect();
     }

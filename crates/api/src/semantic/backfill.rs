@@ -73,6 +73,13 @@ impl Backfill {
             .await
             .map_err(|e| e.to_string())?;
         let done: Vec<_> = pending.into_iter().zip(vectors).collect();
+        // Link descriptions repeat; the next link with the same words gets its vector at ingest.
+        let descriptions: Vec<(String, membrain_memory::Embedding)> = done
+            .iter()
+            .filter(|(p, _)| matches!(p.target, membrain_store::EmbeddingTarget::Link(..)))
+            .map(|(p, e)| (p.text.clone(), e.clone()))
+            .collect();
+        self.semantic.remember(&descriptions);
         self.store
             .store_embeddings(&done)
             .await

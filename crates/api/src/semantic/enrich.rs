@@ -105,7 +105,9 @@ pub fn describe_link_plain(new_content: &str, other_content: &str, similarity: f
         }
     }
     match shared.as_slice() {
-        [] => format!("similar in meaning ({similarity:.2})"),
+        // No number in it: identical descriptions share one cached vector.
+        [] if similarity >= 0.7 => "close in meaning".to_owned(),
+        [] => "related in meaning".to_owned(),
         [one] => format!("both about {one}"),
         [first @ .., last] => {
             let first: Vec<&str> = first.iter().take(3).map(String::as_str).collect();
@@ -182,7 +184,7 @@ mod tests {
         );
         assert_eq!(
             describe_link_plain("Cats sleep", "Dogs bark", 0.61),
-            "similar in meaning (0.61)"
+            "related in meaning"
         );
         assert_eq!(
             describe_link_plain("morning coffee ritual", "coffee every morning", 0.8),

@@ -40,7 +40,7 @@ impl Default for SemanticTuning {
             // unrelated facts ~0.15.
             duplicate_threshold: 0.9,
             link_threshold: 0.45,
-            max_links: 5,
+            max_links: 3,
             query_cache: 1024,
         }
     }
@@ -126,6 +126,22 @@ impl Semantic {
             .ok_or_else(|| EmbedError::Inference("the embedder returned no vector".into()))?;
         self.cache().put(query.to_owned(), vector.clone());
         Ok(vector)
+    }
+
+    /// The vector of a text embedded recently (a query or a link description), if cached.
+    pub fn cached_vector(&self, text: &str) -> Option<Embedding> {
+        let vector = self.cache().get(text)?.clone();
+        Some(Embedding::new(self.model_id(), vector.to_vec()))
+    }
+
+    /// Remembers vectors just made, so repeated texts skip the model.
+    pub fn remember(&self, made: &[(String, Embedding)]) {
+        let mut cache = self.cache();
+        for (text, embedding) in made {
+            if embedding.model == self.model_id() {
+                cache.put(text.clone(), embedding.vector.clone().into());
+            }
+        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Arc<[f32]>>> {
