@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Options after the folder: `--conversations N` (the first N files only), `--postgres` (a
-//! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite).
+//! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite), `--dump FILE` (one JSON
+//! line per question: category, evidence ids and the lexical and dense lists with scores, to
+//! study other fusions without ingesting again).
 
 #![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
 
@@ -162,8 +164,10 @@ fn main() {
     let mut folder: Option<PathBuf> = None;
     let mut limit = usize::MAX;
     let mut backend = Backend::Sqlite;
+    let mut dump: Option<PathBuf> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--dump" => dump = args.next().map(PathBuf::from),
             "--conversations" => limit = args.next().and_then(|n| n.parse().ok()).unwrap_or(limit),
             "--postgres" => backend = Backend::Postgres,
             other => folder = Some(PathBuf::from(other)),
@@ -188,7 +192,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(conversations, backend));
+    runtime.block_on(run(conversations, backend, dump));
 }
 
 /// Sends a request and reads its JSON answer.
@@ -196,7 +200,13 @@ async fn answer(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
-async fn run(conversations: Vec<Conversation>, backend: Backend) {
+async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<PathBuf>) {
+    let mut dump = dump.map(|path| {
+        std::io::BufWriter::new(
+            std::fs::File::create(&path)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", path.display())),
+        )
+    });
     let database = TestDatabase::new(backend).await;
     let store = Arc::new(database.store().await);
     let settings = ApiSettings {
@@ -342,6 +352,23 @@ async fn run(conversations: Vec<Conversation>, backend: Backend) {
                 let ids: Vec<MemoryId> = ranked.iter().map(|s| s.id).collect();
                 tally.add(ranking, question.category, &ids, &evidence);
                 lists.insert(ranking, ranked);
+            }
+            if let Some(out) = dump.as_mut() {
+                use std::io::Write;
+                let list = |name: &str| -> Vec<(String, f32)> {
+                    lists[name]
+                        .iter()
+                        .map(|s| (s.id.to_string(), s.score))
+                        .collect()
+                };
+                let line = json!({
+                    "category": question.category,
+                    "evidence": evidence.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+                    "lexical": list("lexical"),
+                    "dense": list("dense"),
+                    "hybrid": list("hybrid"),
+                });
+                writeln!(out, "{line}").unwrap();
             }
             for (name, constant, lexical_weight, dense_weight) in variants {
                 let fused = fuse_rrf(

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use membrain_memory::text::tokenize;
+use membrain_memory::text::terms;
 
 // Must match `membrain_memory::lexical`; the tests compare the two rankings.
 const K1: f32 = 1.2;
@@ -72,7 +72,7 @@ impl InvertedIndex {
             self.document_length.resize(index + 1, 0);
             self.document_terms.resize_with(index + 1, Vec::new);
         }
-        let mut tokens = tokenize(text);
+        let mut tokens = terms(text);
         let length = tokens.len();
         tokens.sort_unstable();
 
@@ -127,7 +127,7 @@ impl InvertedIndex {
     /// particular order. Statistics (document count, average length, document frequency) are
     /// those of the whole index, whatever filter the caller applies afterwards.
     pub(crate) fn score(&self, query: &str) -> Vec<(u32, f32)> {
-        let mut query_terms = tokenize(query);
+        let mut query_terms = terms(query);
         query_terms.sort_unstable();
         query_terms.dedup();
         if query_terms.is_empty() || self.documents == 0 {

@@ -51,7 +51,7 @@ pub use tenant_index::{TenantIndex, VectorStatus};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     pub id: MemoryId,
-    /// The text ranked by BM25 (tokenised with `membrain_memory::text::tokenize`).
+    /// The text ranked by BM25 (split into stemmed terms by `membrain_memory::text::terms`).
     pub text: String,
     /// The tags a search filter is tested against.
     pub tags: Vec<String>,

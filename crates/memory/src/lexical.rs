@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::text::tokenize;
+use crate::text::terms;
 
 /// One ranked candidate: its index in the input slice and its normalised score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,14 +21,14 @@ const B: f32 = 0.75;
 /// Ranks `documents` against `query` and returns at most `k` with a positive score, best first.
 /// Ties keep the input order, so a caller that passes newest-first gets newest-first ties.
 pub fn rank_bm25(query: &str, documents: &[&str], k: usize) -> Vec<Ranked> {
-    let mut query_terms = tokenize(query);
+    let mut query_terms = terms(query);
     query_terms.sort();
     query_terms.dedup();
     if query_terms.is_empty() || documents.is_empty() || k == 0 {
         return Vec::new();
     }
 
-    let tokenized: Vec<Vec<String>> = documents.iter().map(|d| tokenize(d)).collect();
+    let tokenized: Vec<Vec<String>> = documents.iter().map(|d| terms(d)).collect();
     let total_len: usize = tokenized.iter().map(Vec::len).sum();
     let avg_len = (total_len as f32 / documents.len() as f32).max(1.0);
 
@@ -76,13 +76,13 @@ pub fn rank_bm25(query: &str, documents: &[&str], k: usize) -> Vec<Ranked> {
 /// How well `text` matches `query`, 0..=1: the share of the query's terms that appear in it.
 /// Used to follow edges whose descriptions speak of the query.
 pub fn term_overlap(query: &str, text: &str) -> f32 {
-    let mut query_terms = tokenize(query);
+    let mut query_terms = terms(query);
     query_terms.sort();
     query_terms.dedup();
     if query_terms.is_empty() {
         return 0.0;
     }
-    let text_terms = tokenize(text);
+    let text_terms = terms(text);
     let hits = query_terms
         .iter()
         .filter(|q| text_terms.contains(q))

@@ -32,6 +32,19 @@ pub fn tokenize(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The terms lexical ranking compares: [`tokenize`]d words reduced to their stems (Snowball
+/// English), so "painted", "paints" and "painting" all match "paint". Keywords and tags keep
+/// the readable words.
+pub fn terms(text: &str) -> Vec<String> {
+    static STEMMER: std::sync::LazyLock<rust_stemmers::Stemmer> = std::sync::LazyLock::new(|| {
+        rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English)
+    });
+    tokenize(text)
+        .into_iter()
+        .map(|word| STEMMER.stem(&word).into_owned())
+        .collect()
+}
+
 /// Up to `max` keywords: the most frequent tokens, ties broken by first appearance.
 pub fn keywords(text: &str, max: usize) -> Vec<String> {
     let tokens = tokenize(text);
@@ -86,6 +99,12 @@ mod tests {
         assert_eq!(normalize("  The\tCAT\n sat  "), "the cat sat");
         assert_eq!(content_hash("The cat sat"), content_hash("the  cat\nsat"));
         assert_ne!(content_hash("the cat sat"), content_hash("the cat sat."));
+    }
+
+    #[test]
+    fn terms_are_stems() {
+        assert_eq!(terms("She painted; he paints"), vec!["paint", "paint"]);
+        assert_eq!(terms("running races"), vec!["run", "race"]);
     }
 
     #[test]
