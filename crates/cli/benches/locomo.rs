@@ -2,8 +2,9 @@
 //! that hold each answer). Every turn is stored as one memory through the real ingest pipeline
 //! (embeddings, near-duplicate merging, linking), one tenant per conversation; every question is
 //! asked with BM25 only, dense only and Membrain's hybrid ranking; recall@5 and recall@10 are
-//! printed per category and overall, with the ingest rate. Variants of the fusion are scored
-//! from the same two ranked lists, to show why the server fuses the way it does.
+//! printed per category and overall, with the ingest rate. Variants of the fusion (other
+//! weights, and reciprocal-rank fusion) are scored from the same two ranked lists, to show why
+//! the server fuses the way it does.
 //!
 //! Run (release build; the data is never part of the repository):
 //!
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
 use membrain_auth::ApiKey;
-use membrain_index::{Scored, fuse_rrf};
+use membrain_index::{Scored, fuse_relative, fuse_rrf};
 use membrain_memory::{MemoryId, TenantId};
 use membrain_store::testing::TestDatabase;
 use membrain_store::{Backend, MemoryStore};
@@ -307,12 +308,18 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
     );
 
     // Ask every question with each ranking; keep the two single lists for fusion variants.
-    let variants: [(&str, f32, f32, f32); 5] = [
+    // Reciprocal-rank fusion (constant, lexical weight, dense weight) and relative-score fusion
+    // (lexical weight) with other settings than the server's.
+    let rrf_variants: [(&str, f32, f32, f32); 4] = [
         ("rrf k=60 1:1", 60.0, 1.0, 1.0),
-        ("rrf k=60 lex 0.5", 60.0, 0.5, 1.0),
-        ("rrf k=60 dense 0.5", 60.0, 1.0, 0.5),
         ("rrf k=20 1:1", 20.0, 1.0, 1.0),
-        ("rrf k=100 1:1", 100.0, 1.0, 1.0),
+        ("rrf k=5 1:1", 5.0, 1.0, 1.0),
+        ("rrf k=5 lex 2:1", 5.0, 2.0, 1.0),
+    ];
+    let relative_variants: [(&str, f32); 3] = [
+        ("relative lex 0.4", 0.4),
+        ("relative lex 0.5", 0.5),
+        ("relative lex 0.7", 0.7),
     ];
     let mut tally = Tally::default();
     let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -370,7 +377,14 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
                 });
                 writeln!(out, "{line}").unwrap();
             }
-            for (name, constant, lexical_weight, dense_weight) in variants {
+            for (name, lexical_weight) in relative_variants {
+                let lexical: Vec<Scored> = lists["lexical"].iter().take(50).copied().collect();
+                let dense: Vec<Scored> = lists["dense"].iter().take(50).copied().collect();
+                let fused = fuse_relative(&lexical, &dense, lexical_weight, 10);
+                let ids: Vec<MemoryId> = fused.iter().map(|s| s.id).collect();
+                tally.add(name, question.category, &ids, &evidence);
+            }
+            for (name, constant, lexical_weight, dense_weight) in rrf_variants {
                 let fused = fuse_rrf(
                     &[
                         (&lists["lexical"], lexical_weight),
@@ -394,7 +408,8 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
     }
     println!("{:>18}", "overall");
     let mut rows: Vec<&str> = RANKINGS.to_vec();
-    rows.extend(variants.iter().map(|v| v.0));
+    rows.extend(relative_variants.iter().map(|v| v.0));
+    rows.extend(rrf_variants.iter().map(|v| v.0));
     for ranking in rows {
         print!("{ranking:<22}");
         for (category, _) in CATEGORIES {

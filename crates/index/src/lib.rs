@@ -44,7 +44,7 @@ mod top_k;
 
 use membrain_memory::MemoryId;
 
-pub use fusion::{Fused, fuse_rrf, fuse_rrf_with_ranks};
+pub use fusion::{Fused, fuse_relative, fuse_rrf, fuse_rrf_with_ranks};
 pub use tenant_index::{TenantIndex, VectorStatus};
 
 /// One memory as the index sees it.
