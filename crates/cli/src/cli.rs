@@ -261,7 +261,7 @@ pub struct ApiTuning {
     /// Largest request body in bytes [default: 1048576].
     #[arg(long, env = "MEMBRAIN_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Ingest workers in this process [default: 1; 0 = only answer requests].
+    /// Ingest workers in this process [default: 2; 0 = only answer requests].
     #[arg(long, env = "MEMBRAIN_INGEST_WORKERS", value_name = "N")]
     pub ingest_workers: Option<usize>,
     /// Seconds a worker owns an ingest job before another may take it over [default: 30].
