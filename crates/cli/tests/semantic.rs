@@ -23,6 +23,7 @@ on_both_backends!(
     tenants_vectors_never_mix,
     a_language_model_writes_tags_context_links_and_answers,
     vectors_of_another_model_are_remade_in_the_background,
+    a_failing_embedder_degrades_to_lexical_and_says_so,
 );
 
 async fn search(rest: &Rest, body: Value) -> Value {
@@ -550,4 +551,53 @@ async fn vectors_of_another_model_are_remade_in_the_background(backend: membrain
     )
     .await;
     assert_eq!(node_ids(&answer), vec![allergy], "{answer}");
+}
+
+/// An embedder whose service is down (what a remote embedder looks like when unreachable).
+struct DownEmbedder;
+
+impl membrain_embed::Embedder for DownEmbedder {
+    fn model_id(&self) -> &str {
+        "down"
+    }
+    fn dimensions(&self) -> usize {
+        384
+    }
+    fn embed(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, membrain_embed::EmbedError> {
+        Err(membrain_embed::EmbedError::Inference(
+            "the embedding service at http://127.0.0.1:9/v1/embeddings: unreachable".into(),
+        ))
+    }
+}
+
+async fn a_failing_embedder_degrades_to_lexical_and_says_so(backend: membrain_store::Backend) {
+    let semantic = membrain_api::Semantic::new(Arc::new(DownEmbedder), None);
+    let stack = TestStack::spawn_semantic(backend, |_| {}, semantic).await;
+    let rest = stack.rest(&stack.key("alice").await);
+    // Ingest still stores (without a vector, made later), so nothing acknowledged is lost.
+    let stored = rest.add("The user is allergic to peanuts", &[]).await;
+    assert_eq!(stored["action"], "created", "{stored}");
+    let other = rest.add_id("The user drives a red Toyota", &[]).await;
+    // Search answers lexically and says why.
+    let answer = search(&rest, json!({ "query": "peanut allergy", "k": 3 })).await;
+    assert_eq!(node_ids(&answer)[0], stored["memory_id"].as_str().unwrap());
+    let notice = answer["notices"][0].as_str().unwrap();
+    assert!(
+        notice.contains("lexical") && notice.contains("unreachable"),
+        "{notice}"
+    );
+    // Traversal by meaning cannot work: a clear 503, not a 500.
+    let (status, error) = rest
+        .get(&format!(
+            "/graph/traverse?start_memory_id={other}&query=cars&max_hops=1"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(error["error"]["code"], "embedder_unavailable");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable")
+    );
 }

@@ -71,6 +71,15 @@ impl TestStack {
         tweak: impl FnOnce(&mut ApiSettings),
         llm: Option<Arc<dyn LanguageModel>>,
     ) -> Self {
+        Self::spawn_semantic(backend, tweak, semantic(llm)).await
+    }
+
+    /// Spawns with adjusted settings and any embedder and language model.
+    pub async fn spawn_semantic(
+        backend: Backend,
+        tweak: impl FnOnce(&mut ApiSettings),
+        semantic: Semantic,
+    ) -> Self {
         let database = TestDatabase::new(backend).await;
         let store = Arc::new(database.store().await);
         let mut api_settings = ApiSettings {
@@ -82,7 +91,7 @@ impl TestStack {
         };
         tweak(&mut api_settings);
         let keys = Arc::new(DatabaseKeys::new(store.clone()));
-        let api = ApiServer::bind(&api_settings, store.clone(), keys, semantic(llm))
+        let api = ApiServer::bind(&api_settings, store.clone(), keys, semantic)
             .await
             .expect("bind the API");
         let api_url = format!("http://{}", api.local_addr().expect("API address"));
