@@ -328,6 +328,18 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
 
 // ---- queries shared by pool and transaction paths ------------------------------------------
 
+/// The tenant column as a filter for lookups by id. SQLite, without table statistics, may pick
+/// the tenant's index and walk every row of the tenant (58 ms at 100,000 memories instead of
+/// 0.04 ms); a unary `+` keeps the term a filter, so the id keys are used. PostgreSQL plans by
+/// its statistics and has no unary `+` for text.
+fn tenant_filter(conn: &AnyConnection) -> &'static str {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        "+tenant_id"
+    } else {
+        "tenant_id"
+    }
+}
+
 /// Loads memories of `tenant` by id, with their links, in the order of `ids`.
 async fn load_memories(
     conn: &mut AnyConnection,
@@ -337,7 +349,8 @@ async fn load_memories(
     let mut found: HashMap<MemoryId, Memory> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(ID_CHUNK) {
         let sql = format!(
-            "SELECT {MEMORY_COLUMNS} FROM memories WHERE tenant_id = $1 AND id IN ({})",
+            "SELECT {MEMORY_COLUMNS} FROM memories WHERE {} = $1 AND id IN ({})",
+            tenant_filter(conn),
             placeholders(2, chunk.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
@@ -390,7 +403,8 @@ async fn load_links(
         let sql = format!(
             "SELECT memory_a, memory_b, description, created_at, embedding, embedding_model \
              FROM links \
-             WHERE tenant_id = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))"
+             WHERE {} = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))",
+            tenant_filter(conn)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
         for id in chunk {
