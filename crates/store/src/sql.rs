@@ -573,6 +573,16 @@ async fn bump_revision(conn: &mut AnyConnection, tenant: &TenantId) -> Result<i6
     get(&row, "revision")
 }
 
+/// The tenant's current revision; 0 for a tenant that never changed.
+async fn read_revision(conn: &mut AnyConnection, tenant: &TenantId) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT revision FROM tenant_revisions WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .during("reading the tenant revision")?;
+    Ok(row.map(|r| get(&r, "revision")).transpose()?.unwrap_or(0))
+}
+
 /// Replaces a memory's vector (`None` clears it, so the background embedder makes it again).
 async fn set_memory_embedding(
     conn: &mut AnyConnection,
@@ -763,11 +773,13 @@ impl MemoryStore for SqlStore {
         let now = Utc::now();
         let mut tx = self.begin_write().await?;
         let revision = bump_revision(&mut tx, tenant).await?;
+        // The memory to merge into, if it still exists (it may have been deleted meanwhile).
         let near_duplicate = match prepared.near_duplicate {
-            Some(near) if !load_memories(&mut tx, tenant, &[near.id]).await?.is_empty() => {
-                Some(near)
-            }
-            _ => None,
+            Some(near) => load_memories(&mut tx, tenant, &[near.id])
+                .await?
+                .pop()
+                .map(|memory| (near, memory)),
+            None => None,
         };
         let (id, action) = if let Some(existing) =
             find_by_hash(&mut tx, tenant, &prepared.content_hash).await?
@@ -783,9 +795,8 @@ impl MemoryStore for SqlStore {
                 save_memory(&mut tx, tenant, &memory, None, revision).await?;
             }
             (existing, IngestAction::Merged)
-        } else if let Some(near) = near_duplicate {
+        } else if let Some((near, mut memory)) = near_duplicate {
             // The same fact in new words: the newer wording wins, the old one goes to history.
-            let mut memory = load_one(&mut tx, tenant, near.id).await?;
             let merged_tags = merge_tags(&mut memory.tags, &prepared.new.tags);
             let old_content = std::mem::replace(&mut memory.content, prepared.new.content.clone());
             memory
@@ -1078,14 +1089,8 @@ impl MemoryStore for SqlStore {
     }
 
     async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT revision FROM tenant_revisions WHERE tenant_id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .during("reading the tenant revision")?;
-        row.map(|r| get(&r, "revision"))
-            .transpose()
-            .map(|r| r.unwrap_or(0))
+        let mut conn = self.reader().await?;
+        read_revision(&mut conn, tenant).await
     }
 
     async fn index_changes(
@@ -1097,12 +1102,7 @@ impl MemoryStore for SqlStore {
         let mut conn = self.reader().await?;
         // Every revision up to the one read here has committed (they commit in order), so
         // fetching exactly (since, revision] misses nothing; later changes wait for the next call.
-        let row = sqlx::query("SELECT revision FROM tenant_revisions WHERE tenant_id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .during("reading the tenant revision")?;
-        let revision: i64 = row.map(|r| get(&r, "revision")).transpose()?.unwrap_or(0);
+        let revision = read_revision(&mut conn, tenant).await?;
         let mut changes = IndexChanges {
             revision,
             ..IndexChanges::default()
