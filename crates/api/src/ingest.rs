@@ -30,8 +30,6 @@ const MAX_ATTEMPTS: i64 = 5;
 pub(crate) const KEYWORDS_PER_MEMORY: usize = 8;
 /// Jobs claimed together so their contents are embedded in one batch.
 const CLAIM_BATCH: usize = 16;
-/// Longest regex accepted for `ingestion_scope` when the job was queued (checked again here).
-const MAX_SCOPE_BYTES: usize = 1024;
 
 pub struct IngestWorker {
     store: Arc<dyn MemoryStore>,
@@ -39,6 +37,8 @@ pub struct IngestWorker {
     ready: Arc<Notify>,
     lease: Duration,
     poll_interval: Duration,
+    /// The same regex size limit `POST /memories` checked `ingestion_scope` against.
+    max_regex_bytes: usize,
 }
 
 impl IngestWorker {
@@ -48,6 +48,7 @@ impl IngestWorker {
         ready: Arc<Notify>,
         lease: Duration,
         poll_interval: Duration,
+        max_regex_bytes: usize,
     ) -> Self {
         Self {
             store,
@@ -55,6 +56,7 @@ impl IngestWorker {
             ready,
             lease,
             poll_interval,
+            max_regex_bytes,
         }
     }
 
@@ -127,7 +129,14 @@ impl IngestWorker {
     }
 
     async fn process(&self, job: IngestJob, vector: Option<Embedding>) {
-        let outcome = match prepare(&self.store, &self.semantic, &job, vector).await {
+        let prepared = prepare(
+            &self.store,
+            &self.semantic,
+            &job,
+            vector,
+            self.max_regex_bytes,
+        );
+        let outcome = match prepared.await {
             Ok(prepared) => self.store.complete_ingest(&job, prepared).await,
             Err(e) => Err(e),
         };
@@ -165,6 +174,7 @@ pub async fn prepare(
     semantic: &Semantic,
     job: &IngestJob,
     embedding: Option<Embedding>,
+    max_regex_bytes: usize,
 ) -> Result<PreparedMemory, StoreError> {
     let mut new = job.request.memory.clone();
     let keywords = keywords(&new.content, KEYWORDS_PER_MEMORY);
@@ -179,9 +189,9 @@ pub async fn prepare(
         .and_then(|e| e.for_model(semantic.model_id()))
     {
         // The scope was checked when the job was queued; a scope that no longer compiles (a
-        // tighter limit after an upgrade) links nothing rather than everything.
+        // tighter limit configured since) links nothing rather than everything.
         let scope = match job.request.ingestion_scope.as_deref() {
-            Some(regex) => match TagFilter::from_scope_regex(Some(regex), MAX_SCOPE_BYTES) {
+            Some(regex) => match TagFilter::from_scope_regex(Some(regex), max_regex_bytes) {
                 Ok(filter) => Some(filter),
                 Err(e) => {
                     tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");

@@ -187,6 +187,7 @@ impl ApiServer {
                     state.ingest_ready.clone(),
                     settings.job_lease,
                     settings.job_poll_interval,
+                    settings.limits.max_regex_bytes,
                 )
             })
             .collect();
