@@ -61,19 +61,24 @@ pub fn fuse_relative(
         };
         *fused.entry(hit.id).or_default() += dense_weight * scaled;
     }
-    let mut ranked: Vec<Scored> = fused
+    let ranked: Vec<Scored> = fused
         .into_iter()
         .map(|(id, score)| Scored { id, score })
         .collect();
-    ranked.sort_by(|a, b| {
-        let key = |s: &Scored| Ranked {
-            score: s.score,
-            tie: s.id,
+    best_first(ranked, limit, |s| (s.score, s.id))
+}
+
+/// The best `limit` of `hits`, best first; equal scores put the newer id first.
+fn best_first<T>(mut hits: Vec<T>, limit: usize, key: impl Fn(&T) -> (f32, MemoryId)) -> Vec<T> {
+    hits.sort_by(|a, b| {
+        let ranked = |hit: &T| {
+            let (score, tie) = key(hit);
+            Ranked { score, tie }
         };
-        key(b).cmp(&key(a))
+        ranked(b).cmp(&ranked(a))
     });
-    ranked.truncate(limit);
-    ranked
+    hits.truncate(limit);
+    hits
 }
 
 /// Reciprocal-rank fusion of ranked lists (each best first) with weights:
@@ -115,15 +120,7 @@ pub fn fuse_rrf_with_ranks(
             }
         }
     }
-    fused.sort_by(|a, b| {
-        let key = |f: &Fused| Ranked {
-            score: f.score,
-            tie: f.id,
-        };
-        key(b).cmp(&key(a))
-    });
-    fused.truncate(limit);
-    fused
+    best_first(fused, limit, |f| (f.score, f.id))
 }
 
 #[cfg(test)]
