@@ -7,24 +7,40 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use membrain_embed::{EmbedError, Embedder, MiniLm, ModelFiles};
 use membrain_llm::{LanguageModel, OpenAiChat, OpenAiEmbedder};
+use tokio_util::sync::CancellationToken;
 
 use super::model::{MODEL_NAME, install};
 use crate::settings::{Common, EmbedderChoice, RemoteModel, SemanticSettings};
 
-/// The embedder and the optional language model, ready to use.
-///
-/// The local model is fetched from `settings.model_source` when it is not installed, if both
-/// `allow_fetch` (the caller's say) and `settings.model_fetch` (`--no-model-fetch`) permit;
-/// otherwise a missing model is an error that says how to install it. A damaged model is always
-/// an error: it is never replaced behind the operator's back.
-pub async fn semantic_parts(
+/// The embedder and the optional language model of `serve` and `api`, or `None` when `shutdown`
+/// comes first (a first start may be downloading the model: a signal meanwhile stops there).
+pub async fn semantic_parts_until(
     common: &Common,
     settings: &SemanticSettings,
-    allow_fetch: bool,
-) -> Result<(Arc<dyn Embedder>, Option<Arc<dyn LanguageModel>>)> {
+    shutdown: &CancellationToken,
+) -> Result<Option<SemanticParts>> {
+    tokio::select! {
+        parts = semantic_parts(common, settings) => parts.map(Some),
+        () = shutdown.cancelled() => {
+            tracing::info!("interrupted while preparing the embedding model");
+            Ok(None)
+        }
+    }
+}
+
+/// The embedder and the optional language model.
+pub type SemanticParts = (Arc<dyn Embedder>, Option<Arc<dyn LanguageModel>>);
+
+/// The embedder and the optional language model, ready to use.
+///
+/// The local model is fetched from `settings.model_source` when it is not installed, unless
+/// `settings.model_fetch` is off (`--no-model-fetch`); then a missing model is an error that
+/// says how to install it. A damaged model is always an error: it is never replaced behind the
+/// operator's back.
+async fn semantic_parts(common: &Common, settings: &SemanticSettings) -> Result<SemanticParts> {
     let embedder: Arc<dyn Embedder> = match &settings.embedder {
         EmbedderChoice::MiniLm => {
-            Arc::new(local_model(common, settings, allow_fetch && settings.model_fetch).await?)
+            Arc::new(local_model(common, settings, settings.model_fetch).await?)
         }
         EmbedderChoice::OpenAi(remote) => Arc::new(remote_embedder(remote).await?),
     };

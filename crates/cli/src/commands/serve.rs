@@ -9,7 +9,7 @@ use membrain_store::MemoryStore;
 
 use tokio_util::sync::CancellationToken;
 
-use super::semantic::semantic_parts;
+use super::semantic::semantic_parts_until;
 use super::servers::{DEFAULT_TENANT, key_sources};
 use crate::cli::ServeArgs;
 use crate::output::say;
@@ -23,14 +23,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
-    // The first start may download the model: a signal meanwhile stops here, not after.
-    let (embedder, llm) = tokio::select! {
-        parts = semantic_parts(common, semantic, true) => parts?,
-        () = shutdown.cancelled() => {
-            store.close().await;
-            tracing::info!("interrupted while preparing the embedding model");
-            return Ok(());
-        }
+    let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
+        store.close().await;
+        return Ok(());
     };
     let model_line = describe_models(embedder.model_id(), semantic);
     let single_user_key = configured_key(args.tuning.api_key.as_deref())?;

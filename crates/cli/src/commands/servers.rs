@@ -9,7 +9,7 @@ use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
 
-use super::semantic::semantic_parts;
+use super::semantic::semantic_parts_until;
 use crate::cli::Transport;
 use crate::settings::{Common, McpCommand, SemanticSettings};
 
@@ -72,14 +72,9 @@ pub async fn run_api(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
-    // The API process is the one that embeds; a first start may fetch the model.
-    let (embedder, llm) = tokio::select! {
-        parts = semantic_parts(common, semantic, true) => parts?,
-        () = shutdown.cancelled() => {
-            store.close().await;
-            tracing::info!("interrupted while preparing the embedding model");
-            return Ok(());
-        }
+    let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
+        store.close().await;
+        return Ok(());
     };
     let keys = key_sources(store.clone(), key.as_ref(), &settings)?;
     let server = ApiServer::bind(&settings, store.clone(), keys, Semantic::new(embedder, llm))
