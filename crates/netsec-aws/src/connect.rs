@@ -1,12 +1,8 @@
 //! An EC2 client that fails fast: short timeouts, few retries, and one cheap call up front so an
 //! endpoint that cannot be reached is named before anything is attempted.
 
-use std::time::Duration;
-
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_sdk_ec2::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_ec2::config::Credentials;
+use membrain_aws::{AwsEndpoint, sdk_config};
 
 use crate::NetsecAwsError;
 use crate::error::{describe, is_unreachable};
@@ -33,16 +29,6 @@ impl AwsTarget {
     }
 }
 
-/// A TCP connection that takes longer than this is not coming.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One attempt of one call; EC2 answers security-group calls in well under a second.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
-/// One call with its retries.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
-/// The first try and two retries, backing off from 200 ms: throttling gets a second chance,
-/// a dead endpoint is reported within a few seconds.
-const MAX_ATTEMPTS: u32 = 3;
-
 /// An EC2 client for `target`, with credentials from the normal chain (environment, profile,
 /// container or instance role). It makes one read-only call (`DescribeAvailabilityZones`) so a
 /// wrong endpoint, region or credentials fail here, with the endpoint named, before any change.
@@ -56,35 +42,15 @@ pub async fn connect_with_credentials(
     target: &AwsTarget,
     credentials: Credentials,
 ) -> Result<aws_sdk_ec2::Client, NetsecAwsError> {
-    connect_inner(target, Some(SharedCredentialsProvider::new(credentials))).await
+    connect_inner(target, Some(credentials)).await
 }
 
 async fn connect_inner(
     target: &AwsTarget,
-    credentials: Option<SharedCredentialsProvider>,
+    credentials: Option<Credentials>,
 ) -> Result<aws_sdk_ec2::Client, NetsecAwsError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(target.region.clone()))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(MAX_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(200))
-                .with_max_backoff(Duration::from_secs(2)),
-        );
-    if let Some(url) = &target.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    if let Some(credentials) = credentials {
-        loader = loader.credentials_provider(credentials);
-    }
-    let client = aws_sdk_ec2::Client::new(&loader.load().await);
+    let endpoint = AwsEndpoint::new(target.region.clone(), target.endpoint_url.clone());
+    let client = aws_sdk_ec2::Client::new(&sdk_config(&endpoint, credentials).await);
     probe(&client, target).await?;
     Ok(client)
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use membrain_netsec::{Cidr, GroupId};
 
 use crate::report::Change;
@@ -124,23 +124,4 @@ where
     }
 }
 
-/// A one-line account of an SDK error.
-pub(crate) fn describe<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
-{
-    match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(error).to_string(),
-    }
-}
-
-/// Whether an SDK error means the endpoint never answered.
-pub(crate) fn is_unreachable<E, R>(error: &SdkError<E, R>) -> bool {
-    matches!(
-        error,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-    )
-}
+pub(crate) use membrain_aws::{describe, is_unreachable};

@@ -47,7 +47,7 @@ mod rule_diff;
 mod vpc;
 
 #[cfg(feature = "test-support")]
-pub mod testing;
+pub use membrain_aws::testing;
 
 pub use apply::{ApplyOptions, ENDPOINT_TAG, MANAGED_TAG, TOPOLOGY_TAG, apply};
 pub use connect::{AwsTarget, connect, connect_with_credentials};

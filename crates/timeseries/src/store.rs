@@ -1,0 +1,102 @@
+//! The one storage trait every time-series store implements: embedded, PostgreSQL/SQLite, and
+//! Amazon Timestream.
+
+use membrain_memory::TenantId;
+
+use crate::{
+    AttributeName, BatchItem, DatabaseName, DimensionFilter, LatestQuery, LatestResult, RangeQuery,
+    RangeResult, ReadLimits, SeriesPoints, Span, TableDescription, TableRef, TableSummary,
+    Timestamp, TsError, WriteLimits, WriteOutcome,
+};
+
+/// What `ts_query` reads from a store before it filters, groups and orders in memory: the
+/// records of the matching series in `[start, end)`, with the named measures (all when `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    pub table: TableRef,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub dimensions: DimensionFilter,
+    pub measures: Option<Vec<AttributeName>>,
+}
+
+impl Scan {
+    pub fn contains(&self, time: Timestamp) -> bool {
+        self.start.is_none_or(|start| time >= start) && self.end.is_none_or(|end| time < end)
+    }
+}
+
+/// The message for a scan that would read more than `limit` records.
+pub fn scan_limit_error(limit: usize) -> TsError {
+    TsError::Limit(format!(
+        "the query would read more than {limit} records: narrow the time range (WHERE time >= …) \
+         or filter by dimension"
+    ))
+}
+
+/// A time-series store. Every call names the tenant; a store keeps tenants' databases apart so
+/// that one tenant's `transit` is never another's. Tables are created by their first write (with
+/// the store's default retention), as `ts_write_records` promises.
+#[async_trait::async_trait]
+pub trait TimeSeriesStore: Send + Sync + 'static {
+    /// What this store is, for logs and `membrain ts status` (never a secret).
+    fn describe(&self) -> String;
+
+    /// The tenant's tables, in one database or all, sorted by database and table.
+    async fn list_tables(
+        &self,
+        tenant: &TenantId,
+        database: Option<&DatabaseName>,
+    ) -> Result<Vec<TableSummary>, TsError>;
+
+    async fn describe_table(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+    ) -> Result<TableDescription, TsError>;
+
+    /// Writes parsed records: each is admitted whole or rejected with its reason (see
+    /// [`TableMeta::admit`](crate::TableMeta::admit)); a record for a series and time that is
+    /// already stored is accepted unchanged when its measures are equal and rejected otherwise.
+    /// Admitted records are durable when this returns.
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+        items: Vec<BatchItem>,
+        limits: &WriteLimits,
+    ) -> Result<WriteOutcome, TsError>;
+
+    async fn latest(
+        &self,
+        tenant: &TenantId,
+        query: &LatestQuery,
+        limits: &ReadLimits,
+    ) -> Result<LatestResult, TsError>;
+
+    async fn range(
+        &self,
+        tenant: &TenantId,
+        query: &RangeQuery,
+        limits: &ReadLimits,
+    ) -> Result<RangeResult, TsError>;
+
+    /// Raw records for `ts_query`; more than `limits.max_scan_rows` is [`scan_limit_error`].
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        scan: &Scan,
+        limits: &ReadLimits,
+    ) -> Result<Vec<SeriesPoints>, TsError>;
+
+    /// Changes how long a table keeps records; older records are dropped.
+    async fn set_retention(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+        retention: Span,
+    ) -> Result<TableDescription, TsError>;
+
+    /// Deletes a table and its records (and its database, when it was the last table).
+    async fn drop_table(&self, tenant: &TenantId, table: &TableRef) -> Result<(), TsError>;
+}
