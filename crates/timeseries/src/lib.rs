@@ -9,12 +9,15 @@
 //! trait the stores implement (in other crates). No I/O here.
 
 mod aggregate;
+pub mod demo;
 mod error;
 mod names;
 mod query;
 mod record;
+pub mod sql;
 mod store;
 mod time;
+pub mod transfer;
 mod value;
 
 pub use aggregate::{Accumulator, Aggregate};

@@ -1,0 +1,1 @@
+//! `ts_query`: a read-only SQL subset (being written).
