@@ -14,6 +14,7 @@ mod error;
 mod names;
 mod query;
 mod record;
+pub mod service;
 pub mod sql;
 mod store;
 mod time;
