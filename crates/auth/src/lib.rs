@@ -8,9 +8,34 @@
 //!   fast hash is enough; nothing about the key can be recovered from it.
 //! * [`KeyResolver`] turns a presented key into its [`TenantId`]; [`StaticKey`] is the
 //!   single-user source (an environment variable or a file) and [`ResolverChain`] tries several.
+//! * [`KeyMap`] is many keys for many tenants, read from JSON (`{"<api key>": "<tenant>"}`) and
+//!   kept as hashes; a [`KeyMapSource`] holds one ([`EnvKeyMap`], [`FileKeyMap`], or AWS Secrets
+//!   Manager in `membrain-secrets`), and [`RefreshingKeys`] resolves keys from it, reloading it
+//!   so rotated keys take effect without a restart.
 //!
-//! Architecture invariant: this crate knows nothing of HTTP, MCP or SQL. The database key source
-//! lives with the store and is plugged in through [`KeyResolver`].
+//! ```no_run
+//! # async fn example() -> Result<(), membrain_auth::AuthError> {
+//! use std::sync::Arc;
+//! use membrain_auth::{ApiKey, EnvKeyMap, KeyResolver, RefreshSettings, RefreshingKeys};
+//!
+//! let keys = RefreshingKeys::new(Arc::new(EnvKeyMap::default()), RefreshSettings::default()).await?;
+//! let tenant = keys.resolve(&ApiKey::generate()).await?; // None: an unknown key
+//! # Ok(()) }
+//! ```
+//!
+//! Keys never appear in messages: errors about a key map name the entry by position and tenant.
+//!
+//! Architecture invariant: this crate knows nothing of HTTP, MCP, SQL or any cloud SDK. The
+//! database and Secrets Manager key sources live in their own crates and plug in through
+//! [`KeyResolver`] and [`KeyMapSource`].
+
+mod key_map;
+mod key_map_source;
+mod refreshing_keys;
+
+pub use key_map::{Entry as KeyMapEntry, KEY_MAP_SHAPE, KeyMap, KeyMapError};
+pub use key_map_source::{EnvKeyMap, FileKeyMap, KeyMapSource};
+pub use refreshing_keys::{RefreshSettings, RefreshingKeys};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -85,6 +110,13 @@ impl KeyHash {
 pub enum AuthError {
     #[error("the key store is unavailable: {0}")]
     Unavailable(String),
+    /// A key map source answered, but not with a valid key map.
+    #[error("{origin} does not hold a valid key map: {problem}")]
+    InvalidKeyMap {
+        /// The source, as [`KeyMapSource::describe`] puts it.
+        origin: String,
+        problem: KeyMapError,
+    },
 }
 
 /// A source of keys: answers which tenant a key belongs to, or `None` for an unknown or revoked
