@@ -762,6 +762,9 @@ impl TimeSeriesStore for TimestreamStore {
             .retention_properties()?;
         let mut tables = self.tables.lock().await;
         tables.remove(&physical);
+        // moto fails with a 500 on a missing table; Timestream says ResourceNotFound. Ask first
+        // so both answer NotFound.
+        self.settings(table, &physical).await?;
         match self
             .write
             .update_table()
