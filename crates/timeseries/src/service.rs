@@ -9,6 +9,7 @@ use membrain_memory::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::sql::QueryResult;
 use crate::{
     Aggregate, AttributeName, Bin, DatabaseName, DimensionFilter, LatestQuery, LatestResult,
     RangeQuery, RangeResult, ReadLimits, Span, TableDescription, TableRef, TableSummary,
@@ -197,6 +198,11 @@ impl TimeSeriesService {
     pub async fn drop_table(&self, tenant: &TenantId, table: &TableRef) -> Result<(), TsError> {
         self.store.drop_table(tenant, table).await
     }
+
+    /// `ts_query`: the read-only SQL subset over the tenant's tables.
+    pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, TsError> {
+        crate::sql::run(self.store.as_ref(), tenant, sql, &self.read_limits).await
+    }
 }
 
 fn optional_name(raw: Option<&str>) -> Result<Option<AttributeName>, TsError> {
@@ -227,7 +233,9 @@ pub fn parse_time(field: &'static str, raw: &str) -> Result<Timestamp, TsError> 
         }
         return Err(TsError::invalid(
             field,
-            format!("{field} {raw:?} is not a time: use RFC 3339 (2026-11-26T14:00:00Z), now, or now-1h"),
+            format!(
+                "{field} {raw:?} is not a time: use RFC 3339 (2026-11-26T14:00:00Z), now, or now-1h"
+            ),
         ));
     }
     Timestamp::parse(trimmed).map_err(|error| {
@@ -250,7 +258,9 @@ mod tests {
         assert!((hour_ago.as_micros() - expected).abs() < 60_000_000);
         assert!(parse_time("end", " now ").unwrap() >= before);
         assert_eq!(
-            parse_time("start", "2026-11-26T14:00:00Z").unwrap().to_rfc3339(),
+            parse_time("start", "2026-11-26T14:00:00Z")
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-26T14:00:00Z"
         );
         for bad in ["now*2", "now-", "now-1x", "tomorrow", ""] {
