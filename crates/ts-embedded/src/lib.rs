@@ -163,59 +163,16 @@ impl EmbeddedStore {
     pub async fn close(self) -> Result<(), TsError> {
         self.checkpoint().await
     }
+}
 
-    fn slot(&self, tenant: &TenantId, table: &TableRef) -> Option<Arc<TableSlot>> {
-        read(&self.inner.tables)
-            .get(&(tenant.clone(), table.clone()))
-            .cloned()
-    }
-
-    fn slot_or_new(&self, tenant: &TenantId, table: &TableRef) -> Arc<TableSlot> {
-        if let Some(slot) = self.slot(tenant, table) {
-            return slot;
-        }
-        Arc::clone(
-            write(&self.inner.tables)
-                .entry((tenant.clone(), table.clone()))
-                .or_default(),
-        )
-    }
-
-    /// Runs `read` on an existing table.
-    fn with_table<T>(
-        &self,
-        tenant: &TenantId,
-        table: &TableRef,
-        read_table: impl FnOnce(&TableData) -> Result<T, TsError>,
-    ) -> Result<T, TsError> {
-        let slot = self
-            .slot(tenant, table)
-            .ok_or_else(|| TsError::table_not_found(table))?;
-        let data = read(&slot.data);
-        let data = data
-            .as_ref()
-            .ok_or_else(|| TsError::table_not_found(table))?;
-        read_table(data)
-    }
-
-    /// Appends `payload` to the log (durably) and then applies `change` in memory, under the
-    /// commit gate.
-    async fn commit<T>(&self, payload: Vec<u8>, change: impl FnOnce() -> T) -> Result<T, TsError> {
-        let gate = Arc::clone(&self.inner.gate).read_owned().await;
-        let inner = Arc::clone(&self.inner);
-        blocking(move || inner.wal.append(&payload)).await?;
-        let applied = change();
-        drop(gate);
-        if self.inner.wal.bytes_since_checkpoint() >= self.inner.options.checkpoint_log_bytes {
-            let inner = Arc::clone(&self.inner);
-            tokio::spawn(async move {
-                if let Err(error) = checkpoint(&inner).await {
-                    tracing::error!(%error, "a time-series checkpoint failed; the log keeps growing");
-                }
-            });
-        }
-        Ok(applied)
-    }
+/// Runs a change as its own task, so that a caller who stops waiting (a client that hangs up)
+/// cannot cut it between its log append and its apply in memory.
+async fn to_completion<T: Send + 'static>(
+    change: impl Future<Output = Result<T, TsError>> + Send + 'static,
+) -> Result<T, TsError> {
+    tokio::spawn(change)
+        .await
+        .map_err(|error| TsError::Internal(format!("a storage task failed: {error}")))?
 }
 
 async fn checkpoint_every(store: Weak<Inner>, every: Duration) {
@@ -484,7 +441,8 @@ impl TimeSeriesStore for EmbeddedStore {
         tenant: &TenantId,
         table: &TableRef,
     ) -> Result<TableDescription, TsError> {
-        self.with_table(tenant, table, |data| Ok(data.describe(Timestamp::now())))
+        self.inner
+            .with_table(tenant, table, |data| Ok(data.describe(Timestamp::now())))
     }
 
     async fn write(
@@ -494,63 +452,28 @@ impl TimeSeriesStore for EmbeddedStore {
         items: Vec<membrain_timeseries::BatchItem>,
         limits: &WriteLimits,
     ) -> Result<WriteOutcome, TsError> {
-        let slot = self.slot_or_new(tenant, table);
-        let _writer = slot.writer.lock().await;
-        let now = Timestamp::now();
-        // Admission reads the table only: this writer alone changes it until it is done.
-        let (meta, created, fresh, mut outcome) = {
-            let data = read(&slot.data);
-            let (mut meta, created) = match data.as_ref() {
-                Some(data) => (data.meta.clone(), false),
-                None => (
-                    TableMeta::new(table.clone(), self.inner.options.default_retention, now),
-                    true,
-                ),
-            };
-            let schema_before = meta.schema.clone();
-            let (admitted, mut rejected) = meta.admit(items, now, limits);
-            let mut fresh = Vec::with_capacity(admitted.len());
-            let mut repeated = 0;
-            for item in admitted {
-                match data.as_ref().and_then(|data| data.stored(&item.record)) {
-                    None => fresh.push(item.record),
-                    Some(true) => repeated += 1,
-                    Some(false) => rejected.push(Rejection::new(
-                        item.index,
-                        format!(
-                            "a record for this series at {} is already stored with other measure \
-                             values: a stored record is never changed; send it with a different \
-                             time or different dimensions",
-                            item.record.time
-                        ),
-                    )),
-                }
-            }
-            rejected.sort_by_key(|rejection| rejection.record_index);
-            // Only written records extend the schema (admission counted the refused ones too).
-            meta.schema = schema_before;
-            let outcome = WriteOutcome {
-                records_ingested: repeated,
-                rejected_records: rejected,
-                table_created: false,
-            };
-            (meta, created, fresh, outcome)
-        };
-        if fresh.is_empty() {
-            return Ok(outcome);
-        }
-        let created = created.then_some((meta.retention, meta.created_at));
-        let payload = entry::encode_write(tenant, table, created, &fresh);
-        let count = fresh.len();
-        self.commit(payload, || {
-            let mut data = write(&slot.data);
-            data.get_or_insert_with(|| TableData::new(meta))
-                .apply(fresh);
-        })
-        .await?;
-        outcome.records_ingested += count;
-        outcome.table_created = created.is_some();
-        Ok(outcome)
+        let (inner, tenant, table, limits) = (
+            Arc::clone(&self.inner),
+            tenant.clone(),
+            table.clone(),
+            limits.clone(),
+        );
+        to_completion(async move { inner.write(&tenant, &table, items, limits).await }).await
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+        retention: Span,
+    ) -> Result<TableDescription, TsError> {
+        let (inner, tenant, table) = (Arc::clone(&self.inner), tenant.clone(), table.clone());
+        to_completion(async move { inner.set_retention(&tenant, &table, retention).await }).await
+    }
+
+    async fn drop_table(&self, tenant: &TenantId, table: &TableRef) -> Result<(), TsError> {
+        let (inner, tenant, table) = (Arc::clone(&self.inner), tenant.clone(), table.clone());
+        to_completion(async move { inner.drop_table(&tenant, &table).await }).await
     }
 
     async fn latest(
@@ -559,7 +482,7 @@ impl TimeSeriesStore for EmbeddedStore {
         query: &LatestQuery,
         limits: &ReadLimits,
     ) -> Result<LatestResult, TsError> {
-        self.with_table(tenant, &query.table, |data| {
+        self.inner.with_table(tenant, &query.table, |data| {
             let measures =
                 select_measures(&query.table, &data.meta.schema, query.measure.as_ref())?;
             let names: Vec<_> = measures.iter().map(|(name, _)| name).collect();
@@ -591,7 +514,7 @@ impl TimeSeriesStore for EmbeddedStore {
         query: &RangeQuery,
         limits: &ReadLimits,
     ) -> Result<RangeResult, TsError> {
-        self.with_table(tenant, &query.table, |data| {
+        self.inner.with_table(tenant, &query.table, |data| {
             let plan = plan_range(query, &data.meta.schema, limits)?;
             let names: Vec<_> = plan.measures.iter().map(|(name, _)| name).collect();
             let slots = data.slots_of(names.iter().copied());
@@ -639,7 +562,7 @@ impl TimeSeriesStore for EmbeddedStore {
         scan: &Scan,
         limits: &ReadLimits,
     ) -> Result<Vec<SeriesPoints>, TsError> {
-        self.with_table(tenant, &scan.table, |data| {
+        self.inner.with_table(tenant, &scan.table, |data| {
             let all: Vec<_> = data.meta.schema.measures.keys().collect();
             let slots = match &scan.measures {
                 Some(names) => data.slots_of(names.iter()),
@@ -671,9 +594,135 @@ impl TimeSeriesStore for EmbeddedStore {
                 .collect())
         })
     }
+}
+
+/// Table lookups, and the changes behind the trait (each run by `to_completion`).
+impl Inner {
+    fn slot(&self, tenant: &TenantId, table: &TableRef) -> Option<Arc<TableSlot>> {
+        read(&self.tables)
+            .get(&(tenant.clone(), table.clone()))
+            .cloned()
+    }
+
+    fn slot_or_new(&self, tenant: &TenantId, table: &TableRef) -> Arc<TableSlot> {
+        if let Some(slot) = self.slot(tenant, table) {
+            return slot;
+        }
+        Arc::clone(
+            write(&self.tables)
+                .entry((tenant.clone(), table.clone()))
+                .or_default(),
+        )
+    }
+
+    /// Runs `read` on an existing table.
+    fn with_table<T>(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+        read_table: impl FnOnce(&TableData) -> Result<T, TsError>,
+    ) -> Result<T, TsError> {
+        let slot = self
+            .slot(tenant, table)
+            .ok_or_else(|| TsError::table_not_found(table))?;
+        let data = read(&slot.data);
+        let data = data
+            .as_ref()
+            .ok_or_else(|| TsError::table_not_found(table))?;
+        read_table(data)
+    }
+
+    /// Appends `payload` to the log (durably) and then applies `change` in memory, under the
+    /// commit gate.
+    async fn commit<T>(
+        self: &Arc<Self>,
+        payload: Vec<u8>,
+        change: impl FnOnce() -> T,
+    ) -> Result<T, TsError> {
+        let gate = Arc::clone(&self.gate).read_owned().await;
+        let inner = Arc::clone(self);
+        blocking(move || inner.wal.append(&payload)).await?;
+        let applied = change();
+        drop(gate);
+        if self.wal.bytes_since_checkpoint() >= self.options.checkpoint_log_bytes {
+            let inner = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(error) = checkpoint(&inner).await {
+                    tracing::error!(%error, "a time-series checkpoint failed; the log keeps growing");
+                }
+            });
+        }
+        Ok(applied)
+    }
+
+    async fn write(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        table: &TableRef,
+        items: Vec<membrain_timeseries::BatchItem>,
+        limits: WriteLimits,
+    ) -> Result<WriteOutcome, TsError> {
+        let slot = self.slot_or_new(tenant, table);
+        let _writer = slot.writer.lock().await;
+        let now = Timestamp::now();
+        // Admission reads the table only: this writer alone changes it until it is done.
+        let (meta, created, fresh, mut outcome) = {
+            let data = read(&slot.data);
+            let (mut meta, created) = match data.as_ref() {
+                Some(data) => (data.meta.clone(), false),
+                None => (
+                    TableMeta::new(table.clone(), self.options.default_retention, now),
+                    true,
+                ),
+            };
+            let schema_before = meta.schema.clone();
+            let (admitted, mut rejected) = meta.admit(items, now, &limits);
+            let mut fresh = Vec::with_capacity(admitted.len());
+            let mut repeated = 0;
+            for item in admitted {
+                match data.as_ref().and_then(|data| data.stored(&item.record)) {
+                    None => fresh.push(item.record),
+                    Some(true) => repeated += 1,
+                    Some(false) => rejected.push(Rejection::new(
+                        item.index,
+                        format!(
+                            "a record for this series at {} is already stored with other measure \
+                             values: a stored record is never changed; send it with a different \
+                             time or different dimensions",
+                            item.record.time
+                        ),
+                    )),
+                }
+            }
+            rejected.sort_by_key(|rejection| rejection.record_index);
+            // Only written records extend the schema (admission counted the refused ones too).
+            meta.schema = schema_before;
+            let outcome = WriteOutcome {
+                records_ingested: repeated,
+                rejected_records: rejected,
+                table_created: false,
+            };
+            (meta, created, fresh, outcome)
+        };
+        if fresh.is_empty() {
+            return Ok(outcome);
+        }
+        let created = created.then_some((meta.retention, meta.created_at));
+        let payload = entry::encode_write(tenant, table, created, &fresh);
+        let count = fresh.len();
+        self.commit(payload, || {
+            let mut data = write(&slot.data);
+            data.get_or_insert_with(|| TableData::new(meta))
+                .apply(fresh);
+        })
+        .await?;
+        outcome.records_ingested += count;
+        outcome.table_created = created.is_some();
+        Ok(outcome)
+    }
 
     async fn set_retention(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         table: &TableRef,
         retention: Span,
@@ -699,7 +748,11 @@ impl TimeSeriesStore for EmbeddedStore {
         .await?
     }
 
-    async fn drop_table(&self, tenant: &TenantId, table: &TableRef) -> Result<(), TsError> {
+    async fn drop_table(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        table: &TableRef,
+    ) -> Result<(), TsError> {
         let slot = self
             .slot(tenant, table)
             .ok_or_else(|| TsError::table_not_found(table))?;
