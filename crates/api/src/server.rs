@@ -12,6 +12,7 @@ use axum::routing::{delete, get, post, put};
 use membrain_auth::KeyResolver;
 use membrain_memory::Limits;
 use membrain_store::MemoryStore;
+use membrain_timeseries::service::TimeSeriesService;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub ingest_ready: Arc<Notify>,
     /// The embedder, the optional language model and the per-tenant search indexes.
     pub semantic: Arc<Semantic>,
+    /// The time-series store and its limits; `None` when this API serves memories only.
+    pub timeseries: Option<Arc<TimeSeriesService>>,
 }
 
 /// The REST router with all its layers, without a socket (tests call it directly).
@@ -93,6 +96,28 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
         .route("/graph/path", get(routes::graph::find_path))
         .route("/graph/neighborhood", get(routes::graph::neighborhood))
         .route("/graph/traverse", get(routes::graph::traverse))
+        .route("/ts/tables", get(routes::timeseries::list_tables))
+        .route(
+            "/ts/tables/{database}/{table}",
+            get(routes::timeseries::describe_table).delete(routes::timeseries::drop_table),
+        )
+        .route(
+            "/ts/tables/{database}/{table}/retention",
+            put(routes::timeseries::set_retention),
+        )
+        .route(
+            "/ts/tables/{database}/{table}/records",
+            post(routes::timeseries::write_records),
+        )
+        .route(
+            "/ts/tables/{database}/{table}/latest",
+            post(routes::timeseries::latest),
+        )
+        .route(
+            "/ts/tables/{database}/{table}/range",
+            post(routes::timeseries::range),
+        )
+        .route("/ts/query", post(routes::timeseries::query))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
 
     Router::new()
@@ -157,7 +182,8 @@ async fn method_not_allowed() -> ApiError {
 /// A bound, ready-to-run REST service with its ingest workers.
 pub struct ApiServer {
     listener: TcpListener,
-    router: Router,
+    state: AppState,
+    settings: ApiSettings,
     workers: Vec<IngestWorker>,
     backfill: Option<Backfill>,
     shutdown_grace: Duration,
@@ -178,6 +204,7 @@ impl ApiServer {
             limits: Arc::new(settings.limits.clone()),
             ingest_ready: Arc::new(Notify::new()),
             semantic: semantic.clone(),
+            timeseries: None,
         };
         let workers = (0..settings.ingest_workers)
             .map(|_| {
@@ -202,7 +229,8 @@ impl ApiServer {
         let listener = TcpListener::bind(settings.listen).await?;
         Ok(Self {
             listener,
-            router: router(state, settings),
+            state,
+            settings: settings.clone(),
             workers,
             backfill,
             shutdown_grace: settings.shutdown_grace,
@@ -211,6 +239,12 @@ impl ApiServer {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Serves the time-series routes (`/api/v1/ts/…`) over `service`.
+    pub fn with_time_series(mut self, service: Arc<TimeSeriesService>) -> Self {
+        self.state.timeseries = Some(service);
+        self
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests and the current ingest
@@ -223,7 +257,7 @@ impl ApiServer {
         if let Some(backfill) = self.backfill {
             worker_tasks.push(tokio::spawn(backfill.run(shutdown.clone())));
         }
-        let serve = axum::serve(self.listener, self.router)
+        let serve = axum::serve(self.listener, router(self.state, &self.settings))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let result = serve.await;
         let drained = tokio::time::timeout(self.shutdown_grace, async {

@@ -91,6 +91,204 @@ pub enum Command {
     /// Install or check the local embedding model (all-MiniLM-L6-v2) in the data directory.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Time series through the REST API: tables, latest values, ranges, SQL, import/export, demo data.
+    Ts(TsArgs),
+    /// Run as an AWS Lambda custom authorizer for an API Gateway HTTP API (gateway profile).
+    ///
+    /// Checks each request's x-api-key header against the key map in the Secrets Manager secret
+    /// MEMBRAIN_KEYS_SECRET (a JSON object of key -> tenant), re-read every
+    /// MEMBRAIN_KEYS_REFRESH_SECS (default 60), and answers API Gateway's simple response
+    /// (payload format 2.0) with the tenant in the context. Only meaningful inside Lambda.
+    Authorizer,
+}
+
+/// Where the REST API is, for client commands.
+#[derive(Debug, Args)]
+pub struct ApiClientArgs {
+    /// The Memory REST API root.
+    #[arg(
+        long = "api-url",
+        env = "API_BASE_URL",
+        default_value = "http://127.0.0.1:8000",
+        value_name = "URL",
+        global = true
+    )]
+    pub api_url: String,
+    /// Your API key (printed by `membrain serve` on first start, or from `membrain keys create`).
+    #[arg(
+        long,
+        env = "MEMBRAIN_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        global = true
+    )]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = TS_EXAMPLES)]
+pub struct TsArgs {
+    #[command(flatten)]
+    pub client: ApiClientArgs,
+    #[command(subcommand)]
+    pub command: TsCommand,
+}
+
+const TS_EXAMPLES: &str = "\
+Examples:
+  export MEMBRAIN_API_KEY=mb_...                       # the key `membrain serve` printed
+  membrain ts demo transit --hours 6                   # six hours of city-bus data, then stop
+  membrain ts demo transit --live                      # keep writing every few seconds
+  membrain ts tables
+  membrain ts describe transit.bus_position
+  membrain ts latest transit.people_count --dimension stop_id=S012
+  membrain ts range transit.sensor_data --start now-4h --end now --dimension line_id=L3 --measure co2_level --bin 15m
+  membrain ts query \"SELECT line_id, avg(speed) FROM transit.bus_position WHERE time > ago(1h) GROUP BY line_id\"
+  membrain ts import plant.readings readings.csv --dimensions sensor
+  membrain ts export transit.people_count --format csv -o counts.csv";
+
+#[derive(Debug, Subcommand)]
+pub enum TsCommand {
+    /// List your tables.
+    Tables {
+        /// Only this database.
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dimensions, measures and their types, series and row counts, time span.
+    Describe {
+        /// DATABASE.TABLE
+        table: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest value of each series.
+    Latest {
+        /// DATABASE.TABLE
+        table: String,
+        /// Only series with this dimension value (repeatable): NAME=VALUE.
+        #[arg(long = "dimension", short = 'd', value_name = "NAME=VALUE")]
+        dimensions: Vec<String>,
+        /// Only this measure.
+        #[arg(long)]
+        measure: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records between two times, or their aggregates per bin.
+    Range {
+        /// DATABASE.TABLE
+        table: String,
+        /// RFC 3339, now, or now-1h.
+        #[arg(long)]
+        start: String,
+        /// RFC 3339, now, or now-1h.
+        #[arg(long, default_value = "now")]
+        end: String,
+        #[arg(long = "dimension", short = 'd', value_name = "NAME=VALUE")]
+        dimensions: Vec<String>,
+        #[arg(long)]
+        measure: Option<String>,
+        /// Bucket width: 30s, 1m, 15m, 1h, 1d.
+        #[arg(long)]
+        bin: Option<String>,
+        /// avg, min, max, sum, count, first or last.
+        #[arg(long)]
+        aggregate: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A read-only SQL query (tables named DATABASE.TABLE).
+    Query {
+        sql: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write records from a JSON-lines or CSV file (the table is created on first write).
+    Import {
+        /// DATABASE.TABLE
+        table: String,
+        /// The file ("-" for standard input).
+        file: PathBuf,
+        /// jsonl or csv [default: from the file name, else jsonl].
+        #[arg(long, value_enum)]
+        format: Option<TsFormat>,
+        /// CSV columns that are dimensions, comma-separated (or mark them `name:dimension` in the header).
+        #[arg(long, value_delimiter = ',')]
+        dimensions: Vec<String>,
+        /// Records per write call.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a table's records as JSON lines or CSV.
+    Export {
+        /// DATABASE.TABLE
+        table: String,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: TsFormat,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Only records from this time on (RFC 3339, now-1d…) [default: the table's first record].
+        #[arg(long)]
+        start: Option<String>,
+        /// Only records before this time [default: after the table's last record].
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Change how long a table keeps records (older ones are dropped), e.g. 30d.
+    Retention {
+        /// DATABASE.TABLE
+        table: String,
+        retention: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a table and its records.
+    Drop {
+        /// DATABASE.TABLE
+        table: String,
+        /// Really delete it.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write a demo data set.
+    #[command(subcommand)]
+    Demo(TsDemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TsDemoCommand {
+    /// A city's buses, stops and sensors: database transit, tables bus_position, people_count
+    /// and sensor_data, consistent over time (buses drive their lines, stop at stops, crowds
+    /// grow between buses, CO2 follows passengers).
+    Transit {
+        /// Backfill this many hours up to now.
+        #[arg(long, default_value_t = 2.0, value_name = "HOURS")]
+        hours: f64,
+        /// Then keep writing new records every --interval until stopped (Ctrl-C).
+        #[arg(long)]
+        live: bool,
+        /// How often --live writes [default: 5s].
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Another seed gives another (equally consistent) city day.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Records per write call.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TsFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +478,30 @@ pub struct ApiTuning {
     pub api_key: Option<String>,
 }
 
+/// Where time series live, shared by `serve`, `api` and `mcp --profile gateway`.
+#[derive(Debug, Args, Default)]
+pub struct TsStoreArgs {
+    /// The time-series store: "embedded" (files in the data directory; the default for serve),
+    /// "embedded:DIR", sqlite://PATH, postgres://… (the default for `membrain api` on
+    /// PostgreSQL: the same database), or timestream://DATABASE?region=REGION[&endpoint=URL].
+    #[arg(
+        long,
+        env = "MEMBRAIN_TS_STORE",
+        hide_env_values = true,
+        value_name = "STORE"
+    )]
+    pub ts_store: Option<String>,
+    /// How long new tables keep records, e.g. 30d or 8760h [default: 365d].
+    #[arg(long, env = "MEMBRAIN_TS_RETENTION", value_name = "SPAN")]
+    pub ts_retention: Option<String>,
+    /// Most records one write call may carry [default: 10000].
+    #[arg(long, env = "MEMBRAIN_TS_MAX_BATCH", value_name = "N")]
+    pub ts_max_batch: Option<usize>,
+    /// Most rows a ts_query answer carries [default: 1000].
+    #[arg(long, env = "MEMBRAIN_TS_MAX_QUERY_ROWS", value_name = "N")]
+    pub ts_max_query_rows: Option<usize>,
+}
+
 /// Which embedder and language model `serve` and `api` use.
 #[derive(Debug, Args, Default)]
 pub struct SemanticArgs {
@@ -351,6 +573,8 @@ pub struct ServeArgs {
     pub tuning: ApiTuning,
     #[command(flatten)]
     pub semantic: SemanticArgs,
+    #[command(flatten)]
+    pub time_series: TsStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +589,19 @@ pub struct ApiArgs {
     pub tuning: ApiTuning,
     #[command(flatten)]
     pub semantic: SemanticArgs,
+    #[command(flatten)]
+    pub time_series: TsStoreArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum McpProfile {
+    /// Seed 000: every tool is a call to the REST API at API_BASE_URL, which checks keys.
+    Alb,
+    /// Seed 001: port 8080; the ts_* tools reach the time-series store directly and keys come
+    /// from a key source (MEMBRAIN_KEYS_SECRET, MEMBRAIN_KEYS_FILE, MEMBRAIN_API_KEYS or
+    /// MEMBRAIN_API_KEY).
+    Gateway,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -378,6 +615,10 @@ pub enum Transport {
 
 #[derive(Debug, Args)]
 pub struct McpArgs {
+    /// alb (bridge to the REST API, port 8100) or gateway (time series served directly, port
+    /// 8080, keys from a key source) [default: alb].
+    #[arg(long, env = "MEMBRAIN_MCP_PROFILE", value_enum)]
+    pub profile: Option<McpProfile>,
     /// http (default) or stdio.
     #[arg(long, env = "MEMBRAIN_MCP_TRANSPORT", value_enum)]
     pub transport: Option<Transport>,
@@ -421,6 +662,18 @@ pub struct McpArgs {
     /// Seconds a key check is remembered [default: 5].
     #[arg(long, env = "MEMBRAIN_KEY_CACHE_SECS", value_name = "SECS")]
     pub key_cache_secs: Option<u64>,
+    /// Gateway profile: a JSON file of API keys to tenants ({"mb_…": "alice"}), re-read on refresh.
+    #[arg(long, env = "MEMBRAIN_KEYS_FILE", value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Gateway profile: an AWS Secrets Manager secret (name or ARN) holding that JSON map.
+    #[arg(long, env = "MEMBRAIN_KEYS_SECRET", value_name = "SECRET")]
+    pub keys_secret: Option<String>,
+    /// Gateway profile: seconds between re-reads of the key source, so a rotated key works and a
+    /// revoked one stops within this [default: 60].
+    #[arg(long, env = "MEMBRAIN_KEYS_REFRESH_SECS", value_name = "SECS")]
+    pub keys_refresh_secs: Option<u64>,
+    #[command(flatten)]
+    pub time_series: TsStoreArgs,
 }
 
 #[derive(Debug, Subcommand)]

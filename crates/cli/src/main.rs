@@ -81,11 +81,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (LogFormat::Json, LogTarget::Stderr)
         }
         Command::Mcp(_) => (LogFormat::Json, LogTarget::Stdout),
+        // Lambda sends stdout to CloudWatch Logs.
+        Command::Authorizer => (LogFormat::Json, LogTarget::Stdout),
         // Command output goes to stdout; their logs (warnings only by default) to stderr.
         _ => (LogFormat::Pretty, LogTarget::Stderr),
     };
     let level = match &cli.command {
-        Command::Keys(_) | Command::Export(_) | Command::Import(_) | Command::Model(_)
+        Command::Keys(_)
+        | Command::Export(_)
+        | Command::Import(_)
+        | Command::Model(_)
+        | Command::Ts(_)
             if cli.global.log_level.is_none() =>
         {
             "warn"
@@ -97,10 +103,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let semantic = settings::semantic(&args.semantic, &file)?;
+            let time_series = settings::time_series(&args.time_series, &file, &common)?;
             commands::serve::run(
                 &common,
                 settings::serve(&args, &file)?,
                 &semantic,
+                &time_series,
                 &args,
                 shutdown,
             )
@@ -109,22 +117,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api(args) => {
             let key = settings::configured_key(args.tuning.api_key.as_deref())?;
             let semantic = settings::semantic(&args.semantic, &file)?;
+            let time_series = settings::time_series(&args.time_series, &file, &common)?;
             commands::servers::run_api(
                 &common,
                 settings::api(&args, &file)?,
                 &semantic,
+                &time_series,
                 key,
                 shutdown,
             )
             .await
         }
         Command::Mcp(args) => {
-            commands::servers::run_mcp(settings::mcp(&args, &file)?, shutdown).await
+            commands::servers::run_mcp(settings::mcp(&args, &file, &common)?, shutdown).await
         }
         Command::Keys(command) => commands::keys::run(&common, command).await,
         Command::Export(args) => commands::transfer::export(&common, args).await,
         Command::Import(args) => commands::transfer::import(&common, args).await,
         Command::Network(command) => commands::network::run(command).await,
         Command::Model(command) => commands::model::run(&common, command).await,
+        Command::Ts(args) => commands::timeseries::run(args, shutdown).await,
+        Command::Authorizer => commands::servers::run_authorizer().await,
     }
 }

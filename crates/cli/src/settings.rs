@@ -13,9 +13,10 @@ use membrain_mcp::McpSettings;
 use serde::Deserialize;
 
 use crate::cli::{
-    ApiArgs, ApiTuning, EmbedderKind, GlobalArgs, LogFormat, McpArgs, SemanticArgs, ServeArgs,
-    Transport,
+    ApiArgs, ApiTuning, EmbedderKind, GlobalArgs, LogFormat, McpArgs, McpProfile, SemanticArgs,
+    ServeArgs, Transport, TsStoreArgs,
 };
+use membrain_timeseries::{ReadLimits, Span, WriteLimits};
 
 /// The config file, every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +34,18 @@ pub struct FileConfig {
     pub embedder: FileEmbedder,
     #[serde(default)]
     pub llm: FileLlm,
+    #[serde(default)]
+    pub timeseries: FileTimeSeries,
+}
+
+/// `[timeseries]`: where series live and the limits of the ts calls.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTimeSeries {
+    pub store: Option<String>,
+    pub retention: Option<String>,
+    pub max_batch: Option<usize>,
+    pub max_query_rows: Option<usize>,
 }
 
 /// `[embedder]`: which embedder, and where the local model comes from.
@@ -72,6 +85,10 @@ pub struct FileApi {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileMcp {
+    pub profile: Option<McpProfile>,
+    pub keys_file: Option<PathBuf>,
+    pub keys_secret: Option<String>,
+    pub keys_refresh_secs: Option<u64>,
     pub transport: Option<Transport>,
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -151,16 +168,7 @@ impl Common {
 
     /// The database URL with any password hidden, for messages.
     pub fn database_for_display(&self) -> String {
-        match self.database_url.split_once("://") {
-            Some((scheme, rest)) => match rest.split_once('@') {
-                Some((credentials, host)) => {
-                    let user = credentials.split(':').next().unwrap_or_default();
-                    format!("{scheme}://{user}:***@{host}")
-                }
-                None => self.database_url.clone(),
-            },
-            None => self.database_url.clone(),
-        }
+        hide_password(&self.database_url)
     }
 }
 
@@ -400,16 +408,149 @@ pub struct McpCommand {
     pub transport: Transport,
     pub settings: McpSettings,
     pub api_key: Option<ApiKey>,
+    /// `Some` in the gateway profile: where keys and series come from.
+    pub gateway: Option<GatewaySettings>,
 }
 
-pub fn mcp(args: &McpArgs, file: &FileConfig) -> Result<McpCommand> {
+/// The gateway profile's own sources: keys and the time-series store.
+#[derive(Debug)]
+pub struct GatewaySettings {
+    pub keys: KeySources,
+    pub time_series: TimeSeriesSettings,
+}
+
+/// Where the gateway profile (and the authorizer) read API keys from. At least one is set.
+#[derive(Debug)]
+pub struct KeySources {
+    /// MEMBRAIN_API_KEY: one key for tenant "default".
+    pub single_key: Option<ApiKey>,
+    /// MEMBRAIN_API_KEYS is set: a JSON map of keys to tenants in the environment.
+    pub environment_map: bool,
+    pub file: Option<PathBuf>,
+    /// A Secrets Manager secret name or ARN.
+    pub secret: Option<String>,
+    pub refresh: Duration,
+}
+
+/// The environment variable holding a JSON map of keys to tenants.
+pub const KEYS_MAP_VARIABLE: &str = "MEMBRAIN_API_KEYS";
+
+/// Where time series are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TsStoreLocation {
+    /// The embedded store, in this directory.
+    Embedded(PathBuf),
+    /// SQLite or PostgreSQL (`sqlite://…`, `postgres://…`).
+    Sql(String),
+    /// `timestream://DATABASE?region=…`.
+    Timestream(String),
+}
+
+impl TsStoreLocation {
+    /// For logs and messages: no password.
+    pub fn for_display(&self) -> String {
+        match self {
+            Self::Embedded(dir) => format!("embedded ({})", dir.display()),
+            Self::Sql(url) | Self::Timestream(url) => hide_password(url),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TimeSeriesSettings {
+    pub store: TsStoreLocation,
+    pub default_retention: Span,
+    pub write_limits: WriteLimits,
+    pub read_limits: ReadLimits,
+}
+
+/// The time-series settings: flags over `[timeseries]` over defaults. Without a store named,
+/// a PostgreSQL memory database holds the series too (production); otherwise the embedded store
+/// in the data directory.
+pub fn time_series(
+    args: &TsStoreArgs,
+    file: &FileConfig,
+    common: &Common,
+) -> Result<TimeSeriesSettings> {
+    let raw = args
+        .ts_store
+        .clone()
+        .or_else(|| file.timeseries.store.clone());
+    let embedded_default = || common.data_dir.join("timeseries");
+    let store = match raw.as_deref().map(str::trim) {
+        None if common.database_url.starts_with("postgres") => {
+            TsStoreLocation::Sql(common.database_url.clone())
+        }
+        None | Some("embedded") => TsStoreLocation::Embedded(embedded_default()),
+        Some(raw) => match raw.split_once(':') {
+            Some(("embedded", dir)) if !dir.is_empty() => {
+                TsStoreLocation::Embedded(PathBuf::from(dir))
+            }
+            Some(("sqlite" | "postgres" | "postgresql", _)) => TsStoreLocation::Sql(raw.to_owned()),
+            Some(("timestream", _)) => TsStoreLocation::Timestream(raw.to_owned()),
+            _ => bail!(
+                "--ts-store {raw:?} is not a store: use embedded, embedded:DIR, sqlite://PATH, \
+                 postgres://USER@HOST/DB or timestream://DATABASE?region=REGION"
+            ),
+        },
+    };
+    let default_retention = match args
+        .ts_retention
+        .clone()
+        .or_else(|| file.timeseries.retention.clone())
+    {
+        Some(raw) => Span::parse(&raw).map_err(|e| anyhow::anyhow!("--ts-retention: {e}"))?,
+        None => membrain_timeseries::DEFAULT_RETENTION,
+    };
+    let mut write_limits = WriteLimits::default();
+    if let Some(max) = args.ts_max_batch.or(file.timeseries.max_batch) {
+        if max == 0 {
+            bail!("--ts-max-batch must be at least 1");
+        }
+        write_limits.max_records = max;
+    }
+    let mut read_limits = ReadLimits::default();
+    if let Some(max) = args.ts_max_query_rows.or(file.timeseries.max_query_rows) {
+        if max == 0 {
+            bail!("--ts-max-query-rows must be at least 1");
+        }
+        read_limits.max_query_rows = max;
+    }
+    Ok(TimeSeriesSettings {
+        store,
+        default_retention,
+        write_limits,
+        read_limits,
+    })
+}
+
+fn hide_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+pub fn mcp(args: &McpArgs, file: &FileConfig, common: &Common) -> Result<McpCommand> {
     let defaults = McpSettings::default();
+    let profile = args.profile.or(file.mcp.profile).unwrap_or(McpProfile::Alb);
     let host = args
         .host
         .clone()
         .or_else(|| file.mcp.host.clone())
         .unwrap_or_else(|| "0.0.0.0".into());
-    let port = args.port.or(file.mcp.port).unwrap_or(8100);
+    // Seed 001's server listens on 8080; seed 000's bridge on 8100.
+    let default_port = match profile {
+        McpProfile::Alb => 8100,
+        McpProfile::Gateway => 8080,
+    };
+    let port = args.port.or(file.mcp.port).unwrap_or(default_port);
     let api_base_url = args
         .api_base_url
         .clone()
@@ -447,13 +588,59 @@ pub fn mcp(args: &McpArgs, file: &FileConfig) -> Result<McpCommand> {
             .unwrap_or(defaults.key_cache_ttl),
         ..defaults
     };
+    let transport = args
+        .transport
+        .or(file.mcp.transport)
+        .unwrap_or(Transport::Http);
+    let api_key = configured_key(args.api_key.as_deref())?;
+    let gateway = match profile {
+        McpProfile::Alb => None,
+        McpProfile::Gateway => {
+            if transport == Transport::Stdio {
+                bail!(
+                    "the gateway profile serves HTTP (port 8080); use --profile alb with --transport stdio"
+                );
+            }
+            let keys = KeySources {
+                single_key: api_key.clone(),
+                environment_map: std::env::var_os(KEYS_MAP_VARIABLE).is_some(),
+                file: args
+                    .keys_file
+                    .clone()
+                    .or_else(|| file.mcp.keys_file.clone()),
+                secret: args
+                    .keys_secret
+                    .clone()
+                    .or_else(|| file.mcp.keys_secret.clone()),
+                refresh: secs(
+                    args.keys_refresh_secs
+                        .or(file.mcp.keys_refresh_secs)
+                        .unwrap_or(60)
+                        .max(1),
+                ),
+            };
+            if keys.single_key.is_none()
+                && !keys.environment_map
+                && keys.file.is_none()
+                && keys.secret.is_none()
+            {
+                bail!(
+                    "the gateway profile checks API keys itself: set MEMBRAIN_KEYS_SECRET (a Secrets \
+                     Manager secret holding {{\"<key>\": \"<tenant>\"}}), MEMBRAIN_KEYS_FILE (the same \
+                     map in a file), {KEYS_MAP_VARIABLE} (the map itself) or MEMBRAIN_API_KEY (one key)"
+                );
+            }
+            Some(GatewaySettings {
+                keys,
+                time_series: time_series(&args.time_series, file, common)?,
+            })
+        }
+    };
     Ok(McpCommand {
-        transport: args
-            .transport
-            .or(file.mcp.transport)
-            .unwrap_or(Transport::Http),
+        transport,
         settings,
-        api_key: configured_key(args.api_key.as_deref())?,
+        api_key,
+        gateway,
     })
 }
 
@@ -468,6 +655,7 @@ mod tests {
         )
         .unwrap();
         let args = ApiArgs {
+            time_series: TsStoreArgs::default(),
             host: Some("127.0.0.1".into()),
             port: None,
             tuning: ApiTuning::default(),
@@ -491,6 +679,7 @@ mod tests {
     fn unknown_config_keys_and_bad_hosts_are_errors() {
         assert!(toml::from_str::<FileConfig>("dta_dir = \"x\"").is_err());
         let args = ApiArgs {
+            time_series: TsStoreArgs::default(),
             host: Some("example.com".into()),
             port: None,
             tuning: ApiTuning::default(),

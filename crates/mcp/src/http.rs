@@ -33,6 +33,8 @@ use tower_http::trace::TraceLayer;
 use crate::api_client::MemoryApiClient;
 use crate::key_check::ApiKeyCheck;
 use crate::tools::{CallerKey, MembrainTools};
+use crate::ts_tools::CallerTenant;
+use membrain_timeseries::service::TimeSeriesService;
 
 /// Everything the MCP HTTP server can be told.
 #[derive(Debug, Clone)]
@@ -93,14 +95,54 @@ struct Gate {
     max_body_bytes: usize,
 }
 
-/// The MCP router without a socket: `/mcp` and `/health`.
+/// What the MCP server answers from, and who checks keys.
+#[derive(Clone, Default)]
+pub enum McpBackend {
+    /// `alb` profile (and `serve`): every tool calls the REST API at `api_base_url` with the
+    /// caller's key; the API says whose key it is.
+    #[default]
+    Api,
+    /// `gateway` profile (seed 001): the `ts_*` tools read and write the time-series store in
+    /// this process; keys come from a local key source (environment, file or Secrets Manager).
+    Direct {
+        time_series: Arc<TimeSeriesService>,
+        keys: Arc<dyn KeyResolver>,
+    },
+}
+
+impl std::fmt::Debug for McpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Api => f.write_str("Api"),
+            Self::Direct { time_series, .. } => write!(f, "Direct({time_series:?})"),
+        }
+    }
+}
+
+/// The MCP router without a socket (`alb` profile): `/mcp` and `/health`.
 pub fn router(settings: &McpSettings, shutdown: CancellationToken) -> Result<Router, String> {
-    let api = MemoryApiClient::new(&settings.api_base_url, settings.api_timeout)?;
-    let keys: Arc<dyn KeyResolver> = Arc::new(CachedKeys::new(
-        Arc::new(ApiKeyCheck::new(api.clone())),
-        settings.key_cache_ttl,
-    ));
-    let tools = MembrainTools::new(api, None);
+    router_with(settings, McpBackend::Api, shutdown)
+}
+
+/// The MCP router without a socket, over either backend.
+pub fn router_with(
+    settings: &McpSettings,
+    backend: McpBackend,
+    shutdown: CancellationToken,
+) -> Result<Router, String> {
+    let (keys, tools): (Arc<dyn KeyResolver>, MembrainTools) = match backend {
+        McpBackend::Api => {
+            let api = MemoryApiClient::new(&settings.api_base_url, settings.api_timeout)?;
+            let keys = Arc::new(CachedKeys::new(
+                Arc::new(ApiKeyCheck::new(api.clone())),
+                settings.key_cache_ttl,
+            ));
+            (keys, MembrainTools::new(api, None))
+        }
+        McpBackend::Direct { time_series, keys } => {
+            (keys, MembrainTools::time_series_only(time_series))
+        }
+    };
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -317,6 +359,7 @@ async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -
         Ok(Some(tenant)) => {
             tracing::Span::current().record("tenant", tenant.as_str());
             request.extensions_mut().insert(CallerKey(key));
+            request.extensions_mut().insert(CallerTenant(tenant));
             next.run(request).await
         }
         Ok(None) => http_error(
@@ -325,11 +368,11 @@ async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -
             "the API key is not valid or has been revoked",
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "could not check a key with the Memory API");
+            tracing::warn!(error = %e, "could not check a key");
             http_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "the Memory API could not be reached to check the key; retry shortly",
+                "the key source could not be reached to check the key; retry shortly",
             )
         }
     }
@@ -339,12 +382,21 @@ async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -
 pub struct McpServer {
     listener: TcpListener,
     settings: McpSettings,
+    backend: McpBackend,
 }
 
 impl McpServer {
     pub async fn bind(settings: McpSettings) -> std::io::Result<Self> {
+        Self::bind_with(settings, McpBackend::Api).await
+    }
+
+    pub async fn bind_with(settings: McpSettings, backend: McpBackend) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
-        Ok(Self { listener, settings })
+        Ok(Self {
+            listener,
+            settings,
+            backend,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -353,7 +405,8 @@ impl McpServer {
 
     /// Serves until `shutdown` is cancelled; in-flight requests finish first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let router = router(&self.settings, shutdown.clone()).map_err(std::io::Error::other)?;
+        let router = router_with(&self.settings, self.backend, shutdown.clone())
+            .map_err(std::io::Error::other)?;
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -5,12 +5,15 @@
 //! * [`api_client`]: [`MemoryApiClient`], the pooled HTTP client for the API.
 //! * [`http`]: Streamable HTTP at `/mcp` with Host/Origin checks, JSON-RPC validation, a body
 //!   cap and the key check; [`McpServer`] binds and runs it.
+//! * [`ts_tools`]: the `ts_*` time-series tools, through the API (`alb`) or, in the `gateway`
+//!   profile, straight from the time-series store with a local key source ([`McpBackend`]).
 //! * [`stdio`]: the same tools over stdin/stdout.
 //! * [`key_check`]: asks the API whether a key is good (cached briefly).
 //! * [`arguments`]: checks tool arguments against the tool's schema, naming the bad parameter.
 //!
-//! Architecture invariant: the bridge stores nothing and knows no tenant data of its own; it
-//! never reads the database. Any number of bridge tasks can serve any request.
+//! Architecture invariant: the bridge stores nothing and knows no tenant data of its own; in the
+//! `alb` profile it never reads a database, in the `gateway` profile it reaches only the
+//! time-series store (as seed 001's server does). Any number of tasks can serve any request.
 
 pub mod api_client;
 pub mod arguments;
@@ -19,8 +22,10 @@ pub mod instructions;
 pub mod key_check;
 pub mod stdio;
 pub mod tools;
+pub mod ts_tools;
 
 pub use api_client::{ApiCallError, MemoryApiClient};
-pub use http::{McpServer, McpSettings, router};
+pub use http::{McpBackend, McpServer, McpSettings, router, router_with};
 pub use stdio::serve_stdio;
 pub use tools::MembrainTools;
+pub use ts_tools::{CallerTenant, TimeSeriesAccess};

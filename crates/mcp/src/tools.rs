@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::api_client::{ApiCallError, MemoryApiClient};
 use crate::arguments::argument_problem;
 use crate::instructions::*;
+use crate::ts_tools::TimeSeriesAccess;
 
 /// The caller's key, as the HTTP layer checked it. Tools read it from the request.
 #[derive(Debug, Clone)]
@@ -32,7 +33,9 @@ const INGEST_WAIT: Duration = Duration::from_secs(50);
 
 #[derive(Clone)]
 pub struct MembrainTools {
-    api: MemoryApiClient,
+    /// The Memory REST API; `None` in the gateway profile, which serves time series only.
+    api: Option<MemoryApiClient>,
+    time_series: TimeSeriesAccess,
     /// The key used when the request carries none: only set for stdio, where the process
     /// belongs to one user.
     fallback_key: Option<Arc<ApiKey>>,
@@ -314,7 +317,7 @@ fn explain(error: ApiCallError) -> String {
     }
 }
 
-fn parse_output<T: DeserializeOwned>(value: Value) -> Result<Json<T>, String> {
+pub(crate) fn parse_output<T: DeserializeOwned>(value: Value) -> Result<Json<T>, String> {
     serde_json::from_value(value)
         .map(Json)
         .map_err(|e| format!("the Memory API sent an unexpected answer ({e})"))
@@ -334,12 +337,29 @@ fn required(value: &str, field: &str, example: &str) -> Result<String, String> {
 
 #[tool_router]
 impl MembrainTools {
+    /// Every tool, each a call to the REST API (`alb` profile, `serve`, stdio).
     pub fn new(api: MemoryApiClient, fallback_key: Option<ApiKey>) -> Self {
         Self {
-            api,
+            api: Some(api),
+            time_series: TimeSeriesAccess::Api,
             fallback_key: fallback_key.map(Arc::new),
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::ts_tool_router(),
         }
+    }
+
+    /// The time-series tools only, answered from `service` in this process (`gateway`
+    /// profile); the HTTP layer resolves each caller's tenant from its key source.
+    pub fn time_series_only(service: Arc<membrain_timeseries::service::TimeSeriesService>) -> Self {
+        Self {
+            api: None,
+            time_series: TimeSeriesAccess::Direct(service),
+            fallback_key: None,
+            tool_router: Self::ts_tool_router(),
+        }
+    }
+
+    pub(crate) fn time_series(&self) -> &TimeSeriesAccess {
+        &self.time_series
     }
 
     /// The caller's key: checked by the HTTP layer, read from the request headers, or (stdio)
@@ -362,7 +382,7 @@ impl MembrainTools {
         })
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         ctx: &RequestContext<RoleServer>,
         method: Method,
@@ -371,8 +391,10 @@ impl MembrainTools {
         body: Option<Value>,
     ) -> Result<Value, String> {
         let key = self.caller_key(ctx)?;
-        self.api
-            .call(&key, method, segments, query, body.as_ref())
+        let api = self.api.as_ref().ok_or_else(|| {
+            "this MCP server (gateway profile) serves the ts_* tools only".to_owned()
+        })?;
+        api.call(&key, method, segments, query, body.as_ref())
             .await
             .map_err(explain)
     }
@@ -828,11 +850,19 @@ impl ServerHandler for MembrainTools {
                 .build(),
         )
         .with_server_info(Implementation::new("membrain", env!("CARGO_PKG_VERSION")))
-        .with_instructions(
-            "Membrain is the user's long-term memory. Search it (search_memories) before answering \
+        .with_instructions(match self.time_series {
+            TimeSeriesAccess::Api => {
+                "Membrain is the user's long-term memory. Search it (search_memories) before answering \
                  personal or project questions, and store new facts (add_memory). Call \
-                 get_agent_instructions once for the full guide.",
-        )
+                 get_agent_instructions once for the full guide. Time-series data (measurements \
+                 over time) is behind the ts_* tools: ts_list_tables, then ts_describe_table."
+            }
+            TimeSeriesAccess::Direct(_) => {
+                "Membrain serves time-series data (measurements over time, with dimensions naming \
+                 each series). Start with ts_list_tables and ts_describe_table; use ts_latest for \
+                 current values, ts_range for history with bins and aggregates, ts_query for SQL."
+            }
+        })
     }
 
     async fn list_resources(

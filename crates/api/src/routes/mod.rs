@@ -5,6 +5,7 @@ pub mod health;
 pub mod memories;
 pub mod search;
 pub mod stats;
+pub mod timeseries;
 
 use membrain_memory::{Limits, Memory, MemoryId, TenantId, ValidationError};
 

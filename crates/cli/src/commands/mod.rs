@@ -7,7 +7,9 @@ mod network_aws;
 pub mod semantic;
 pub mod serve;
 pub mod servers;
+pub mod timeseries;
 pub mod transfer;
+pub mod ts_store;
 
 use std::sync::Arc;
 

@@ -11,20 +11,30 @@ use tokio_util::sync::CancellationToken;
 
 use super::semantic::semantic_parts_until;
 use super::servers::{DEFAULT_TENANT, key_sources};
+use super::ts_store::TimeSeries;
 use crate::cli::ServeArgs;
 use crate::output::say;
-use crate::settings::{Common, SemanticSettings, configured_key};
+use crate::settings::{Common, SemanticSettings, TimeSeriesSettings, configured_key};
 
 pub async fn run(
     common: &Common,
     (api, mut mcp): (ApiSettings, McpSettings),
     semantic: &SemanticSettings,
+    time_series: &TimeSeriesSettings,
     args: &ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
+    let series = match TimeSeries::open(time_series).await {
+        Ok(series) => series,
+        Err(error) => {
+            store.close().await;
+            return Err(error);
+        }
+    };
     let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
         store.close().await;
+        series.close().await;
         return Ok(());
     };
     let model_line = describe_models(embedder.model_id(), semantic);
@@ -41,7 +51,8 @@ pub async fn run(
                 "listening on {} (is another membrain running? use --api-port)",
                 api.listen
             )
-        })?;
+        })?
+        .with_time_series(series.service.clone());
     // The bridge talks to the API over loopback, at the port actually bound (it may be 0 = any).
     mcp.api_base_url = format!("http://{}", api_server.local_addr()?);
     let mcp_server = McpServer::bind(mcp.clone()).await.with_context(|| {
@@ -67,6 +78,7 @@ pub async fn run(
         mcp_server.run_until_stopped(shutdown.clone()),
     );
     store.close().await;
+    series.close().await;
     api_result.context("serving the REST API")?;
     mcp_result.context("serving MCP")?;
     tracing::info!("stopped");

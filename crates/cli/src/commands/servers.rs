@@ -4,14 +4,21 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
-use membrain_auth::{ApiKey, CachedKeys, KeyResolver, ResolverChain, StaticKey};
+use membrain_auth::{
+    ApiKey, CachedKeys, EnvKeyMap, FileKeyMap, KeyResolver, RefreshSettings, RefreshingKeys,
+    ResolverChain, StaticKey,
+};
 use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
 
 use super::semantic::semantic_parts_until;
+use super::ts_store::TimeSeries;
 use crate::cli::Transport;
-use crate::settings::{Common, McpCommand, SemanticSettings};
+use crate::settings::{
+    Common, KEYS_MAP_VARIABLE, KeySources, McpCommand, SemanticSettings, TimeSeriesSettings,
+};
+use membrain_mcp::McpBackend;
 
 /// The tenant of the single-user key (MEMBRAIN_API_KEY).
 pub const DEFAULT_TENANT: &str = "default";
@@ -68,24 +75,33 @@ pub async fn run_api(
     common: &Common,
     settings: ApiSettings,
     semantic: &SemanticSettings,
+    time_series: &TimeSeriesSettings,
     key: Option<ApiKey>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
+    let series = match TimeSeries::open(time_series).await {
+        Ok(series) => series,
+        Err(error) => {
+            store.close().await;
+            return Err(error);
+        }
+    };
     let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
         store.close().await;
+        series.close().await;
         return Ok(());
     };
     let keys = key_sources(store.clone(), key.as_ref(), &settings)?;
     let server = ApiServer::bind(&settings, store.clone(), keys, Semantic::new(embedder, llm))
         .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
+        .with_context(|| format!("listening on {}", settings.listen))?
+        .with_time_series(series.service.clone());
     tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
-    server
-        .run_until_stopped(shutdown)
-        .await
-        .context("serving the REST API")?;
+    let result = server.run_until_stopped(shutdown).await;
     store.close().await;
+    series.close().await;
+    result.context("serving the REST API")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -103,16 +119,96 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
                 .map_err(anyhow::Error::msg)
         }
         Transport::Http => {
-            let server = membrain_mcp::McpServer::bind(settings.clone())
+            let (backend, series) = match &command.gateway {
+                None => (McpBackend::Api, None),
+                Some(gateway) => {
+                    let keys = gateway_keys(&gateway.keys).await?;
+                    let series = TimeSeries::open(&gateway.time_series).await?;
+                    let backend = McpBackend::Direct {
+                        time_series: series.service.clone(),
+                        keys,
+                    };
+                    (backend, Some(series))
+                }
+            };
+            let server = membrain_mcp::McpServer::bind_with(settings.clone(), backend)
                 .await
                 .with_context(|| format!("listening on {}", settings.listen))?;
-            tracing::info!(address = %server.local_addr()?, api = %settings.api_base_url, "MCP server listening at /mcp");
-            server
-                .run_until_stopped(shutdown)
-                .await
-                .context("serving MCP")?;
+            match &command.gateway {
+                None => {
+                    tracing::info!(address = %server.local_addr()?, api = %settings.api_base_url, "MCP server listening at /mcp")
+                }
+                Some(gateway) => {
+                    tracing::info!(address = %server.local_addr()?, store = %gateway.time_series.store.for_display(), "MCP server (gateway profile: time series) listening at /mcp")
+                }
+            }
+            let result = server.run_until_stopped(shutdown).await;
+            if let Some(series) = series {
+                series.close().await;
+            }
+            result.context("serving MCP")?;
             tracing::info!("stopped");
             Ok(())
         }
     }
+}
+
+/// The gateway profile's key sources, tried in order: the single key, the map in the
+/// environment, the file, the Secrets Manager secret (each map re-read every `refresh`).
+async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
+    let mut chain = ResolverChain::new();
+    if let Some(key) = &sources.single_key {
+        let tenant = TenantId::parse(DEFAULT_TENANT).context("the default tenant name")?;
+        chain = chain.with(Arc::new(StaticKey::new(key, tenant)));
+    }
+    if sources.environment_map {
+        let keys = RefreshingKeys::new(
+            Arc::new(EnvKeyMap::new(KEYS_MAP_VARIABLE)),
+            RefreshSettings::every(sources.refresh),
+        )
+        .await
+        .with_context(|| format!("reading API keys from {KEYS_MAP_VARIABLE}"))?;
+        chain = chain.with(Arc::new(keys));
+    }
+    if let Some(path) = &sources.file {
+        let keys = RefreshingKeys::new(
+            Arc::new(FileKeyMap::new(path.clone())),
+            RefreshSettings::every(sources.refresh),
+        )
+        .await
+        .with_context(|| format!("reading API keys from {}", path.display()))?;
+        chain = chain.with(Arc::new(keys));
+    }
+    if let Some(secret) = &sources.secret {
+        let source = membrain_secrets::SecretsManagerKeyMap::connect(
+            secret.clone(),
+            &aws_from_environment(),
+            None,
+        )
+        .await;
+        let keys = RefreshingKeys::new(Arc::new(source), RefreshSettings::every(sources.refresh))
+            .await
+            .with_context(|| format!("reading API keys from the secret {secret}"))?;
+        chain = chain.with(Arc::new(keys));
+    }
+    Ok(Arc::new(chain))
+}
+
+/// The region and endpoint AWS calls go to, as the SDKs read them from the environment
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL`).
+fn aws_from_environment() -> membrain_aws::AwsEndpoint {
+    let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    membrain_aws::AwsEndpoint::new(
+        variable("AWS_REGION")
+            .or_else(|| variable("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_owned()),
+        variable("AWS_ENDPOINT_URL_SECRETS_MANAGER").or_else(|| variable("AWS_ENDPOINT_URL")),
+    )
+}
+
+/// `membrain authorizer`: the API Gateway Lambda authorizer, until Lambda stops the process.
+pub async fn run_authorizer() -> Result<()> {
+    let settings = membrain_authorizer::AuthorizerSettings::from_env()?;
+    membrain_authorizer::run(settings).await?;
+    Ok(())
 }

@@ -14,6 +14,10 @@ use membrain_mcp::{McpServer, McpSettings};
 use membrain_memory::TenantId;
 use membrain_store::testing::TestDatabase;
 use membrain_store::{Backend, MemoryStore, SqlStore};
+use membrain_timeseries::service::TimeSeriesService;
+use membrain_timeseries::{ReadLimits, TimeSeriesStore, WriteLimits};
+use membrain_ts_embedded::{EmbeddedOptions, EmbeddedStore};
+use membrain_ts_sql::{SqlTimeSeriesStore, SqlTsOptions};
 use reqwest::{Method, StatusCode};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
@@ -45,9 +49,35 @@ pub struct TestStack {
     pub api_url: String,
     pub mcp_url: String,
     pub store: Arc<SqlStore>,
+    /// The time-series store the API serves: the embedded one beside SQLite (as `serve` runs),
+    /// the SQL one on the same PostgreSQL database (as `api` runs in production).
+    pub time_series: Arc<TimeSeriesService>,
     api_settings: ApiSettings,
     shutdown: CancellationToken,
+    _time_series_dir: Option<tempfile::TempDir>,
     _database: TestDatabase,
+}
+
+/// The time-series store for a test database: embedded files beside SQLite (in their own
+/// temporary directory, kept for the process), the SQL store on PostgreSQL.
+pub async fn time_series_store(
+    database: &TestDatabase,
+) -> (Arc<dyn TimeSeriesStore>, Option<tempfile::TempDir>) {
+    match database.backend() {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a directory for the time-series store");
+            let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+                .await
+                .expect("open the embedded time-series store");
+            (Arc::new(store), Some(dir))
+        }
+        Backend::Postgres => {
+            let store = SqlTimeSeriesStore::connect(&database.url, SqlTsOptions::default())
+                .await
+                .expect("open the SQL time-series store");
+            (Arc::new(store), None)
+        }
+    }
 }
 
 /// The real all-MiniLM-L6-v2 with an optional language model, as `membrain serve` wires it.
@@ -91,9 +121,16 @@ impl TestStack {
         };
         tweak(&mut api_settings);
         let keys = Arc::new(DatabaseKeys::new(store.clone()));
+        let (series_store, series_dir) = time_series_store(&database).await;
+        let time_series = Arc::new(TimeSeriesService::new(
+            series_store,
+            WriteLimits::default(),
+            ReadLimits::default(),
+        ));
         let api = ApiServer::bind(&api_settings, store.clone(), keys, semantic)
             .await
-            .expect("bind the API");
+            .expect("bind the API")
+            .with_time_series(time_series.clone());
         let api_url = format!("http://{}", api.local_addr().expect("API address"));
         let mcp = McpServer::bind(McpSettings {
             listen: "127.0.0.1:0".parse().expect("a loopback address"),
@@ -111,8 +148,10 @@ impl TestStack {
             api_url,
             mcp_url,
             store,
+            time_series,
             api_settings,
             shutdown,
+            _time_series_dir: series_dir,
             _database: database,
         }
     }
@@ -123,7 +162,8 @@ impl TestStack {
         let keys = Arc::new(DatabaseKeys::new(self.store.clone()));
         let api = ApiServer::bind(&self.api_settings, self.store.clone(), keys, semantic(None))
             .await
-            .expect("bind another API");
+            .expect("bind another API")
+            .with_time_series(self.time_series.clone());
         let url = format!("http://{}", api.local_addr().expect("API address"));
         tokio::spawn(api.run_until_stopped(self.shutdown.clone()));
         url
@@ -308,6 +348,14 @@ impl Rest {
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::DELETE, path, None).await
     }
 
     /// Adds a memory and waits for its job; returns the job's result.
