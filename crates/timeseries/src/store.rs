@@ -9,8 +9,10 @@ use crate::{
     Timestamp, TsError, WriteLimits, WriteOutcome,
 };
 
-/// What `ts_query` reads from a store before it filters, groups and orders in memory: the
-/// records of the matching series in `[start, end)`, with the named measures (all when `None`).
+/// What `ts_query` reads from a store before it filters, groups and orders in memory: every
+/// record of the matching series in `[start, end)`. `measures` only narrows which measure values
+/// come back (all when `None`): a record with none of them is still returned, with no measures,
+/// because to SQL it is a row whose measures are NULL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scan {
     pub table: TableRef,

@@ -491,6 +491,28 @@ async fn scans_for_queries(store: &dyn TimeSeriesStore) {
         .flat_map(|s| s.points.iter().map(|p| p.time.to_rfc3339()))
         .collect();
     assert_eq!(times, vec![at(origin, 60), at(origin, 80), at(origin, 100)]);
+    // A record without the named measure is still a row (its measure is NULL to SQL).
+    let bob = tenant("conf-bob");
+    let bus_co2 = Scan {
+        table: table("transit", "sensor_data"),
+        start: None,
+        end: None,
+        dimensions: filter(&[("entity_id", "B7")]),
+        measures: Some(vec![name("co2_level")]),
+    };
+    let series = store
+        .scan(&bob, &bus_co2, &ReadLimits::default())
+        .await
+        .expect("scan co2");
+    let points: Vec<usize> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.measures.len()))
+        .collect();
+    assert_eq!(
+        points,
+        vec![1, 1, 1, 0, 0],
+        "every record, co2 where it has one: {series:?}"
+    );
     let too_much = store
         .scan(
             &carol,

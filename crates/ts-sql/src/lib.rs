@@ -873,14 +873,13 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
                 return Err(scan_limit_error(limits.max_scan_rows));
             }
             let mut points = Vec::with_capacity(rows.len());
+            // Every record counts, even one without any of the wanted measures: to SQL it is a
+            // row whose measures are NULL (`count(*)`, `WHERE speed IS NULL`).
             for (time, measures) in rows {
-                let measures = codec::decode(&measures, schema, wanted)?;
-                if !measures.is_empty() {
-                    points.push(Point {
-                        time: Timestamp::from_micros(time),
-                        measures,
-                    });
-                }
+                points.push(Point {
+                    time: Timestamp::from_micros(time),
+                    measures: codec::decode(&measures, schema, wanted)?,
+                });
             }
             if !points.is_empty() {
                 found.push(SeriesPoints {
