@@ -675,3 +675,213 @@ on_both_backends!(
     tenants_never_see_each_others_series,
     mcp_tools_go_through_the_api,
 );
+
+/// The `membrain ts` commands against a running API: demo data, tables, latest, query, an
+/// export read back by an import, and clear failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_commands_fill_read_export_and_import() {
+    let stack = TestStack::spawn(Backend::Sqlite).await;
+    let key = stack.key("alice").await;
+    let env = [
+        ("MEMBRAIN_API_KEY", key.as_str()),
+        ("API_BASE_URL", stack.api_url.as_str()),
+    ];
+    let ts = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            membrain_output(&args, &env).await
+        }
+    };
+
+    let (ok, out, err) = ts(&["ts", "demo", "transit", "--hours", "0.2"]).await;
+    assert!(ok, "demo failed: {out}\n{err}");
+    assert!(
+        out.contains("Wrote") && out.contains("transit.bus_position"),
+        "{out}"
+    );
+    let (ok, out, err) = ts(&["ts", "tables", "--json"]).await;
+    assert!(ok, "{err}");
+    let tables: Value = serde_json::from_str(&out).expect("JSON");
+    let names: Vec<&str> = tables["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .collect();
+    assert_eq!(names, ["bus_position", "people_count", "sensor_data"]);
+    let (ok, out, _) = ts(&["ts", "tables"]).await;
+    assert!(
+        ok && out.contains("people_count") && out.contains("365d"),
+        "a table for people: {out}"
+    );
+
+    let (ok, out, err) = ts(&[
+        "ts",
+        "latest",
+        "transit.people_count",
+        "-d",
+        "stop_id=S012",
+        "--json",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let latest: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        latest["series"][0]["dimensions"]["stop_id"], "S012",
+        "{latest}"
+    );
+    assert!(
+        latest["series"][0]["points"][0]["measures"]["count"].is_i64(),
+        "{latest}"
+    );
+
+    let (ok, out, err) = ts(&[
+        "ts",
+        "query",
+        "SELECT line_id, count(*) AS n FROM transit.bus_position GROUP BY line_id ORDER BY line_id",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("line_id") && out.contains("L1") && out.contains("L6"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let csv = dir.path().join("counts.csv");
+    let csv_arg = csv.to_str().expect("a UTF-8 path");
+    let (ok, _, err) = ts(&[
+        "ts",
+        "export",
+        "transit.people_count",
+        "--format",
+        "csv",
+        "-o",
+        csv_arg,
+    ])
+    .await;
+    assert!(ok, "export failed: {err}");
+    let text = std::fs::read_to_string(&csv).expect("the export");
+    assert!(
+        text.starts_with("time,"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    let (ok, out, err) = ts(&["ts", "import", "copy.people_count", csv_arg, "--json"]).await;
+    assert!(ok, "import failed: {out}\n{err}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let alice = stack.rest(&key);
+    let (_, original) = alice.get("/ts/tables/transit/people_count").await;
+    let (_, copy) = alice.get("/ts/tables/copy/people_count").await;
+    assert_eq!(
+        report["records_ingested"], original["row_count"],
+        "{report}"
+    );
+    assert_eq!(copy["row_count"], original["row_count"]);
+    assert_eq!(copy["measures"], original["measures"]);
+    assert_eq!(
+        (copy["earliest"].clone(), copy["latest"].clone()),
+        (original["earliest"].clone(), original["latest"].clone())
+    );
+
+    let (ok, _, err) = ts(&["ts", "describe", "transit.nothing"]).await;
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let (ok, _, err) = ts(&["ts", "drop", "copy.people_count"]).await;
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, _, err) = membrain_output(
+        &["ts", "tables"],
+        &[("API_BASE_URL", stack.api_url.as_str())],
+    )
+    .await;
+    assert!(!ok && err.contains("MEMBRAIN_API_KEY"), "{err}");
+    let (ok, _, err) = ts(&["ts", "describe", "bus_position"]).await;
+    assert!(!ok && err.contains("DATABASE.TABLE"), "{err}");
+}
+
+/// `membrain mcp --profile gateway` as a process: port from the flag, keys from a file, the
+/// embedded store in the data directory; it refuses to start without any key source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_process_serves_time_series() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let keys = dir.path().join("keys.json");
+    let key = "mb_gateway_process_key_00000000000000";
+    std::fs::write(&keys, json!({ key: "alice" }).to_string()).expect("keys");
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().expect("path");
+
+    let (ok, _, err) = membrain_output(
+        &["mcp", "--profile", "gateway"],
+        &[("MEMBRAIN_DATA_DIR", data)],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("MEMBRAIN_KEYS_SECRET"),
+        "names the key sources: {err}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut command = membrain();
+    command
+        .args([
+            "mcp",
+            "--profile",
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .env("MEMBRAIN_KEYS_FILE", &keys)
+        .env("MEMBRAIN_DATA_DIR", data);
+    let mut process = ServerProcess::start(command);
+    process.wait_for("gateway profile").await;
+    let client = TestStackUrls {
+        mcp_url: format!("http://127.0.0.1:{port}/mcp"),
+    }
+    .mcp(key)
+    .await;
+    let written = call_ok(
+        &client,
+        "ts_write_records",
+        json!({"database": "plant", "table": "readings", "records": [
+            {"time": Timestamp::now().to_rfc3339(), "dimensions": {"sensor": "t1"}, "measures": {"celsius": 21.5}},
+        ]}),
+    )
+    .await;
+    assert_eq!(written["records_ingested"], 1, "{written}");
+    let latest = call_ok(
+        &client,
+        "ts_latest",
+        json!({"database": "plant", "table": "readings"}),
+    )
+    .await;
+    assert_eq!(
+        latest["series"][0]["points"][0]["measures"]["celsius"], 21.5,
+        "{latest}"
+    );
+    assert!(
+        data_dir.join("timeseries").exists(),
+        "the embedded store lives in the data directory"
+    );
+}
+
+/// Outside Lambda, `membrain authorizer` says what it is for instead of hanging or panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizer_outside_lambda_says_so() {
+    let (ok, _, err) = membrain_output(&["authorizer"], &[]).await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("MEMBRAIN_KEYS_SECRET"),
+        "names what is missing: {err}"
+    );
+    let (ok, _, err) = membrain_output(
+        &["authorizer"],
+        &[("MEMBRAIN_KEYS_SECRET", "membrain/api-keys")],
+    )
+    .await;
+    assert!(!ok && err.contains("Lambda"), "{err}");
+}
