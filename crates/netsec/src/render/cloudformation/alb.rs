@@ -57,6 +57,8 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ),
             ],
             secrets: vec![],
+            conditional_secrets: vec![],
+            task_policies: vec![],
             depends_on: vec!["McpHttpsListener"],
         },
     );
@@ -77,6 +79,8 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ("MEMBRAIN_API_PORT", json!(stack.api_port.to_string())),
             ],
             secrets: vec![("MEMBRAIN_DATABASE_URL", reference("DatabaseUrlSecret"))],
+            conditional_secrets: vec![],
+            task_policies: vec![],
             depends_on: vec!["ApiHttpListener"],
         },
     );

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::network::{Network, assume_role, group_id, log_group};
-use super::template::{Template, get_att, reference, sub};
+use super::template::{Template, get_att, no_value, reference, sub, when};
 use crate::model::GroupId;
 
 /// One `membrain` service on Fargate.
@@ -23,8 +23,24 @@ pub(crate) struct Service<'a> {
     pub environment: Vec<(&'a str, Value)>,
     /// Environment variables filled from Secrets Manager: name and secret ARN.
     pub secrets: Vec<(&'a str, Value)>,
+    /// Environment variables filled from a secret only where a template condition holds.
+    pub conditional_secrets: Vec<ConditionalSecret<'a>>,
+    /// Inline policies (`{PolicyName, PolicyDocument}`, or an `Fn::If` of one) of the role the
+    /// container's own AWS calls use; the task gets no role when this is empty.
+    pub task_policies: Vec<Value>,
     /// Listeners that must exist before the service registers targets.
     pub depends_on: Vec<&'a str>,
+}
+
+/// An environment variable that ECS fills from Secrets Manager when `condition` holds.
+#[derive(Debug)]
+pub(crate) struct ConditionalSecret<'a> {
+    pub condition: &'a str,
+    pub name: &'a str,
+    /// What ECS reads: the secret's ARN, optionally with `:json-key::`.
+    pub value_from: Value,
+    /// The secret's ARN, for the execution role's policy.
+    pub secret_arn: Value,
 }
 
 /// The image, task count and cluster every application uses.
@@ -70,7 +86,7 @@ pub(crate) fn add_service(
         &format!("/membrain/{network_name}/{}", service.command),
     );
     execution_role(template, service);
-    template.resource(
+    let definition = template.resource(
         &format!("{name}TaskDefinition"),
         "AWS::ECS::TaskDefinition",
         json!({
@@ -84,6 +100,17 @@ pub(crate) fn add_service(
             "ContainerDefinitions": [container(service, &logs)],
         }),
     );
+    if !service.task_policies.is_empty() {
+        definition["Properties"]["TaskRoleArn"] = get_att(&format!("{name}TaskRole"), "Arn");
+        template.resource(
+            &format!("{name}TaskRole"),
+            "AWS::IAM::Role",
+            json!({
+                "AssumeRolePolicyDocument": assume_role("ecs-tasks.amazonaws.com"),
+                "Policies": service.task_policies,
+            }),
+        );
+    }
     let resource = template.resource(
         &format!("{name}Service"),
         "AWS::ECS::Service",
@@ -128,6 +155,14 @@ fn container(service: &Service, logs: &str) -> Value {
     };
     let mut environment = vec![("MEMBRAIN_LOG_FORMAT", json!("json"))];
     environment.extend(service.environment.iter().cloned());
+    let mut secrets = pairs(&service.secrets, "ValueFrom");
+    secrets.extend(service.conditional_secrets.iter().map(|secret| {
+        when(
+            secret.condition,
+            json!({ "Name": secret.name, "ValueFrom": secret.value_from }),
+            no_value(),
+        )
+    }));
     json!({
         "Name": service.command,
         "Image": reference("ContainerImage"),
@@ -135,7 +170,7 @@ fn container(service: &Service, logs: &str) -> Value {
         "Essential": true,
         "PortMappings": [{ "ContainerPort": service.port, "Protocol": "tcp" }],
         "Environment": pairs(&environment, "Value"),
-        "Secrets": pairs(&service.secrets, "ValueFrom"),
+        "Secrets": secrets,
         "ReadonlyRootFilesystem": true,
         "StopTimeout": 30,
         "HealthCheck": {
@@ -158,22 +193,38 @@ fn container(service: &Service, logs: &str) -> Value {
 
 /// The role ECS uses to pull the image, write logs and read exactly this service's secrets.
 fn execution_role(template: &mut Template, service: &Service) {
-    let mut properties = json!({
-        "AssumeRolePolicyDocument": assume_role("ecs-tasks.amazonaws.com"),
-        "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
-    });
-    if !service.secrets.is_empty() {
-        properties["Policies"] = json!([{
-            "PolicyName": "read-secrets",
+    let read = |policy_name: &str, resources: Value| {
+        json!({
+            "PolicyName": policy_name,
             "PolicyDocument": {
                 "Version": "2012-10-17",
                 "Statement": [{
                     "Effect": "Allow",
                     "Action": "secretsmanager:GetSecretValue",
-                    "Resource": service.secrets.iter().map(|(_, arn)| arn.clone()).collect::<Vec<_>>(),
+                    "Resource": resources,
                 }],
             },
-        }]);
+        })
+    };
+    let mut policies = Vec::new();
+    if !service.secrets.is_empty() {
+        let arns: Vec<Value> = service.secrets.iter().map(|(_, arn)| arn.clone()).collect();
+        policies.push(read("read-secrets", Value::Array(arns)));
+    }
+    for secret in &service.conditional_secrets {
+        let policy_name = format!("read-{}", secret.name.to_lowercase().replace('_', "-"));
+        policies.push(when(
+            secret.condition,
+            read(&policy_name, secret.secret_arn.clone()),
+            no_value(),
+        ));
+    }
+    let mut properties = json!({
+        "AssumeRolePolicyDocument": assume_role("ecs-tasks.amazonaws.com"),
+        "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
+    });
+    if !policies.is_empty() {
+        properties["Policies"] = Value::Array(policies);
     }
     template.resource(
         &format!("{}ExecutionRole", service.name),

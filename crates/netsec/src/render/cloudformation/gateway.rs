@@ -1,56 +1,35 @@
-//! Seed 001's application: API Gateway HTTP API (a Lambda authorizer checks the caller's key
-//! against a Secrets Manager secret) → VPC Link (carrying the VPC Link group) → internal NLB →
-//! MCP tasks on their port in private subnets, carrying the MCP server group.
+//! Seed 001's application: API Gateway HTTP API (membrain's own Lambda authorizer checks the
+//! caller's key against a key map in Secrets Manager) → VPC Link (carrying the VPC Link group) →
+//! internal NLB → MCP tasks on their port in private subnets, carrying the MCP server group. The
+//! MCP tasks serve the time-series tools from the store themselves (Timestream by default, or a
+//! PostgreSQL URL) and check the same key map again.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::alb::SECRET_KMS;
 use super::ecs::{
-    Service, access_logs_parameter, add_cluster, add_service, load_balancer_attributes,
-    target_group,
+    ConditionalSecret, Service, access_logs_parameter, add_cluster, add_service,
+    load_balancer_attributes, target_group,
 };
 use super::network::{LOG_GROUP_KMS, Network, assume_role, group_id, log_group};
-use super::template::{Template, get_att, reference, skip_checks, sub};
+use super::template::{Template, get_att, no_value, reference, skip_checks, sub, when};
 use crate::model::GroupId;
 use crate::render::StackOptions;
 
-/// The authorizer: the key from `X-API-Key` or `Authorization: Bearer`, compared in constant
-/// time with the secret's value (read once per container, refreshed every five minutes so a
-/// rotation takes effect without a deployment).
-const AUTHORIZER_CODE: &str = r#"import hmac, os, time
-import boto3
+/// Seconds between re-reads of the key map, by the authorizer and by the MCP tasks: a revoked key
+/// stops working within this (plus the authorizer's result cache, which is off).
+const KEYS_REFRESH_SECS: &str = "60";
 
-_client = boto3.client("secretsmanager")
-_cache = {"key": None, "at": 0.0}
-
-
-def _expected_key():
-    if _cache["key"] is None or time.time() - _cache["at"] > 300:
-        value = _client.get_secret_value(SecretId=os.environ["API_KEY_SECRET_ARN"])
-        _cache["key"], _cache["at"] = value["SecretString"].strip(), time.time()
-    return _cache["key"]
-
-
-def handler(event, context):
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    key = headers.get("x-api-key", "")
-    if not key and headers.get("authorization", "").lower().startswith("bearer "):
-        key = headers["authorization"][7:].strip()
-    ok = bool(key) and hmac.compare_digest(key.encode(), _expected_key().encode())
-    return {"isAuthorized": ok}
-"#;
+/// Conditions: the store is Timestream (`TimeSeriesStore` left empty), and a PostgreSQL password
+/// secret was given.
+const USE_TIMESTREAM: &str = "UseTimestream";
+const HAS_STORE_PASSWORD: &str = "HasTimeSeriesStorePassword";
 
 pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: &StackOptions) {
-    template.parameter(
-        "ApiBaseUrl",
-        json!({
-            "Type": "String",
-            "Description": "The Memory REST API the MCP server forwards to (API_BASE_URL), e.g. the alb profile's internal API ALB",
-        }),
-    );
     access_logs_parameter(template);
     add_cluster(template, name);
-    api_key_secret(template, name);
+    time_series_store(template);
+    api_keys_secret(template, name);
     load_balancer(template, network, stack.mcp_port);
     http_api(template, network, name);
     authorizer(template, name);
@@ -67,9 +46,19 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             group: GroupId("mcp-server".into()),
             target_group: "McpTargetGroup",
             environment: vec![
+                ("MEMBRAIN_MCP_PROFILE", json!("gateway")),
                 ("MCP_SERVER_HOST", json!("0.0.0.0")),
                 ("MCP_SERVER_PORT", json!(stack.mcp_port.to_string())),
-                ("API_BASE_URL", reference("ApiBaseUrl")),
+                ("MEMBRAIN_KEYS_SECRET", reference("ApiKeysSecret")),
+                ("MEMBRAIN_KEYS_REFRESH_SECS", json!(KEYS_REFRESH_SECS)),
+                (
+                    "MEMBRAIN_TS_STORE",
+                    when(
+                        USE_TIMESTREAM,
+                        sub("timestream://${TimestreamDatabase}?region=${AWS::Region}"),
+                        reference("TimeSeriesStore"),
+                    ),
+                ),
                 (
                     "MEMBRAIN_MCP_ALLOWED_HOSTS",
                     sub(
@@ -78,29 +67,124 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ),
             ],
             secrets: vec![],
+            // sqlx reads PGPASSWORD when the URL has no password, so it never sits in the template.
+            conditional_secrets: vec![ConditionalSecret {
+                condition: HAS_STORE_PASSWORD,
+                name: "PGPASSWORD",
+                value_from: sub("${TimeSeriesStorePasswordSecretArn}:password::"),
+                secret_arn: reference("TimeSeriesStorePasswordSecretArn"),
+            }],
+            task_policies: mcp_task_policies(),
             depends_on: vec!["NetworkLoadBalancerListener"],
         },
     );
     template.output(
         "McpUrl",
-        "Where MCP clients connect (send the key from ApiKeySecretArn as X-API-Key)",
+        "Where MCP clients connect (send a key from the ApiKeysSecretArn map as x-api-key)",
         sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/mcp"),
     );
     template.output(
-        "ApiKeySecretArn",
-        "The secret holding the API key callers send",
-        reference("ApiKeySecret"),
+        "ApiKeysSecretArn",
+        "The secret holding the API keys ({\"<key>\": \"<tenant>\"}); empty until you add one",
+        reference("ApiKeysSecret"),
     );
 }
 
-fn api_key_secret(template: &mut Template, name: &str) {
+/// Where the MCP tasks keep time series: a Timestream database (the default), or a PostgreSQL URL
+/// whose password comes from a secret. The store creates the Timestream database on its first
+/// write, so deleting the stack never takes the records with it.
+fn time_series_store(template: &mut Template) {
+    template.parameter(
+        "TimeSeriesStore",
+        json!({
+            "Type": "String",
+            "Default": "",
+            "Description": "Empty: the Timestream database TimestreamDatabase in this region (timestream://<database>?region=<region>). Otherwise a PostgreSQL URL without its password, e.g. postgres://membrain@db.example.internal:5432/membrain?sslmode=require (the password comes from TimeSeriesStorePasswordSecretArn)",
+        }),
+    );
+    template.parameter(
+        "TimestreamDatabase",
+        json!({
+            "Type": "String",
+            "Default": "membrain",
+            "AllowedPattern": "^[a-zA-Z0-9_.-]{3,256}$",
+            "Description": "The Timestream database the MCP tasks use (and create on their first write) when TimeSeriesStore is empty",
+        }),
+    );
+    template.parameter(
+        "TimeSeriesStorePasswordSecretArn",
+        json!({
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^(arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^:]+)?$",
+            "Description": "With a PostgreSQL TimeSeriesStore: the complete ARN of a JSON secret whose \"password\" key is the database password (an RDS-managed master user secret has this shape); given to the MCP tasks as PGPASSWORD",
+        }),
+    );
+    template.condition(
+        USE_TIMESTREAM,
+        json!({ "Fn::Equals": [reference("TimeSeriesStore"), ""] }),
+    );
+    template.condition(
+        HAS_STORE_PASSWORD,
+        json!({ "Fn::Not": [{ "Fn::Equals": [reference("TimeSeriesStorePasswordSecretArn"), ""] }] }),
+    );
+}
+
+/// What the MCP tasks call themselves: the key map, and (with Timestream) that one database and
+/// its tables.
+fn mcp_task_policies() -> Vec<Value> {
+    let read_keys = json!({
+        "PolicyName": "read-api-keys",
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{ "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": reference("ApiKeysSecret") }],
+        },
+    });
+    let database = "arn:${AWS::Partition}:timestream:${AWS::Region}:${AWS::AccountId}:database/${TimestreamDatabase}";
+    let timestream = json!({
+        "PolicyName": "timestream",
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                // Endpoint discovery has no resource to scope to.
+                { "Effect": "Allow", "Action": "timestream:DescribeEndpoints", "Resource": "*" },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "timestream:CreateDatabase",
+                        "timestream:DescribeDatabase",
+                        "timestream:ListTables",
+                    ],
+                    "Resource": sub(database),
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "timestream:WriteRecords",
+                        "timestream:Select",
+                        "timestream:DescribeTable",
+                        "timestream:CreateTable",
+                        "timestream:UpdateTable",
+                        "timestream:DeleteTable",
+                    ],
+                    "Resource": sub(&format!("{database}/table/*")),
+                },
+            ],
+        },
+    });
+    vec![read_keys, when(USE_TIMESTREAM, timestream, no_value())]
+}
+
+/// The key map: CloudFormation cannot generate an object whose property names are random, so the
+/// secret starts empty and the operator adds keys (DEPLOY.md).
+fn api_keys_secret(template: &mut Template, name: &str) {
     let secret = template.resource(
-        "ApiKeySecret",
+        "ApiKeysSecret",
         "AWS::SecretsManager::Secret",
         json!({
-            "Name": format!("membrain/{name}/api-key"),
-            "Description": "The API key the API Gateway authorizer accepts",
-            "GenerateSecretString": { "PasswordLength": 43, "ExcludePunctuation": true },
+            "Name": format!("membrain/{name}/api-keys"),
+            "Description": "API keys to tenants, {\"<key>\": \"<tenant>\"}, read by the authorizer and the MCP tasks. Created empty: no key works until you put one in (see DEPLOY.md)",
+            "SecretString": "{}",
         }),
     );
     skip_checks(secret, &[SECRET_KMS]);
@@ -192,8 +276,8 @@ fn http_api(template: &mut Template, network: Network, name: &str) {
     );
 }
 
-/// The Lambda authorizer, its role (logs, and reading only the API key secret), its log group,
-/// and API Gateway's permission to call it.
+/// The Lambda authorizer (`membrain authorizer` from the tasks' image), its role (logs, and
+/// reading only the key map), its log group, and API Gateway's permission to call it.
 fn authorizer(template: &mut Template, name: &str) {
     template.resource(
         "AuthorizerRole",
@@ -202,10 +286,10 @@ fn authorizer(template: &mut Template, name: &str) {
             "AssumeRolePolicyDocument": assume_role("lambda.amazonaws.com"),
             "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")],
             "Policies": [{
-                "PolicyName": "read-api-key",
+                "PolicyName": "read-api-keys",
                 "PolicyDocument": {
                     "Version": "2012-10-17",
-                    "Statement": [{ "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": reference("ApiKeySecret") }],
+                    "Statement": [{ "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": reference("ApiKeysSecret") }],
                 },
             }],
         }),
@@ -215,14 +299,23 @@ fn authorizer(template: &mut Template, name: &str) {
         "AWS::Lambda::Function",
         json!({
             "FunctionName": format!("membrain-{name}-authorizer"),
-            "Description": "Checks the caller's API key against the Secrets Manager secret",
-            "Runtime": "python3.13",
-            "Handler": "index.handler",
+            "Description": "membrain authorizer: checks the caller's x-api-key against the key map in Secrets Manager",
+            "PackageType": "Image",
+            "Code": { "ImageUri": reference("ContainerImage") },
+            // The image's entrypoint is `membrain`, which speaks the Lambda Runtime API here.
+            "ImageConfig": { "Command": ["authorizer"] },
+            // The same image as the tasks, so the same architecture.
+            "Architectures": ["x86_64"],
             "Role": get_att("AuthorizerRole", "Arn"),
             "Timeout": 5,
-            "MemorySize": 128,
-            "Environment": { "Variables": { "API_KEY_SECRET_ARN": reference("ApiKeySecret") } },
-            "Code": { "ZipFile": AUTHORIZER_CODE },
+            // Lambda's CPU share grows with memory; 256 MB keeps TLS set-up on a cold start short.
+            "MemorySize": 256,
+            "Environment": {
+                "Variables": {
+                    "MEMBRAIN_KEYS_SECRET": reference("ApiKeysSecret"),
+                    "MEMBRAIN_KEYS_REFRESH_SECS": KEYS_REFRESH_SECS,
+                },
+            },
         }),
     );
     function["DependsOn"] = json!("AuthorizerLogGroup");
@@ -243,7 +336,7 @@ fn authorizer(template: &mut Template, name: &str) {
             ),
             (
                 "CKV_AWS_173",
-                "The only environment variable is the secret's ARN, which is not sensitive; the key itself is read from Secrets Manager at run time",
+                "The environment holds only the key map secret's ARN and a refresh interval, neither sensitive; the keys themselves are read from Secrets Manager at run time",
             ),
         ],
     );
@@ -265,7 +358,9 @@ fn authorizer(template: &mut Template, name: &str) {
             "AuthorizerUri": sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AuthorizerFunction.Arn}/invocations"),
             "AuthorizerPayloadFormatVersion": "2.0",
             "EnableSimpleResponses": true,
-            // No caching: the key may come in either of two headers.
+            // A request without x-api-key is refused before the function runs.
+            "IdentitySource": ["$request.header.x-api-key"],
+            // No caching: a revoked key stops within the function's refresh interval.
             "AuthorizerResultTtlInSeconds": 0,
         }),
     );

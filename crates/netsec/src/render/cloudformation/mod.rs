@@ -48,7 +48,7 @@ fn description(topology: &Topology, stack: &StackOptions) -> String {
             "stack: MCP ALB, MCP and API services on ECS, internal API ALB, RDS PostgreSQL"
         }
         Application::Gateway => {
-            "stack: API Gateway with key authorizer, VPC Link, internal NLB, MCP service on ECS"
+            "stack: API Gateway with membrain's key authorizer, VPC Link, internal NLB, MCP service (time series) on ECS"
         }
     };
     format!(
@@ -323,5 +323,97 @@ mod tests {
         let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
         assert_eq!(mcp["PortMappings"][0]["ContainerPort"], 9090);
         assert!(resources.get("Database").is_none());
+    }
+
+    /// The environment of a container as a name → value map.
+    fn environment(container: &Value) -> std::collections::BTreeMap<String, Value> {
+        container["Environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                (
+                    pair["Name"].as_str().unwrap().to_owned(),
+                    pair["Value"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gateway_mcp_tasks_serve_time_series_with_the_key_map() {
+        let topology = profile(Profile::Gateway, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        assert!(rendered["Parameters"].get("ApiBaseUrl").is_none());
+        let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        let env = environment(mcp);
+        assert!(!env.contains_key("API_BASE_URL"), "{env:?}");
+        assert_eq!(env["MEMBRAIN_MCP_PROFILE"], "gateway");
+        assert_eq!(env["MCP_SERVER_PORT"], "8080");
+        assert_eq!(env["MEMBRAIN_KEYS_SECRET"]["Ref"], "ApiKeysSecret");
+        assert_eq!(
+            env["MEMBRAIN_TS_STORE"]["Fn::If"][1]["Fn::Sub"],
+            "timestream://${TimestreamDatabase}?region=${AWS::Region}"
+        );
+        assert_eq!(
+            env["MEMBRAIN_TS_STORE"]["Fn::If"][2]["Ref"],
+            "TimeSeriesStore"
+        );
+        assert!(env.contains_key("MEMBRAIN_MCP_ALLOWED_HOSTS"));
+        // The PostgreSQL password only ever arrives through ECS secrets, and only when given.
+        assert_eq!(mcp["Secrets"][0]["Fn::If"][0], "HasTimeSeriesStorePassword");
+        assert_eq!(mcp["Secrets"][0]["Fn::If"][1]["Name"], "PGPASSWORD");
+
+        let task = &resources["McpTaskDefinition"]["Properties"]["TaskRoleArn"];
+        assert_eq!(task["Fn::GetAtt"][0], "McpTaskRole");
+        let policies = resources["McpTaskRole"]["Properties"]["Policies"]
+            .as_array()
+            .unwrap();
+        let keys = &policies[0]["PolicyDocument"]["Statement"][0];
+        assert_eq!(keys["Action"], "secretsmanager:GetSecretValue");
+        assert_eq!(keys["Resource"]["Ref"], "ApiKeysSecret");
+        let timestream = &policies[1]["Fn::If"];
+        assert_eq!(timestream[0], "UseTimestream");
+        let statements = timestream[1]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap();
+        // Only endpoint discovery, which has no resource, is granted on "*".
+        for statement in statements {
+            if statement["Resource"] == "*" {
+                assert_eq!(statement["Action"], "timestream:DescribeEndpoints");
+            } else {
+                let arn = statement["Resource"]["Fn::Sub"].as_str().unwrap();
+                assert!(arn.contains(":database/${TimestreamDatabase}"), "{arn}");
+            }
+        }
+
+        let secret = &resources["ApiKeysSecret"]["Properties"];
+        assert_eq!(secret["SecretString"], "{}");
+        assert!(secret.get("GenerateSecretString").is_none());
+    }
+
+    #[test]
+    fn the_gateway_authorizer_is_membrain_from_the_same_image() {
+        let topology = profile(Profile::Gateway, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        let function = &resources["AuthorizerFunction"]["Properties"];
+        assert_eq!(function["PackageType"], "Image");
+        assert_eq!(function["Code"]["ImageUri"]["Ref"], "ContainerImage");
+        assert_eq!(function["ImageConfig"]["Command"][0], "authorizer");
+        assert!(function.get("Runtime").is_none() && function.get("Handler").is_none());
+        let variables = &function["Environment"]["Variables"];
+        assert_eq!(variables["MEMBRAIN_KEYS_SECRET"]["Ref"], "ApiKeysSecret");
+        assert_eq!(variables["MEMBRAIN_KEYS_REFRESH_SECS"], "60");
+        let statement = &resources["AuthorizerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"];
+        assert_eq!(statement.as_array().unwrap().len(), 1);
+        assert_eq!(statement[0]["Resource"]["Ref"], "ApiKeysSecret");
+        let authorizer = &resources["Authorizer"]["Properties"];
+        assert_eq!(authorizer["AuthorizerPayloadFormatVersion"], "2.0");
+        assert_eq!(authorizer["EnableSimpleResponses"], true);
+        assert_eq!(authorizer["IdentitySource"][0], "$request.header.x-api-key");
+        assert_eq!(authorizer["AuthorizerResultTtlInSeconds"], 0);
     }
 }

@@ -26,6 +26,10 @@ impl Template {
         slot
     }
 
+    pub fn condition(&mut self, name: &str, definition: Value) {
+        self.conditions.insert(name.to_owned(), definition);
+    }
+
     pub fn output(&mut self, name: &str, description: &str, value: Value) {
         self.outputs.insert(
             name.to_owned(),
@@ -72,6 +76,16 @@ pub(crate) fn get_att(name: &str, attribute: &str) -> Value {
 
 pub(crate) fn sub(text: &str) -> Value {
     json!({ "Fn::Sub": text })
+}
+
+/// `value` where `condition` holds, `otherwise` elsewhere.
+pub(crate) fn when(condition: &str, value: Value, otherwise: Value) -> Value {
+    json!({ "Fn::If": [condition, value, otherwise] })
+}
+
+/// The value that removes a property or list item (`AWS::NoValue`).
+pub(crate) fn no_value() -> Value {
+    reference("AWS::NoValue")
 }
 
 pub(crate) fn tags(pairs: &[(&str, Value)]) -> Value {
