@@ -37,6 +37,7 @@ pub async fn run(
         series.close().await;
         return Ok(());
     };
+    series.spawn_maintenance(shutdown.clone());
     let model_line = describe_models(embedder.model_id(), semantic);
     let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
     let new_key = match &single_user_key {
@@ -69,6 +70,10 @@ pub async fn run(
         &mcp_url,
         &api_url,
         &model_line,
+        &format!(
+            "{} (demo data: MEMBRAIN_API_KEY=… membrain ts demo transit)",
+            time_series.store.for_display()
+        ),
         new_key.as_ref(),
         single_user_key.is_some(),
     );
@@ -119,6 +124,7 @@ fn print_banner(
     mcp_url: &str,
     api_url: &str,
     model_line: &str,
+    series_line: &str,
     new_key: Option<&ApiKey>,
     env_key: bool,
 ) {
@@ -132,6 +138,7 @@ fn print_banner(
     say!("    MCP       {mcp_url}");
     say!("    REST API  {api_url}/api/v1");
     say!("    Data      {}", common.database_for_display());
+    say!("    Series    {series_line}");
     say!("    Embedder  {model_line}");
     say!();
     match (new_key, env_key) {

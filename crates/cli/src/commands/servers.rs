@@ -92,6 +92,7 @@ pub async fn run_api(
         series.close().await;
         return Ok(());
     };
+    series.spawn_maintenance(shutdown.clone());
     let keys = key_sources(store.clone(), key.as_ref(), &settings)?;
     let server = ApiServer::bind(&settings, store.clone(), keys, Semantic::new(embedder, llm))
         .await
@@ -124,6 +125,7 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
                 Some(gateway) => {
                     let keys = gateway_keys(&gateway.keys).await?;
                     let series = TimeSeries::open(&gateway.time_series).await?;
+                    series.spawn_maintenance(shutdown.clone());
                     let backend = McpBackend::Direct {
                         time_series: series.service.clone(),
                         keys,

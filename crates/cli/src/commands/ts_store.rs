@@ -9,7 +9,12 @@ use membrain_ts_embedded::{EmbeddedOptions, EmbeddedStore};
 use membrain_ts_sql::{SqlTimeSeriesStore, SqlTsOptions};
 use membrain_ts_timestream::{TimestreamOptions, TimestreamStore, TimestreamUrl};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::settings::{TimeSeriesSettings, TsStoreLocation};
+
+/// How often expired records are deleted from a SQL store.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// An open store, with what shutting it down needs.
 pub struct TimeSeries {
@@ -72,6 +77,31 @@ impl TimeSeries {
             embedded,
             sql,
         })
+    }
+
+    /// Deletes expired records of the SQL store every hour until `shutdown` (reads already skip
+    /// them; this keeps the tables from growing). The embedded store drops them at its
+    /// checkpoints; Timestream on its own schedule.
+    pub fn spawn_maintenance(&self, shutdown: CancellationToken) {
+        let Some(store) = self.sql.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                match store.prune_expired().await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "expired time-series records deleted"),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not delete expired time-series records")
+                    }
+                }
+            }
+        });
     }
 
     /// Checkpoints the embedded store (so the next start replays little) or closes the pool.
