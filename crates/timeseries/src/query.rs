@@ -169,6 +169,14 @@ pub struct LatestResult {
     pub truncated: bool,
 }
 
+impl LatestResult {
+    /// The answer for `series`, cut to the read limits.
+    pub fn capped(series: Vec<SeriesPoints>, limits: &ReadLimits) -> Self {
+        let (series, truncated) = cap_series(series, limits);
+        Self { series, truncated }
+    }
+}
+
 /// The records of matching series in `[start, end)`, or their aggregates per bin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeQuery {
@@ -240,6 +248,22 @@ pub struct RangePlan {
 }
 
 impl RangePlan {
+    /// The answer for `series` (already folded by this plan), cut to the read limits.
+    pub fn answer(&self, series: Vec<SeriesPoints>, limits: &ReadLimits) -> RangeResult {
+        let (series, truncated) = cap_series(series, limits);
+        RangeResult {
+            start: self.start,
+            end: self.end,
+            bin: self
+                .folding
+                .and_then(|(bin, _)| bin)
+                .map(|bin| bin.to_string()),
+            aggregate: self.folding.map(|(_, aggregate)| aggregate),
+            series,
+            truncated,
+        }
+    }
+
     /// The bucket a time falls in (its start), when folding.
     pub fn bucket_of(&self, time: Timestamp) -> Timestamp {
         match self.folding {

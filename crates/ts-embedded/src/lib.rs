@@ -23,8 +23,8 @@ use membrain_memory::TenantId;
 use membrain_timeseries::{
     DEFAULT_RETENTION, DatabaseName, LatestQuery, LatestResult, RangeQuery, RangeResult,
     ReadLimits, Rejection, Scan, SeriesPoints, Span, TableDescription, TableMeta, TableRef,
-    TableSummary, TimeSeriesStore, Timestamp, TsError, WriteLimits, WriteOutcome, cap_series,
-    plan_range, scan_limit_error, select_measures,
+    TableSummary, TimeSeriesStore, Timestamp, TsError, WriteLimits, WriteOutcome, plan_range,
+    scan_limit_error, select_measures,
 };
 use tokio::sync::{Mutex as AsyncMutex, RwLock as AsyncRwLock};
 
@@ -503,8 +503,7 @@ impl TimeSeriesStore for EmbeddedStore {
                     }
                 }
             }
-            let (series, truncated) = cap_series(found, limits);
-            Ok(LatestResult { series, truncated })
+            Ok(LatestResult::capped(found, limits))
         })
     }
 
@@ -544,15 +543,7 @@ impl TimeSeriesStore for EmbeddedStore {
                     });
                 }
             }
-            let (series, truncated) = cap_series(found, limits);
-            Ok(RangeResult {
-                start: query.start,
-                end: query.end,
-                bin: query.bin.map(|bin| bin.to_string()),
-                aggregate: plan.folding.map(|(_, aggregate)| aggregate),
-                series,
-                truncated,
-            })
+            Ok(plan.answer(found, limits))
         })
     }
 

@@ -20,8 +20,8 @@ use membrain_timeseries::{
     BatchItem, DEFAULT_RETENTION, DatabaseName, DimensionFilter, Dimensions, LatestQuery,
     LatestResult, Point, RangeQuery, RangeResult, ReadLimits, Rejection, Scan, SeriesPoints, Span,
     TableDescription, TableMeta, TableName, TableRef, TableSchema, TableSummary, TimeSeriesStore,
-    Timestamp, TsError, WriteLimits, WriteOutcome, cap_series, fold_range, plan_range,
-    scan_limit_error, select_measures,
+    Timestamp, TsError, WriteLimits, WriteOutcome, fold_range, plan_range, scan_limit_error,
+    select_measures,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -770,8 +770,7 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
                 });
             }
         }
-        let (series, truncated) = cap_series(found, limits);
-        Ok(LatestResult { series, truncated })
+        Ok(LatestResult::capped(found, limits))
     }
 
     async fn range(
@@ -830,18 +829,7 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
                 });
             }
         }
-        let (series, truncated) = cap_series(found, limits);
-        Ok(RangeResult {
-            start: plan.start,
-            end: plan.end,
-            bin: plan
-                .folding
-                .and_then(|(bin, _)| bin)
-                .map(|bin| bin.to_string()),
-            aggregate: plan.folding.map(|(_, aggregate)| aggregate),
-            series,
-            truncated,
-        })
+        Ok(plan.answer(found, limits))
     }
 
     async fn scan(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BACKENDS, TestDatabase};
+use common::{BACKENDS, TestDatabase, store};
 use membrain_memory::TenantId;
 use membrain_timeseries::testing::{conformance, table, tenant, test_origin, write_json};
 use membrain_timeseries::{
@@ -18,7 +18,7 @@ use sqlx::{AssertSqlSafe, Connection};
 async fn conformance_on_sqlite_and_postgres() {
     for backend in BACKENDS {
         let database = TestDatabase::new(backend).await;
-        let store = database.store().await;
+        let store = store(&database).await;
         conformance(&store).await;
         store.close().await;
     }
@@ -69,7 +69,7 @@ async fn reopening_keeps_tables_records_and_schema() {
         let buses = table("transit", "bus_position");
         let origin = test_origin();
         let before = {
-            let store = database.store().await;
+            let store = store(&database).await;
             let records: Vec<Json> = (0..20)
                 .map(|i| {
                     bus_record(
@@ -88,7 +88,7 @@ async fn reopening_keeps_tables_records_and_schema() {
             store.close().await;
             before
         };
-        let store = database.store().await;
+        let store = store(&database).await;
         let after = store
             .describe_table(&who, &buses)
             .await
@@ -118,7 +118,7 @@ async fn reopening_keeps_tables_records_and_schema() {
 async fn two_stores_on_one_database_see_each_others_writes() {
     for backend in BACKENDS {
         let database = TestDatabase::new(backend).await;
-        let (first, second) = (database.store().await, database.store().await);
+        let (first, second) = (store(&database).await, store(&database).await);
         let who = tenant("tasks");
         let buses = table("transit", "bus_position");
         let origin = test_origin();
@@ -171,7 +171,7 @@ async fn concurrent_writers_never_lose_or_half_write_a_batch() {
     for backend in BACKENDS {
         let database = TestDatabase::new(backend).await;
         // Two stores, as two API tasks would have.
-        let stores = [database.store().await, database.store().await];
+        let stores = [store(&database).await, store(&database).await];
         let who = tenant("writers");
         let buses = table("transit", "bus_position");
         let origin = test_origin();
@@ -252,7 +252,7 @@ async fn expired_records_are_hidden_then_pruned() {
         let readings = table("plant", "readings");
         let now = Timestamp::now();
         let at = |minutes: i64| now.plus_micros(-minutes * 60_000_000).to_rfc3339();
-        let store = database.store().await;
+        let store = store(&database).await;
         let records: Vec<Json> = [5, 30, 180]
             .iter()
             .map(|m| json!({"time": at(*m), "dimensions": {"sensor": "t1"}, "measures": {"value": *m}}))
@@ -349,7 +349,7 @@ async fn both_migrators_share_one_database_in_either_order() {
                     memory_store_migrates(&database.url).await;
                 }
             }
-            let store = database.store().await;
+            let store = store(&database).await;
             let who = tenant("shared");
             let outcome = write_json(
                 &store,

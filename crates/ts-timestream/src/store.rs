@@ -14,7 +14,7 @@ use membrain_timeseries::{
     Aggregate, AttributeName, BatchItem, DatabaseName, LatestQuery, LatestResult, MeasureType,
     MeasureValue, RangeQuery, RangeResult, ReadLimits, Scan, SeriesPoints, Span, TableDescription,
     TableMeta, TableRef, TableSchema, TableSummary, TimeSeriesStore, Timestamp, TsError,
-    WriteLimits, WriteOutcome, cap_series, plan_range, scan_limit_error, select_measures,
+    WriteLimits, WriteOutcome, plan_range, scan_limit_error, select_measures,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -646,8 +646,10 @@ impl TimeSeriesStore for TimestreamStore {
             query.measure.as_ref(),
         );
         let answer = self.run(&sql, Some(limits.max_scan_rows)).await?;
-        let (series, truncated) = cap_series(answer.series(&dimensions, &measures, None)?, limits);
-        Ok(LatestResult { series, truncated })
+        Ok(LatestResult::capped(
+            answer.series(&dimensions, &measures, None)?,
+            limits,
+        ))
     }
 
     async fn range(
@@ -658,16 +660,8 @@ impl TimeSeriesStore for TimestreamStore {
     ) -> Result<RangeResult, TsError> {
         let (physical, schema) = self.read_schema(tenant, &query.table).await?;
         let plan = plan_range(query, &schema, limits)?;
-        let mut result = RangeResult {
-            start: plan.start,
-            end: plan.end,
-            bin: query.bin.map(|bin| bin.to_string()),
-            aggregate: plan.folding.map(|(_, aggregate)| aggregate),
-            series: Vec::new(),
-            truncated: false,
-        };
         if plan.measures.is_empty() || !filter_applies(&schema, &query.dimensions) {
-            return Ok(result);
+            return Ok(plan.answer(Vec::new(), limits));
         }
         let dimensions: Vec<AttributeName> = schema.dimensions.iter().cloned().collect();
         let names: Vec<AttributeName> =
@@ -710,8 +704,7 @@ impl TimeSeriesStore for TimestreamStore {
                 }
             }
         };
-        (result.series, result.truncated) = cap_series(series, limits);
-        Ok(result)
+        Ok(plan.answer(series, limits))
     }
 
     async fn scan(
