@@ -362,6 +362,24 @@ pub struct TableSchema {
     pub measures: BTreeMap<AttributeName, MeasureType>,
 }
 
+impl TableSchema {
+    /// Adds a written record's dimension names and measure types. A store calls it for the
+    /// records it actually wrote: [`TableMeta::admit`] extends its working schema for every
+    /// admitted record, including one the store then finds already stored.
+    pub fn learn(&mut self, record: &Record) {
+        for (name, _) in record.dimensions.iter() {
+            if !self.dimensions.contains(name) {
+                self.dimensions.insert(name.clone());
+            }
+        }
+        for (name, value) in &record.measures {
+            self.measures
+                .entry(name.clone())
+                .or_insert_with(|| value.kind());
+        }
+    }
+}
+
 /// How long a table keeps records, by default.
 pub const DEFAULT_RETENTION: Span = Span::from_secs(365 * 86_400);
 

@@ -153,6 +153,20 @@ async fn writes_create_tables_and_reject_bad_records(store: &dyn TimeSeriesStore
     assert!(reason_of(7).contains("already"), "{}", reason_of(7));
     assert!(reason_of(9).contains("bigint"), "{}", reason_of(9));
 
+    // A record for a stored series and time that brings a new measure is refused, and the
+    // measure it named does not become part of the table.
+    let outcome = write_json(
+        store,
+        &alice,
+        &buses,
+        &[
+            json!({"time": at(origin, 0), "dimensions": {"bus_id": "B1", "line_id": "L1"},
+                 "measures": {"speed": 30.5, "passengers": 12, "door": "closed", "heading": 90.0}}),
+        ],
+    )
+    .await
+    .expect("a refused repeat");
+    assert_eq!(outcome.records_ingested, 0, "{outcome:?}");
     let description = store
         .describe_table(&alice, &buses)
         .await

@@ -674,6 +674,15 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
                 ));
             }
         }
+        // Only written records extend the stored schema (admission counted refused repeats too).
+        let mut schema = schema_before.clone();
+        for row in rows
+            .iter()
+            .filter(|row| inserted.contains(&(row.series_id, row.item.record.time.as_micros())))
+        {
+            schema.learn(&row.item.record);
+        }
+        stored.meta.schema = schema;
         if stored.meta.schema != schema_before {
             sqlx::query("UPDATE ts_tables SET schema = $1 WHERE id = $2")
                 .bind(schema_json(&stored.meta.schema)?)
