@@ -17,7 +17,7 @@ on_both_backends!(
     tool_failures_say_how_to_fix_the_call,
 );
 
-const TOOLS: [&str; 12] = [
+const TOOLS: [&str; 18] = [
     "add_memory",
     "delete_memories",
     "find_path",
@@ -28,6 +28,12 @@ const TOOLS: [&str; 12] = [
     "link_memories",
     "search_memories",
     "traverse_graph",
+    "ts_describe_table",
+    "ts_latest",
+    "ts_list_tables",
+    "ts_query",
+    "ts_range",
+    "ts_write_records",
     "unlink_memories",
     "update_memory",
 ];
