@@ -1,7 +1,6 @@
 //! [`SqlStore`]: the store on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +12,7 @@ use membrain_memory::text::derive_context;
 use membrain_memory::{Embedding, EvolutionEvent, JobId, Memory, MemoryId, MemoryLink, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
 use uuid::Uuid;
 
@@ -22,38 +21,8 @@ use crate::records::*;
 use crate::{ImportItem, ImportOutcome, MemoryStore, PreparedContent, StoreError};
 
 /// Which database a [`SqlStore`] talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-
-    /// SQLite takes the write lock up front, so a transaction that reads and then writes cannot
-    /// fail with "database is locked" half-way; PostgreSQL's row locks need no such care.
-    fn begin_write(self) -> &'static str {
-        match self {
-            Self::Sqlite => "BEGIN IMMEDIATE",
-            Self::Postgres => "BEGIN",
-        }
-    }
-
-    /// PostgreSQL lets several API tasks claim jobs at once without blocking each other;
-    /// SQLite has one writer, so the plain statement is already exclusive.
-    fn skip_locked(self) -> &'static str {
-        match self {
-            Self::Sqlite => "",
-            Self::Postgres => "FOR UPDATE SKIP LOCKED",
-        }
-    }
-}
+pub use membrain_sql::Backend;
+use membrain_sql::{OpenError, PoolSettings, Pools};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -91,49 +60,23 @@ impl SqlStore {
     /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH` or
     /// `postgres://…`.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        let settings = PoolSettings {
+            max_connections: options.max_connections,
+            acquire_timeout: options.acquire_timeout,
         };
-        let store = match backend {
-            Backend::Sqlite => {
-                let url = sqlite_url_with_create(url);
-                let connect = AnyConnectOptions::from_str(&url).during("parsing the SQLite URL")?;
-                let write = pool_options(1, options)
-                    .connect_with(connect.clone())
-                    .await
-                    .during("opening the SQLite database")?;
-                // WAL lets readers run beside the writer; it is a property of the file, so
-                // setting it once on the writer is enough.
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&write)
-                    .await
-                    .during("enabling WAL")?;
-                let read = pool_options(options.max_connections, options)
-                    .connect_with(connect)
-                    .await
-                    .during("opening SQLite readers")?;
-                Self {
-                    backend,
-                    read,
-                    write,
-                }
-            }
-            Backend::Postgres => {
-                let pool = pool_options(options.max_connections, options)
-                    .connect(url)
-                    .await
-                    .during("connecting to PostgreSQL")?;
-                Self {
-                    backend,
-                    read: pool.clone(),
-                    write: pool,
-                }
-            }
+        let pools = Pools::open(url, &settings)
+            .await
+            .map_err(|error| match error {
+                OpenError::UnsupportedUrl => StoreError::UnsupportedUrl(url.to_owned()),
+                OpenError::Failed { step, source } => StoreError::Database {
+                    operation: step,
+                    source,
+                },
+            })?;
+        let store = Self {
+            backend: pools.backend,
+            read: pools.read,
+            write: pools.write,
         };
         store.migrate().await?;
         Ok(store)
@@ -163,26 +106,6 @@ impl SqlStore {
 
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
         self.read.acquire().await.during("acquiring a connection")
-    }
-}
-
-/// Pool settings shared by every pool. sqlx would otherwise ping a connection each time it is
-/// taken from the pool: a second round trip per query (to SQLite's worker thread, or across the
-/// network to PostgreSQL). A broken connection still fails its query and is replaced.
-fn pool_options(max_connections: u32, options: &StoreOptions) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(options.acquire_timeout)
-        .test_before_acquire(false)
-}
-
-fn sqlite_url_with_create(url: &str) -> String {
-    if url.contains("mode=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
     }
 }
 

@@ -11,7 +11,6 @@
 mod codec;
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +22,7 @@ use membrain_timeseries::{
     Timestamp, TsError, WriteLimits, WriteOutcome, fold_range, plan_range, scan_limit_error,
     select_measures,
 };
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Transaction};
 
@@ -40,50 +39,17 @@ const IN_CHUNK: usize = 500;
 const LOOK_BACK_PAGE: i64 = 256;
 
 /// Which database the store talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use membrain_sql::Backend;
+use membrain_sql::{OpenError, PoolSettings, Pools};
 
-impl Backend {
-    fn from_url(url: &str) -> Result<Self, TsError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Self::Postgres)
-        } else {
-            Err(TsError::invalid(
-                "url",
-                "unsupported time-series database URL: use sqlite://PATH or postgres://USER@HOST/DB",
-            ))
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-
-    /// SQLite takes the write lock up front, so a transaction that reads the schema and then
-    /// writes cannot fail half-way with "database is locked"; PostgreSQL locks the table's row.
-    fn begin_write(self) -> &'static str {
-        match self {
-            Self::Sqlite => "BEGIN IMMEDIATE",
-            Self::Postgres => "BEGIN",
-        }
-    }
-
-    fn migrator(self) -> Migrator {
-        let mut migrator = match self {
-            Self::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Self::Postgres => sqlx::migrate!("./migrations/postgres"),
-        };
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator
-    }
+/// This crate's migrations for `backend`, recorded in [`MIGRATIONS_TABLE`].
+fn migrator(backend: Backend) -> Migrator {
+    let mut migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
 }
 
 /// Connection settings.
@@ -136,46 +102,22 @@ impl SqlTimeSeriesStore {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`:
     /// `sqlite://PATH` or `postgres://…`.
     pub async fn connect(url: &str, options: SqlTsOptions) -> Result<Self, TsError> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::from_url(url)?;
-        let pool_options = || {
-            // No ping before each use: a broken connection still fails its query and is
-            // replaced, without a second round trip per query.
-            AnyPoolOptions::new()
-                .acquire_timeout(options.acquire_timeout)
-                .test_before_acquire(false)
+        let settings = PoolSettings {
+            max_connections: options.max_connections,
+            acquire_timeout: options.acquire_timeout,
         };
-        let (read, write) = match backend {
-            Backend::Sqlite => {
-                let connect = AnyConnectOptions::from_str(&sqlite_url_with_create(url))
-                    .during("parsing the SQLite URL")?;
-                let write = pool_options()
-                    .max_connections(1)
-                    .connect_with(connect.clone())
-                    .await
-                    .unavailable("opening the SQLite database")?;
-                // WAL lets readers run beside the writer; it is a property of the file.
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&write)
-                    .await
-                    .during("enabling WAL")?;
-                let read = pool_options()
-                    .max_connections(options.max_connections.max(1))
-                    .connect_with(connect)
-                    .await
-                    .unavailable("opening SQLite readers")?;
-                (read, write)
-            }
-            Backend::Postgres => {
-                let pool = pool_options()
-                    .max_connections(options.max_connections.max(1))
-                    .connect(url)
-                    .await
-                    .unavailable("connecting to PostgreSQL")?;
-                (pool.clone(), pool)
-            }
-        };
-        backend.migrator().run(&write).await.map_err(|error| {
+        let Pools {
+            backend,
+            read,
+            write,
+        } = Pools::open(url, &settings).await.map_err(|error| match error {
+            OpenError::UnsupportedUrl => TsError::invalid(
+                "url",
+                "unsupported time-series database URL: use sqlite://PATH or postgres://USER@HOST/DB",
+            ),
+            OpenError::Failed { step, source } => TsError::Unavailable(format!("{step}: {source}")),
+        })?;
+        migrator(backend).run(&write).await.map_err(|error| {
             TsError::Unavailable(format!("migrating the time-series tables: {error}"))
         })?;
         Ok(Self {
@@ -355,16 +297,6 @@ impl SqlTimeSeriesStore {
                 .zip(latest)
                 .map(|(a, b)| (Timestamp::from_micros(a), Timestamp::from_micros(b))),
         ))
-    }
-}
-
-fn sqlite_url_with_create(url: &str) -> String {
-    if url.contains("mode=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
     }
 }
 

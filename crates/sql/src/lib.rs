@@ -1,0 +1,218 @@
+//! What Membrain's SQL stores (memories in `membrain-store`, time series in `membrain-ts-sql`)
+//! share: which database a URL names ([`Backend`]) and how it is opened ([`Pools`]) — on SQLite
+//! one writer connection (so this process's writers queue instead of contending for the file
+//! lock) beside a pool of readers, in WAL mode; on PostgreSQL one pool for both.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+
+/// The database behind a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite:…` or `postgres:…` / `postgresql:…`; anything else is `None`.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// How a writing transaction starts. SQLite takes the write lock up front, so a transaction
+    /// that reads and then writes cannot fail half-way with "database is locked"; PostgreSQL's
+    /// row locks need no such care.
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+
+    /// PostgreSQL lets several tasks claim rows at once without blocking each other; SQLite has
+    /// one writer, so the plain statement is already exclusive.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// How big the pools are and how long a caller waits for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections a pool opens (readers on SQLite; all on PostgreSQL).
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("unsupported database URL: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl,
+    /// `step` says what was being done (for messages), `source` what went wrong.
+    #[error("{step}: {source}")]
+    Failed {
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// A database's pools. On PostgreSQL `read` and `write` are the same pool.
+#[derive(Debug, Clone)]
+pub struct Pools {
+    pub backend: Backend,
+    pub read: AnyPool,
+    pub write: AnyPool,
+}
+
+impl Pools {
+    /// Opens the database at `url` (creating a SQLite file if needed).
+    pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, OpenError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or(OpenError::UnsupportedUrl)?;
+        let failed = |step| move |source| OpenError::Failed { step, source };
+        let pool = |max_connections: u32| {
+            // No ping each time a connection is taken from the pool: that would be a second round
+            // trip per query (to SQLite's worker thread, or across the network to PostgreSQL). A
+            // broken connection still fails its query and is replaced.
+            AnyPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(false)
+        };
+        match backend {
+            Backend::Sqlite => {
+                let connect = AnyConnectOptions::from_str(&sqlite_url_with_create(url))
+                    .map_err(failed("parsing the SQLite URL"))?;
+                let write = pool(1)
+                    .connect_with(connect.clone())
+                    .await
+                    .map_err(failed("opening the SQLite database"))?;
+                // WAL lets readers run beside the writer; it is a property of the file, so
+                // setting it once on the writer is enough.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&write)
+                    .await
+                    .map_err(failed("enabling WAL"))?;
+                let read = pool(settings.max_connections)
+                    .connect_with(connect)
+                    .await
+                    .map_err(failed("opening SQLite readers"))?;
+                Ok(Self {
+                    backend,
+                    read,
+                    write,
+                })
+            }
+            Backend::Postgres => {
+                let pool = pool(settings.max_connections)
+                    .connect(url)
+                    .await
+                    .map_err(failed("connecting to PostgreSQL"))?;
+                Ok(Self {
+                    backend,
+                    read: pool.clone(),
+                    write: pool,
+                })
+            }
+        }
+    }
+
+    /// Closes the pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// A SQLite URL that creates the file when it does not exist (unless it names a mode).
+fn sqlite_url_with_create(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(
+            Backend::from_url("sqlite:///tmp/x.db"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/d"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/d"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://u@h/d"), None);
+    }
+
+    #[test]
+    fn sqlite_urls_create_their_file_unless_told_otherwise() {
+        assert_eq!(
+            sqlite_url_with_create("sqlite:///a.db"),
+            "sqlite:///a.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_with_create("sqlite:///a.db?cache=shared"),
+            "sqlite:///a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_with_create("sqlite:///a.db?mode=ro"),
+            "sqlite:///a.db?mode=ro"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_opens_with_one_writer_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let settings = PoolSettings {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let pools = Pools::open(&url, &settings).await.expect("open");
+        assert_eq!(pools.backend, Backend::Sqlite);
+        assert_eq!(pools.write.options().get_max_connections(), 1);
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&pools.read)
+            .await
+            .expect("journal mode");
+        assert_eq!(mode, "wal");
+        pools.close().await;
+        let error = Pools::open("mysql://x", &settings)
+            .await
+            .expect_err("unsupported");
+        assert!(matches!(error, OpenError::UnsupportedUrl));
+    }
+}
