@@ -885,3 +885,49 @@ async fn the_authorizer_outside_lambda_says_so() {
     .await;
     assert!(!ok && err.contains("Lambda"), "{err}");
 }
+
+/// `membrain ts demo transit --live` keeps writing new records until stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_demo_keeps_writing() {
+    let stack = TestStack::spawn(Backend::Sqlite).await;
+    let key = stack.key("alice").await;
+    let mut command = membrain();
+    command
+        .args([
+            "ts",
+            "demo",
+            "transit",
+            "--hours",
+            "0",
+            "--live",
+            "--interval",
+            "1s",
+        ])
+        .env("MEMBRAIN_API_KEY", &key)
+        .env("API_BASE_URL", &stack.api_url);
+    let mut process = ServerProcess::start(command);
+    process.wait_for("Live:").await;
+    // Buses report every 10 s: within 12 one-second ticks some tick writes records.
+    let mut written = 0;
+    for _ in 0..12 {
+        let line = process.wait_for(" records").await;
+        let count = line
+            .split('+')
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("a tick line names its count: {line}"));
+        written += count;
+        if written > 0 {
+            break;
+        }
+    }
+    assert!(written > 0, "the live feed wrote nothing in 12 s");
+    let alice = stack.rest(&key);
+    let (status, positions) = alice.get("/ts/tables/transit/bus_position").await;
+    assert_eq!(status, StatusCode::OK, "{positions}");
+    assert!(
+        positions["row_count"].as_u64().unwrap_or(0) > 0,
+        "live records arrived: {positions}"
+    );
+}
