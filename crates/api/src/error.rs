@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503 answers.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,23 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The server is at a bound it keeps for everyone's sake: 503, retry in a second.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+        }
+    }
+
+    /// The caller is over its own rate or concurrency: 429, retry after `seconds`.
+    pub fn rate_limited(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
 
@@ -49,23 +68,30 @@ impl ApiError {
 
     pub fn unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database is unavailable; retry shortly",
-        )
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; retry shortly",
+            )
+        }
     }
 }
 
 impl ApiError {
-    /// The embedding model failed (a remote embedder down, a broken model file): 503 with the
-    /// reason, which names no secret and says what to fix.
+    /// The embedding model failed (a remote embedder down, a broken model file): 503. The cause
+    /// goes to the log only: it may name the embedder's URL or the model's files, which are the
+    /// operator's business, not a tenant's.
     pub fn embedder_unavailable(what: &str, cause: &membrain_embed::EmbedError) -> Self {
         tracing::warn!(error = %cause, "embedder unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "embedder_unavailable",
-            format!("{what} needs the embedding model, which failed: {cause}"),
+            format!(
+                "{what} needs the embedding model, which is unavailable right now; retry \
+                 shortly (the server's log says why)"
+            ),
         )
     }
 }
@@ -73,7 +99,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -90,6 +122,9 @@ impl From<StoreError> for ApiError {
                 Self::not_found(format!("{what} not found for this API key's tenant"))
             }
             StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::QuotaExceeded(message) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+            }
             unavailable if unavailable.is_unavailable() => Self::unavailable(&unavailable),
             other => Self::internal(&other),
         }

@@ -8,12 +8,17 @@
 //! instead of stored twice; the others above the link threshold are linked with a description
 //! saying how they relate; tags (when the caller gave none) and a context line. Everything works
 //! from the text and the vectors; a language model, when configured, writes the words.
+//!
+//! Fairness and ownership: jobs are claimed in turns across tenants (one tenant's burst delays
+//! another's job by at most one batch); a worker renews the leases of its batch while it works
+//! (a slow language model does not hand the job to a second worker), and completes, fails or
+//! requeues a job only while its claim still holds it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_memory::text::{content_hash, keywords};
-use membrain_memory::{Embedding, TagFilter};
+use membrain_memory::{Embedding, Limits, TagFilter};
 use membrain_store::{
     IngestJob, JobError, MemoryStore, NearDuplicate, PreparedLink, PreparedMemory, StoreError,
 };
@@ -37,8 +42,9 @@ pub struct IngestWorker {
     ready: Arc<Notify>,
     lease: Duration,
     poll_interval: Duration,
-    /// The same regex size limit `POST /memories` checked `ingestion_scope` against.
-    max_regex_bytes: usize,
+    /// The limits `POST /memories` checked the job against, and the tag, history and quota
+    /// limits the written memory must keep.
+    limits: Arc<Limits>,
 }
 
 impl IngestWorker {
@@ -48,7 +54,7 @@ impl IngestWorker {
         ready: Arc<Notify>,
         lease: Duration,
         poll_interval: Duration,
-        max_regex_bytes: usize,
+        limits: Arc<Limits>,
     ) -> Self {
         Self {
             store,
@@ -56,7 +62,7 @@ impl IngestWorker {
             ready,
             lease,
             poll_interval,
-            max_regex_bytes,
+            limits,
         }
     }
 
@@ -90,79 +96,131 @@ impl IngestWorker {
         }
     }
 
-    /// Up to [`CLAIM_BATCH`] queued jobs. A claim error after the first job ends the batch (the
-    /// jobs already claimed are worked on).
+    /// Up to [`CLAIM_BATCH`] jobs, in turns across tenants.
     async fn claim_batch(&self) -> Result<Vec<IngestJob>, StoreError> {
-        let mut jobs = Vec::new();
-        while jobs.len() < CLAIM_BATCH {
-            match self.store.claim_ingest_job(self.lease).await {
-                Ok(Some(job)) => jobs.push(job),
-                Ok(None) => break,
-                Err(e) if jobs.is_empty() => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim more ingest jobs");
-                    break;
-                }
-            }
-        }
-        Ok(jobs)
+        self.store.claim_ingest_jobs(self.lease, CLAIM_BATCH).await
     }
 
     async fn process_batch(&self, jobs: Vec<IngestJob>) {
-        let texts = jobs
+        let held: Vec<_> = jobs
             .iter()
-            .map(|job| job.request.memory.content.clone())
+            .filter_map(|job| Some((job.id, job.lease.clone()?)))
             .collect();
-        // Without vectors ingest still stores the memories (lexical search finds them); the
-        // background embedder makes the vectors once the embedder works again.
-        let vectors: Vec<Option<Embedding>> = match self.semantic.embed(texts).await {
-            Ok(vectors) => vectors.into_iter().map(Some).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = jobs.len(), "could not embed; storing without vectors");
-                vec![None; jobs.len()]
+        let renewing = CancellationToken::new();
+        let renewer = tokio::spawn(renew_leases(
+            self.store.clone(),
+            held,
+            self.lease,
+            renewing.clone(),
+        ));
+        let work = async {
+            let texts = jobs
+                .iter()
+                .map(|job| job.request.memory.content.clone())
+                .collect();
+            // Without vectors ingest still stores the memories (lexical search finds them); the
+            // background embedder makes the vectors once the embedder works again. A text the
+            // embedder refuses costs only its own vector, not its batch's.
+            let vectors: Vec<Option<Embedding>> = match self
+                .semantic
+                .embed_each_in_background(texts)
+                .await
+            {
+                Ok(answers) => answers.into_iter().map(Result::ok).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = jobs.len(), "could not embed; storing without vectors");
+                    vec![None; jobs.len()]
+                }
+            };
+            for (job, vector) in jobs.into_iter().zip(vectors) {
+                let span = tracing::info_span!("ingest", job_id = %job.id, tenant = %job.tenant);
+                self.process(job, vector).instrument(span).await;
             }
         };
-        for (job, vector) in jobs.into_iter().zip(vectors) {
-            let span = tracing::info_span!("ingest", job_id = %job.id, tenant = %job.tenant);
-            self.process(job, vector).instrument(span).await;
-        }
+        work.await;
+        renewing.cancel();
+        let _ = renewer.await;
     }
 
     async fn process(&self, job: IngestJob, vector: Option<Embedding>) {
-        let prepared = prepare(
-            &self.store,
-            &self.semantic,
-            &job,
-            vector,
-            self.max_regex_bytes,
-        );
+        let prepared = prepare(&self.store, &self.semantic, &job, vector, &self.limits);
         let outcome = match prepared.await {
-            Ok(prepared) => self.store.complete_ingest(&job, prepared).await,
+            Ok(prepared) => {
+                self.store
+                    .complete_ingest(&job, prepared, &self.limits)
+                    .await
+            }
             Err(e) => Err(e),
         };
-        match outcome {
+        let failure = match outcome {
             Ok(result) => {
                 tracing::info!(memory_id = %result.memory_id, action = ?result.action, "ingested");
+                return;
             }
             Err(StoreError::Conflict(reason)) => {
                 tracing::info!(%reason, "job already finished elsewhere");
+                return;
             }
+            // A quota does not pass by retrying: the job fails and says which, at once.
+            Err(StoreError::QuotaExceeded(message)) => JobError {
+                code: "QUOTA_EXCEEDED".into(),
+                message,
+            },
             Err(e) if job.attempts >= MAX_ATTEMPTS => {
                 tracing::error!(error = %e, attempts = job.attempts, "giving up on ingest job");
-                let error = JobError {
+                JobError {
                     code: "INGEST_FAILED".into(),
-                    message: format!("ingest failed after {} attempts: {e}", job.attempts),
-                };
-                if let Err(e) = self.store.fail_ingest(job.id, &error).await {
-                    tracing::error!(error = %e, "could not mark the job failed; it will be retried");
+                    message: format!(
+                        "ingest failed after {} attempts; the server's log says why",
+                        job.attempts
+                    ),
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, attempts = job.attempts, "ingest failed; requeueing");
-                if let Err(e) = self.store.requeue_ingest(job.id).await {
+                if let Err(e) = self.store.requeue_ingest(&job).await {
                     tracing::warn!(error = %e, "could not requeue; the lease will expire instead");
                 }
+                return;
             }
+        };
+        match self.store.fail_ingest(&job, &failure).await {
+            Ok(()) => tracing::info!(code = %failure.code, "ingest job failed"),
+            Err(StoreError::Conflict(reason)) => {
+                tracing::info!(%reason, "job already finished elsewhere");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not mark the job failed; it will be retried");
+            }
+        }
+    }
+}
+
+/// Keeps the batch's leases from running out while it is worked on: renews them every third of
+/// the lease until `done`. A job another worker took over meanwhile is simply not renewed (its
+/// completion here will then be refused).
+async fn renew_leases(
+    store: Arc<dyn MemoryStore>,
+    jobs: Vec<(membrain_memory::JobId, membrain_store::LeaseToken)>,
+    lease: Duration,
+    done: CancellationToken,
+) {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match store.renew_ingest_leases(&jobs, lease).await {
+            Ok(renewed) if renewed < jobs.len() => {
+                tracing::info!(
+                    renewed,
+                    held = jobs.len(),
+                    "some ingest jobs were taken over by another worker"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not renew ingest leases"),
         }
     }
 }
@@ -174,7 +232,7 @@ pub async fn prepare(
     semantic: &Semantic,
     job: &IngestJob,
     embedding: Option<Embedding>,
-    max_regex_bytes: usize,
+    limits: &Limits,
 ) -> Result<PreparedMemory, StoreError> {
     let mut new = job.request.memory.clone();
     let keywords = keywords(&new.content, KEYWORDS_PER_MEMORY);
@@ -191,7 +249,7 @@ pub async fn prepare(
         // The scope was checked when the job was queued; a scope that no longer compiles (a
         // tighter limit configured since) links nothing rather than everything.
         let scope = match job.request.ingestion_scope.as_deref() {
-            Some(regex) => match TagFilter::from_scope_regex(Some(regex), max_regex_bytes) {
+            Some(regex) => match TagFilter::from_scope_regex(Some(regex), limits) {
                 Ok(filter) => Some(filter),
                 Err(e) => {
                     tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");
@@ -249,7 +307,7 @@ pub async fn prepare(
             .into_iter()
             .map(|(other, description)| PreparedLink {
                 other,
-                embedding: semantic.cached_vector(&description),
+                embedding: semantic.cached_vector(&job.tenant, &description),
                 description,
             })
             .collect();

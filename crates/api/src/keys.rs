@@ -5,32 +5,92 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use membrain_auth::{ApiKey, AuthError, KeyResolver, key_from_headers};
+use membrain_auth::{ApiKey, AuthError, KeyHash, KeyResolver, key_from_headers};
 use membrain_memory::TenantId;
-use membrain_store::MemoryStore;
+use membrain_store::{MemoryStore, StoreError};
 
 use crate::error::ApiError;
 use crate::extract::Tenant;
 use crate::server::AppState;
 
-/// Keys stored in the database (`membrain keys create`).
+/// Keys stored in the database (`membrain keys create`), and optionally one single-user key
+/// from the configuration (`MEMBRAIN_API_KEY`).
+///
+/// The database decides first: the single-user key only stands for a key the database never
+/// held. So a key exported under `MEMBRAIN_API_KEY` that belongs to another tenant keeps its
+/// tenant, and a revoked key stays revoked (`keys revoke` always wins). [`DatabaseKeys::check`]
+/// refuses such a configuration at start, so the surprise never happens silently.
 pub struct DatabaseKeys {
     store: Arc<dyn MemoryStore>,
+    single_user: Option<(KeyHash, TenantId)>,
+}
+
+/// Why a single-user key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SingleUserKeyError {
+    #[error(
+        "MEMBRAIN_API_KEY holds a key that the database gives to tenant {owner:?}, not \
+         {wanted:?}: unset MEMBRAIN_API_KEY (the database already accepts that key for its \
+         tenant), or set it to a key of its own (`membrain keys create --tenant {wanted}`)"
+    )]
+    OtherTenant { owner: TenantId, wanted: TenantId },
+    #[error(
+        "MEMBRAIN_API_KEY holds a key that was revoked (`membrain keys list`): set it to a key \
+         that is still valid, or unset it"
+    )]
+    Revoked,
+    #[error("could not check MEMBRAIN_API_KEY against the database: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl DatabaseKeys {
     pub fn new(store: Arc<dyn MemoryStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            single_user: None,
+        }
+    }
+
+    /// Also accepts `key` for `tenant`, when the database does not know the key.
+    pub fn with_single_user_key(mut self, key: &ApiKey, tenant: TenantId) -> Self {
+        self.single_user = Some((key.hash(), tenant));
+        self
+    }
+
+    /// Whether `key` may serve as the single-user key of `tenant`: not when the database holds
+    /// it for another tenant, nor when it was revoked.
+    pub async fn check(
+        store: &dyn MemoryStore,
+        key: &ApiKey,
+        tenant: &TenantId,
+    ) -> Result<(), SingleUserKeyError> {
+        match store.key_owner(&key.hash()).await? {
+            None => Ok(()),
+            Some(owner) if owner.revoked => Err(SingleUserKeyError::Revoked),
+            Some(owner) if owner.tenant != *tenant => Err(SingleUserKeyError::OtherTenant {
+                owner: owner.tenant,
+                wanted: tenant.clone(),
+            }),
+            Some(_) => Ok(()),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl KeyResolver for DatabaseKeys {
     async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
-        self.store
-            .tenant_for_key(&key.hash())
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))
+        let unavailable = |e: StoreError| AuthError::Unavailable(e.to_string());
+        let hash = key.hash();
+        match &self.single_user {
+            Some((single, tenant)) if *single == hash => {
+                match self.store.key_owner(&hash).await.map_err(unavailable)? {
+                    None => Ok(Some(tenant.clone())),
+                    Some(owner) if owner.revoked => Ok(None),
+                    Some(owner) => Ok(Some(owner.tenant)),
+                }
+            }
+            _ => self.store.tenant_for_key(&hash).await.map_err(unavailable),
+        }
     }
 }
 
@@ -60,6 +120,8 @@ pub async fn require_key(
         Err(e) => return Err(ApiError::unavailable(&e)),
     };
     tracing::Span::current().record("tenant", tenant.as_str());
+    // Each tenant's rate and requests in flight are bounded before any work is done for it.
+    let _in_flight = state.tenant_limiter.admit(&tenant)?;
     request.extensions_mut().insert(Tenant(tenant));
     Ok(next.run(request).await)
 }

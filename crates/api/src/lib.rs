@@ -9,6 +9,8 @@
 //! * [`semantic`]: the embedder, the optional language model and the per-tenant search indexes
 //!   (kept in step with the database through its change feed), and the background embedder.
 //! * [`keys`]: the key check in front of `/api/v1`, and the database as a key source.
+//! * [`fair`]: each tenant's share of the CPU pool, request rate and requests in flight.
+//! * [`maintenance`]: pruning of finished jobs and old tombstones on a schedule.
 //! * [`error`]: [`ApiError`], the one `{"error": {"code", "message"}}` shape of every failure.
 //!
 //! Architecture invariant: handlers validate at the edge into `membrain-memory` types and keep no
@@ -17,8 +19,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod fair;
 pub mod ingest;
 pub mod keys;
+pub mod maintenance;
 pub mod routes;
 pub mod semantic;
 pub mod server;

@@ -21,8 +21,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::fair::{CpuPool, CpuPoolSettings, TenantLimiter, TenantLimits};
 use crate::ingest::IngestWorker;
 use crate::keys::require_key;
+use crate::maintenance::{Maintenance, Retention};
 use crate::routes;
 use crate::semantic::Semantic;
 use crate::semantic::backfill::Backfill;
@@ -44,6 +46,14 @@ pub struct ApiSettings {
     pub key_cache_ttl: Duration,
     /// How long shutdown waits for in-flight requests and the current ingest job.
     pub shutdown_grace: Duration,
+    /// The pool CPU-heavy request work runs in, with each tenant's share.
+    pub cpu: CpuPoolSettings,
+    /// Each tenant's request rate and requests in flight.
+    pub tenant_limits: TenantLimits,
+    /// How long finished jobs and tombstones are kept.
+    pub retention: Retention,
+    /// Bytes the per-tenant search indexes may hold together ([`Semantic::for_settings`]).
+    pub index_memory_budget: usize,
 }
 
 impl Default for ApiSettings {
@@ -58,6 +68,10 @@ impl Default for ApiSettings {
             ingest_workers: 2,
             key_cache_ttl: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
+            cpu: CpuPoolSettings::default(),
+            tenant_limits: TenantLimits::default(),
+            retention: Retention::default(),
+            index_memory_budget: crate::SemanticTuning::default().index_memory_budget,
         }
     }
 }
@@ -74,6 +88,10 @@ pub struct AppState {
     pub semantic: Arc<Semantic>,
     /// The time-series store and its limits; `None` when this API serves memories only.
     pub timeseries: Option<Arc<TimeSeriesService>>,
+    /// Where CPU-heavy request work runs, a fair share per tenant.
+    pub cpu: Arc<CpuPool>,
+    /// Each tenant's request rate and requests in flight.
+    pub tenant_limiter: Arc<TenantLimiter>,
 }
 
 /// The REST router with all its layers, without a socket (tests call it directly).
@@ -186,6 +204,7 @@ pub struct ApiServer {
     settings: ApiSettings,
     workers: Vec<IngestWorker>,
     backfill: Option<Backfill>,
+    maintenance: Option<Maintenance>,
     shutdown_grace: Duration,
 }
 
@@ -205,6 +224,8 @@ impl ApiServer {
             ingest_ready: Arc::new(Notify::new()),
             semantic: semantic.clone(),
             timeseries: None,
+            cpu: Arc::new(CpuPool::new(settings.cpu.clone())),
+            tenant_limiter: Arc::new(TenantLimiter::new(settings.tenant_limits.clone())),
         };
         let workers = (0..settings.ingest_workers)
             .map(|_| {
@@ -214,7 +235,7 @@ impl ApiServer {
                     state.ingest_ready.clone(),
                     settings.job_lease,
                     settings.job_poll_interval,
-                    settings.limits.max_regex_bytes,
+                    state.limits.clone(),
                 )
             })
             .collect();
@@ -226,6 +247,9 @@ impl ApiServer {
                 settings.job_poll_interval * 10,
             )
         });
+        // Pruning runs where ingest runs: a read-only API task changes nothing.
+        let maintenance = (settings.ingest_workers > 0)
+            .then(|| Maintenance::new(store.clone(), settings.retention.clone()));
         let listener = TcpListener::bind(settings.listen).await?;
         Ok(Self {
             listener,
@@ -233,6 +257,7 @@ impl ApiServer {
             settings: settings.clone(),
             workers,
             backfill,
+            maintenance,
             shutdown_grace: settings.shutdown_grace,
         })
     }
@@ -256,6 +281,9 @@ impl ApiServer {
         }
         if let Some(backfill) = self.backfill {
             worker_tasks.push(tokio::spawn(backfill.run(shutdown.clone())));
+        }
+        if let Some(maintenance) = self.maintenance {
+            worker_tasks.push(tokio::spawn(maintenance.run(shutdown.clone())));
         }
         let serve = axum::serve(self.listener, router(self.state, &self.settings))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());

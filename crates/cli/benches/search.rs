@@ -33,7 +33,7 @@ use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
 use membrain_auth::{ApiKey, CachedKeys};
 use membrain_embed::{Embedder, MiniLm};
 use membrain_memory::text::{content_hash, derive_context, keywords};
-use membrain_memory::{Embedding, Memory, MemoryId, TenantId};
+use membrain_memory::{Embedding, Limits, Memory, MemoryId, TenantId};
 use membrain_store::testing::TestDatabase;
 use membrain_store::{Backend, ImportItem, ImportOutcome, MemoryStore, SqlStore};
 use serde_json::{Value, json};
@@ -437,6 +437,7 @@ fn load(
                         keywords,
                         links: vec![],
                         evolution_history: vec![],
+                        evolution_history_dropped: 0,
                         created_at: now,
                         updated_at: now,
                     },
@@ -445,7 +446,7 @@ fn load(
             })
             .collect();
         let outcomes = runtime
-            .block_on(store.import_memories(tenant, &items))
+            .block_on(store.import_memories(tenant, &items, &Limits::default()))
             .expect("import a batch");
         assert!(
             outcomes.iter().all(|(_, o)| *o == ImportOutcome::Created),

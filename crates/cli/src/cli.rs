@@ -468,6 +468,45 @@ pub struct ApiTuning {
     /// Seconds a key check is remembered; a revoked key stops working within this [default: 5].
     #[arg(long, env = "MEMBRAIN_KEY_CACHE_SECS", value_name = "SECS")]
     pub key_cache_secs: Option<u64>,
+    /// Quota: memories one tenant may hold, queued ingest jobs included [default: 1000000].
+    #[arg(long, env = "MEMBRAIN_MAX_MEMORIES_PER_TENANT", value_name = "N")]
+    pub max_memories_per_tenant: Option<usize>,
+    /// Quota: bytes of content and history one tenant may store [default: 1073741824].
+    #[arg(
+        long,
+        env = "MEMBRAIN_MAX_STORED_BYTES_PER_TENANT",
+        value_name = "BYTES"
+    )]
+    pub max_stored_bytes_per_tenant: Option<usize>,
+    /// Quota: ingest jobs one tenant may have waiting [default: 10000].
+    #[arg(long, env = "MEMBRAIN_MAX_PENDING_JOBS_PER_TENANT", value_name = "N")]
+    pub max_pending_jobs_per_tenant: Option<usize>,
+    /// History entries kept in full per memory; older ones are counted, not kept [default: 10].
+    #[arg(long, env = "MEMBRAIN_MAX_HISTORY_ENTRIES", value_name = "N")]
+    pub max_history_entries: Option<usize>,
+    /// Regexes and scope tags one search filter may hold [default: 16, at most 64].
+    #[arg(long, env = "MEMBRAIN_MAX_FILTER_PATTERNS", value_name = "N")]
+    pub max_filter_patterns: Option<usize>,
+    /// Requests per second one tenant may sustain [default: 100].
+    #[arg(long, env = "MEMBRAIN_TENANT_REQUESTS_PER_SECOND", value_name = "N")]
+    pub tenant_requests_per_second: Option<f64>,
+    /// Requests one tenant may send at once above its rate [default: 200].
+    #[arg(long, env = "MEMBRAIN_TENANT_BURST", value_name = "N")]
+    pub tenant_burst: Option<u32>,
+    /// Requests of one tenant in flight at once [default: 32].
+    #[arg(long, env = "MEMBRAIN_TENANT_MAX_IN_FLIGHT", value_name = "N")]
+    pub tenant_max_in_flight: Option<usize>,
+    /// Threads for CPU-heavy request work (ranking, filters); one tenant may use half
+    /// [default: the number of CPUs].
+    #[arg(long, env = "MEMBRAIN_CPU_THREADS", value_name = "N")]
+    pub cpu_threads: Option<usize>,
+    /// Memory the per-tenant search indexes may hold together, in MiB; the least recently
+    /// used are dropped beyond it and reload on their next search [default: 1024].
+    #[arg(long, env = "MEMBRAIN_INDEX_MEMORY_MB", value_name = "MIB")]
+    pub index_memory_mb: Option<usize>,
+    /// Hours finished ingest jobs are kept before they are pruned [default: 168].
+    #[arg(long, env = "MEMBRAIN_JOB_RETENTION_HOURS", value_name = "HOURS")]
+    pub job_retention_hours: Option<u64>,
     /// A key accepted for tenant "default", for single-user set-ups.
     #[arg(
         long,

@@ -80,6 +80,17 @@ pub struct FileApi {
     pub ingest_workers: Option<usize>,
     pub job_lease_secs: Option<u64>,
     pub key_cache_secs: Option<u64>,
+    pub max_memories_per_tenant: Option<usize>,
+    pub max_stored_bytes_per_tenant: Option<usize>,
+    pub max_pending_jobs_per_tenant: Option<usize>,
+    pub max_history_entries: Option<usize>,
+    pub max_filter_patterns: Option<usize>,
+    pub tenant_requests_per_second: Option<f64>,
+    pub tenant_burst: Option<u32>,
+    pub tenant_max_in_flight: Option<usize>,
+    pub cpu_threads: Option<usize>,
+    pub index_memory_mb: Option<usize>,
+    pub job_retention_hours: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,10 +223,109 @@ fn api_settings(listen: SocketAddr, tuning: &ApiTuning, file: &FileApi) -> Resul
     if limits.max_content_bytes == 0 || max_body_bytes < 1024 {
         bail!("max_content_bytes must be positive and max_body_bytes at least 1024");
     }
+    // A positive count: flag over file over default, with the flag's name in the error.
+    fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
+        flag: &str,
+        value: Option<T>,
+        file: Option<T>,
+        default: T,
+    ) -> Result<T> {
+        let value = value.or(file).unwrap_or(default);
+        if value <= T::default() {
+            bail!("--{flag} must be above 0, got {value}");
+        }
+        Ok(value)
+    }
+    limits.max_memories_per_tenant = positive(
+        "max-memories-per-tenant",
+        tuning.max_memories_per_tenant,
+        file.max_memories_per_tenant,
+        limits.max_memories_per_tenant,
+    )?;
+    limits.max_stored_bytes_per_tenant = positive(
+        "max-stored-bytes-per-tenant",
+        tuning.max_stored_bytes_per_tenant,
+        file.max_stored_bytes_per_tenant,
+        limits.max_stored_bytes_per_tenant,
+    )?;
+    limits.max_pending_jobs_per_tenant = positive(
+        "max-pending-jobs-per-tenant",
+        tuning.max_pending_jobs_per_tenant,
+        file.max_pending_jobs_per_tenant,
+        limits.max_pending_jobs_per_tenant,
+    )?;
+    limits.max_history_entries = positive(
+        "max-history-entries",
+        tuning.max_history_entries,
+        file.max_history_entries,
+        limits.max_history_entries,
+    )?;
+    limits.max_filter_patterns = positive(
+        "max-filter-patterns",
+        tuning.max_filter_patterns,
+        file.max_filter_patterns,
+        limits.max_filter_patterns,
+    )?;
+    if limits.max_filter_patterns > membrain_memory::tag_filter::MAX_FILTER_PATTERNS {
+        bail!(
+            "--max-filter-patterns is at most {}",
+            membrain_memory::tag_filter::MAX_FILTER_PATTERNS
+        );
+    }
+    let tenant_limits = membrain_api::fair::TenantLimits {
+        requests_per_second: positive(
+            "tenant-requests-per-second",
+            tuning.tenant_requests_per_second,
+            file.tenant_requests_per_second,
+            defaults.tenant_limits.requests_per_second,
+        )?,
+        burst: positive(
+            "tenant-burst",
+            tuning.tenant_burst,
+            file.tenant_burst,
+            defaults.tenant_limits.burst,
+        )?,
+        max_in_flight: positive(
+            "tenant-max-in-flight",
+            tuning.tenant_max_in_flight,
+            file.tenant_max_in_flight,
+            defaults.tenant_limits.max_in_flight,
+        )?,
+    };
+    let threads = positive(
+        "cpu-threads",
+        tuning.cpu_threads,
+        file.cpu_threads,
+        defaults.cpu.threads,
+    )?;
+    let cpu = membrain_api::fair::CpuPoolSettings {
+        threads,
+        per_tenant: (threads / 2).max(1),
+        ..defaults.cpu.clone()
+    };
+    let index_memory_mb = positive(
+        "index-memory-mb",
+        tuning.index_memory_mb,
+        file.index_memory_mb,
+        defaults.index_memory_budget / (1024 * 1024),
+    )?;
+    let job_retention_hours = positive(
+        "job-retention-hours",
+        tuning.job_retention_hours,
+        file.job_retention_hours,
+        defaults.retention.jobs.as_secs() / 3600,
+    )?;
     Ok(ApiSettings {
         listen,
         limits,
         max_body_bytes,
+        tenant_limits,
+        cpu,
+        index_memory_budget: index_memory_mb.saturating_mul(1024 * 1024),
+        retention: membrain_api::maintenance::Retention {
+            jobs: secs(job_retention_hours.saturating_mul(3600)),
+            ..defaults.retention.clone()
+        },
         ingest_workers: tuning
             .ingest_workers
             .or(file.ingest_workers)
@@ -525,16 +635,7 @@ pub fn time_series(
 }
 
 fn hide_password(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    membrain_sql::redact_url(url)
 }
 
 pub fn mcp(args: &McpArgs, file: &FileConfig, common: &Common) -> Result<McpCommand> {

@@ -83,9 +83,20 @@ pub enum EmbedError {
     /// names the service and what it answered.
     #[error("embedding failed: {0}")]
     Inference(String),
+
+    /// The embedder refused this input for good (a remote service answered 400, 413 or 422):
+    /// asking again with the same text would fail again, unlike a service that is down.
+    #[error("the embedder refused the input: {0}")]
+    Refused(String),
 }
 
 impl EmbedError {
+    /// Whether the failure is about the input rather than the embedder: the same texts would
+    /// fail again, so a batch should be retried text by text and a refused text set aside.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused(_) | Self::Tokenizer { .. })
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -154,7 +154,13 @@ pub fn fetch(
     }
 
     let files = ModelFiles::in_data_dir(data_dir);
-    std::fs::create_dir_all(&files.dir)
+    // The data directory holds tenants' memories too: made owner-only when this makes it.
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&files.dir)
         .map_err(|error| EmbedError::io("cannot create", &files.dir, error))?;
     let mut stage = Stage {
         dest: &files.dir,

@@ -53,6 +53,15 @@ impl VectorStore {
         self.row_slot.len()
     }
 
+    /// Roughly the heap bytes held, for memory budgets.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.rows.capacity() * size_of::<f32>()
+            + self.row_slot.capacity() * size_of::<u32>()
+            + self.quantised.capacity()
+            + self.scales.capacity() * size_of::<f32>()
+    }
+
     pub(crate) fn row(&self, row: usize) -> &[f32] {
         &self.rows[row * self.dimensions..(row + 1) * self.dimensions]
     }

@@ -59,6 +59,31 @@ impl InvertedIndex {
         self.term_ids.len()
     }
 
+    /// Roughly the heap bytes this index holds (capacities, not just lengths), for memory
+    /// budgets.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let terms: usize = self
+            .terms
+            .iter()
+            .map(|t| {
+                size_of::<Term>()
+                    + 2 * t.text.capacity()
+                    + t.postings.capacity() * size_of::<Posting>()
+                    + size_of::<(String, u32)>()
+            })
+            .sum();
+        let documents: usize = self
+            .document_terms
+            .iter()
+            .map(|d| size_of::<Vec<u32>>() + d.capacity() * size_of::<u32>())
+            .sum();
+        terms
+            + documents
+            + (self.generation.capacity() + self.document_length.capacity()) * size_of::<u32>()
+            + self.free_terms.capacity() * size_of::<u32>()
+    }
+
     /// Postings held, dead ones included.
     pub(crate) fn posting_count(&self) -> usize {
         self.terms.iter().map(|t| t.postings.len()).sum()

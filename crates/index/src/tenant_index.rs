@@ -100,6 +100,29 @@ impl TenantIndex {
         self.slot_of.is_empty()
     }
 
+    /// Roughly the heap bytes this index holds (texts are not kept: postings, vectors, tags and
+    /// bookkeeping), so a process can keep its indexes within a memory budget.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let slots: usize = self
+            .slots
+            .iter()
+            .map(|slot| {
+                size_of::<Slot>()
+                    + slot
+                        .tags
+                        .iter()
+                        .map(|tag| size_of::<String>() + tag.capacity())
+                        .sum::<usize>()
+            })
+            .sum();
+        slots
+            + self.slot_of.capacity() * (size_of::<MemoryId>() + size_of::<u32>() + 8)
+            + self.free_slots.capacity() * size_of::<u32>()
+            + self.lexical.heap_bytes()
+            + self.vectors.heap_bytes()
+    }
+
     /// Documents with an indexed embedding.
     pub fn vector_count(&self) -> usize {
         self.vectors.len()
@@ -435,6 +458,20 @@ mod tests {
             debug.contains("documents: 2") && !debug.contains("milk"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn heap_bytes_grow_with_documents_and_vectors() {
+        let mut rng = Random(7);
+        let mut index = TenantIndex::new(64);
+        let empty = index.heap_bytes();
+        for n in 0..1_000 {
+            index.upsert(doc(n, &rng.text(12), &["tag"], Some(rng.unit_vector(64))));
+        }
+        let full = index.heap_bytes();
+        // At least the f32 vectors themselves (1,000 × 64 × 4 bytes), and not wildly more.
+        assert!(full - empty >= 1_000 * 64 * 4, "{empty} → {full}");
+        assert!(full < 1_000 * 64 * 4 * 8, "{full}");
     }
 
     #[test]

@@ -124,10 +124,22 @@ impl LlmError {
 }
 
 /// `Embedder::embed` answers an `EmbedError`: a failed call becomes `EmbedError::Inference`
-/// carrying the whole message, service and URL included.
+/// carrying the whole message, service and URL included, or `EmbedError::Refused` when the
+/// service turned the input down (400, 413, 422), which retrying the same text cannot fix.
 impl From<LlmError> for EmbedError {
     fn from(error: LlmError) -> Self {
-        EmbedError::Inference(error.to_string())
+        let refused = matches!(
+            error.problem(),
+            Some(CallProblem::Status {
+                status: 400 | 413 | 422,
+                ..
+            })
+        );
+        if refused {
+            EmbedError::Refused(error.to_string())
+        } else {
+            EmbedError::Inference(error.to_string())
+        }
     }
 }
 

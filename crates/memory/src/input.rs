@@ -17,16 +17,31 @@ pub struct Limits {
     pub max_category_bytes: usize,
     /// Largest regex pattern accepted in a tag filter, in bytes.
     pub max_regex_bytes: usize,
+    /// Most regexes and scope tags in one filter (`keyword_filter` entries, `scope_regex` and
+    /// `scope` tags together): each is checked against the tags of every candidate.
+    pub max_filter_patterns: usize,
+    /// Most bytes of all patterns and scope tags of one filter together.
+    pub max_filter_bytes: usize,
+    /// Entries of `evolution_history` kept in full per memory; older ones are dropped and
+    /// counted in `evolution_history_dropped`, so updates and merges cannot grow a memory
+    /// without bound.
+    pub max_history_entries: usize,
     /// Most ids in one batch get.
     pub max_batch_ids: usize,
     /// Most memories a search, list or graph walk returns before it says `truncated`.
     pub max_result_memories: usize,
-    /// Most bytes of memory content a read returns before it says `truncated`.
+    /// Most bytes a read's answer carries (everything serialised) before it says `truncated`.
     pub max_result_bytes: usize,
     /// Most memories a graph walk visits.
     pub max_graph_nodes: usize,
     /// Most memories a search ranks (candidates beyond are not considered and `truncated` is set).
     pub max_search_candidates: usize,
+    /// Quota: memories one tenant may hold (queued ingest jobs count towards it).
+    pub max_memories_per_tenant: usize,
+    /// Quota: bytes of content and history one tenant may store.
+    pub max_stored_bytes_per_tenant: usize,
+    /// Quota: ingest jobs one tenant may have waiting or running.
+    pub max_pending_jobs_per_tenant: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +52,12 @@ impl Default for Limits {
             max_tag_bytes: 64,
             max_category_bytes: 64,
             max_regex_bytes: 512,
+            max_filter_patterns: 16,
+            max_filter_bytes: 4 * 1024,
+            max_history_entries: 10,
+            max_memories_per_tenant: 1_000_000,
+            max_stored_bytes_per_tenant: 1024 * 1024 * 1024,
+            max_pending_jobs_per_tenant: 10_000,
             max_batch_ids: 100,
             max_result_memories: 200,
             max_result_bytes: 4 * 1024 * 1024,
@@ -186,10 +207,15 @@ fn parse_category(category: Option<String>, limits: &Limits) -> Result<String, V
     })
 }
 
-/// Merges `extra` tags into `tags`, keeping order and dropping repeats.
-pub fn merge_tags(tags: &mut Vec<String>, extra: &[String]) -> Vec<String> {
+/// Merges `extra` tags into `tags`, keeping order and dropping repeats, up to `max_tags` in
+/// all: merges must not grow a memory's tags past what a caller may send. Returns the tags
+/// added.
+pub fn merge_tags(tags: &mut Vec<String>, extra: &[String], max_tags: usize) -> Vec<String> {
     let mut added = Vec::new();
     for tag in extra {
+        if tags.len() >= max_tags {
+            break;
+        }
         if !tags.contains(tag) {
             tags.push(tag.clone());
             added.push(tag.clone());
@@ -241,6 +267,15 @@ mod tests {
         .unwrap();
         assert_eq!(m.tags, vec!["food", "tea"]);
         assert_eq!(m.category, "prefs");
+    }
+
+    #[test]
+    fn merged_tags_stop_at_the_tag_limit() {
+        let mut tags = vec!["a".to_owned(), "b".to_owned()];
+        let added = merge_tags(&mut tags, &["b".into(), "c".into(), "d".into()], 3);
+        assert_eq!(tags, ["a", "b", "c"]);
+        assert_eq!(added, ["c"]);
+        assert!(merge_tags(&mut tags, &["e".into()], 3).is_empty());
     }
 
     #[test]

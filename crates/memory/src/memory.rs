@@ -18,8 +18,28 @@ pub struct Memory {
     pub keywords: Vec<String>,
     pub links: Vec<MemoryLink>,
     pub evolution_history: Vec<EvolutionEvent>,
+    /// Older history entries dropped to keep `evolution_history` within its limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub evolution_history_dropped: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl Memory {
+    /// Appends `event` to the history, keeping the newest `max_entries` in full and counting the
+    /// ones dropped.
+    pub fn record_evolution(&mut self, event: EvolutionEvent, max_entries: usize) {
+        self.evolution_history.push(event);
+        let excess = self.evolution_history.len().saturating_sub(max_entries);
+        if excess > 0 {
+            self.evolution_history.drain(..excess);
+            self.evolution_history_dropped += excess as u64;
+        }
+    }
 }
 
 /// An undirected, described edge from one memory to another, seen from one end.
@@ -54,4 +74,48 @@ pub enum EvolutionEvent {
         merged_tags: Vec<String>,
         timestamp: DateTime<Utc>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keeps_the_newest_entries_and_counts_the_rest() {
+        let now = Utc::now();
+        let mut memory = Memory {
+            id: MemoryId::new(),
+            content: "x".into(),
+            tags: vec![],
+            category: "general".into(),
+            context: String::new(),
+            keywords: vec![],
+            links: vec![],
+            evolution_history: vec![],
+            evolution_history_dropped: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        for i in 0..5 {
+            memory.record_evolution(
+                EvolutionEvent::ContentUpdate {
+                    old_content: format!("v{i}"),
+                    timestamp: now,
+                },
+                3,
+            );
+        }
+        let kept: Vec<_> = memory
+            .evolution_history
+            .iter()
+            .map(|e| match e {
+                EvolutionEvent::ContentUpdate { old_content, .. } => old_content.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert_eq!(kept, ["v2", "v3", "v4"]);
+        assert_eq!(memory.evolution_history_dropped, 2);
+        let json = serde_json::to_value(&memory).unwrap();
+        assert_eq!(json["evolution_history_dropped"], 2);
+    }
 }

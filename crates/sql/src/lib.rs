@@ -104,7 +104,18 @@ impl Pools {
             Backend::Sqlite => {
                 let connect = AnyConnectOptions::from_str(&sqlite_url_with_create(url))
                     .map_err(failed("parsing the SQLite URL"))?;
+                // An acknowledged write must survive a power cut, not only a crash: the writer
+                // syncs the log on every commit. Set here rather than trusted to a default,
+                // since `synchronous` belongs to each connection and defaults vary by build.
                 let write = pool(1)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA synchronous = FULL")
+                                .execute(&mut *connection)
+                                .await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(connect.clone())
                     .await
                     .map_err(failed("opening the SQLite database"))?;
@@ -143,6 +154,74 @@ impl Pools {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// `url` with its secrets hidden, for messages and logs: the password of `user:password@`
+/// and the values of query parameters that carry credentials (`password=`, `sslpassword=`,
+/// `sslkey=`…) become `***`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                if credentials.contains(':') {
+                    format!("{scheme}://{user}:***@{host}")
+                } else {
+                    format!("{scheme}://{user}@{host}")
+                }
+            }
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    match query {
+        None => base,
+        Some(query) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+    }
+}
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "pass", "secret", "token", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// `text` (an error message that may quote `url`) with `url`'s password and secret parameters
+/// replaced by `***`, wherever they appear.
+pub fn redact_in(text: &str, url: &str) -> String {
+    let mut secrets: Vec<&str> = Vec::new();
+    let base = url.split('?').next().unwrap_or(url);
+    if let Some((_, rest)) = base.split_once("://")
+        && let Some((credentials, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = credentials.split_once(':')
+    {
+        secrets.push(password);
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        secrets.extend(query.split('&').filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            is_secret_parameter(name).then_some(value)
+        }));
+    }
+    let mut text = text.replace(url, &redact_url(url));
+    for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "***");
+    }
+    text
 }
 
 /// A SQLite URL that creates the file when it does not exist (unless it names a mode).
@@ -193,6 +272,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn secrets_in_urls_are_hidden() {
+        let cases = [
+            (
+                "postgres://u:s3cret@db:5432/m",
+                "postgres://u:***@db:5432/m",
+            ),
+            ("postgres://u@db/m", "postgres://u@db/m"),
+            ("postgres://u:p@ss@db/m", "postgres://u:***@db/m"),
+            (
+                "postgres://db/m?user=u&password=s3cret&sslmode=require",
+                "postgres://db/m?user=u&password=***&sslmode=require",
+            ),
+            ("sqlite:///var/lib/m.db", "sqlite:///var/lib/m.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let url = "postgres://u:s3cret@db/m?sslpassword=k3y";
+        let message = format!("cannot connect to {url}: password s3cret refused, k3y bad");
+        let redacted = redact_in(&message, url);
+        assert!(
+            !redacted.contains("s3cret") && !redacted.contains("k3y"),
+            "{redacted}"
+        );
+    }
+
     #[tokio::test]
     async fn a_sqlite_file_opens_with_one_writer_in_wal_mode() {
         let dir = tempfile::tempdir().expect("a directory");
@@ -209,6 +315,12 @@ mod tests {
             .await
             .expect("journal mode");
         assert_eq!(mode, "wal");
+        // 2 is FULL: every commit is synced before it is acknowledged.
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&pools.write)
+            .await
+            .expect("synchronous");
+        assert_eq!(synchronous, 2);
         pools.close().await;
         let error = Pools::open("mysql://x", &settings)
             .await

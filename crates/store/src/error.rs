@@ -8,9 +8,14 @@ pub enum StoreError {
     /// A memory, job or key the caller named does not exist for this tenant.
     #[error("{what} not found")]
     NotFound { what: String },
-    /// The change would break a uniqueness rule (an update that makes two memories identical).
+    /// The change would break a uniqueness rule (an update that makes two memories identical),
+    /// or a job was finished by another worker.
     #[error("{0}")]
     Conflict(String),
+    /// The tenant is at one of its quotas (memories, stored bytes, queued jobs); the message
+    /// names the limit, the usage and how to make room.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt stored value in {column}: {detail}")]
     Corrupt {

@@ -14,6 +14,11 @@
 //! transaction, so a crash leaves either a pending job or a finished one, never half of each.
 //! SQLite runs in WAL mode with `synchronous = FULL`.
 //!
+//! Bounds: a tenant's memories, stored bytes and pending ingest jobs are counted in the row every
+//! writing transaction already locks, and checked against [`Limits`] inside those transactions,
+//! so concurrent writers cannot overshoot a quota; histories and merged tags stay within their
+//! limits; finished jobs and tombstones are pruned ([`MemoryStore::prune`]).
+//!
 //! Architecture invariant: this crate knows nothing of HTTP, MCP or the CLI; it converts rows to
 //! and from `membrain-memory` types.
 
@@ -29,13 +34,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
-use membrain_memory::{Embedding, JobId, Memory, MemoryId, TenantId};
+use membrain_memory::{Embedding, JobId, Limits, Memory, MemoryId, TenantId};
 
 pub use error::StoreError;
 pub use records::{
     DeleteSelector, EmbeddingTarget, IndexChanges, IndexEntry, IngestAction, IngestJob,
-    IngestRequest, IngestResult, JobError, JobStatus, KeyRecord, LinkRecord, MemoryStats,
-    NearDuplicate, PendingEmbedding, PreparedLink, PreparedMemory,
+    IngestRequest, IngestResult, JobError, JobStatus, KeyOwner, KeyRecord, LeaseToken, LinkRecord,
+    MemoryStats, NearDuplicate, PendingEmbedding, PreparedLink, PreparedMemory, Pruned,
+    TenantUsage,
 };
 pub use sql::{Backend, SqlStore, StoreOptions};
 
@@ -70,26 +76,49 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn revoke_key(&self, key_id: &str) -> Result<KeyRecord, StoreError>;
     /// The tenant of an active (not revoked) key.
     async fn tenant_for_key(&self, hash: &KeyHash) -> Result<Option<TenantId>, StoreError>;
+    /// Who owns a key, revoked or not; `None` for a key the database never held.
+    async fn key_owner(&self, hash: &KeyHash) -> Result<Option<KeyOwner>, StoreError>;
 
     // Ingest jobs.
-    /// Commits a queued job and returns it; durable when this returns.
+    /// Commits a queued job and returns it; durable when this returns. Refused with
+    /// `QuotaExceeded` when the tenant's pending jobs, memories or stored bytes are at their
+    /// limits.
     async fn enqueue_ingest(
         &self,
         tenant: &TenantId,
         request: &IngestRequest,
+        limits: &Limits,
     ) -> Result<IngestJob, StoreError>;
-    /// Takes the oldest queued job (or a running one whose lease ran out) for `lease`.
-    async fn claim_ingest_job(&self, lease: Duration) -> Result<Option<IngestJob>, StoreError>;
-    /// Writes the memory (or merges it into its exact duplicate) and completes the job, in one
-    /// transaction.
+    /// Claims up to `max` jobs (queued, or running with an expired lease) for `lease`, fairly
+    /// across tenants: jobs are taken in turns — every tenant's oldest job before any tenant's
+    /// second — so one tenant's burst delays another's job by at most one batch.
+    async fn claim_ingest_jobs(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<IngestJob>, StoreError>;
+    /// Extends the leases of jobs still held by these claims; returns how many were extended
+    /// (fewer when another worker took a job over).
+    async fn renew_ingest_leases(
+        &self,
+        jobs: &[(JobId, LeaseToken)],
+        lease: Duration,
+    ) -> Result<usize, StoreError>;
+    /// Writes the memory (or merges it into its exact or near duplicate, within the tag and
+    /// history limits) and completes the job, in one transaction. `Conflict` when the job's
+    /// lease is no longer this claim's; `QuotaExceeded` when a new memory would cross the
+    /// tenant's quotas.
     async fn complete_ingest(
         &self,
         job: &IngestJob,
         memory: PreparedMemory,
+        limits: &Limits,
     ) -> Result<IngestResult, StoreError>;
-    async fn fail_ingest(&self, job_id: JobId, error: &JobError) -> Result<(), StoreError>;
-    /// Puts a claimed job back in the queue after a transient failure.
-    async fn requeue_ingest(&self, job_id: JobId) -> Result<(), StoreError>;
+    /// Marks the job failed, if this claim still holds it (`Conflict` otherwise).
+    async fn fail_ingest(&self, job: &IngestJob, error: &JobError) -> Result<(), StoreError>;
+    /// Puts a claimed job back in the queue after a transient failure, if this claim still
+    /// holds it.
+    async fn requeue_ingest(&self, job: &IngestJob) -> Result<(), StoreError>;
     async fn ingest_job(
         &self,
         tenant: &TenantId,
@@ -115,20 +144,26 @@ pub trait MemoryStore: Send + Sync + 'static {
         id: MemoryId,
         content: Option<PreparedContent>,
         tags: Option<Vec<String>>,
+        limits: &Limits,
     ) -> Result<Memory, StoreError>;
-    /// Deletes what `selector` names and returns the ids deleted.
+    /// Deletes what `selector` names and returns the ids deleted. The content of the ingest
+    /// jobs that wrote them is scrubbed in the same transaction: deleted means unreadable.
     async fn delete_memories(
         &self,
         tenant: &TenantId,
         selector: &DeleteSelector,
     ) -> Result<Vec<MemoryId>, StoreError>;
 
+    /// What the tenant holds, against its quotas.
+    async fn tenant_usage(&self, tenant: &TenantId) -> Result<TenantUsage, StoreError>;
+
     // Search indexes.
     /// The tenant's current revision: it grows with every change to the tenant's memories, so an
     /// index that holds it is up to date. 0 for a tenant that never changed.
     async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError>;
     /// Memories changed and deleted after revision `since` (-1 for everything), with vectors made
-    /// by `model` only.
+    /// by `model` only. When deletions after `since` were already pruned, the answer is the whole
+    /// tenant with `full` set.
     async fn index_changes(
         &self,
         tenant: &TenantId,
@@ -136,7 +171,7 @@ pub trait MemoryStore: Send + Sync + 'static {
         model: &str,
     ) -> Result<IndexChanges, StoreError>;
     /// Up to `limit` memories and links (of any tenant) whose vector is missing or was made by
-    /// another model than `model`.
+    /// another model than `model`, except texts `model` refused.
     async fn pending_embeddings(
         &self,
         model: &str,
@@ -148,6 +183,23 @@ pub trait MemoryStore: Send + Sync + 'static {
         &self,
         done: &[(PendingEmbedding, Embedding)],
     ) -> Result<(), StoreError>;
+    /// Records that `model` refused these texts (an input the service will never embed), so the
+    /// background embedder stops asking; they stay lexical-only until their text or the model
+    /// changes.
+    async fn refuse_embeddings(
+        &self,
+        refused: &[PendingEmbedding],
+        model: &str,
+    ) -> Result<(), StoreError>;
+
+    // Maintenance.
+    /// Deletes finished ingest jobs completed before `jobs_before` and tombstones recorded
+    /// before `tombstones_before`, a bounded batch at a time.
+    async fn prune(
+        &self,
+        jobs_before: chrono::DateTime<chrono::Utc>,
+        tombstones_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Pruned, StoreError>;
 
     // Links.
     /// Links two memories of the tenant (or re-describes an existing link).
@@ -188,6 +240,7 @@ pub trait MemoryStore: Send + Sync + 'static {
         &self,
         tenant: &TenantId,
         items: &[ImportItem],
+        limits: &Limits,
     ) -> Result<Vec<(MemoryId, ImportOutcome)>, StoreError>;
 }
 

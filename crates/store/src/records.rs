@@ -1,7 +1,7 @@
 //! The values the store takes and returns, besides the domain types of `membrain-memory`.
 
 use chrono::{DateTime, Utc};
-use membrain_memory::{Embedding, JobId, Memory, MemoryId, NewMemory, TenantId};
+use membrain_memory::{Embedding, JobId, MemoryId, NewMemory, TenantId};
 use serde::{Deserialize, Serialize};
 
 /// An API key as stored: never the key itself, only its hash.
@@ -66,14 +66,21 @@ pub enum IngestAction {
     Updated,
 }
 
-/// The outcome of a completed job, as `GET /memories/jobs/{id}` shows it under `result`.
+/// The outcome of a completed job, as stored with it. The memory itself is not copied into the
+/// job (a copy would grow with every job and outlive the memory's deletion):
+/// `GET /memories/jobs/{id}` reads the memory by `memory_id` when it is asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestResult {
     pub status: String,
     pub memory_id: MemoryId,
     pub action: IngestAction,
-    pub memory: Memory,
 }
+
+/// Identifies one claim of a job: completion, failure, requeue and lease renewal succeed only
+/// for the claim that currently holds the job, so a worker whose lease ran out cannot overwrite
+/// what the worker that took the job over decided.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseToken(pub String);
 
 /// A durable ingest job.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +95,8 @@ pub struct IngestJob {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The claim holding a running job (`None` when queued or finished).
+    pub lease: Option<LeaseToken>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,10 +152,37 @@ pub struct IndexEntry {
 pub struct IndexChanges {
     /// The tenant revision these changes bring an index up to.
     pub revision: i64,
+    /// The changes are the whole tenant (asked for with `since` -1, or because deletions after
+    /// `since` were pruned from the change feed): an index must drop what it holds first.
+    pub full: bool,
     /// Memories added or changed, in revision order.
     pub upserts: Vec<IndexEntry>,
     /// Memories deleted, with the revision of the deletion.
     pub removals: Vec<(MemoryId, i64)>,
+}
+
+/// What a tenant holds, against its quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TenantUsage {
+    pub memories: i64,
+    /// Content and history bytes of the tenant's memories.
+    pub stored_bytes: i64,
+    /// Ingest jobs queued or running.
+    pub pending_jobs: i64,
+}
+
+/// What one maintenance round removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub jobs: u64,
+    pub tombstones: u64,
+}
+
+/// Who owns a key, whether or not it was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub tenant: TenantId,
+    pub revoked: bool,
 }
 
 /// A text whose vector is missing or was made by another model.

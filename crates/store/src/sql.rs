@@ -9,7 +9,9 @@ use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
 use membrain_memory::input::merge_tags;
 use membrain_memory::text::derive_context;
-use membrain_memory::{Embedding, EvolutionEvent, JobId, Memory, MemoryId, MemoryLink, TenantId};
+use membrain_memory::{
+    Embedding, EvolutionEvent, JobId, Limits, Memory, MemoryId, MemoryLink, NewMemory, TenantId,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
@@ -67,7 +69,9 @@ impl SqlStore {
         let pools = Pools::open(url, &settings)
             .await
             .map_err(|error| match error {
-                OpenError::UnsupportedUrl => StoreError::UnsupportedUrl(url.to_owned()),
+                OpenError::UnsupportedUrl => {
+                    StoreError::UnsupportedUrl(membrain_sql::redact_url(url))
+                }
                 OpenError::Failed { step, source } => StoreError::Database {
                     operation: step,
                     source,
@@ -186,7 +190,10 @@ fn ordered(a: MemoryId, b: MemoryId) -> (MemoryId, MemoryId) {
 /// Id lists are sent in chunks well under both databases' parameter limits.
 const ID_CHUNK: usize = 500;
 
-const MEMORY_COLUMNS: &str = "id, tenant_id, content, tags, category, context, keywords, evolution_history, created_at, updated_at";
+/// Rows one pruning statement deletes.
+const PRUNE_BATCH: i64 = 1_000;
+
+const MEMORY_COLUMNS: &str = "id, tenant_id, content, tags, category, context, keywords, evolution_history, evolution_dropped, created_at, updated_at";
 
 fn memory_from_row(row: &AnyRow) -> Result<Memory, StoreError> {
     Ok(Memory {
@@ -201,13 +208,15 @@ fn memory_from_row(row: &AnyRow) -> Result<Memory, StoreError> {
             &get::<String>(row, "evolution_history")?,
             "evolution_history",
         )?,
+        evolution_history_dropped: u64::try_from(get::<i64>(row, "evolution_dropped")?)
+            .unwrap_or(0),
         created_at: from_micros(get(row, "created_at")?, "created_at")?,
         updated_at: from_micros(get(row, "updated_at")?, "updated_at")?,
     })
 }
 
 const JOB_COLUMNS: &str = "id, tenant_id, status, request, result, error_code, error_message, \
-                           attempts, created_at, started_at, completed_at";
+                           attempts, created_at, started_at, completed_at, lease_token";
 
 fn job_from_row(row: &AnyRow) -> Result<IngestJob, StoreError> {
     let status: String = get(row, "status")?;
@@ -236,6 +245,25 @@ fn job_from_row(row: &AnyRow) -> Result<IngestJob, StoreError> {
         created_at: from_micros(get(row, "created_at")?, "created_at")?,
         started_at: opt_from_micros(get(row, "started_at")?, "started_at")?,
         completed_at: opt_from_micros(get(row, "completed_at")?, "completed_at")?,
+        lease: get::<Option<String>>(row, "lease_token")?.map(LeaseToken),
+    })
+}
+
+/// What a memory costs against the stored-bytes quota: its content and its kept history.
+fn stored_size(memory: &Memory) -> i64 {
+    i64::try_from(memory.content.len() + to_json(&memory.evolution_history).len())
+        .unwrap_or(i64::MAX)
+}
+
+/// An ingest request with nothing of the memory left, for the jobs of a deleted memory.
+fn scrubbed_request() -> String {
+    to_json(&IngestRequest {
+        memory: NewMemory {
+            content: String::new(),
+            tags: Vec::new(),
+            category: String::new(),
+        },
+        ingestion_scope: None,
     })
 }
 
@@ -361,8 +389,9 @@ async fn insert_memory(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
-         keywords, evolution_history, created_at, updated_at, embedding, embedding_model, revision) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         keywords, evolution_history, created_at, updated_at, embedding, embedding_model, revision, \
+         stored_bytes, evolution_dropped) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(memory.id.to_string())
     .bind(tenant.as_str())
@@ -378,10 +407,74 @@ async fn insert_memory(
     .bind(embedding.map(Embedding::to_bytes))
     .bind(embedding.map(|e| e.model.clone()))
     .bind(revision)
+    .bind(stored_size(memory))
+    .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await
     .during("inserting a memory")?;
+    adjust_usage(conn, tenant, 1, stored_size(memory)).await?;
     replace_tags(conn, tenant, memory.id, &memory.tags).await
+}
+
+/// Adds to the tenant's counted memories and bytes. The caller's transaction has already
+/// taken the tenant's revision, so the row exists and is locked.
+async fn adjust_usage(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    memories: i64,
+    bytes: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenant_revisions SET memory_count = memory_count + $1, \
+         stored_bytes = stored_bytes + $2 WHERE tenant_id = $3",
+    )
+    .bind(memories)
+    .bind(bytes)
+    .bind(tenant.as_str())
+    .execute(&mut *conn)
+    .await
+    .during("counting the tenant's usage")?;
+    Ok(())
+}
+
+/// The tenant's counted memories and bytes (inside a writing transaction: as locked).
+async fn read_usage(conn: &mut AnyConnection, tenant: &TenantId) -> Result<(i64, i64), StoreError> {
+    let row =
+        sqlx::query("SELECT memory_count, stored_bytes FROM tenant_revisions WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .during("reading the tenant's usage")?;
+    match row {
+        Some(row) => Ok((get(&row, "memory_count")?, get(&row, "stored_bytes")?)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Refuses a change that would take the tenant past its memory or byte quota.
+fn check_quota(
+    (memories, bytes): (i64, i64),
+    new_memories: i64,
+    new_bytes: i64,
+    limits: &Limits,
+) -> Result<(), StoreError> {
+    let max_memories = i64::try_from(limits.max_memories_per_tenant).unwrap_or(i64::MAX);
+    if new_memories > 0 && memories.saturating_add(new_memories) > max_memories {
+        return Err(StoreError::QuotaExceeded(format!(
+            "this tenant holds {memories} memories and its quota is {max_memories}: delete \
+             memories it no longer needs (delete_memories by tag or category), or ask the \
+             operator to raise --max-memories-per-tenant"
+        )));
+    }
+    let max_bytes = i64::try_from(limits.max_stored_bytes_per_tenant).unwrap_or(i64::MAX);
+    if new_bytes > 0 && bytes.saturating_add(new_bytes) > max_bytes {
+        return Err(StoreError::QuotaExceeded(format!(
+            "this tenant stores {bytes} bytes of memories and its quota is {max_bytes}; this \
+             change needs {new_bytes} more: delete memories it no longer needs, or ask the \
+             operator to raise --max-stored-bytes-per-tenant"
+        )));
+    }
+    Ok(())
 }
 
 /// Rewrites the tag index rows of one memory.
@@ -431,9 +524,22 @@ async fn save_memory(
     content_hash: Option<&str>,
     revision: i64,
 ) -> Result<(), StoreError> {
+    let size = stored_size(memory);
+    sqlx::query(
+        "UPDATE tenant_revisions SET stored_bytes = stored_bytes + $1 - \
+         COALESCE((SELECT stored_bytes FROM memories WHERE id = $2 AND tenant_id = $3), 0) \
+         WHERE tenant_id = $3",
+    )
+    .bind(size)
+    .bind(memory.id.to_string())
+    .bind(tenant.as_str())
+    .execute(&mut *conn)
+    .await
+    .during("counting the tenant's usage")?;
     sqlx::query(
         "UPDATE memories SET content = $1, content_hash = COALESCE($2, content_hash), tags = $3, \
-         context = $4, keywords = $5, evolution_history = $6, updated_at = $7, revision = $10 \
+         context = $4, keywords = $5, evolution_history = $6, updated_at = $7, revision = $10, \
+         stored_bytes = $11, evolution_dropped = $12 \
          WHERE id = $8 AND tenant_id = $9",
     )
     .bind(&memory.content)
@@ -446,6 +552,8 @@ async fn save_memory(
     .bind(memory.id.to_string())
     .bind(tenant.as_str())
     .bind(revision)
+    .bind(size)
+    .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await
     .during("updating a memory")?;
@@ -466,7 +574,8 @@ async fn insert_link(
         "INSERT INTO links (memory_a, memory_b, tenant_id, description, created_at, embedding, \
          embedding_model) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (memory_a, memory_b) DO UPDATE SET description = excluded.description, \
-         embedding = excluded.embedding, embedding_model = excluded.embedding_model",
+         embedding = excluded.embedding, embedding_model = excluded.embedding_model, \
+         embedding_refused_by = NULL",
     )
     .bind(a.to_string())
     .bind(b.to_string())
@@ -514,7 +623,8 @@ async fn set_memory_embedding(
     embedding: Option<&Embedding>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE memories SET embedding = $1, embedding_model = $2 WHERE id = $3 AND tenant_id = $4",
+        "UPDATE memories SET embedding = $1, embedding_model = $2, embedding_refused_by = NULL \
+         WHERE id = $3 AND tenant_id = $4",
     )
     .bind(embedding.map(Embedding::to_bytes))
     .bind(embedding.map(|e| e.model.clone()))
@@ -634,11 +744,48 @@ impl MemoryStore for SqlStore {
             .transpose()
     }
 
+    async fn key_owner(&self, hash: &KeyHash) -> Result<Option<KeyOwner>, StoreError> {
+        let row = sqlx::query("SELECT tenant_id, revoked_at FROM api_keys WHERE key_hash = $1")
+            .bind(hash.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .during("looking up a key")?;
+        row.map(|r| {
+            Ok(KeyOwner {
+                tenant: tenant_id(&get::<String>(&r, "tenant_id")?)?,
+                revoked: get::<Option<i64>>(&r, "revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
     async fn enqueue_ingest(
         &self,
         tenant: &TenantId,
         request: &IngestRequest,
+        limits: &Limits,
     ) -> Result<IngestJob, StoreError> {
+        // Checked outside a transaction: a burst racing past by a few jobs is caught again when
+        // each job completes (inside its transaction), so nothing is stored over the quota.
+        let usage = self.tenant_usage(tenant).await?;
+        let max_pending = i64::try_from(limits.max_pending_jobs_per_tenant).unwrap_or(i64::MAX);
+        if usage.pending_jobs >= max_pending {
+            return Err(StoreError::QuotaExceeded(format!(
+                "this tenant has {} ingest jobs waiting and at most {max_pending} may wait: \
+                 retry once some have completed (GET /api/v1/memories/jobs/{{job_id}})",
+                usage.pending_jobs
+            )));
+        }
+        let content_bytes = i64::try_from(request.memory.content.len()).unwrap_or(i64::MAX);
+        check_quota(
+            (
+                usage.memories.saturating_add(usage.pending_jobs),
+                usage.stored_bytes,
+            ),
+            1,
+            content_bytes,
+            limits,
+        )?;
         let job = IngestJob {
             id: JobId::new(),
             tenant: tenant.clone(),
@@ -650,6 +797,7 @@ impl MemoryStore for SqlStore {
             created_at: Utc::now(),
             started_at: None,
             completed_at: None,
+            lease: None,
         };
         sqlx::query(
             "INSERT INTO ingest_jobs (id, tenant_id, status, request, attempts, created_at) \
@@ -666,31 +814,77 @@ impl MemoryStore for SqlStore {
         Ok(job)
     }
 
-    async fn claim_ingest_job(&self, lease: Duration) -> Result<Option<IngestJob>, StoreError> {
+    async fn claim_ingest_jobs(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<IngestJob>, StoreError> {
         let now = Utc::now();
         let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let token = LeaseToken(Uuid::new_v4().simple().to_string());
+        // Turns: each tenant's waiting jobs are numbered oldest first, and the batch takes every
+        // tenant's first job before any tenant's second. The status test is repeated where the
+        // rows are locked: PostgreSQL re-checks it on rows another worker changed meanwhile, so
+        // a job is never claimed twice.
         let sql = format!(
             "UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, \
-             started_at = COALESCE(started_at, $1), lease_expires_at = $2 \
-             WHERE id = (SELECT id FROM ingest_jobs \
-                         WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $1) \
-                         ORDER BY created_at LIMIT 1 {}) \
+             started_at = COALESCE(started_at, $1), lease_expires_at = $2, lease_token = $3 \
+             WHERE id IN (SELECT id FROM ingest_jobs \
+                 WHERE id IN (SELECT id FROM ( \
+                     SELECT id, created_at, \
+                            ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY created_at, id) AS turn \
+                     FROM ingest_jobs \
+                     WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $1) \
+                 ) AS waiting ORDER BY turn, created_at, id LIMIT $4) \
+                 AND (status = 'queued' OR (status = 'running' AND lease_expires_at < $1)) {}) \
              RETURNING {JOB_COLUMNS}",
             self.backend.skip_locked()
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(micros(now))
             .bind(micros(lease_end))
-            .fetch_optional(&self.write)
+            .bind(&token.0)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&self.write)
             .await
-            .during("claiming an ingest job")?;
-        row.as_ref().map(job_from_row).transpose()
+            .during("claiming ingest jobs")?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|job| job.created_at);
+        Ok(jobs)
+    }
+
+    async fn renew_ingest_leases(
+        &self,
+        jobs: &[(JobId, LeaseToken)],
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        let lease_end =
+            Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut renewed = 0;
+        for (id, token) in jobs {
+            let done = sqlx::query(
+                "UPDATE ingest_jobs SET lease_expires_at = $1 \
+                 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
+            )
+            .bind(micros(lease_end))
+            .bind(id.to_string())
+            .bind(&token.0)
+            .execute(&self.write)
+            .await
+            .during("renewing an ingest lease")?;
+            renewed += usize::try_from(done.rows_affected()).unwrap_or(0);
+        }
+        Ok(renewed)
     }
 
     async fn complete_ingest(
         &self,
         job: &IngestJob,
         prepared: PreparedMemory,
+        limits: &Limits,
     ) -> Result<IngestResult, StoreError> {
         let tenant = &job.tenant;
         let now = Utc::now();
@@ -708,28 +902,39 @@ impl MemoryStore for SqlStore {
             find_by_hash(&mut tx, tenant, &prepared.content_hash).await?
         {
             let mut memory = load_one(&mut tx, tenant, existing).await?;
-            let added = merge_tags(&mut memory.tags, &prepared.new.tags);
+            let added = merge_tags(&mut memory.tags, &prepared.new.tags, limits.max_tags);
             if !added.is_empty() {
-                memory.evolution_history.push(EvolutionEvent::Merge {
-                    merged_tags: added,
-                    timestamp: now,
-                });
+                memory.record_evolution(
+                    EvolutionEvent::Merge {
+                        merged_tags: added,
+                        timestamp: now,
+                    },
+                    limits.max_history_entries,
+                );
                 memory.updated_at = now;
                 save_memory(&mut tx, tenant, &memory, None, revision).await?;
             }
             (existing, IngestAction::Merged)
         } else if let Some((near, mut memory)) = near_duplicate {
             // The same fact in new words: the newer wording wins, the old one goes to history.
-            let merged_tags = merge_tags(&mut memory.tags, &prepared.new.tags);
+            let before = stored_size(&memory);
+            let merged_tags = merge_tags(&mut memory.tags, &prepared.new.tags, limits.max_tags);
             let old_content = std::mem::replace(&mut memory.content, prepared.new.content.clone());
-            memory
-                .evolution_history
-                .push(EvolutionEvent::NearDuplicateMerge {
+            memory.record_evolution(
+                EvolutionEvent::NearDuplicateMerge {
                     old_content,
                     similarity: near.similarity,
                     merged_tags,
                     timestamp: now,
-                });
+                },
+                limits.max_history_entries,
+            );
+            check_quota(
+                read_usage(&mut tx, tenant).await?,
+                0,
+                stored_size(&memory) - before,
+                limits,
+            )?;
             memory.keywords = prepared.keywords.clone();
             memory.context = derive_context(&memory.category, &memory.keywords);
             memory.updated_at = now;
@@ -753,9 +958,16 @@ impl MemoryStore for SqlStore {
                 keywords: prepared.keywords.clone(),
                 links: Vec::new(),
                 evolution_history: Vec::new(),
+                evolution_history_dropped: 0,
                 created_at: now,
                 updated_at: now,
             };
+            check_quota(
+                read_usage(&mut tx, tenant).await?,
+                1,
+                stored_size(&memory),
+                limits,
+            )?;
             insert_memory(
                 &mut tx,
                 tenant,
@@ -785,30 +997,31 @@ impl MemoryStore for SqlStore {
                 .await?;
             }
         }
-        let memory = load_one(&mut tx, tenant, id).await?;
         let result = IngestResult {
             status: "success".to_owned(),
             memory_id: id,
             action,
-            memory,
         };
         let finished = sqlx::query(
             "UPDATE ingest_jobs SET status = 'completed', result = $1, completed_at = $2, \
-             lease_expires_at = NULL WHERE id = $3 AND status = 'running'",
+             lease_expires_at = NULL, lease_token = NULL, memory_id = $3 \
+             WHERE id = $4 AND status = 'running' AND lease_token = $5",
         )
         .bind(to_json(&result))
         .bind(micros(now))
+        .bind(id.to_string())
         .bind(job.id.to_string())
+        .bind(job.lease.as_ref().map(|t| t.0.clone()))
         .execute(&mut *tx)
         .await
         .during("completing an ingest job")?;
         if finished.rows_affected() == 0 {
-            // Another worker finished it after our lease ran out; keep its answer, drop ours.
+            // Another worker took the job over after our lease ran out; its answer stands.
             tx.rollback()
                 .await
                 .during("rolling back a duplicate ingest")?;
             return Err(StoreError::Conflict(format!(
-                "ingest job {} already finished",
+                "ingest job {} is no longer held by this worker",
                 job.id
             )));
         }
@@ -816,27 +1029,36 @@ impl MemoryStore for SqlStore {
         Ok(result)
     }
 
-    async fn fail_ingest(&self, job_id: JobId, error: &JobError) -> Result<(), StoreError> {
-        sqlx::query(
+    async fn fail_ingest(&self, job: &IngestJob, error: &JobError) -> Result<(), StoreError> {
+        let done = sqlx::query(
             "UPDATE ingest_jobs SET status = 'failed', error_code = $1, error_message = $2, \
-             completed_at = $3, lease_expires_at = NULL WHERE id = $4",
+             completed_at = $3, lease_expires_at = NULL, lease_token = NULL \
+             WHERE id = $4 AND status = 'running' AND lease_token = $5",
         )
         .bind(&error.code)
         .bind(&error.message)
         .bind(micros(Utc::now()))
-        .bind(job_id.to_string())
+        .bind(job.id.to_string())
+        .bind(job.lease.as_ref().map(|t| t.0.clone()))
         .execute(&self.write)
         .await
         .during("failing an ingest job")?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "ingest job {} is no longer held by this worker",
+                job.id
+            )));
+        }
         Ok(())
     }
 
-    async fn requeue_ingest(&self, job_id: JobId) -> Result<(), StoreError> {
+    async fn requeue_ingest(&self, job: &IngestJob) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE ingest_jobs SET status = 'queued', lease_expires_at = NULL \
-             WHERE id = $1 AND status = 'running'",
+            "UPDATE ingest_jobs SET status = 'queued', lease_expires_at = NULL, lease_token = NULL \
+             WHERE id = $1 AND status = 'running' AND lease_token = $2",
         )
-        .bind(job_id.to_string())
+        .bind(job.id.to_string())
+        .bind(job.lease.as_ref().map(|t| t.0.clone()))
         .execute(&self.write)
         .await
         .during("requeueing an ingest job")?;
@@ -882,11 +1104,13 @@ impl MemoryStore for SqlStore {
         id: MemoryId,
         content: Option<PreparedContent>,
         tags: Option<Vec<String>>,
+        limits: &Limits,
     ) -> Result<Memory, StoreError> {
         let now = Utc::now();
         let mut tx = self.begin_write().await?;
         let mut memory = load_one(&mut tx, tenant, id).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
+        let before = stored_size(&memory);
         let mut new_hash = None;
         let mut new_embedding = None;
         if let Some(change) = content.filter(|c| c.content != memory.content) {
@@ -898,12 +1122,13 @@ impl MemoryStore for SqlStore {
                 )));
             }
             let old_content = std::mem::replace(&mut memory.content, change.content);
-            memory
-                .evolution_history
-                .push(EvolutionEvent::ContentUpdate {
+            memory.record_evolution(
+                EvolutionEvent::ContentUpdate {
                     old_content,
                     timestamp: now,
-                });
+                },
+                limits.max_history_entries,
+            );
             memory.context = derive_context(&memory.category, &change.keywords);
             memory.keywords = change.keywords;
             new_hash = Some(change.content_hash);
@@ -912,6 +1137,12 @@ impl MemoryStore for SqlStore {
         if let Some(tags) = tags {
             memory.tags = tags;
         }
+        check_quota(
+            read_usage(&mut tx, tenant).await?,
+            0,
+            stored_size(&memory) - before,
+            limits,
+        )?;
         memory.updated_at = now;
         save_memory(&mut tx, tenant, &memory, new_hash.as_deref(), revision).await?;
         if let Some(embedding) = new_embedding {
@@ -977,22 +1208,55 @@ impl MemoryStore for SqlStore {
         };
         if !ids.is_empty() {
             let revision = bump_revision(&mut tx, tenant).await?;
+            let deleted_at = micros(Utc::now());
             for id in &ids {
                 sqlx::query(
-                    "INSERT INTO memory_tombstones (tenant_id, memory_id, revision) \
-                     VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, memory_id) DO UPDATE SET revision = excluded.revision",
+                    "INSERT INTO memory_tombstones (tenant_id, memory_id, revision, deleted_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, memory_id) DO UPDATE SET revision = excluded.revision, \
+                     deleted_at = excluded.deleted_at",
                 )
                 .bind(tenant.as_str())
                 .bind(id)
                 .bind(revision)
+                .bind(deleted_at)
                 .execute(&mut *tx)
                 .await
                 .during("recording deletions")?;
             }
         }
+        let scrubbed = scrubbed_request();
         for chunk in ids.chunks(ID_CHUNK) {
             let list = placeholders(2, chunk.len());
+            let sql = format!(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) AS bytes \
+                 FROM memories \
+                 WHERE tenant_id = $1 AND id IN ({list})"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let row = query
+                .fetch_one(&mut *tx)
+                .await
+                .during("sizing memories to delete")?;
+            let (count, bytes): (i64, i64) = (get(&row, "n")?, get(&row, "bytes")?);
+            adjust_usage(&mut tx, tenant, -count, -bytes).await?;
+            // Deleted means unreadable: the jobs that wrote these memories keep no content.
+            let sql = format!(
+                "UPDATE ingest_jobs SET request = ${} WHERE tenant_id = $1 AND memory_id IN ({list})",
+                chunk.len() + 2
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query
+                .bind(&scrubbed)
+                .execute(&mut *tx)
+                .await
+                .during("scrubbing the jobs of deleted memories")?;
             for sql in [
                 format!(
                     "DELETE FROM links WHERE tenant_id = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))"
@@ -1009,6 +1273,24 @@ impl MemoryStore for SqlStore {
         }
         tx.commit().await.during("committing a delete")?;
         ids.iter().map(|id| memory_id(id, "id")).collect()
+    }
+
+    async fn tenant_usage(&self, tenant: &TenantId) -> Result<TenantUsage, StoreError> {
+        let mut conn = self.reader().await?;
+        let (memories, stored_bytes) = read_usage(&mut conn, tenant).await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM ingest_jobs \
+             WHERE tenant_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .during("counting pending ingest jobs")?;
+        Ok(TenantUsage {
+            memories,
+            stored_bytes,
+            pending_jobs: get(&row, "n")?,
+        })
     }
 
     async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError> {
@@ -1028,6 +1310,7 @@ impl MemoryStore for SqlStore {
         let revision = read_revision(&mut conn, tenant).await?;
         let mut changes = IndexChanges {
             revision,
+            full: since < 0,
             ..IndexChanges::default()
         };
         if revision <= since {
@@ -1075,6 +1358,23 @@ impl MemoryStore for SqlStore {
                     get(row, "revision")?,
                 ));
             }
+            // Read after the tombstones: if pruning removed some after `since` before they
+            // were read, this sees it, and the index loads the tenant afresh instead of keeping
+            // a deleted memory.
+            let row =
+                sqlx::query("SELECT pruned_through FROM tenant_revisions WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .during("reading how far deletions were pruned")?;
+            let pruned_through: i64 = row
+                .map(|r| get(&r, "pruned_through"))
+                .transpose()?
+                .unwrap_or(0);
+            if pruned_through > since {
+                drop(conn);
+                return self.index_changes(tenant, -1, model).await;
+            }
         }
         Ok(changes)
     }
@@ -1088,7 +1388,8 @@ impl MemoryStore for SqlStore {
         let mut pending = Vec::new();
         let rows = sqlx::query(
             "SELECT tenant_id, id, content FROM memories \
-             WHERE embedding_model IS NULL OR embedding_model <> $1 LIMIT $2",
+             WHERE (embedding_model IS NULL OR embedding_model <> $1) \
+             AND (embedding_refused_by IS NULL OR embedding_refused_by <> $1) LIMIT $2",
         )
         .bind(model)
         .bind(limit)
@@ -1104,7 +1405,8 @@ impl MemoryStore for SqlStore {
         }
         let rows = sqlx::query(
             "SELECT tenant_id, memory_a, memory_b, description FROM links \
-             WHERE embedding_model IS NULL OR embedding_model <> $1 LIMIT $2",
+             WHERE (embedding_model IS NULL OR embedding_model <> $1) \
+             AND (embedding_refused_by IS NULL OR embedding_refused_by <> $1) LIMIT $2",
         )
         .bind(model)
         .bind(limit)
@@ -1176,6 +1478,103 @@ impl MemoryStore for SqlStore {
             }
         }
         tx.commit().await.during("committing vectors")
+    }
+
+    async fn refuse_embeddings(
+        &self,
+        refused: &[PendingEmbedding],
+        model: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for pending in refused {
+            match pending.target {
+                EmbeddingTarget::Memory(id) => sqlx::query(
+                    "UPDATE memories SET embedding_refused_by = $1 \
+                     WHERE id = $2 AND tenant_id = $3 AND content = $4",
+                )
+                .bind(model)
+                .bind(id.to_string())
+                .bind(pending.tenant.as_str())
+                .bind(&pending.text),
+                EmbeddingTarget::Link(a, b) => {
+                    let (a, b) = ordered(a, b);
+                    sqlx::query(
+                        "UPDATE links SET embedding_refused_by = $1 \
+                         WHERE memory_a = $2 AND memory_b = $3 AND tenant_id = $4 \
+                         AND description = $5",
+                    )
+                    .bind(model)
+                    .bind(a.to_string())
+                    .bind(b.to_string())
+                    .bind(pending.tenant.as_str())
+                    .bind(&pending.text)
+                }
+            }
+            .execute(&mut *tx)
+            .await
+            .during("recording a refused text")?;
+        }
+        tx.commit().await.during("committing refused texts")
+    }
+
+    async fn prune(
+        &self,
+        jobs_before: DateTime<Utc>,
+        tombstones_before: DateTime<Utc>,
+    ) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
+        // Finished jobs, a bounded batch per statement so no delete holds locks for long.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM ingest_jobs WHERE id IN (SELECT id FROM ingest_jobs \
+                 WHERE status IN ('completed', 'failed') AND completed_at < $1 LIMIT $2)",
+            )
+            .bind(micros(jobs_before))
+            .bind(PRUNE_BATCH)
+            .execute(&self.write)
+            .await
+            .during("pruning finished ingest jobs")?;
+            pruned.jobs += done.rows_affected();
+            if done.rows_affected() < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+        // Tombstones, per tenant: record how far they were pruned first (in the same
+        // transaction), so an index older than that reloads instead of missing a deletion.
+        let rows = sqlx::query(
+            "SELECT tenant_id, MAX(revision) AS through FROM memory_tombstones \
+             WHERE deleted_at < $1 GROUP BY tenant_id",
+        )
+        .bind(micros(tombstones_before))
+        .fetch_all(&self.read)
+        .await
+        .during("finding old tombstones")?;
+        for row in &rows {
+            let tenant: String = get(row, "tenant_id")?;
+            let through: i64 = get(row, "through")?;
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "UPDATE tenant_revisions SET pruned_through = \
+                 CASE WHEN pruned_through < $1 THEN $1 ELSE pruned_through END \
+                 WHERE tenant_id = $2",
+            )
+            .bind(through)
+            .bind(&tenant)
+            .execute(&mut *tx)
+            .await
+            .during("recording pruned deletions")?;
+            let done = sqlx::query(
+                "DELETE FROM memory_tombstones WHERE tenant_id = $1 AND revision <= $2",
+            )
+            .bind(&tenant)
+            .bind(through)
+            .execute(&mut *tx)
+            .await
+            .during("pruning tombstones")?;
+            tx.commit().await.during("committing pruned tombstones")?;
+            pruned.tombstones += done.rows_affected();
+        }
+        Ok(pruned)
     }
 
     async fn link(
@@ -1314,9 +1713,11 @@ impl MemoryStore for SqlStore {
         &self,
         tenant: &TenantId,
         items: &[ImportItem],
+        limits: &Limits,
     ) -> Result<Vec<(MemoryId, ImportOutcome)>, StoreError> {
         let mut tx = self.begin_write().await?;
         let revision = bump_revision(&mut tx, tenant).await?;
+        let mut usage = read_usage(&mut tx, tenant).await?;
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let memory = &item.memory;
@@ -1338,6 +1739,17 @@ impl MemoryStore for SqlStore {
             if owner.is_some() {
                 stored.id = MemoryId::new();
             }
+            // An exported history may be longer than this server keeps.
+            let excess = stored
+                .evolution_history
+                .len()
+                .saturating_sub(limits.max_history_entries);
+            stored.evolution_history.drain(..excess);
+            stored.evolution_history_dropped += excess as u64;
+            stored.tags.truncate(limits.max_tags);
+            let size = stored_size(&stored);
+            check_quota(usage, 1, size, limits)?;
+            usage = (usage.0 + 1, usage.1 + size);
             insert_memory(
                 &mut tx,
                 tenant,

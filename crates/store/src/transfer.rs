@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 
 use membrain_memory::text::content_hash;
-use membrain_memory::{Memory, MemoryId, TenantId};
+use membrain_memory::{Limits, Memory, MemoryId, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::{ImportItem, ImportOutcome, LinkRecord, MemoryStore, StoreError};
@@ -98,11 +98,13 @@ fn write_line(out: &mut dyn Write, line: &Line) -> Result<(), TransferError> {
 
 /// Reads an export into `tenant`. Memories keep their ids unless another tenant owns them (then
 /// they get new ids and their links follow); exact duplicates merge. `progress` is called after
-/// each line with the number of bytes read so far.
+/// each line with the number of bytes read so far. Histories and tags are cut to `limits`, and
+/// the tenant's quotas in `limits` hold.
 pub async fn import_tenant(
     store: &dyn MemoryStore,
     tenant: &TenantId,
     input: &mut dyn BufRead,
+    limits: &Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, TransferError> {
     let mut report = ImportReport::default();
@@ -142,14 +144,15 @@ pub async fn import_tenant(
                     embedding: None,
                 });
                 if batch.len() >= IMPORT_BATCH {
-                    import_batch(store, tenant, &mut batch, &mut new_ids, &mut report).await?;
+                    import_batch(store, tenant, &mut batch, limits, &mut new_ids, &mut report)
+                        .await?;
                 }
             }
             Line::Link(link) => links.push(link),
         }
         progress(bytes_read);
     }
-    import_batch(store, tenant, &mut batch, &mut new_ids, &mut report).await?;
+    import_batch(store, tenant, &mut batch, limits, &mut new_ids, &mut report).await?;
     for link in links {
         let a = new_ids
             .get(&link.memory_id_1)
@@ -175,13 +178,14 @@ async fn import_batch(
     store: &dyn MemoryStore,
     tenant: &TenantId,
     batch: &mut Vec<ImportItem>,
+    limits: &Limits,
     new_ids: &mut HashMap<MemoryId, MemoryId>,
     report: &mut ImportReport,
 ) -> Result<(), TransferError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let outcomes = store.import_memories(tenant, batch).await?;
+    let outcomes = store.import_memories(tenant, batch, limits).await?;
     for (item, (id, outcome)) in batch.iter().zip(outcomes) {
         new_ids.insert(item.memory.id, id);
         match outcome {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use membrain_auth::ApiKey;
 use membrain_memory::text::content_hash;
-use membrain_memory::{Embedding, EvolutionEvent, Limits, MemoryId, NewMemory, TenantId};
+use membrain_memory::{
+    Embedding, EvolutionEvent, JobId, Limits, Memory, MemoryId, NewMemory, TenantId,
+};
 use membrain_store::testing::TestDatabase;
 use membrain_store::*;
 
@@ -34,6 +36,16 @@ on_both_backends!(
     the_change_feed_brings_an_index_up_to_date,
     near_duplicates_merge_with_history_and_vectors,
     vectors_of_another_model_are_pending_until_remade,
+    ingest_is_claimed_in_turns_across_tenants,
+    only_the_claim_holding_a_job_may_finish_it,
+    quotas_refuse_what_would_cross_them,
+    histories_and_merged_tags_stay_within_their_limits,
+    usage_follows_every_write,
+    deleting_a_memory_scrubs_its_jobs,
+    pruning_drops_old_jobs_and_tombstones_and_indexes_reload,
+    refused_texts_leave_the_embedding_queue,
+    key_owners_are_known_even_when_revoked,
+    a_database_from_before_the_bounds_migrates_whole,
 );
 
 fn tenant(name: &str) -> TenantId {
@@ -59,19 +71,44 @@ fn prepared(content: &str, tags: &[&str]) -> PreparedMemory {
     }
 }
 
+/// What an ingest did, with the memory as stored afterwards.
+struct Ingested {
+    memory_id: MemoryId,
+    action: IngestAction,
+    memory: Memory,
+}
+
 /// Enqueues, claims and completes one ingest, as the worker does.
-async fn ingest(store: &SqlStore, tenant: &TenantId, memory: PreparedMemory) -> IngestResult {
+async fn ingest(store: &SqlStore, tenant: &TenantId, memory: PreparedMemory) -> Ingested {
     let request = IngestRequest {
         memory: memory.new.clone(),
         ingestion_scope: None,
     };
-    store.enqueue_ingest(tenant, &request).await.unwrap();
-    let job = store
-        .claim_ingest_job(Duration::from_secs(30))
+    let limits = Limits::default();
+    store
+        .enqueue_ingest(tenant, &request, &limits)
+        .await
+        .unwrap();
+    let job = claim_one(store, Duration::from_secs(30))
+        .await
+        .expect("a job");
+    let result = store.complete_ingest(&job, memory, &limits).await.unwrap();
+    let memory = store
+        .memories(tenant, &[result.memory_id])
         .await
         .unwrap()
-        .expect("a job");
-    store.complete_ingest(&job, memory).await.unwrap()
+        .pop()
+        .expect("the ingested memory");
+    Ingested {
+        memory_id: result.memory_id,
+        action: result.action,
+        memory,
+    }
+}
+
+/// Claims at most one job, as a worker with a batch of one would.
+async fn claim_one(store: &SqlStore, lease: Duration) -> Option<IngestJob> {
+    store.claim_ingest_jobs(lease, 1).await.unwrap().pop()
 }
 
 async fn keys_resolve_to_their_tenant_until_revoked(backend: Backend) {
@@ -109,13 +146,7 @@ async fn ingest_jobs_complete_and_exact_duplicates_merge(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
     let t = tenant("a");
-    assert!(
-        store
-            .claim_ingest_job(Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim_one(&store, Duration::from_secs(30)).await.is_none());
 
     let first = ingest(&store, &t, prepared("User likes green tea", &["drinks"])).await;
     assert_eq!(first.action, IngestAction::Created);
@@ -145,7 +176,10 @@ async fn ingest_jobs_complete_and_exact_duplicates_merge(backend: Backend) {
         memory: prepared("x", &[]).new,
         ingestion_scope: None,
     };
-    let job = store.enqueue_ingest(&t, &request).await.unwrap();
+    let job = store
+        .enqueue_ingest(&t, &request, &Limits::default())
+        .await
+        .unwrap();
     let queued = store.ingest_job(&t, job.id).await.unwrap().unwrap();
     assert_eq!(queued.status, JobStatus::Queued);
     assert!(
@@ -155,14 +189,10 @@ async fn ingest_jobs_complete_and_exact_duplicates_merge(backend: Backend) {
             .unwrap()
             .is_none()
     );
-    let claimed = store
-        .claim_ingest_job(Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
+    let claimed = claim_one(&store, Duration::from_secs(30)).await.unwrap();
     store
         .fail_ingest(
-            claimed.id,
+            &claimed,
             &JobError {
                 code: "BAD".into(),
                 message: "nope".into(),
@@ -184,53 +214,37 @@ async fn an_expired_lease_is_claimed_again(backend: Backend) {
         memory: memory.new.clone(),
         ingestion_scope: Some("^x".into()),
     };
-    store.enqueue_ingest(&t, &request).await.unwrap();
-    let first = store
-        .claim_ingest_job(Duration::from_millis(1))
+    store
+        .enqueue_ingest(&t, &request, &Limits::default())
         .await
-        .unwrap()
         .unwrap();
+    let first = claim_one(&store, Duration::from_millis(1)).await.unwrap();
     assert_eq!(first.request, request);
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The first worker "crashed": its lease ran out and the job is handed out again.
-    let second = store
-        .claim_ingest_job(Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
+    let second = claim_one(&store, Duration::from_secs(30)).await.unwrap();
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
-    assert!(
-        store
-            .claim_ingest_job(Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim_one(&store, Duration::from_secs(30)).await.is_none());
     store
-        .complete_ingest(&second, memory.clone())
+        .complete_ingest(&second, memory.clone(), &Limits::default())
         .await
         .unwrap();
     // The late first worker cannot complete it twice.
     assert!(matches!(
-        store.complete_ingest(&first, memory).await,
+        store
+            .complete_ingest(&first, memory, &Limits::default())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     // Requeue puts a claimed job back.
-    store.enqueue_ingest(&t, &request).await.unwrap();
-    let claimed = store
-        .claim_ingest_job(Duration::from_secs(30))
+    store
+        .enqueue_ingest(&t, &request, &Limits::default())
         .await
-        .unwrap()
         .unwrap();
-    store.requeue_ingest(claimed.id).await.unwrap();
-    assert!(
-        store
-            .claim_ingest_job(Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let claimed = claim_one(&store, Duration::from_secs(30)).await.unwrap();
+    store.requeue_ingest(&claimed).await.unwrap();
+    assert!(claim_one(&store, Duration::from_secs(30)).await.is_some());
 }
 
 async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
@@ -255,6 +269,7 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
             tea,
             Some(change("User now prefers matcha")),
             Some(vec!["green".into()]),
+            &Limits::default(),
         )
         .await
         .unwrap();
@@ -272,13 +287,19 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
     }
     assert!(matches!(
         store
-            .update_memory(&t, tea, Some(change("user likes COFFEE")), None)
+            .update_memory(
+                &t,
+                tea,
+                Some(change("user likes COFFEE")),
+                None,
+                &Limits::default()
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .update_memory(&tenant("b"), coffee, None, Some(vec![]))
+            .update_memory(&tenant("b"), coffee, None, Some(vec![]), &Limits::default())
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -460,7 +481,11 @@ async fn export_pages_and_import_round_trip(backend: Backend) {
         embedding,
     };
     let done = store
-        .import_memories(&b, &[item(m, Some(vector(0.2))), item(m, None)])
+        .import_memories(
+            &b,
+            &[item(m, Some(vector(0.2))), item(m, None)],
+            &Limits::default(),
+        )
         .await
         .unwrap();
     let (new_id, outcome) = done[0];
@@ -471,7 +496,10 @@ async fn export_pages_and_import_round_trip(backend: Backend) {
         (new_id, ImportOutcome::Merged),
         "same content in one batch"
     );
-    let (same, skipped) = store.import_memories(&a, &[item(m, None)]).await.unwrap()[0];
+    let (same, skipped) = store
+        .import_memories(&a, &[item(m, None)], &Limits::default())
+        .await
+        .unwrap()[0];
     assert_eq!((same, skipped), (m.id, ImportOutcome::Skipped));
     let feed = store.index_changes(&b, -1, "test-model").await.unwrap();
     assert_eq!(
@@ -527,9 +555,15 @@ mod transfer {
         let target_db = TestDatabase::new(other).await;
         let target = target_db.store().await;
         let mut seen = 0;
-        let imported = import_tenant(&target, &t, &mut exported.as_slice(), &mut |b| seen = b)
-            .await
-            .unwrap();
+        let imported = import_tenant(
+            &target,
+            &t,
+            &mut exported.as_slice(),
+            &Limits::default(),
+            &mut |b| seen = b,
+        )
+        .await
+        .unwrap();
         assert_eq!((imported.created, imported.links), (2, 1));
         assert_eq!(seen, exported.len() as u64);
         let memories = target.memories(&t, &[x, y]).await.unwrap();
@@ -537,16 +571,28 @@ mod transfer {
         assert_eq!(memories[0].links[0].description, "afternoon treats");
 
         // Again: everything is already there.
-        let again = import_tenant(&target, &t, &mut exported.as_slice(), &mut |_| {})
-            .await
-            .unwrap();
+        let again = import_tenant(
+            &target,
+            &t,
+            &mut exported.as_slice(),
+            &Limits::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!((again.created, again.skipped), (0, 2));
 
         // A broken line is reported with its number, and nothing after it is imported.
         let bad = b"{\"type\":\"memory\"}\n";
-        let err = import_tenant(&target, &tenant("c"), &mut bad.as_slice(), &mut |_| {})
-            .await
-            .unwrap_err();
+        let err = import_tenant(
+            &target,
+            &tenant("c"),
+            &mut bad.as_slice(),
+            &Limits::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().starts_with("line 1:"), "{err}");
     }
 
@@ -622,7 +668,7 @@ async fn the_change_feed_brings_an_index_up_to_date(backend: Backend) {
             .is_empty()
     );
     store
-        .update_memory(&a, dog, None, Some(vec!["loud".into()]))
+        .update_memory(&a, dog, None, Some(vec!["loud".into()]), &Limits::default())
         .await
         .unwrap();
     store
@@ -723,4 +769,480 @@ async fn vectors_of_another_model_are_pending_until_remade(backend: Backend) {
         store.pending_embeddings("newer", 10).await.unwrap().len(),
         3
     );
+}
+
+fn request(content: &str) -> IngestRequest {
+    IngestRequest {
+        memory: prepared(content, &[]).new,
+        ingestion_scope: None,
+    }
+}
+
+async fn ingest_is_claimed_in_turns_across_tenants(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let limits = Limits::default();
+    let (a, b) = (tenant("a"), tenant("b"));
+    // Tenant a queues a burst first; tenant b's one job comes after all of it.
+    for i in 0..40 {
+        store
+            .enqueue_ingest(&a, &request(&format!("a burst {i}")), &limits)
+            .await
+            .unwrap();
+    }
+    let late = store
+        .enqueue_ingest(&b, &request("b's one memory"), &limits)
+        .await
+        .unwrap();
+    let batch = store
+        .claim_ingest_jobs(Duration::from_secs(30), 16)
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 16);
+    assert!(
+        batch.iter().any(|job| job.id == late.id),
+        "b's job is in the first batch, not behind a's 40"
+    );
+    // Within a tenant, oldest first; every job claimed once.
+    let a_jobs: Vec<_> = batch.iter().filter(|j| j.tenant == a).collect();
+    assert!(
+        a_jobs
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at)
+    );
+    let rest = store
+        .claim_ingest_jobs(Duration::from_secs(30), 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 25);
+    assert!(rest.iter().all(|j| !batch.iter().any(|b| b.id == j.id)));
+}
+
+async fn only_the_claim_holding_a_job_may_finish_it(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let limits = Limits::default();
+    let t = tenant("a");
+    let job = store
+        .enqueue_ingest(&t, &request("lease owner"), &limits)
+        .await
+        .unwrap();
+    let first = claim_one(&store, Duration::from_millis(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = claim_one(&store, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(second.id, job.id);
+    assert_ne!(first.lease, second.lease);
+    // The first claim lost the job: it can neither renew, fail nor requeue it.
+    let held = [(first.id, first.lease.clone().unwrap())];
+    assert_eq!(
+        store
+            .renew_ingest_leases(&held, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        0
+    );
+    let error = JobError {
+        code: "X".into(),
+        message: "late".into(),
+    };
+    assert!(matches!(
+        store.fail_ingest(&first, &error).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.requeue_ingest(&first).await.unwrap();
+    assert_eq!(
+        store.ingest_job(&t, job.id).await.unwrap().unwrap().status,
+        JobStatus::Running,
+        "a stale requeue leaves the new owner's job alone"
+    );
+    // The second claim renews and completes it.
+    let held = [(second.id, second.lease.clone().unwrap())];
+    assert_eq!(
+        store
+            .renew_ingest_leases(&held, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        1
+    );
+    store
+        .complete_ingest(&second, prepared("lease owner", &[]), &limits)
+        .await
+        .unwrap();
+    let done = store.ingest_job(&t, job.id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert!(matches!(
+        store.fail_ingest(&second, &error).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.ingest_job(&t, job.id).await.unwrap().unwrap().status,
+        JobStatus::Completed,
+        "a completed job is never marked failed afterwards"
+    );
+}
+
+async fn quotas_refuse_what_would_cross_them(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let limits = Limits {
+        max_memories_per_tenant: 2,
+        max_pending_jobs_per_tenant: 2,
+        max_stored_bytes_per_tenant: 10_000,
+        ..Limits::default()
+    };
+    ingest(&store, &t, prepared("first fact", &[])).await;
+    // One memory stored and one job waiting reach the memory quota of 2.
+    store
+        .enqueue_ingest(&t, &request("second fact"), &limits)
+        .await
+        .unwrap();
+    let refused = store
+        .enqueue_ingest(&t, &request("third fact"), &limits)
+        .await
+        .unwrap_err();
+    match refused {
+        StoreError::QuotaExceeded(message) => assert!(message.contains("quota is 2"), "{message}"),
+        other => panic!("expected a quota error, got {other:?}"),
+    }
+    // Another tenant is not affected.
+    store
+        .enqueue_ingest(&tenant("b"), &request("third fact"), &limits)
+        .await
+        .unwrap();
+    // The quota also holds at completion (jobs queued before it was lowered).
+    let job = claim_one(&store, Duration::from_secs(30)).await.unwrap();
+    let tight = Limits {
+        max_memories_per_tenant: 1,
+        ..limits.clone()
+    };
+    assert!(matches!(
+        store
+            .complete_ingest(&job, prepared(&job.request.memory.content, &[]), &tight)
+            .await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    // Bytes: content larger than what is left is refused at the door.
+    let big = Limits {
+        max_stored_bytes_per_tenant: 20,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        store
+            .enqueue_ingest(&tenant("c"), &request(&"x".repeat(50)), &big)
+            .await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+}
+
+async fn histories_and_merged_tags_stay_within_their_limits(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let limits = Limits {
+        max_history_entries: 3,
+        max_tags: 4,
+        ..Limits::default()
+    };
+    let id = ingest(&store, &t, prepared("version 0", &["a", "b"]))
+        .await
+        .memory_id;
+    for i in 1..=6 {
+        let text = format!("version {i}");
+        store
+            .update_memory(
+                &t,
+                id,
+                Some(PreparedContent {
+                    content_hash: content_hash(&text),
+                    keywords: vec![],
+                    content: text,
+                    embedding: None,
+                }),
+                None,
+                &limits,
+            )
+            .await
+            .unwrap();
+    }
+    let memory = store.memories(&t, &[id]).await.unwrap().pop().unwrap();
+    assert_eq!(memory.evolution_history.len(), 3);
+    assert_eq!(memory.evolution_history_dropped, 3);
+    match &memory.evolution_history[2] {
+        EvolutionEvent::ContentUpdate { old_content, .. } => assert_eq!(old_content, "version 5"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // An exact duplicate with many new tags merges only up to the tag limit.
+    let job_request = IngestRequest {
+        memory: prepared("version 6", &["c", "d", "e", "f"]).new,
+        ingestion_scope: None,
+    };
+    store
+        .enqueue_ingest(&t, &job_request, &limits)
+        .await
+        .unwrap();
+    let job = claim_one(&store, Duration::from_secs(30)).await.unwrap();
+    store
+        .complete_ingest(&job, prepared("version 6", &["c", "d", "e", "f"]), &limits)
+        .await
+        .unwrap();
+    let memory = store.memories(&t, &[id]).await.unwrap().pop().unwrap();
+    assert_eq!(memory.tags, vec!["a", "b", "c", "d"]);
+    assert_eq!(memory.evolution_history.len(), 3);
+    assert_eq!(memory.evolution_history_dropped, 4);
+}
+
+async fn usage_follows_every_write(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let empty = store.tenant_usage(&t).await.unwrap();
+    assert_eq!((empty.memories, empty.stored_bytes), (0, 0));
+    let one = ingest(&store, &t, prepared("twelve bytes", &["x"])).await;
+    ingest(&store, &t, prepared("another memory", &[])).await;
+    let usage = store.tenant_usage(&t).await.unwrap();
+    assert_eq!(usage.memories, 2);
+    // Content plus the empty history "[]" of each.
+    assert_eq!(usage.stored_bytes, (12 + 2) + (14 + 2));
+    store
+        .update_memory(
+            &t,
+            one.memory_id,
+            Some(PreparedContent {
+                content_hash: content_hash("short"),
+                keywords: vec![],
+                content: "short".into(),
+                embedding: None,
+            }),
+            None,
+            &Limits::default(),
+        )
+        .await
+        .unwrap();
+    let memory = store
+        .memories(&t, &[one.memory_id])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let history = serde_json::to_string(&memory.evolution_history).unwrap();
+    let usage = store.tenant_usage(&t).await.unwrap();
+    assert_eq!(usage.stored_bytes, (5 + history.len() as i64) + (14 + 2));
+    store
+        .delete_memories(&t, &DeleteSelector::Id(one.memory_id))
+        .await
+        .unwrap();
+    let usage = store.tenant_usage(&t).await.unwrap();
+    assert_eq!((usage.memories, usage.stored_bytes), (1, 14 + 2));
+    assert_eq!(store.tenant_usage(&tenant("b")).await.unwrap().memories, 0);
+}
+
+async fn deleting_a_memory_scrubs_its_jobs(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let limits = Limits::default();
+    let secret = "the safe code is 4711";
+    let job = store
+        .enqueue_ingest(&t, &request(secret), &limits)
+        .await
+        .unwrap();
+    let claimed = claim_one(&store, Duration::from_secs(30)).await.unwrap();
+    let result = store
+        .complete_ingest(&claimed, prepared(secret, &[]), &limits)
+        .await
+        .unwrap();
+    let finished = store.ingest_job(&t, job.id).await.unwrap().unwrap();
+    assert_eq!(finished.request.memory.content, secret);
+    assert_eq!(finished.result.unwrap().memory_id, result.memory_id);
+    store
+        .delete_memories(&t, &DeleteSelector::Id(result.memory_id))
+        .await
+        .unwrap();
+    let scrubbed = store.ingest_job(&t, job.id).await.unwrap().unwrap();
+    assert_eq!(scrubbed.request.memory.content, "");
+    assert!(scrubbed.request.memory.tags.is_empty());
+    assert_eq!(scrubbed.status, JobStatus::Completed);
+}
+
+async fn pruning_drops_old_jobs_and_tombstones_and_indexes_reload(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let keep = ingest(&store, &t, prepared("kept memory", &[]))
+        .await
+        .memory_id;
+    let gone = ingest(&store, &t, prepared("deleted memory", &[]))
+        .await
+        .memory_id;
+    let before_delete = store.tenant_revision(&t).await.unwrap();
+    store
+        .delete_memories(&t, &DeleteSelector::Id(gone))
+        .await
+        .unwrap();
+    let queued = store
+        .enqueue_ingest(&t, &request("still waiting"), &Limits::default())
+        .await
+        .unwrap();
+    // Nothing is old enough yet.
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(store.prune(past, past).await.unwrap(), Pruned::default());
+    // Everything finished before now goes; a queued job stays.
+    let future = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let pruned = store.prune(future, future).await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            jobs: 2,
+            tombstones: 1
+        }
+    );
+    assert!(store.ingest_job(&t, queued.id).await.unwrap().is_some());
+    // An index that held the deleted memory cannot learn of the deletion from the feed any
+    // more: it is told to load the tenant afresh.
+    let changes = store
+        .index_changes(&t, before_delete, "test-model")
+        .await
+        .unwrap();
+    assert!(changes.full);
+    let ids: Vec<_> = changes.upserts.iter().map(|u| u.id).collect();
+    assert_eq!(ids, vec![keep]);
+    // An index that is current needs nothing.
+    let now = store.tenant_revision(&t).await.unwrap();
+    let nothing = store.index_changes(&t, now, "test-model").await.unwrap();
+    assert!(!nothing.full && nothing.upserts.is_empty());
+}
+
+async fn refused_texts_leave_the_embedding_queue(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("a");
+    let poison = ingest(&store, &t, prepared("a text the service refuses", &[]))
+        .await
+        .memory_id;
+    ingest(&store, &t, prepared("a normal text", &[])).await;
+    let pending = store.pending_embeddings("m", 10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let refused: Vec<_> = pending
+        .iter()
+        .filter(|p| p.target == EmbeddingTarget::Memory(poison))
+        .cloned()
+        .collect();
+    store.refuse_embeddings(&refused, "m").await.unwrap();
+    let pending = store.pending_embeddings("m", 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_ne!(pending[0].target, EmbeddingTarget::Memory(poison));
+    // Another model is asked again; so is this one once the text changes.
+    assert_eq!(
+        store.pending_embeddings("other", 10).await.unwrap().len(),
+        2
+    );
+    store
+        .update_memory(
+            &t,
+            poison,
+            Some(PreparedContent {
+                content_hash: content_hash("rewritten text"),
+                keywords: vec![],
+                content: "rewritten text".into(),
+                embedding: None,
+            }),
+            None,
+            &Limits::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.pending_embeddings("m", 10).await.unwrap().len(), 2);
+}
+
+async fn key_owners_are_known_even_when_revoked(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let key = ApiKey::generate();
+    assert_eq!(store.key_owner(&key.hash()).await.unwrap(), None);
+    let record = store
+        .create_key(&tenant("acme"), &key.hash(), "k")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.key_owner(&key.hash()).await.unwrap(),
+        Some(KeyOwner {
+            tenant: tenant("acme"),
+            revoked: false
+        })
+    );
+    store.revoke_key(&record.id).await.unwrap();
+    assert_eq!(
+        store.key_owner(&key.hash()).await.unwrap(),
+        Some(KeyOwner {
+            tenant: tenant("acme"),
+            revoked: true
+        })
+    );
+}
+
+/// A database written by the previous release (migrations 0001–0002) keeps working after
+/// migration 0003: finished jobs point at their memory without a copy, and usage is counted.
+async fn a_database_from_before_the_bounds_migrates_whole(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let mut old = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    old.migrations = std::borrow::Cow::Owned(old.migrations[..2].to_vec());
+    sqlx::any::install_default_drivers();
+    let url = if backend == Backend::Sqlite {
+        format!("{}?mode=rwc", db.url)
+    } else {
+        db.url.clone()
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    old.run(&pool).await.unwrap();
+    let id = MemoryId::new();
+    let memory_json = serde_json::json!({
+        "id": id, "content": "old fact", "tags": [], "category": "general", "context": "",
+        "keywords": [], "links": [], "evolution_history": [],
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+    });
+    let result = serde_json::json!({
+        "status": "success", "memory_id": id, "action": "created", "memory": memory_json,
+    });
+    sqlx::query(
+        "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
+         keywords, evolution_history, created_at, updated_at, revision) \
+         VALUES ($1, 'a', 'old fact', $2, '[]', 'general', '', '[]', '[]', 0, 0, 1)",
+    )
+    .bind(id.to_string())
+    .bind(content_hash("old fact"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let job = JobId::new();
+    sqlx::query(
+        "INSERT INTO ingest_jobs (id, tenant_id, status, request, result, attempts, created_at, \
+         completed_at) VALUES ($1, 'a', 'completed', $2, $3, 1, 0, 0)",
+    )
+    .bind(job.to_string())
+    .bind(serde_json::to_string(&request("old fact")).unwrap())
+    .bind(result.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = db.store().await;
+    let t = tenant("a");
+    let migrated = store.ingest_job(&t, job).await.unwrap().unwrap();
+    assert_eq!(migrated.result.unwrap().memory_id, id);
+    let usage = store.tenant_usage(&t).await.unwrap();
+    assert_eq!(usage.memories, 1);
+    assert_eq!(usage.stored_bytes, "old fact".len() as i64 + 2);
+    // The job follows its memory's deletion like any new one.
+    store
+        .delete_memories(&t, &DeleteSelector::Id(id))
+        .await
+        .unwrap();
+    let scrubbed = store.ingest_job(&t, job).await.unwrap().unwrap();
+    assert_eq!(scrubbed.request.memory.content, "");
+    assert_eq!(store.tenant_usage(&t).await.unwrap().memories, 0);
 }

@@ -9,7 +9,7 @@ use membrain_memory::{MemoryId, TagFilter, TenantId, ValidationError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{bound, load_memory, memory_size, required_id};
+use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Tenant};
 use crate::server::AppState;
@@ -202,7 +202,7 @@ async fn visited_memories(
 ) -> Result<(Vec<Value>, bool), ApiError> {
     let ids: Vec<MemoryId> = walk.visited().map(|(id, _)| id).collect();
     let mut memories = state.store.memories(tenant, &ids).await?;
-    let truncated = bound(&mut memories, &state.limits, memory_size);
+    let truncated = bound(&mut memories, &state.limits, json_size);
     let depth: HashMap<MemoryId, usize> = walk.visited().map(|(id, v)| (id, v.depth)).collect();
     let views = memories
         .iter()
@@ -343,7 +343,7 @@ pub async fn traverse(
         .scope_regex
         .as_deref()
         .filter(|s| !s.trim().is_empty())
-        .map(|s| TagFilter::from_scope_regex(Some(s), state.limits.max_regex_bytes))
+        .map(|s| TagFilter::from_scope_regex(Some(s), &state.limits))
         .transpose()?;
     let start_memory = load_memory(&state, &tenant, start, "start_memory_id").await?;
     if let Some(filter) = &scope
@@ -357,7 +357,7 @@ pub async fn traverse(
     }
     let query_vector = state
         .semantic
-        .embed_query(query)
+        .embed_query(&tenant, query)
         .await
         .map_err(|e| ApiError::embedder_unavailable("traversal by meaning", &e))?;
     let model = state.semantic.model_id().to_owned();

@@ -8,7 +8,7 @@ use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{bound, load_memory, memory_size, required_id};
+use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Tenant};
 use crate::ingest::KEYWORDS_PER_MEMORY;
@@ -58,7 +58,7 @@ pub async fn add_memory(
     )?;
     let ingestion_scope = body.ingestion_scope.filter(|s| !s.trim().is_empty());
     if let Some(scope) = &ingestion_scope {
-        TagFilter::from_scope_regex(Some(scope), state.limits.max_regex_bytes)
+        TagFilter::from_scope_regex(Some(scope), &state.limits)
             .map_err(|e| ValidationError::new("ingestion_scope", e.message))?;
     }
     let job = state
@@ -69,6 +69,7 @@ pub async fn add_memory(
                 memory,
                 ingestion_scope,
             },
+            &state.limits,
         )
         .await?;
     state.ingest_ready.notify_one();
@@ -96,7 +97,17 @@ pub async fn ingest_job(
             "ingest job {id} not found for this API key's tenant"
         ))
     })?;
-    Ok(ApiJson(job_view(&job)))
+    let mut view = job_view(&job);
+    // The job names its memory; the memory is read now, so a deleted one is gone from here too.
+    if let Some(result) = &job.result {
+        let memory = state
+            .store
+            .memories(&tenant, &[result.memory_id])
+            .await?
+            .pop();
+        view["result"]["memory"] = json!(memory);
+    }
+    Ok(ApiJson(view))
 }
 
 pub fn job_view(job: &IngestJob) -> Value {
@@ -162,7 +173,7 @@ pub async fn get_memories(
             missing.join(", ")
         )));
     }
-    let truncated = bound(&mut memories, &state.limits, memory_size);
+    let truncated = bound(&mut memories, &state.limits, json_size);
     Ok(ApiJson(
         json!({ "memories": memories, "count": memories.len(), "truncated": truncated }),
     ))
@@ -219,7 +230,7 @@ pub async fn update_memory(
     };
     let memory = state
         .store
-        .update_memory(&tenant, id, content, patch.tags)
+        .update_memory(&tenant, id, content, patch.tags, &state.limits)
         .await?;
     Ok(ApiJson(json!(memory)))
 }

@@ -12,8 +12,9 @@ use membrain_memory::{Limits, Memory, MemoryId, TenantId, ValidationError};
 use crate::error::ApiError;
 use crate::server::AppState;
 
-/// Keeps a read within the configured caps on count and content bytes. Returns whether a cap
-/// cut the list.
+/// Keeps a read within the configured caps on count and bytes. Returns whether a cap cut the
+/// list. `size` should count everything the item serialises to ([`json_size`]): history,
+/// links and all, since that is what the answer carries.
 pub(crate) fn bound<T>(items: &mut Vec<T>, limits: &Limits, size: impl Fn(&T) -> usize) -> bool {
     let mut bytes = 0usize;
     let mut keep = 0usize;
@@ -29,13 +30,22 @@ pub(crate) fn bound<T>(items: &mut Vec<T>, limits: &Limits, size: impl Fn(&T) ->
     truncated
 }
 
-pub(crate) fn memory_size(memory: &Memory) -> usize {
-    memory.content.len()
-        + memory
-            .links
-            .iter()
-            .map(|l| l.description.len() + 48)
-            .sum::<usize>()
+/// The bytes `value` serialises to as JSON, counted without building the text.
+pub(crate) fn json_size<T: serde::Serialize>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Plain data always serialises; on the impossible failure, count what was written.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// Parses a required id parameter, treating an empty value as missing.

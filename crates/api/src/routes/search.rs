@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use membrain_index::{Scored, fuse_relative};
+use membrain_index::{Scored, TenantIndex, fuse_relative};
 use membrain_memory::embedding::cosine;
 use membrain_memory::graph::Edge;
 use membrain_memory::lexical::term_overlap;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::memories::TagsInput;
-use super::{bound, memory_size};
+use super::{bound, json_size};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Tenant};
 use crate::semantic::enrich::interpret;
@@ -139,7 +139,7 @@ pub async fn search_memories(
             scope_regex: body.scope_regex.filter(|s| !s.trim().is_empty()),
             scope: body.scope.unwrap_or_default(),
         },
-        limits.max_regex_bytes,
+        limits,
     )?;
 
     // The query's vector (the model, on a blocking thread) and the index catch-up (the
@@ -149,7 +149,7 @@ pub async fn search_memories(
     let (vector, index) = tokio::join!(
         async {
             if wants_vector {
-                Some(semantic.embed_query(query).await)
+                Some(semantic.embed_query(&tenant, query).await)
             } else {
                 None
             }
@@ -162,46 +162,31 @@ pub async fn search_memories(
         Some(Ok(vector)) => Some(vector),
         Some(Err(e)) => {
             tracing::warn!(error = %e, "could not embed a query; ranking lexically");
-            notices.push(format!(
-                "semantic ranking is unavailable ({e}); these results are lexical only"
-            ));
+            notices.push(
+                "semantic ranking is unavailable right now; these results are lexical only"
+                    .to_owned(),
+            );
             None
         }
         None => None,
     };
-    let accept = |tags: &[String]| filter.is_empty() || filter.matches(tags);
-    let pool = k.max(FUSION_POOL);
-    let lexical = if ranking == Ranking::Dense && vector.is_some() || query.is_empty() {
-        Vec::new()
-    } else {
-        index.index.lexical(query, &accept, pool)
+    // Ranking reads every candidate (and runs the caller's regexes over their tags): CPU work,
+    // done on a blocking thread of the tenant's fair share of the pool, never on the runtime.
+    let request = RankRequest {
+        query: query.to_owned(),
+        vector: vector.clone(),
+        ranking,
+        k,
+        full_scope: body.full_scope,
+        max_results: limits.max_result_memories,
     };
-    let dense = match &vector {
-        Some(v) if ranking != Ranking::Lexical => index.index.dense(v, &accept, pool, -1.0),
-        _ => Vec::new(),
-    };
-    let mut ranked: Vec<Scored> = match ranking {
-        Ranking::Hybrid => fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, k),
-        Ranking::Dense if vector.is_some() => dense.into_iter().take(k).collect(),
-        Ranking::Lexical | Ranking::Dense => lexical.into_iter().take(k).collect(),
-    };
-    let mut truncated = false;
-    if body.full_scope {
-        let listed: std::collections::HashSet<MemoryId> = ranked.iter().map(|r| r.id).collect();
-        let mut rest: Vec<MemoryId> = index
-            .index
-            .ids()
-            .filter(|id| !listed.contains(id))
-            .filter(|id| index.index.tags(*id).is_some_and(accept))
-            .collect();
-        // Newest first (ids are time-ordered).
-        rest.sort_unstable_by(|a, b| b.cmp(a));
-        ranked.extend(rest.into_iter().map(|id| Scored { id, score: 0.0 }));
-        if ranked.len() > limits.max_result_memories {
-            ranked.truncate(limits.max_result_memories);
-            truncated = true;
-        }
-    }
+    let (index, filter, ranked, mut truncated) = state
+        .cpu
+        .run(&tenant, move || {
+            let (ranked, truncated) = rank(&index.index, &filter, &request);
+            (index, filter, ranked, truncated)
+        })
+        .await?;
     let similarity = |id: MemoryId| -> Option<f32> {
         let v = vector.as_ref()?;
         Some(cosine(v, index.index.vector(id)?))
@@ -209,7 +194,7 @@ pub async fn search_memories(
 
     let ids: Vec<MemoryId> = ranked.iter().map(|r| r.id).collect();
     let mut memories = state.store.memories(&tenant, &ids).await?;
-    truncated |= bound(&mut memories, limits, memory_size);
+    truncated |= bound(&mut memories, limits, json_size::<Memory>);
     let scores: HashMap<MemoryId, f32> = ranked.iter().map(|r| (r.id, r.score)).collect();
 
     let mut neighbours = load_neighbours(&state, &tenant, &memories).await?;
@@ -284,6 +269,8 @@ pub async fn search_memories(
         drop(index);
     }
 
+    // The answer's size counts everything serialised: related memories and edges too.
+    truncated |= bound(&mut results, limits, json_size::<Value>);
     let mut answer = json!({ "count": results.len(), "results": results, "truncated": truncated });
     if !notices.is_empty() {
         answer["notices"] = json!(notices);
@@ -311,6 +298,63 @@ pub async fn search_memories(
         }
     }
     Ok(ApiJson(answer))
+}
+
+/// What [`rank`] needs, owned, so it can run on a blocking thread.
+struct RankRequest {
+    query: String,
+    vector: Option<std::sync::Arc<[f32]>>,
+    ranking: Ranking,
+    k: usize,
+    full_scope: bool,
+    max_results: usize,
+}
+
+/// The ranked ids (and whether the full-scope list was cut): lexical and dense candidates that
+/// pass the filter, fused; with `full_scope`, every other memory in scope after them.
+fn rank(index: &TenantIndex, filter: &TagFilter, request: &RankRequest) -> (Vec<Scored>, bool) {
+    let matcher = filter.matcher();
+    let accept = |tags: &[String]| matcher.matches(tags);
+    let RankRequest {
+        query,
+        vector,
+        ranking,
+        k,
+        ..
+    } = request;
+    let (ranking, k) = (*ranking, *k);
+    let pool = k.max(FUSION_POOL);
+    let lexical = if ranking == Ranking::Dense && vector.is_some() || query.is_empty() {
+        Vec::new()
+    } else {
+        index.lexical(query, &accept, pool)
+    };
+    let dense = match vector {
+        Some(v) if ranking != Ranking::Lexical => index.dense(v, &accept, pool, -1.0),
+        _ => Vec::new(),
+    };
+    let mut ranked: Vec<Scored> = match ranking {
+        Ranking::Hybrid => fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, k),
+        Ranking::Dense if vector.is_some() => dense.into_iter().take(k).collect(),
+        Ranking::Lexical | Ranking::Dense => lexical.into_iter().take(k).collect(),
+    };
+    let mut truncated = false;
+    if request.full_scope {
+        let listed: std::collections::HashSet<MemoryId> = ranked.iter().map(|r| r.id).collect();
+        let mut rest: Vec<MemoryId> = index
+            .ids()
+            .filter(|id| !listed.contains(id))
+            .filter(|id| index.tags(*id).is_some_and(accept))
+            .collect();
+        // Newest first (ids are time-ordered).
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        ranked.extend(rest.into_iter().map(|id| Scored { id, score: 0.0 }));
+        if ranked.len() > request.max_results {
+            ranked.truncate(request.max_results);
+            truncated = true;
+        }
+    }
+    (ranked, truncated)
 }
 
 fn keyword_filter_list(input: TagsInput) -> Vec<String> {

@@ -56,34 +56,55 @@ impl Backfill {
         }
     }
 
-    /// One batch; how many vectors were stored.
+    /// One batch; how many texts were settled (vectors stored, or refusals recorded).
     pub async fn round(&self) -> Result<usize, String> {
+        let model = self.semantic.model_id();
         let pending = self
             .store
-            .pending_embeddings(self.semantic.model_id(), BATCH)
+            .pending_embeddings(model, BATCH)
             .await
             .map_err(|e| e.to_string())?;
         if pending.is_empty() {
             return Ok(0);
         }
         let texts = pending.iter().map(|p| p.text.clone()).collect();
-        let vectors = self
+        // A text the embedder refuses is set aside, not retried forever: otherwise it would stay
+        // first in line and stall every tenant's vectors behind it.
+        let answers = self
             .semantic
-            .embed(texts)
+            .embed_each_in_background(texts)
             .await
             .map_err(|e| e.to_string())?;
-        let done: Vec<_> = pending.into_iter().zip(vectors).collect();
+        let mut done = Vec::new();
+        let mut refused = Vec::new();
+        for (pending, answer) in pending.into_iter().zip(answers) {
+            match answer {
+                Ok(embedding) => done.push((pending, embedding)),
+                Err(error) => {
+                    tracing::warn!(%error, tenant = %pending.tenant, "the embedder refused a text; it stays lexical-only");
+                    refused.push(pending);
+                }
+            }
+        }
         // Link descriptions repeat; the next link with the same words gets its vector at ingest.
-        let descriptions: Vec<(String, membrain_memory::Embedding)> = done
+        let descriptions: Vec<_> = done
             .iter()
             .filter(|(p, _)| matches!(p.target, membrain_store::EmbeddingTarget::Link(..)))
-            .map(|(p, e)| (p.text.clone(), e.clone()))
+            .map(|(p, e)| (p.tenant.clone(), p.text.clone(), e.clone()))
             .collect();
         self.semantic.remember(&descriptions);
-        self.store
-            .store_embeddings(&done)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(done.len())
+        if !done.is_empty() {
+            self.store
+                .store_embeddings(&done)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !refused.is_empty() {
+            self.store
+                .refuse_embeddings(&refused, model)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(done.len() + refused.len())
     }
 }

@@ -6,9 +6,14 @@
 //! revision newer?) and, when it is, one query for the rows in between. That holds across
 //! restarts (a new process loads everything on first use) and across several API processes
 //! sharing one PostgreSQL (each catches up on its own before answering).
+//!
+//! Indexes live within a memory budget: past it, the least recently used tenants' indexes are
+//! dropped (they reload from the database on their next search), so the number of tenants a
+//! process has served does not decide how much memory it holds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use membrain_index::{Document, TenantIndex};
 use membrain_memory::{MemoryId, TenantId};
@@ -23,20 +28,68 @@ pub struct SyncedIndex {
     pub revision: i64,
 }
 
-/// Every tenant's index in this process, created on first use.
+/// One tenant's slot: the index, when it was last used, and its size at its last catch-up.
+#[derive(Debug)]
+struct Slot {
+    index: Arc<RwLock<SyncedIndex>>,
+    last_used: Instant,
+    bytes: usize,
+}
+
+/// Every tenant's index in this process, created on first use, within a memory budget.
 #[derive(Debug)]
 pub struct Indexes {
     model: String,
     dimensions: usize,
-    tenants: Mutex<HashMap<TenantId, Arc<RwLock<SyncedIndex>>>>,
+    budget: usize,
+    tenants: Mutex<HashMap<TenantId, Slot>>,
 }
 
 impl Indexes {
-    pub fn new(model: impl Into<String>, dimensions: usize) -> Self {
+    pub fn new(model: impl Into<String>, dimensions: usize, budget: usize) -> Self {
         Self {
             model: model.into(),
             dimensions,
+            budget,
             tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Tenants whose index this process holds, and their bytes together.
+    pub fn held(&self) -> (usize, usize) {
+        let tenants = self.lock();
+        (tenants.len(), tenants.values().map(|slot| slot.bytes).sum())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Slot>> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `tenant`'s new size and drops the least recently used other indexes while the
+    /// total is over the budget. An index in use stays whole for its readers (they hold it);
+    /// the next search of a dropped tenant loads it again.
+    fn settle(&self, tenant: &TenantId, bytes: usize) {
+        let mut tenants = self.lock();
+        if let Some(slot) = tenants.get_mut(tenant) {
+            slot.bytes = bytes;
+        }
+        let mut total: usize = tenants.values().map(|slot| slot.bytes).sum();
+        while total > self.budget {
+            let oldest = tenants
+                .iter()
+                .filter(|(id, _)| *id != tenant)
+                .min_by_key(|(_, slot)| slot.last_used)
+                .map(|(id, _)| id.clone());
+            let Some(oldest) = oldest else {
+                tracing::warn!(%tenant, bytes, budget = self.budget, "one tenant's search index is larger than the whole index memory budget");
+                break;
+            };
+            if let Some(dropped) = tenants.remove(&oldest) {
+                total -= dropped.bytes;
+                tracing::debug!(tenant = %oldest, bytes = dropped.bytes, "search index dropped to stay within the memory budget");
+            }
         }
     }
 
@@ -47,19 +100,17 @@ impl Indexes {
         tenant: &TenantId,
     ) -> Result<OwnedRwLockReadGuard<SyncedIndex>, StoreError> {
         let slot = {
-            let mut tenants = self
-                .tenants
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            tenants
-                .entry(tenant.clone())
-                .or_insert_with(|| {
-                    Arc::new(RwLock::new(SyncedIndex {
-                        index: TenantIndex::new(self.dimensions),
-                        revision: -1,
-                    }))
-                })
-                .clone()
+            let mut tenants = self.lock();
+            let slot = tenants.entry(tenant.clone()).or_insert_with(|| Slot {
+                index: Arc::new(RwLock::new(SyncedIndex {
+                    index: TenantIndex::new(self.dimensions),
+                    revision: -1,
+                })),
+                last_used: Instant::now(),
+                bytes: 0,
+            });
+            slot.last_used = Instant::now();
+            slot.index.clone()
         };
         let latest = store.tenant_revision(tenant).await?;
         {
@@ -76,6 +127,8 @@ impl Indexes {
                 .await?;
             let loaded = apply(&mut synced, changes);
             tracing::debug!(%tenant, loaded, revision = synced.revision, "search index caught up");
+            let bytes = synced.index.heap_bytes();
+            self.settle(tenant, bytes);
         }
         Ok(synced.downgrade())
     }
@@ -84,6 +137,11 @@ impl Indexes {
 /// Applies upserts and removals in revision order (a memory may be deleted and re-imported under
 /// the same id). Returns how many changes were applied.
 fn apply(synced: &mut SyncedIndex, changes: IndexChanges) -> usize {
+    if changes.full {
+        // The whole tenant (a first load, or deletions were pruned past what this index holds).
+        synced.index = TenantIndex::new(synced.index.dimensions());
+        synced.revision = -1;
+    }
     enum Change {
         Upsert(membrain_store::IndexEntry),
         Remove(MemoryId),

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use membrain_embed::{EmbedError, Embedder};
 use membrain_llm::LanguageModel;
-use membrain_memory::Embedding;
+use membrain_memory::{Embedding, TenantId};
+use tokio::sync::Semaphore;
 
 pub use indexes::{Indexes, SyncedIndex};
 
@@ -30,6 +31,9 @@ pub struct SemanticTuning {
     pub max_links: usize,
     /// Recent query vectors kept, so a repeated query skips the model.
     pub query_cache: usize,
+    /// Bytes the per-tenant search indexes of this process may hold together; the least
+    /// recently used are dropped beyond it (and reload from the database on their next use).
+    pub index_memory_budget: usize,
 }
 
 impl Default for SemanticTuning {
@@ -42,9 +46,14 @@ impl Default for SemanticTuning {
             link_threshold: 0.45,
             max_links: 3,
             query_cache: 1024,
+            index_memory_budget: 1024 * 1024 * 1024,
         }
     }
 }
+
+/// Cached vectors are per tenant: a shared cache would tell one tenant, by how fast it answers,
+/// which queries another tenant asked.
+type VectorCache = lru::LruCache<(TenantId, String), Arc<[f32]>>;
 
 /// The embedder and language model of this process, and the indexes built with them.
 pub struct Semantic {
@@ -52,7 +61,12 @@ pub struct Semantic {
     llm: Option<Arc<dyn LanguageModel>>,
     pub indexes: Indexes,
     pub tuning: SemanticTuning,
-    query_cache: Mutex<lru::LruCache<String, Arc<[f32]>>>,
+    query_cache: Mutex<VectorCache>,
+    /// Embeddings a request waits for (a query, an update, a link), at most one per core.
+    foreground: Semaphore,
+    /// Embeddings of ingest batches and the background embedder: one at a time, so a burst of
+    /// ingest never takes every core from the requests.
+    background: Semaphore,
 }
 
 impl std::fmt::Debug for Semantic {
@@ -70,18 +84,38 @@ impl Semantic {
         Self::with_tuning(embedder, llm, SemanticTuning::default())
     }
 
+    /// The default tuning, with the index memory budget the API is configured with.
+    pub fn for_settings(
+        embedder: Arc<dyn Embedder>,
+        llm: Option<Arc<dyn LanguageModel>>,
+        settings: &crate::ApiSettings,
+    ) -> Self {
+        let tuning = SemanticTuning {
+            index_memory_budget: settings.index_memory_budget,
+            ..SemanticTuning::default()
+        };
+        Self::with_tuning(embedder, llm, tuning)
+    }
+
     pub fn with_tuning(
         embedder: Arc<dyn Embedder>,
         llm: Option<Arc<dyn LanguageModel>>,
         tuning: SemanticTuning,
     ) -> Self {
         let capacity = NonZeroUsize::new(tuning.query_cache).unwrap_or(NonZeroUsize::MIN);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            indexes: Indexes::new(embedder.model_id(), embedder.dimensions()),
+            indexes: Indexes::new(
+                embedder.model_id(),
+                embedder.dimensions(),
+                tuning.index_memory_budget,
+            ),
             embedder,
             llm,
             tuning,
             query_cache: Mutex::new(lru::LruCache::new(capacity)),
+            foreground: Semaphore::new(cores),
+            background: Semaphore::new(1),
         }
     }
 
@@ -94,11 +128,60 @@ impl Semantic {
         self.llm.as_deref()
     }
 
-    /// Vectors for `texts`, made on a blocking thread (the model is CPU-bound).
+    /// Vectors for `texts` that a request waits for, made on a blocking thread (the model is
+    /// CPU-bound).
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
+        self.embed_in(&self.foreground, texts).await
+    }
+
+    /// Vectors for ingest and the background embedder: one batch at a time in this process.
+    pub async fn embed_in_background(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<Vec<Embedding>, EmbedError> {
+        self.embed_in(&self.background, texts).await
+    }
+
+    /// Like [`embed_in_background`](Self::embed_in_background), but a batch the embedder
+    /// refuses is retried text by text, so one text it will never embed (a poisoned input)
+    /// costs only its own vector: each answer is the vector, or the refusal of that text.
+    /// Errors that are not about the input (the service is down) fail the whole call.
+    pub async fn embed_each_in_background(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<Vec<Result<Embedding, EmbedError>>, EmbedError> {
+        match self.embed_in_background(texts.clone()).await {
+            Ok(vectors) => Ok(vectors.into_iter().map(Ok).collect()),
+            Err(error) if error.is_refusal() && texts.len() > 1 => {
+                let mut answers = Vec::with_capacity(texts.len());
+                for text in texts {
+                    match self.embed_in_background(vec![text]).await {
+                        Ok(mut vector) => answers.push(vector.pop().ok_or_else(|| {
+                            EmbedError::Inference("the embedder returned no vector".into())
+                        })),
+                        Err(error) if error.is_refusal() => answers.push(Err(error)),
+                        Err(error) => return Err(error),
+                    }
+                }
+                Ok(answers)
+            }
+            Err(error) if error.is_refusal() => Ok(vec![Err(error)]),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn embed_in(
+        &self,
+        lane: &Semaphore,
+        texts: Vec<String>,
+    ) -> Result<Vec<Embedding>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let _permit = lane
+            .acquire()
+            .await
+            .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))?;
         let embedder = self.embedder.clone();
         let vectors = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -113,9 +196,14 @@ impl Semantic {
             .collect())
     }
 
-    /// A query's vector, from the cache of recent queries when it was asked before.
-    pub async fn embed_query(&self, query: &str) -> Result<Arc<[f32]>, EmbedError> {
-        if let Some(hit) = self.cache().get(query) {
+    /// A query's vector, from the tenant's recent queries when it asked it before.
+    pub async fn embed_query(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+    ) -> Result<Arc<[f32]>, EmbedError> {
+        let key = (tenant.clone(), query.to_owned());
+        if let Some(hit) = self.cache().get(&key) {
             return Ok(hit.clone());
         }
         let vector: Arc<[f32]> = self
@@ -124,27 +212,34 @@ impl Semantic {
             .pop()
             .map(|e| e.vector.into())
             .ok_or_else(|| EmbedError::Inference("the embedder returned no vector".into()))?;
-        self.cache().put(query.to_owned(), vector.clone());
+        self.cache().put(key, vector.clone());
         Ok(vector)
     }
 
-    /// The vector of a text embedded recently (a query or a link description), if cached.
-    pub fn cached_vector(&self, text: &str) -> Option<Embedding> {
-        let vector = self.cache().get(text)?.clone();
+    /// The vector of a text the tenant had embedded recently (a query or a link description),
+    /// if cached.
+    pub fn cached_vector(&self, tenant: &TenantId, text: &str) -> Option<Embedding> {
+        let vector = self
+            .cache()
+            .get(&(tenant.clone(), text.to_owned()))?
+            .clone();
         Some(Embedding::new(self.model_id(), vector.to_vec()))
     }
 
-    /// Remembers vectors just made, so repeated texts skip the model.
-    pub fn remember(&self, made: &[(String, Embedding)]) {
+    /// Remembers vectors just made for a tenant's texts, so repeated texts skip the model.
+    pub fn remember(&self, made: &[(TenantId, String, Embedding)]) {
         let mut cache = self.cache();
-        for (text, embedding) in made {
+        for (tenant, text, embedding) in made {
             if embedding.model == self.model_id() {
-                cache.put(text.clone(), embedding.vector.clone().into());
+                cache.put(
+                    (tenant.clone(), text.clone()),
+                    embedding.vector.clone().into(),
+                );
             }
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Arc<[f32]>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, VectorCache> {
         self.query_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

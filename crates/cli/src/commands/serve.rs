@@ -25,6 +25,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
+    // Keys first: a single-user key that would remap another tenant's stops the start before
+    // anything slow (the model) happens.
+    let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
+    let keys = match key_sources(store.clone(), single_user_key.as_ref(), &api).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            store.close().await;
+            return Err(error);
+        }
+    };
     let series = match TimeSeries::open(time_series).await {
         Ok(series) => series,
         Err(error) => {
@@ -39,21 +49,24 @@ pub async fn run(
     };
     series.spawn_maintenance(shutdown.clone());
     let model_line = describe_models(embedder.model_id(), semantic);
-    let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
     let new_key = match &single_user_key {
         Some(_) => None,
         None => first_start_key(store.as_ref()).await?,
     };
-    let keys = key_sources(store.clone(), single_user_key.as_ref(), &api)?;
-    let api_server = ApiServer::bind(&api, store.clone(), keys, Semantic::new(embedder, llm))
-        .await
-        .with_context(|| {
-            format!(
-                "listening on {} (is another membrain running? use --api-port)",
-                api.listen
-            )
-        })?
-        .with_time_series(series.service.clone());
+    let api_server = ApiServer::bind(
+        &api,
+        store.clone(),
+        keys,
+        Semantic::for_settings(embedder, llm, &api),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "listening on {} (is another membrain running? use --api-port)",
+            api.listen
+        )
+    })?
+    .with_time_series(series.service.clone());
     // The bridge talks to the API over loopback, at the port actually bound (it may be 0 = any).
     mcp.api_base_url = format!("http://{}", api_server.local_addr()?);
     let mcp_server = McpServer::bind(mcp.clone()).await.with_context(|| {

@@ -53,22 +53,24 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// The key sources of the API: the database, plus the single-user key when configured.
-pub fn key_sources(
+/// The key sources of the API: the database, plus the single-user key when configured. The
+/// database decides first; a single-user key the database gives to another tenant, or revoked,
+/// stops the start with a message saying what to do.
+pub async fn key_sources(
     store: Arc<dyn MemoryStore>,
     single_user_key: Option<&ApiKey>,
     settings: &ApiSettings,
 ) -> Result<Arc<dyn KeyResolver>> {
-    let database: Arc<dyn KeyResolver> = Arc::new(CachedKeys::new(
-        Arc::new(DatabaseKeys::new(store)),
-        settings.key_cache_ttl,
-    ));
-    let mut chain = ResolverChain::new();
+    let mut keys = DatabaseKeys::new(store.clone());
     if let Some(key) = single_user_key {
         let tenant = TenantId::parse(DEFAULT_TENANT).context("the default tenant name")?;
-        chain = chain.with(Arc::new(StaticKey::new(key, tenant)));
+        DatabaseKeys::check(store.as_ref(), key, &tenant).await?;
+        keys = keys.with_single_user_key(key, tenant);
     }
-    Ok(Arc::new(chain.with(database)))
+    Ok(Arc::new(CachedKeys::new(
+        Arc::new(keys),
+        settings.key_cache_ttl,
+    )))
 }
 
 pub async fn run_api(
@@ -80,6 +82,15 @@ pub async fn run_api(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let store = super::open_store(common).await?;
+    // Keys first: a single-user key that would remap another tenant's stops the start before
+    // anything slow (the model) happens.
+    let keys = match key_sources(store.clone(), key.as_ref(), &settings).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            store.close().await;
+            return Err(error);
+        }
+    };
     let series = match TimeSeries::open(time_series).await {
         Ok(series) => series,
         Err(error) => {
@@ -93,11 +104,15 @@ pub async fn run_api(
         return Ok(());
     };
     series.spawn_maintenance(shutdown.clone());
-    let keys = key_sources(store.clone(), key.as_ref(), &settings)?;
-    let server = ApiServer::bind(&settings, store.clone(), keys, Semantic::new(embedder, llm))
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?
-        .with_time_series(series.service.clone());
+    let server = ApiServer::bind(
+        &settings,
+        store.clone(),
+        keys,
+        Semantic::for_settings(embedder, llm, &settings),
+    )
+    .await
+    .with_context(|| format!("listening on {}", settings.listen))?
+    .with_time_series(series.service.clone());
     tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
     let result = server.run_until_stopped(shutdown).await;
     store.close().await;
@@ -155,14 +170,12 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
     }
 }
 
-/// The gateway profile's key sources, tried in order: the single key, the map in the
-/// environment, the file, the Secrets Manager secret (each map re-read every `refresh`).
+/// The gateway profile's key sources, tried in order: the map in the environment, the file,
+/// the Secrets Manager secret (each map re-read every `refresh`), and last the single key — so
+/// a key a map gives to a tenant keeps that tenant even when it is also exported as
+/// MEMBRAIN_API_KEY.
 async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
     let mut chain = ResolverChain::new();
-    if let Some(key) = &sources.single_key {
-        let tenant = TenantId::parse(DEFAULT_TENANT).context("the default tenant name")?;
-        chain = chain.with(Arc::new(StaticKey::new(key, tenant)));
-    }
     if sources.environment_map {
         let keys = RefreshingKeys::new(
             Arc::new(EnvKeyMap::new(KEYS_MAP_VARIABLE)),
@@ -192,6 +205,10 @@ async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
             .await
             .with_context(|| format!("reading API keys from the secret {secret}"))?;
         chain = chain.with(Arc::new(keys));
+    }
+    if let Some(key) = &sources.single_key {
+        let tenant = TenantId::parse(DEFAULT_TENANT).context("the default tenant name")?;
+        chain = chain.with(Arc::new(StaticKey::new(key, tenant)));
     }
     Ok(Arc::new(chain))
 }

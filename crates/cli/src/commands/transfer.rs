@@ -5,12 +5,31 @@ use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use membrain_memory::TenantId;
+use membrain_memory::{Limits, TenantId};
 use membrain_store::transfer::{export_tenant, import_tenant};
 
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::output::say;
 use crate::settings::Common;
+
+/// Creates (or truncates) a file only its owner can read: an export holds a tenant's memories.
+pub fn private_file(path: &std::path::Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    // The mode above applies only to a new file; an old one keeps its own unless told.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
 
 fn tenant(raw: &str) -> Result<TenantId> {
     TenantId::parse(raw).map_err(|e| anyhow::anyhow!("{}", e.message))
@@ -21,7 +40,7 @@ pub async fn export(common: &Common, args: ExportArgs) -> Result<()> {
     let store = super::open_store(common).await?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            private_file(path).with_context(|| format!("creating {}", path.display()))?,
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
@@ -62,7 +81,15 @@ pub async fn import(common: &Common, args: ImportArgs) -> Result<()> {
         }
         _ => ProgressBar::hidden(),
     };
-    let report = import_tenant(store.as_ref(), &tenant, &mut input, &mut |bytes| {
+    // The operator imports on a tenant's behalf: histories and tags are cut to the server's
+    // limits, but the tenant quotas (which bound what a tenant can do to a shared server) do
+    // not refuse a restore.
+    let limits = Limits {
+        max_memories_per_tenant: usize::MAX,
+        max_stored_bytes_per_tenant: usize::MAX,
+        ..Limits::default()
+    };
+    let report = import_tenant(store.as_ref(), &tenant, &mut input, &limits, &mut |bytes| {
         bar.set_position(bytes)
     })
     .await

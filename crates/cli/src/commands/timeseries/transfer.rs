@@ -300,7 +300,8 @@ pub async fn export(
     let end = parse_bound(end, &description["latest"], 1)?;
     let writer: Box<dyn Write> = match output {
         Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            crate::commands::transfer::private_file(path)
+                .with_context(|| format!("creating {}", path.display()))?,
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
