@@ -125,6 +125,18 @@ impl From<StoreError> for ApiError {
             StoreError::QuotaExceeded(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
             }
+            full if full.is_storage_full() => {
+                tracing::error!(error = %full, "the database is out of disk space");
+                Self {
+                    retry_after: Some(30),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage_full",
+                        "the server's storage is full, so nothing can be written now; reads \
+                         still work. Retry later (the operator has been told in the log)",
+                    )
+                }
+            }
             unavailable if unavailable.is_unavailable() => Self::unavailable(&unavailable),
             other => Self::internal(&other),
         }

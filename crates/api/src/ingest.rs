@@ -166,7 +166,9 @@ impl IngestWorker {
                 code: "QUOTA_EXCEEDED".into(),
                 message,
             },
-            Err(e) if job.attempts >= MAX_ATTEMPTS => {
+            // An outage (database down, disk full) is not the job's fault: it waits, however
+            // many attempts that takes, so an acknowledged write is never given up on.
+            Err(e) if job.attempts >= MAX_ATTEMPTS && !e.is_unavailable() => {
                 tracing::error!(error = %e, attempts = job.attempts, "giving up on ingest job");
                 JobError {
                     code: "INGEST_FAILED".into(),

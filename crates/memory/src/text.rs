@@ -45,19 +45,25 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Up to `max` keywords: the most frequent tokens, ties broken by first appearance.
+/// Longest token taken as a keyword: a longer run of letters is not a word a person would
+/// skim for (and a 60 KB one would be copied into the keywords and the context line).
+pub const MAX_KEYWORD_BYTES: usize = 40;
+
+/// Up to `max` keywords: the most frequent tokens, ties broken by first appearance. Linear in
+/// the text (a hash map, not a search per token), since it runs on every ingest and update.
 pub fn keywords(text: &str, max: usize) -> Vec<String> {
-    let tokens = tokenize(text);
-    let mut counts: Vec<(String, usize, usize)> = Vec::new();
-    for (position, token) in tokens.into_iter().enumerate() {
-        if token.chars().all(|c| c.is_ascii_digit()) {
+    let mut counts: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (position, token) in tokenize(text).into_iter().enumerate() {
+        if token.len() > MAX_KEYWORD_BYTES || token.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        match counts.iter_mut().find(|(t, _, _)| *t == token) {
-            Some(entry) => entry.1 += 1,
-            None => counts.push((token, 1, position)),
-        }
+        counts.entry(token).or_insert((0, position)).0 += 1;
     }
+    let mut counts: Vec<(String, usize, usize)> = counts
+        .into_iter()
+        .map(|(token, (count, first))| (token, count, first))
+        .collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
     counts.into_iter().take(max).map(|(t, _, _)| t).collect()
 }
@@ -123,6 +129,12 @@ mod tests {
             derive_context("preferences", &k),
             "A preferences memory about coffee, morning, noon."
         );
+    }
+
+    #[test]
+    fn runs_of_letters_too_long_to_be_words_are_not_keywords() {
+        let text = format!("gardening {} gardening roses", "x".repeat(5_000));
+        assert_eq!(keywords(&text, 3), vec!["gardening", "roses"]);
     }
 
     #[test]

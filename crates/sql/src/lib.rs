@@ -55,6 +55,30 @@ impl Backend {
     }
 }
 
+/// Starts a writing transaction on `pool` (see [`Backend::begin_write`]).
+///
+/// A SQLite connection whose COMMIT failed for lack of disk space is left unusable by sqlx:
+/// SQLite has already rolled the transaction back by itself, so the ROLLBACK sqlx sends next
+/// fails too, and sqlx goes on believing a transaction is open — every later `begin` on that
+/// connection fails with `InvalidSavePointStatement`, forever (seen in the fault harness: once
+/// the disk filled, no write ever succeeded again, even with room). Such a connection is closed,
+/// so the pool opens a fresh one, and the transaction is tried once more.
+pub async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match pool.begin_with(backend.begin_write()).await {
+        Err(sqlx::Error::InvalidSavePointStatement) => {
+            // On SQLite the writer pool holds one connection: the one just refused.
+            if let Ok(stuck) = pool.acquire().await {
+                let _ = stuck.close().await;
+            }
+            pool.begin_with(backend.begin_write()).await
+        }
+        other => other,
+    }
+}
+
 /// How big the pools are and how long a caller waits for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {

@@ -39,16 +39,79 @@ impl StoreError {
         Self::NotFound { what: what.into() }
     }
 
-    /// Whether the database could not be reached at all (as opposed to a query failing), so
-    /// callers can answer 503 and retry instead of reporting a bug.
+    /// Whether the database could not serve the request for a reason of its own (unreachable,
+    /// shutting down, out of disk or connections) rather than because of a bug, so callers can
+    /// answer 503 and the client can retry once the operator has mended it.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
+            Self::Database { source, .. } => match source {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(error) => {
+                    error.code().is_some_and(|code| database_unavailable(&code))
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether the database is out of disk space: the operator must make room.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
             Self::Database {
-                source: sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+                source: sqlx::Error::Database(error),
                 ..
-            }
-        )
+            } => error.code().is_some_and(|code| storage_full(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's "database or disk is full" (13, and extended codes of it); PostgreSQL's
+/// `disk_full` (53100).
+fn storage_full(code: &str) -> bool {
+    code == "53100" || code.parse::<i64>().is_ok_and(|code| code & 0xff == 13)
+}
+
+/// Error codes that mean "the database cannot serve now", not "the query is wrong": PostgreSQL
+/// classes 08 (connection exception), 53 (insufficient resources: disk, memory, connections)
+/// and 57P (the server shutting down or starting); SQLite BUSY (5), IOERR (10), FULL (13) and
+/// CANTOPEN (14).
+fn database_unavailable(code: &str) -> bool {
+    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
+        return true;
+    }
+    code.parse::<i64>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_and_full_disks_are_told_from_bugs() {
+        let cases = [
+            // (code, unavailable, storage full)
+            ("08006", true, false),  // PostgreSQL: connection failure
+            ("57P01", true, false),  // PostgreSQL: admin shutdown
+            ("53100", true, true),   // PostgreSQL: disk full
+            ("53300", true, false),  // PostgreSQL: too many connections
+            ("42601", false, false), // PostgreSQL: syntax error (a bug)
+            ("23505", false, false), // PostgreSQL: unique violation
+            ("13", true, true),      // SQLite: FULL
+            ("5", true, false),      // SQLite: BUSY
+            ("778", true, false),    // SQLite: IOERR_WRITE (10 | 3 << 8)
+            ("19", false, false),    // SQLite: CONSTRAINT
+        ];
+        for (code, unavailable, full) in cases {
+            assert_eq!(database_unavailable(code), unavailable, "{code}");
+            assert_eq!(storage_full(code), full, "{code}");
+        }
     }
 }
 

