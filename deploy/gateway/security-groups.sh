@@ -64,17 +64,20 @@ ensure_group() {
   printf '%s' "$id"
 }
 
+# The network's name, in the names and membrain:network tags of what this script creates.
+NETWORK='gateway'
+
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region || true)}}"
 : "${REGION:?set AWS_REGION (or AWS_DEFAULT_REGION) to the region to deploy in}"
 export AWS_DEFAULT_REGION="${REGION}"
 
 log "==> VPC 10.0.0.0/16"
-VPC_ID="$(query aws ec2 describe-vpcs --filters "Name=tag:membrain:network,Values=gateway" \
+VPC_ID="$(query aws ec2 describe-vpcs --filters "Name=tag:membrain:network,Values=${NETWORK}" \
   --query 'Vpcs[0].VpcId' --output text)"
 if [ -z "${VPC_ID}" ]; then
   VPC_ID="$(aws ec2 create-vpc --cidr-block 10.0.0.0/16 --query Vpc.VpcId --output text \
-    --tag-specifications 'ResourceType=vpc,Tags=[{Key=Name,Value=membrain-gateway-vpc},{Key=membrain:network,Value=gateway}]')"
-  log "created membrain-gateway-vpc: ${VPC_ID}"
+    --tag-specifications "ResourceType=vpc,Tags=[{Key=Name,Value=membrain-${NETWORK}-vpc},{Key=membrain:network,Value=${NETWORK}}]")"
+  log "created membrain-${NETWORK}-vpc: ${VPC_ID}"
 fi
 # Private DNS names of interface endpoints need both DNS attributes.
 aws ec2 modify-vpc-attribute --vpc-id "${VPC_ID}" --enable-dns-support '{"Value":true}'
@@ -88,14 +91,14 @@ ensure_subnet() {
     --query 'Subnets[0].SubnetId' --output text)"
   if [ -z "$id" ]; then
     id="$(aws ec2 create-subnet --vpc-id "${VPC_ID}" --cidr-block "$2" --availability-zone "$3" \
-      --tag-specifications "ResourceType=subnet,Tags=[{Key=Name,Value=$1},{Key=membrain:network,Value=gateway}]" \
+      --tag-specifications "ResourceType=subnet,Tags=[{Key=Name,Value=$1},{Key=membrain:network,Value=${NETWORK}}]" \
       --query Subnet.SubnetId --output text)"
     log "created $1: $id"
   fi
   printf '%s' "$id"
 }
-PRIVATE_SUBNET_0="$(ensure_subnet membrain-gateway-private-0 10.0.128.0/18 "${ZONES[0]}")"
-PRIVATE_SUBNET_1="$(ensure_subnet membrain-gateway-private-1 10.0.192.0/18 "${ZONES[1]}")"
+PRIVATE_SUBNET_0="$(ensure_subnet "membrain-${NETWORK}-private-0" 10.0.128.0/18 "${ZONES[0]}")"
+PRIVATE_SUBNET_1="$(ensure_subnet "membrain-${NETWORK}-private-1" 10.0.192.0/18 "${ZONES[1]}")"
 PRIVATE_SUBNETS=("${PRIVATE_SUBNET_0}" "${PRIVATE_SUBNET_1}")
 
 log "==> Security groups in ${VPC_ID}"
@@ -129,7 +132,7 @@ log "==> Interface VPC endpoints"
 # ensure_endpoint SERVICE PRIVATE_DNS GROUP_ID...: prints the id of the VPC's endpoint for
 # com.amazonaws.$REGION.SERVICE, creating it in the private subnets if there is none.
 ensure_endpoint() {
-  local service="com.amazonaws.${REGION}.$1" dns="$2" id
+  local short="$1" service="com.amazonaws.${REGION}.$1" dns="$2" id
   shift 2
   id="$(query aws ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=${VPC_ID}" \
     "Name=service-name,Values=${service}" "Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available" \
@@ -137,7 +140,7 @@ ensure_endpoint() {
   if [ -z "$id" ]; then
     id="$(aws ec2 create-vpc-endpoint --vpc-id "${VPC_ID}" --vpc-endpoint-type Interface \
       --service-name "${service}" --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "$@" \
-      "--${dns}" --tag-specifications "ResourceType=vpc-endpoint,Tags=[{Key=Name,Value=membrain-gateway-$1},{Key=membrain:network,Value=gateway}]" \
+      "--${dns}" --tag-specifications "ResourceType=vpc-endpoint,Tags=[{Key=Name,Value=membrain-${NETWORK}-${short}},{Key=membrain:network,Value=${NETWORK}}]" \
       --query VpcEndpoint.VpcEndpointId --output text)"
     log "created the ${service} endpoint: $id"
   else

@@ -211,7 +211,7 @@ async fn bad_topologies_and_arguments_name_the_place() {
                 "unknown-group.json",
                 mutate(&|t| t["groups"][1]["ingress"][0]["peer"] = json!({"group": "ghost"})),
             ),
-            "groups[mcp-ecs].ingress[0]: references unknown group \"ghost\"",
+            "groups[1].ingress[0].peer.group: references unknown group \"ghost\"",
         ),
         (
             write(
@@ -234,7 +234,7 @@ async fn bad_topologies_and_arguments_name_the_place() {
                 "tier.json",
                 mutate(&|t| t["expected"][0]["to"] = json!("moon")),
             ),
-            "expected[0]: unknown tier \"moon\"",
+            "expected[0].to: unknown tier \"moon\"",
         ),
         (
             write(
@@ -244,7 +244,14 @@ async fn bad_topologies_and_arguments_name_the_place() {
                     t["groups"][0]["ingress"].as_array_mut().unwrap().push(rule);
                 }),
             ),
-            "groups[mcp-alb].ingress[2]: duplicates ingress[0]",
+            "groups[0].ingress[2]: duplicates ingress[0]",
+        ),
+        (
+            write(
+                "injection.json",
+                mutate(&|t| t["groups"][0]["description"] = json!("x $(touch /tmp/pwned)")),
+            ),
+            "groups[0].description: \"x $(touch /tmp/pwned)\" holds characters that are not allowed",
         ),
         (write("extension.txt", "x".into()), ".toml, .yaml or .json"),
     ];

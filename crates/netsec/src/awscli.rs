@@ -37,7 +37,8 @@ pub fn ip_permission(rule: &Rule, group_id: &dyn Fn(&GroupId) -> String) -> Valu
     permission
 }
 
-/// Quotes a string for a POSIX shell (single quotes).
+/// Quotes a string as one word for a POSIX shell: single quotes, inside which nothing is special,
+/// with each `'` written as `'\''`. The one way topology text reaches a rendered shell command.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
@@ -54,15 +55,28 @@ pub fn revoke_command(group: &GroupId, direction: Direction, rule: &Rule) -> Str
 }
 
 fn rule_command(verb: &str, group: &GroupId, direction: Direction, rule: &Rule) -> String {
-    // Placeholders survive JSON encoding; each becomes a break out of the single quotes.
-    let permission = ip_permission(rule, &|g| format!("@@{}@@", g.shell_variable()));
+    // Placeholders survive JSON encoding; each becomes a break out of the single quotes. The
+    // marker is a run of '@' longer than any in the rule's text, so a description holding
+    // "@@NAME@@" stays text instead of turning into a shell variable.
+    let longest_run = rule
+        .description
+        .split(|c| c != '@')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let marker = "@".repeat(longest_run.max(1) + 1);
+    let permission = ip_permission(rule, &|g| format!("{marker}{}{marker}", g.shell_variable()));
     let mut quoted = shell_quote(&json!([permission]).to_string());
-    while let Some(start) = quoted.find("@@") {
-        let Some(length) = quoted[start + 2..].find("@@") else {
+    let mut from = 0;
+    while let Some(start) = quoted[from..].find(&marker).map(|i| from + i) {
+        let name_start = start + marker.len();
+        let Some(length) = quoted[name_start..].find(&marker) else {
             break;
         };
-        let variable = quoted[start + 2..start + 2 + length].to_owned();
-        quoted.replace_range(start..start + 4 + length, &format!("'\"${{{variable}}}\"'"));
+        let variable = quoted[name_start..name_start + length].to_owned();
+        let replacement = format!("'\"${{{variable}}}\"'");
+        quoted.replace_range(start..name_start + length + marker.len(), &replacement);
+        from = start + replacement.len();
     }
     format!(
         "aws ec2 {verb}-security-group-{} --group-id \"${{{}}}\" --ip-permissions {quoted}",
@@ -99,5 +113,24 @@ mod tests {
         assert_eq!(permission["Ipv6Ranges"][0]["CidrIpv6"], "::/0");
         let command = authorize_command(&GroupId("web".into()), Direction::Egress, &v6);
         assert!(command.contains("it'\\''s open"), "{command}");
+    }
+
+    #[test]
+    fn a_description_that_looks_like_a_placeholder_stays_text() {
+        let rule = Rule::tcp(
+            443,
+            Peer::Group(GroupId("mcp-alb".into())),
+            "@@PATH@@ and @@@HOME@@@",
+        );
+        let command = authorize_command(&GroupId("mcp-ecs".into()), Direction::Ingress, &rule);
+        assert!(
+            command.contains("\"Description\":\"@@PATH@@ and @@@HOME@@@\""),
+            "{command}"
+        );
+        assert!(command.contains("'\"${MCP_ALB_SG_ID}\"'"), "{command}");
+        assert!(
+            !command.contains("${PATH}") && !command.contains("${HOME}"),
+            "{command}"
+        );
     }
 }

@@ -22,7 +22,10 @@ impl Cidr {
             .map_err(|_| {
                 NetsecError::invalid(
                     field,
-                    format!("{value:?} is not a CIDR block (e.g. 10.0.0.0/16 or 0.0.0.0/0)"),
+                    format!(
+                        "{} is not a CIDR block (e.g. 10.0.0.0/16 or 0.0.0.0/0)",
+                        shown(value)
+                    ),
                 )
             })
     }
@@ -42,6 +45,11 @@ impl Cidr {
 
     pub fn is_ipv6(&self) -> bool {
         matches!(self.0, IpNet::V6(_))
+    }
+
+    /// The number of leading bits that name the network (`16` for `10.0.0.0/16`).
+    pub fn prefix_len(&self) -> u8 {
+        self.0.prefix_len()
     }
 
     /// The `n`-th address of the block (0 is the network address).
@@ -149,7 +157,10 @@ impl Protocol {
             "-1" | "all" => Ok(Self::All),
             other => Err(NetsecError::invalid(
                 field,
-                format!("{other:?} is not a protocol (tcp, udp, icmp or -1 for all)"),
+                format!(
+                    "{} is not a protocol (tcp, udp, icmp or -1 for all)",
+                    shown(other)
+                ),
             )),
         }
     }
@@ -180,9 +191,12 @@ pub struct GroupId(pub String);
 #[serde(transparent)]
 pub struct TierName(pub String);
 
+/// Group ids and tier names: they become shell variables (`MCP_ALB_SG_ID`), Terraform resource
+/// names and CloudFormation logical ids, none of which may start with a digit or hold anything
+/// but letters, digits and `_`; `-` and `_` map onto those.
 fn check_name(field: &str, value: &str, what: &str) -> Result<String, NetsecError> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
+    let ok = value.len() <= ID_MAX
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
         && value
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
@@ -191,19 +205,26 @@ fn check_name(field: &str, value: &str, what: &str) -> Result<String, NetsecErro
     } else {
         Err(NetsecError::invalid(
             field,
-            format!("{value:?} is not a valid {what} name (lower-case letters, digits, '-', '_')"),
+            format!(
+                "{} is not a valid {what} name; allowed: a lower-case letter, then lower-case \
+                 letters, digits, '-' or '_'; at most {ID_MAX} characters",
+                shown(value)
+            ),
         ))
     }
 }
+
+const ID_MAX: usize = 64;
 
 impl GroupId {
     pub fn parse(field: &str, value: &str) -> Result<Self, NetsecError> {
         check_name(field, value, "group").map(Self)
     }
 
-    /// The shell variable a rendered script keeps this group's id in (`MCP_ALB_SG_ID`).
+    /// The shell variable a rendered script keeps this group's id in (`MCP_ALB_SG_ID`). Built
+    /// only from letters, digits and `_` whatever the id holds, so it is always a variable name.
     pub fn shell_variable(&self) -> String {
-        format!("{}_SG_ID", self.0.to_uppercase().replace('-', "_"))
+        format!("{}_SG_ID", shell_name(&self.0))
     }
 }
 
@@ -390,4 +411,184 @@ pub struct Vpc {
 pub struct PublicEntry {
     pub group: GroupId,
     pub ports: Vec<u16>,
+}
+
+/// `text` as a shell variable name: upper-case ASCII letters, digits and `_` only, never starting
+/// with a digit (`timestream.ingest-cell1` → `TIMESTREAM_INGEST_CELL1`).
+pub fn shell_name(text: &str) -> String {
+    let mut name: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_') {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// `value` for an error message: quoted, control characters escaped, and cut after 48 characters
+/// so that a hostile or huge value cannot flood or drive the terminal.
+pub(crate) fn shown(value: &str) -> String {
+    const MAX: usize = 48;
+    let mut cut: String = value.chars().take(MAX).collect();
+    let more = value.chars().count() > MAX;
+    if more {
+        cut.push_str("...");
+    }
+    let quoted = format!("{cut:?}");
+    if more {
+        format!("{quoted} ({} characters)", value.chars().count())
+    } else {
+        quoted
+    }
+}
+
+/// The kinds of free text a topology holds, each with the characters and length it accepts.
+///
+/// Every kind that reaches a rendered file (the AWS CLI script, CloudFormation, Terraform) is
+/// deliberately narrower than what AWS accepts: AWS allows ``a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*`` in
+/// group and rule descriptions, but `$`, `{` and `}` start templates in Terraform (`${…}`,
+/// `%{…}`) and in CloudFormation's `Fn::Sub`, `;`, `&`, `!` and `*` mean something to a shell,
+/// and `[`, `]`, `,` and `=` structure the AWS CLI's shorthand (`Key=Name,Value=…`,
+/// `Name=group-name,Values=…`), where `*` is also a wildcard. The renderers quote and escape
+/// every value anyway (defence in depth); these sets keep what reaches them plain on top of that.
+/// All of them are ASCII: no look-alike letters, no control or formatting characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// The topology's `name`: tags, resource names (`membrain-<name>-vpc`, log groups, the ECS
+    /// cluster, the Lambda authorizer), so a DNS-style label.
+    NetworkName,
+    /// A group's `name`, its `GroupName` in EC2 (used in CLI filters and tags).
+    GroupName,
+    /// A group's `description` and `title`, a rule's `description`.
+    Description,
+    /// Text that is only ever shown, never rendered: a tier's `description`, a flow's `why`.
+    Note,
+    /// An interface endpoint's `service`, the end of `com.amazonaws.<region>.<service>`.
+    EndpointService,
+    /// A managed prefix list id (`pl-` and 8 or 17 hexadecimal digits).
+    PrefixListId,
+}
+
+/// The longest network name: Terraform's `name_prefix` of the flow-log role,
+/// `membrain-<name>-flow-log-`, may be at most 38 characters (IAM's 64 less the 26 Terraform
+/// appends); `membrain-<name>-authorizer` (Lambda, 64) and the rest allow more.
+pub const NETWORK_NAME_MAX: usize = 38 - "membrain-".len() - "-flow-log-".len();
+
+impl TextKind {
+    /// The most characters a value may have.
+    pub fn max_len(self) -> usize {
+        match self {
+            Self::NetworkName => NETWORK_NAME_MAX,
+            // EC2: group names, group descriptions and rule descriptions up to 255.
+            Self::GroupName | Self::Description | Self::Note => 255,
+            Self::EndpointService => 64,
+            Self::PrefixListId => 20,
+        }
+    }
+
+    /// Whether `c` may appear anywhere in a value of this kind.
+    pub fn allows(self, c: char) -> bool {
+        match self {
+            Self::NetworkName => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+            Self::GroupName => c.is_ascii_alphanumeric() || " ._-:/()#@+".contains(c),
+            Self::Description => c.is_ascii_alphanumeric() || " ._-:/()#,@+=".contains(c),
+            Self::Note => c == ' ' || c.is_ascii_graphic(),
+            Self::EndpointService => {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+            }
+            Self::PrefixListId => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+        }
+    }
+
+    /// What a value of this kind may hold, for error messages.
+    pub fn rule(self) -> String {
+        let max = self.max_len();
+        match self {
+            Self::NetworkName => format!(
+                "a lower-case letter, then lower-case letters, digits or '-', not ending in '-'; \
+                 at most {max} characters"
+            ),
+            Self::GroupName => format!(
+                "letters, digits, spaces and . _ - : / ( ) # @ +, not starting with \"sg-\" nor \
+                 with a space; 1 to {max} characters"
+            ),
+            Self::Description => format!(
+                "letters, digits, spaces and . _ - : / ( ) # , @ + =, not blank; at most {max} \
+                 characters"
+            ),
+            Self::Note => {
+                format!("printable ASCII characters and spaces; at most {max} characters")
+            }
+            Self::EndpointService => format!(
+                "an AWS service name such as secretsmanager, logs or timestream.ingest-cell1: \
+                 lower-case words of letters and digits joined by '.' or '-', starting with a \
+                 letter; at most {max} characters"
+            ),
+            Self::PrefixListId => {
+                "a prefix list id: pl- and 8 or 17 lower-case hexadecimal digits".to_owned()
+            }
+        }
+    }
+
+    /// Checks `value`; the error names `place`, the offending characters and what is allowed.
+    pub fn check(self, place: &str, value: &str) -> Result<(), NetsecError> {
+        let refuse = |problem: String| {
+            Err(NetsecError::invalid(
+                place,
+                format!("{problem}; allowed: {}", self.rule()),
+            ))
+        };
+        let mut bad: Vec<char> = value.chars().filter(|c| !self.allows(*c)).collect();
+        bad.dedup();
+        if !bad.is_empty() {
+            let mut listed: Vec<String> = Vec::new();
+            for c in bad {
+                let item = format!("{c:?}");
+                if !listed.contains(&item) && listed.len() < 8 {
+                    listed.push(item);
+                }
+            }
+            return refuse(format!(
+                "{} holds characters that are not allowed ({})",
+                shown(value),
+                listed.join(" ")
+            ));
+        }
+        let length = value.chars().count();
+        if length > self.max_len() {
+            return refuse(format!("{} is too long", shown(value)));
+        }
+        let shape_ok = match self {
+            Self::NetworkName => {
+                value.starts_with(|c: char| c.is_ascii_lowercase()) && !value.ends_with('-')
+            }
+            Self::GroupName => {
+                !value.is_empty()
+                    && !value.starts_with(' ')
+                    && !value.ends_with(' ')
+                    && !value.to_ascii_lowercase().starts_with("sg-")
+            }
+            Self::Description => !value.trim().is_empty(),
+            Self::Note => true,
+            Self::EndpointService => {
+                value.starts_with(|c: char| c.is_ascii_lowercase())
+                    && value.split(['.', '-']).all(|word| !word.is_empty())
+            }
+            Self::PrefixListId => value.strip_prefix("pl-").is_some_and(|hex| {
+                (hex.len() == 8 || hex.len() == 17) && hex.chars().all(|c| c.is_ascii_hexdigit())
+            }),
+        };
+        if shape_ok {
+            Ok(())
+        } else {
+            refuse(format!("{} is not allowed", shown(value)))
+        }
+    }
 }

@@ -12,12 +12,12 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{SubnetLayout, keeps_default_egress};
+use super::{SubnetLayout, comment_text, keeps_default_egress};
 use crate::Topology;
 use crate::aws_json::GROUP_TAG;
 use crate::awscli::{authorize_command, ip_permission, shell_quote};
 use crate::eval::Direction;
-use crate::model::{GroupId, Rule, SecurityGroup, VpcEndpoint};
+use crate::model::{GroupId, Rule, SecurityGroup, VpcEndpoint, shell_name};
 
 /// The tag that marks the VPC and subnets a script created, holding the topology's name.
 const NETWORK_TAG: &str = "membrain:network";
@@ -28,6 +28,7 @@ const NETWORK_TAG: &str = "membrain:network";
 pub fn aws_cli(topology: &Topology) -> String {
     let mut script = header(topology);
     script.push_str(HELPERS);
+    script.push_str(&network_section(topology));
     script.push_str(&region_section());
     script.push_str(&vpc_section(topology));
     script.push_str(&groups_section(topology));
@@ -42,7 +43,8 @@ fn header(topology: &Topology) -> String {
     let input = if topology.vpc.create {
         format!(
             "#   (none) the VPC {} and its private subnets are created and tagged {NETWORK_TAG}={}",
-            topology.vpc.cidr, topology.name
+            topology.vpc.cidr,
+            comment_text(&topology.name)
         )
     } else if topology.endpoints.is_empty() {
         "#   VPC_ID               the VPC that gets the groups (vpc-...)".to_owned()
@@ -53,7 +55,7 @@ fn header(topology: &Topology) -> String {
     };
     format!(
         "#!/usr/bin/env bash\n\
-         # Membrain network \"{name}\": security groups, rules and VPC endpoints.\n\
+         # Membrain network {name:?}: security groups, rules and VPC endpoints.\n\
          # Rendered by `membrain network render --format aws-cli`; change the topology and render\n\
          # again rather than editing this file.\n\
          #\n\
@@ -67,6 +69,19 @@ fn header(topology: &Topology) -> String {
          # Failures inside $(...) stop the script too (bash 4.4+).\n\
          shopt -s inherit_errexit\n",
         name = topology.name
+    )
+}
+
+/// The topology's name in the one variable the rest of the script uses, single-quoted, so that
+/// no other line splices it in. Only scripts that create or tag something with it have it.
+fn network_section(topology: &Topology) -> String {
+    if !topology.vpc.create && topology.endpoints.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n# The network's name, in the names and {NETWORK_TAG} tags of what this script creates.\n\
+         NETWORK={}\n",
+        shell_quote(&topology.name)
     )
 }
 
@@ -144,16 +159,15 @@ fn vpc_section(topology: &Topology) -> String {
         }
         return out;
     }
-    let name = &topology.name;
     let layout = SubnetLayout::for_topology(topology);
     let mut out = format!(
         "\nlog \"==> VPC {cidr}\"\n\
-         VPC_ID=\"$(query aws ec2 describe-vpcs --filters \"Name=tag:{NETWORK_TAG},Values={name}\" \\\n  \
+         VPC_ID=\"$(query aws ec2 describe-vpcs --filters \"Name=tag:{NETWORK_TAG},Values=${{NETWORK}}\" \\\n  \
          --query 'Vpcs[0].VpcId' --output text)\"\n\
          if [ -z \"${{VPC_ID}}\" ]; then\n  \
          VPC_ID=\"$(aws ec2 create-vpc --cidr-block {cidr} --query Vpc.VpcId --output text \\\n    \
-         --tag-specifications 'ResourceType=vpc,Tags=[{{Key=Name,Value=membrain-{name}-vpc}},{{Key={NETWORK_TAG},Value={name}}}]')\"\n  \
-         log \"created membrain-{name}-vpc: ${{VPC_ID}}\"\n\
+         --tag-specifications \"ResourceType=vpc,Tags=[{{Key=Name,Value=membrain-${{NETWORK}}-vpc}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\")\"\n  \
+         log \"created membrain-${{NETWORK}}-vpc: ${{VPC_ID}}\"\n\
          fi\n\
          # Private DNS names of interface endpoints need both DNS attributes.\n\
          aws ec2 modify-vpc-attribute --vpc-id \"${{VPC_ID}}\" --enable-dns-support '{{\"Value\":true}}'\n\
@@ -167,7 +181,7 @@ fn vpc_section(topology: &Topology) -> String {
          --query 'Subnets[0].SubnetId' --output text)\"\n  \
          if [ -z \"$id\" ]; then\n    \
          id=\"$(aws ec2 create-subnet --vpc-id \"${{VPC_ID}}\" --cidr-block \"$2\" --availability-zone \"$3\" \\\n      \
-         --tag-specifications \"ResourceType=subnet,Tags=[{{Key=Name,Value=$1}},{{Key={NETWORK_TAG},Value={name}}}]\" \\\n      \
+         --tag-specifications \"ResourceType=subnet,Tags=[{{Key=Name,Value=$1}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
          --query Subnet.SubnetId --output text)\"\n    \
          log \"created $1: $id\"\n  \
          fi\n  \
@@ -178,7 +192,7 @@ fn vpc_section(topology: &Topology) -> String {
     for (i, cidr) in layout.private.iter().enumerate() {
         let _ = writeln!(
             out,
-            "PRIVATE_SUBNET_{i}=\"$(ensure_subnet membrain-{name}-private-{i} {cidr} \"${{ZONES[{i}]}}\")\""
+            "PRIVATE_SUBNET_{i}=\"$(ensure_subnet \"membrain-${{NETWORK}}-private-{i}\" {cidr} \"${{ZONES[{i}]}}\")\""
         );
     }
     out.push_str("PRIVATE_SUBNETS=(\"${PRIVATE_SUBNET_0}\" \"${PRIVATE_SUBNET_1}\")\n");
@@ -210,7 +224,12 @@ fn rules_section(topology: &Topology) -> String {
             if rules.is_empty() {
                 continue;
             }
-            let _ = writeln!(out, "# {}: {}", group.title, direction.name());
+            let _ = writeln!(
+                out,
+                "# {}: {}",
+                comment_text(&group.title),
+                direction.name()
+            );
             for rule in rules {
                 let _ = writeln!(
                     out,
@@ -273,7 +292,7 @@ fn revoke_default_egress(group: &SecurityGroup) -> String {
             0,
             &format!(
                 "# {}: the plan's egress is narrower than AWS's default allow-all rule.\n",
-                group.title
+                comment_text(&group.title)
             ),
         );
     }
@@ -289,7 +308,7 @@ fn endpoints_section(topology: &Topology) -> String {
          # ensure_endpoint SERVICE PRIVATE_DNS GROUP_ID...: prints the id of the VPC's endpoint for\n\
          # com.amazonaws.$REGION.SERVICE, creating it in the private subnets if there is none.\n\
          ensure_endpoint() {{\n  \
-         local service=\"com.amazonaws.${{REGION}}.$1\" dns=\"$2\" id\n  \
+         local short=\"$1\" service=\"com.amazonaws.${{REGION}}.$1\" dns=\"$2\" id\n  \
          shift 2\n  \
          id=\"$(query aws ec2 describe-vpc-endpoints --filters \"Name=vpc-id,Values=${{VPC_ID}}\" \\\n    \
          \"Name=service-name,Values=${{service}}\" \"Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available\" \\\n    \
@@ -297,15 +316,14 @@ fn endpoints_section(topology: &Topology) -> String {
          if [ -z \"$id\" ]; then\n    \
          id=\"$(aws ec2 create-vpc-endpoint --vpc-id \"${{VPC_ID}}\" --vpc-endpoint-type Interface \\\n      \
          --service-name \"${{service}}\" --subnet-ids \"${{PRIVATE_SUBNETS[@]}}\" --security-group-ids \"$@\" \\\n      \
-         \"--${{dns}}\" --tag-specifications \"ResourceType=vpc-endpoint,Tags=[{{Key=Name,Value=membrain-{name}-$1}},{{Key={NETWORK_TAG},Value={name}}}]\" \\\n      \
+         \"--${{dns}}\" --tag-specifications \"ResourceType=vpc-endpoint,Tags=[{{Key=Name,Value=membrain-${{NETWORK}}-${{short}}}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
          --query VpcEndpoint.VpcEndpointId --output text)\"\n    \
          log \"created the ${{service}} endpoint: $id\"\n  \
          else\n    \
          log \"found the ${{service}} endpoint: $id\"\n  \
          fi\n  \
          printf '%s' \"$id\"\n\
-         }}\n",
-        name = topology.name
+         }}\n"
     );
     for endpoint in &topology.endpoints {
         let _ = writeln!(
@@ -329,12 +347,10 @@ fn endpoints_section(topology: &Topology) -> String {
     out
 }
 
-/// `timestream.ingest-cell1` → `TIMESTREAM_INGEST_CELL1_ENDPOINT_ID`.
+/// `timestream.ingest-cell1` → `TIMESTREAM_INGEST_CELL1_ENDPOINT_ID`; a variable name whatever
+/// the service holds.
 fn endpoint_variable(endpoint: &VpcEndpoint) -> String {
-    format!(
-        "{}_ENDPOINT_ID",
-        endpoint.service.to_uppercase().replace(['-', '.'], "_")
-    )
+    format!("{}_ENDPOINT_ID", shell_name(&endpoint.service))
 }
 
 fn summary_section(topology: &Topology) -> String {
@@ -434,7 +450,8 @@ mod tests {
     fn the_gateway_creates_its_vpc_subnets_and_endpoints() {
         let text = script(Profile::Gateway, |_| {});
         assert!(text.contains("aws ec2 create-vpc --cidr-block 10.0.0.0/16"));
-        assert!(text.contains("ensure_subnet membrain-gateway-private-0 10.0.128.0/18"));
+        assert!(text.contains("\nNETWORK='gateway'\n"));
+        assert!(text.contains("ensure_subnet \"membrain-${NETWORK}-private-0\" 10.0.128.0/18"));
         for service in crate::profiles::GATEWAY_ENDPOINT_SERVICES {
             let line = format!(
                 "ensure_endpoint '{service}' private-dns-enabled \"${{VPC_ENDPOINTS_SG_ID}}\""

@@ -200,9 +200,10 @@ pub(crate) fn keeps_default_egress(egress: &[Rule], ipv6: bool) -> bool {
         .any(|r| is_default_egress(r) && matches!(&r.peer, Peer::Cidr(c) if c.is_ipv6() == ipv6))
 }
 
-/// `mcp-alb` → `McpAlb`: CloudFormation logical ids are alphanumeric.
+/// `mcp-alb` → `McpAlb`: CloudFormation logical ids are alphanumeric. Anything but ASCII letters
+/// and digits separates words, so the id is alphanumeric whatever the text holds.
 pub(crate) fn pascal_case(id: &str) -> String {
-    id.split(['-', '_', '.'])
+    id.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
@@ -214,9 +215,32 @@ pub(crate) fn pascal_case(id: &str) -> String {
         .collect()
 }
 
-/// `mcp-alb` → `mcp_alb`: Terraform names.
+/// `mcp-alb` → `mcp_alb`: Terraform names. Anything but ASCII letters, digits and `_` becomes
+/// `_`, and a leading digit gets a `_` before it, so the result is always a bare HCL identifier
+/// whatever the text holds.
 pub(crate) fn snake_case(id: &str) -> String {
-    id.replace(['-', '.'], "_")
+    let mut name: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// `text` for a `#` comment line of the shell script or of Terraform: a comment ends at a line
+/// break, so every control character is written as an escape (`\n`) and the text stays comment.
+pub(crate) fn comment_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -285,5 +309,9 @@ mod tests {
             snake_case("timestream.ingest-cell1"),
             "timestream_ingest_cell1"
         );
+        // Whatever an unvalidated id holds, the names stay identifiers.
+        assert_eq!(pascal_case("a\"b} ${x}"), "ABX");
+        assert_eq!(snake_case("1a\"b\n"), "_1a_b_");
+        assert_eq!(comment_text("x\nrm -rf /\r"), "x\\nrm -rf /\\r");
     }
 }

@@ -32,17 +32,30 @@ fn comment(text: &str) -> Item {
     Item::Comment(text.to_owned())
 }
 
-/// A quoted HCL string whose content is literal: quotes and backslashes escaped, and `${`/`%{`
-/// doubled so Terraform does not read them as templates.
+/// A quoted HCL string whose content is literal (see [`literal`]). The one way topology text
+/// reaches the rendered Terraform.
 fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
+    format!("\"{}\"", literal(text))
+}
+
+/// The inside of a quoted HCL string that reads back as exactly `text`: quotes and backslashes
+/// escaped, line breaks and every other control character written as escapes (a quoted string
+/// cannot span lines, so nothing can end it and start a new attribute or block), and `${`/`%{`
+/// doubled so Terraform does not read them as an interpolation or a directive. Heredocs are never
+/// written.
+fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
             '$' | '%' if chars.peek() == Some(&'{') => {
                 out.push(c);
                 out.push(c);
@@ -50,24 +63,24 @@ fn string(text: &str) -> String {
             _ => out.push(c),
         }
     }
-    out.push('"');
     out
 }
 
 /// `{ key = value }` on several lines, keys quoted when they are not plain identifiers.
 fn map(entries: &[(&str, String)], indent: usize) -> String {
     let key = |k: &str| {
-        if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            k.to_owned()
-        } else {
-            string(k)
-        }
+        let bare = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if bare { k.to_owned() } else { string(k) }
     };
-    let width = entries.iter().map(|(k, _)| key(k).len()).max().unwrap_or(0);
+    let keys: Vec<String> = entries.iter().map(|(k, _)| key(k)).collect();
+    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
     let pad = " ".repeat(indent + 2);
     let mut out = "{\n".to_owned();
-    for (k, value) in entries {
-        let _ = writeln!(out, "{pad}{:<width$} = {value}", key(k));
+    for (k, (_, value)) in keys.iter().zip(entries) {
+        // Padded by hand: `{:<width$}` panics on widths past u16::MAX.
+        let align = " ".repeat(width - k.chars().count());
+        let _ = writeln!(out, "{pad}{k}{align} = {value}");
     }
     out.push_str(&" ".repeat(indent));
     out.push('}');
@@ -162,7 +175,7 @@ pub fn terraform(topology: &Topology) -> String {
 
 fn header(topology: &Topology) -> String {
     let mut out = format!(
-        "# Membrain network \"{}\": security groups, rules and VPC endpoints.\n\
+        "# Membrain network {:?}: security groups, rules and VPC endpoints.\n\
          # Rendered by `membrain network render --format terraform`; change the topology and render\n\
          # again rather than editing this file.\n\n",
         topology.name
@@ -569,7 +582,7 @@ fn vpc_endpoint(out: &mut String, topology: &Topology, endpoint: &VpcEndpoint) {
                 "service_name",
                 format!(
                     "\"com.amazonaws.${{data.aws_region.current.region}}.{}\"",
-                    endpoint.service
+                    literal(&endpoint.service)
                 ),
             ),
             attribute("vpc_endpoint_type", string("Interface")),
@@ -783,7 +796,20 @@ mod tests {
             string("a \"b\" ${c} %{d} \\"),
             "\"a \\\"b\\\" $${c} %%{d} \\\\\""
         );
-        let parsed: Body = hcl::parse(&format!("x = {}\n", string("cost ${x}"))).unwrap();
-        assert_eq!(text(&parsed, "x"), "cost ${x}");
+        assert_eq!(string("a\nb\r\t\u{1b}"), "\"a\\nb\\r\\t\\u001B\"");
+        for hostile in [
+            "cost ${x}",
+            "$${x} $$${x} %%{ for a in b }",
+            "${file(\"/etc/passwd\")}",
+            "%{ for x in [1] }${x}%{ endfor }",
+            "\"\n} resource \"x\" \"y\" {\n  z = \"",
+            "<<EOF\n${x}\nEOF",
+            "back\\slash\\\"",
+            "\u{1b}[31m\u{0}\u{7f}",
+        ] {
+            let parsed: Body = hcl::parse(&format!("x = {}\n", string(hostile))).unwrap();
+            assert_eq!(parsed.attributes().count(), 1);
+            assert_eq!(text(&parsed, "x"), hostile);
+        }
     }
 }

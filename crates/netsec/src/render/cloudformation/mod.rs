@@ -36,9 +36,29 @@ pub fn cloudformation(topology: &Topology, stack: &StackOptions) -> String {
         Application::Alb => alb::add(&mut template, network, &topology.name, stack),
         Application::Gateway => gateway::add(&mut template, network, &topology.name, stack),
     }
-    let mut text = serde_json::to_string_pretty(&template.into_json()).unwrap_or_default();
+    let mut text =
+        ascii_json(&serde_json::to_string_pretty(&template.into_json()).unwrap_or_default());
     text.push('\n');
     text
+}
+
+/// `json` with every non-ASCII character and DEL written as a `\uXXXX` escape. serde_json writes
+/// them as they are, which JSON allows but YAML does not (DEL, C1 controls, U+FEFF…), and tools
+/// read a JSON template as YAML too. Such characters only occur inside strings, where the escape
+/// means the same character, so the document is unchanged and now plain ASCII for every reader.
+fn ascii_json(json: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
 }
 
 fn description(topology: &Topology, stack: &StackOptions) -> String {
@@ -109,6 +129,19 @@ mod tests {
         }
         out.retain(|r| r["CidrIp"] != "127.0.0.1/32");
         out
+    }
+
+    #[test]
+    fn the_template_is_ascii_and_means_the_same() {
+        let text = "{\"a\": \"\u{7f} \u{85} \u{feff} \u{e9} \u{1f600}\"}";
+        let escaped = ascii_json(text);
+        assert!(escaped.is_ascii(), "{escaped}");
+        assert_eq!(
+            escaped,
+            "{\"a\": \"\\u007f \\u0085 \\ufeff \\u00e9 \\ud83d\\ude00\"}"
+        );
+        let read: Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(read, serde_json::from_str::<Value>(text).unwrap());
     }
 
     #[test]

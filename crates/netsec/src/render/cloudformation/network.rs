@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::template::{Template, get_att, name_tags, reference, skip_checks, sub, tags};
+use super::template::{
+    Template, get_att, name_tags, reference, skip_checks, sub, sub_literal, tags,
+};
 use crate::Topology;
 use crate::aws_json::GROUP_TAG;
 use crate::model::{GroupId, Peer, Protocol, Rule, SecurityGroup};
@@ -465,7 +467,7 @@ pub(crate) fn add_endpoints(template: &mut Template, topology: &Topology, networ
             "AWS::EC2::VPCEndpoint",
             json!({
                 "VpcEndpointType": "Interface",
-                "ServiceName": sub(&format!("com.amazonaws.${{AWS::Region}}.{}", endpoint.service)),
+                "ServiceName": sub(&format!("com.amazonaws.${{AWS::Region}}.{}", sub_literal(&endpoint.service))),
                 "VpcId": network.vpc_id(),
                 "SubnetIds": network.private_subnets(),
                 "SecurityGroupIds": endpoint.groups.iter().map(group_id).collect::<Vec<_>>(),

@@ -1,5 +1,11 @@
 //! A CloudFormation template under construction: sections as JSON maps, intrinsic functions as
 //! small helpers, and checkov suppressions kept next to the resource they excuse.
+//!
+//! The template is built as a `serde_json::Value` and printed by serde_json, never assembled as
+//! text: a value from the topology is always a JSON string, so it can neither add keys nor
+//! become an intrinsic function (`{"Fn::…": …}`, `{"Ref": …}`; the YAML short forms such as
+//! `!Sub` do not exist in JSON). The one place topology text meets an intrinsic function is
+//! `Fn::Sub`, where [`sub_literal`] escapes it.
 
 use serde_json::{Map, Value, json};
 
@@ -76,6 +82,14 @@ pub(crate) fn get_att(name: &str, attribute: &str) -> Value {
 
 pub(crate) fn sub(text: &str) -> Value {
     json!({ "Fn::Sub": text })
+}
+
+/// `text` for splicing into an `Fn::Sub` string as literal text: every `${` becomes `${!`, which
+/// `Fn::Sub` writes back as a literal `${`, so topology text can never name a parameter, a
+/// resource or a pseudo parameter (`${AWS::AccountId}`). Everywhere else topology text is a plain
+/// JSON string value, which CloudFormation never reads as an intrinsic function.
+pub(crate) fn sub_literal(text: &str) -> String {
+    text.replace("${", "${!")
 }
 
 /// `value` where `condition` holds, `otherwise` elsewhere.
