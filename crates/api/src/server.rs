@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post, put};
 use membrain_auth::KeyResolver;
 use membrain_memory::Limits;
 use membrain_store::MemoryStore;
-use membrain_timeseries::service::TimeSeriesService;
+use membrain_ts_service::TimeSeriesService;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

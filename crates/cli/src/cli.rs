@@ -539,6 +539,27 @@ pub struct TsStoreArgs {
     /// Most rows a ts_query answer carries [default: 1000].
     #[arg(long, env = "MEMBRAIN_TS_MAX_QUERY_ROWS", value_name = "N")]
     pub ts_max_query_rows: Option<usize>,
+    /// Most tables one tenant may have; a write that would create another is refused (HTTP
+    /// 429) [default: 100].
+    #[arg(long, env = "MEMBRAIN_TS_MAX_TABLES", value_name = "N")]
+    pub ts_max_tables: Option<u64>,
+    /// Most records one tenant may store over all its tables; a write that would go over is
+    /// refused whole (HTTP 429). The embedded store keeps records in RAM (about 52 bytes for a
+    /// record of three numbers); not enforced on Timestream [default: 50000000].
+    #[arg(long, env = "MEMBRAIN_TS_MAX_POINTS", value_name = "N")]
+    pub ts_max_points: Option<u64>,
+    /// Seconds a time-series read may take, waiting for a slot included; a slower one is
+    /// answered with how to narrow it [default: 10].
+    #[arg(long, env = "MEMBRAIN_TS_READ_DEADLINE_SECS", value_name = "SECS")]
+    pub ts_read_deadline_secs: Option<u64>,
+    /// Time-series reads running at once; one tenant may hold half of them (at least one)
+    /// [default: the number of CPUs].
+    #[arg(long, env = "MEMBRAIN_TS_MAX_CONCURRENT_READS", value_name = "N")]
+    pub ts_max_concurrent_reads: Option<usize>,
+    /// Time-series reads waiting for a slot (half of them per tenant at most); more are answered
+    /// busy (HTTP 503, Retry-After: 1) [default: 64].
+    #[arg(long, env = "MEMBRAIN_TS_MAX_QUEUED_READS", value_name = "N")]
+    pub ts_max_queued_reads: Option<usize>,
 }
 
 /// Which embedder and language model `serve` and `api` use.

@@ -17,6 +17,7 @@ use crate::cli::{
     ServeArgs, Transport, TsStoreArgs,
 };
 use membrain_timeseries::{ReadLimits, Span, WriteLimits};
+use membrain_ts_service::ReadSettings;
 
 /// The config file, every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +47,11 @@ pub struct FileTimeSeries {
     pub retention: Option<String>,
     pub max_batch: Option<usize>,
     pub max_query_rows: Option<usize>,
+    pub max_tables: Option<u64>,
+    pub max_points: Option<u64>,
+    pub read_deadline_secs: Option<u64>,
+    pub max_concurrent_reads: Option<usize>,
+    pub max_queued_reads: Option<usize>,
 }
 
 /// `[embedder]`: which embedder, and where the local model comes from.
@@ -572,6 +578,8 @@ pub struct TimeSeriesSettings {
     pub default_retention: Span,
     pub write_limits: WriteLimits,
     pub read_limits: ReadLimits,
+    /// Read admission and deadlines.
+    pub reads: ReadSettings,
 }
 
 /// The time-series settings: flags over `[timeseries]` over defaults. Without a store named,
@@ -626,11 +634,64 @@ pub fn time_series(
         }
         read_limits.max_query_rows = max;
     }
+    let file = &file.timeseries;
+    // Zero would refuse every write, or every read: a mistake rather than a setting.
+    let at_least_one = |value: Option<u64>, flag: &str, what: &str| match value {
+        Some(0) => {
+            let key = flag.trim_start_matches("--ts-").replace('-', "_");
+            bail!(
+                "{flag} (or [timeseries] {key}) must be at least 1 ({what}); leave it out for \
+                 the default"
+            )
+        }
+        other => Ok(other),
+    };
+    if let Some(max) = at_least_one(
+        args.ts_max_tables.or(file.max_tables),
+        "--ts-max-tables",
+        "the most tables one tenant may have",
+    )? {
+        write_limits.max_tables_per_tenant = max;
+    }
+    if let Some(max) = at_least_one(
+        args.ts_max_points.or(file.max_points),
+        "--ts-max-points",
+        "the most records one tenant may store",
+    )? {
+        write_limits.max_points_per_tenant = max;
+    }
+    let mut reads = ReadSettings::default();
+    if let Some(secs) = at_least_one(
+        args.ts_read_deadline_secs.or(file.read_deadline_secs),
+        "--ts-read-deadline-secs",
+        "seconds a time-series read may take",
+    )? {
+        reads.read_deadline = Duration::from_secs(secs);
+    }
+    if let Some(max) = at_least_one(
+        args.ts_max_concurrent_reads
+            .or(file.max_concurrent_reads)
+            .map(|max| max as u64),
+        "--ts-max-concurrent-reads",
+        "time-series reads running at once",
+    )? {
+        reads.max_concurrent_reads = usize::try_from(max).unwrap_or(usize::MAX);
+    }
+    if let Some(max) = at_least_one(
+        args.ts_max_queued_reads
+            .or(file.max_queued_reads)
+            .map(|max| max as u64),
+        "--ts-max-queued-reads",
+        "time-series reads waiting for a slot",
+    )? {
+        reads.max_queued_reads = usize::try_from(max).unwrap_or(usize::MAX);
+    }
     Ok(TimeSeriesSettings {
         store,
         default_retention,
         write_limits,
         read_limits,
+        reads,
     })
 }
 
@@ -931,5 +992,101 @@ mod tests {
             assert!(format!("{error:#}").contains(expected), "{error:#}");
         }
         assert!(toml::from_str::<FileConfig>("[embedder]\nkind = \"bert\"\n").is_err());
+    }
+
+    fn time_series_from(args: TsStoreArgs, file: &str) -> Result<TimeSeriesSettings> {
+        let file: FileConfig = toml::from_str(file).unwrap();
+        let common = Common {
+            data_dir: "/tmp/membrain-test".into(),
+            database_url: "sqlite:///tmp/membrain-test/m.db".into(),
+            log_level: "info".into(),
+            log_format: None,
+        };
+        time_series(&args, &file, &common)
+    }
+
+    #[test]
+    fn time_series_quotas_and_read_limits_come_from_flags_then_the_file() {
+        let defaults = time_series_from(TsStoreArgs::default(), "").unwrap();
+        assert_eq!(defaults.write_limits.max_tables_per_tenant, 100);
+        assert_eq!(defaults.write_limits.max_points_per_tenant, 50_000_000);
+        assert_eq!(defaults.reads.read_deadline, Duration::from_secs(10));
+        assert_eq!(
+            defaults.reads.max_concurrent_reads,
+            membrain_ts_service::default_concurrent_reads()
+        );
+        assert_eq!(defaults.reads.max_queued_reads, 64);
+
+        let file = "[timeseries]\nmax_tables = 5\nmax_points = 1000\nread_deadline_secs = 3\n\
+                    max_concurrent_reads = 4\nmax_queued_reads = 8\n";
+        let from_file = time_series_from(TsStoreArgs::default(), file).unwrap();
+        assert_eq!(from_file.write_limits.max_tables_per_tenant, 5);
+        assert_eq!(from_file.write_limits.max_points_per_tenant, 1000);
+        assert_eq!(from_file.reads.read_deadline, Duration::from_secs(3));
+        assert_eq!(from_file.reads.max_concurrent_reads, 4);
+        assert_eq!(from_file.reads.max_queued_reads, 8);
+
+        let flags = TsStoreArgs {
+            ts_max_tables: Some(7),
+            ts_max_points: Some(70),
+            ts_read_deadline_secs: Some(1),
+            ts_max_concurrent_reads: Some(2),
+            ts_max_queued_reads: Some(3),
+            ..TsStoreArgs::default()
+        };
+        let over_file = time_series_from(flags, file).unwrap();
+        assert_eq!(over_file.write_limits.max_tables_per_tenant, 7);
+        assert_eq!(over_file.write_limits.max_points_per_tenant, 70);
+        assert_eq!(over_file.reads.read_deadline, Duration::from_secs(1));
+        assert_eq!(over_file.reads.max_concurrent_reads, 2);
+        assert_eq!(over_file.reads.max_queued_reads, 3);
+
+        for (flag, args) in [
+            (
+                "--ts-max-tables",
+                TsStoreArgs {
+                    ts_max_tables: Some(0),
+                    ..TsStoreArgs::default()
+                },
+            ),
+            (
+                "--ts-max-points",
+                TsStoreArgs {
+                    ts_max_points: Some(0),
+                    ..TsStoreArgs::default()
+                },
+            ),
+            (
+                "--ts-read-deadline-secs",
+                TsStoreArgs {
+                    ts_read_deadline_secs: Some(0),
+                    ..TsStoreArgs::default()
+                },
+            ),
+            (
+                "--ts-max-concurrent-reads",
+                TsStoreArgs {
+                    ts_max_concurrent_reads: Some(0),
+                    ..TsStoreArgs::default()
+                },
+            ),
+            (
+                "--ts-max-queued-reads",
+                TsStoreArgs {
+                    ts_max_queued_reads: Some(0),
+                    ..TsStoreArgs::default()
+                },
+            ),
+        ] {
+            let error = time_series_from(args, "").unwrap_err().to_string();
+            assert!(
+                error.contains(flag) && error.contains("at least 1"),
+                "{flag}: {error}"
+            );
+        }
+        let error = time_series_from(TsStoreArgs::default(), "[timeseries]\nmax_points = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[timeseries] max_points"), "{error}");
     }
 }

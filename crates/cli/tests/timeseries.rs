@@ -577,7 +577,7 @@ async fn exercise_ts_tools(client: &McpClient) {
 async fn gateway_profile_serves_time_series_with_its_own_keys() {
     let database = membrain_store::testing::TestDatabase::new(Backend::Sqlite).await;
     let (store, _dir) = time_series_store(&database).await;
-    let service = Arc::new(membrain_timeseries::service::TimeSeriesService::new(
+    let service = Arc::new(membrain_ts_service::TimeSeriesService::new(
         store,
         Default::default(),
         Default::default(),

@@ -34,7 +34,7 @@ use crate::api_client::MemoryApiClient;
 use crate::key_check::ApiKeyCheck;
 use crate::tools::{CallerKey, MembrainTools};
 use crate::ts_tools::CallerTenant;
-use membrain_timeseries::service::TimeSeriesService;
+use membrain_ts_service::TimeSeriesService;
 
 /// Everything the MCP HTTP server can be told.
 #[derive(Debug, Clone)]

@@ -349,7 +349,7 @@ impl MembrainTools {
 
     /// The time-series tools only, answered from `service` in this process (`gateway`
     /// profile); the HTTP layer resolves each caller's tenant from its key source.
-    pub fn time_series_only(service: Arc<membrain_timeseries::service::TimeSeriesService>) -> Self {
+    pub fn time_series_only(service: Arc<membrain_ts_service::TimeSeriesService>) -> Self {
         Self {
             api: None,
             time_series: TimeSeriesAccess::Direct(service),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use membrain_memory::TenantId;
 use membrain_timeseries::TableRef;
 use membrain_timeseries::TsError;
-use membrain_timeseries::service::{LatestBody, RangeBody, TimeSeriesService, WriteBody};
+use membrain_timeseries::service::{LatestBody, RangeBody, WriteBody};
+use membrain_ts_service::TimeSeriesService;
 use reqwest::Method;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::service::RequestContext;
@@ -200,8 +201,36 @@ fn explain_ts(error: TsError) -> String {
             tracing::warn!(error = %error, "time-series store unavailable");
             "The time-series store is unavailable. Try again shortly.".into()
         }
+        // Retrying does not free a quota: the message says what does.
+        TsError::QuotaExceeded(message) => format!("Quota exceeded: {message} (quota_exceeded)"),
+        TsError::Busy(message) => format!("The server is busy: {message} (busy)"),
         other => format!("{} ({})", other.message(), other.code()),
     }
+}
+
+/// The same wording for the API's answers, which reach the bridge as HTTP statuses: a 429 (a
+/// quota) and a 503 (busy) carry the store's message, which the generic API error text frames
+/// as "unavailable, try again" — wrong for a quota. Only the service's own messages (they name
+/// the quota, or the busy server) are reframed; other 429s and 503s keep the generic text.
+fn explain_ts_api(text: String) -> String {
+    let message = |status: &str| {
+        text.split_once(status).map(|(_, rest)| {
+            rest.strip_suffix(". Try again shortly.")
+                .unwrap_or(rest)
+                .to_owned()
+        })
+    };
+    if let Some(message) = message("HTTP 429 Too Many Requests: ")
+        && (message.contains("(max_tables)") || message.contains("(max_points)"))
+    {
+        return explain_ts(TsError::QuotaExceeded(message));
+    }
+    if let Some(message) = message("HTTP 503 Service Unavailable: ")
+        && (message.starts_with("the server is busy") || message.starts_with("your tenant already"))
+    {
+        return explain_ts(TsError::Busy(message));
+    }
+    text
 }
 
 impl MembrainTools {
@@ -224,6 +253,14 @@ impl MembrainTools {
     }
 
     async fn ts_through_api(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        call: TsCall,
+    ) -> Result<Value, String> {
+        self.ts_api_call(ctx, call).await.map_err(explain_ts_api)
+    }
+
+    async fn ts_api_call(
         &self,
         ctx: &RequestContext<RoleServer>,
         call: TsCall,
@@ -439,5 +476,44 @@ impl MembrainTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<TsQueryOutput>, String> {
         parse_output(self.ts(&ctx, TsCall::Query(args.sql)).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_and_busy_answers_keep_their_message_and_code() {
+        let quota = "this write would store 5 new records, but your tenant already stores 6 of \
+                     the 10 records its quota allows (max_points): 4 more fit";
+        let direct = explain_ts(TsError::QuotaExceeded(quota.into()));
+        assert_eq!(direct, format!("Quota exceeded: {quota} (quota_exceeded)"));
+        let through_api = explain_ts_api(format!(
+            "the Memory API is unavailable: HTTP 429 Too Many Requests: {quota}. Try again shortly."
+        ));
+        assert_eq!(through_api, direct, "both profiles say the same");
+
+        let busy = "the server is busy: 2 time-series reads are running and 64 are waiting";
+        let direct = explain_ts(TsError::Busy(busy.into()));
+        assert!(
+            direct.ends_with("(busy)") && direct.contains(busy),
+            "{direct}"
+        );
+        assert_eq!(
+            explain_ts_api(format!(
+                "the Memory API is unavailable: HTTP 503 Service Unavailable: {busy}. Try again shortly."
+            )),
+            direct
+        );
+
+        // Other 503s (a store that is down, no store at all) keep the generic text.
+        let down = "the Memory API is unavailable: HTTP 503 Service Unavailable: the time-series \
+                    store is unavailable; retry shortly. Try again shortly.";
+        assert_eq!(explain_ts_api(down.into()), down);
+        let deadline = explain_ts(TsError::Limit(
+            "the read did not finish within its deadline of 10 s: ask for less".into(),
+        ));
+        assert!(deadline.ends_with("(limit_exceeded)"), "{deadline}");
     }
 }

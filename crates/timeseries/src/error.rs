@@ -19,6 +19,14 @@ pub enum TsError {
     /// A query that would write, or read outside the caller's tables.
     #[error("{0}")]
     Refused(String),
+    /// The tenant's stored tables or records would go over its quota; the message names the
+    /// quota, the tenant's usage and how to free space.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// Too many reads are running or waiting (on the server, or of this tenant): retry in a
+    /// moment. Nothing was read.
+    #[error("{0}")]
+    Busy(String),
     /// The store cannot be reached or is failing; try again later.
     #[error("the time-series store is unavailable: {0}")]
     Unavailable(String),
@@ -42,6 +50,8 @@ impl TsError {
             Self::NotFound(message)
             | Self::Limit(message)
             | Self::Refused(message)
+            | Self::QuotaExceeded(message)
+            | Self::Busy(message)
             | Self::Unavailable(message)
             | Self::Internal(message) => message,
         }
@@ -54,6 +64,8 @@ impl TsError {
             Self::NotFound(_) => "not_found",
             Self::Limit(_) => "limit_exceeded",
             Self::Refused(_) => "query_refused",
+            Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::Busy(_) => "busy",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }

@@ -9,6 +9,7 @@
 //! trait the stores implement (in other crates). No I/O here.
 
 mod aggregate;
+mod deadline;
 pub mod demo;
 mod error;
 mod names;
@@ -22,6 +23,7 @@ pub mod transfer;
 mod value;
 
 pub use aggregate::{Accumulator, Aggregate};
+pub use deadline::{Deadline, DeadlineTicker, ROWS_PER_DEADLINE_CHECK};
 pub use error::TsError;
 pub use names::{AttributeName, DatabaseName, RESERVED_NAMES, TableName, TableRef};
 pub use query::{
@@ -30,8 +32,9 @@ pub use query::{
     select_measures,
 };
 pub use record::{
-    BatchItem, DEFAULT_RETENTION, DimensionFilter, Dimensions, MAX_DIMENSION_VALUE_BYTES, Record,
-    Rejection, TableMeta, TableSchema, WriteLimits, parse_record, parse_records,
+    BatchItem, DEFAULT_MAX_POINTS_PER_TENANT, DEFAULT_MAX_TABLES_PER_TENANT, DEFAULT_RETENTION,
+    DimensionFilter, Dimensions, MAX_DIMENSION_VALUE_BYTES, Record, Rejection, TableMeta,
+    TableSchema, TenantUsage, WriteLimits, parse_record, parse_records,
 };
 pub use store::{Scan, TimeSeriesStore, scan_limit_error};
 pub use time::{Bin, MICROS_PER_SECOND, Span, Timestamp};

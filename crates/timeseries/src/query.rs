@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::{
-    Accumulator, Aggregate, AttributeName, Bin, DatabaseName, DimensionFilter, Dimensions,
-    MeasureType, MeasureValue, Rejection, Span, TableRef, TableSchema, Timestamp, TsError,
+    Accumulator, Aggregate, AttributeName, Bin, DatabaseName, Deadline, DimensionFilter,
+    Dimensions, MeasureType, MeasureValue, Rejection, Span, TableRef, TableSchema, Timestamp,
+    TsError,
 };
 
 /// Caps on what one read returns or reads. A result cut by a cap says `truncated: true`; a
@@ -24,8 +25,11 @@ pub struct ReadLimits {
     pub max_buckets: usize,
     /// Rows a `ts_query` answer carries.
     pub max_query_rows: usize,
-    /// Records a `ts_query` may read to compute its answer.
+    /// Records a `ts_query` may read to compute its answer (and a SQL store may read for one
+    /// aggregated range).
     pub max_scan_rows: usize,
+    /// When this read must be done: set per call by the service; long loops look at it.
+    pub deadline: Deadline,
 }
 
 impl Default for ReadLimits {
@@ -36,6 +40,7 @@ impl Default for ReadLimits {
             max_buckets: 10_000,
             max_query_rows: 1_000,
             max_scan_rows: 2_000_000,
+            deadline: Deadline::none(),
         }
     }
 }

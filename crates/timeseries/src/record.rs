@@ -186,6 +186,33 @@ pub struct WriteLimits {
     pub max_dimensions_per_table: usize,
     /// Distinct measure names per table (Timestream: 1,024 per multi-measure record).
     pub max_measures_per_table: usize,
+    /// Tables one tenant may have (a quota, checked when a write would create a table).
+    pub max_tables_per_tenant: u64,
+    /// Records one tenant may store over all its tables (a quota; not enforced on Timestream,
+    /// which cannot count a tenant's records cheaply).
+    pub max_points_per_tenant: u64,
+}
+
+/// Tables one tenant may have, by default: far more than an agent's data sets need, few enough
+/// that listing them and their schemas stays cheap.
+pub const DEFAULT_MAX_TABLES_PER_TENANT: u64 = 100;
+
+/// Records one tenant may store, by default. The embedded store keeps every record in RAM:
+/// measured, 2 million records of three `double` measures take 104 MB there (52 bytes each: the
+/// time, each measure's value and presence flag, and the spare capacity of growing vectors),
+/// and a checkpoint briefly holds its encoded copy on top (35 bytes each). 50 million such
+/// records are about 2.6 GB, 4.4 GB while checkpointing: a tenant at its quota leaves most of a
+/// 24 GiB machine to the memory store and to other tenants, and no one tenant can exhaust it.
+/// Wider records cost more (9 bytes per numeric measure, more for text). The SQL stores keep
+/// records on disk and have room for more: raise it there with `--ts-max-points`.
+pub const DEFAULT_MAX_POINTS_PER_TENANT: u64 = 50_000_000;
+
+/// What one tenant stores, as a store counts it for the quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    pub tables: u64,
+    /// Stored records, expired ones included until the store deletes them.
+    pub points: u64,
 }
 
 impl Default for WriteLimits {
@@ -197,6 +224,8 @@ impl Default for WriteLimits {
             max_measures_per_record: 256,
             max_dimensions_per_table: 128,
             max_measures_per_table: 1_024,
+            max_tables_per_tenant: DEFAULT_MAX_TABLES_PER_TENANT,
+            max_points_per_tenant: DEFAULT_MAX_POINTS_PER_TENANT,
         }
     }
 }
@@ -217,6 +246,38 @@ impl WriteLimits {
             )));
         }
         Ok(())
+    }
+
+    /// Refuses a write that would create `table` when the tenant already has its quota of
+    /// tables. Nothing of the write is stored.
+    pub fn check_new_table(&self, usage: TenantUsage, table: &TableRef) -> Result<(), TsError> {
+        if usage.tables < self.max_tables_per_tenant {
+            return Ok(());
+        }
+        Err(TsError::QuotaExceeded(format!(
+            "writing to {table} would create a table, but your tenant already has {} tables and \
+             its quota is {} (max_tables): nothing was written. Write to one of your existing \
+             tables (ts_list_tables), or drop a table you no longer need (DELETE \
+             /api/v1/ts/tables/DATABASE/TABLE) to make room",
+            usage.tables, self.max_tables_per_tenant
+        )))
+    }
+
+    /// Refuses a write that would store `new_points` more records when that takes the tenant
+    /// over its points quota. Nothing of the write is stored; the message says how many fit.
+    pub fn check_new_points(&self, usage: TenantUsage, new_points: u64) -> Result<(), TsError> {
+        if usage.points.saturating_add(new_points) <= self.max_points_per_tenant {
+            return Ok(());
+        }
+        let fit = self.max_points_per_tenant.saturating_sub(usage.points);
+        Err(TsError::QuotaExceeded(format!(
+            "this write would store {new_points} new records, but your tenant already stores {} \
+             of the {} records its quota allows (max_points): {fit} more fit, so nothing was \
+             written. Send at most {fit} records, or free space: drop a table you no longer need \
+             (DELETE /api/v1/ts/tables/DATABASE/TABLE) or shorten a table's retention (PUT \
+             /api/v1/ts/tables/DATABASE/TABLE/retention)",
+            usage.points, self.max_points_per_tenant
+        )))
     }
 }
 

@@ -1,19 +1,14 @@
-//! [`TimeSeriesService`]: the time-series calls as the REST API and the MCP tools make them —
-//! arguments from JSON checked into the query model, the store called with the caller's tenant,
-//! answers ready to serialise. One place, so the REST routes and the gateway profile's direct
-//! tools cannot drift apart.
+//! The time-series calls' arguments as the REST API and the MCP tools receive them (JSON
+//! bodies) and their checks into the query model. `membrain-ts-service`'s `TimeSeriesService`
+//! — the one place the REST routes and the gateway's direct tools call — runs them against a
+//! store; what needs no runtime lives here.
 
-use std::sync::Arc;
-
-use membrain_memory::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::sql::QueryResult;
 use crate::{
-    Aggregate, AttributeName, Bin, DatabaseName, DimensionFilter, LatestQuery, LatestResult,
-    RangeQuery, RangeResult, ReadLimits, Span, TableDescription, TableRef, TableSummary,
-    TimeSeriesStore, Timestamp, TsError, WriteLimits, WriteOutcome, parse_records,
+    Aggregate, AttributeName, Bin, DatabaseName, DimensionFilter, LatestQuery, RangeQuery, Span,
+    TableRef, TableSummary, Timestamp, TsError,
 };
 
 /// Body of a write: `{records: [{time, dimensions, measures}]}`.
@@ -61,147 +56,61 @@ pub struct TablesOutput {
     pub tables: Vec<TableSummary>,
 }
 
-/// The time-series calls over one store, with the configured limits.
-#[derive(Clone)]
-pub struct TimeSeriesService {
-    store: Arc<dyn TimeSeriesStore>,
-    pub write_limits: WriteLimits,
-    pub read_limits: ReadLimits,
+/// The `database` filter of a table listing: none when empty.
+pub fn database_filter(raw: Option<&str>) -> Result<Option<DatabaseName>, TsError> {
+    raw.map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(DatabaseName::parse)
+        .transpose()
 }
 
-impl std::fmt::Debug for TimeSeriesService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeSeriesService")
-            .field("store", &self.store.describe())
-            .finish()
+impl LatestBody {
+    /// The query this body asks for on `table`.
+    pub fn into_query(self, table: &TableRef) -> Result<LatestQuery, TsError> {
+        Ok(LatestQuery {
+            table: table.clone(),
+            dimensions: DimensionFilter::from_json(self.dimensions.as_ref())?,
+            measure: optional_name(self.measure.as_deref())?,
+        })
     }
 }
 
-impl TimeSeriesService {
-    pub fn new(
-        store: Arc<dyn TimeSeriesStore>,
-        write_limits: WriteLimits,
-        read_limits: ReadLimits,
-    ) -> Self {
-        Self {
-            store,
-            write_limits,
-            read_limits,
-        }
-    }
-
-    pub fn store(&self) -> &Arc<dyn TimeSeriesStore> {
-        &self.store
-    }
-
-    pub async fn list_tables(
-        &self,
-        tenant: &TenantId,
-        database: Option<&str>,
-    ) -> Result<TablesOutput, TsError> {
-        let database = database
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .map(DatabaseName::parse)
-            .transpose()?;
-        let tables = self.store.list_tables(tenant, database.as_ref()).await?;
-        Ok(TablesOutput { tables })
-    }
-
-    pub async fn describe_table(
-        &self,
-        tenant: &TenantId,
-        table: &TableRef,
-    ) -> Result<TableDescription, TsError> {
-        self.store.describe_table(tenant, table).await
-    }
-
-    /// Writes a batch: over the record limit (or empty) is refused whole; otherwise each record
-    /// is written or rejected with its reason.
-    pub async fn write_records(
-        &self,
-        tenant: &TenantId,
-        table: &TableRef,
-        body: WriteBody,
-    ) -> Result<WriteOutcome, TsError> {
-        self.write_limits.check_batch_size(body.records.len())?;
-        let (items, rejected) = parse_records(&body.records, &self.write_limits);
-        let outcome = if items.is_empty() {
-            WriteOutcome::default()
-        } else {
-            self.store
-                .write(tenant, table, items, &self.write_limits)
-                .await?
-        };
-        Ok(outcome.with_rejections(rejected))
-    }
-
-    pub async fn latest(
-        &self,
-        tenant: &TenantId,
-        table: &TableRef,
-        body: LatestBody,
-    ) -> Result<LatestResult, TsError> {
-        let query = LatestQuery {
+impl RangeBody {
+    /// The query this body asks for on `table`.
+    pub fn into_query(self, table: &TableRef) -> Result<RangeQuery, TsError> {
+        Ok(RangeQuery {
             table: table.clone(),
-            dimensions: DimensionFilter::from_json(body.dimensions.as_ref())?,
-            measure: optional_name(body.measure.as_deref())?,
-        };
-        self.store.latest(tenant, &query, &self.read_limits).await
-    }
-
-    pub async fn range(
-        &self,
-        tenant: &TenantId,
-        table: &TableRef,
-        body: RangeBody,
-    ) -> Result<RangeResult, TsError> {
-        let query = RangeQuery {
-            table: table.clone(),
-            start: parse_time("start", &body.start)?,
-            end: parse_time("end", &body.end)?,
-            dimensions: DimensionFilter::from_json(body.dimensions.as_ref())?,
-            measure: optional_name(body.measure.as_deref())?,
-            bin: body
+            start: parse_time("start", &self.start)?,
+            end: parse_time("end", &self.end)?,
+            dimensions: DimensionFilter::from_json(self.dimensions.as_ref())?,
+            measure: optional_name(self.measure.as_deref())?,
+            bin: self
                 .bin
                 .as_deref()
                 .map(str::trim)
                 .filter(|bin| !bin.is_empty())
                 .map(Bin::parse)
                 .transpose()?,
-            aggregate: body
+            aggregate: self
                 .aggregate
                 .as_deref()
                 .map(str::trim)
                 .filter(|aggregate| !aggregate.is_empty())
                 .map(Aggregate::parse)
                 .transpose()?,
-        };
-        self.store.range(tenant, &query, &self.read_limits).await
+        })
     }
+}
 
-    pub async fn set_retention(
-        &self,
-        tenant: &TenantId,
-        table: &TableRef,
-        body: RetentionBody,
-    ) -> Result<TableDescription, TsError> {
-        let retention = Span::parse(&body.retention).map_err(|error| {
+impl RetentionBody {
+    /// The retention asked for.
+    pub fn span(&self) -> Result<Span, TsError> {
+        Span::parse(&self.retention).map_err(|error| {
             TsError::invalid(
                 "retention",
                 format!("retention: {} (for example 7d or 24h)", error.message()),
             )
-        })?;
-        self.store.set_retention(tenant, table, retention).await
-    }
-
-    pub async fn drop_table(&self, tenant: &TenantId, table: &TableRef) -> Result<(), TsError> {
-        self.store.drop_table(tenant, table).await
-    }
-
-    /// `ts_query`: the read-only SQL subset over the tenant's tables.
-    pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, TsError> {
-        crate::sql::run(self.store.as_ref(), tenant, sql, &self.read_limits).await
+        })
     }
 }
 

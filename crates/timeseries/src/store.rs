@@ -5,8 +5,8 @@ use membrain_memory::TenantId;
 
 use crate::{
     AttributeName, BatchItem, DatabaseName, DimensionFilter, LatestQuery, LatestResult, RangeQuery,
-    RangeResult, ReadLimits, SeriesPoints, Span, TableDescription, TableRef, TableSummary,
-    Timestamp, TsError, WriteLimits, WriteOutcome,
+    RangeResult, ReadLimits, SeriesPoints, Span, TableDescription, TableMeta, TableRef,
+    TableSummary, Timestamp, TsError, WriteLimits, WriteOutcome,
 };
 
 /// What `ts_query` reads from a store before it filters, groups and orders in memory: every
@@ -51,16 +51,26 @@ pub trait TimeSeriesStore: Send + Sync + 'static {
         database: Option<&DatabaseName>,
     ) -> Result<Vec<TableSummary>, TsError>;
 
+    /// A table with its counts (records, series, earliest and latest): `ts_describe_table`.
+    /// Counting reads the whole table on some stores; planning a query uses
+    /// [`table_meta`](Self::table_meta) instead.
     async fn describe_table(
         &self,
         tenant: &TenantId,
         table: &TableRef,
     ) -> Result<TableDescription, TsError>;
 
+    /// A table's retention, creation time and schema, without counting anything: what planning
+    /// a query needs. One row or one lookup on every store.
+    async fn table_meta(&self, tenant: &TenantId, table: &TableRef) -> Result<TableMeta, TsError>;
+
     /// Writes parsed records: each is admitted whole or rejected with its reason (see
     /// [`TableMeta::admit`](crate::TableMeta::admit)); a record for a series and time that is
     /// already stored is accepted unchanged when its measures are equal and rejected otherwise.
-    /// Admitted records are durable when this returns.
+    /// Admitted records are durable when this returns. A write that would create a table over
+    /// [`WriteLimits::max_tables_per_tenant`], or store records over
+    /// [`WriteLimits::max_points_per_tenant`], is refused whole with
+    /// [`TsError::QuotaExceeded`].
     async fn write(
         &self,
         tenant: &TenantId,
@@ -84,6 +94,8 @@ pub trait TimeSeriesStore: Send + Sync + 'static {
     ) -> Result<RangeResult, TsError>;
 
     /// Raw records for `ts_query`; more than `limits.max_scan_rows` is [`scan_limit_error`].
+    /// Reads (this and the others) give up with the deadline's error once `limits.deadline`
+    /// has passed.
     async fn scan(
         &self,
         tenant: &TenantId,

@@ -5,9 +5,9 @@ use membrain_memory::TenantId;
 use serde_json::{Value as Json, json};
 
 use crate::{
-    Aggregate, AttributeName, Bin, DimensionFilter, LatestQuery, MeasureValue, RangeQuery,
-    ReadLimits, Scan, Span, TableRef, TimeSeriesStore, Timestamp, TsError, WriteLimits,
-    WriteOutcome, parse_records,
+    Aggregate, AttributeName, Bin, Deadline, DimensionFilter, LatestQuery, MeasureType,
+    MeasureValue, RangeQuery, ReadLimits, Scan, Span, TableRef, TimeSeriesStore, Timestamp,
+    TsError, WriteLimits, WriteOutcome, parse_records,
 };
 
 /// A tenant for tests.
@@ -27,10 +27,20 @@ pub async fn write_json(
     table: &TableRef,
     records: &[Json],
 ) -> Result<WriteOutcome, TsError> {
-    let limits = WriteLimits::default();
+    write_json_with(store, tenant, table, records, &WriteLimits::default()).await
+}
+
+/// [`write_json`] under other limits (quotas, caps).
+pub async fn write_json_with(
+    store: &dyn TimeSeriesStore,
+    tenant: &TenantId,
+    table: &TableRef,
+    records: &[Json],
+    limits: &WriteLimits,
+) -> Result<WriteOutcome, TsError> {
     limits.check_batch_size(records.len())?;
-    let (items, rejected) = parse_records(records, &limits);
-    let outcome = store.write(tenant, table, items, &limits).await?;
+    let (items, rejected) = parse_records(records, limits);
+    let outcome = store.write(tenant, table, items, limits).await?;
     Ok(outcome.with_rejections(rejected))
 }
 
@@ -61,6 +71,10 @@ pub async fn conformance(store: &dyn TimeSeriesStore) {
     scans_for_queries(store).await;
     tenants_never_see_each_other(store).await;
     retention_and_drop(store).await;
+    table_meta_counts_nothing(store).await;
+    caps_cut_while_reading(store).await;
+    reads_stop_at_their_deadline(store).await;
+    quotas_refuse_whole_writes(store).await;
 }
 
 async fn writes_create_tables_and_reject_bad_records(store: &dyn TimeSeriesStore) {
@@ -626,4 +640,341 @@ async fn retention_and_drop(store: &dyn TimeSeriesStore) {
         .await
         .expect_err("dropped twice");
     assert!(matches!(again, TsError::NotFound(_)), "{again:?}");
+}
+
+async fn table_meta_counts_nothing(store: &dyn TimeSeriesStore) {
+    let alice = tenant("conf-alice");
+    let buses = table("transit", "bus_position");
+    let meta = store.table_meta(&alice, &buses).await.expect("table meta");
+    assert_eq!(meta.table, buses);
+    assert_eq!(meta.retention, crate::DEFAULT_RETENTION);
+    let measures: Vec<(&str, MeasureType)> = meta
+        .schema
+        .measures
+        .iter()
+        .map(|(name, kind)| (name.as_str(), *kind))
+        .collect();
+    assert_eq!(
+        measures,
+        [
+            ("door", MeasureType::Varchar),
+            ("passengers", MeasureType::Bigint),
+            ("speed", MeasureType::Double)
+        ]
+    );
+    assert_eq!(meta.schema.dimensions.len(), 2);
+    for (who, which) in [
+        (tenant("conf-mallory-2"), buses.clone()),
+        (alice.clone(), table("transit", "nothing")),
+    ] {
+        let missing = store.table_meta(&who, &which).await.expect_err("not there");
+        assert!(matches!(missing, TsError::NotFound(_)), "{missing:?}");
+    }
+}
+
+/// Eight series of 50 records each, for the caps and deadline checks.
+async fn many_series(store: &dyn TimeSeriesStore) -> (TenantId, TableRef, Timestamp) {
+    let erin = tenant("conf-erin");
+    let wide = table("plant", "many_series");
+    let origin = test_origin();
+    let records: Vec<Json> = (0..8)
+        .flat_map(|sensor| {
+            (0..50).map(move |i| {
+                json!({"time": at(origin, i), "dimensions": {"sensor": format!("s{sensor}")},
+                       "measures": {"value": i, "label": "x"}})
+            })
+        })
+        .collect();
+    if store.table_meta(&erin, &wide).await.is_err() {
+        let outcome = write_json(store, &erin, &wide, &records)
+            .await
+            .expect("write many series");
+        assert_eq!(outcome.records_ingested, 400, "{outcome:?}");
+    }
+    (erin, wide, origin)
+}
+
+async fn caps_cut_while_reading(store: &dyn TimeSeriesStore) {
+    let (erin, wide, origin) = many_series(store).await;
+    let range = RangeQuery {
+        table: wide.clone(),
+        start: origin,
+        end: origin.plus_micros(3_600_000_000),
+        dimensions: DimensionFilter::default(),
+        measure: None,
+        bin: None,
+        aggregate: None,
+    };
+    for (max_series, max_points, series, points) in [
+        (100, 1, 1, 1),
+        (100, 75, 2, 75),
+        (3, 10_000, 3, 150),
+        (1, 1, 1, 1),
+    ] {
+        let limits = ReadLimits {
+            max_series,
+            max_points,
+            ..ReadLimits::default()
+        };
+        let answer = store.range(&erin, &range, &limits).await.expect("range");
+        let total: usize = answer.series.iter().map(|s| s.points.len()).sum();
+        assert_eq!(
+            (answer.series.len(), total, answer.truncated),
+            (series, points, true),
+            "max_series {max_series}, max_points {max_points}"
+        );
+    }
+    let everything = store
+        .range(&erin, &range, &ReadLimits::default())
+        .await
+        .expect("all of it");
+    let total: usize = everything.series.iter().map(|s| s.points.len()).sum();
+    assert_eq!((total, everything.truncated), (400, false));
+    let exact = ReadLimits {
+        max_series: 8,
+        max_points: 400,
+        ..ReadLimits::default()
+    };
+    let answer = store.range(&erin, &range, &exact).await.expect("exact");
+    assert!(!answer.truncated, "exactly at the caps is not truncated");
+
+    let latest = store
+        .latest(
+            &erin,
+            &LatestQuery {
+                table: wide.clone(),
+                dimensions: DimensionFilter::default(),
+                measure: None,
+            },
+            &ReadLimits {
+                max_series: 3,
+                ..ReadLimits::default()
+            },
+        )
+        .await
+        .expect("latest");
+    assert_eq!((latest.series.len(), latest.truncated), (3, true));
+
+    let scan = Scan {
+        table: wide.clone(),
+        start: None,
+        end: None,
+        dimensions: DimensionFilter::default(),
+        measures: None,
+    };
+    let over = store
+        .scan(
+            &erin,
+            &scan,
+            &ReadLimits {
+                max_scan_rows: 399,
+                ..ReadLimits::default()
+            },
+        )
+        .await
+        .expect_err("one record over the scan cap");
+    assert!(matches!(over, TsError::Limit(_)), "{over:?}");
+    let at_cap = store
+        .scan(
+            &erin,
+            &scan,
+            &ReadLimits {
+                max_scan_rows: 400,
+                ..ReadLimits::default()
+            },
+        )
+        .await
+        .expect("exactly the scan cap");
+    assert_eq!(at_cap.iter().map(|s| s.points.len()).sum::<usize>(), 400);
+}
+
+async fn reads_stop_at_their_deadline(store: &dyn TimeSeriesStore) {
+    let (erin, wide, origin) = many_series(store).await;
+    let expired = ReadLimits {
+        deadline: Deadline::after(std::time::Duration::ZERO),
+        ..ReadLimits::default()
+    };
+    let is_deadline = |result: Result<(), TsError>, what: &str| match result {
+        Err(TsError::Limit(message)) if message.contains("deadline") => {}
+        other => panic!("{what} past its deadline answered {other:?}"),
+    };
+    let range = RangeQuery {
+        table: wide.clone(),
+        start: origin,
+        end: origin.plus_micros(3_600_000_000),
+        dimensions: DimensionFilter::default(),
+        measure: None,
+        bin: None,
+        aggregate: None,
+    };
+    is_deadline(
+        store.range(&erin, &range, &expired).await.map(drop),
+        "a range",
+    );
+    is_deadline(
+        store
+            .range(
+                &erin,
+                &RangeQuery {
+                    bin: Some(Bin::parse("1m").expect("bin")),
+                    ..range.clone()
+                },
+                &expired,
+            )
+            .await
+            .map(drop),
+        "a binned range",
+    );
+    let scan = Scan {
+        table: wide.clone(),
+        start: None,
+        end: None,
+        dimensions: DimensionFilter::default(),
+        measures: None,
+    };
+    is_deadline(store.scan(&erin, &scan, &expired).await.map(drop), "a scan");
+    let latest = LatestQuery {
+        table: wide.clone(),
+        dimensions: DimensionFilter::default(),
+        measure: None,
+    };
+    is_deadline(
+        store.latest(&erin, &latest, &expired).await.map(drop),
+        "a latest read",
+    );
+}
+
+async fn quotas_refuse_whole_writes(store: &dyn TimeSeriesStore) {
+    let quinn = tenant("conf-quinn");
+    let origin = test_origin();
+    let limits = WriteLimits {
+        max_tables_per_tenant: 2,
+        max_points_per_tenant: 10,
+        ..WriteLimits::default()
+    };
+    let records = |from: i64, count: i64| -> Vec<Json> {
+        (from..from + count)
+            .map(|i| json!({"time": at(origin, i), "dimensions": {"k": "v"}, "measures": {"x": i}}))
+            .collect()
+    };
+    let (first, second, third) = (
+        table("quota", "first"),
+        table("quota", "second"),
+        table("quota", "third"),
+    );
+    let points = |outcome: Result<WriteOutcome, TsError>| {
+        outcome.expect("a write within the quotas").records_ingested
+    };
+    assert_eq!(
+        points(write_json_with(store, &quinn, &first, &records(0, 6), &limits).await),
+        6
+    );
+    // 5 more would make 11: refused whole, and the message says 4 fit.
+    let over = write_json_with(store, &quinn, &first, &records(6, 5), &limits)
+        .await
+        .expect_err("over the points quota");
+    let TsError::QuotaExceeded(message) = &over else {
+        panic!("{over:?}");
+    };
+    for needle in ["6 of the 10", "4 more fit", "nothing was", "retention"] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    assert_eq!(over.code(), "quota_exceeded");
+    let stored = store
+        .describe_table(&quinn, &first)
+        .await
+        .expect("describe");
+    assert_eq!(
+        stored.row_count, 6,
+        "nothing of the refused write is stored"
+    );
+    // Repeats of stored records add nothing, so they pass at the quota; new ones fill it.
+    assert_eq!(
+        points(write_json_with(store, &quinn, &first, &records(2, 8), &limits).await),
+        8
+    );
+    let full = write_json_with(store, &quinn, &second, &records(0, 1), &limits)
+        .await
+        .expect_err("the quota is full");
+    assert!(
+        full.to_string().contains("0 more fit"),
+        "{full}: a new table's records count too"
+    );
+    assert!(
+        store.table_meta(&quinn, &second).await.is_err(),
+        "the refused write did not create its table"
+    );
+
+    // Tables: two fit, the third is refused and not created.
+    let roomy = WriteLimits {
+        max_points_per_tenant: 1_000,
+        ..limits.clone()
+    };
+    assert_eq!(
+        points(write_json_with(store, &quinn, &second, &records(0, 1), &roomy).await),
+        1
+    );
+    let third_table = write_json_with(store, &quinn, &third, &records(0, 1), &roomy)
+        .await
+        .expect_err("over the table quota");
+    let TsError::QuotaExceeded(message) = &third_table else {
+        panic!("{third_table:?}");
+    };
+    assert!(
+        message.contains("already has 2 tables") && message.contains("quota is 2"),
+        "{message}"
+    );
+    let listed = store.list_tables(&quinn, None).await.expect("list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // Other tenants have quotas of their own.
+    assert_eq!(
+        points(
+            write_json_with(
+                store,
+                &tenant("conf-quinn-neighbour"),
+                &third,
+                &records(0, 10),
+                &limits
+            )
+            .await
+        ),
+        10
+    );
+
+    // Dropping a table frees its records and its place.
+    store.drop_table(&quinn, &first).await.expect("drop");
+    assert_eq!(
+        points(write_json_with(store, &quinn, &third, &records(0, 9), &limits).await),
+        9
+    );
+    // A shorter retention frees the records it drops.
+    let now = Timestamp::now();
+    let old_and_new: Vec<Json> = [-90 * 60, -60]
+        .iter()
+        .map(|seconds| json!({"time": now.plus_micros(seconds * 1_000_000).to_rfc3339(), "dimensions": {"k": "v"}, "measures": {"x": 1}}))
+        .collect();
+    let shrinking = table("quota", "shrinking");
+    store.drop_table(&quinn, &third).await.expect("drop");
+    assert_eq!(
+        points(write_json_with(store, &quinn, &shrinking, &old_and_new, &limits).await),
+        2
+    );
+    // 1 in the second table and 2 in the shrinking one: 7 more make 10.
+    assert_eq!(
+        points(write_json_with(store, &quinn, &second, &records(10, 7), &limits).await),
+        7
+    );
+    let over = write_json_with(store, &quinn, &second, &records(20, 1), &limits)
+        .await
+        .expect_err("full again");
+    assert!(over.to_string().contains("0 more fit"), "{over}");
+    store
+        .set_retention(&quinn, &shrinking, Span::parse("1h").expect("span"))
+        .await
+        .expect("shorter retention");
+    assert_eq!(
+        points(write_json_with(store, &quinn, &second, &records(20, 1), &limits).await),
+        1,
+        "the record the retention dropped made room for one"
+    );
 }

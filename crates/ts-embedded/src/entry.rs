@@ -12,6 +12,11 @@ const WRITE: u8 = 1;
 const SET_RETENTION: u8 = 2;
 const DROP_TABLE: u8 = 3;
 
+/// Whether `byte` is the first byte of some entry (its kind).
+pub(crate) fn is_kind(byte: u8) -> bool {
+    matches!(byte, WRITE | SET_RETENTION | DROP_TABLE)
+}
+
 #[derive(Debug, PartialEq)]
 pub(crate) enum Entry {
     /// Admitted records; `created` (retention, creation time) when this write made the table.

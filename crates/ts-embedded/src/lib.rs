@@ -7,6 +7,14 @@
 //! checkpoint holds the commit gate exclusively while it starts a new segment and copies the
 //! tables, so no change is half in the copy; it is written to a temporary file, fsynced and
 //! renamed before the older segments are deleted.
+//!
+//! Replay skips a torn log tail (a crash mid-append) but refuses to open a segment damaged
+//! before its end, naming the file and the byte: see `wal.rs`. Files are the owner's alone
+//! (0600, the directory 0700 when created here).
+//!
+//! Reads run on blocking threads (folding and copying records is CPU work), stop copying at the
+//! read caps, and give up at the read's deadline. Writes keep each tenant within its quotas of
+//! tables and records, counted as they change.
 
 mod codec;
 mod entry;
@@ -14,17 +22,17 @@ mod table;
 mod wal;
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use membrain_memory::TenantId;
 use membrain_timeseries::{
     DEFAULT_RETENTION, DatabaseName, LatestQuery, LatestResult, RangeQuery, RangeResult,
     ReadLimits, Rejection, Scan, SeriesPoints, Span, TableDescription, TableMeta, TableRef,
-    TableSummary, TimeSeriesStore, Timestamp, TsError, WriteLimits, WriteOutcome, plan_range,
-    scan_limit_error, select_measures,
+    TableSummary, TenantUsage, TimeSeriesStore, Timestamp, TsError, WriteLimits, WriteOutcome,
+    plan_range, scan_limit_error, select_measures,
 };
 use tokio::sync::{Mutex as AsyncMutex, RwLock as AsyncRwLock};
 
@@ -79,6 +87,9 @@ struct Inner {
     gate: Arc<AsyncRwLock<()>>,
     /// One checkpoint at a time.
     checkpointing: AsyncMutex<()>,
+    /// Each tenant's tables and stored records, for the quotas: reserved by a write before its
+    /// log append (under the table's writer lock), given back when records or tables go.
+    usage: Mutex<HashMap<TenantId, TenantUsage>>,
     wal: Wal,
     /// Held for the store's life: its lock keeps a second process out of `dir`.
     _lock: File,
@@ -113,6 +124,10 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn io_error(what: &str, path: &Path, error: std::io::Error) -> TsError {
@@ -201,10 +216,10 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), TsError> {
 
 impl Inner {
     fn open(dir: PathBuf, options: EmbeddedOptions) -> Result<Self, TsError> {
-        fs::create_dir_all(&dir)
+        wal::create_private_dir(&dir)
             .map_err(|error| io_error("cannot create the data directory", &dir, error))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
+        let lock = wal::private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -235,13 +250,29 @@ impl Inner {
         let mut replayed = 0usize;
         for (segment, path) in segments.iter().filter(|(n, _)| *n >= first_segment) {
             let bytes = fs::read(path).map_err(|error| io_error("cannot read", path, error))?;
-            let (entries, torn) = wal::entries(&bytes);
-            if torn {
-                tracing::warn!(
+            let (entries, ending) = wal::entries(&bytes);
+            match ending {
+                wal::Ending::Clean => {}
+                wal::Ending::Torn { offset } => tracing::warn!(
                     path = %path.display(),
+                    offset,
                     complete = entries.len(),
-                    "a log segment ends in an incomplete entry (a crash mid-write); it is ignored"
-                );
+                    "a log segment ends in an incomplete entry (a crash during an append, never \
+                     acknowledged); replay stops there"
+                ),
+                wal::Ending::Corrupt {
+                    offset,
+                    next_valid,
+                    reason,
+                } => {
+                    return Err(corrupt_segment(
+                        path,
+                        offset,
+                        next_valid,
+                        reason,
+                        entries.len(),
+                    ));
+                }
             }
             let what = path.display().to_string();
             for payload in entries {
@@ -261,6 +292,12 @@ impl Inner {
             replayed,
             "opened the embedded time-series store"
         );
+        let mut usage: HashMap<TenantId, TenantUsage> = HashMap::new();
+        for ((tenant, _), data) in &tables {
+            let counted = usage.entry(tenant.clone()).or_default();
+            counted.tables += 1;
+            counted.points += data.rows();
+        }
         let tables = tables
             .into_iter()
             .map(|(key, data)| {
@@ -277,6 +314,7 @@ impl Inner {
             tables: RwLock::new(tables),
             gate: Arc::new(AsyncRwLock::new(())),
             checkpointing: AsyncMutex::new(()),
+            usage: Mutex::new(usage),
             wal,
             _lock: lock,
         })
@@ -300,7 +338,8 @@ impl Inner {
             // Checkpoints are where records past retention leave memory.
             if let Some(table) = write(&slot.data).as_mut() {
                 let cutoff = table.meta.retention_start(now);
-                table.drop_before(cutoff);
+                let dropped = table.drop_before(cutoff);
+                self.release(tenant, 0, dropped);
             }
             tables.push((tenant, read(&slot.data)));
         }
@@ -320,7 +359,11 @@ impl Inner {
         let path = self.dir.join(format!(
             "{CHECKPOINT_PREFIX}{segment:016}{CHECKPOINT_SUFFIX}"
         ));
-        let mut file = File::create(&temporary)
+        let mut file = wal::private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
             .map_err(|error| io_error("cannot create", &temporary, error))?;
         std::io::Write::write_all(&mut file, &out.bytes)
             .and_then(|()| file.sync_all())
@@ -338,6 +381,26 @@ impl Inner {
         tracing::debug!(path = %path.display(), bytes = out.bytes.len(), "wrote a checkpoint");
         Ok(())
     }
+}
+
+/// The refusal to open a segment damaged before its end: where, what is known, what to do.
+fn corrupt_segment(
+    path: &Path,
+    offset: usize,
+    next_valid: usize,
+    reason: &str,
+    entries_before: usize,
+) -> TsError {
+    let path = path.display();
+    TsError::Unavailable(format!(
+        "the time-series log {path} is damaged at byte {offset} ({reason}), and a valid entry \
+         follows at byte {next_valid}: this is not the torn end a crash leaves, and opening would \
+         silently lose acknowledged writes. Stop, and either restore the data directory from a \
+         backup, or keep what can be kept: `truncate -s {offset} '{path}'` keeps the \
+         {entries_before} entries before the damage and loses every change logged from byte \
+         {offset} on; moving the file aside (mv '{path}' '{path}.damaged') loses every change \
+         in it. Then start membrain again"
+    ))
 }
 
 fn load_checkpoint(path: &Path) -> Result<HashMap<TableKey, TableData>, TsError> {
@@ -441,8 +504,14 @@ impl TimeSeriesStore for EmbeddedStore {
         tenant: &TenantId,
         table: &TableRef,
     ) -> Result<TableDescription, TsError> {
+        // Counting visits every series: a blocking thread's work.
+        self.read_table(tenant, table, |data| Ok(data.describe(Timestamp::now())))
+            .await
+    }
+
+    async fn table_meta(&self, tenant: &TenantId, table: &TableRef) -> Result<TableMeta, TsError> {
         self.inner
-            .with_table(tenant, table, |data| Ok(data.describe(Timestamp::now())))
+            .with_table(tenant, table, |data| Ok(data.meta.clone()))
     }
 
     async fn write(
@@ -482,29 +551,34 @@ impl TimeSeriesStore for EmbeddedStore {
         query: &LatestQuery,
         limits: &ReadLimits,
     ) -> Result<LatestResult, TsError> {
-        self.inner.with_table(tenant, &query.table, |data| {
+        let (query, limits) = (query.clone(), limits.clone());
+        self.read_table(tenant, &query.table.clone(), move |data| {
             let measures =
                 select_measures(&query.table, &data.meta.schema, query.measure.as_ref())?;
             let names: Vec<_> = measures.iter().map(|(name, _)| name).collect();
             let slots = data.slots_of(names.iter().copied());
             let oldest = data.oldest(Timestamp::now());
+            let mut ticker = limits.deadline.ticker();
             let mut found = Vec::new();
             for (dimensions, series) in &data.series {
+                ticker.tick()?;
                 if !dimensions.matches(&query.dimensions) {
                     continue;
                 }
-                if let Some(point) = data.latest(series, oldest, &slots) {
+                // One series past the cap shows the answer is truncated.
+                if found.len() > limits.max_series {
+                    break;
+                }
+                if let Some(point) = data.latest(series, oldest, &slots, &mut ticker)? {
                     found.push(SeriesPoints {
                         dimensions: dimensions.clone(),
                         points: vec![point],
                     });
-                    if found.len() > limits.max_series {
-                        break;
-                    }
                 }
             }
-            Ok(LatestResult::capped(found, limits))
+            Ok(LatestResult::capped(found, &limits))
         })
+        .await
     }
 
     async fn range(
@@ -513,38 +587,43 @@ impl TimeSeriesStore for EmbeddedStore {
         query: &RangeQuery,
         limits: &ReadLimits,
     ) -> Result<RangeResult, TsError> {
-        self.inner.with_table(tenant, &query.table, |data| {
-            let plan = plan_range(query, &data.meta.schema, limits)?;
+        let (query, limits) = (query.clone(), limits.clone());
+        self.read_table(tenant, &query.table.clone(), move |data| {
+            let plan = plan_range(&query, &data.meta.schema, &limits)?;
             let names: Vec<_> = plan.measures.iter().map(|(name, _)| name).collect();
             let slots = data.slots_of(names.iter().copied());
             let start = plan.start.as_micros().max(data.oldest(Timestamp::now()));
             let end = plan.end.as_micros();
+            let mut ticker = limits.deadline.ticker();
             let mut found = Vec::new();
-            let mut points_so_far = 0;
+            // Points still worth copying: one past the cap shows the answer is truncated, and
+            // nothing beyond it is ever copied.
+            let mut budget = limits.max_points.saturating_add(1);
             for (dimensions, series) in &data.series {
+                ticker.tick()?;
                 if !dimensions.matches(&query.dimensions) {
                     continue;
                 }
-                // Past the caps the answer is truncated anyway: one more series shows that.
-                if found.len() > limits.max_series || points_so_far > limits.max_points {
+                if found.len() > limits.max_series || budget == 0 {
                     break;
                 }
                 let rows = series.rows(start, end);
                 let points = if plan.folding.is_some() {
-                    TableData::fold(&plan, series, rows, &slots)
+                    TableData::fold(&plan, series, rows, &slots, budget, &mut ticker)?
                 } else {
-                    TableData::records(series, rows, &slots, false)
+                    TableData::records(series, rows, &slots, false, budget, &mut ticker)?
                 };
                 if !points.is_empty() {
-                    points_so_far += points.len();
+                    budget = budget.saturating_sub(points.len());
                     found.push(SeriesPoints {
                         dimensions: dimensions.clone(),
                         points,
                     });
                 }
             }
-            Ok(plan.answer(found, limits))
+            Ok(plan.answer(found, &limits))
         })
+        .await
     }
 
     async fn scan(
@@ -553,7 +632,8 @@ impl TimeSeriesStore for EmbeddedStore {
         scan: &Scan,
         limits: &ReadLimits,
     ) -> Result<Vec<SeriesPoints>, TsError> {
-        self.inner.with_table(tenant, &scan.table, |data| {
+        let (scan, limits) = (scan.clone(), limits.clone());
+        self.read_table(tenant, &scan.table.clone(), move |data| {
             let all: Vec<_> = data.meta.schema.measures.keys().collect();
             let slots = match &scan.measures {
                 Some(names) => data.slots_of(names.iter()),
@@ -564,26 +644,68 @@ impl TimeSeriesStore for EmbeddedStore {
                 .start
                 .map_or(oldest, |start| start.as_micros().max(oldest));
             let end = scan.end.map_or(i64::MAX, Timestamp::as_micros);
-            let matching: Vec<_> = data
-                .series
-                .iter()
-                .filter(|(dimensions, _)| dimensions.matches(&scan.dimensions))
-                .map(|(dimensions, series)| (dimensions, series, series.rows(start, end)))
-                .collect();
-            let rows: usize = matching.iter().map(|(_, _, rows)| rows.len()).sum();
-            if rows > limits.max_scan_rows {
-                return Err(scan_limit_error(limits.max_scan_rows));
+            let mut ticker = limits.deadline.ticker();
+            // Counting is two binary searches per series: the cap is known before any copy.
+            let mut matching = Vec::new();
+            let mut rows = 0usize;
+            for (dimensions, series) in &data.series {
+                ticker.tick()?;
+                if !dimensions.matches(&scan.dimensions) {
+                    continue;
+                }
+                let range = series.rows(start, end);
+                rows = rows.saturating_add(range.len());
+                if rows > limits.max_scan_rows {
+                    return Err(scan_limit_error(limits.max_scan_rows));
+                }
+                if !range.is_empty() {
+                    matching.push((dimensions, series, range));
+                }
             }
-            Ok(matching
+            matching
                 .into_iter()
-                .filter(|(_, _, rows)| !rows.is_empty())
-                .map(|(dimensions, series, rows)| SeriesPoints {
-                    dimensions: dimensions.clone(),
-                    // A row is a row in SQL, even when it lacks the selected measures.
-                    points: TableData::records(series, rows, &slots, true),
+                .map(|(dimensions, series, rows)| {
+                    Ok(SeriesPoints {
+                        dimensions: dimensions.clone(),
+                        // A row is a row in SQL, even when it lacks the selected measures.
+                        points: TableData::records(
+                            series,
+                            rows,
+                            &slots,
+                            true,
+                            usize::MAX,
+                            &mut ticker,
+                        )?,
+                    })
                 })
-                .collect())
+                .collect()
         })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Runs `read_table` over an existing table on a blocking thread, holding the table's read
+    /// lock (writers wait only for the moment they apply a change).
+    async fn read_table<T: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+        read_table: impl FnOnce(&TableData) -> Result<T, TsError> + Send + 'static,
+    ) -> Result<T, TsError> {
+        let slot = self
+            .inner
+            .slot(tenant, table)
+            .ok_or_else(|| TsError::table_not_found(table))?;
+        let table = table.clone();
+        blocking(move || {
+            let data = read(&slot.data);
+            let data = data
+                .as_ref()
+                .ok_or_else(|| TsError::table_not_found(&table))?;
+            read_table(data)
+        })
+        .await
     }
 }
 
@@ -604,6 +726,41 @@ impl Inner {
                 .entry((tenant.clone(), table.clone()))
                 .or_default(),
         )
+    }
+
+    /// Counts a write's new table and records against the tenant's quotas, or refuses it.
+    fn reserve(
+        &self,
+        tenant: &TenantId,
+        new_table: Option<&TableRef>,
+        points: usize,
+        limits: &WriteLimits,
+    ) -> Result<(), TsError> {
+        let mut usage = lock(&self.usage);
+        let counted = usage.entry(tenant.clone()).or_default();
+        if let Some(table) = new_table {
+            limits.check_new_table(*counted, table)?;
+        }
+        let points = points as u64;
+        limits.check_new_points(*counted, points)?;
+        counted.tables += u64::from(new_table.is_some());
+        counted.points += points;
+        Ok(())
+    }
+
+    /// Gives back tables and records that are gone (or never written).
+    fn release(&self, tenant: &TenantId, tables: u64, points: u64) {
+        if tables == 0 && points == 0 {
+            return;
+        }
+        let mut usage = lock(&self.usage);
+        if let Some(counted) = usage.get_mut(tenant) {
+            counted.tables = counted.tables.saturating_sub(tables);
+            counted.points = counted.points.saturating_sub(points);
+            if *counted == TenantUsage::default() {
+                usage.remove(tenant);
+            }
+        }
     }
 
     /// Runs `read` on an existing table.
@@ -698,15 +855,26 @@ impl Inner {
         if fresh.is_empty() {
             return Ok(outcome);
         }
+        // Refused whole over a quota: nothing is logged, nothing applied.
+        self.reserve(tenant, created.then_some(table), fresh.len(), &limits)?;
         let created = created.then_some((meta.retention, meta.created_at));
         let payload = entry::encode_write(tenant, table, created, &fresh);
         let count = fresh.len();
-        self.commit(payload, || {
-            let mut data = write(&slot.data);
-            data.get_or_insert_with(|| TableData::new(meta))
-                .apply(fresh);
-        })
-        .await?;
+        let committed = self
+            .commit(payload, || {
+                let mut data = write(&slot.data);
+                data.get_or_insert_with(|| TableData::new(meta))
+                    .apply(fresh);
+            })
+            .await;
+        if let Err(error) = committed {
+            self.release(
+                tenant,
+                u64::from(created.is_some()),
+                u64::try_from(count).unwrap_or(u64::MAX),
+            );
+            return Err(error);
+        }
         outcome.records_ingested += count;
         outcome.table_created = created.is_some();
         Ok(outcome)
@@ -733,7 +901,8 @@ impl Inner {
                 .as_mut()
                 .ok_or_else(|| TsError::table_not_found(table))?;
             data.meta.retention = retention;
-            data.drop_before(data.meta.retention_start(now));
+            let dropped = data.drop_before(data.meta.retention_start(now));
+            self.release(tenant, 0, dropped);
             Ok(data.describe(now))
         })
         .await?
@@ -752,6 +921,11 @@ impl Inner {
             return Err(TsError::table_not_found(table));
         }
         let payload = entry::encode_drop(tenant, table);
-        self.commit(payload, || *write(&slot.data) = None).await
+        self.commit(payload, || {
+            if let Some(data) = write(&slot.data).take() {
+                self.release(tenant, 1, data.rows());
+            }
+        })
+        .await
     }
 }

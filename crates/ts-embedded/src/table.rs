@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use membrain_timeseries::{
-    Accumulator, AttributeName, Dimensions, MeasureType, MeasureValue, Point, RangePlan, Record,
-    TableDescription, TableMeta, Timestamp,
+    Accumulator, AttributeName, DeadlineTicker, Dimensions, MeasureType, MeasureValue, Point,
+    RangePlan, Record, TableDescription, TableMeta, Timestamp, TsError,
 };
 
 use crate::codec::{Decoder, Encoder};
@@ -213,16 +213,18 @@ impl Series {
         }
     }
 
-    fn drop_before(&mut self, cutoff: i64) {
+    /// Drops the rows before `cutoff`; returns how many.
+    fn drop_before(&mut self, cutoff: i64) -> usize {
         let rows = self.times.partition_point(|time| *time < cutoff);
         if rows == 0 {
-            return;
+            return 0;
         }
         self.times.drain(..rows);
         for column in self.columns.iter_mut().flatten() {
             column.present.drain(..rows);
             column.values.drain_front(rows);
         }
+        rows
     }
 
     /// The measures of `row` among `slots` (each slot with its name, in name order).
@@ -339,12 +341,19 @@ impl TableData {
         }
     }
 
-    /// Drops records older than `cutoff`, and series left empty.
-    pub(crate) fn drop_before(&mut self, cutoff: Timestamp) {
+    /// Drops records older than `cutoff`, and series left empty; returns how many records.
+    pub(crate) fn drop_before(&mut self, cutoff: Timestamp) -> u64 {
+        let mut dropped = 0u64;
         for series in self.series.values_mut() {
-            series.drop_before(cutoff.as_micros());
+            dropped += series.drop_before(cutoff.as_micros()) as u64;
         }
         self.series.retain(|_, series| series.len() > 0);
+        dropped
+    }
+
+    /// Records held, expired ones included until a checkpoint drops them (what the quota counts).
+    pub(crate) fn rows(&self) -> u64 {
+        self.series.values().map(|series| series.len() as u64).sum()
     }
 
     /// The oldest time reads may return at `now`.
@@ -388,47 +397,66 @@ impl TableData {
             .collect()
     }
 
-    /// The latest record (in retention) of a series that has any of `slots`.
+    /// The latest record (in retention) of a series that has any of `slots`. A rare measure may
+    /// send this far back, so it counts its rows against the deadline.
     pub(crate) fn latest(
         &self,
         series: &Series,
         oldest: i64,
         slots: &[(usize, &AttributeName)],
-    ) -> Option<Point> {
-        let rows = series.rows(oldest, i64::MAX);
-        let row = rows.rev().find(|row| series.has_any(*row, slots))?;
-        Some(Point {
-            time: Timestamp::from_micros(series.times[row]),
-            measures: series.point(row, slots),
-        })
+        ticker: &mut DeadlineTicker,
+    ) -> Result<Option<Point>, TsError> {
+        for row in series.rows(oldest, i64::MAX).rev() {
+            ticker.tick()?;
+            if series.has_any(row, slots) {
+                return Ok(Some(Point {
+                    time: Timestamp::from_micros(series.times[row]),
+                    measures: series.point(row, slots),
+                }));
+            }
+        }
+        Ok(None)
     }
 
-    /// A series' records in `[start, end)` reduced to `slots`, dropping records with none of
-    /// them unless `keep_empty`.
+    /// At most `limit` of a series' records in `[start, end)`, reduced to `slots`, dropping
+    /// records with none of them unless `keep_empty`.
     pub(crate) fn records(
         series: &Series,
         rows: Range<usize>,
         slots: &[(usize, &AttributeName)],
         keep_empty: bool,
-    ) -> Vec<Point> {
-        rows.filter(|row| keep_empty || series.has_any(*row, slots))
-            .map(|row| Point {
-                time: Timestamp::from_micros(series.times[row]),
-                measures: series.point(row, slots),
-            })
-            .collect()
+        limit: usize,
+        ticker: &mut DeadlineTicker,
+    ) -> Result<Vec<Point>, TsError> {
+        let mut points = Vec::with_capacity(rows.len().min(limit).min(4_096));
+        for row in rows {
+            if points.len() >= limit {
+                break;
+            }
+            ticker.tick()?;
+            if keep_empty || series.has_any(row, slots) {
+                points.push(Point {
+                    time: Timestamp::from_micros(series.times[row]),
+                    measures: series.point(row, slots),
+                });
+            }
+        }
+        Ok(points)
     }
 
     /// A series folded by `plan` (which has folding) over `rows`: one point per non-empty
-    /// bucket, as `fold_range` makes them; rows are in time order, so buckets are contiguous.
+    /// bucket, as `fold_range` makes them, at most `limit`; rows are in time order, so buckets
+    /// are contiguous.
     pub(crate) fn fold(
         plan: &RangePlan,
         series: &Series,
         rows: Range<usize>,
         slots: &[(usize, &AttributeName)],
-    ) -> Vec<Point> {
+        limit: usize,
+        ticker: &mut DeadlineTicker,
+    ) -> Result<Vec<Point>, TsError> {
         let Some((_, aggregate)) = plan.folding else {
-            return Self::records(series, rows, slots, false);
+            return Self::records(series, rows, slots, false, limit, ticker);
         };
         let columns: Vec<Option<&Column>> =
             slots.iter().map(|(slot, _)| series.column(*slot)).collect();
@@ -448,11 +476,15 @@ impl TableData {
             }
         };
         for row in rows {
+            ticker.tick()?;
             let time = Timestamp::from_micros(series.times[row]);
             let bucket = plan.bucket_of(time);
             if current.as_ref().is_none_or(|(start, _)| *start != bucket) {
                 if let Some(done) = current.take() {
                     finish(done, &mut points);
+                }
+                if points.len() >= limit {
+                    return Ok(points);
                 }
                 current = Some((bucket, vec![Accumulator::new(aggregate); slots.len()]));
             }
@@ -469,7 +501,8 @@ impl TableData {
         if let Some(done) = current {
             finish(done, &mut points);
         }
-        points
+        points.truncate(limit);
+        Ok(points)
     }
 
     /// Records of every series, for checkpoints: schema, slots, then each series' columns.

@@ -1,6 +1,12 @@
 //! The write-ahead log: segment files `wal-<n>.log` of entries `[length u32][crc32 u32][payload]`.
 //! An entry is durable once `append` returns: writers append in turn and share fsyncs (group
-//! commit). Replay stops a segment at its first incomplete or corrupt entry: a torn tail.
+//! commit).
+//!
+//! Replay reads a segment's entries up to the first one that is incomplete or fails its
+//! checksum. If nothing valid follows that entry, it is a torn tail — what a crash during an
+//! append leaves; those bytes were never acknowledged — and replay ends there. If a valid entry
+//! follows, the file was damaged after it was written: skipping the damage would silently lose
+//! acknowledged writes, so [`Ending::Corrupt`] stops the store from opening.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -28,23 +34,79 @@ pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The complete entries of a segment's bytes, and whether a torn or corrupt tail followed them.
-pub(crate) fn entries(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
+/// How a segment's bytes end after its last valid entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Nothing follows the last entry.
+    Clean,
+    /// An incomplete or checksum-failing entry at byte `offset` with nothing valid after it: a
+    /// crash during an append. Its bytes were never acknowledged.
+    Torn { offset: usize },
+    /// A bad entry at byte `offset` and a valid one after it (at `next_valid`): damage.
+    Corrupt {
+        offset: usize,
+        next_valid: usize,
+        reason: &'static str,
+    },
+}
+
+/// The valid entries of a segment's bytes, in order, and how the bytes end after them.
+pub(crate) fn entries(bytes: &[u8]) -> (Vec<&[u8]>, Ending) {
     let mut entries = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let Some((header, body)) = rest.split_first_chunk::<HEADER_BYTES>() else {
-            return (entries, true);
-        };
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if body.len() < len || crc32fast::hash(&body[..len]) != crc {
-            return (entries, true);
+    let mut offset = 0;
+    while offset < bytes.len() {
+        match frame_at(bytes, offset) {
+            Ok(payload) => {
+                entries.push(payload);
+                offset += HEADER_BYTES + payload.len();
+            }
+            Err(reason) => {
+                let ending = match next_valid_frame(bytes, offset + 1) {
+                    None => Ending::Torn { offset },
+                    Some(next_valid) => Ending::Corrupt {
+                        offset,
+                        next_valid,
+                        reason,
+                    },
+                };
+                return (entries, ending);
+            }
         }
-        entries.push(&body[..len]);
-        rest = &body[len..];
     }
-    (entries, false)
+    (entries, Ending::Clean)
+}
+
+/// The payload of the entry starting at `offset`, or why there is none.
+fn frame_at(bytes: &[u8], offset: usize) -> Result<&[u8], &'static str> {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    let Some((header, body)) = rest.split_first_chunk::<HEADER_BYTES>() else {
+        return Err("an incomplete entry header");
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > body.len() {
+        return Err("an entry longer than the rest of the file");
+    }
+    let payload = &body[..len];
+    // Every entry starts with its kind, so zeros (a file extended but never written) and most
+    // garbage fail here before a checksum is computed.
+    if !payload
+        .first()
+        .is_some_and(|kind| crate::entry::is_kind(*kind))
+    {
+        return Err("an entry of no known kind");
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err("an entry whose checksum does not match");
+    }
+    Ok(payload)
+}
+
+/// The first offset from `from` where a valid entry starts. A damaged length hides where the
+/// next entry begins, so every offset is tried; most fail on the length or the kind byte, and a
+/// torn tail (the only case without a valid entry ahead) is at most one group commit long.
+fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find(|&offset| frame_at(bytes, offset).is_ok())
 }
 
 struct Appender {
@@ -84,9 +146,28 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), TsError> {
         .map_err(|error| unavailable("cannot sync the directory", dir, error))
 }
 
+/// Options that create files readable by their owner alone (0600 on Unix): the log and the
+/// checkpoints hold every tenant's records.
+pub(crate) fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Creates `dir` (and missing parents) readable by its owner alone (0700 on Unix). An existing
+/// directory keeps its permissions: the operator may have chosen them.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 fn create_segment(dir: &Path, segment: u64) -> Result<File, TsError> {
     let path = segment_path(dir, segment);
-    let file = OpenOptions::new()
+    let file = private_file()
         .create(true)
         .append(true)
         .open(&path)
@@ -203,19 +284,70 @@ pub(crate) fn list(dir: &Path, prefix: &str, suffix: &str) -> Vec<(u64, PathBuf)
 mod tests {
     use super::*;
 
+    /// A payload as the store writes them: a kind byte first.
+    fn payload(text: &str) -> Vec<u8> {
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    }
+
     #[test]
-    fn a_torn_or_corrupt_tail_keeps_the_entries_before_it() {
-        let mut bytes = frame(b"one");
-        bytes.extend(frame(b"two"));
-        assert_eq!(entries(&bytes), (vec![&b"one"[..], &b"two"[..]], false));
+    fn a_torn_tail_keeps_the_entries_before_it() {
+        let (one, two, three) = (payload("one"), payload("two"), payload("three"));
+        let mut bytes = frame(&one);
+        bytes.extend(frame(&two));
+        assert_eq!(entries(&bytes), (vec![&one[..], &two[..]], Ending::Clean));
         let whole = bytes.len();
-        bytes.extend(frame(b"three"));
+        bytes.extend(frame(&three));
         for cut in whole + 1..bytes.len() {
-            assert_eq!(entries(&bytes[..cut]).0.len(), 2, "cut at {cut}");
-            assert!(entries(&bytes[..cut]).1);
+            assert_eq!(
+                entries(&bytes[..cut]),
+                (vec![&one[..], &two[..]], Ending::Torn { offset: whole }),
+                "cut at {cut}"
+            );
         }
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
-        assert_eq!(entries(&bytes), (vec![&b"one"[..], &b"two"[..]], true));
+        assert_eq!(
+            entries(&bytes),
+            (vec![&one[..], &two[..]], Ending::Torn { offset: whole })
+        );
+        // A file extended with zeros that were never written is a torn tail too.
+        let mut zeros = frame(&one);
+        zeros.extend([0; 64]);
+        assert_eq!(
+            entries(&zeros),
+            (vec![&one[..]], Ending::Torn { offset: 12 })
+        );
+    }
+
+    #[test]
+    fn damage_followed_by_valid_entries_is_corruption() {
+        let (one, two, three) = (payload("one"), payload("two"), payload("three"));
+        let mut bytes = frame(&one);
+        let second = bytes.len();
+        bytes.extend(frame(&two));
+        let third = bytes.len();
+        bytes.extend(frame(&three));
+        // A flipped payload byte, a flipped length byte (longer and shorter): each in the middle.
+        for (at, reason) in [
+            (second + 9, "an entry whose checksum does not match"),
+            (second, "an entry whose checksum does not match"),
+            (second + 3, "an entry longer than the rest of the file"),
+        ] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= if at == second { 0x01 } else { 0x80 };
+            let (found, ending) = entries(&damaged);
+            assert_eq!(found, vec![&one[..]], "damage at {at}");
+            assert_eq!(
+                ending,
+                Ending::Corrupt {
+                    offset: second,
+                    next_valid: third,
+                    reason
+                },
+                "damage at {at}"
+            );
+        }
     }
 }

@@ -447,3 +447,299 @@ async fn concurrent_writers_all_land() {
         vec![(name("passengers"), MeasureValue::Bigint(49))]
     );
 }
+
+#[tokio::test]
+async fn damage_before_the_end_of_a_segment_refuses_to_open_and_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = open(dir.path()).await;
+    for batch in 0..3 {
+        write_buses(&store, &bus_records("B1", batch * 10, 10)).await;
+    }
+    drop(store);
+    let segment = newest_segment(dir.path());
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    // The second entry starts after the first: its length, its checksum and its payload.
+    let first_len = u32::from_le_bytes(bytes[..4].try_into().expect("a header")) as usize;
+    let second = 8 + first_len;
+    bytes[second + 20] ^= 0x10;
+    std::fs::write(&segment, &bytes).expect("damage");
+
+    let error = EmbeddedStore::open(dir.path(), options())
+        .await
+        .expect_err("damage followed by valid entries");
+    let message = error.to_string();
+    for needle in [
+        segment.display().to_string(),
+        format!("damaged at byte {second}"),
+        "checksum".to_owned(),
+        "backup".to_owned(),
+        format!("truncate -s {second}"),
+        "keeps the 1 entries before".to_owned(),
+    ] {
+        assert!(message.contains(&needle), "{needle}: {message}");
+    }
+    // Following the advice keeps the entries before the damage.
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open segment");
+    file.set_len(second as u64).expect("truncate");
+    drop(file);
+    let store = open(dir.path()).await;
+    assert_eq!(row_count(&store).await, 10);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("dir");
+    let dir = parent.path().join("new").join("timeseries");
+    let store = open(&dir).await;
+    write_buses(&store, &bus_records("B1", 0, 3)).await;
+    store.checkpoint().await.expect("checkpoint");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    assert_eq!(
+        mode(&parent.path().join("new")),
+        0o700,
+        "a parent it created"
+    );
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[tokio::test]
+async fn quota_usage_is_counted_again_after_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = membrain_timeseries::WriteLimits {
+        max_points_per_tenant: 25,
+        max_tables_per_tenant: 1,
+        ..membrain_timeseries::WriteLimits::default()
+    };
+    async fn write(
+        store: &EmbeddedStore,
+        which: &str,
+        records: Vec<Json>,
+        limits: &membrain_timeseries::WriteLimits,
+    ) -> Result<membrain_timeseries::WriteOutcome, TsError> {
+        membrain_timeseries::testing::write_json_with(
+            store,
+            &tenant("acme"),
+            &table("transit", which),
+            &records,
+            limits,
+        )
+        .await
+    }
+    let store = open(dir.path()).await;
+    write(&store, "buses", bus_records("B1", 0, 20), &limits)
+        .await
+        .expect("within");
+    store.checkpoint().await.expect("checkpoint");
+    write(&store, "buses", bus_records("B1", 20, 5), &limits)
+        .await
+        .expect("within");
+    drop(store);
+    // From a checkpoint plus the log: 25 records and one table.
+    let store = open(dir.path()).await;
+    let full = write(&store, "buses", bus_records("B1", 30, 1), &limits)
+        .await
+        .expect_err("full");
+    assert!(matches!(full, TsError::QuotaExceeded(_)), "{full:?}");
+    let second = write(&store, "trams", bus_records("T1", 0, 1), &limits)
+        .await
+        .expect_err("one table only");
+    assert!(
+        second.to_string().contains("already has 1 tables"),
+        "{second}"
+    );
+}
+
+/// What a [`fuzz_log_replay`] case does to the log after the writes.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// Cut the file at a point (a crash mid-append, or a lost tail).
+    Truncate(proptest::sample::Index),
+    /// XOR bytes at distinct points with non-zero masks.
+    Flip(Vec<(proptest::sample::Index, u8)>),
+    /// Garbage after the last entry.
+    Append(Vec<u8>),
+}
+
+fn damage() -> impl proptest::strategy::Strategy<Value = Damage> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<proptest::sample::Index>().prop_map(Damage::Truncate),
+        proptest::collection::vec((any::<proptest::sample::Index>(), 1u8..=255), 1..4)
+            .prop_map(Damage::Flip),
+        proptest::collection::vec(any::<u8>(), 1..64).prop_map(Damage::Append),
+    ]
+}
+
+/// The start of each entry in a segment, and its end.
+fn entry_bounds(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut bounds = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        bounds.push((at, at + 8 + len));
+        at += 8 + len;
+    }
+    bounds
+}
+
+/// Every record of both fuzz tables, as (table, time, speed).
+async fn stored_records(store: &EmbeddedStore) -> std::collections::BTreeSet<(String, i64, i64)> {
+    let mut found = std::collections::BTreeSet::new();
+    for which in ["left", "right"] {
+        let scan = membrain_timeseries::Scan {
+            table: table("fuzz", which),
+            start: None,
+            end: None,
+            dimensions: DimensionFilter::default(),
+            measures: None,
+        };
+        match store
+            .scan(&tenant("acme"), &scan, &ReadLimits::default())
+            .await
+        {
+            Ok(series) => {
+                for point in series.iter().flat_map(|entry| &entry.points) {
+                    let passengers = match point.measures.first() {
+                        Some((_, MeasureValue::Bigint(value))) => *value,
+                        other => panic!("unexpected measures {other:?}"),
+                    };
+                    found.insert((which.to_owned(), point.time.as_micros(), passengers));
+                }
+            }
+            Err(TsError::NotFound(_)) => {}
+            Err(error) => panic!("scan: {error}"),
+        }
+    }
+    found
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|raw| raw.parse().ok()).unwrap_or(32),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Acknowledged writes, then a damaged log: a reopen either holds exactly a prefix of the
+    /// writes (only the tail was damaged) or refuses with the error that names the damage.
+    #[test]
+    fn fuzz_log_replay(sizes in proptest::collection::vec(1usize..6, 1..6), damage in damage()) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let dir = tempfile::tempdir().expect("dir");
+            let base = Timestamp::now().plus_micros(-3_600_000_000);
+            let mut batches = Vec::new();
+            let store = open(dir.path()).await;
+            for (index, size) in sizes.iter().enumerate() {
+                let which = if index % 2 == 0 { "left" } else { "right" };
+                let batch: Vec<(String, i64, i64)> = (0..*size)
+                    .map(|i| {
+                        let time = base.plus_micros(((index * 10 + i) as i64) * 1_000_000);
+                        (which.to_owned(), time.as_micros(), (index * 10 + i) as i64)
+                    })
+                    .collect();
+                let records: Vec<Json> = batch
+                    .iter()
+                    .map(|(_, time, passengers)| json!({
+                        "time": Timestamp::from_micros(*time).to_rfc3339(),
+                        "dimensions": {"bus": "B1"},
+                        "measures": {"passengers": passengers},
+                    }))
+                    .collect();
+                let outcome = write_json(&store, &tenant("acme"), &table("fuzz", which), &records)
+                    .await
+                    .expect("write");
+                assert_eq!(outcome.records_ingested, *size);
+                batches.push(batch);
+            }
+            drop(store);
+
+            let segment = newest_segment(dir.path());
+            let mut bytes = std::fs::read(&segment).expect("read");
+            let bounds = entry_bounds(&bytes);
+            assert_eq!(bounds.len(), batches.len(), "one entry per write");
+            // How many writes a reopen must hold, or `None` when it must refuse: damage with an
+            // intact entry after it.
+            let expected: Option<usize> = match &damage {
+                Damage::Truncate(at) => {
+                    let cut = at.index(bytes.len() + 1);
+                    bytes.truncate(cut);
+                    Some(bounds.iter().filter(|(_, end)| *end <= cut).count())
+                }
+                Damage::Flip(flips) => {
+                    let mut points = std::collections::BTreeMap::new();
+                    for (at, mask) in flips {
+                        points.insert(at.index(bytes.len()), *mask);
+                    }
+                    for (at, mask) in &points {
+                        bytes[*at] ^= mask;
+                    }
+                    let damaged: Vec<bool> = bounds
+                        .iter()
+                        .map(|(start, end)| points.keys().any(|at| (*start..*end).contains(at)))
+                        .collect();
+                    let first = damaged.iter().position(|hit| *hit).expect("a flip hits an entry");
+                    damaged[first..].iter().all(|hit| *hit).then_some(first)
+                }
+                Damage::Append(garbage) => {
+                    bytes.extend_from_slice(garbage);
+                    Some(batches.len())
+                }
+            };
+            std::fs::write(&segment, &bytes).expect("damage");
+
+            match EmbeddedStore::open(dir.path(), options()).await {
+                Ok(store) => {
+                    let found = stored_records(&store).await;
+                    let prefix = (0..=batches.len()).find(|&kept| {
+                        let kept: std::collections::BTreeSet<_> =
+                            batches[..kept].iter().flatten().cloned().collect();
+                        kept == found
+                    });
+                    assert!(
+                        expected.is_some(),
+                        "damage before the tail was skipped: {damage:?}"
+                    );
+                    assert_eq!(
+                        prefix, expected,
+                        "not the expected prefix of the writes: {found:?} after {damage:?}"
+                    );
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    assert!(
+                        expected.is_none(),
+                        "a damaged tail must not stop the store opening: {message}"
+                    );
+                    assert!(
+                        message.contains("is damaged at byte")
+                            && message.contains(&segment.display().to_string()),
+                        "{message}"
+                    );
+                }
+            }
+        });
+    }
+}

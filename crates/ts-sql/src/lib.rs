@@ -6,7 +6,14 @@
 //! keyed by series and time, its measures as compact JSON). A write locks its table's row, admits
 //! the batch against the schema ([`TableMeta::admit`]), inserts and commits in one transaction.
 //! Reads narrow to series by their dimensions in Rust and read each series through the
-//! `(series_id, time_us)` key, folding with the domain's reference functions.
+//! `(series_id, time_us)` key, folding with the domain's reference functions; they look at the
+//! read's deadline between queries, and an aggregated range reads at most
+//! `ReadLimits::max_scan_rows` records.
+//!
+//! Quotas: `ts_tables.record_count` is kept by every transaction that adds or deletes records,
+//! so a tenant's usage is one sum over its table rows. A write takes a per-tenant lock first
+//! (PostgreSQL: a transaction-scoped advisory lock; SQLite's `BEGIN IMMEDIATE` already
+//! serialises writers), so two writes of one tenant cannot both fit the last of its quota.
 
 mod codec;
 
@@ -16,11 +23,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use membrain_memory::TenantId;
 use membrain_timeseries::{
-    BatchItem, DEFAULT_RETENTION, DatabaseName, DimensionFilter, Dimensions, LatestQuery,
+    BatchItem, DEFAULT_RETENTION, DatabaseName, Deadline, DimensionFilter, Dimensions, LatestQuery,
     LatestResult, Point, RangeQuery, RangeResult, ReadLimits, Rejection, Scan, SeriesPoints, Span,
-    TableDescription, TableMeta, TableName, TableRef, TableSchema, TableSummary, TimeSeriesStore,
-    Timestamp, TsError, WriteLimits, WriteOutcome, fold_range, plan_range, scan_limit_error,
-    select_measures,
+    TableDescription, TableMeta, TableName, TableRef, TableSchema, TableSummary, TenantUsage,
+    TimeSeriesStore, Timestamp, TsError, WriteLimits, WriteOutcome, fold_range, plan_range,
+    scan_limit_error, select_measures,
 };
 use sqlx::any::AnyRow;
 use sqlx::migrate::Migrator;
@@ -224,16 +231,20 @@ impl SqlTimeSeriesStore {
             .ok_or_else(|| TsError::table_not_found(table))
     }
 
-    /// The table's row for a write, created (with the default retention) when missing.
+    /// The table's row for a write, created (with the default retention) when missing and the
+    /// tenant's table quota allows.
     async fn table_for_write(
         &self,
         tx: &mut AnyConnection,
         tenant: &TenantId,
         table: &TableRef,
+        usage: TenantUsage,
+        limits: &WriteLimits,
     ) -> Result<(StoredTable, bool), TsError> {
         if let Some(stored) = self.load_table(tx, tenant, table, true).await? {
             return Ok((stored, false));
         }
+        limits.check_new_table(usage, table)?;
         // Another task may create it at the same moment: the loser's insert does nothing and
         // both then lock the one row.
         let created = sqlx::query(
@@ -297,6 +308,72 @@ impl SqlTimeSeriesStore {
                 .map(|(a, b)| (Timestamp::from_micros(a), Timestamp::from_micros(b))),
         ))
     }
+}
+
+/// Serialises one tenant's writes until the transaction ends, so that quota checks see every
+/// record the tenant's other writes add. SQLite's `BEGIN IMMEDIATE` already holds the database's
+/// write lock; PostgreSQL takes a transaction-scoped advisory lock on a key of the tenant's name
+/// (two tenants whose keys collide only share the lock).
+async fn lock_tenant(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    tenant: &TenantId,
+) -> Result<(), TsError> {
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(tenant_lock_key(tenant))
+        .execute(&mut *tx)
+        .await
+        .during("locking the tenant's quota")?;
+    Ok(())
+}
+
+/// A stable 64-bit key for a tenant (FNV-1a over a prefix and its name): the advisory lock
+/// space is the database's, so the prefix keeps clear of other users of it.
+fn tenant_lock_key(tenant: &TenantId) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"membrain-ts-quota:"
+        .iter()
+        .chain(tenant.as_str().as_bytes())
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_le_bytes(hash.to_le_bytes())
+}
+
+/// The tenant's tables and stored records, from its table rows.
+async fn tenant_usage(tx: &mut AnyConnection, tenant: &TenantId) -> Result<TenantUsage, TsError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(record_count), 0) AS BIGINT) FROM ts_tables \
+         WHERE tenant_id = $1",
+    )
+    .bind(tenant.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .during("reading the tenant's usage")?;
+    let tables: i64 = row.try_get(0).during("reading a table count")?;
+    let points: i64 = row.try_get(1).during("reading a record count")?;
+    Ok(TenantUsage {
+        tables: u64::try_from(tables).unwrap_or_default(),
+        points: u64::try_from(points).unwrap_or_default(),
+    })
+}
+
+/// Adds `change` (negative: records deleted) to a table's record count.
+async fn add_records(tx: &mut AnyConnection, table_id: i64, change: i64) -> Result<(), TsError> {
+    if change == 0 {
+        return Ok(());
+    }
+    sqlx::query("UPDATE ts_tables SET record_count = record_count + $1 WHERE id = $2")
+        .bind(change)
+        .bind(table_id)
+        .execute(&mut *tx)
+        .await
+        .during("counting a table's records")?;
+    Ok(())
 }
 
 /// `$from, $from+1, …` for `count` parameters: positional placeholders both dialects read.
@@ -367,12 +444,13 @@ fn time_and_measures(row: &AnyRow) -> Result<(i64, String), TsError> {
     ))
 }
 
+/// Deletes a table's records older than `cut` and takes them off its record count.
 async fn delete_older_than(
     tx: &mut AnyConnection,
     table_id: i64,
     cut: Timestamp,
 ) -> Result<u64, TsError> {
-    Ok(sqlx::query(
+    let deleted = sqlx::query(
         "DELETE FROM ts_records WHERE time_us < $2 \
          AND series_id IN (SELECT id FROM ts_series WHERE table_id = $1)",
     )
@@ -381,7 +459,9 @@ async fn delete_older_than(
     .execute(&mut *tx)
     .await
     .during("deleting expired records")?
-    .rows_affected())
+    .rows_affected();
+    add_records(tx, table_id, -i64::try_from(deleted).unwrap_or(i64::MAX)).await?;
+    Ok(deleted)
 }
 
 /// The series ids of `keys` (dimension keys) in a table, creating those that are new. The
@@ -539,6 +619,11 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
         self.describe_stored(&mut conn, &stored).await
     }
 
+    async fn table_meta(&self, tenant: &TenantId, table: &TableRef) -> Result<TableMeta, TsError> {
+        let mut conn = self.reader().await?;
+        Ok(self.existing_table(&mut conn, tenant, table).await?.meta)
+    }
+
     async fn write(
         &self,
         tenant: &TenantId,
@@ -547,7 +632,11 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
         limits: &WriteLimits,
     ) -> Result<WriteOutcome, TsError> {
         let mut tx = self.begin_write().await?;
-        let (mut stored, table_created) = self.table_for_write(&mut tx, tenant, table).await?;
+        lock_tenant(&mut tx, self.backend, tenant).await?;
+        let usage = tenant_usage(&mut tx, tenant).await?;
+        let (mut stored, table_created) = self
+            .table_for_write(&mut tx, tenant, table, usage, limits)
+            .await?;
         let schema_before = stored.meta.schema.clone();
         let (admitted, mut rejected) = stored.meta.admit(items, Timestamp::now(), limits);
 
@@ -574,6 +663,14 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
             })
             .collect::<Result<Vec<_>, TsError>>()?;
         let inserted = insert_records(&mut tx, &rows).await?;
+        // Over the quota, the transaction is dropped unfinished: nothing of the write is kept.
+        limits.check_new_points(usage, inserted.len() as u64)?;
+        add_records(
+            &mut tx,
+            stored.id,
+            i64::try_from(inserted.len()).unwrap_or(i64::MAX),
+        )
+        .await?;
 
         // A record whose series and time were taken is accepted only as an exact repeat.
         let mut ingested = inserted.len();
@@ -662,6 +759,7 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
         };
         let mut newest: HashMap<i64, (i64, String)> = HashMap::with_capacity(series.len());
         for chunk in series.chunks(IN_CHUNK) {
+            limits.deadline.check()?;
             let mut sql = sqlx::query(AssertSqlSafe(sql_for(chunk.len()))).bind(cut.as_micros());
             for entry in chunk {
                 sql = sql.bind(entry.id);
@@ -687,6 +785,10 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
             let Some((time, measures)) = newest.remove(&entry.id) else {
                 continue;
             };
+            // One series past the cap shows the answer is truncated.
+            if found.len() > limits.max_series {
+                break;
+            }
             let mut point = Point {
                 time: Timestamp::from_micros(time),
                 measures: codec::decode(&measures, schema, wanted)?,
@@ -696,7 +798,14 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
             {
                 // The newest record lacks this measure: look further back for one that has it.
                 match self
-                    .latest_with_measure(&mut conn, entry.id, cut, time, name.as_str(), schema)
+                    .latest_with_measure(
+                        &mut conn,
+                        entry.id,
+                        (cut, time),
+                        name.as_str(),
+                        schema,
+                        &limits.deadline,
+                    )
                     .await?
                 {
                     Some(older) => point = older,
@@ -734,18 +843,31 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
         let series = matching_series(&mut conn, stored.id, &query.dimensions).await?;
 
         let mut found = Vec::new();
-        let mut points_found = 0;
+        let mut points_found = 0usize;
+        let mut rows_read = 0usize;
         for entry in series {
+            limits.deadline.check()?;
             // Past the caps nothing more is shown; one extra lets cap_series say "truncated".
             if found.len() > limits.max_series || points_found > limits.max_points {
                 break;
             }
-            // Raw points past the cap would be cut anyway; folded ones need every record.
+            // Raw points past the cap would be cut anyway. Folded ones need every record, all
+            // in memory at once here: an aggregate over more than the scan cap is refused.
             let limit = match plan.folding {
-                None => limits.max_points.saturating_add(1),
-                Some(_) => usize::MAX,
+                None => limits
+                    .max_points
+                    .saturating_sub(points_found)
+                    .saturating_add(1),
+                Some(_) => limits
+                    .max_scan_rows
+                    .saturating_sub(rows_read)
+                    .saturating_add(1),
             };
             let rows = series_records(&mut conn, entry.id, start, plan.end, limit).await?;
+            rows_read = rows_read.saturating_add(rows.len());
+            if plan.folding.is_some() && rows_read > limits.max_scan_rows {
+                return Err(scan_limit_error(limits.max_scan_rows));
+            }
             let records = rows
                 .iter()
                 .map(|(time, measures)| {
@@ -794,6 +916,7 @@ impl TimeSeriesStore for SqlTimeSeriesStore {
         let mut found = Vec::new();
         let mut read = 0;
         for entry in series {
+            limits.deadline.check()?;
             let budget = limits.max_scan_rows.saturating_sub(read).saturating_add(1);
             let rows = series_records(&mut conn, entry.id, start, end, budget).await?;
             read += rows.len();
@@ -885,13 +1008,14 @@ impl SqlTimeSeriesStore {
         &self,
         conn: &mut AnyConnection,
         series_id: i64,
-        cut: Timestamp,
-        mut before: i64,
+        (cut, mut before): (Timestamp, i64),
         measure: &str,
         schema: &TableSchema,
+        deadline: &Deadline,
     ) -> Result<Option<Point>, TsError> {
         let pattern = format!("%\"{measure}\":%");
         loop {
+            deadline.check()?;
             let rows = sqlx::query(
                 "SELECT time_us, measures FROM ts_records WHERE series_id = $1 AND time_us >= $2 \
                  AND time_us < $3 AND measures LIKE $4 ORDER BY time_us DESC LIMIT $5",

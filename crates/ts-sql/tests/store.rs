@@ -371,7 +371,178 @@ async fn both_migrators_share_one_database_in_either_order() {
             )
             .await
             .expect("count migrations");
-            assert_eq!(versions, 1, "{backend:?}");
+            // This crate's migrations, none of the memory store's.
+            let own = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+                .expect("the migrations")
+                .count();
+            assert_eq!(versions, own as i64, "{backend:?}");
+            store.close().await;
+        }
+    }
+}
+
+/// `ts_tables.record_count`, beside the real count of each table's records.
+async fn counts(database: &TestDatabase) -> Vec<(i64, i64)> {
+    let mut conn = sqlx::AnyConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT t.record_count, (SELECT COUNT(*) FROM ts_records r JOIN ts_series s \
+         ON s.id = r.series_id WHERE s.table_id = t.id) FROM ts_tables t ORDER BY t.id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("counts");
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_counts_follow_every_change_and_the_migration_fills_them() {
+    for backend in BACKENDS {
+        let database = TestDatabase::new(backend).await;
+        let store = store(&database).await;
+        let who = tenant("counter");
+        let (buses, trams) = (table("transit", "buses"), table("transit", "trams"));
+        let now = Timestamp::now();
+        let records = |from: i64, count: i64| -> Vec<Json> {
+            (from..from + count)
+                .map(|minutes| {
+                    bus_record(now.plus_micros(-90 * 60_000_000), minutes * 60, "B1", 1.0)
+                })
+                .collect()
+        };
+        write_json(&store, &who, &buses, &records(0, 50))
+            .await
+            .expect("write");
+        // Repeats add nothing; new ones do.
+        write_json(&store, &who, &buses, &records(40, 20))
+            .await
+            .expect("write");
+        write_json(&store, &who, &trams, &records(0, 5))
+            .await
+            .expect("write");
+        assert_eq!(
+            counts(&database).await,
+            vec![(60, 60), (5, 5)],
+            "{backend:?}"
+        );
+        // A shorter retention, expiry and a drop each keep the counts true.
+        store
+            .set_retention(
+                &who,
+                &buses,
+                membrain_timeseries::Span::parse("1h").expect("span"),
+            )
+            .await
+            .expect("retention");
+        let after_retention = counts(&database).await;
+        assert_eq!(after_retention[0].0, after_retention[0].1, "{backend:?}");
+        assert!(
+            after_retention[0].0 < 60,
+            "{backend:?}: {after_retention:?}"
+        );
+        sqlx::query("UPDATE ts_tables SET retention_us = $1")
+            .bind(45 * 60_000_000_i64)
+            .execute(
+                &mut sqlx::AnyConnection::connect(&database.url)
+                    .await
+                    .expect("connect"),
+            )
+            .await
+            .expect("shorten behind the store's back");
+        assert!(store.prune_expired().await.expect("prune") > 0);
+        for (kept, real) in counts(&database).await {
+            assert_eq!(kept, real, "{backend:?}");
+        }
+        store.drop_table(&who, &trams).await.expect("drop");
+        assert_eq!(counts(&database).await.len(), 1);
+
+        // A database from before the counts: the migration fills them in.
+        sqlx::query("UPDATE ts_tables SET record_count = 0")
+            .execute(
+                &mut sqlx::AnyConnection::connect(&database.url)
+                    .await
+                    .expect("connect"),
+            )
+            .await
+            .expect("forget the counts");
+        let mut conn = sqlx::AnyConnection::connect(&database.url)
+            .await
+            .expect("connect");
+        let migration = match backend {
+            common::Backend::Sqlite => {
+                include_str!("../migrations/sqlite/0002_record_counts.sql")
+            }
+            common::Backend::Postgres => {
+                include_str!("../migrations/postgres/0002_record_counts.sql")
+            }
+        };
+        let backfill = migration
+            .split(';')
+            .find(|statement| statement.contains("UPDATE ts_tables"))
+            .expect("the backfill statement");
+        sqlx::query(AssertSqlSafe(backfill.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("backfill");
+        for (kept, real) in counts(&database).await {
+            assert!(kept > 0, "{backend:?}");
+            assert_eq!(kept, real, "{backend:?}");
+        }
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_of_one_tenant_never_cross_its_quota() {
+    const WRITERS: usize = 6;
+    for backend in BACKENDS {
+        let database = TestDatabase::new(backend).await;
+        // Two stores, as two API tasks would have; each writer its own table.
+        let stores = [store(&database).await, store(&database).await];
+        let limits = membrain_timeseries::WriteLimits {
+            max_points_per_tenant: 250,
+            ..membrain_timeseries::WriteLimits::default()
+        };
+        let who = tenant("crowded");
+        let origin = test_origin();
+        let mut tasks = Vec::new();
+        for writer in 0..WRITERS {
+            let (store, limits, who) = (stores[writer % 2].clone(), limits.clone(), who.clone());
+            tasks.push(tokio::spawn(async move {
+                let own = table("transit", &format!("own_{writer}"));
+                let mut written = 0;
+                for batch in 0..3 {
+                    let records: Vec<Json> = (0..20)
+                        .map(|i| bus_record(origin, batch * 20 + i, "B1", 1.0))
+                        .collect();
+                    match membrain_timeseries::testing::write_json_with(
+                        &store, &who, &own, &records, &limits,
+                    )
+                    .await
+                    {
+                        Ok(outcome) => {
+                            assert_eq!(outcome.records_ingested, 20, "{outcome:?}");
+                            written += 20;
+                        }
+                        Err(membrain_timeseries::TsError::QuotaExceeded(_)) => {}
+                        Err(error) => panic!("write: {error}"),
+                    }
+                }
+                written
+            }));
+        }
+        let mut written = 0;
+        for task in tasks {
+            written += task.await.expect("a writer");
+        }
+        assert_eq!(
+            written, 240,
+            "{backend:?}: 12 batches of 20 fit in 250, and no more"
+        );
+        let stored: i64 = counts(&database).await.iter().map(|(_, real)| real).sum();
+        assert_eq!(stored, 240, "{backend:?}");
+        for store in &stores {
             store.close().await;
         }
     }

@@ -11,10 +11,10 @@ use aws_sdk_timestreamwrite::types::{MagneticStoreWriteProperties, RetentionProp
 use membrain_aws::{Credentials, ProvideErrorMetadata, SdkError};
 use membrain_memory::TenantId;
 use membrain_timeseries::{
-    Aggregate, AttributeName, BatchItem, DatabaseName, LatestQuery, LatestResult, MeasureType,
-    MeasureValue, RangeQuery, RangeResult, ReadLimits, Scan, SeriesPoints, Span, TableDescription,
-    TableMeta, TableRef, TableSchema, TableSummary, TimeSeriesStore, Timestamp, TsError,
-    WriteLimits, WriteOutcome, plan_range, scan_limit_error, select_measures,
+    Aggregate, AttributeName, BatchItem, DatabaseName, Deadline, LatestQuery, LatestResult,
+    MeasureType, MeasureValue, RangeQuery, RangeResult, ReadLimits, Scan, SeriesPoints, Span,
+    TableDescription, TableMeta, TableRef, TableSchema, TableSummary, TenantUsage, TimeSeriesStore,
+    Timestamp, TsError, WriteLimits, WriteOutcome, plan_range, scan_limit_error, select_measures,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -222,7 +222,9 @@ impl TimestreamStore {
 
     /// Dimensions and measure types, from `DESCRIBE`.
     async fn schema(&self, physical: &str) -> Result<TableSchema, TsError> {
-        let answer = self.run(&self.sql(physical).describe(), None).await?;
+        let answer = self
+            .run(&self.sql(physical).describe(), None, &Deadline::none())
+            .await?;
         let mut schema = TableSchema::default();
         for row in 0..answer.len() {
             let (Some(column), Some(kind), Some(role)) = (
@@ -250,12 +252,19 @@ impl TimestreamStore {
         Ok(schema)
     }
 
-    /// Runs a query over all its pages. More than `max_rows` rows is [`scan_limit_error`].
-    async fn run(&self, sql: &str, max_rows: Option<usize>) -> Result<QueryTable, TsError> {
+    /// Runs a query over all its pages. More than `max_rows` rows is [`scan_limit_error`]; a
+    /// passed `deadline` stops it between pages.
+    async fn run(
+        &self,
+        sql: &str,
+        max_rows: Option<usize>,
+        deadline: &Deadline,
+    ) -> Result<QueryTable, TsError> {
         tracing::debug!(sql, "timestream query");
         let mut table = QueryTable::default();
         let mut next_token = None;
         loop {
+            deadline.check()?;
             let page = self
                 .query
                 .query()
@@ -278,11 +287,19 @@ impl TimestreamStore {
     }
 
     /// A table's settings and schema for a write, creating the table (and the Timestream
-    /// database) on first use. `true` when this call created it.
+    /// database) on first use when the tenant's table quota allows. `true` when this call
+    /// created it.
+    ///
+    /// The quota is checked by listing the tenant's tables, only when a table is about to be
+    /// created; two processes creating a tenant's last tables at the same moment can both pass.
+    /// Records are not counted: Timestream cannot count a tenant's records without a query over
+    /// every table, so `max_points_per_tenant` does not apply here.
     async fn load_or_create(
         &self,
+        tenant: &TenantId,
         table: &TableRef,
         physical: &str,
+        limits: &WriteLimits,
     ) -> Result<(TableMeta, bool), TsError> {
         match self.settings(table, physical).await {
             Ok(settings) => {
@@ -294,6 +311,8 @@ impl TimestreamStore {
             Err(TsError::NotFound(_)) => {}
             Err(error) => return Err(error),
         }
+        let tables = self.list_tables(tenant, None).await?.len() as u64;
+        limits.check_new_table(TenantUsage { tables, points: 0 }, table)?;
         let created = match self.create_table(physical).await {
             Err(error) if is_code(&error, "ResourceNotFoundException") => {
                 self.create_database().await?;
@@ -418,7 +437,7 @@ impl TimestreamStore {
         let settings = self.settings(table, &physical).await?;
         let schema = self.schema(&physical).await?;
         let sql = self.sql(&physical);
-        let counts = self.run(&sql.counts(), None).await?;
+        let counts = self.run(&sql.counts(), None, &Deadline::none()).await?;
         let dimensions: Vec<AttributeName> = schema.dimensions.iter().cloned().collect();
         let (row_count, span) = if counts.is_empty() {
             (0, None)
@@ -429,7 +448,9 @@ impl TimestreamStore {
         let series_count = if row_count == 0 {
             0
         } else {
-            let series = self.run(&sql.series_count(&dimensions), None).await?;
+            let series = self
+                .run(&sql.series_count(&dimensions), None, &Deadline::none())
+                .await?;
             if series.is_empty() {
                 0
             } else {
@@ -556,6 +577,15 @@ impl TimeSeriesStore for TimestreamStore {
         self.description(tenant, table).await
     }
 
+    /// DescribeTable and one `DESCRIBE`: no counting query.
+    async fn table_meta(&self, tenant: &TenantId, table: &TableRef) -> Result<TableMeta, TsError> {
+        let physical = physical_table(tenant, table)?;
+        let settings = self.settings(table, &physical).await?;
+        let mut meta = TableMeta::new(table.clone(), settings.retention, settings.created_at);
+        meta.schema = self.schema(&physical).await?;
+        Ok(meta)
+    }
+
     async fn write(
         &self,
         tenant: &TenantId,
@@ -571,7 +601,10 @@ impl TimeSeriesStore for TimestreamStore {
         // Out of the cache while writing: only a write that ends cleanly puts its schema back.
         let (mut meta, table_created) = match tables.remove(&physical) {
             Some(meta) => (meta, false),
-            None => self.load_or_create(table, &physical).await?,
+            None => {
+                self.load_or_create(tenant, table, &physical, limits)
+                    .await?
+            }
         };
         let (admitted, mut rejected) = meta.admit(items, Timestamp::now(), limits);
         let mut records_ingested = 0;
@@ -645,7 +678,9 @@ impl TimeSeriesStore for TimestreamStore {
             &names,
             query.measure.as_ref(),
         );
-        let answer = self.run(&sql, Some(limits.max_scan_rows)).await?;
+        let answer = self
+            .run(&sql, Some(limits.max_scan_rows), &limits.deadline)
+            .await?;
         Ok(LatestResult::capped(
             answer.series(&dimensions, &measures, None)?,
             limits,
@@ -679,6 +714,7 @@ impl TimeSeriesStore for TimestreamStore {
                 .run(
                     &sql.records(&dimensions, &names, &conditions, cap + 1),
                     Some(cap),
+                    &limits.deadline,
                 )
                 .await?
                 .series(&dimensions, &plan.measures, None)?,
@@ -692,7 +728,7 @@ impl TimeSeriesStore for TimestreamStore {
                     cap + 1,
                 );
                 let whole_range = bin.is_none().then_some(plan.start);
-                let series = self.run(&text, Some(cap)).await?.series(
+                let series = self.run(&text, Some(cap), &limits.deadline).await?.series(
                     &dimensions,
                     &plan.measures,
                     whole_range,
@@ -737,7 +773,7 @@ impl TimeSeriesStore for TimestreamStore {
         let sql = self
             .sql(&physical)
             .records(&dimensions, &names, &conditions, cap + 1);
-        self.run(&sql, Some(cap))
+        self.run(&sql, Some(cap), &limits.deadline)
             .await?
             .series(&dimensions, &measures, None)
     }

@@ -533,7 +533,7 @@ async fn ranges_follow_next_token_pages_and_bins_parse() {
 async fn describe_and_scan_read_counts_and_stop_at_the_scan_limit() {
     let moto = MotoServer::start();
     let store = store(&moto).await;
-    people_count(&moto, &store, 2).await;
+    people_count(&moto, &store, 4).await;
     let carol = tenant("carol");
     let people = table("transit", "people_count");
     answer(
@@ -621,4 +621,85 @@ async fn describe_and_scan_read_counts_and_stop_at_the_scan_limit() {
         .await
         .expect_err("over the limit");
     assert!(matches!(error, TsError::Limit(_)), "{error:?}");
+
+    // Planning a query reads the retention and the schema: DescribeTable and DESCRIBE only.
+    let meta = store.table_meta(&carol, &scan.table).await.expect("meta");
+    assert_eq!(meta.retention.to_string(), "365d");
+    assert_eq!(meta.schema.measures.len(), 2);
+    assert_eq!(meta.schema.dimensions.len(), 2);
+
+    // A read past its deadline stops before its query is sent.
+    let expired = ReadLimits {
+        deadline: membrain_timeseries::Deadline::after(std::time::Duration::ZERO),
+        ..ReadLimits::default()
+    };
+    let error = store
+        .scan(&carol, &scan, &expired)
+        .await
+        .expect_err("past the deadline");
+    assert!(
+        matches!(&error, TsError::Limit(message) if message.contains("deadline")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_create_tables_past_its_quota() {
+    let moto = MotoServer::start();
+    let store = store(&moto).await;
+    let limits = membrain_timeseries::WriteLimits {
+        max_tables_per_tenant: 2,
+        // Not counted on Timestream: a quota of one record changes nothing here.
+        max_points_per_tenant: 1,
+        ..membrain_timeseries::WriteLimits::default()
+    };
+    let origin = test_origin();
+    let records = |count: i64| -> Vec<Json> {
+        (0..count)
+            .map(|i| json!({"time": origin.plus_micros(i * 1_000_000).to_rfc3339(), "measures": {"v": i}}))
+            .collect()
+    };
+    let write = |who: &str, name: &str, count: i64| {
+        let (store, who, target, limits, records) = (
+            &store,
+            tenant(who),
+            table("quota", name),
+            limits.clone(),
+            records(count),
+        );
+        async move {
+            membrain_timeseries::testing::write_json_with(store, &who, &target, &records, &limits)
+                .await
+        }
+    };
+    for name in ["first", "second"] {
+        let outcome = write("alice", name, 3)
+            .await
+            .expect("within the table quota");
+        assert_eq!(
+            outcome.records_ingested, 3,
+            "points are not counted on Timestream"
+        );
+    }
+    let refused = write("alice", "third", 1).await.expect_err("a third table");
+    assert!(matches!(refused, TsError::QuotaExceeded(_)), "{refused:?}");
+    assert!(refused.to_string().contains("quota is 2"), "{refused}");
+    assert_eq!(
+        store
+            .list_tables(&tenant("alice"), None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Writing to a table that exists needs no new place; another tenant has its own quota.
+    write("alice", "first", 2).await.expect("an existing table");
+    write("bob", "third", 1).await.expect("bob's first table");
+    store
+        .drop_table(&tenant("alice"), &table("quota", "second"))
+        .await
+        .unwrap();
+    write("alice", "third", 1)
+        .await
+        .expect("room again after a drop");
 }

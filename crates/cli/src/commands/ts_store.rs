@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use membrain_timeseries::service::TimeSeriesService;
 use membrain_ts_embedded::{EmbeddedOptions, EmbeddedStore};
+use membrain_ts_service::TimeSeriesService;
 use membrain_ts_sql::{SqlTimeSeriesStore, SqlTsOptions};
 use membrain_ts_timestream::{TimestreamOptions, TimestreamStore, TimestreamUrl};
 
@@ -69,11 +69,14 @@ impl TimeSeries {
             };
         tracing::info!(store = %shown, "time-series store ready");
         Ok(Self {
-            service: Arc::new(TimeSeriesService::new(
-                store,
-                settings.write_limits.clone(),
-                settings.read_limits.clone(),
-            )),
+            service: Arc::new(
+                TimeSeriesService::new(
+                    store,
+                    settings.write_limits.clone(),
+                    settings.read_limits.clone(),
+                )
+                .with_read_settings(settings.reads.clone()),
+            ),
             embedded,
             sql,
         })

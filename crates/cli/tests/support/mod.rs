@@ -14,9 +14,9 @@ use membrain_mcp::{McpServer, McpSettings};
 use membrain_memory::TenantId;
 use membrain_store::testing::TestDatabase;
 use membrain_store::{Backend, MemoryStore, SqlStore};
-use membrain_timeseries::service::TimeSeriesService;
 use membrain_timeseries::{ReadLimits, TimeSeriesStore, WriteLimits};
 use membrain_ts_embedded::{EmbeddedOptions, EmbeddedStore};
+use membrain_ts_service::TimeSeriesService;
 use membrain_ts_sql::{SqlTimeSeriesStore, SqlTsOptions};
 use reqwest::{Method, StatusCode};
 use rmcp::model::{

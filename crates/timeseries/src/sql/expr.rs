@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::{AttributeName, Bin, Dimensions, MeasureValue, Timestamp, TsError};
 
-use super::value::{Value, like};
+use super::value::{LikePattern, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UnaryOp {
@@ -134,9 +134,16 @@ pub(crate) enum Expr {
         expr: Box<Expr>,
         negated: bool,
     },
+    /// `LIKE` as written; binding turns it into `Matches` (the pattern must be constant).
     Like {
         expr: Box<Expr>,
         pattern: Box<Expr>,
+        negated: bool,
+    },
+    /// After binding: `LIKE` with its pattern compiled once for the whole query.
+    Matches {
+        expr: Box<Expr>,
+        pattern: LikePattern,
         negated: bool,
     },
     Aggregate(AggregateFunction, Vec<Expr>),
@@ -157,7 +164,9 @@ impl Expr {
             | Self::GroupKey(_)
             | Self::AggregateResult(_) => Vec::new(),
             Self::Call(_, args) | Self::Aggregate(_, args) => args.iter().collect(),
-            Self::Unary(_, expr) | Self::IsNull { expr, .. } => vec![expr],
+            Self::Unary(_, expr) | Self::IsNull { expr, .. } | Self::Matches { expr, .. } => {
+                vec![expr]
+            }
             Self::Binary(_, left, right) => vec![left, right],
             Self::Between {
                 expr, low, high, ..
@@ -205,7 +214,8 @@ impl fmt::Display for Expr {
                 Expr::Binary(..)
                 | Expr::Between { .. }
                 | Expr::InList { .. }
-                | Expr::Like { .. } => {
+                | Expr::Like { .. }
+                | Expr::Matches { .. } => {
                     write!(f, "({expr})")
                 }
                 other => write!(f, "{other}"),
@@ -284,6 +294,19 @@ impl fmt::Display for Expr {
                 nested(f, expr)?;
                 write!(f, " {}LIKE ", not(*negated))?;
                 nested(f, pattern)
+            }
+            Self::Matches {
+                expr,
+                pattern,
+                negated,
+            } => {
+                nested(f, expr)?;
+                write!(
+                    f,
+                    " {}LIKE '{}'",
+                    not(*negated),
+                    pattern.source().replace('\'', "''")
+                )
             }
             Self::Aggregate(AggregateFunction::CountRows, _) => f.write_str("count(*)"),
             Self::Aggregate(function, args) => {
@@ -426,14 +449,17 @@ pub(crate) fn eval(expr: &Expr, row: &Row<'_>, now: Timestamp) -> Result<Value, 
         Expr::IsNull { expr, negated } => {
             Value::Boolean((eval(expr, row, now)? == Value::Null) != *negated)
         }
-        Expr::Like {
+        Expr::Like { .. } => {
+            return Err(TsError::Internal(format!(
+                "{expr} was evaluated before its pattern was compiled"
+            )));
+        }
+        Expr::Matches {
             expr,
             pattern,
             negated,
-        } => match (eval(expr, row, now)?, eval(pattern, row, now)?) {
-            (Value::Varchar(text), Value::Varchar(pattern)) => {
-                Value::Boolean(like(&text, &pattern) != *negated)
-            }
+        } => match eval(expr, row, now)? {
+            Value::Varchar(text) => Value::Boolean(pattern.matches(&text) != *negated),
             _ => Value::Null,
         },
     })
@@ -564,6 +590,15 @@ impl Expr {
             } => Self::Like {
                 expr: boxed(expr)?,
                 pattern: boxed(pattern)?,
+                negated,
+            },
+            Self::Matches {
+                expr,
+                pattern,
+                negated,
+            } => Self::Matches {
+                expr: boxed(expr)?,
+                pattern,
                 negated,
             },
             leaf => leaf,

@@ -13,7 +13,8 @@
 //!   (`speed * 3.6`, `time - 1h`), the aggregates `avg`, `min`, `max`, `sum`, `count(*)`,
 //!   `count(x)`, `first(x)`, `last(x)` (by time), `max_by(x, y)` and `min_by(x, y)`; `AS alias`;
 //! * `WHERE` with `AND`/`OR`/`NOT`, `= <> != < <= > >=`, `BETWEEN`, `IN (…)`, `IS [NOT] NULL`,
-//!   `LIKE` (`%` and `_`);
+//!   `LIKE` with a constant pattern (`%` and `_`; at most [`MAX_LIKE_PATTERN_CHARS`]
+//!   characters, compiled once per query and matched in linear time);
 //! * literals: numbers, `'strings'`, `true`/`false`, `NULL`, durations `1s 5m 1h 1d`, times as
 //!   `'2026-11-26T14:00:00Z'` (compared with a time) or `from_iso8601_timestamp('…')`, `now()`,
 //!   `ago(1h)`, `now() - 1h`;
@@ -35,7 +36,8 @@
 //! `UNION`) or rejected as unsupported ([`TsError::Invalid`]), each with a message saying what is
 //! allowed. A record without a measure reads it as `NULL`. Results carry at most
 //! [`ReadLimits::max_query_rows`] rows (`truncated: true` when more matched); the store refuses a
-//! scan over [`ReadLimits::max_scan_rows`] records.
+//! scan over [`ReadLimits::max_scan_rows`] records; evaluation gives up at
+//! [`ReadLimits::deadline`] (it runs on a blocking thread, which no caller can cancel).
 //!
 //! The [`Scan`] asks for the measures the query names; a store returns every record of the
 //! range and series with those of the named measures it has (possibly none). It asks for every
@@ -56,15 +58,15 @@ use membrain_memory::TenantId;
 use serde::Serialize;
 
 use crate::{
-    Accumulator, ReadLimits, Scan, SeriesPoints, TableDescription, TableRef, TimeSeriesStore,
-    Timestamp, TsError,
+    Accumulator, ReadLimits, Scan, SeriesPoints, TableRef, TableSchema, TimeSeriesStore, Timestamp,
+    TsError,
 };
 
 use expr::{AggregateFunction, Expr, Row, eval};
 pub use parse::MAX_SQL_BYTES;
 use plan::{Plan, SortKey};
-pub use value::SqlType;
 use value::{GroupKey, Value};
+pub use value::{MAX_LIKE_PATTERN_CHARS, SqlType};
 
 /// A parsed `ts_query`: valid SQL of the subset, not yet checked against its table.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +122,8 @@ pub fn parse(sql: &str) -> Result<SqlQuery, TsError> {
 }
 
 /// Parses, reads and answers `sql` over the tenant's table, with one clock reading for the
-/// whole query.
+/// whole query. Evaluation runs where this is polled; a server runs [`SqlQuery::execute`] on a
+/// blocking thread instead (`membrain-ts-service`).
 pub async fn run(
     store: &dyn TimeSeriesStore,
     tenant: &TenantId,
@@ -128,11 +131,11 @@ pub async fn run(
     limits: &ReadLimits,
 ) -> Result<QueryResult, TsError> {
     let query = parse(sql)?;
-    let description = store.describe_table(tenant, query.table()).await?;
+    let meta = store.table_meta(tenant, query.table()).await?;
     let now = Timestamp::now();
-    let scan = query.scan(&description, now)?;
+    let scan = query.scan(&meta.schema, now)?;
     let series = store.scan(tenant, &scan, limits).await?;
-    query.execute(&description, series, now, limits)
+    query.execute(&meta.schema, series, now, limits)
 }
 
 impl SqlQuery {
@@ -143,20 +146,22 @@ impl SqlQuery {
 
     /// What to ask the store for: the query checked against its table, with the conditions a
     /// store can apply (time range, dimension equality) and the measures it needs.
-    pub fn scan(&self, description: &TableDescription, now: Timestamp) -> Result<Scan, TsError> {
-        Ok(Plan::new(self, description, now)?.scan(&self.table))
+    pub fn scan(&self, schema: &TableSchema, now: Timestamp) -> Result<Scan, TsError> {
+        Ok(Plan::new(self, schema, now)?.scan(&self.table))
     }
 
     /// Answers the query over the records a store returned for [`scan`](Self::scan) (records
-    /// outside the scan are filtered out here too: the whole `WHERE` clause is applied).
+    /// outside the scan are filtered out here too: the whole `WHERE` clause is applied). Gives
+    /// up with the deadline's error once [`ReadLimits::deadline`] has passed.
     pub fn execute(
         &self,
-        description: &TableDescription,
+        schema: &TableSchema,
         series: Vec<SeriesPoints>,
         now: Timestamp,
         limits: &ReadLimits,
     ) -> Result<QueryResult, TsError> {
-        let plan = Plan::new(self, description, now)?;
+        let plan = Plan::new(self, schema, now)?;
+        let mut ticker = limits.deadline.ticker();
         let rows_scanned = series.iter().map(|entry| entry.points.len() as u64).sum();
         let records = series.iter().flat_map(|entry| {
             entry.points.iter().map(|point| Row {
@@ -185,6 +190,7 @@ impl SqlQuery {
                     if rows.len() >= enough {
                         break;
                     }
+                    ticker.tick()?;
                     if wanted(&row)? {
                         rows.push(
                             plan.values
@@ -198,6 +204,7 @@ impl SqlQuery {
             Some(grouping) => {
                 let mut groups: BTreeMap<GroupKey, Vec<AggregateState>> = BTreeMap::new();
                 for row in records {
+                    ticker.tick()?;
                     if !wanted(&row)? {
                         continue;
                     }
@@ -248,6 +255,8 @@ impl SqlQuery {
             }
         }
         if !plan.order.is_empty() {
+            // A sort cannot stop half-way: look at the clock before it.
+            limits.deadline.check()?;
             rows.sort_by(|a, b| compare_rows(&plan.order, a, b));
         }
         if let Some(limit) = plan.limit {

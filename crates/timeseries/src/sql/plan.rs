@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::{AttributeName, DimensionFilter, Scan, TableDescription, TableRef, Timestamp, TsError};
+use crate::{AttributeName, DimensionFilter, Scan, TableRef, TableSchema, Timestamp, TsError};
 
 use super::expr::{AggregateFunction, BinaryOp, Expr, Function, Row, UnaryOp, eval};
-use super::value::{SqlType, Value};
+use super::value::{LikePattern, SqlType, Value};
 use super::{Column, OrderItem, SelectItem, SqlQuery};
 
 /// What an `ORDER BY` item sorts on: a result column or an extra hidden value.
@@ -44,7 +44,7 @@ type Typed = (Expr, SqlType);
 
 struct Binder<'a> {
     table: &'a TableRef,
-    description: &'a TableDescription,
+    schema: &'a TableSchema,
     now: Timestamp,
 }
 
@@ -55,13 +55,8 @@ fn invalid(message: String) -> TsError {
 impl Binder<'_> {
     fn columns_list(&self) -> String {
         std::iter::once("time")
-            .chain(
-                self.description
-                    .dimensions
-                    .iter()
-                    .map(AttributeName::as_str),
-            )
-            .chain(self.description.measures.iter().map(|m| m.name.as_str()))
+            .chain(self.schema.dimensions.iter().map(AttributeName::as_str))
+            .chain(self.schema.measures.keys().map(AttributeName::as_str))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -83,21 +78,16 @@ impl Binder<'_> {
                     candidate.eq_ignore_ascii_case(name)
                 }
             };
-            if let Some(dimension) = self
-                .description
-                .dimensions
-                .iter()
-                .find(|d| same(d.as_str()))
-            {
+            if let Some(dimension) = self.schema.dimensions.iter().find(|d| same(d.as_str())) {
                 return Ok((Expr::Dimension(dimension.clone()), SqlType::Varchar));
             }
-            if let Some(measure) = self
-                .description
+            if let Some((measure, kind)) = self
+                .schema
                 .measures
                 .iter()
-                .find(|m| same(m.name.as_str()))
+                .find(|(name, _)| same(name.as_str()))
             {
-                return Ok((Expr::Measure(measure.name.clone()), measure.kind.into()));
+                return Ok((Expr::Measure(measure.clone()), (*kind).into()));
             }
         }
         Err(invalid(format!(
@@ -147,9 +137,9 @@ impl Binder<'_> {
             Expr::Time | Expr::Dimension(_) | Expr::Measure(_) => {
                 return Err(TsError::Internal(format!("{shown} was bound twice")));
             }
-            Expr::GroupKey(_) | Expr::AggregateResult(_) => {
+            Expr::GroupKey(_) | Expr::AggregateResult(_) | Expr::Matches { .. } => {
                 return Err(TsError::Internal(format!(
-                    "{shown} appeared before grouping"
+                    "{shown} appeared before binding"
                 )));
             }
             Expr::Call(function, args) => {
@@ -297,14 +287,24 @@ impl Binder<'_> {
                         "{shown}: LIKE compares text with a pattern like 'B1%'"
                     )));
                 }
-                (
-                    Expr::Like {
-                        expr: Box::new(expr),
-                        pattern: Box::new(pattern),
-                        negated,
-                    },
-                    SqlType::Boolean,
-                )
+                match pattern {
+                    Expr::Literal(Value::Varchar(pattern)) => (
+                        Expr::Matches {
+                            expr: Box::new(expr),
+                            pattern: LikePattern::compile(&pattern)?,
+                            negated,
+                        },
+                        SqlType::Boolean,
+                    ),
+                    // LIKE NULL is NULL for every row.
+                    Expr::Literal(Value::Null) => (Expr::Literal(Value::Null), SqlType::Boolean),
+                    _ => {
+                        return Err(invalid(format!(
+                            "{shown}: the pattern of LIKE must be a constant text, like \
+                             bus_id LIKE 'B1%'"
+                        )));
+                    }
+                }
             }
             Expr::Aggregate(function, args) => {
                 let args = args
@@ -410,12 +410,12 @@ fn aggregate_type(function: AggregateFunction, kinds: &[SqlType]) -> Option<SqlT
 impl Plan {
     pub(crate) fn new(
         query: &SqlQuery,
-        description: &TableDescription,
+        schema: &TableSchema,
         now: Timestamp,
     ) -> Result<Self, TsError> {
         let binder = Binder {
             table: &query.table,
-            description,
+            schema,
             now,
         };
         // The result columns, with `*` spelled out.
@@ -426,14 +426,8 @@ impl Plan {
                 SelectItem::Wildcard => {
                     wildcard = true;
                     outputs.push(("time".into(), Expr::Column("time".into())));
-                    for name in &description.dimensions {
+                    for name in schema.dimensions.iter().chain(schema.measures.keys()) {
                         outputs.push((name.to_string(), Expr::Column(name.to_string())));
-                    }
-                    for measure in &description.measures {
-                        outputs.push((
-                            measure.name.to_string(),
-                            Expr::Column(measure.name.to_string()),
-                        ));
                     }
                 }
                 SelectItem::Expr { expr, name, .. } => outputs.push((name.clone(), expr.clone())),

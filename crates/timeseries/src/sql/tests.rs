@@ -2,8 +2,8 @@ use serde_json::{Value as Json, json};
 
 use super::*;
 use crate::{
-    AttributeName, DatabaseName, DimensionFilter, Dimensions, MeasureInfo, MeasureType,
-    MeasureValue, Point,
+    AttributeName, DatabaseName, DimensionFilter, Dimensions, MeasureType, MeasureValue, Point,
+    TableDescription, TableMeta,
 };
 
 const ORIGIN: &str = "2026-11-26T14:00:00Z";
@@ -20,27 +20,24 @@ fn name(raw: &str) -> AttributeName {
     AttributeName::parse(raw).unwrap()
 }
 
-fn description() -> TableDescription {
-    let measure = |raw: &str, kind| MeasureInfo {
-        name: name(raw),
-        kind,
-    };
-    TableDescription {
-        database: DatabaseName::parse("transit").unwrap(),
-        table: "bus_position".into(),
-        retention: "365d".into(),
-        created_at: origin(),
-        dimensions: vec![name("bus_id"), name("line_id")],
-        measures: vec![
-            measure("passengers", MeasureType::Bigint),
-            measure("speed", MeasureType::Double),
-            measure("status", MeasureType::Varchar),
-        ],
-        series_count: 3,
-        row_count: 7,
-        earliest: Some(origin()),
-        latest: Some(at(90)),
-    }
+fn meta() -> TableMeta {
+    let mut meta = TableMeta::new(
+        TableRef::parse("transit", "bus_position").unwrap(),
+        crate::Span::parse("365d").unwrap(),
+        origin(),
+    );
+    meta.schema.dimensions = [name("bus_id"), name("line_id")].into();
+    meta.schema.measures = [
+        (name("passengers"), MeasureType::Bigint),
+        (name("speed"), MeasureType::Double),
+        (name("status"), MeasureType::Varchar),
+    ]
+    .into();
+    meta
+}
+
+fn schema() -> TableSchema {
+    meta().schema
 }
 
 fn record(seconds: i64, measures: &[(&str, MeasureValue)]) -> Point {
@@ -109,7 +106,7 @@ fn now() -> Timestamp {
 }
 
 fn run_sql(sql: &str, limits: &ReadLimits) -> Result<QueryResult, TsError> {
-    parse(sql)?.execute(&description(), data(), now(), limits)
+    parse(sql)?.execute(&schema(), data(), now(), limits)
 }
 
 /// Runs `sql` over [`data`] and compares the column names and rows.
@@ -127,7 +124,7 @@ fn check_error(sql: &str, code: &str, needle: &str) {
     let error = match parse(sql) {
         Err(error) => error,
         Ok(query) => query
-            .execute(&description(), data(), now(), &ReadLimits::default())
+            .execute(&schema(), data(), now(), &ReadLimits::default())
             .expect_err(sql),
     };
     assert_eq!(error.code(), code, "{sql}: {error}");
@@ -277,7 +274,7 @@ fn durations_are_read_from_tokens_so_strings_and_comments_are_untouched() {
     );
     let query = parse("SELECT bin(time, 1m), 'bin(time, 1m)' FROM transit.bus_position").unwrap();
     let result = query
-        .execute(&description(), data(), now(), &ReadLimits::default())
+        .execute(&schema(), data(), now(), &ReadLimits::default())
         .unwrap();
     assert_eq!(result.columns[0].name, "bin(time, 1m)");
     assert_eq!(result.rows[0][1], json!("bin(time, 1m)"));
@@ -446,7 +443,7 @@ fn order_limit_and_the_row_cap() {
 fn scan_of(sql: &str) -> Scan {
     parse(sql)
         .unwrap()
-        .scan(&description(), now())
+        .scan(&schema(), now())
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
 }
 
@@ -505,7 +502,7 @@ fn pushdown_gives_the_same_answer_as_filtering_everything() {
     let sql = "SELECT bus_id, count(*) FROM transit.bus_position \
                WHERE time >= '2026-11-26T14:00:30Z' AND line_id = 'L3' GROUP BY bus_id ORDER BY 1";
     let query = parse(sql).unwrap();
-    let scan = query.scan(&description(), now()).unwrap();
+    let scan = query.scan(&schema(), now()).unwrap();
     let scanned: Vec<SeriesPoints> = data()
         .into_iter()
         .filter(|entry| entry.dimensions.matches(&scan.dimensions))
@@ -515,12 +512,8 @@ fn pushdown_gives_the_same_answer_as_filtering_everything() {
         })
         .collect();
     let limits = ReadLimits::default();
-    let pushed = query
-        .execute(&description(), scanned, now(), &limits)
-        .unwrap();
-    let everything = query
-        .execute(&description(), data(), now(), &limits)
-        .unwrap();
+    let pushed = query.execute(&schema(), scanned, now(), &limits).unwrap();
+    let everything = query.execute(&schema(), data(), now(), &limits).unwrap();
     assert_eq!(pushed.rows, everything.rows);
     assert_eq!(
         pushed.rows,
@@ -548,11 +541,18 @@ impl TimeSeriesStore for FixedStore {
 
     async fn describe_table(
         &self,
-        tenant: &TenantId,
-        table: &TableRef,
+        _: &TenantId,
+        _: &TableRef,
     ) -> Result<TableDescription, TsError> {
+        // Counting may read a whole table: ts_query must not ask for it.
+        Err(TsError::Internal(
+            "ts_query plans with table_meta, which counts nothing".into(),
+        ))
+    }
+
+    async fn table_meta(&self, tenant: &TenantId, table: &TableRef) -> Result<TableMeta, TsError> {
         if tenant.as_str() == "alice" && table.to_string() == "transit.bus_position" {
-            Ok(description())
+            Ok(meta())
         } else {
             Err(TsError::table_not_found(table))
         }
@@ -687,5 +687,89 @@ fn like_matches_sql_wildcards() {
             expected,
             "{text} LIKE {pattern}"
         );
+    }
+}
+
+#[test]
+fn like_patterns_are_literal_apart_from_their_wildcards() {
+    for (text, pattern, expected) in [
+        ("a.c", "a.c", true),
+        ("abc", "a.c", false),
+        ("a+b(c)", "a+b(c)", true),
+        ("[x]", "[_]", true),
+        ("line\nbreak", "line%break", true),
+        ("ünï", "_n_", true),
+        ("ünï", "__", false),
+        ("B12", "B1%%%", true),
+        ("50%", "50%", true),
+        ("$^\\", "$^\\", true),
+    ] {
+        assert_eq!(
+            value::like(text, pattern),
+            expected,
+            "{text:?} LIKE {pattern:?}"
+        );
+    }
+}
+
+#[test]
+fn a_pathological_like_pattern_is_answered_quickly_and_correctly() {
+    // Backtracking matchers take O(text × pattern) here; the compiled pattern does not.
+    let text = "a".repeat(20_000);
+    let pattern = format!("{}b", "%a".repeat(100));
+    assert!(!value::like(&text, &pattern));
+    assert!(value::like(&format!("{text}b"), &pattern));
+}
+
+#[test]
+fn like_patterns_are_constant_and_bounded() {
+    check(
+        "SELECT bus_id FROM transit.bus_position WHERE status LIKE '1m%' OR status LIKE NULL",
+        &["bus_id"],
+        json!([["B3"]]),
+    );
+    check(
+        "SELECT count(*) AS n FROM transit.bus_position WHERE status NOT LIKE 'o_'",
+        &["n"],
+        json!([[1]]),
+    );
+    check_error(
+        "SELECT * FROM transit.bus_position WHERE status LIKE bus_id",
+        "invalid_argument",
+        "must be a constant text",
+    );
+    let long = format!(
+        "SELECT * FROM transit.bus_position WHERE status LIKE '{}'",
+        "x".repeat(MAX_LIKE_PATTERN_CHARS + 1)
+    );
+    check_error(&long, "limit_exceeded", "at most 256 characters");
+    let wildcards = format!(
+        "SELECT * FROM transit.bus_position WHERE status LIKE '{}'",
+        "_".repeat(MAX_LIKE_PATTERN_CHARS)
+    );
+    // Within the cap, even the largest pattern compiles (or is refused as too complex, not a
+    // failure).
+    match parse(&wildcards)
+        .unwrap()
+        .execute(&schema(), data(), now(), &ReadLimits::default())
+    {
+        Ok(result) => assert!(result.rows.is_empty()),
+        Err(error) => assert_eq!(error.code(), "limit_exceeded", "{error}"),
+    }
+}
+
+#[test]
+fn evaluation_stops_at_the_deadline() {
+    let expired = ReadLimits {
+        deadline: crate::Deadline::after(std::time::Duration::ZERO),
+        ..ReadLimits::default()
+    };
+    for sql in [
+        "SELECT * FROM transit.bus_position",
+        "SELECT bus_id, avg(speed) FROM transit.bus_position GROUP BY bus_id",
+    ] {
+        let error = run_sql(sql, &expired).expect_err(sql);
+        assert!(matches!(error, TsError::Limit(_)), "{sql}: {error:?}");
+        assert!(error.to_string().contains("deadline"), "{error}");
     }
 }

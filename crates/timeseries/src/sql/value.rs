@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::{MeasureType, MeasureValue, Span, Timestamp};
+use crate::{MeasureType, MeasureValue, Span, Timestamp, TsError};
 
 /// A column's type in a [`QueryResult`](super::QueryResult): a measure type, or `unknown` for a
 /// column that is always `NULL`.
@@ -218,36 +218,82 @@ impl Ord for GroupKey {
     }
 }
 
-/// SQL `LIKE`: `%` matches any run of characters, `_` exactly one.
-pub(crate) fn like(text: &str, pattern: &str) -> bool {
-    let text: Vec<char> = text.chars().collect();
-    let pattern: Vec<char> = pattern.chars().collect();
-    // Greedy matching with one backtrack point (the last `%`): linear for typical patterns.
-    let (mut t, mut p) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('%') => {
-                backtrack = Some((p, t));
-                p += 1;
-            }
-            Some('_') => {
-                t += 1;
-                p += 1;
-            }
-            Some(c) if *c == text[t] => {
-                t += 1;
-                p += 1;
-            }
-            _ => match backtrack {
-                Some((star, matched)) => {
-                    p = star + 1;
-                    t = matched + 1;
-                    backtrack = Some((star, matched + 1));
-                }
-                None => return false,
-            },
-        }
+/// The longest `LIKE` pattern accepted, in characters. Real patterns are a prefix or a word
+/// with a `%` or two; this bounds the compiled matcher's size (and so its work per row).
+pub const MAX_LIKE_PATTERN_CHARS: usize = 256;
+
+/// The most memory one compiled `LIKE` pattern may take (its program and its lazy DFA's cache).
+const LIKE_REGEX_BYTES: usize = 1 << 20;
+
+/// A `LIKE` pattern compiled once per query into an anchored regex: `%` is `.*`, `_` is `.`,
+/// everything else is literal. The `regex` crate matches in time linear in the text for a
+/// given pattern, so no pattern (`%a%a%a%…b`) makes a row cost more than a scan of its text;
+/// matching character by character with backtracking would be O(text × pattern) per row.
+#[derive(Debug, Clone)]
+pub(crate) struct LikePattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl PartialEq for LikePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
     }
-    pattern[p..].iter().all(|c| *c == '%')
+}
+
+impl LikePattern {
+    pub(crate) fn compile(pattern: &str) -> Result<Self, TsError> {
+        let chars = pattern.chars().count();
+        if chars > MAX_LIKE_PATTERN_CHARS {
+            return Err(TsError::Limit(format!(
+                "a LIKE pattern has at most {MAX_LIKE_PATTERN_CHARS} characters; this one has \
+                 {chars}: shorten it, like 'B1%'"
+            )));
+        }
+        // `(?s)`: `_` and `%` match line breaks too, as in SQL.
+        let mut program = String::with_capacity(pattern.len() * 2 + 10);
+        program.push_str(r"\A(?s:");
+        let mut after_percent = false;
+        for c in pattern.chars() {
+            match c {
+                // A run of `%` means what one does.
+                '%' if after_percent => continue,
+                '%' => program.push_str(".*"),
+                '_' => program.push('.'),
+                other => program.push_str(&regex::escape(other.encode_utf8(&mut [0; 4]))),
+            }
+            after_percent = c == '%';
+        }
+        program.push_str(r")\z");
+        let regex = regex::RegexBuilder::new(&program)
+            .size_limit(LIKE_REGEX_BYTES)
+            .dfa_size_limit(LIKE_REGEX_BYTES)
+            .build()
+            .map_err(|_| {
+                TsError::Limit(format!(
+                    "the LIKE pattern '{pattern}' is too complex to match quickly: use fewer _ \
+                     wildcards"
+                ))
+            })?;
+        Ok(Self {
+            source: pattern.to_owned(),
+            regex,
+        })
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+/// SQL `LIKE` of one text and one pattern (tests; queries compile their patterns once).
+#[cfg(test)]
+pub(crate) fn like(text: &str, pattern: &str) -> bool {
+    LikePattern::compile(pattern)
+        .expect("a valid pattern")
+        .matches(text)
 }
