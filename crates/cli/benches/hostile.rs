@@ -196,17 +196,28 @@ async fn count(answers: &Answers, what: &str, response: Result<reqwest::Response
     *answers.lock().await.entry(key).or_default() += 1;
 }
 
-/// Tenant A, all at once, until `stop`.
-fn tenant_a(
+/// Tenant A: its connection, key and memories, and where it reports what it was answered.
+struct TenantA {
     http: reqwest::Client,
     api: String,
     address: String,
     key: String,
     ids: Vec<String>,
-    options: &Options,
     stop: Arc<AtomicBool>,
     answers: Answers,
-) -> Vec<tokio::task::JoinHandle<()>> {
+}
+
+/// Tenant A, all at once, until `stop`.
+fn tenant_a(a: TenantA, options: &Options) -> Vec<tokio::task::JoinHandle<()>> {
+    let TenantA {
+        http,
+        api,
+        address,
+        key,
+        ids,
+        stop,
+        answers,
+    } = a;
     let mut tasks = Vec::new();
     // Searches with the most patterns the limits allow, listing the whole scope.
     for _ in 0..4 {
@@ -545,14 +556,16 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let answers: Answers = Arc::default();
     let attack = tenant_a(
-        http.clone(),
-        api_url.clone(),
-        address.clone(),
-        key_a.clone(),
-        ids_a,
+        TenantA {
+            http: http.clone(),
+            api: api_url.clone(),
+            address: address.clone(),
+            key: key_a.clone(),
+            ids: ids_a,
+            stop: stop.clone(),
+            answers: answers.clone(),
+        },
         &options,
-        stop.clone(),
-        answers.clone(),
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (hostile_search, hostile_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;

@@ -89,6 +89,17 @@ fn database_unavailable(code: &str) -> bool {
         .is_ok_and(|code| matches!(code & 0xff, 5 | 10 | 13 | 14))
 }
 
+/// Attaches the name of the operation to a database error, for logs that say what failed.
+pub(crate) trait DbContext<T> {
+    fn during(self, operation: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> DbContext<T> for Result<T, sqlx::Error> {
+    fn during(self, operation: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Database { operation, source })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,16 +123,5 @@ mod tests {
             assert_eq!(database_unavailable(code), unavailable, "{code}");
             assert_eq!(storage_full(code), full, "{code}");
         }
-    }
-}
-
-/// Attaches the name of the operation to a database error, for logs that say what failed.
-pub(crate) trait DbContext<T> {
-    fn during(self, operation: &'static str) -> Result<T, StoreError>;
-}
-
-impl<T> DbContext<T> for Result<T, sqlx::Error> {
-    fn during(self, operation: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Database { operation, source })
     }
 }
