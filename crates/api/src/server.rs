@@ -10,6 +10,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use membrain_auth::KeyResolver;
+use membrain_http::HttpLimits;
 use membrain_memory::Limits;
 use membrain_store::MemoryStore;
 use membrain_timeseries::service::TimeSeriesService;
@@ -44,6 +45,8 @@ pub struct ApiSettings {
     pub key_cache_ttl: Duration,
     /// How long shutdown waits for in-flight requests and the current ingest job.
     pub shutdown_grace: Duration,
+    /// Timeouts and caps of the HTTP server.
+    pub http: HttpLimits,
 }
 
 impl Default for ApiSettings {
@@ -58,6 +61,7 @@ impl Default for ApiSettings {
             ingest_workers: 2,
             key_cache_ttl: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -250,6 +254,11 @@ impl ApiServer {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests and the current ingest
     /// job finish (up to the grace period). Unfinished jobs stay queued for the next start.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        // Checked before the workers start: serving fails only on invalid limits.
+        self.settings
+            .http
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let mut worker_tasks = Vec::new();
         for worker in self.workers {
             worker_tasks.push(tokio::spawn(worker.run(shutdown.clone())));
@@ -257,20 +266,31 @@ impl ApiServer {
         if let Some(backfill) = self.backfill {
             worker_tasks.push(tokio::spawn(backfill.run(shutdown.clone())));
         }
-        let serve = axum::serve(self.listener, router(self.state, &self.settings))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let result = serve.await;
-        let drained = tokio::time::timeout(self.shutdown_grace, async {
-            for task in worker_tasks {
-                let _ = task.await;
+        let grace = self.shutdown_grace;
+        let serve = membrain_http::serve(
+            self.listener,
+            router(self.state, &self.settings),
+            self.settings.http.clone(),
+            shutdown.clone(),
+            grace,
+        );
+        // The workers stop on the same signal as the server, so both drain within one grace
+        // period.
+        let drain_workers = async {
+            shutdown.cancelled().await;
+            let drained = tokio::time::timeout(grace, async {
+                for task in worker_tasks {
+                    let _ = task.await;
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    "ingest workers did not stop within the grace period; their jobs will resume on restart"
+                );
             }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                "ingest workers did not stop within the grace period; their jobs will resume on restart"
-            );
-        }
-        result
+        };
+        let (served, ()) = tokio::join!(serve, drain_workers);
+        served.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     }
 }

@@ -158,27 +158,25 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
 /// The gateway profile's key sources, tried in order: the single key, the map in the
 /// environment, the file, the Secrets Manager secret (each map re-read every `refresh`).
 async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
+    let refresh = RefreshSettings {
+        max_staleness: sources.max_staleness,
+        ..RefreshSettings::every(sources.refresh)
+    };
     let mut chain = ResolverChain::new();
     if let Some(key) = &sources.single_key {
         let tenant = TenantId::parse(DEFAULT_TENANT).context("the default tenant name")?;
         chain = chain.with(Arc::new(StaticKey::new(key, tenant)));
     }
     if sources.environment_map {
-        let keys = RefreshingKeys::new(
-            Arc::new(EnvKeyMap::new(KEYS_MAP_VARIABLE)),
-            RefreshSettings::every(sources.refresh),
-        )
-        .await
-        .with_context(|| format!("reading API keys from {KEYS_MAP_VARIABLE}"))?;
+        let keys = RefreshingKeys::new(Arc::new(EnvKeyMap::new(KEYS_MAP_VARIABLE)), refresh)
+            .await
+            .with_context(|| format!("reading API keys from {KEYS_MAP_VARIABLE}"))?;
         chain = chain.with(Arc::new(keys));
     }
     if let Some(path) = &sources.file {
-        let keys = RefreshingKeys::new(
-            Arc::new(FileKeyMap::new(path.clone())),
-            RefreshSettings::every(sources.refresh),
-        )
-        .await
-        .with_context(|| format!("reading API keys from {}", path.display()))?;
+        let keys = RefreshingKeys::new(Arc::new(FileKeyMap::new(path.clone())), refresh)
+            .await
+            .with_context(|| format!("reading API keys from {}", path.display()))?;
         chain = chain.with(Arc::new(keys));
     }
     if let Some(secret) = &sources.secret {
@@ -188,7 +186,7 @@ async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
             None,
         )
         .await;
-        let keys = RefreshingKeys::new(Arc::new(source), RefreshSettings::every(sources.refresh))
+        let keys = RefreshingKeys::new(Arc::new(source), refresh)
             .await
             .with_context(|| format!("reading API keys from the secret {secret}"))?;
         chain = chain.with(Arc::new(keys));
