@@ -10,6 +10,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use membrain_auth::KeyResolver;
+use membrain_http::HttpLimits;
 use membrain_memory::Limits;
 use membrain_store::MemoryStore;
 use membrain_ts_service::TimeSeriesService;
@@ -54,6 +55,8 @@ pub struct ApiSettings {
     pub retention: Retention,
     /// Bytes the per-tenant search indexes may hold together ([`Semantic::for_settings`]).
     pub index_memory_budget: usize,
+    /// Timeouts and caps of the HTTP server.
+    pub http: HttpLimits,
 }
 
 impl Default for ApiSettings {
@@ -72,6 +75,7 @@ impl Default for ApiSettings {
             tenant_limits: TenantLimits::default(),
             retention: Retention::default(),
             index_memory_budget: crate::SemanticTuning::default().index_memory_budget,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -92,6 +96,29 @@ pub struct AppState {
     pub cpu: Arc<CpuPool>,
     /// Each tenant's request rate and requests in flight.
     pub tenant_limiter: Arc<TenantLimiter>,
+}
+
+impl AppState {
+    /// The state of one API process: the store, the key source and the embedder, with the
+    /// limits, CPU pool and per-tenant limiter `settings` configure. No time series until
+    /// [`ApiServer::with_time_series`] (or a test) sets them.
+    pub fn new(
+        store: Arc<dyn MemoryStore>,
+        keys: Arc<dyn KeyResolver>,
+        semantic: Arc<Semantic>,
+        settings: &ApiSettings,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            limits: Arc::new(settings.limits.clone()),
+            ingest_ready: Arc::new(Notify::new()),
+            semantic,
+            timeseries: None,
+            cpu: Arc::new(CpuPool::new(settings.cpu.clone())),
+            tenant_limiter: Arc::new(TenantLimiter::new(settings.tenant_limits.clone())),
+        }
+    }
 }
 
 /// The REST router with all its layers, without a socket (tests call it directly).
@@ -217,16 +244,7 @@ impl ApiServer {
         semantic: Semantic,
     ) -> std::io::Result<Self> {
         let semantic = Arc::new(semantic);
-        let state = AppState {
-            store: store.clone(),
-            keys,
-            limits: Arc::new(settings.limits.clone()),
-            ingest_ready: Arc::new(Notify::new()),
-            semantic: semantic.clone(),
-            timeseries: None,
-            cpu: Arc::new(CpuPool::new(settings.cpu.clone())),
-            tenant_limiter: Arc::new(TenantLimiter::new(settings.tenant_limits.clone())),
-        };
+        let state = AppState::new(store.clone(), keys, semantic.clone(), settings);
         let workers = (0..settings.ingest_workers)
             .map(|_| {
                 IngestWorker::new(
@@ -275,6 +293,11 @@ impl ApiServer {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests and the current ingest
     /// job finish (up to the grace period). Unfinished jobs stay queued for the next start.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        // Checked before the workers start: serving fails only on invalid limits.
+        self.settings
+            .http
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let mut worker_tasks = Vec::new();
         for worker in self.workers {
             worker_tasks.push(tokio::spawn(worker.run(shutdown.clone())));
@@ -285,20 +308,31 @@ impl ApiServer {
         if let Some(maintenance) = self.maintenance {
             worker_tasks.push(tokio::spawn(maintenance.run(shutdown.clone())));
         }
-        let serve = axum::serve(self.listener, router(self.state, &self.settings))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let result = serve.await;
-        let drained = tokio::time::timeout(self.shutdown_grace, async {
-            for task in worker_tasks {
-                let _ = task.await;
+        let grace = self.shutdown_grace;
+        let serve = membrain_http::serve(
+            self.listener,
+            router(self.state, &self.settings),
+            self.settings.http.clone(),
+            shutdown.clone(),
+            grace,
+        );
+        // The workers stop on the same signal as the server, so both drain within one grace
+        // period.
+        let drain_workers = async {
+            shutdown.cancelled().await;
+            let drained = tokio::time::timeout(grace, async {
+                for task in worker_tasks {
+                    let _ = task.await;
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    "ingest workers did not stop within the grace period; their jobs will resume on restart"
+                );
             }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                "ingest workers did not stop within the grace period; their jobs will resume on restart"
-            );
-        }
-        result
+        };
+        let (served, ()) = tokio::join!(serve, drain_workers);
+        served.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     }
 }

@@ -1,8 +1,9 @@
 //! [`RefreshingKeys`]: a [`KeyResolver`] over a [`KeyMapSource`] that keeps the last good map in
-//! memory and reloads it, so keys rotated in or out of the source take effect without a restart.
+//! memory and reloads it, so keys rotated in or out of the source take effect without a restart,
+//! and that refuses every key once the map is too old to trust.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use membrain_memory::TenantId;
@@ -26,6 +27,11 @@ pub struct RefreshSettings {
     /// How long a resolve that needs a fresh map waits for it. A slower load goes on in the
     /// background and the resolve answers from the map it has.
     pub reload_wait: Duration,
+    /// How old the last successful load may be before every key is refused with
+    /// [`AuthError::Unavailable`]: a key revoked in the source must not keep working forever
+    /// because the source became unreachable. Should be well above `refresh`, so that a few
+    /// failed reloads in a row do not lock everyone out.
+    pub max_staleness: Duration,
 }
 
 impl RefreshSettings {
@@ -46,6 +52,9 @@ impl Default for RefreshSettings {
             // Below the 3 s a Lambda function gets by default, and above a healthy Secrets
             // Manager call.
             reload_wait: Duration::from_secs(2),
+            // Fifteen refresh intervals: an outage of the key store that long is an incident
+            // of its own, and a revoked key stops working within it at the latest.
+            max_staleness: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -58,7 +67,10 @@ impl Default for RefreshSettings {
 /// * an unknown key starts a reload when the last attempt is older than `min_reload_gap`, and
 ///   waits for it (or for one already running) before it is refused;
 /// * one reload runs at a time, in its own task, so a caller that gives up does not cancel it;
-/// * a failed reload keeps the last good map and logs a warning.
+/// * a failed reload keeps the last good map and logs a warning;
+/// * once the last successful load is older than `max_staleness`, every resolve fails with
+///   [`AuthError::Unavailable`] (callers answer 503 or deny) until a reload succeeds, and an
+///   error naming the source is logged once a minute meanwhile.
 ///
 /// Needs a tokio runtime (reloads are spawned tasks).
 #[derive(Clone)]
@@ -72,7 +84,12 @@ struct Shared {
     // A watch channel rather than a lock: resolves read the current map without waiting for a
     // reload, and waiters are woken when one finishes.
     state: watch::Sender<State>,
+    /// When the "too stale" error was last logged: once a minute, not once per request.
+    stale_logged_at: Mutex<Option<Instant>>,
 }
+
+/// How often a map past its maximum staleness is reported while it stays so.
+const STALE_LOG_GAP: Duration = Duration::from_secs(60);
 
 struct State {
     map: Arc<KeyMap>,
@@ -112,6 +129,7 @@ impl RefreshingKeys {
                 source,
                 settings,
                 state: watch::Sender::new(state),
+                stale_logged_at: Mutex::new(None),
             }),
         })
     }
@@ -152,19 +170,23 @@ impl fmt::Debug for RefreshingKeys {
 impl KeyResolver for RefreshingKeys {
     async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
         let shared = &self.shared;
+        let settings = &shared.settings;
         let hash = key.hash();
         let now = Instant::now();
-        let (tenant, stale, may_reload, reloading, finished) = {
+        let (tenant, loaded_at, due, may_reload, reloading, finished) = {
             let state = shared.state.borrow();
+            let age = now.duration_since(state.loaded_at);
             (
                 state.map.tenant_for_hash(&hash).cloned(),
-                now.duration_since(state.loaded_at) >= shared.settings.refresh,
-                now.duration_since(state.attempted_at) >= shared.settings.min_reload_gap,
+                state.loaded_at,
+                // A map past its maximum staleness is always due, whatever `refresh` says.
+                age >= settings.refresh.min(settings.max_staleness),
+                now.duration_since(state.attempted_at) >= settings.min_reload_gap,
                 state.reloading,
                 state.finished,
             )
         };
-        if tenant.is_some() && !stale {
+        if tenant.is_some() && !due {
             return Ok(tenant);
         }
         // The map is due, or the key is unknown (perhaps rotated in a moment ago).
@@ -173,14 +195,64 @@ impl KeyResolver for RefreshingKeys {
             // Someone else's reload: only an unknown key waits for it; a known key keeps
             // working on the current map until the reload lands.
             None if reloading && tenant.is_none() => finished,
-            None => return Ok(tenant),
+            None => return shared.unless_too_stale(tenant, loaded_at),
         };
         shared.wait_for_reload_after(wait_after).await;
-        Ok(shared.state.borrow().map.tenant_for_hash(&hash).cloned())
+        let (tenant, loaded_at) = {
+            let state = shared.state.borrow();
+            (state.map.tenant_for_hash(&hash).cloned(), state.loaded_at)
+        };
+        shared.unless_too_stale(tenant, loaded_at)
     }
 }
 
 impl Shared {
+    /// `tenant`, found in the map loaded at `loaded_at`, unless that map is past its maximum
+    /// staleness: then no key can be trusted, revoked ones included.
+    fn unless_too_stale(
+        &self,
+        tenant: Option<TenantId>,
+        loaded_at: Instant,
+    ) -> Result<Option<TenantId>, AuthError> {
+        let age = Instant::now().duration_since(loaded_at);
+        let max = self.settings.max_staleness;
+        if age <= max {
+            return Ok(tenant);
+        }
+        let source = self.source.describe();
+        if self.stale_report_due() {
+            tracing::error!(
+                source = %source,
+                age_secs = age.as_secs(),
+                max_staleness_secs = max.as_secs(),
+                "the API key map has not been reloaded within its maximum staleness: refusing \
+                 every key until the source can be read again"
+            );
+        }
+        Err(AuthError::Unavailable(format!(
+            "the API key map from {source} was last loaded {}s ago, longer than its maximum \
+             staleness ({}s), and cannot be reloaded",
+            age.as_secs(),
+            max.as_secs()
+        )))
+    }
+
+    /// True at most once per [`STALE_LOG_GAP`].
+    fn stale_report_due(&self) -> bool {
+        let now = Instant::now();
+        let mut last = self
+            .stale_logged_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *last {
+            Some(at) if now.duration_since(at) < STALE_LOG_GAP => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
     /// Marks a reload as running unless one already is; answers how many had finished before it.
     fn try_begin_reload(&self) -> Option<u64> {
         let mut finished_before = None;
@@ -357,6 +429,7 @@ mod tests {
             refresh: Duration::from_secs(60),
             min_reload_gap: Duration::from_secs(2),
             reload_wait: Duration::from_secs(2),
+            max_staleness: Duration::from_secs(15 * 60),
         }
     }
 
@@ -484,6 +557,113 @@ mod tests {
         // The retired key, now unknown, asks the source once more before it is refused.
         assert_eq!(keys.resolve(&key(OLD_KEY)).await.expect("resolve"), None);
         assert_eq!(source.loads(), 3);
+    }
+
+    /// Log lines written while `logs` is the current thread's subscriber.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logs {
+        /// Captures this thread's logs (a paused-clock test runs every task on it).
+        fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+            let logs = Self::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            (logs, tracing::subscriber::set_default(subscriber))
+        }
+
+        fn errors(&self) -> Vec<String> {
+            let text = String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned();
+            text.lines()
+                .filter(|line| line.contains("ERROR"))
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_map_that_cannot_be_reloaded_for_too_long_refuses_every_key() {
+        let (logs, _guard) = Logs::capture();
+        let source = FakeSource::new(&format!(r#"{{"{OLD_KEY}": "acme"}}"#));
+        let keys = RefreshingKeys::new(source.clone(), settings())
+            .await
+            .expect("first load");
+        source.set(Err("the store is down"));
+
+        // Stale but within the maximum: the last good map answers.
+        tokio::time::advance(Duration::from_secs(14 * 60)).await;
+        assert_eq!(keys.resolve(&key(OLD_KEY)).await.expect("resolve"), acme());
+        assert!(logs.errors().is_empty(), "{:?}", logs.errors());
+
+        // Past it: every key is refused as unavailable (503 at the gate, a denial in the
+        // authorizer), a known key, a revoked one and an unknown one alike.
+        tokio::time::advance(Duration::from_secs(2 * 60)).await;
+        for presented in [OLD_KEY, NEW_KEY] {
+            let error = keys
+                .resolve(&key(presented))
+                .await
+                .expect_err("too stale to trust");
+            assert!(matches!(error, AuthError::Unavailable(_)), "{error:?}");
+            let text = error.to_string();
+            assert!(text.contains("the test source"), "{text}");
+            assert!(text.contains("maximum staleness (900s)"), "{text}");
+            assert!(!text.contains(&presented[3..]), "no key in errors: {text}");
+        }
+
+        // Loudly, naming the source, but once a minute rather than once per request.
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            assert!(keys.resolve(&key(OLD_KEY)).await.is_err());
+        }
+        let errors = logs.errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("the test source"), "{}", errors[0]);
+        assert!(!errors[0].contains(&OLD_KEY[3..]), "{}", errors[0]);
+        tokio::time::advance(Duration::from_secs(25)).await;
+        assert!(keys.resolve(&key(OLD_KEY)).await.is_err());
+        assert_eq!(logs.errors().len(), 2, "{:?}", logs.errors());
+
+        // The source comes back: the next attempt loads it and keys work again.
+        source.set(Ok(&format!(r#"{{"{NEW_KEY}": "acme"}}"#)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(keys.resolve(&key(NEW_KEY)).await.expect("resolve"), acme());
+        assert_eq!(keys.resolve(&key(OLD_KEY)).await.expect("resolve"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_maximum_staleness_below_refresh_still_reloads_in_time() {
+        let source = FakeSource::new(&format!(r#"{{"{OLD_KEY}": "acme"}}"#));
+        let keys = RefreshingKeys::new(
+            source.clone(),
+            RefreshSettings {
+                refresh: Duration::from_secs(3600),
+                max_staleness: Duration::from_secs(60),
+                ..settings()
+            },
+        )
+        .await
+        .expect("first load");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(keys.resolve(&key(OLD_KEY)).await.expect("resolve"), acme());
+        assert_eq!(
+            source.loads(),
+            2,
+            "a map past its maximum staleness is reloaded"
+        );
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 //! * [`run`] is the whole function: it reads [`AuthorizerSettings`], loads the key map once per
 //!   Lambda container ([`membrain_auth::RefreshingKeys`] over
 //!   [`membrain_secrets::SecretsManagerKeyMap`], reloaded every refresh interval and when an
-//!   unknown key arrives), and serves invocations through the official `lambda_runtime`.
+//!   unknown key arrives, denying everyone once it has not been read for the maximum
+//!   staleness), and serves invocations through the official `lambda_runtime`.
 //!   [`key_resolver`] and [`serve`] are its two halves.
 //!
 //! ```no_run
@@ -25,6 +26,7 @@
 //! | --- | --- |
 //! | `MEMBRAIN_KEYS_SECRET` | required: name or ARN of the secret; its `SecretString` is `{"<api key>": "<tenant>", ...}` |
 //! | `MEMBRAIN_KEYS_REFRESH_SECS` | seconds between reloads of the key map (default 60): a removed key stops within this |
+//! | `MEMBRAIN_KEYS_MAX_STALENESS_SECS` | seconds without a successful reload after which every request is denied (default 900) |
 //! | `AWS_REGION` | the secret's region (Lambda sets it) |
 //! | `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL` | optional: another Secrets Manager endpoint |
 //!
@@ -114,7 +116,11 @@ pub async fn key_resolver(
         settings.credentials.clone(),
     )
     .await;
-    RefreshingKeys::new(Arc::new(source), RefreshSettings::every(settings.refresh))
+    let refresh = RefreshSettings {
+        max_staleness: settings.max_staleness,
+        ..RefreshSettings::every(settings.refresh)
+    };
+    RefreshingKeys::new(Arc::new(source), refresh)
         .await
         .map_err(AuthorizerError::Keys)
 }

@@ -14,6 +14,9 @@ pub struct AuthorizerSettings {
     pub secret_id: String,
     /// How old the key map may get before it is read again.
     pub refresh: Duration,
+    /// How old the last successful read of the key map may get before every request is denied
+    /// (a key revoked in the secret must not live on while the secret cannot be read).
+    pub max_staleness: Duration,
     /// The region, and the endpoint when it is not the region's public one.
     pub endpoint: AwsEndpoint,
     /// Static credentials; `None` uses the normal chain (in Lambda, the function's role).
@@ -24,6 +27,8 @@ impl AuthorizerSettings {
     pub const SECRET_VAR: &str = "MEMBRAIN_KEYS_SECRET";
     pub const REFRESH_VAR: &str = "MEMBRAIN_KEYS_REFRESH_SECS";
     pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+    pub const MAX_STALENESS_VAR: &str = "MEMBRAIN_KEYS_MAX_STALENESS_SECS";
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(15 * 60);
 
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, AuthorizerError> {
@@ -34,6 +39,8 @@ impl AuthorizerSettings {
     ///
     /// * `MEMBRAIN_KEYS_SECRET` (required): the secret's name or ARN;
     /// * `MEMBRAIN_KEYS_REFRESH_SECS` (default 60): seconds between reloads of the key map;
+    /// * `MEMBRAIN_KEYS_MAX_STALENESS_SECS` (default 900): after this many seconds without a
+    ///   successful reload, every request is denied;
     /// * `AWS_REGION`, else `AWS_DEFAULT_REGION` (Lambda sets `AWS_REGION`);
     /// * `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL` (optional): where Secrets
     ///   Manager calls go instead of the region's public endpoint.
@@ -43,19 +50,19 @@ impl AuthorizerSettings {
             var: Self::SECRET_VAR,
             fix: "set it to the name or ARN of the Secrets Manager secret that holds the key map",
         })?;
-        let refresh = match set(Self::REFRESH_VAR) {
-            None => Self::DEFAULT_REFRESH,
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(seconds) if seconds >= 1 => Duration::from_secs(seconds),
-                _ => {
-                    return Err(AuthorizerError::InvalidSetting {
-                        var: Self::REFRESH_VAR,
-                        value: text,
-                        fix: "use a whole number of seconds, at least 1 (default 60)",
-                    });
-                }
-            },
-        };
+        let refresh = seconds_at_least_one(
+            &set,
+            Self::REFRESH_VAR,
+            Self::DEFAULT_REFRESH,
+            "use a whole number of seconds, at least 1 (default 60)",
+        )?;
+        let max_staleness = seconds_at_least_one(
+            &set,
+            Self::MAX_STALENESS_VAR,
+            Self::DEFAULT_MAX_STALENESS,
+            "use a whole number of seconds, at least 1 (default 900: refuse every key after 15 \
+             minutes without a successful read of the secret)",
+        )?;
         let region = set("AWS_REGION")
             .or_else(|| set("AWS_DEFAULT_REGION"))
             .ok_or(AuthorizerError::MissingSetting {
@@ -68,9 +75,30 @@ impl AuthorizerSettings {
         Ok(Self {
             secret_id: secret_id.trim().to_owned(),
             refresh,
+            max_staleness,
             endpoint: AwsEndpoint::new(region.trim(), endpoint_url),
             credentials: None,
         })
+    }
+}
+
+/// A whole number of seconds, at least 1, from `var`; `default` when it is not set.
+fn seconds_at_least_one(
+    set: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+    fix: &'static str,
+) -> Result<Duration, AuthorizerError> {
+    let Some(text) = set(var) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(seconds) if seconds >= 1 => Ok(Duration::from_secs(seconds)),
+        _ => Err(AuthorizerError::InvalidSetting {
+            var,
+            value: text,
+            fix,
+        }),
     }
 }
 
@@ -169,5 +197,32 @@ mod tests {
                 )),
             );
         }
+    }
+
+    #[test]
+    fn a_key_map_too_long_unread_denies_after_the_maximum_staleness() {
+        let read = |extra: Option<(&str, &str)>| {
+            let env = [
+                ("MEMBRAIN_KEYS_SECRET", "membrain/api-keys"),
+                ("AWS_REGION", "eu-west-1"),
+            ];
+            AuthorizerSettings::from_lookup(|name| {
+                env.iter()
+                    .chain(extra.iter())
+                    .find(|(var, _)| *var == name)
+                    .map(|(_, value)| (*value).to_owned())
+            })
+        };
+        let defaults = read(None).expect("defaults");
+        assert_eq!(defaults.max_staleness, Duration::from_secs(900));
+        let set = read(Some(("MEMBRAIN_KEYS_MAX_STALENESS_SECS", " 120 "))).expect("120");
+        assert_eq!(set.max_staleness, Duration::from_secs(120));
+        let error = read(Some(("MEMBRAIN_KEYS_MAX_STALENESS_SECS", "0"))).expect_err("zero");
+        assert!(
+            error.to_string().starts_with(
+                "MEMBRAIN_KEYS_MAX_STALENESS_SECS=\"0\" is not valid: use a whole number"
+            ),
+            "{error}"
+        );
     }
 }

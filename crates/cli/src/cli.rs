@@ -98,7 +98,9 @@ pub enum Command {
     /// Checks each request's x-api-key header against the key map in the Secrets Manager secret
     /// MEMBRAIN_KEYS_SECRET (a JSON object of key -> tenant), re-read every
     /// MEMBRAIN_KEYS_REFRESH_SECS (default 60), and answers API Gateway's simple response
-    /// (payload format 2.0) with the tenant in the context. Only meaningful inside Lambda.
+    /// (payload format 2.0) with the tenant in the context. After
+    /// MEMBRAIN_KEYS_MAX_STALENESS_SECS (default 900) without a successful re-read it denies
+    /// every request. Only meaningful inside Lambda.
     Authorizer,
 }
 
@@ -517,6 +519,35 @@ pub struct ApiTuning {
     pub api_key: Option<String>,
 }
 
+/// The HTTP servers' timeouts and caps, shared by `serve`, `api` and `mcp` (each server gets
+/// its own connections and requests under these caps).
+#[derive(Debug, Args, Default)]
+pub struct HttpArgs {
+    /// Seconds a client may take to send a request's head (request line and headers); slower
+    /// ones (slowloris) are disconnected [default: 10].
+    #[arg(long, env = "MEMBRAIN_HTTP_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_header_timeout_secs: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open; keep it above the load balancer's idle
+    /// timeout (ALB: 60) so the balancer closes first [default: 75].
+    #[arg(long, env = "MEMBRAIN_HTTP_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may pause before the request is answered 408 [default: 30].
+    #[arg(long, env = "MEMBRAIN_HTTP_BODY_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_body_timeout_secs: Option<u64>,
+    /// Seconds a request may run before it is stopped and answered 503 deadline_exceeded; on
+    /// the MCP server add_memory waits for its memory up to 10 s less [default: 60].
+    #[arg(long, env = "MEMBRAIN_HTTP_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_request_timeout_secs: Option<u64>,
+    /// Connections open at once; beyond it no more are accepted until one closes. Keep it below
+    /// `ulimit -n` [default: 4096].
+    #[arg(long, env = "MEMBRAIN_HTTP_MAX_CONNECTIONS", value_name = "N")]
+    pub http_max_connections: Option<usize>,
+    /// Requests handled at once; beyond it requests are answered 503 busy with Retry-After: 1
+    /// [default: 512].
+    #[arg(long, env = "MEMBRAIN_HTTP_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub http_max_concurrent_requests: Option<usize>,
+}
+
 /// Where time series live, shared by `serve`, `api` and `mcp --profile gateway`.
 #[derive(Debug, Args, Default)]
 pub struct TsStoreArgs {
@@ -632,6 +663,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tuning: ApiTuning,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub semantic: SemanticArgs,
     #[command(flatten)]
     pub time_series: TsStoreArgs,
@@ -647,6 +680,8 @@ pub struct ApiArgs {
     pub port: Option<u16>,
     #[command(flatten)]
     pub tuning: ApiTuning,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub semantic: SemanticArgs,
     #[command(flatten)]
@@ -692,7 +727,8 @@ pub struct McpArgs {
     #[arg(long, env = "API_BASE_URL", value_name = "URL")]
     pub api_base_url: Option<String>,
     /// Host names clients may use to reach this server, comma-separated (the load balancer's
-    /// public name in production) [default: localhost,127.0.0.1,::1].
+    /// public name in production), or `*` for any Host when the load balancer checks it; an
+    /// empty list is refused [default: localhost,127.0.0.1,::1].
     #[arg(
         long,
         env = "MEMBRAIN_MCP_ALLOWED_HOSTS",
@@ -700,7 +736,8 @@ pub struct McpArgs {
         value_name = "HOSTS"
     )]
     pub allowed_hosts: Option<Vec<String>>,
-    /// Browser origins allowed to call this server, comma-separated [default: http://localhost,http://127.0.0.1].
+    /// Browser origins allowed to call this server, comma-separated; empty: no browser page may
+    /// [default: http://localhost,http://127.0.0.1,https://localhost].
     #[arg(
         long,
         env = "MEMBRAIN_MCP_ALLOWED_ORIGINS",
@@ -732,6 +769,12 @@ pub struct McpArgs {
     /// revoked one stops within this [default: 60].
     #[arg(long, env = "MEMBRAIN_KEYS_REFRESH_SECS", value_name = "SECS")]
     pub keys_refresh_secs: Option<u64>,
+    /// Gateway profile: seconds without a successful re-read of a key map after which every key
+    /// is refused (503), so a revoked key cannot outlive an unreachable key store [default: 900].
+    #[arg(long, env = "MEMBRAIN_KEYS_MAX_STALENESS_SECS", value_name = "SECS")]
+    pub keys_max_staleness_secs: Option<u64>,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub time_series: TsStoreArgs,
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use membrain_api::ApiSettings;
-use membrain_auth::ApiKey;
+use membrain_auth::{ApiKey, RefreshSettings};
+use membrain_http::HttpLimits;
 use membrain_llm::{Endpoint, EndpointKey};
-use membrain_mcp::McpSettings;
+use membrain_mcp::{AllowedHosts, McpSettings};
 use serde::Deserialize;
 
 use crate::cli::{
-    ApiArgs, ApiTuning, EmbedderKind, GlobalArgs, LogFormat, McpArgs, McpProfile, SemanticArgs,
-    ServeArgs, Transport, TsStoreArgs,
+    ApiArgs, ApiTuning, EmbedderKind, GlobalArgs, HttpArgs, LogFormat, McpArgs, McpProfile,
+    SemanticArgs, ServeArgs, Transport, TsStoreArgs,
 };
 use membrain_timeseries::{ReadLimits, Span, WriteLimits};
 use membrain_ts_service::ReadSettings;
@@ -37,6 +38,20 @@ pub struct FileConfig {
     pub llm: FileLlm,
     #[serde(default)]
     pub timeseries: FileTimeSeries,
+    #[serde(default)]
+    pub http: FileHttp,
+}
+
+/// `[http]`: timeouts and caps of both HTTP servers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub header_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// `[timeseries]`: where series live and the limits of the ts calls.
@@ -106,6 +121,7 @@ pub struct FileMcp {
     pub keys_file: Option<PathBuf>,
     pub keys_secret: Option<String>,
     pub keys_refresh_secs: Option<u64>,
+    pub keys_max_staleness_secs: Option<u64>,
     pub transport: Option<Transport>,
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -215,7 +231,84 @@ pub fn configured_key(raw: Option<&str>) -> Result<Option<ApiKey>> {
     }
 }
 
-fn api_settings(listen: SocketAddr, tuning: &ApiTuning, file: &FileApi) -> Result<ApiSettings> {
+/// The HTTP servers' limits: flags over `[http]` over defaults; zero is refused.
+pub fn http_limits(args: &HttpArgs, file: &FileHttp) -> Result<HttpLimits> {
+    let defaults = HttpLimits::default();
+    let timeout =
+        |flag: Option<u64>, file: Option<u64>, default: Duration, name: &str| match flag.or(file) {
+            None => Ok(default),
+            Some(0) => bail!(
+                "--http-{name}-timeout-secs (MEMBRAIN_HTTP_{}_TIMEOUT_SECS, [http] \
+                 {name}_timeout_secs) must be at least 1 second (default {})",
+                name.to_uppercase(),
+                default.as_secs()
+            ),
+            Some(seconds) => Ok(secs(seconds)),
+        };
+    let cap = |flag: Option<usize>, file: Option<usize>, default: usize, name: &str| match flag
+        .or(file)
+    {
+        None => Ok(default),
+        Some(0) => bail!(
+            "--http-{} (MEMBRAIN_HTTP_{}, [http] {name}) must be at least 1 (default {default})",
+            name.replace('_', "-"),
+            name.to_uppercase()
+        ),
+        Some(value) => Ok(value),
+    };
+    let limits = HttpLimits {
+        header_timeout: timeout(
+            args.http_header_timeout_secs,
+            file.header_timeout_secs,
+            defaults.header_timeout,
+            "header",
+        )?,
+        idle_timeout: timeout(
+            args.http_idle_timeout_secs,
+            file.idle_timeout_secs,
+            defaults.idle_timeout,
+            "idle",
+        )?,
+        body_timeout: timeout(
+            args.http_body_timeout_secs,
+            file.body_timeout_secs,
+            defaults.body_timeout,
+            "body",
+        )?,
+        request_timeout: timeout(
+            args.http_request_timeout_secs,
+            file.request_timeout_secs,
+            defaults.request_timeout,
+            "request",
+        )?,
+        max_connections: cap(
+            args.http_max_connections,
+            file.max_connections,
+            defaults.max_connections,
+            "max_connections",
+        )?,
+        max_concurrent_requests: cap(
+            args.http_max_concurrent_requests,
+            file.max_concurrent_requests,
+            defaults.max_concurrent_requests,
+            "max_concurrent_requests",
+        )?,
+    };
+    // The upper bounds (a day, a million).
+    limits
+        .validate()
+        .context("the HTTP settings (--http-… flags, MEMBRAIN_HTTP_… variables, [http])")?;
+    Ok(limits)
+}
+
+fn api_settings(
+    listen: SocketAddr,
+    tuning: &ApiTuning,
+    http: &HttpArgs,
+    file: &FileConfig,
+) -> Result<ApiSettings> {
+    let http = http_limits(http, &file.http)?;
+    let file = &file.api;
     let defaults = ApiSettings::default();
     let mut limits = defaults.limits.clone();
     limits.max_content_bytes = tuning
@@ -346,6 +439,7 @@ fn api_settings(listen: SocketAddr, tuning: &ApiTuning, file: &FileApi) -> Resul
             .or(file.key_cache_secs)
             .map(secs)
             .unwrap_or(defaults.key_cache_ttl),
+        http,
         ..defaults
     })
 }
@@ -357,7 +451,7 @@ pub fn api(args: &ApiArgs, file: &FileConfig) -> Result<ApiSettings> {
         .or_else(|| file.api.host.clone())
         .unwrap_or_else(|| "0.0.0.0".into());
     let port = args.port.or(file.api.port).unwrap_or(8000);
-    api_settings(socket(&host, port, "API")?, &args.tuning, &file.api)
+    api_settings(socket(&host, port, "API")?, &args.tuning, &args.http, file)
 }
 
 /// `serve`: both services on loopback only.
@@ -367,11 +461,13 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> Result<(ApiSettings, McpSet
     let api = api_settings(
         socket("127.0.0.1", api_port, "API")?,
         &args.tuning,
-        &file.api,
+        &args.http,
+        file,
     )?;
     let mcp = McpSettings {
         listen: socket("127.0.0.1", mcp_port, "MCP")?,
         key_cache_ttl: api.key_cache_ttl,
+        http: api.http.clone(),
         ..McpSettings::default()
     };
     Ok((api, mcp))
@@ -546,6 +642,8 @@ pub struct KeySources {
     /// A Secrets Manager secret name or ARN.
     pub secret: Option<String>,
     pub refresh: Duration,
+    /// How old a key map's last successful read may get before every key is refused.
+    pub max_staleness: Duration,
 }
 
 /// The environment variable holding a JSON map of keys to tenants.
@@ -724,15 +822,21 @@ pub fn mcp(args: &McpArgs, file: &FileConfig, common: &Common) -> Result<McpComm
             .filter(|s| !s.is_empty())
             .collect()
     };
+    // An empty list must not quietly mean "any host": it is refused, and any host takes `*`.
+    let allowed_hosts = match args
+        .allowed_hosts
+        .as_ref()
+        .or(file.mcp.allowed_hosts.as_ref())
+    {
+        None => defaults.allowed_hosts.clone(),
+        Some(entries) => AllowedHosts::parse(entries).context(
+            "--allowed-hosts (MEMBRAIN_MCP_ALLOWED_HOSTS, [mcp] allowed_hosts) cannot be used",
+        )?,
+    };
     let settings = McpSettings {
         listen: socket(&host, port, "MCP")?,
         api_base_url,
-        allowed_hosts: args
-            .allowed_hosts
-            .clone()
-            .or_else(|| file.mcp.allowed_hosts.clone())
-            .map(clean)
-            .unwrap_or(defaults.allowed_hosts.clone()),
+        allowed_hosts,
         allowed_origins: args
             .allowed_origins
             .clone()
@@ -748,6 +852,7 @@ pub fn mcp(args: &McpArgs, file: &FileConfig, common: &Common) -> Result<McpComm
             .or(file.mcp.key_cache_secs)
             .map(secs)
             .unwrap_or(defaults.key_cache_ttl),
+        http: http_limits(&args.http, &file.http)?,
         ..defaults
     };
     let transport = args
@@ -780,6 +885,18 @@ pub fn mcp(args: &McpArgs, file: &FileConfig, common: &Common) -> Result<McpComm
                         .unwrap_or(60)
                         .max(1),
                 ),
+                max_staleness: match args
+                    .keys_max_staleness_secs
+                    .or(file.mcp.keys_max_staleness_secs)
+                {
+                    None => RefreshSettings::default().max_staleness,
+                    Some(0) => bail!(
+                        "--keys-max-staleness-secs (MEMBRAIN_KEYS_MAX_STALENESS_SECS, [mcp] \
+                         keys_max_staleness_secs) must be at least 1 second (default 900: refuse \
+                         every key after 15 minutes without a successful read of the key source)"
+                    ),
+                    Some(seconds) => secs(seconds),
+                },
             };
             if keys.single_key.is_none()
                 && !keys.environment_map
@@ -821,6 +938,7 @@ mod tests {
             host: Some("127.0.0.1".into()),
             port: None,
             tuning: ApiTuning::default(),
+            http: HttpArgs::default(),
             semantic: SemanticArgs::default(),
         };
         let settings = api(&args, &file).unwrap();
@@ -845,6 +963,7 @@ mod tests {
             host: Some("example.com".into()),
             port: None,
             tuning: ApiTuning::default(),
+            http: HttpArgs::default(),
             semantic: SemanticArgs::default(),
         };
         let err = api(&args, &FileConfig::default()).unwrap_err();
@@ -1088,5 +1207,128 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("[timeseries] max_points"), "{error}");
+    }
+
+    #[test]
+    fn http_limits_come_from_flags_over_the_file_and_zero_is_refused() {
+        let file: FileConfig = toml::from_str(
+            "[http]\nmax_connections = 100\nrequest_timeout_secs = 90\nidle_timeout_secs = 120\n",
+        )
+        .unwrap();
+        let args = HttpArgs {
+            http_max_connections: Some(50),
+            http_idle_timeout_secs: Some(80),
+            ..HttpArgs::default()
+        };
+        let limits = http_limits(&args, &file.http).unwrap();
+        assert_eq!(
+            limits,
+            HttpLimits {
+                max_connections: 50,
+                request_timeout: Duration::from_secs(90),
+                idle_timeout: Duration::from_secs(80),
+                ..HttpLimits::default()
+            }
+        );
+
+        let refused = |args: HttpArgs, file: &str| {
+            let file: FileConfig = toml::from_str(file).unwrap();
+            format!("{:#}", http_limits(&args, &file.http).unwrap_err())
+        };
+        assert_eq!(
+            refused(
+                HttpArgs {
+                    http_header_timeout_secs: Some(0),
+                    ..HttpArgs::default()
+                },
+                ""
+            ),
+            "--http-header-timeout-secs (MEMBRAIN_HTTP_HEADER_TIMEOUT_SECS, [http] \
+             header_timeout_secs) must be at least 1 second (default 10)"
+        );
+        assert_eq!(
+            refused(HttpArgs::default(), "[http]\nmax_concurrent_requests = 0\n"),
+            "--http-max-concurrent-requests (MEMBRAIN_HTTP_MAX_CONCURRENT_REQUESTS, [http] \
+             max_concurrent_requests) must be at least 1 (default 512)"
+        );
+        let too_long = refused(HttpArgs::default(), "[http]\nbody_timeout_secs = 100000\n");
+        assert!(too_long.contains("at most a day"), "{too_long}");
+        assert!(toml::from_str::<FileConfig>("[http]\nmax_conections = 1\n").is_err());
+    }
+
+    fn mcp_from(arguments: &[&str], file: &str) -> Result<McpCommand> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(
+            [
+                "membrain",
+                "--data-dir",
+                "/tmp/membrain-settings-test",
+                "mcp",
+            ]
+            .iter()
+            .chain(arguments),
+        )
+        .unwrap();
+        let crate::cli::Command::Mcp(args) = cli.command else {
+            panic!("parsed as mcp");
+        };
+        let file: FileConfig = toml::from_str(file).unwrap();
+        let common = Common::resolve(&cli.global, &file).unwrap();
+        mcp(&args, &file, &common)
+    }
+
+    #[test]
+    fn allowed_hosts_cannot_be_emptied_into_any_host() {
+        for (arguments, file) in [
+            (&["--allowed-hosts", ""][..], ""),
+            (&["--allowed-hosts", " , "][..], ""),
+            (&[][..], "[mcp]\nallowed_hosts = []\n"),
+        ] {
+            let error = format!("{:#}", mcp_from(arguments, file).err().unwrap());
+            assert!(
+                error.contains("MEMBRAIN_MCP_ALLOWED_HOSTS") && error.contains("or `*` to accept"),
+                "{arguments:?} {file:?}: {error}"
+            );
+        }
+        let any = mcp_from(&["--allowed-hosts", "*"], "").unwrap();
+        assert_eq!(any.settings.allowed_hosts, AllowedHosts::Any);
+        let listed = mcp_from(&[], "[mcp]\nallowed_hosts = [\"MCP.example.com\"]\n").unwrap();
+        assert_eq!(
+            listed.settings.allowed_hosts,
+            AllowedHosts::List(vec!["mcp.example.com".into()])
+        );
+        let default = mcp_from(&[], "").unwrap();
+        assert_eq!(default.settings.allowed_hosts, AllowedHosts::local());
+        assert_eq!(default.settings.http, HttpLimits::default());
+    }
+
+    #[test]
+    fn the_gateway_key_map_has_a_maximum_staleness() {
+        let gateway = |arguments: &[&str], file: &str| {
+            let mut all = vec!["--profile", "gateway", "--keys-file", "/tmp/keys.json"];
+            all.extend_from_slice(arguments);
+            mcp_from(&all, file).map(|command| command.gateway.unwrap().keys.max_staleness)
+        };
+        assert_eq!(gateway(&[], "").unwrap(), Duration::from_secs(900));
+        assert_eq!(
+            gateway(&[], "[mcp]\nkeys_max_staleness_secs = 300\n").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            gateway(
+                &["--keys-max-staleness-secs", "120"],
+                "[mcp]\nkeys_max_staleness_secs = 300\n"
+            )
+            .unwrap(),
+            Duration::from_secs(120)
+        );
+        let error = format!(
+            "{:#}",
+            gateway(&["--keys-max-staleness-secs", "0"], "").unwrap_err()
+        );
+        assert!(
+            error.contains("MEMBRAIN_KEYS_MAX_STALENESS_SECS"),
+            "{error}"
+        );
     }
 }

@@ -40,9 +40,23 @@ async fn help_teaches_commands_and_configuration() {
         "MCP_SERVER_PORT",
         "MEMBRAIN_API_KEY",
         "stdio",
+        "MEMBRAIN_HTTP_HEADER_TIMEOUT_SECS",
+        "MEMBRAIN_HTTP_MAX_CONNECTIONS",
+        "MEMBRAIN_HTTP_MAX_CONCURRENT_REQUESTS",
+        "MEMBRAIN_KEYS_MAX_STALENESS_SECS",
     ] {
         assert!(mcp_help.contains(expected), "mcp --help lacks {expected:?}");
     }
+    // An empty allow-list must not start a server that accepts any Host.
+    let (ok, _, stderr) = membrain_output(&["mcp"], &[("MEMBRAIN_MCP_ALLOWED_HOSTS", "")]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("MEMBRAIN_MCP_ALLOWED_HOSTS") && stderr.contains("`*`"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = membrain_output(&["api", "--http-max-connections", "0"], &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("--http-max-connections"), "{stderr}");
     let (ok, _, stderr) = membrain_output(&["api", "--host", "not-an-ip"], &[]).await;
     assert!(!ok);
     assert!(stderr.contains("not an IP address"), "{stderr}");

@@ -1,11 +1,15 @@
 //! The MCP server over Streamable HTTP at `/mcp`, stateless, with the checks that must happen
-//! before rmcp sees a request:
+//! before rmcp sees a request, in this order:
 //!
 //! 1. `Host` and `Origin` against the configured allow-lists (403), so a browser page on another
 //!    site cannot drive a local server (DNS rebinding);
-//! 2. the body: at most `max_body_bytes` (413), and a single JSON-RPC 2.0 message (400 with a
-//!    JSON-RPC error object), because rmcp answers malformed input with a bare 415;
-//! 3. the caller's key, checked with the API (401) before any tool is listed or run.
+//! 2. the caller's key, checked with the API or the key source (401; 503 when it cannot be
+//!    checked) before any tool is listed or run, and before the body is read: a caller without a
+//!    valid key never makes the server wait for, or hold, a body;
+//! 3. the body: at most `max_body_bytes` (413), and a single JSON-RPC 2.0 message (400 with a
+//!    JSON-RPC error object), because rmcp answers malformed input with a bare 415.
+//!
+//! [`McpServer`] serves the router through `membrain-http`, with its timeouts and caps.
 //!
 //! Every request is answered statelessly (no `Mcp-Session-Id`), so any task behind the load
 //! balancer can serve any request.
@@ -22,6 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use membrain_auth::{CachedKeys, KeyResolver, key_from_headers};
+use membrain_http::HttpLimits;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -42,28 +47,23 @@ pub struct McpSettings {
     pub listen: SocketAddr,
     /// The Memory REST API root, e.g. `http://127.0.0.1:8000`.
     pub api_base_url: String,
-    /// `Host` values accepted (a name without a port matches any port). Empty: any host.
-    pub allowed_hosts: Vec<String>,
+    /// `Host` values accepted.
+    pub allowed_hosts: AllowedHosts,
     /// `Origin` values accepted from browsers (`scheme://host[:port]`; without a port, any port).
-    /// Requests without an `Origin` header (every non-browser client) are not affected.
+    /// Requests without an `Origin` header (every non-browser client) are not affected; with an
+    /// empty list no browser page may call the server.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     /// How long the bridge waits for one API call.
     pub api_timeout: Duration,
     /// How long a key check is remembered.
     pub key_cache_ttl: Duration,
+    /// Timeouts and caps of the HTTP server. `request_timeout` also bounds how long
+    /// `add_memory` waits for its ingest job (see [`MembrainTools::with_ingest_wait`]).
+    pub http: HttpLimits,
 }
 
 impl McpSettings {
-    pub fn local_hosts() -> Vec<String> {
-        vec![
-            "localhost".into(),
-            "127.0.0.1".into(),
-            "[::1]".into(),
-            "::1".into(),
-        ]
-    }
-
     pub fn local_origins() -> Vec<String> {
         vec![
             "http://localhost".into(),
@@ -78,11 +78,77 @@ impl Default for McpSettings {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8100)),
             api_base_url: "http://127.0.0.1:8000".into(),
-            allowed_hosts: Self::local_hosts(),
+            allowed_hosts: AllowedHosts::local(),
             allowed_origins: Self::local_origins(),
             max_body_bytes: 1024 * 1024,
             api_timeout: Duration::from_secs(30),
             key_cache_ttl: Duration::from_secs(5),
+            http: HttpLimits::default(),
+        }
+    }
+}
+
+/// The `Host` values the server answers. There is no "off": an empty list allows no host, and
+/// accepting any host takes an explicit [`AllowedHosts::Any`] (configured as `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    /// Any `Host`: for deployments where the load balancer in front checks it.
+    Any,
+    /// These names, lower-case; `host[:port]` matches an entry exactly, or by name when the
+    /// entry has no port.
+    List(Vec<String>),
+}
+
+/// Why a configured list of allowed hosts cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AllowedHostsError {
+    #[error(
+        "no host is listed: list the names clients use to reach this server, comma-separated \
+         (the load balancer's public name, e.g. mcp.example.com, or localhost), or `*` to accept \
+         any Host when the load balancer in front checks it"
+    )]
+    Empty,
+    #[error("`*` accepts every host on its own: use either `*` or a list of names, not both")]
+    WildcardWithNames,
+}
+
+impl AllowedHosts {
+    /// What a server on this machine is reached by.
+    pub fn local() -> Self {
+        Self::List(vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "::1".into(),
+        ])
+    }
+
+    /// From configured entries (blank ones are ignored): `*` alone is [`AllowedHosts::Any`];
+    /// no entry at all is refused rather than taken to mean "any".
+    pub fn parse<S: AsRef<str>>(
+        entries: impl IntoIterator<Item = S>,
+    ) -> Result<Self, AllowedHostsError> {
+        let entries: Vec<String> = entries
+            .into_iter()
+            .map(|entry| entry.as_ref().trim().to_lowercase())
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        match entries.as_slice() {
+            [] => Err(AllowedHostsError::Empty),
+            [only] if only == "*" => Ok(Self::Any),
+            _ if entries.iter().any(|entry| entry == "*") => {
+                Err(AllowedHostsError::WildcardWithNames)
+            }
+            _ => Ok(Self::List(entries)),
+        }
+    }
+
+    /// Whether a request's `Host` header value is allowed.
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(allowed) => host_allowed(host, allowed),
         }
     }
 }
@@ -90,7 +156,7 @@ impl Default for McpSettings {
 #[derive(Clone)]
 struct Gate {
     keys: Arc<dyn KeyResolver>,
-    allowed_hosts: Arc<Vec<String>>,
+    allowed_hosts: Arc<AllowedHosts>,
     allowed_origins: Arc<Vec<String>>,
     max_body_bytes: usize,
 }
@@ -137,7 +203,9 @@ pub fn router_with(
                 Arc::new(ApiKeyCheck::new(api.clone())),
                 settings.key_cache_ttl,
             ));
-            (keys, MembrainTools::new(api, None))
+            let tools = MembrainTools::new(api, None)
+                .with_ingest_wait(ingest_wait(settings.http.request_timeout));
+            (keys, tools)
         }
         McpBackend::Direct { time_series, keys } => {
             (keys, MembrainTools::time_series_only(time_series))
@@ -157,13 +225,12 @@ pub fn router_with(
     );
     let gate = Gate {
         keys,
-        allowed_hosts: Arc::new(
-            settings
-                .allowed_hosts
-                .iter()
-                .map(|h| h.to_lowercase())
-                .collect(),
-        ),
+        allowed_hosts: Arc::new(match &settings.allowed_hosts {
+            AllowedHosts::Any => AllowedHosts::Any,
+            AllowedHosts::List(hosts) => {
+                AllowedHosts::List(hosts.iter().map(|h| h.to_lowercase()).collect())
+            }
+        }),
         allowed_origins: Arc::new(
             settings
                 .allowed_origins
@@ -173,10 +240,13 @@ pub fn router_with(
         ),
         max_body_bytes: settings.max_body_bytes,
     };
+    // Layers run outermost-last: Host and Origin first, then the key, then the body, so a caller
+    // without a valid key never has its body read.
     let mcp = Router::new()
         .route_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(gate.clone(), check_key))
+        .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn_with_state(gate.clone(), check_body))
+        .layer(middleware::from_fn_with_state(gate.clone(), check_key))
         .layer(middleware::from_fn_with_state(gate, check_host_and_origin));
     Ok(Router::new()
         .route("/health", get(health))
@@ -186,6 +256,13 @@ pub fn router_with(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such route: MCP is served at /mcp",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            http_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that HTTP method (MCP: POST /mcp; health: GET /health)",
             )
         })
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -229,11 +306,52 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// `host[:port]` matches an allowed entry exactly, or by name when the entry has no port.
-fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return true;
+/// How long `add_memory` may wait for its ingest job within a request deadline: ten seconds
+/// less, for the calls around the wait and the answer, and never more than the 50 s that keep
+/// the answer inside a load balancer's 60 s idle timeout.
+fn ingest_wait(request_timeout: Duration) -> Duration {
+    request_timeout
+        .saturating_sub(Duration::from_secs(10))
+        .min(Duration::from_secs(50))
+}
+
+/// rmcp answers some refusals (a missing `Accept` or `Content-Type`, another HTTP method, an
+/// unknown protocol version) with plain text; clients get them as JSON-RPC errors like every
+/// other refusal, with rmcp's status and words.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
     }
+    let (parts, body) = response.into_parts();
+    // rmcp's texts are one line; anything longer is cut rather than buffered.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_owned()
+    } else {
+        text
+    };
+    let mut answer = jsonrpc_error(status, -32600, &message);
+    // Keep what else rmcp said, such as `Allow` on a 405.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// `host[:port]` matches an allowed entry exactly, or by name when the entry has no port. An
+/// empty list allows nothing.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.to_lowercase();
     let name = match host.rsplit_once(':') {
         Some((name, port))
@@ -264,7 +382,7 @@ async fn check_host_and_origin(State(gate): State<Gate>, request: Request, next:
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !host_allowed(host, &gate.allowed_hosts) {
+    if !gate.allowed_hosts.allows(host) {
         return http_error(
             StatusCode::FORBIDDEN,
             "host_not_allowed",
@@ -403,13 +521,15 @@ impl McpServer {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled; in-flight requests finish first.
+    /// Serves until `shutdown` is cancelled; requests in progress then finish (each within the
+    /// request timeout, which is also the grace period) before this returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let router = router_with(&self.settings, self.backend, shutdown.clone())
             .map_err(std::io::Error::other)?;
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        let grace = self.settings.http.request_timeout;
+        membrain_http::serve(self.listener, router, self.settings.http, shutdown, grace)
             .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     }
 }
 
@@ -431,7 +551,53 @@ mod tests {
         assert!(host_allowed("[::1]:8100", &allowed));
         assert!(!host_allowed("evil.example", &allowed));
         assert!(!host_allowed("", &allowed));
-        assert!(host_allowed("anything", &[]));
+        assert!(
+            !host_allowed("anything", &[]),
+            "an empty list allows nothing"
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_are_never_off_by_accident() {
+        assert_eq!(
+            AllowedHosts::parse(["", "  "]),
+            Err(AllowedHostsError::Empty)
+        );
+        assert_eq!(
+            AllowedHosts::parse(Vec::<String>::new()),
+            Err(AllowedHostsError::Empty)
+        );
+        assert_eq!(AllowedHosts::parse([" * "]), Ok(AllowedHosts::Any));
+        assert_eq!(
+            AllowedHosts::parse(["*", "localhost"]),
+            Err(AllowedHostsError::WildcardWithNames)
+        );
+        let list = AllowedHosts::parse([" MCP.example.com ", "", "localhost"]).expect("a list");
+        assert_eq!(
+            list,
+            AllowedHosts::List(vec!["mcp.example.com".into(), "localhost".into()])
+        );
+        assert!(list.allows("mcp.example.com:443"));
+        assert!(!list.allows("evil.example"));
+        assert!(AllowedHosts::Any.allows("evil.example"));
+        assert!(!AllowedHosts::List(Vec::new()).allows("localhost"));
+    }
+
+    #[test]
+    fn add_memory_waits_within_the_request_deadline() {
+        assert_eq!(
+            ingest_wait(Duration::from_secs(60)),
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            ingest_wait(Duration::from_secs(300)),
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            ingest_wait(Duration::from_secs(25)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(ingest_wait(Duration::from_secs(5)), Duration::ZERO);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! * [`tools`]: [`MembrainTools`], the rmcp handler: one tool per REST call, the agent guide as a
 //!   tool and as resources. Each tool forwards the caller's own key.
 //! * [`api_client`]: [`MemoryApiClient`], the pooled HTTP client for the API.
-//! * [`http`]: Streamable HTTP at `/mcp` with Host/Origin checks, JSON-RPC validation, a body
-//!   cap and the key check; [`McpServer`] binds and runs it.
+//! * [`http`]: Streamable HTTP at `/mcp` with Host/Origin checks, the key check, then a body cap
+//!   and JSON-RPC validation; [`McpServer`] binds and runs it through `membrain-http`.
 //! * [`ts_tools`]: the `ts_*` time-series tools, through the API (`alb`) or, in the `gateway`
 //!   profile, straight from the time-series store with a local key source ([`McpBackend`]).
 //! * [`stdio`]: the same tools over stdin/stdout.
@@ -25,7 +25,9 @@ pub mod tools;
 pub mod ts_tools;
 
 pub use api_client::{ApiCallError, MemoryApiClient};
-pub use http::{McpBackend, McpServer, McpSettings, router, router_with};
+pub use http::{
+    AllowedHosts, AllowedHostsError, McpBackend, McpServer, McpSettings, router, router_with,
+};
 pub use stdio::serve_stdio;
 pub use tools::MembrainTools;
 pub use ts_tools::{CallerTenant, TimeSeriesAccess};

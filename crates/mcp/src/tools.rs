@@ -28,7 +28,8 @@ use crate::ts_tools::TimeSeriesAccess;
 #[derive(Debug, Clone)]
 pub struct CallerKey(pub ApiKey);
 
-/// How long `add_memory` waits for its ingest job; below the load balancer's 60 s idle timeout.
+/// How long `add_memory` waits for its ingest job unless told otherwise; below the load
+/// balancer's 60 s idle timeout.
 const INGEST_WAIT: Duration = Duration::from_secs(50);
 
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct MembrainTools {
     /// The key used when the request carries none: only set for stdio, where the process
     /// belongs to one user.
     fallback_key: Option<Arc<ApiKey>>,
+    /// How long `add_memory` waits for its memory to be stored, from the start of the call.
+    ingest_wait: Duration,
     tool_router: ToolRouter<Self>,
 }
 
@@ -343,8 +346,17 @@ impl MembrainTools {
             api: Some(api),
             time_series: TimeSeriesAccess::Api,
             fallback_key: fallback_key.map(Arc::new),
+            ingest_wait: INGEST_WAIT,
             tool_router: Self::tool_router() + Self::ts_tool_router(),
         }
+    }
+
+    /// How long `add_memory` waits for its ingest job before answering that the memory is
+    /// accepted and still being processed [default: 50 s]. Over HTTP it must end before the
+    /// request deadline, or the caller would get a 503 instead of that answer.
+    pub fn with_ingest_wait(mut self, wait: Duration) -> Self {
+        self.ingest_wait = wait;
+        self
     }
 
     /// The time-series tools only, answered from `service` in this process (`gateway`
@@ -354,6 +366,7 @@ impl MembrainTools {
             api: None,
             time_series: TimeSeriesAccess::Direct(service),
             fallback_key: None,
+            ingest_wait: INGEST_WAIT,
             tool_router: Self::ts_tool_router(),
         }
     }
@@ -426,6 +439,7 @@ impl MembrainTools {
         Parameters(args): Parameters<AddMemoryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<AddMemoryOutput>, String> {
+        let deadline = tokio::time::Instant::now() + self.ingest_wait;
         let content = required(
             &args.content,
             "content",
@@ -449,7 +463,6 @@ impl MembrainTools {
             .and_then(Value::as_str)
             .ok_or("the Memory API accepted the memory but returned no job_id")?
             .to_owned();
-        let deadline = tokio::time::Instant::now() + INGEST_WAIT;
         let mut delay = Duration::from_millis(10);
         loop {
             let job = self

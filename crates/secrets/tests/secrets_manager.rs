@@ -91,6 +91,7 @@ fn eager(refresh: Duration) -> RefreshSettings {
         refresh,
         min_reload_gap: Duration::ZERO,
         reload_wait: Duration::from_secs(10),
+        ..RefreshSettings::default()
     }
 }
 

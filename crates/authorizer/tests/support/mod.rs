@@ -63,6 +63,7 @@ pub async fn secret_in(moto: &MotoServer) -> AuthorizerSettings {
     AuthorizerSettings {
         secret_id: SECRET.to_owned(),
         refresh: AuthorizerSettings::DEFAULT_REFRESH,
+        max_staleness: AuthorizerSettings::DEFAULT_MAX_STALENESS,
         endpoint,
         credentials: Some(credentials()),
     }

@@ -175,23 +175,21 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
 /// a key a map gives to a tenant keeps that tenant even when it is also exported as
 /// MEMBRAIN_API_KEY.
 async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
+    let refresh = RefreshSettings {
+        max_staleness: sources.max_staleness,
+        ..RefreshSettings::every(sources.refresh)
+    };
     let mut chain = ResolverChain::new();
     if sources.environment_map {
-        let keys = RefreshingKeys::new(
-            Arc::new(EnvKeyMap::new(KEYS_MAP_VARIABLE)),
-            RefreshSettings::every(sources.refresh),
-        )
-        .await
-        .with_context(|| format!("reading API keys from {KEYS_MAP_VARIABLE}"))?;
+        let keys = RefreshingKeys::new(Arc::new(EnvKeyMap::new(KEYS_MAP_VARIABLE)), refresh)
+            .await
+            .with_context(|| format!("reading API keys from {KEYS_MAP_VARIABLE}"))?;
         chain = chain.with(Arc::new(keys));
     }
     if let Some(path) = &sources.file {
-        let keys = RefreshingKeys::new(
-            Arc::new(FileKeyMap::new(path.clone())),
-            RefreshSettings::every(sources.refresh),
-        )
-        .await
-        .with_context(|| format!("reading API keys from {}", path.display()))?;
+        let keys = RefreshingKeys::new(Arc::new(FileKeyMap::new(path.clone())), refresh)
+            .await
+            .with_context(|| format!("reading API keys from {}", path.display()))?;
         chain = chain.with(Arc::new(keys));
     }
     if let Some(secret) = &sources.secret {
@@ -201,7 +199,7 @@ async fn gateway_keys(sources: &KeySources) -> Result<Arc<dyn KeyResolver>> {
             None,
         )
         .await;
-        let keys = RefreshingKeys::new(Arc::new(source), RefreshSettings::every(sources.refresh))
+        let keys = RefreshingKeys::new(Arc::new(source), refresh)
             .await
             .with_context(|| format!("reading API keys from the secret {secret}"))?;
         chain = chain.with(Arc::new(keys));
