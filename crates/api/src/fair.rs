@@ -1,5 +1,5 @@
-//! Fair shares of what every tenant uses at once: CPU-heavy work ([`CpuPool`]) and request
-//! rate and concurrency ([`TenantLimiter`]).
+//! Fair shares of what every tenant uses at once: CPU-heavy work ([`CpuPool`], over
+//! `membrain-fair`'s gate) and request rate and concurrency ([`TenantLimiter`]).
 //!
 //! One process serves every tenant, so a tenant that sends the heaviest requests the API allows,
 //! as fast as it can, must not slow the others: each tenant may hold only part of the CPU pool,
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use membrain_fair::{FairGate, FairShares, Refusal};
 use membrain_memory::TenantId;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 // tokio's clock, so tests can pause and advance it; outside tests it is the monotonic clock.
 use tokio::time::Instant;
 
@@ -22,57 +22,42 @@ use crate::error::ApiError;
 /// Bounds of [`CpuPool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuPoolSettings {
-    /// CPU-heavy jobs running at once, over all tenants.
+    /// CPU-heavy jobs running at once, over all tenants; one tenant may run half of them.
     pub threads: usize,
-    /// Jobs one tenant may run at once (so another tenant always finds a free thread).
-    pub per_tenant: usize,
-    /// Jobs one tenant may have waiting; more are answered 503 at once.
-    pub queue_per_tenant: usize,
+    /// Jobs waiting, over all tenants (one tenant may take half the queue); more are answered
+    /// 503 at once.
+    pub queued: usize,
     /// Longest a job waits for a thread before it is answered 503.
     pub queue_timeout: Duration,
 }
 
 impl Default for CpuPoolSettings {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            threads,
-            per_tenant: (threads / 2).max(1),
-            queue_per_tenant: 32,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queued: 64,
             queue_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// Runs CPU-heavy closures (ranking with the caller's filters, regexes over tags) on blocking
-/// threads, at most `threads` at once, at most `per_tenant` of them for one tenant.
+/// threads, admitted by a [`FairGate`]: at most `threads` at once, at most half of them for one
+/// tenant.
 #[derive(Debug)]
 pub struct CpuPool {
-    settings: CpuPoolSettings,
-    threads: Arc<Semaphore>,
-    tenants: Mutex<HashMap<TenantId, Arc<TenantShare>>>,
+    gate: Arc<FairGate>,
+    queue_timeout: Duration,
 }
-
-#[derive(Debug)]
-struct TenantShare {
-    running: Arc<Semaphore>,
-    waiting: AtomicUsize,
-}
-
-/// Shares no one has used lately are forgotten once the map grows past this.
-const FORGET_SHARES_ABOVE: usize = 4_096;
 
 impl CpuPool {
     pub fn new(settings: CpuPoolSettings) -> Self {
-        let settings = CpuPoolSettings {
-            threads: settings.threads.max(1),
-            per_tenant: settings.per_tenant.clamp(1, settings.threads.max(1)),
-            ..settings
-        };
         Self {
-            threads: Arc::new(Semaphore::new(settings.threads)),
-            settings,
-            tenants: Mutex::new(HashMap::new()),
+            gate: FairGate::new(FairShares {
+                slots: settings.threads,
+                queued: settings.queued,
+            }),
+            queue_timeout: settings.queue_timeout,
         }
     }
 
@@ -82,65 +67,34 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (_share, _thread) = self.admit(tenant).await?;
+        let _permit = match tokio::time::timeout(self.queue_timeout, self.gate.admit(tenant)).await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(Refusal::TenantQueueFull { waiting, .. })) => {
+                return Err(ApiError::busy(format!(
+                    "this API key already has {waiting} heavy requests waiting; wait for them to \
+                     finish before sending more"
+                )));
+            }
+            Ok(Err(Refusal::QueueFull { .. })) => {
+                return Err(ApiError::busy(
+                    "the server is busy with heavy requests; retry in a second",
+                ));
+            }
+            Ok(Err(Refusal::Closed)) => {
+                return Err(ApiError::busy("the server is shutting down"));
+            }
+            Err(_) => {
+                return Err(ApiError::busy(format!(
+                    "the server is busy: no CPU was free within {} s",
+                    self.queue_timeout.as_secs()
+                )));
+            }
+        };
         tokio::task::spawn_blocking(work).await.map_err(|error| {
             tracing::error!(%error, "a CPU task failed");
             ApiError::internal(&error)
         })
-    }
-
-    async fn admit(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), ApiError> {
-        let share = self.share(tenant);
-        if share.waiting.fetch_add(1, Ordering::AcqRel) >= self.settings.queue_per_tenant {
-            share.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::busy(format!(
-                "this API key already has {} heavy requests waiting; wait for them to finish \
-                 before sending more",
-                self.settings.queue_per_tenant
-            )));
-        }
-        let permits = tokio::time::timeout(self.settings.queue_timeout, async {
-            let own = share.running.clone().acquire_owned().await;
-            let pool = self.threads.clone().acquire_owned().await;
-            (own, pool)
-        })
-        .await;
-        share.waiting.fetch_sub(1, Ordering::AcqRel);
-        match permits {
-            Ok((Ok(own), Ok(pool))) => Ok((own, pool)),
-            Ok(_) => Err(ApiError::busy("the server is shutting down")),
-            Err(_) => Err(ApiError::busy(format!(
-                "the server is busy: no CPU was free within {} s",
-                self.settings.queue_timeout.as_secs()
-            ))),
-        }
-    }
-
-    fn share(&self, tenant: &TenantId) -> Arc<TenantShare> {
-        let mut tenants = self
-            .tenants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if tenants.len() > FORGET_SHARES_ABOVE {
-            let per_tenant = self.settings.per_tenant;
-            tenants.retain(|_, share| {
-                Arc::strong_count(share) > 1
-                    || share.waiting.load(Ordering::Acquire) > 0
-                    || share.running.available_permits() < per_tenant
-            });
-        }
-        tenants
-            .entry(tenant.clone())
-            .or_insert_with(|| {
-                Arc::new(TenantShare {
-                    running: Arc::new(Semaphore::new(self.settings.per_tenant)),
-                    waiting: AtomicUsize::new(0),
-                })
-            })
-            .clone()
     }
 }
 
@@ -164,6 +118,9 @@ impl Default for TenantLimits {
         }
     }
 }
+
+/// Buckets no one has used lately are forgotten once the map grows past this.
+const FORGET_BUCKETS_ABOVE: usize = 4_096;
 
 /// Per-tenant request rate (a token bucket) and requests in flight.
 #[derive(Debug)]
@@ -204,7 +161,7 @@ impl TenantLimiter {
             .tenants
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if tenants.len() > FORGET_SHARES_ABOVE {
+        if tenants.len() > FORGET_BUCKETS_ABOVE {
             let (rate, burst) = (
                 self.limits.requests_per_second,
                 f64::from(self.limits.burst),
@@ -302,8 +259,7 @@ mod tests {
     async fn one_tenant_cannot_take_every_thread() {
         let pool = Arc::new(CpuPool::new(CpuPoolSettings {
             threads: 2,
-            per_tenant: 1,
-            queue_per_tenant: 1,
+            queued: 2,
             queue_timeout: Duration::from_secs(30),
         }));
         let (a, b) = (tenant("a"), tenant("b"));
@@ -314,18 +270,19 @@ mod tests {
             let (pool, a) = (pool.clone(), a.clone());
             async move { pool.run(&a, move || hold.recv().is_ok()).await }
         });
-        while pool.threads.available_permits() == 2 {
+        while pool.gate.in_flight() == 0 {
             tokio::task::yield_now().await;
         }
         let second = tokio::spawn({
             let (pool, a) = (pool.clone(), a.clone());
             async move { pool.run(&a, || true).await }
         });
-        while pool.share(&a).waiting.load(Ordering::Acquire) == 0 {
+        while pool.gate.waiting(&a) == 0 {
             tokio::task::yield_now().await;
         }
         let third = pool.run(&a, || true).await.unwrap_err();
         assert_eq!(third.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(third.retry_after, Some(1));
         // Tenant b still finds the other thread while a's first job runs.
         assert!(pool.run(&b, || true).await.unwrap());
         release.send(()).unwrap();

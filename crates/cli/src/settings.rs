@@ -399,7 +399,6 @@ fn api_settings(
     )?;
     let cpu = membrain_api::fair::CpuPoolSettings {
         threads,
-        per_tenant: (threads / 2).max(1),
         ..defaults.cpu.clone()
     };
     let index_memory_mb = positive(
