@@ -6,8 +6,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, AssertSqlSafe};
 
 /// The database behind a URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,17 @@ pub struct PoolSettings {
     /// Most connections a pool opens (readers on SQLite; all on PostgreSQL).
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// PostgreSQL only: the server cancels a statement that runs longer. A request that gives
+    /// up does not stop its query on the server (dropping the future only drops the client's
+    /// side), so without this one expensive statement could hold a connection and CPU there
+    /// long after its caller left. `None` leaves the server's setting.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// The bound on PostgreSQL statements when a store sets none: as long as the longest
+    /// request the API serves (its request timeout), so nothing legitimate is cut short.
+    pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// Why a database could not be opened.
@@ -160,7 +172,23 @@ impl Pools {
                 })
             }
             Backend::Postgres => {
+                let statement_timeout = settings.statement_timeout;
                 let pool = pool(settings.max_connections)
+                    .after_connect(move |connection, _| {
+                        Box::pin(async move {
+                            if let Some(timeout) = statement_timeout {
+                                // A plain SET lasts for the session: every statement this
+                                // pooled connection runs from now on.
+                                sqlx::query(AssertSqlSafe(format!(
+                                    "SET statement_timeout = {}",
+                                    timeout.as_millis().max(1)
+                                )))
+                                .execute(&mut *connection)
+                                .await?;
+                            }
+                            Ok(())
+                        })
+                    })
                     .connect(url)
                     .await
                     .map_err(failed("connecting to PostgreSQL"))?;
@@ -169,6 +197,22 @@ impl Pools {
                     read: pool.clone(),
                     write: pool,
                 })
+            }
+        }
+    }
+
+    /// Runs `migrator` on the writer. On PostgreSQL on a connection of its own without the
+    /// statement timeout (a migration over a large table may rightly take longer), which is
+    /// closed afterwards rather than returned to the pool unbounded.
+    pub async fn migrate(&self, migrator: &Migrator) -> Result<(), MigrateError> {
+        match self.backend {
+            Backend::Sqlite => migrator.run(&self.write).await,
+            Backend::Postgres => {
+                let mut connection = self.write.acquire().await?.detach();
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut connection)
+                    .await?;
+                migrator.run(&mut connection).await
             }
         }
     }
@@ -330,6 +374,7 @@ mod tests {
         let settings = PoolSettings {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
         };
         let pools = Pools::open(&url, &settings).await.expect("open");
         assert_eq!(pools.backend, Backend::Sqlite);
@@ -350,5 +395,42 @@ mod tests {
             .await
             .expect_err("unsupported");
         assert!(matches!(error, OpenError::UnsupportedUrl));
+    }
+
+    #[tokio::test]
+    async fn postgres_cancels_statements_past_the_timeout() {
+        let url = std::env::var("MEMBRAIN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let settings = PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_millis(200)),
+        };
+        let pools = Pools::open(&url, &settings).await.expect("open PostgreSQL");
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&pools.read)
+            .await
+            .expect("show");
+        assert_eq!(shown, "200ms");
+        let started = std::time::Instant::now();
+        let error = sqlx::query("SELECT pg_sleep(5)")
+            .execute(&pools.read)
+            .await
+            .expect_err("cancelled by the server");
+        assert!(started.elapsed() < Duration::from_secs(4), "{error}");
+        let code = match &error {
+            sqlx::Error::Database(error) => error.code().map(|code| code.into_owned()),
+            _ => None,
+        };
+        assert_eq!(code.as_deref(), Some("57014"), "{error}");
+        // Migrations run without the bound, on a connection that does not go back to the pool.
+        static NONE: Migrator = Migrator::DEFAULT;
+        pools.migrate(&NONE).await.expect("migrate");
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&pools.write)
+            .await
+            .expect("show");
+        assert_eq!(shown, "200ms");
+        pools.close().await;
     }
 }

@@ -78,11 +78,16 @@ fn storage_full(code: &str) -> bool {
 }
 
 /// Error codes that mean "the database cannot serve now", not "the query is wrong": PostgreSQL
-/// classes 08 (connection exception), 53 (insufficient resources: disk, memory, connections)
-/// and 57P (the server shutting down or starting); SQLite BUSY (5), IOERR (10), FULL (13) and
+/// classes 08 (connection exception), 53 (insufficient resources: disk, memory, connections),
+/// 57P (the server shutting down or starting) and 57014 (a statement cancelled, as the statement
+/// timeout does to one that ran too long); SQLite BUSY (5), IOERR (10), FULL (13) and
 /// CANTOPEN (14).
 fn database_unavailable(code: &str) -> bool {
-    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
+    if code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code == "57014"
+    {
         return true;
     }
     code.parse::<i64>()
@@ -112,6 +117,7 @@ mod tests {
             ("57P01", true, false),  // PostgreSQL: admin shutdown
             ("53100", true, true),   // PostgreSQL: disk full
             ("53300", true, false),  // PostgreSQL: too many connections
+            ("57014", true, false),  // PostgreSQL: statement timeout
             ("42601", false, false), // PostgreSQL: syntax error (a bug)
             ("23505", false, false), // PostgreSQL: unique violation
             ("13", true, true),      // SQLite: FULL

@@ -65,6 +65,7 @@ impl SqlStore {
         let settings = PoolSettings {
             max_connections: options.max_connections,
             acquire_timeout: options.acquire_timeout,
+            statement_timeout: Some(PoolSettings::DEFAULT_STATEMENT_TIMEOUT),
         };
         let pools = Pools::open(url, &settings)
             .await
@@ -77,22 +78,16 @@ impl SqlStore {
                     source,
                 },
             })?;
-        let store = Self {
-            backend: pools.backend,
-            read: pools.read,
-            write: pools.write,
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
+        let migrator = match pools.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.write).await?;
-        Ok(())
+        pools.migrate(migrator).await?;
+        Ok(Self {
+            backend: pools.backend,
+            read: pools.read,
+            write: pools.write,
+        })
     }
 
     /// Closes the pools, waiting for connections in use to come back.

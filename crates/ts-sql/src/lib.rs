@@ -112,21 +112,26 @@ impl SqlTimeSeriesStore {
         let settings = PoolSettings {
             max_connections: options.max_connections,
             acquire_timeout: options.acquire_timeout,
+            statement_timeout: Some(PoolSettings::DEFAULT_STATEMENT_TIMEOUT),
         };
-        let Pools {
-            backend,
-            read,
-            write,
-        } = Pools::open(url, &settings).await.map_err(|error| match error {
+        let pools = Pools::open(url, &settings).await.map_err(|error| match error {
             OpenError::UnsupportedUrl => TsError::invalid(
                 "url",
                 "unsupported time-series database URL: use sqlite://PATH or postgres://USER@HOST/DB",
             ),
             OpenError::Failed { step, source } => TsError::Unavailable(format!("{step}: {source}")),
         })?;
-        migrator(backend).run(&write).await.map_err(|error| {
-            TsError::Unavailable(format!("migrating the time-series tables: {error}"))
-        })?;
+        pools
+            .migrate(&migrator(pools.backend))
+            .await
+            .map_err(|error| {
+                TsError::Unavailable(format!("migrating the time-series tables: {error}"))
+            })?;
+        let Pools {
+            backend,
+            read,
+            write,
+        } = pools;
         Ok(Self {
             backend,
             read,
