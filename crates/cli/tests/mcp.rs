@@ -174,6 +174,9 @@ async fn full_flow(backend: membrain_store::Backend, version: ProtocolVersion) {
     assert_eq!(deleted["memory_ids"], json!([cake_id]));
     let stats = call_ok(&alice, "get_stats", json!({})).await;
     assert_eq!(stats["total_memories"], 1);
+    assert_eq!(stats["usage"]["memories"], 1, "{stats}");
+    assert!(stats["usage"]["stored_bytes"].as_u64() > Some(0), "{stats}");
+    assert!(stats["usage"]["max_memories"].as_u64() > Some(1), "{stats}");
     assert_eq!(
         call_ok(&bob, "get_stats", json!({})).await["total_memories"],
         1

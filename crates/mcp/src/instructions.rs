@@ -33,7 +33,7 @@ pub const AGENT_INSTRUCTIONS: &str = r#"You have a long-term memory: a graph of 
 | delete_memories(memory_id? / tags? / category?) | forget facts (a filter is required) |
 | link_memories / unlink_memories(memory_id_1, memory_id_2) | add or remove a relationship |
 | traverse_graph, get_neighborhood, find_path | explore the graph |
-| get_stats() | see how much is stored and the most used tags |
+| get_stats() | see how much is stored, the most used tags, and usage against your quotas |
 
 Synthesize across memories; do not just read them back."#;
 

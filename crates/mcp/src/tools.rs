@@ -264,6 +264,20 @@ pub struct StatsOutput {
     pub top_tags: Vec<CountedName>,
     #[serde(default)]
     pub categories: Vec<Value>,
+    /// What the tenant holds against its quotas; absent from APIs that do not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageOutput>,
+}
+
+/// A tenant's usage beside its quotas, so an agent can see a `quota_exceeded` coming.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UsageOutput {
+    pub memories: u64,
+    pub stored_bytes: u64,
+    pub pending_jobs: u64,
+    pub max_memories: u64,
+    pub max_stored_bytes: u64,
+    pub max_pending_jobs: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -676,7 +690,7 @@ impl MembrainTools {
     }
 
     #[tool(
-        description = "Counts for your memory: total memories and links, links per memory, the most used tags and categories.",
+        description = "Counts for your memory: total memories and links, links per memory, the most used tags and categories, and usage against your quotas (memories, stored bytes, pending jobs).",
         annotations(
             read_only_hint = true,
             destructive_hint = false,
