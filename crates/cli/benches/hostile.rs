@@ -92,6 +92,9 @@ impl Latencies {
     }
 }
 
+const SEARCH_EVERY: Duration = Duration::from_millis(25);
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
 /// Tenant B's work: one loop searching, one loop adding and waiting for each job.
 async fn tenant_b(
     http: &reqwest::Client,
@@ -121,6 +124,8 @@ async fn tenant_b(
             );
             response.bytes().await.unwrap();
             took.0.push(start.elapsed().as_secs_f64() * 1e3);
+            // A well-behaved tenant stays under its rate (100/s): searches at most 40/s.
+            tokio::time::sleep_until((start + SEARCH_EVERY).into()).await;
         }
         took
     };
@@ -157,7 +162,8 @@ async fn tenant_b(
                 if answer["status"] == "completed" || answer["status"] == "failed" {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Polls at most 50/s, so search and add stay under the tenant's 100/s.
+                tokio::time::sleep(POLL_EVERY).await;
             }
             took.0.push(start.elapsed().as_secs_f64() * 1e3);
         }
