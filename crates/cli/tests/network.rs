@@ -1,5 +1,5 @@
-//! `membrain network` through the real binary: plan tables and JSON, verify and diagnose exit
-//! codes, exports, and every kind of bad topology file.
+//! `membrain network` through the real binary: plan tables, JSON and diagrams, verify and
+//! diagnose exit codes, exports, and every kind of bad topology file.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
 
@@ -69,6 +69,32 @@ async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
         verified.contains("Flows of mine") && verified.contains("0 violation(s), 0 warning(s)"),
         "{verified}"
     );
+}
+
+#[tokio::test]
+async fn plan_draws_mermaid_and_dot_diagrams() {
+    let (ok, mermaid, err) = network(&["plan", "--profile", "alb", "--format", "mermaid"]).await;
+    assert!(ok, "{err}");
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("  t0 -->|\"tcp/80, tcp/443\"| t1\n"),
+        "{mermaid}"
+    );
+    let (ok, dot, err) = network(&[
+        "plan",
+        "--profile",
+        "gateway",
+        "--mcp-port",
+        "9090",
+        "--format",
+        "dot",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(dot.starts_with("digraph \"gateway\" {"), "{dot}");
+    assert!(dot.contains("t1 -> t2 [label=\"tcp/9090\"];"), "{dot}");
+    let (ok, _, err) = network(&["plan", "--format", "dot", "--json"]).await;
+    assert!(!ok && err.contains("--json"), "{err}");
 }
 
 #[tokio::test]

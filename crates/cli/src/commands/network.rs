@@ -1,5 +1,5 @@
 //! `membrain network plan | render | apply | verify | diagnose`: tables for people, `--json` for
-//! scripts. The decisions are made in `membrain-netsec`; this module only chooses the topology,
+//! scripts, `plan --format mermaid|dot` for diagrams. The decisions are made in `membrain-netsec`; this module only chooses the topology,
 //! fetches live groups, and prints.
 
 use std::path::Path;
@@ -10,18 +10,29 @@ use membrain_netsec::aws_json::{live_topology, parse_describe};
 use membrain_netsec::diagnose::{Diagnosis, diagnose};
 use membrain_netsec::eval::Direction;
 use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::render::diagram;
 use membrain_netsec::verify::{FlowKind, Report, Severity, verify};
 use membrain_netsec::{Cidr, Peer, Protocol, Rule, SecurityGroup, Topology};
 
-use crate::cli::{LiveArgs, NetworkCommand, ProfileName, TopologyArgs};
+use crate::cli::{DiagramFormat, LiveArgs, NetworkCommand, ProfileName, TopologyArgs};
 use crate::output::say;
 
 pub async fn run(command: NetworkCommand) -> Result<()> {
     match command {
-        NetworkCommand::Plan { source, json } => {
+        NetworkCommand::Plan {
+            source,
+            json,
+            format,
+        } => {
             let plan = topology(&source)?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&plan)?);
+            } else if let Some(format) = format {
+                let format = match format {
+                    DiagramFormat::Mermaid => diagram::DiagramFormat::Mermaid,
+                    DiagramFormat::Dot => diagram::DiagramFormat::Dot,
+                };
+                write_output(&diagram::diagram(&plan, format), None)?;
             } else {
                 print_plan(&plan);
             }
