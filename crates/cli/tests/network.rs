@@ -198,13 +198,86 @@ async fn verify_and_diagnose_an_export_of_the_seed_script() {
     .await;
     assert!(!ok && err.contains("expects this flow"), "{err}");
     let blocked: Value = serde_json::from_str(&blocked).unwrap();
-    assert_eq!(blocked["allowed"], false);
+    assert_eq!(
+        (&blocked["allowed"], &blocked["reachable"]),
+        (&json!(false), &json!(false))
+    );
+    let blocker = &blocked["blockers"][0];
+    assert_eq!(
+        (&blocker["kind"], &blocker["code"], &blocker["component"]),
+        (
+            &json!("target_ingress"),
+            &json!("ENI_SG_RULES_MISMATCH"),
+            &json!("api-ecs")
+        ),
+        "{blocked}"
+    );
     assert!(
-        blocked["fixes"][0]["command"]
+        blocker["fix"]["command"]
             .as_str()
             .unwrap()
             .contains("authorize-security-group-ingress"),
         "{blocked}"
+    );
+}
+
+#[tokio::test]
+async fn diagnose_lists_every_blocker_with_its_code_and_fix() {
+    // SSH to the public ALB: its group has no rule and it has no listener on 22.
+    let (ok, table, err) = network(&[
+        "diagnose",
+        "--profile",
+        "alb",
+        "--from",
+        "internet",
+        "--to",
+        "mcp-alb",
+        "--port",
+        "22",
+    ])
+    .await;
+    assert!(ok, "an unplanned flow that is blocked is no failure: {err}");
+    for expected in [
+        "BLOCKED",
+        "target ingress",
+        "ENI_SG_RULES_MISMATCH",
+        "missing listener",
+        "ELBV2_LISTENERS_MISMATCH",
+        "tcp 80, 443 only",
+        "1. Missing: an ingress rule on mcp-alb",
+        "aws ec2 authorize-security-group-ingress --group-id \"${MCP_ALB_SG_ID}\"",
+        "2. missing listener: add a listener on port 22",
+    ] {
+        assert!(table.contains(expected), "no {expected:?} in\n{table}");
+    }
+    // The endpoints of the gateway profile on a port they do not serve.
+    let (ok, json_text, err) = network(&[
+        "diagnose",
+        "--profile",
+        "gateway",
+        "--from",
+        "mcp-server",
+        "--to",
+        "vpc-endpoints",
+        "--port",
+        "8443",
+        "--json",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let diagnosis: Value = serde_json::from_str(&json_text).unwrap();
+    let codes: Vec<(&str, &str)> = diagnosis["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["kind"].as_str().unwrap(), b["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("endpoint_group", "ENI_SG_RULES_MISMATCH"),
+            ("missing_listener", "VPCE_PORT_MISMATCH")
+        ]
     );
 }
 
