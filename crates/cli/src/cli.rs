@@ -323,6 +323,9 @@ pub enum NetworkCommand {
         /// Print the whole topology as JSON (it can be edited and read back with --topology).
         #[arg(long)]
         json: bool,
+        /// Print the tiers and expected flows as a diagram instead of the tables.
+        #[arg(long, value_enum, conflicts_with = "json")]
+        format: Option<DiagramFormat>,
     },
     /// Write deployable artifacts: an AWS CLI script, a CloudFormation template or Terraform.
     Render {
@@ -386,6 +389,13 @@ pub enum RenderFormat {
     AwsCli,
     Cloudformation,
     Terraform,
+}
+
+/// `network plan --format`: Mermaid (renders in GitHub Markdown) or Graphviz dot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagramFormat {
+    Mermaid,
+    Dot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,5 +1,5 @@
-//! `membrain network` through the real binary: plan tables and JSON, verify and diagnose exit
-//! codes, exports, and every kind of bad topology file.
+//! `membrain network` through the real binary: plan tables, JSON and diagrams, verify and
+//! diagnose exit codes, exports, and every kind of bad topology file.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic with the value is the clearest failure.
 
@@ -69,6 +69,32 @@ async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
         verified.contains("Flows of mine") && verified.contains("0 violation(s), 0 warning(s)"),
         "{verified}"
     );
+}
+
+#[tokio::test]
+async fn plan_draws_mermaid_and_dot_diagrams() {
+    let (ok, mermaid, err) = network(&["plan", "--profile", "alb", "--format", "mermaid"]).await;
+    assert!(ok, "{err}");
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("  t0 -->|\"tcp/80, tcp/443\"| t1\n"),
+        "{mermaid}"
+    );
+    let (ok, dot, err) = network(&[
+        "plan",
+        "--profile",
+        "gateway",
+        "--mcp-port",
+        "9090",
+        "--format",
+        "dot",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(dot.starts_with("digraph \"gateway\" {"), "{dot}");
+    assert!(dot.contains("t1 -> t2 [label=\"tcp/9090\"];"), "{dot}");
+    let (ok, _, err) = network(&["plan", "--format", "dot", "--json"]).await;
+    assert!(!ok && err.contains("--json"), "{err}");
 }
 
 #[tokio::test]
@@ -172,13 +198,86 @@ async fn verify_and_diagnose_an_export_of_the_seed_script() {
     .await;
     assert!(!ok && err.contains("expects this flow"), "{err}");
     let blocked: Value = serde_json::from_str(&blocked).unwrap();
-    assert_eq!(blocked["allowed"], false);
+    assert_eq!(
+        (&blocked["allowed"], &blocked["reachable"]),
+        (&json!(false), &json!(false))
+    );
+    let blocker = &blocked["blockers"][0];
+    assert_eq!(
+        (&blocker["kind"], &blocker["code"], &blocker["component"]),
+        (
+            &json!("target_ingress"),
+            &json!("ENI_SG_RULES_MISMATCH"),
+            &json!("api-ecs")
+        ),
+        "{blocked}"
+    );
     assert!(
-        blocked["fixes"][0]["command"]
+        blocker["fix"]["command"]
             .as_str()
             .unwrap()
             .contains("authorize-security-group-ingress"),
         "{blocked}"
+    );
+}
+
+#[tokio::test]
+async fn diagnose_lists_every_blocker_with_its_code_and_fix() {
+    // SSH to the public ALB: its group has no rule and it has no listener on 22.
+    let (ok, table, err) = network(&[
+        "diagnose",
+        "--profile",
+        "alb",
+        "--from",
+        "internet",
+        "--to",
+        "mcp-alb",
+        "--port",
+        "22",
+    ])
+    .await;
+    assert!(ok, "an unplanned flow that is blocked is no failure: {err}");
+    for expected in [
+        "BLOCKED",
+        "target ingress",
+        "ENI_SG_RULES_MISMATCH",
+        "missing listener",
+        "ELBV2_LISTENERS_MISMATCH",
+        "tcp 80, 443 only",
+        "1. Missing: an ingress rule on mcp-alb",
+        "aws ec2 authorize-security-group-ingress --group-id \"${MCP_ALB_SG_ID}\"",
+        "2. missing listener: add a listener on port 22",
+    ] {
+        assert!(table.contains(expected), "no {expected:?} in\n{table}");
+    }
+    // The endpoints of the gateway profile on a port they do not serve.
+    let (ok, json_text, err) = network(&[
+        "diagnose",
+        "--profile",
+        "gateway",
+        "--from",
+        "mcp-server",
+        "--to",
+        "vpc-endpoints",
+        "--port",
+        "8443",
+        "--json",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let diagnosis: Value = serde_json::from_str(&json_text).unwrap();
+    let codes: Vec<(&str, &str)> = diagnosis["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["kind"].as_str().unwrap(), b["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("endpoint_group", "ENI_SG_RULES_MISMATCH"),
+            ("missing_listener", "VPCE_PORT_MISMATCH")
+        ]
     );
 }
 

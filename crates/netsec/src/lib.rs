@@ -8,10 +8,11 @@
 //! * [`profiles`]: the `alb` (seed 000) and `gateway` (seed 001) topologies.
 //! * [`eval`]: whether a flow between two tiers is allowed, and which rule is missing if not.
 //! * [`verify`]: every expected and forbidden flow plus lints, as one [`verify::Report`].
-//! * [`diagnose`]: why one flow works or not: the missing rule, its command, what else to check.
+//! * [`diagnose`]: why one flow works or not: every blocker on its path with a reason code, the
+//!   missing rules and their commands, what else to check.
 //! * [`aws_json`]: live groups from `describe-security-groups` JSON.
 //! * [`awscli`]: EC2 permission JSON and commands, shared by diagnosis and the rendered script.
-//! * [`render`]: the topology as an AWS CLI script, CloudFormation and Terraform.
+//! * [`render`]: the topology as an AWS CLI script, CloudFormation and Terraform, or a diagram.
 //!
 //! AWS semantics kept here: groups only allow; they are stateful (only the side that opens a
 //! connection is checked); a group reference matches every interface carrying that group; a flow

@@ -1,5 +1,5 @@
 //! `membrain network plan | render | apply | verify | diagnose`: tables for people, `--json` for
-//! scripts. The decisions are made in `membrain-netsec`; this module only chooses the topology,
+//! scripts, `plan --format mermaid|dot` for diagrams. The decisions are made in `membrain-netsec`; this module only chooses the topology,
 //! fetches live groups, and prints.
 
 use std::path::Path;
@@ -10,18 +10,29 @@ use membrain_netsec::aws_json::{live_topology, parse_describe};
 use membrain_netsec::diagnose::{Diagnosis, diagnose};
 use membrain_netsec::eval::Direction;
 use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::render::diagram;
 use membrain_netsec::verify::{FlowKind, Report, Severity, verify};
 use membrain_netsec::{Cidr, Peer, Protocol, Rule, SecurityGroup, Topology};
 
-use crate::cli::{LiveArgs, NetworkCommand, ProfileName, TopologyArgs};
+use crate::cli::{DiagramFormat, LiveArgs, NetworkCommand, ProfileName, TopologyArgs};
 use crate::output::say;
 
 pub async fn run(command: NetworkCommand) -> Result<()> {
     match command {
-        NetworkCommand::Plan { source, json } => {
+        NetworkCommand::Plan {
+            source,
+            json,
+            format,
+        } => {
             let plan = topology(&source)?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&plan)?);
+            } else if let Some(format) = format {
+                let format = match format {
+                    DiagramFormat::Mermaid => diagram::DiagramFormat::Mermaid,
+                    DiagramFormat::Dot => diagram::DiagramFormat::Dot,
+                };
+                write_output(&diagram::diagram(&plan, format), None)?;
             } else {
                 print_plan(&plan);
             }
@@ -85,9 +96,14 @@ pub async fn run(command: NetworkCommand) -> Result<()> {
             } else {
                 print_diagnosis(&diagnosis, &actual);
             }
-            match (diagnosis.planned, diagnosis.allowed) {
-                (Some("expected"), false) => bail!("the plan expects this flow but it is blocked"),
-                (Some("forbidden"), true) => bail!("the plan forbids this flow but it is open"),
+            match diagnosis.planned {
+                Some("expected") if !diagnosis.reachable => {
+                    bail!("the plan expects this flow but it is blocked")
+                }
+                // Open groups are the fault even where a missing listener hides it today.
+                Some("forbidden") if diagnosis.allowed => {
+                    bail!("the plan forbids this flow but its groups let it through")
+                }
                 _ => Ok(()),
             }
         }
@@ -334,10 +350,10 @@ fn print_diagnosis(diagnosis: &Diagnosis, topology: &Topology) {
         Some(kind) => format!(" (the plan lists it as {kind})"),
         None => String::new(),
     };
-    let state = if diagnosis.allowed {
-        "ALLOWED"
-    } else {
-        "BLOCKED"
+    let state = match (diagnosis.reachable, diagnosis.allowed) {
+        (true, _) => "ALLOWED",
+        (false, true) => "BLOCKED (the groups allow it)",
+        (false, false) => "BLOCKED",
     };
     say!(
         "{} -> {} {}/{}: {state}{planned}",
@@ -355,6 +371,19 @@ fn print_diagnosis(diagnosis: &Diagnosis, topology: &Topology) {
             rule.description
         );
     }
+    if !diagnosis.blockers.is_empty() {
+        let mut blockers = table(["#", "Blocker", "Code", "Where", "Reason"]);
+        for (n, blocker) in diagnosis.blockers.iter().enumerate() {
+            blockers.add_row([
+                (n + 1).to_string(),
+                blocker.kind.name().to_owned(),
+                blocker.code.to_owned(),
+                blocker.component.clone(),
+                blocker.reason.clone(),
+            ]);
+        }
+        say!("\n{blockers}");
+    }
     if diagnosis.planned == Some("forbidden") && !diagnosis.allowed {
         say!("  This is as the plan wants: do not add rules for it.");
     }
@@ -363,21 +392,27 @@ fn print_diagnosis(diagnosis: &Diagnosis, topology: &Topology) {
             "\n  The plan forbids this flow. Close it with `membrain network apply`, or:\n    {command}"
         );
     }
-    for fix in &diagnosis.fixes {
-        say!(
-            "\n  Missing: an {} rule on {} ({}): {} {} {} {}",
-            fix.direction.name(),
-            fix.group,
-            fix.group_name,
-            fix.rule.type_name(),
-            fix.rule.protocol_label(),
-            fix.rule.port_label(),
-            peer_label(&fix.rule.peer, topology),
-        );
-        say!(
-            "  Add it with `membrain network apply`, or:\n    {}",
-            fix.command
-        );
+    for (n, blocker) in diagnosis.blockers.iter().enumerate() {
+        if let Some(fix) = &blocker.fix {
+            say!(
+                "\n  {}. Missing: an {} rule on {} ({}): {} {} {} {}",
+                n + 1,
+                fix.direction.name(),
+                fix.group,
+                fix.group_name,
+                fix.rule.type_name(),
+                fix.rule.protocol_label(),
+                fix.rule.port_label(),
+                peer_label(&fix.rule.peer, topology),
+            );
+            say!(
+                "     Add it with `membrain network apply`, or:\n       {}",
+                fix.command
+            );
+        }
+        if let Some(advice) = &blocker.advice {
+            say!("\n  {}. {}: {advice}", n + 1, blocker.kind.name());
+        }
     }
     say!("\n  Also check:");
     for check in &diagnosis.also_check {

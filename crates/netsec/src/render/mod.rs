@@ -10,6 +10,8 @@
 //! * [`cloudformation::cloudformation`]: a JSON template; with [`StackOptions::application`] set,
 //!   a whole stack (load balancers or API Gateway, ECS, RDS, logs) around the network.
 //! * [`terraform::terraform`]: one `main.tf` with the network.
+//! * [`diagram::diagram`]: the tiers and expected flows as a Mermaid or Graphviz dot diagram
+//!   (`membrain network plan --format`), for reading rather than deploying.
 //!
 //! ```
 //! use membrain_netsec::profiles::{Profile, ProfileOptions};
@@ -22,6 +24,7 @@
 
 pub mod aws_cli;
 pub mod cloudformation;
+pub mod diagram;
 pub mod terraform;
 
 use std::str::FromStr;
