@@ -395,6 +395,10 @@ pub struct EmulateArgs {
     /// Only remove the namespaces and state that crashed runs left behind.
     #[arg(long)]
     pub clean: bool,
+    /// Plain TCP listeners in every tier instead of the real processes (nginx, membrain mcp
+    /// and api, PostgreSQL) of the alb chain.
+    #[arg(long)]
+    pub listeners_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +412,9 @@ pub struct ProbeArgs {
     /// How long one connection attempt may take, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub timeout_ms: u64,
+    /// With no emulation running: plain listeners instead of real processes.
+    #[arg(long)]
+    pub listeners_only: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -25,6 +25,7 @@ use crate::plan::{
     EmulationPlan, INTERNET_GATEWAY, INTERNET_PREFIX, TierPlan, run_id_of, valid_run_id,
 };
 use crate::probe::Observation;
+use crate::services::{self, ServiceOptions};
 use crate::system::{self, in_namespace, ip, nft_load};
 use crate::{EmulateError, nft};
 
@@ -36,6 +37,9 @@ pub struct EmulateOptions {
     pub state_dir: PathBuf,
     /// A given run id (8 hex digits); a fresh one when `None`.
     pub run_id: Option<String>,
+    /// Real processes (nginx, `membrain mcp`/`api`, PostgreSQL) where the plan is the `alb`
+    /// chain; plain listeners everywhere when `None`.
+    pub services: Option<ServiceOptions>,
 }
 
 impl Default for EmulateOptions {
@@ -43,6 +47,7 @@ impl Default for EmulateOptions {
         Self {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             run_id: None,
+            services: None,
         }
     }
 }
@@ -56,6 +61,8 @@ pub struct RunState {
     /// The rules loaded now (the plan, or a changed copy swapped in).
     pub topology: Topology,
     pub plan: EmulationPlan,
+    /// The key the emulated API accepts, when real services run (the state file is 0600).
+    pub api_key: Option<String>,
 }
 
 /// A live emulation. Dropping it tears everything down.
@@ -63,6 +70,7 @@ pub struct RunState {
 pub struct Emulation {
     state: RunState,
     state_file: PathBuf,
+    run_dir: PathBuf,
     children: Vec<Child>,
     torn_down: bool,
 }
@@ -86,15 +94,40 @@ impl Emulation {
                 pid: std::process::id(),
                 topology: topology.clone(),
                 plan,
+                api_key: None,
             },
             state_file: state_file(&options.state_dir, &run_id),
+            run_dir: options.state_dir.join(&run_id),
             children: Vec::new(),
             torn_down: false,
         };
         emulation.save()?;
         emulation.build_network()?;
         emulation.load_rules(topology)?;
-        emulation.start_listeners()?;
+        let real = options
+            .services
+            .as_ref()
+            .filter(|_| services::is_alb_chain(&emulation.state.plan));
+        if real.is_some() {
+            services::preflight()?;
+        }
+        let served = if real.is_some() {
+            services::served_ports(&emulation.state.plan)
+        } else {
+            Vec::new()
+        };
+        emulation.start_listeners(&served)?;
+        if let Some(service_options) = real {
+            std::fs::create_dir_all(&emulation.run_dir).map_err(EmulateError::io(format!(
+                "cannot create {}",
+                emulation.run_dir.display()
+            )))?;
+            emulation.state.api_key = Some(service_options.api_key.clone());
+            emulation.save()?;
+            let plan = emulation.state.plan.clone();
+            let children = services::start_alb_chain(&plan, &emulation.run_dir, service_options)?;
+            emulation.children.extend(children);
+        }
         Ok(emulation)
     }
 
@@ -116,12 +149,19 @@ impl Emulation {
     }
 
     fn save(&self) -> Result<(), EmulateError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_string_pretty(&self.state)
             .map_err(|e| EmulateError::Service(format!("cannot encode the run state: {e}")))?;
-        std::fs::write(&self.state_file, text).map_err(EmulateError::io(format!(
-            "cannot write {}",
-            self.state_file.display()
-        )))
+        let context = format!("cannot write {}", self.state_file.display());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.state_file)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(EmulateError::io(context))
     }
 
     fn build_network(&mut self) -> Result<(), EmulateError> {
@@ -189,13 +229,24 @@ impl Emulation {
         self.save()
     }
 
-    fn start_listeners(&mut self) -> Result<(), EmulateError> {
+    /// A plain listener on every planned port no real process serves.
+    fn start_listeners(&mut self, served: &[(String, Vec<u16>)]) -> Result<(), EmulateError> {
         let tiers: Vec<TierPlan> = self.state.plan.tiers.clone();
-        for tier in tiers.iter().filter(|t| !t.ports.is_empty()) {
-            let child = start_listener(tier)?;
-            self.children.push(child);
+        for mut tier in tiers {
+            if let Some((_, ports)) = served.iter().find(|(name, _)| *name == tier.name.0) {
+                tier.ports.retain(|p| !ports.contains(p));
+            }
+            if !tier.ports.is_empty() {
+                let child = start_listener(&tier)?;
+                self.children.push(child);
+            }
         }
         Ok(())
+    }
+
+    /// One MCP call from the internet through the whole chain, when real services run.
+    pub fn mcp_call(&self) -> Option<Result<serde_json::Value, EmulateError>> {
+        mcp_call_state(&self.state)
     }
 
     /// Tries every planned tier:port from every other tier (TCP connect, `timeout` each, all at
@@ -225,6 +276,7 @@ impl Emulation {
             let _ = child.wait();
         }
         let _ = std::fs::remove_file(&self.state_file);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -386,6 +438,12 @@ fn probe_from(
         .collect()
 }
 
+/// The MCP call of a run with real services (this process's or another's), `None` without them.
+pub fn mcp_call_state(state: &RunState) -> Option<Result<serde_json::Value, EmulateError>> {
+    let key = state.api_key.as_ref()?;
+    Some(services::mcp_call(&state.plan, key))
+}
+
 fn state_file(dir: &Path, run_id: &str) -> PathBuf {
     dir.join(format!("{run_id}.json"))
 }
@@ -428,11 +486,10 @@ pub fn clean_stale(state_dir: &Path) -> Result<Vec<String>, EmulateError> {
     if let Ok(entries) = std::fs::read_dir(state_dir) {
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(run_id) = name.strip_suffix(".json")
-                && valid_run_id(run_id)
-                && !live.iter().any(|l| l == run_id)
-            {
+            let run_id = name.strip_suffix(".json").unwrap_or(&name);
+            if valid_run_id(run_id) && !live.iter().any(|l| l == run_id) {
                 let _ = std::fs::remove_file(entry.path());
+                let _ = std::fs::remove_dir_all(state_dir.join(run_id));
                 if !removed.iter().any(|r| r == run_id) {
                     removed.push(run_id.to_owned());
                 }

@@ -8,6 +8,8 @@
 //! * [`emulation`]: [`Emulation`], the network built with `ip` and `nft`, a TCP listener on every
 //!   planned port, probes, rule swaps, and removal guaranteed by `Drop` and [`clean_stale`].
 //! * [`probe`]: [`ProbeReport`], the observed matrix beside `membrain_netsec::eval`'s verdicts.
+//! * [`services`]: real processes for the `alb` chain (nginx, `membrain mcp`/`api`, PostgreSQL)
+//!   and the MCP call from the internet through them.
 //! * [`system`]: running commands, the root and tool checks.
 //!
 //! ```no_run
@@ -32,11 +34,14 @@ mod error;
 pub mod nft;
 pub mod plan;
 pub mod probe;
+pub mod services;
 pub mod system;
 
 pub use emulation::{
-    DEFAULT_STATE_DIR, EmulateOptions, Emulation, RunState, clean_stale, live_runs, probe_plan,
+    DEFAULT_STATE_DIR, EmulateOptions, Emulation, RunState, clean_stale, live_runs, mcp_call_state,
+    probe_plan,
 };
 pub use error::EmulateError;
 pub use plan::EmulationPlan;
-pub use probe::{FlowProbe, Observation, ProbeReport};
+pub use probe::{FlowProbe, McpCall, Observation, ProbeReport};
+pub use services::ServiceOptions;

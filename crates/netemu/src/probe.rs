@@ -36,6 +36,16 @@ pub struct ProbeReport {
     pub run_id: String,
     pub flows: Vec<FlowProbe>,
     pub disagreements: usize,
+    /// The MCP call from the internet through the chain, when real services run.
+    pub mcp_call: Option<McpCall>,
+}
+
+/// How the MCP call through the whole chain went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpCall {
+    pub ok: bool,
+    /// The tool's answer, or why the call failed.
+    pub detail: String,
 }
 
 impl ProbeReport {
@@ -77,7 +87,31 @@ impl ProbeReport {
             run_id: run_id.to_owned(),
             flows,
             disagreements,
+            mcp_call: None,
         }
+    }
+
+    /// Records the MCP call's outcome.
+    pub fn with_mcp_call<E: std::fmt::Display>(
+        mut self,
+        outcome: Option<Result<serde_json::Value, E>>,
+    ) -> Self {
+        self.mcp_call = outcome.map(|result| match result {
+            Ok(answer) => McpCall {
+                ok: true,
+                detail: answer.to_string(),
+            },
+            Err(error) => McpCall {
+                ok: false,
+                detail: error.to_string(),
+            },
+        });
+        self
+    }
+
+    /// A disagreement or a failed MCP call.
+    pub fn failed(&self) -> bool {
+        self.disagreements > 0 || self.mcp_call.as_ref().is_some_and(|c| !c.ok)
     }
 
     pub fn disagreeing(&self) -> impl Iterator<Item = &FlowProbe> {

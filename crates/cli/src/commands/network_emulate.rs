@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use membrain_netemu::{
-    DEFAULT_STATE_DIR, EmulateOptions, Emulation, ProbeReport, RunState, clean_stale, live_runs,
-    probe_plan,
+    DEFAULT_STATE_DIR, EmulateOptions, Emulation, ProbeReport, RunState, ServiceOptions,
+    clean_stale, live_runs, mcp_call_state, probe_plan,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -38,11 +38,11 @@ pub async fn emulate(args: EmulateArgs) -> Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let started = Instant::now();
-    let emulation =
-        tokio::task::spawn_blocking(move || Emulation::start(&plan, &EmulateOptions::default()))
-            .await
-            .context("the emulation task failed")?
-            .context("starting the emulation")?;
+    let options = emulate_options(args.listeners_only)?;
+    let emulation = tokio::task::spawn_blocking(move || Emulation::start(&plan, &options))
+        .await
+        .context("the emulation task failed")?
+        .context("starting the emulation")?;
     print_layout(emulation.state(), started.elapsed());
     say!(
         "probe it with `membrain network probe --run {}`; Ctrl-C removes it",
@@ -87,8 +87,10 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
     let started = Instant::now();
     let report = match attached {
         Some(run) => tokio::task::spawn_blocking(move || {
-            probe_plan(&run.plan, timeout)
-                .map(|observed| ProbeReport::new(&run.run_id, &run.topology, &observed))
+            probe_plan(&run.plan, timeout).map(|observed| {
+                ProbeReport::new(&run.run_id, &run.topology, &observed)
+                    .with_mcp_call(mcp_call_state(&run))
+            })
         })
         .await
         .context("the probe task failed")??,
@@ -97,10 +99,12 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
             // Held while the emulation exists: a Ctrl-C now waits for the (seconds-long) probe
             // and its teardown instead of killing the process with the namespaces in place.
             let _interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+            let options = emulate_options(args.listeners_only)?;
             tokio::task::spawn_blocking(move || {
-                let emulation = Emulation::start(&plan, &EmulateOptions::default())?;
+                let emulation = Emulation::start(&plan, &options)?;
                 let observed = emulation.probe(timeout)?;
-                let report = ProbeReport::new(emulation.run_id(), emulation.topology(), &observed);
+                let report = ProbeReport::new(emulation.run_id(), emulation.topology(), &observed)
+                    .with_mcp_call(emulation.mcp_call());
                 emulation.teardown()?;
                 Ok::<_, membrain_netemu::EmulateError>(report)
             })
@@ -114,6 +118,13 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
+        if let Some(call) = &report.mcp_call {
+            say!(
+                "MCP call internet -> mcp-alb -> mcp-ecs -> api-alb -> api-ecs -> database: {} {}",
+                if call.ok { "ok" } else { "FAILED" },
+                call.detail
+            );
+        }
         say!(
             "{} flows probed in {:.2} s; {} disagreement(s)",
             report.flows.len(),
@@ -127,7 +138,36 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
             report.disagreements
         );
     }
+    if let Some(call) = report.mcp_call.as_ref().filter(|c| !c.ok) {
+        bail!(
+            "the MCP call from the internet through the chain failed: {}",
+            call.detail
+        );
+    }
     Ok(())
+}
+
+/// Real services run this executable as `membrain api`/`mcp`, with a fresh key for the run,
+/// and use the embedding model already installed in the data directory.
+fn emulate_options(listeners_only: bool) -> Result<EmulateOptions> {
+    let mut options = EmulateOptions::default();
+    if listeners_only {
+        return Ok(options);
+    }
+    let membrain = std::env::current_exe().context("finding the membrain executable")?;
+    let mut random = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+        .context("reading /dev/urandom for the run's API key")?;
+    let model_data_dir = std::env::var_os("MEMBRAIN_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| dirs::data_dir().map(|d| d.join("membrain")));
+    options.services = Some(ServiceOptions {
+        membrain,
+        api_key: format!("mb_emulate_{}", hex::encode(random)),
+        model_data_dir,
+    });
+    Ok(options)
 }
 
 fn listed(runs: &[RunState]) -> String {
