@@ -406,7 +406,8 @@ pub struct ProbeArgs {
     /// The topology to emulate for this probe when no emulation is running.
     #[command(flatten)]
     pub source: TopologyArgs,
-    /// The running emulation to probe (its run id) [default: the only one running].
+    /// The running emulation to probe (its run id) [default: the only one running, unless
+    /// --profile or --topology names one to emulate for this probe].
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
     /// How long one connection attempt may take, in milliseconds.

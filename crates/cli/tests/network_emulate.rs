@@ -47,12 +47,68 @@ async fn a_topology_that_cannot_be_emulated_is_refused_with_the_reason() {
     .await;
     assert!(!ok);
     assert!(stderr.contains("overlapping CIDRs"), "{stderr}");
+}
+
+/// `emulate` until Ctrl-C: another process probes the running network, and Ctrl-C removes every
+/// namespace. A run killed with SIGKILL leaves its namespaces, and `emulate --clean` removes them.
+#[tokio::test]
+async fn ctrl_c_removes_the_network_and_clean_removes_a_killed_runs_leftovers() {
+    let (mut child, run_id) = start_emulate().await;
+    let (ok, stdout, stderr) =
+        membrain_output(&["network", "probe", "--run", &run_id, "--json"], &[]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["disagreements"], 0);
+    let pid = child.id().unwrap().to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!ip_netns_list().await.1.contains(&run_id));
+
+    let (mut child, run_id) = start_emulate().await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert!(
+        ip_netns_list().await.1.contains(&run_id),
+        "a killed run cannot remove its namespaces"
+    );
     let (ok, stdout, stderr) = membrain_output(&["network", "emulate", "--clean"], &[]).await;
     assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("nothing to clean") || stdout.contains("removed"),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&run_id), "{stdout}");
+    assert!(!ip_netns_list().await.1.contains(&run_id));
+}
+
+/// Starts `membrain network emulate --profile alb --listeners-only` and waits until it is up;
+/// returns the process and the run id it printed.
+async fn start_emulate() -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = support::membrain()
+        .args(["network", "emulate", "--profile", "alb", "--listeners-only"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut run_id = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if run_id.is_none() {
+            run_id = line
+                .strip_prefix("run ")
+                .and_then(|rest| rest.split(':').next())
+                .map(str::to_owned);
+        }
+        if line.contains("Ctrl-C removes it") {
+            // Keep reading in the background so the child never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, run_id.expect("the run id line"));
+        }
+    }
+    panic!("membrain network emulate ended before it was up");
 }
 
 async fn ip_netns_list() -> (bool, String, String) {

@@ -154,13 +154,16 @@ impl Emulation {
         let text = serde_json::to_string_pretty(&self.state)
             .map_err(|e| EmulateError::Service(format!("cannot encode the run state: {e}")))?;
         let context = format!("cannot write {}", self.state_file.display());
+        // Written aside and renamed: a concurrent `clean_stale` never reads half a file.
+        let partial = self.state_file.with_extension("json.partial");
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&self.state_file)
+            .open(&partial)
             .and_then(|mut file| file.write_all(text.as_bytes()))
+            .and_then(|()| std::fs::rename(&partial, &self.state_file))
             .map_err(EmulateError::io(context))
     }
 
@@ -463,13 +466,31 @@ pub fn live_runs(state_dir: &Path) -> Vec<RunState> {
     runs
 }
 
+/// The run ids whose state file names a living process (read leniently: only `run_id` and
+/// `pid`, so a state file of another version still protects its run).
+fn live_run_ids(state_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .filter(|state| {
+            state["pid"]
+                .as_u64()
+                .and_then(|pid| u32::try_from(pid).ok())
+                .is_some_and(system::alive)
+        })
+        .filter_map(|state| state["run_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Removes the namespaces (and their processes) and state files of runs whose process is gone.
 /// Returns the run ids removed.
 pub fn clean_stale(state_dir: &Path) -> Result<Vec<String>, EmulateError> {
-    let live: Vec<String> = live_runs(state_dir)
-        .into_iter()
-        .map(|run| run.run_id)
-        .collect();
+    let live = live_run_ids(state_dir);
     let mut removed = Vec::new();
     for namespace in system::namespaces()? {
         let Some(run_id) = run_id_of(&namespace) else {
@@ -486,7 +507,10 @@ pub fn clean_stale(state_dir: &Path) -> Result<Vec<String>, EmulateError> {
     if let Ok(entries) = std::fs::read_dir(state_dir) {
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let run_id = name.strip_suffix(".json").unwrap_or(&name);
+            let run_id = name
+                .strip_suffix(".json.partial")
+                .or_else(|| name.strip_suffix(".json"))
+                .unwrap_or(&name);
             if valid_run_id(run_id) && !live.iter().any(|l| l == run_id) {
                 let _ = std::fs::remove_file(entry.path());
                 let _ = std::fs::remove_dir_all(state_dir.join(run_id));

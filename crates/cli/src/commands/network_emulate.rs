@@ -62,7 +62,8 @@ pub async fn emulate(args: EmulateArgs) -> Result<()> {
 }
 
 /// `network probe`: every planned tier:port from every tier, beside the model's verdict. Probes
-/// a running emulation (`--run`, or the only one), else brings one up for the probe.
+/// a running emulation (`--run`, or the only one when no topology is named), else brings the
+/// named topology up for the probe.
 pub async fn probe(args: ProbeArgs) -> Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms.max(10));
     let runs = live_runs(Path::new(DEFAULT_STATE_DIR));
@@ -78,6 +79,9 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
                     )
                 })?,
         ),
+        // A topology named on the command line is emulated for this probe; with none, the one
+        // running emulation is probed.
+        None if args.source.profile.is_some() || args.source.topology.is_some() => None,
         None if runs.len() > 1 => bail!(
             "several emulations are running ({}): choose one with --run",
             listed(&runs)
