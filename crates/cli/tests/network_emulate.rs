@@ -31,6 +31,36 @@ async fn probe_runs_the_alb_chain_for_real_and_an_mcp_call_crosses_it() {
     assert!(!namespaces.contains(run_id), "{namespaces}");
 }
 
+/// The gateway: moto behind the VPC endpoints holds the key map, the MCP server on 8080 reads
+/// it through them, and API Gateway's stand-in asks `membrain authorizer` before forwarding over
+/// the VPC link (a wrong key is refused, the run's key reaches `ts_list_tables`).
+#[tokio::test]
+async fn probe_runs_the_gateway_chain_for_real_and_the_authorizer_decides() {
+    // The test environment's Python tools (moto_server); the helper clears MEMBRAIN_* variables.
+    let tools = std::env::var("MEMBRAIN_TOOLS_BIN").unwrap_or_default();
+    let started = Instant::now();
+    let (ok, stdout, stderr) = membrain_output(
+        &["network", "probe", "--profile", "gateway", "--json"],
+        &[("MEMBRAIN_TOOLS_BIN", tools.as_str())],
+    )
+    .await;
+    println!(
+        "gateway with real services: emulate + probe + MCP call + teardown in {:?}",
+        started.elapsed()
+    );
+    assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["disagreements"], 0, "{report:#}");
+    assert_eq!(report["mcp_call"]["ok"], true, "{report:#}");
+    assert!(
+        report["mcp_call"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tables"),
+        "{report:#}"
+    );
+}
+
 #[tokio::test]
 async fn a_topology_that_cannot_be_emulated_is_refused_with_the_reason() {
     let (ok, _, stderr) = membrain_output(

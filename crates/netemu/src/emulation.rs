@@ -104,11 +104,11 @@ impl Emulation {
         emulation.save()?;
         emulation.build_network()?;
         emulation.load_rules(topology)?;
-        let real = options
-            .services
-            .as_ref()
-            .filter(|_| services::is_alb_chain(&emulation.state.plan));
-        if real.is_some() {
+        let real = options.services.as_ref().filter(|_| {
+            services::is_alb_chain(&emulation.state.plan)
+                || services::is_gateway_chain(&emulation.state.plan)
+        });
+        if real.is_some() && services::is_alb_chain(&emulation.state.plan) {
             services::preflight()?;
         }
         let served = if real.is_some() {
@@ -125,7 +125,11 @@ impl Emulation {
             emulation.state.api_key = Some(service_options.api_key.clone());
             emulation.save()?;
             let plan = emulation.state.plan.clone();
-            let children = services::start_alb_chain(&plan, &emulation.run_dir, service_options)?;
+            let children = if services::is_gateway_chain(&plan) {
+                services::start_gateway_chain(&plan, &emulation.run_dir, service_options)?
+            } else {
+                services::start_alb_chain(&plan, &emulation.run_dir, service_options)?
+            };
             emulation.children.extend(children);
         }
         Ok(emulation)
@@ -249,7 +253,8 @@ impl Emulation {
 
     /// One MCP call from the internet through the whole chain, when real services run.
     pub fn mcp_call(&self) -> Option<Result<serde_json::Value, EmulateError>> {
-        mcp_call_state(&self.state)
+        let key = self.state.api_key.as_ref()?;
+        Some(services::mcp_call(&self.state.plan, &self.run_dir, key))
     }
 
     /// Tries every planned tier:port from every other tier (TCP connect, `timeout` each, all at
@@ -442,9 +447,17 @@ fn probe_from(
 }
 
 /// The MCP call of a run with real services (this process's or another's), `None` without them.
-pub fn mcp_call_state(state: &RunState) -> Option<Result<serde_json::Value, EmulateError>> {
+/// `state_dir` is where the run keeps its files (the gateway's stand-in has its socket there).
+pub fn mcp_call_state(
+    state: &RunState,
+    state_dir: &Path,
+) -> Option<Result<serde_json::Value, EmulateError>> {
     let key = state.api_key.as_ref()?;
-    Some(services::mcp_call(&state.plan, key))
+    Some(services::mcp_call(
+        &state.plan,
+        &state_dir.join(&state.run_id),
+        key,
+    ))
 }
 
 fn state_file(dir: &Path, run_id: &str) -> PathBuf {

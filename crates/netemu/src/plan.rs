@@ -31,6 +31,8 @@ pub struct TierPlan {
     pub address: Ipv4Addr,
     /// The TCP ports some flow of the plan targets on this tier: something listens on each.
     pub ports: Vec<u16>,
+    /// The ports of the expected flows into this tier: where its real service listens.
+    pub expected_ports: Vec<u16>,
 }
 
 /// A tier and port the plan mentions (the target of an expected or forbidden flow).
@@ -124,6 +126,7 @@ impl EmulationPlan {
                 placement: tier.placement,
                 address,
                 ports: Vec::new(),
+                expected_ports: Vec::new(),
             });
         }
         if size < 4 {
@@ -154,6 +157,15 @@ impl EmulationPlan {
             })
             .collect();
         for tier in &mut tiers {
+            let mut expected: Vec<u16> = topology
+                .expected
+                .iter()
+                .filter(|f| f.to == tier.name)
+                .map(|f| f.port)
+                .collect();
+            expected.sort_unstable();
+            expected.dedup();
+            tier.expected_ports = expected;
             tier.ports = targets
                 .iter()
                 .filter(|t| t.tier == tier.name)

@@ -26,6 +26,8 @@ pub struct ServiceOptions {
     pub api_key: String,
     /// A data directory whose `models/` already holds the embedding model (linked, not copied).
     pub model_data_dir: Option<PathBuf>,
+    /// `moto_server`, which serves the AWS services behind the `gateway` VPC endpoints.
+    pub moto_server: Option<PathBuf>,
 }
 
 /// The `alb` chain's tiers, in start order (each needs the next one up).
@@ -75,8 +77,27 @@ fn postgres_bin() -> Option<PathBuf> {
     versions.pop()
 }
 
+/// The `gateway` profile's tiers that run something.
+pub const GATEWAY_CHAIN: [&str; 3] = ["vpc-endpoints", "mcp-server", "vpc-link"];
+
+/// Whether the plan is the `gateway` shape with its endpoints (real processes apply).
+pub fn is_gateway_chain(plan: &EmulationPlan) -> bool {
+    GATEWAY_CHAIN.iter().all(|name| plan.tier(name).is_some())
+        && ["vpc-endpoints", "mcp-server"].iter().all(|name| {
+            plan.tier(name)
+                .is_some_and(|t| !t.expected_ports.is_empty())
+        })
+}
+
 /// The ports each real process serves, by tier (what is left gets a listener).
 pub fn served_ports(plan: &EmulationPlan) -> Vec<(String, Vec<u16>)> {
+    if is_gateway_chain(plan) {
+        return ["vpc-endpoints", "mcp-server"]
+            .iter()
+            .filter_map(|name| plan.tier(name))
+            .map(|tier| (tier.name.0.clone(), vec![first_port(tier)]))
+            .collect();
+    }
     if !is_alb_chain(plan) {
         return Vec::new();
     }
@@ -87,7 +108,7 @@ pub fn served_ports(plan: &EmulationPlan) -> Vec<(String, Vec<u16>)> {
             let ports = match tier.name.0.as_str() {
                 // nginx serves every planned port of a load balancer.
                 "mcp-alb" | "api-alb" => tier.ports.clone(),
-                _ => tier.ports.first().copied().into_iter().collect(),
+                _ => vec![first_port(tier)],
             };
             (tier.name.0.clone(), ports)
         })
@@ -99,8 +120,13 @@ fn tier<'a>(plan: &'a EmulationPlan, name: &str) -> Result<&'a TierPlan, Emulate
         .ok_or_else(|| EmulateError::Service(format!("the plan has no tier {name}")))
 }
 
+/// Where a tier's service listens: the port of its first expected flow, else its first port.
 fn first_port(tier: &TierPlan) -> u16 {
-    tier.ports.first().copied().unwrap_or(80)
+    tier.expected_ports
+        .first()
+        .or(tier.ports.first())
+        .copied()
+        .unwrap_or(80)
 }
 
 /// The port a load balancer forwards on: 80 when planned (no TLS in the emulation), else its first.
@@ -434,18 +460,31 @@ print(json.dumps(post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
 
 /// One MCP `tools/call` from the internet tier through the chain; the JSON-RPC answer's
 /// `result`, or why it failed.
-pub fn mcp_call(plan: &EmulationPlan, api_key: &str) -> Result<serde_json::Value, EmulateError> {
+pub fn mcp_call(
+    plan: &EmulationPlan,
+    run_dir: &Path,
+    api_key: &str,
+) -> Result<serde_json::Value, EmulateError> {
     let internet = plan
         .tiers
         .iter()
         .find(|t| t.placement == membrain_netsec::Placement::Internet)
         .ok_or_else(|| EmulateError::Service("the plan has no internet tier".into()))?;
-    let alb = tier(plan, "mcp-alb")?;
-    let url = format!("http://{}:{}/mcp", alb.address, http_port(alb));
-    let output = in_namespace(
-        &internet.namespace,
-        &["python3", "-c", MCP_CALL, &url, api_key],
-    )?;
+    let output = if is_gateway_chain(plan) {
+        let socket = gateway_socket(run_dir);
+        let socket = socket.to_string_lossy();
+        in_namespace(
+            &internet.namespace,
+            &["python3", "-c", GATEWAY_MCP_CALL, &socket, api_key],
+        )?
+    } else {
+        let alb = tier(plan, "mcp-alb")?;
+        let url = format!("http://{}:{}/mcp", alb.address, http_port(alb));
+        in_namespace(
+            &internet.namespace,
+            &["python3", "-c", MCP_CALL, &url, api_key],
+        )?
+    };
     let answer: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
         EmulateError::Service(format!(
             "the MCP call answered something that is not JSON: {e}"
@@ -460,3 +499,286 @@ pub fn mcp_call(plan: &EmulationPlan, api_key: &str) -> Result<serde_json::Value
         ))),
     }
 }
+
+/// AWS settings every process that reaches the emulated endpoints gets.
+fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
+/// The secret holding the key map, in the endpoints' Secrets Manager.
+const KEYS_SECRET: &str = "membrain-emulate-keys";
+
+/// Creates the key-map secret through the Secrets Manager endpoint (from the MCP server's tier,
+/// the way the tasks reach it), with a request moto routes by its credential scope.
+const CREATE_SECRET: &str = r#"
+import json, sys, urllib.request
+endpoint, name, key = sys.argv[1], sys.argv[2], sys.argv[3]
+request = urllib.request.Request(endpoint + "/", data=json.dumps({
+    "Name": name, "SecretString": json.dumps({key: "default"})}).encode(), headers={
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "secretsmanager.CreateSecret",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+})
+print(urllib.request.urlopen(request, timeout=20).read().decode())
+"#;
+
+/// API Gateway's stand-in in the VPC link's tier: it takes a client's request on a Unix socket
+/// (the managed front end is outside the VPC, so no security group sees it), asks
+/// `membrain authorizer` for a decision through a Lambda Runtime API it serves on loopback
+/// (payload 2.0 event, simple response), and forwards an authorized request to the MCP server
+/// from the VPC link's address; a refused one is answered 403 as API Gateway does.
+const GATEWAY_STAND_IN: &str = r#"
+import http.client, http.server, json, os, queue, socketserver, sys, threading, time, uuid
+sock, runtime_port, target_host, target_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+events, answers = queue.Queue(), {}
+class Runtime(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        request_id, event = events.get()
+        body = json.dumps(event).encode()
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:membrain-authorizer")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = self.path.split("/")
+        if len(parts) > 4 and parts[3] == "invocation":
+            slot = answers.get(parts[4])
+            if slot is not None:
+                slot.put((parts[-1], body))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class Front(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def address_string(self): return "client"
+    def handle_one(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        request_id = str(uuid.uuid4())
+        slot = queue.Queue()
+        answers[request_id] = slot
+        events.put((request_id, {"version": "2.0", "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:123456789012:emulated/$default/ANY/mcp",
+            "identitySource": [headers.get("x-api-key", "")], "routeKey": "ANY /mcp",
+            "rawPath": self.path, "rawQueryString": "", "headers": headers,
+            "requestContext": {"http": {"method": self.command, "path": self.path}}}))
+        try:
+            kind, answer = slot.get(timeout=15)
+            allowed = kind == "response" and json.loads(answer or b"{}").get("isAuthorized") is True
+        except Exception:
+            allowed = False
+        answers.pop(request_id, None)
+        if not allowed:
+            out = b'{"message":"Forbidden"}'
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
+        upstream = http.client.HTTPConnection(target_host, target_port, timeout=30)
+        forwarded = {k: v for k, v in headers.items() if k not in ("host", "connection", "content-length")}
+        forwarded["host"] = "%s:%d" % (target_host, target_port)
+        upstream.request(self.command, self.path, body=body, headers=forwarded)
+        response = upstream.getresponse()
+        out = response.read()
+        self.send_response(response.status)
+        for k, v in response.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST = do_DELETE = handle_one
+class UnixFront(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+runtime = http.server.ThreadingHTTPServer(("127.0.0.1", runtime_port), Runtime)
+threading.Thread(target=runtime.serve_forever, daemon=True).start()
+if os.path.exists(sock): os.unlink(sock)
+front = UnixFront(sock, Front)
+print("ready", flush=True)
+front.serve_forever()
+"#;
+
+/// The Lambda Runtime API port of the stand-in (loopback of the VPC link's namespace).
+const RUNTIME_API_PORT: u16 = 9001;
+
+/// Where API Gateway's stand-in takes requests: a Unix socket in the run directory.
+pub fn gateway_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("vpc-link").join("api-gateway.sock")
+}
+
+/// Starts the `gateway` chain: moto as the AWS services behind the VPC endpoints, the key-map
+/// secret created through them, `membrain mcp --profile gateway` reading it, and API Gateway's
+/// stand-in with `membrain authorizer` in the VPC link's tier.
+pub fn start_gateway_chain(
+    plan: &EmulationPlan,
+    run_dir: &Path,
+    options: &ServiceOptions,
+) -> Result<Vec<Child>, EmulateError> {
+    let moto = options
+        .moto_server
+        .clone()
+        .or_else(|| system::find_program("moto_server"))
+        .ok_or_else(|| {
+            EmulateError::Missing(
+                "`moto_server` (the AWS services behind the VPC endpoints): `pip install \
+                 'moto[server]'`, or point MEMBRAIN_TOOLS_BIN at its bin folder"
+                    .into(),
+            )
+        })?;
+    let mut children = Vec::new();
+    let endpoints = tier(plan, "vpc-endpoints")?;
+    let mcp_server = tier(plan, "mcp-server")?;
+    let vpc_link = tier(plan, "vpc-link")?;
+
+    let dir = run_dir.join("vpc-endpoints");
+    make_dir(&dir)?;
+    let port = first_port(endpoints).to_string();
+    let mut command = ip_command(&endpoints.namespace);
+    command.arg(&moto).args(["-H", "0.0.0.0", "-p", &port]);
+    let mut child = spawn(command, &dir, "moto_server")?;
+    let ready = wait_ready(
+        endpoints,
+        first_port(endpoints),
+        &dir.join("service.log"),
+        &mut child,
+    );
+    children.push(child);
+    ready?;
+    let endpoint = format!("http://{}:{}", endpoints.address, first_port(endpoints));
+    in_namespace(
+        &mcp_server.namespace,
+        &[
+            "python3",
+            "-c",
+            CREATE_SECRET,
+            &endpoint,
+            KEYS_SECRET,
+            &options.api_key,
+        ],
+    )?;
+
+    let dir = run_dir.join("mcp-server");
+    make_dir(&dir)?;
+    let port = first_port(mcp_server).to_string();
+    let mut env: Vec<(&str, String)> = aws_env(&endpoint);
+    env.push(("MEMBRAIN_KEYS_SECRET", KEYS_SECRET.to_owned()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "mcp",
+        "--profile",
+        "gateway",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        &port,
+        "--allowed-hosts",
+        "*",
+    ];
+    let mut mcp = spawn_membrain(mcp_server, &dir, options, &args, &env_refs)?;
+    let ready = wait_ready(
+        mcp_server,
+        first_port(mcp_server),
+        &dir.join("service.log"),
+        &mut mcp,
+    );
+    children.push(mcp);
+    ready?;
+
+    let dir = run_dir.join("vpc-link");
+    make_dir(&dir)?;
+    let socket = gateway_socket(run_dir);
+    let mut command = ip_command(&vpc_link.namespace);
+    command
+        .args(["python3", "-c", GATEWAY_STAND_IN])
+        .arg(&socket)
+        .arg(RUNTIME_API_PORT.to_string())
+        .arg(mcp_server.address.to_string())
+        .arg(first_port(mcp_server).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut stand_in = command
+        .spawn()
+        .map_err(EmulateError::io("cannot start API Gateway's stand-in"))?;
+    let mut line = String::new();
+    if let Some(stdout) = stand_in.stdout.take() {
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+    }
+    children.push(stand_in);
+    if line.trim() != "ready" {
+        return Err(EmulateError::Service(
+            "tier vpc-link: API Gateway's stand-in did not start".into(),
+        ));
+    }
+    let authorizer_dir = dir.join("authorizer");
+    make_dir(&authorizer_dir)?;
+    let mut env: Vec<(&str, String)> = aws_env(&endpoint);
+    env.extend([
+        ("MEMBRAIN_KEYS_SECRET", KEYS_SECRET.to_owned()),
+        (
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("127.0.0.1:{RUNTIME_API_PORT}"),
+        ),
+        ("AWS_LAMBDA_FUNCTION_NAME", "membrain-authorizer".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+    ]);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    children.push(spawn_membrain(
+        vpc_link,
+        &authorizer_dir,
+        options,
+        &["authorizer"],
+        &env_refs,
+    )?);
+    Ok(children)
+}
+
+/// The gateway's MCP call: from the internet tier to API Gateway's stand-in (its Unix socket),
+/// authorized by `membrain authorizer`, forwarded over the VPC link to the MCP server, after a
+/// call with a wrong key was refused (403).
+const GATEWAY_MCP_CALL: &str = r#"
+import http.client, json, socket, sys
+path, key = sys.argv[1], sys.argv[2]
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(path)
+def send(body, key):
+    connection = Unix("api-gateway")
+    connection.request("POST", "/mcp", body=json.dumps(body), headers={
+        "x-api-key": key, "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"})
+    response = connection.getresponse()
+    return response.status, response.read()
+def post(body):
+    status, text = send(body, key)
+    if status != 200:
+        raise SystemExit("HTTP %d: %s" % (status, text[:300]))
+    return json.loads(text or b"null")
+# The authorizer decides: a wrong key must be refused before anything reaches the VPC link.
+status, text = send({"jsonrpc": "2.0", "id": 0, "method": "ping"}, "mb_not_a_key_of_this_run")
+if status != 403:
+    raise SystemExit("API Gateway's stand-in let a wrong key through: HTTP %d %s" % (status, text[:200]))
+post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {},
+    "clientInfo": {"name": "membrain-netemu", "version": "1"}}})
+print(json.dumps(post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+    "params": {"name": "ts_list_tables", "arguments": {}}})))
+"#;

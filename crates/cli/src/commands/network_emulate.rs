@@ -93,7 +93,7 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
         Some(run) => tokio::task::spawn_blocking(move || {
             probe_plan(&run.plan, timeout).map(|observed| {
                 ProbeReport::new(&run.run_id, &run.topology, &observed)
-                    .with_mcp_call(mcp_call_state(&run))
+                    .with_mcp_call(mcp_call_state(&run, Path::new(DEFAULT_STATE_DIR)))
             })
         })
         .await
@@ -124,7 +124,7 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
         print_report(&report);
         if let Some(call) = &report.mcp_call {
             say!(
-                "MCP call internet -> mcp-alb -> mcp-ecs -> api-alb -> api-ecs -> database: {} {}",
+                "MCP call from the internet through the chain: {} {}",
                 if call.ok { "ok" } else { "FAILED" },
                 call.detail
             );
@@ -170,6 +170,10 @@ fn emulate_options(listeners_only: bool) -> Result<EmulateOptions> {
         membrain,
         api_key: format!("mb_emulate_{}", hex::encode(random)),
         model_data_dir,
+        // Where the test environment keeps its Python tools; else `moto_server` on the PATH.
+        moto_server: std::env::var_os("MEMBRAIN_TOOLS_BIN")
+            .map(|dir| std::path::PathBuf::from(dir).join("moto_server"))
+            .filter(|path| path.is_file()),
     });
     Ok(options)
 }
