@@ -83,6 +83,9 @@ impl Emulation {
         system::preflight()?;
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let plan = EmulationPlan::new(topology, &run_id)?;
+        if options.services.is_some() {
+            services::check_ports(&plan)?;
+        }
         clean_stale(&options.state_dir)?;
         std::fs::create_dir_all(&options.state_dir).map_err(EmulateError::io(format!(
             "cannot create {}",

@@ -358,8 +358,9 @@ fn start_postgres(tier: &TierPlan, dir: &Path) -> Result<Child, EmulateError> {
 }
 
 /// nginx as a load balancer: every planned port of the tier (plain HTTP, also on 443: the
-/// emulation has no certificates), one target group with passive health checks (a target
-/// that fails twice is skipped for 5 s), streaming (the MCP server answers over HTTP).
+/// emulation has no certificates), one target group checked like an ALB's (`GET /health` must
+/// answer 200 before the balancer counts as up; then passively: a target that fails twice is
+/// skipped for 5 s), streaming (the MCP server answers over HTTP).
 fn start_nginx(
     tier: &TierPlan,
     target: Ipv4Addr,
@@ -381,7 +382,6 @@ fn start_nginx(
          \x20   fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n\
          \x20   upstream targets {{ server {target}:{target_port} max_fails=2 fail_timeout=5s; }}\n\
          \x20   server {{\n{listens}\
-         \x20       location = /elb-health {{ return 200 \"ok\\n\"; }}\n\
          \x20       location / {{\n            proxy_pass http://targets;\n\
          \x20           proxy_http_version 1.1;\n            proxy_set_header Host $host;\n\
          \x20           proxy_set_header Connection \"\";\n            proxy_buffering off;\n\
@@ -403,7 +403,36 @@ fn start_nginx(
     for port in &tier.ports {
         wait_ready(tier, *port, &dir.join("error.log"), &mut child)?;
     }
+    health_check(tier, target, target_port)?;
     Ok(child)
+}
+
+/// The load balancer's health check of its target: `GET /health` from the balancer's namespace
+/// (so through both tiers' rules) until it answers 200, as a target group registers a target.
+fn health_check(tier: &TierPlan, target: Ipv4Addr, port: u16) -> Result<(), EmulateError> {
+    let script = format!(
+        "exec 3<>/dev/tcp/{target}/{port} && printf 'GET /health HTTP/1.0\\r\\nHost: \
+         {target}\\r\\n\\r\\n' >&3 && head -n 1 <&3"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match in_namespace(&tier.namespace, &["timeout", "2", "bash", "-c", &script]) {
+            Ok(output) => {
+                last = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                if last.split_whitespace().nth(1) == Some("200") {
+                    return Ok(());
+                }
+            }
+            Err(error) => last = error.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(EmulateError::Service(format!(
+        "tier {}: the health check GET http://{target}:{port}/health never answered 200 (last: \
+         {last})",
+        tier.name
+    )))
 }
 
 /// Waits until `port` accepts connections inside the tier's namespace (60 s at most: the API
@@ -616,6 +645,39 @@ front.serve_forever()
 /// The Lambda Runtime API port of the stand-in (loopback of the VPC link's namespace).
 const RUNTIME_API_PORT: u16 = 9001;
 
+/// Ports the real processes bind beside the planned ones, by tier: a plan that also targets one
+/// of them cannot be emulated (the port would already be bound).
+pub fn reserved_ports(plan: &EmulationPlan) -> Vec<(&'static str, u16, &'static str)> {
+    if is_gateway_chain(plan) {
+        vec![(
+            "vpc-link",
+            RUNTIME_API_PORT,
+            "API Gateway's stand-in (its Lambda Runtime API for membrain authorizer)",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Refuses a plan that targets a port a real process of the same tier binds for itself.
+pub fn check_ports(plan: &EmulationPlan) -> Result<(), EmulateError> {
+    let reasons: Vec<String> = reserved_ports(plan)
+        .into_iter()
+        .filter(|(name, port, _)| plan.tier(name).is_some_and(|t| t.ports.contains(port)))
+        .map(|(name, port, what)| {
+            format!(
+                "tier {name}: port {port} is already bound by {what}; plan that flow on \
+                 another port or emulate with listeners only"
+            )
+        })
+        .collect();
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(EmulateError::Refused(reasons))
+    }
+}
+
 /// Where API Gateway's stand-in takes requests: a Unix socket in the run directory.
 pub fn gateway_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("vpc-link").join("api-gateway.sock")
@@ -782,3 +844,48 @@ post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
 print(json.dumps(post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
     "params": {"name": "ts_list_tables", "arguments": {}}})))
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use membrain_netsec::profiles::{Profile, ProfileOptions};
+    use membrain_netsec::{Flow, Protocol, TierName};
+
+    fn plan(profile: Profile, extra: Option<(&str, &str, u16)>) -> EmulationPlan {
+        let mut topology = profile.topology(&ProfileOptions::for_profile(profile));
+        if let Some((from, to, port)) = extra {
+            topology.forbidden.push(Flow {
+                from: TierName(from.into()),
+                to: TierName(to.into()),
+                protocol: Protocol::Tcp,
+                port,
+                why: "a test".into(),
+            });
+        }
+        EmulationPlan::new(&topology, "0123abcd").unwrap()
+    }
+
+    #[test]
+    fn each_profile_is_recognised_and_served_on_its_expected_ports() {
+        let alb = plan(Profile::Alb, None);
+        assert!(is_alb_chain(&alb) && !is_gateway_chain(&alb));
+        let served = served_ports(&alb);
+        assert!(served.contains(&("mcp-alb".to_owned(), vec![80, 443])));
+        assert!(served.contains(&("mcp-ecs".to_owned(), vec![8100])));
+        let gateway = plan(Profile::Gateway, None);
+        assert!(is_gateway_chain(&gateway) && !is_alb_chain(&gateway));
+        // mcp-server is probed on 22, 443, 8000 and 8080; the MCP server takes the expected one.
+        assert!(served_ports(&gateway).contains(&("mcp-server".to_owned(), vec![8080])));
+        check_ports(&gateway).unwrap();
+    }
+
+    #[test]
+    fn a_planned_port_a_service_binds_for_itself_is_refused() {
+        let gateway = plan(Profile::Gateway, Some(("internet", "vpc-link", 9001)));
+        let error = check_ports(&gateway).unwrap_err().to_string();
+        assert!(
+            error.contains("tier vpc-link: port 9001 is already bound"),
+            "{error}"
+        );
+    }
+}

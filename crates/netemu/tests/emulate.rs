@@ -157,6 +157,44 @@ fn deleting_any_rule_breaks_exactly_the_flows_the_model_predicts() {
     }
 }
 
+/// Nothing leaves the emulation: the VPC router has no default route and no link but the
+/// bridge and the tiers' veths, and no tier reaches an address outside it.
+#[test]
+fn nothing_leaves_the_emulated_network() {
+    let plan = topology(Profile::Gateway);
+    let emulation = start(&plan);
+    let vpc = emulation.plan().vpc_namespace.clone();
+    let routes = system::ip(&["-n", &vpc, "route", "show", "default"]).unwrap();
+    assert!(
+        routes.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&routes.stdout)
+    );
+    let links = system::ip(&["-n", &vpc, "-o", "link", "show"]).unwrap();
+    for line in String::from_utf8_lossy(&links.stdout).lines() {
+        let name = line.split(':').nth(1).unwrap().trim();
+        let name = name.split('@').next().unwrap();
+        assert!(
+            name == "lo" || name == "br0" || name.starts_with('t'),
+            "unexpected link {name} in the VPC namespace"
+        );
+    }
+    for tier in &emulation.plan().tiers {
+        // 192.0.2.1 (TEST-NET-1) stands for anywhere else; the router has no route there.
+        let outside = system::in_namespace(
+            &tier.namespace,
+            &[
+                "timeout",
+                "1",
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/192.0.2.1/80",
+            ],
+        );
+        assert!(outside.is_err(), "{} reached 192.0.2.1", tier.name);
+    }
+}
+
 #[test]
 fn a_tampered_rule_is_observed_open() {
     let plan = topology(Profile::Alb);
