@@ -12,8 +12,29 @@ use std::time::Instant;
 use serde_json::Value;
 use support::membrain_output;
 
+/// Removes what a failed test's killed `membrain` left (its namespaces and processes), on every
+/// path out of a test: `membrain network emulate --clean` removes runs whose process is gone.
+struct CleanOnDrop;
+
+impl Drop for CleanOnDrop {
+    fn drop(&mut self) {
+        // A process killed on drop may take a moment to be reaped; clean until nothing is left.
+        for _ in 0..5 {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_membrain"))
+                .args(["network", "emulate", "--clean"])
+                .output();
+            if output.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nothing to clean"))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
 #[tokio::test]
 async fn probe_runs_the_alb_chain_for_real_and_an_mcp_call_crosses_it() {
+    let _clean = CleanOnDrop;
     let started = Instant::now();
     let (ok, stdout, stderr) =
         membrain_output(&["network", "probe", "--profile", "alb", "--json"], &[]).await;
@@ -36,6 +57,7 @@ async fn probe_runs_the_alb_chain_for_real_and_an_mcp_call_crosses_it() {
 /// the VPC link (a wrong key is refused, the run's key reaches `ts_list_tables`).
 #[tokio::test]
 async fn probe_runs_the_gateway_chain_for_real_and_the_authorizer_decides() {
+    let _clean = CleanOnDrop;
     // The test environment's Python tools (moto_server); the helper clears MEMBRAIN_* variables.
     let tools = std::env::var("MEMBRAIN_TOOLS_BIN").unwrap_or_default();
     let started = Instant::now();
@@ -83,6 +105,7 @@ async fn a_topology_that_cannot_be_emulated_is_refused_with_the_reason() {
 /// namespace. A run killed with SIGKILL leaves its namespaces, and `emulate --clean` removes them.
 #[tokio::test]
 async fn ctrl_c_removes_the_network_and_clean_removes_a_killed_runs_leftovers() {
+    let _clean = CleanOnDrop;
     let (mut child, run_id) = start_emulate().await;
     let (ok, stdout, stderr) =
         membrain_output(&["network", "probe", "--run", &run_id, "--json"], &[]).await;

@@ -8,8 +8,13 @@ use crate::EmulateError;
 
 /// Root and the tools the emulation runs; each missing piece says how to get it.
 pub fn preflight() -> Result<(), EmulateError> {
+    missing_pieces(is_root(), |tool| find_program(tool).is_some())
+}
+
+/// The preflight's decision, given whether this is root and which tools exist.
+fn missing_pieces(root: bool, installed: impl Fn(&str) -> bool) -> Result<(), EmulateError> {
     let mut missing = Vec::new();
-    if !is_root() {
+    if !root {
         missing.push(
             "root: network namespaces and nftables need it; run as root (e.g. `sudo membrain \
              network emulate ...`)"
@@ -23,7 +28,7 @@ pub fn preflight() -> Result<(), EmulateError> {
         ("bash", "bash"),
         ("timeout", "coreutils"),
     ] {
-        if find_program(tool).is_none() {
+        if !installed(tool) {
             missing.push(format!(
                 "`{tool}` is not installed: `apt-get install -y {package}`"
             ));
@@ -162,7 +167,62 @@ pub fn remove_namespace(namespace: &str) -> Result<(), EmulateError> {
     ip(&["netns", "del", namespace]).map(|_| ())
 }
 
-/// Whether process `pid` is alive.
+/// Whether process `pid` is alive (a zombie, killed but not yet reaped, is not).
 pub fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses: `123 (name) S ...`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (root?, tools installed, pieces the message must name).
+    #[test]
+    fn the_preflight_names_what_is_missing_and_how_to_install_it() {
+        let all = ["ip", "nft", "python3", "bash", "timeout"];
+        let cases: &[(bool, &[&str], &[&str])] = &[
+            (true, &all, &[]),
+            (false, &all, &["root", "sudo membrain network emulate"]),
+            (
+                true,
+                &["ip", "python3", "bash", "timeout"],
+                &["`nft` is not installed: `apt-get install -y nftables`"],
+            ),
+            (
+                false,
+                &["nft", "python3", "bash", "timeout"],
+                &[
+                    "root",
+                    "`ip` is not installed: `apt-get install -y iproute2`",
+                ],
+            ),
+        ];
+        for (root, tools, pieces) in cases {
+            let result = missing_pieces(*root, |tool| tools.contains(&tool));
+            if pieces.is_empty() {
+                assert!(result.is_ok(), "{result:?}");
+                continue;
+            }
+            let message = result.unwrap_err().to_string();
+            for piece in *pieces {
+                assert!(message.contains(piece), "{message:?} lacks {piece:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn this_process_is_alive_and_an_exited_one_is_not() {
+        assert!(alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!alive(pid));
+    }
 }
