@@ -380,8 +380,10 @@ pub enum NetworkCommand {
         json: bool,
     },
     /// Bring the plan up on this machine: a network namespace per tier behind a VPC bridge,
-    /// each tier's groups as nftables rules, something listening on every planned port. Runs
-    /// until Ctrl-C, then removes everything. Needs root, ip and nft.
+    /// each tier's groups as nftables rules, the real processes in their tiers (alb: nginx,
+    /// membrain mcp and api, PostgreSQL; gateway: moto, membrain mcp, API Gateway's stand-in
+    /// asking membrain authorizer) and listeners on the other planned ports. Runs until Ctrl-C,
+    /// then removes everything. Needs root, ip and nft.
     Emulate(EmulateArgs),
     /// Connect from every emulated tier to every planned tier:port and print what was observed
     /// beside the model's verdict; exits non-zero on any disagreement.
