@@ -83,6 +83,46 @@ async fn probe_runs_the_gateway_chain_for_real_and_the_authorizer_decides() {
     );
 }
 
+/// A topology file of one's own (here the alb plan with the database tier renamed, so no chain
+/// of real processes applies): plain listeners, the same agreement with the model, no MCP call.
+#[tokio::test]
+async fn probe_emulates_a_topology_file_with_listeners() {
+    let _clean = CleanOnDrop;
+    let (ok, plan, stderr) =
+        membrain_output(&["network", "plan", "--profile", "alb", "--json"], &[]).await;
+    assert!(ok, "{stderr}");
+    let renamed = plan.replace("\"database\"", "\"rds\"");
+    assert_ne!(renamed, plan);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.json");
+    std::fs::write(&file, renamed).unwrap();
+    let (ok, stdout, stderr) = membrain_output(
+        &[
+            "network",
+            "probe",
+            "--topology",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["disagreements"], 0, "{report:#}");
+    assert!(report["mcp_call"].is_null(), "{report:#}");
+    let to_rds = report["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["to"] == "rds" && f["observed_open"] == true)
+        .count();
+    assert_eq!(
+        to_rds, 1,
+        "only the API tasks reach the database: {report:#}"
+    );
+}
+
 #[tokio::test]
 async fn a_topology_that_cannot_be_emulated_is_refused_with_the_reason() {
     let (ok, _, stderr) = membrain_output(

@@ -363,30 +363,37 @@ fn start_listener(tier: &TierPlan) -> Result<Child, EmulateError> {
     Ok(child)
 }
 
+const SOURCES_AT_ONCE: usize = 8;
+const TARGETS_AT_ONCE: usize = 32;
+
 /// Probes a plan's network (this process's emulation or another's, from its [`RunState`]).
 pub fn probe_plan(
     plan: &EmulationPlan,
     timeout: Duration,
 ) -> Result<Vec<Observation>, EmulateError> {
     let seconds = format!("{:.3}", timeout.as_secs_f64().max(0.01));
-    let results: Vec<Result<Vec<Observation>, EmulateError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plan
-            .tiers
-            .iter()
-            .map(|source| {
-                let seconds = seconds.as_str();
-                scope.spawn(move || probe_from(plan, source, seconds))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(EmulateError::Service("a probe thread panicked".into()))
+    // Sources a few at a time, and (in `probe_from`) targets in batches: a large plan never
+    // has more than SOURCES_AT_ONCE x TARGETS_AT_ONCE attempts in flight.
+    let mut results: Vec<Result<Vec<Observation>, EmulateError>> = Vec::new();
+    for sources in plan.tiers.chunks(SOURCES_AT_ONCE) {
+        results.extend(std::thread::scope(|scope| {
+            let handles: Vec<_> = sources
+                .iter()
+                .map(|source| {
+                    let seconds = seconds.as_str();
+                    scope.spawn(move || probe_from(plan, source, seconds))
                 })
-            })
-            .collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EmulateError::Service("a probe thread panicked".into()))
+                    })
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
     let mut observations = Vec::new();
     for result in results {
         observations.extend(result?);
@@ -415,8 +422,11 @@ fn probe_from(
         "probe() {{ if timeout {seconds} bash -c \"exec 3<>/dev/tcp/$1/$2\" 2>/dev/null; \
          then echo \"$1 $2 open\"; else echo \"$1 $2 closed\"; fi; }}\n"
     );
-    for (tier, port) in &targets {
+    for (index, (tier, port)) in targets.iter().enumerate() {
         script.push_str(&format!("probe {} {port} &\n", tier.address));
+        if (index + 1) % TARGETS_AT_ONCE == 0 {
+            script.push_str("wait\n");
+        }
     }
     script.push_str("wait\n");
     let output = in_namespace(&source.namespace, &["bash", "-c", &script])?;

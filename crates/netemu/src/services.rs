@@ -60,7 +60,7 @@ pub fn preflight() -> Result<(), EmulateError> {
         Ok(())
     } else {
         Err(EmulateError::Missing(format!(
-            "real services need: {} (or emulate with listeners only)",
+            "real services need: {} (or emulate with plain listeners: --listeners-only)",
             missing.join("; ")
         )))
     }
