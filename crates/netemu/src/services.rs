@@ -773,7 +773,7 @@ pub fn start_gateway_chain(
         .arg(first_port(mcp_server).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::from(log_file(&dir)?.0));
     let mut stand_in = command
         .spawn()
         .map_err(EmulateError::io("cannot start API Gateway's stand-in"))?;
@@ -783,9 +783,11 @@ pub fn start_gateway_chain(
     }
     children.push(stand_in);
     if line.trim() != "ready" {
-        return Err(EmulateError::Service(
-            "tier vpc-link: API Gateway's stand-in did not start".into(),
-        ));
+        let log = fs::read_to_string(dir.join("service.log")).unwrap_or_default();
+        return Err(EmulateError::Service(format!(
+            "tier vpc-link: API Gateway's stand-in did not start: {}",
+            log.trim()
+        )));
     }
     let authorizer_dir = dir.join("authorizer");
     make_dir(&authorizer_dir)?;
@@ -844,6 +846,29 @@ post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
 print(json.dumps(post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
     "params": {"name": "ts_list_tables", "arguments": {}}})))
 "#;
+
+/// Where a client in the internet tier reaches the MCP server of a run with real services.
+pub fn entry_point(plan: &EmulationPlan, run_dir: &Path) -> Option<String> {
+    if is_gateway_chain(plan) {
+        Some(format!(
+            "API Gateway's stand-in on the Unix socket {} (POST /mcp with x-api-key)",
+            gateway_socket(run_dir).display()
+        ))
+    } else if is_alb_chain(plan) {
+        let alb = plan.tier("mcp-alb")?;
+        Some(format!(
+            "http://{}:{}/mcp from the internet tier (ip netns exec {} ...)",
+            alb.address,
+            http_port(alb),
+            plan.tiers
+                .iter()
+                .find(|t| t.placement == membrain_netsec::Placement::Internet)
+                .map_or("?", |t| t.namespace.as_str())
+        ))
+    } else {
+        None
+    }
+}
 
 #[cfg(test)]
 mod tests {

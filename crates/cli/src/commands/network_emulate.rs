@@ -214,6 +214,13 @@ fn print_layout(state: &RunState, took: Duration) {
         ]);
     }
     say!("{table}");
+    if let Some(key) = &state.api_key {
+        let run_dir = Path::new(DEFAULT_STATE_DIR).join(&plan.run_id);
+        if let Some(entry) = membrain_netemu::services::entry_point(plan, &run_dir) {
+            say!("MCP: {entry}");
+        }
+        say!("API key of this run (tenant default): {key}");
+    }
 }
 
 fn print_report(report: &ProbeReport) {
