@@ -85,7 +85,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Read memories and links written by `membrain export` into a tenant.
     Import(ImportArgs),
-    /// Security groups as code: plan, render, apply, verify and diagnose the deployment's network.
+    /// Security groups as code: plan, render, apply, verify, diagnose, emulate and probe the network.
     #[command(subcommand)]
     Network(NetworkCommand),
     /// Install or check the local embedding model (all-MiniLM-L6-v2) in the data directory.
@@ -382,6 +382,47 @@ pub enum NetworkCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Bring the plan up on this machine: a network namespace per tier behind a VPC bridge,
+    /// each tier's groups as nftables rules, the real processes in their tiers (alb: nginx,
+    /// membrain mcp and api, PostgreSQL; gateway: moto, membrain mcp, API Gateway's stand-in
+    /// asking membrain authorizer) and listeners on the other planned ports. Runs until Ctrl-C,
+    /// then removes everything. Needs root, ip and nft.
+    Emulate(EmulateArgs),
+    /// Connect from every emulated tier to every planned tier:port and print what was observed
+    /// beside the model's verdict; exits non-zero on any disagreement.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    #[command(flatten)]
+    pub source: TopologyArgs,
+    /// Only remove the namespaces and state that crashed runs left behind.
+    #[arg(long)]
+    pub clean: bool,
+    /// Plain TCP listeners in every tier instead of the real processes (nginx, membrain mcp
+    /// and api, PostgreSQL) of the alb chain.
+    #[arg(long)]
+    pub listeners_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The topology to emulate for this probe when no emulation is running.
+    #[command(flatten)]
+    pub source: TopologyArgs,
+    /// The running emulation to probe (its run id) [default: the only one running, unless
+    /// --profile or --topology names one to emulate for this probe].
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// How long one connection attempt may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub timeout_ms: u64,
+    /// With no emulation running: plain listeners instead of real processes.
+    #[arg(long)]
+    pub listeners_only: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@ pub mod keys;
 pub mod model;
 pub mod network;
 mod network_aws;
+mod network_emulate;
 pub mod semantic;
 pub mod serve;
 pub mod servers;

@@ -1,5 +1,6 @@
-//! `membrain network plan | render | apply | verify | diagnose`: tables for people, `--json` for
-//! scripts, `plan --format mermaid|dot` for diagrams. The decisions are made in `membrain-netsec`; this module only chooses the topology,
+//! `membrain network plan | render | apply | verify | diagnose` (`emulate | probe` live in
+//! `network_emulate.rs`): tables for people, `--json` for scripts, `plan --format mermaid|dot`
+//! for diagrams. The decisions are made in `membrain-netsec`; this module only chooses the topology,
 //! fetches live groups, and prints.
 
 use std::path::Path;
@@ -107,6 +108,8 @@ pub async fn run(command: NetworkCommand) -> Result<()> {
                 _ => Ok(()),
             }
         }
+        NetworkCommand::Emulate(args) => super::network_emulate::emulate(args).await,
+        NetworkCommand::Probe(args) => super::network_emulate::probe(args).await,
     }
 }
 
