@@ -21,7 +21,14 @@ fn topology(profile: Profile) -> Topology {
     profile.topology(&ProfileOptions::for_profile(profile))
 }
 
+/// Every start cleans stale runs; the test that plants a stale run holds this while it checks
+/// that its own clean removed it, so no other test's start removes it first.
+static CLEANING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn start(topology: &Topology) -> Emulation {
+    let _cleaning = CLEANING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     system::preflight().expect("these tests run as root with ip, nft and python3 installed");
     Emulation::start(topology, &EmulateOptions::default()).expect("the emulation starts")
 }
@@ -253,6 +260,9 @@ fn a_topology_that_cannot_be_emulated_is_refused_before_anything_exists() {
 #[test]
 fn a_crashed_runs_leftovers_are_removed_by_the_next_clean() {
     system::preflight().expect("root, ip and nft");
+    let _cleaning = CLEANING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // The shared state directory: a private one would make every other test's run look stale.
     let dir = PathBuf::from(DEFAULT_STATE_DIR);
     std::fs::create_dir_all(&dir).unwrap();
