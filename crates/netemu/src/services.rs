@@ -180,7 +180,7 @@ pub fn start_alb_chain(
         "--ingest-workers",
         "1",
     ];
-    let mut api = spawn_membrain(
+    let api = spawn_membrain(
         api_ecs,
         &api_dir,
         options,
@@ -192,14 +192,7 @@ pub fn start_alb_chain(
             ("MEMBRAIN_TS_STORE", database_url.as_str()),
         ],
     )?;
-    let ready = wait_ready(
-        api_ecs,
-        first_port(api_ecs),
-        &api_dir.join("service.log"),
-        &mut api,
-    );
-    children.push(api);
-    ready?;
+    keep_once_ready(&mut children, api_ecs, &api_dir, api)?;
 
     children.push(start_nginx(
         api_alb,
@@ -225,15 +218,8 @@ pub fn start_alb_chain(
         "--allowed-hosts",
         "*",
     ];
-    let mut mcp = spawn_membrain(mcp_ecs, &mcp_dir, options, &mcp_args, &[])?;
-    let ready = wait_ready(
-        mcp_ecs,
-        first_port(mcp_ecs),
-        &mcp_dir.join("service.log"),
-        &mut mcp,
-    );
-    children.push(mcp);
-    ready?;
+    let mcp = spawn_membrain(mcp_ecs, &mcp_dir, options, &mcp_args, &[])?;
+    keep_once_ready(&mut children, mcp_ecs, &mcp_dir, mcp)?;
 
     children.push(start_nginx(
         mcp_alb,
@@ -242,6 +228,19 @@ pub fn start_alb_chain(
         run_dir,
     )?);
     Ok(children)
+}
+
+/// Waits until `child` answers on its tier's first port, keeping it in `children` either way so
+/// teardown stops it even when it never came up.
+fn keep_once_ready(
+    children: &mut Vec<Child>,
+    tier: &TierPlan,
+    dir: &Path,
+    mut child: Child,
+) -> Result<(), EmulateError> {
+    let ready = wait_ready(tier, first_port(tier), &dir.join("service.log"), &mut child);
+    children.push(child);
+    ready
 }
 
 fn make_dir(dir: &Path) -> Result<(), EmulateError> {
@@ -712,15 +711,8 @@ pub fn start_gateway_chain(
     let port = first_port(endpoints).to_string();
     let mut command = ip_command(&endpoints.namespace);
     command.arg(&moto).args(["-H", "0.0.0.0", "-p", &port]);
-    let mut child = spawn(command, &dir, "moto_server")?;
-    let ready = wait_ready(
-        endpoints,
-        first_port(endpoints),
-        &dir.join("service.log"),
-        &mut child,
-    );
-    children.push(child);
-    ready?;
+    let child = spawn(command, &dir, "moto_server")?;
+    keep_once_ready(&mut children, endpoints, &dir, child)?;
     let endpoint = format!("http://{}:{}", endpoints.address, first_port(endpoints));
     in_namespace(
         &mcp_server.namespace,
@@ -751,15 +743,8 @@ pub fn start_gateway_chain(
         "--allowed-hosts",
         "*",
     ];
-    let mut mcp = spawn_membrain(mcp_server, &dir, options, &args, &env_refs)?;
-    let ready = wait_ready(
-        mcp_server,
-        first_port(mcp_server),
-        &dir.join("service.log"),
-        &mut mcp,
-    );
-    children.push(mcp);
-    ready?;
+    let mcp = spawn_membrain(mcp_server, &dir, options, &args, &env_refs)?;
+    keep_once_ready(&mut children, mcp_server, &dir, mcp)?;
 
     let dir = run_dir.join("vpc-link");
     make_dir(&dir)?;
