@@ -14,9 +14,9 @@
 //!
 //! ```no_run
 //! use membrain_netemu::{EmulateOptions, Emulation, ProbeReport};
-//! use membrain_netsec::profiles::{Profile, ProfileOptions};
+//! use membrain_netsec::profiles::Profile;
 //!
-//! let topology = Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb));
+//! let topology = Profile::Alb.default_topology();
 //! let emulation = Emulation::start(&topology, &EmulateOptions::default())?;
 //! let observed = emulation.probe(std::time::Duration::from_millis(500))?;
 //! let report = ProbeReport::new(emulation.run_id(), emulation.topology(), &observed);

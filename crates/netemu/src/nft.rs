@@ -168,10 +168,10 @@ fn comment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use membrain_netsec::profiles::{Profile, ProfileOptions};
+    use membrain_netsec::profiles::Profile;
 
     fn rendered(profile: Profile, tier: &str) -> String {
-        let topology = profile.topology(&ProfileOptions::for_profile(profile));
+        let topology = profile.default_topology();
         let plan = EmulationPlan::new(&topology, "0123abcd").unwrap();
         ruleset(&topology, &plan, topology.tier(tier).unwrap())
     }

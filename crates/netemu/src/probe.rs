@@ -122,7 +122,7 @@ impl ProbeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use membrain_netsec::profiles::{Profile, ProfileOptions};
+    use membrain_netsec::profiles::Profile;
 
     fn observation(from: &str, to: &str, port: u16, open: bool) -> Observation {
         Observation {
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn disagreements_are_counted_both_ways() {
-        let topology = Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb));
+        let topology = Profile::Alb.default_topology();
         let report = ProbeReport::new(
             "0123abcd",
             &topology,

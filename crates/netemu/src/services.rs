@@ -858,11 +858,11 @@ pub fn entry_point(plan: &EmulationPlan, run_dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use membrain_netsec::profiles::{Profile, ProfileOptions};
+    use membrain_netsec::profiles::Profile;
     use membrain_netsec::{Flow, Protocol, TierName};
 
     fn plan(profile: Profile, extra: Option<(&str, &str, u16)>) -> EmulationPlan {
-        let mut topology = profile.topology(&ProfileOptions::for_profile(profile));
+        let mut topology = profile.default_topology();
         if let Some((from, to, port)) = extra {
             topology.forbidden.push(Flow {
                 from: TierName(from.into()),

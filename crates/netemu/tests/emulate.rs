@@ -18,7 +18,7 @@ use membrain_netsec::{Cidr, GroupId, Peer, Protocol, Rule, Topology};
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 fn topology(profile: Profile) -> Topology {
-    profile.topology(&ProfileOptions::for_profile(profile))
+    profile.default_topology()
 }
 
 /// Every start cleans stale runs; the test that plants a stale run holds this while it checks

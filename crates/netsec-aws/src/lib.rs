@@ -20,12 +20,12 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), membrain_netsec_aws::NetsecAwsError> {
-//! use membrain_netsec::profiles::{Profile, ProfileOptions};
+//! use membrain_netsec::profiles::Profile;
 //! use membrain_netsec_aws::{ApplyOptions, AwsTarget, apply, connect, read_live};
 //!
 //! let target = AwsTarget { endpoint_url: None, region: "us-east-1".into(), vpc_id: None };
 //! let client = connect(&target).await?;
-//! let plan = Profile::Gateway.topology(&ProfileOptions::for_profile(Profile::Gateway));
+//! let plan = Profile::Gateway.default_topology();
 //! let report = apply(&client, &plan, &ApplyOptions::default()).await?;
 //! let live = read_live(&client, Some(&report.vpc_id)).await?;
 //! # Ok(()) }

@@ -41,7 +41,7 @@ async fn client(moto: &MotoServer) -> Client {
 }
 
 fn plan(profile: Profile) -> Topology {
-    profile.topology(&ProfileOptions::for_profile(profile))
+    profile.default_topology()
 }
 
 fn alb_with_mcp_port(port: u16) -> Topology {

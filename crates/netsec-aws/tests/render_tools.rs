@@ -19,7 +19,7 @@ use membrain_netsec_aws::testing::{MotoServer, tool, tool_path};
 const PROFILES: [Profile; 2] = [Profile::Alb, Profile::Gateway];
 
 fn topology(profile: Profile) -> Topology {
-    profile.topology(&ProfileOptions::for_profile(profile))
+    profile.default_topology()
 }
 
 fn rendered(profile: Profile, format: Format) -> String {

@@ -223,12 +223,12 @@ pub fn rules(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::Profile;
     use crate::verify::verify;
 
     #[test]
     fn describe_output_becomes_live_groups() {
-        let plan = Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb));
+        let plan = Profile::Alb.default_topology();
         let json = r#"{"SecurityGroups": [
           {"GroupId": "sg-1", "GroupName": "membrain-mcp-alb-sg", "Description": "d",
            "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "https"}]}],

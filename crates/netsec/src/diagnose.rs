@@ -401,10 +401,10 @@ fn also_check(from: &Tier, to: &Tier) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::Profile;
 
     fn topology(profile: Profile) -> Topology {
-        profile.topology(&ProfileOptions::for_profile(profile))
+        profile.default_topology()
     }
 
     fn group<'a>(topology: &'a mut Topology, id: &str) -> &'a mut SecurityGroup {

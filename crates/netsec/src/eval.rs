@@ -208,10 +208,10 @@ impl<'a> Evaluator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::Profile;
 
     fn alb() -> Topology {
-        Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb))
+        Profile::Alb.default_topology()
     }
 
     /// One case per line: (from, to, port, allowed?).
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn cidr_rules_match_tier_addresses() {
-        let topology = Profile::Gateway.topology(&ProfileOptions::for_profile(Profile::Gateway));
+        let topology = Profile::Gateway.default_topology();
         check(
             &topology,
             &[

@@ -68,6 +68,11 @@ impl Profile {
         }
     }
 
+    /// The profile as the seed describes it, with its default options.
+    pub fn default_topology(self) -> Topology {
+        self.topology(&ProfileOptions::for_profile(self))
+    }
+
     pub fn topology(self, options: &ProfileOptions) -> Topology {
         match self {
             Self::Alb => alb(options),
@@ -502,7 +507,7 @@ mod tests {
     #[test]
     fn tier_names_are_the_agreed_ones() {
         let names = |p: Profile| -> Vec<String> {
-            p.topology(&ProfileOptions::for_profile(p))
+            p.default_topology()
                 .tiers
                 .iter()
                 .map(|t| t.name.0.clone())

@@ -454,10 +454,10 @@ fn rendered_forms(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::Profile;
 
     fn gateway() -> Topology {
-        Profile::Gateway.topology(&ProfileOptions::for_profile(Profile::Gateway))
+        Profile::Gateway.default_topology()
     }
 
     /// One case per line: an edit of the gateway profile, and the place its error must name

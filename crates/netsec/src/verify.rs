@@ -318,10 +318,10 @@ fn drift(planned: &SecurityGroup, live: &SecurityGroup) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::Profile;
 
     fn plan(profile: Profile) -> Topology {
-        profile.topology(&ProfileOptions::for_profile(profile))
+        profile.default_topology()
     }
 
     fn codes(report: &Report) -> Vec<(&'static str, String)> {

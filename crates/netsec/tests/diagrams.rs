@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::profiles::Profile;
 use membrain_netsec::render::diagram::{DiagramFormat, diagram};
 
 const PROFILES: [Profile; 2] = [Profile::Alb, Profile::Gateway];
@@ -21,7 +21,7 @@ fn document(name: &str) -> PathBuf {
 
 /// The block a document holds between a profile's markers: the diagram in a mermaid fence.
 fn block(profile: Profile) -> String {
-    let topology = profile.topology(&ProfileOptions::for_profile(profile));
+    let topology = profile.default_topology();
     format!(
         "```mermaid\n{}```\n",
         diagram(&topology, DiagramFormat::Mermaid)

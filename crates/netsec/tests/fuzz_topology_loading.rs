@@ -364,13 +364,13 @@ fn apply(text: &str, edits: &[Edit]) -> String {
 }
 
 fn profile(gateway: bool) -> membrain_netsec::Topology {
-    use membrain_netsec::profiles::{Profile, ProfileOptions};
+    use membrain_netsec::profiles::Profile;
     let profile = if gateway {
         Profile::Gateway
     } else {
         Profile::Alb
     };
-    profile.topology(&ProfileOptions::for_profile(profile))
+    profile.default_topology()
 }
 
 proptest! {

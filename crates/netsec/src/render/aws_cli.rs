@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn every_rule_is_authorized_with_its_description() {
-        let topology = Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb));
+        let topology = Profile::Alb.default_topology();
         let text = aws_cli(&topology);
         let rules: usize = topology
             .groups

@@ -222,10 +222,10 @@ pub(crate) fn dot_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::Profile;
 
     fn topology(profile: Profile) -> Topology {
-        profile.topology(&ProfileOptions::for_profile(profile))
+        profile.default_topology()
     }
 
     #[test]

@@ -14,10 +14,10 @@
 //!   (`membrain network plan --format`), for reading rather than deploying.
 //!
 //! ```
-//! use membrain_netsec::profiles::{Profile, ProfileOptions};
+//! use membrain_netsec::profiles::Profile;
 //! use membrain_netsec::render::{render, Format, StackOptions};
 //!
-//! let topology = Profile::Alb.topology(&ProfileOptions::for_profile(Profile::Alb));
+//! let topology = Profile::Alb.default_topology();
 //! let script = render(&topology, Format::AwsCli, &StackOptions::for_topology(&topology));
 //! assert!(script.starts_with("#!/usr/bin/env bash"));
 //! ```
@@ -253,7 +253,7 @@ mod tests {
     use crate::profiles::{Profile, ProfileOptions};
 
     fn topology(profile: Profile) -> Topology {
-        profile.topology(&ProfileOptions::for_profile(profile))
+        profile.default_topology()
     }
 
     #[test]

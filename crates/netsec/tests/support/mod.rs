@@ -25,7 +25,7 @@ use hcl::template::{Element, Template};
 use hcl::{Body, Expression};
 use membrain_netsec::awscli::ip_permission;
 use membrain_netsec::model::*;
-use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::profiles::Profile;
 use membrain_netsec::render::{Format, StackOptions, render};
 use membrain_netsec::{Cidr, Topology};
 use serde_json::Value;
@@ -33,7 +33,7 @@ use serde_json::Value;
 /// The gateway profile (a created VPC, endpoints, group and CIDR peers) with a rule of every other
 /// kind added: a prefix list, IPv6, a UDP range, ICMP.
 pub fn fixture() -> Topology {
-    let mut topology = Profile::Gateway.topology(&ProfileOptions::for_profile(Profile::Gateway));
+    let mut topology = Profile::Gateway.default_topology();
     topology.endpoints.truncate(2);
     let group = &mut topology.groups[1];
     group.ingress.push(Rule {
