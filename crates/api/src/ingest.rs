@@ -9,8 +9,10 @@
 //! saying how they relate; tags (when the caller gave none) and a context line. Everything works
 //! from the text and the vectors; a language model, when configured, writes the words.
 //!
-//! Fairness and ownership: jobs are claimed in turns across tenants (one tenant's burst delays
-//! another's job by at most one batch); a worker renews the leases of its batch while it works
+//! Fairness and ownership: a batch holds one tenant's jobs, and tenants take turns (each worker
+//! passes the tenant of its last batch to the claim), so one tenant's burst delays another's job
+//! by at most the batches in progress; the worker's writes wait in a lane of their own at the
+//! store's writer, so a tenant's own writes do not hold its batches up either. A worker renews the leases of its batch while it works
 //! (a slow language model does not hand the job to a second worker), and completes, fails or
 //! requeues a job only while its claim still holds it.
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_memory::text::{content_hash, keywords};
-use membrain_memory::{Embedding, Limits, TagFilter};
+use membrain_memory::{Embedding, Limits, TagFilter, TenantId};
 use membrain_store::{
     IngestJob, JobError, MemoryStore, NearDuplicate, PreparedLink, PreparedMemory, StoreError,
 };
@@ -33,8 +35,10 @@ use crate::semantic::enrich::{describe_link, enrich};
 const MAX_ATTEMPTS: i64 = 5;
 /// Keywords kept per memory (at ingest and on update).
 pub(crate) const KEYWORDS_PER_MEMORY: usize = 8;
-/// Jobs claimed together so their contents are embedded in one batch.
-const CLAIM_BATCH: usize = 16;
+/// Jobs claimed together so their contents are embedded in one batch. Small enough that another
+/// tenant's job waits for little more than a blink behind a batch in progress, large enough that
+/// the model runs batched.
+const CLAIM_BATCH: usize = 8;
 
 pub struct IngestWorker {
     store: Arc<dyn MemoryStore>,
@@ -69,10 +73,13 @@ impl IngestWorker {
     /// Works until `shutdown`; jobs in progress are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
+        // The tenant of the last batch: the next claim serves the tenant after it.
+        let mut last_tenant = None;
         while !shutdown.is_cancelled() {
-            match self.claim_batch().await {
+            match self.claim_batch(last_tenant.as_ref()).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     failures = 0;
+                    last_tenant = jobs.first().map(|job| job.tenant.clone());
                     self.process_batch(jobs).await;
                 }
                 Ok(_) => {
@@ -96,9 +103,14 @@ impl IngestWorker {
         }
     }
 
-    /// Up to [`CLAIM_BATCH`] jobs, in turns across tenants.
-    async fn claim_batch(&self) -> Result<Vec<IngestJob>, StoreError> {
-        self.store.claim_ingest_jobs(self.lease, CLAIM_BATCH).await
+    /// Up to [`CLAIM_BATCH`] jobs of the tenant whose turn it is after `last_tenant`.
+    async fn claim_batch(
+        &self,
+        last_tenant: Option<&TenantId>,
+    ) -> Result<Vec<IngestJob>, StoreError> {
+        self.store
+            .claim_ingest_jobs(self.lease, CLAIM_BATCH, last_tenant)
+            .await
     }
 
     async fn process_batch(&self, jobs: Vec<IngestJob>) {

@@ -113,9 +113,9 @@ impl AppState {
             keys,
             limits: Arc::new(settings.limits.clone()),
             ingest_ready: Arc::new(Notify::new()),
+            cpu: semantic.cpu().clone(),
             semantic,
             timeseries: None,
-            cpu: Arc::new(CpuPool::new(settings.cpu.clone())),
             tenant_limiter: Arc::new(TenantLimiter::new(settings.tenant_limits.clone())),
         }
     }

@@ -88,6 +88,10 @@ pub enum EmbedError {
     /// asking again with the same text would fail again, unlike a service that is down.
     #[error("the embedder refused the input: {0}")]
     Refused(String),
+    /// The caller's share of the CPU is taken: nothing is wrong with the embedder or the input,
+    /// and the same call succeeds once the caller's other heavy work has finished.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl EmbedError {

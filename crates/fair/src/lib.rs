@@ -12,10 +12,14 @@
 //! holding a slot another tenant could use. Tokio's semaphores are fair (first come, first
 //! served), so waiting calls are admitted in order.
 //!
+//! The gate is keyed by tenant by default; any key that names who waits works the same (the SQL
+//! store's writer is shared by tenants and the ingest worker, each a lane of its own).
+//!
 //! Architecture invariant: knows tenants and semaphores only — no HTTP, storage or error types
 //! of the callers, which turn a [`Refusal`] into their own answer.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use membrain_memory::TenantId;
@@ -66,19 +70,24 @@ struct TenantCalls {
     queued: usize,
 }
 
-struct Counts {
-    tenants: HashMap<TenantId, TenantCalls>,
+struct Counts<K> {
+    tenants: HashMap<K, TenantCalls>,
     queued: usize,
 }
 
+/// Who a gate's calls are counted for: a tenant, or any lane a caller names.
+pub trait Lane: Hash + Eq + Clone + Send + Sync + 'static {}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> Lane for K {}
+
 /// See the crate docs. Shared by its users through an `Arc`.
-pub struct FairGate {
+pub struct FairGate<K: Lane = TenantId> {
     shares: FairShares,
     slots: Arc<Semaphore>,
-    counts: Mutex<Counts>,
+    counts: Mutex<Counts<K>>,
 }
 
-impl std::fmt::Debug for FairGate {
+impl<K: Lane> std::fmt::Debug for FairGate<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FairGate")
             .field("shares", &self.shares)
@@ -87,21 +96,25 @@ impl std::fmt::Debug for FairGate {
 }
 
 /// A call's slot (its tenant's and the gate's), given back when dropped.
-#[derive(Debug)]
-pub struct FairPermit {
+pub struct FairPermit<K: Lane = TenantId> {
     _slot: OwnedSemaphorePermit,
     _tenant_slot: OwnedSemaphorePermit,
-    _call: Call,
+    _call: Call<K>,
+}
+
+impl<K: Lane> std::fmt::Debug for FairPermit<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FairPermit").finish_non_exhaustive()
+    }
 }
 
 /// A call counted against its tenant from admission until dropped.
-#[derive(Debug)]
-struct Call {
-    gate: Arc<FairGate>,
-    tenant: TenantId,
+struct Call<K: Lane> {
+    gate: Arc<FairGate<K>>,
+    tenant: K,
 }
 
-impl Drop for Call {
+impl<K: Lane> Drop for Call<K> {
     fn drop(&mut self) {
         let mut counts = self.gate.counts();
         if let Some(calls) = counts.tenants.get_mut(&self.tenant) {
@@ -114,12 +127,12 @@ impl Drop for Call {
 }
 
 /// A place in the queue, given back when the wait ends (admitted, or abandoned at a deadline).
-struct Queued<'a> {
-    gate: &'a FairGate,
-    tenant: &'a TenantId,
+struct Queued<'a, K: Lane> {
+    gate: &'a FairGate<K>,
+    tenant: &'a K,
 }
 
-impl Drop for Queued<'_> {
+impl<K: Lane> Drop for Queued<'_, K> {
     fn drop(&mut self) {
         let mut counts = self.gate.counts();
         counts.queued -= 1;
@@ -129,7 +142,7 @@ impl Drop for Queued<'_> {
     }
 }
 
-impl FairGate {
+impl<K: Lane> FairGate<K> {
     /// Shares of zero are taken as one: a gate that admits nothing would hang every call.
     pub fn new(shares: FairShares) -> Arc<Self> {
         let shares = FairShares {
@@ -150,14 +163,14 @@ impl FairGate {
         &self.shares
     }
 
-    fn counts(&self) -> MutexGuard<'_, Counts> {
+    fn counts(&self) -> MutexGuard<'_, Counts<K>> {
         // Every change under this lock is a counter update that cannot panic half-way.
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits for a slot for `tenant`, or is refused at once when the queue (or the tenant's
     /// part of it) is full. Dropping the future gives back its place in the queue.
-    pub async fn admit(self: &Arc<Self>, tenant: &TenantId) -> Result<FairPermit, Refusal> {
+    pub async fn admit(self: &Arc<Self>, tenant: &K) -> Result<FairPermit<K>, Refusal> {
         let (call, tenant_slots, held) = {
             let mut guard = self.counts();
             let counts = &mut *guard;
@@ -242,7 +255,7 @@ impl FairGate {
     }
 
     /// Calls of `tenant` waiting now.
-    pub fn waiting(&self, tenant: &TenantId) -> usize {
+    pub fn waiting(&self, tenant: &K) -> usize {
         self.counts()
             .tenants
             .get(tenant)

@@ -28,6 +28,7 @@ mod sql;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod transfer;
+mod writers;
 
 use std::time::Duration;
 
@@ -89,13 +90,16 @@ pub trait MemoryStore: Send + Sync + 'static {
         request: &IngestRequest,
         limits: &Limits,
     ) -> Result<IngestJob, StoreError>;
-    /// Claims up to `max` jobs (queued, or running with an expired lease) for `lease`, fairly
-    /// across tenants: jobs are taken in turns — every tenant's oldest job before any tenant's
-    /// second — so one tenant's burst delays another's job by at most one batch.
+    /// Claims up to `max` jobs (queued, or running with an expired lease) of one tenant for
+    /// `lease`, oldest first. Tenants take turns: the tenant is the first one after `after` (in
+    /// tenant order, wrapping around) with a job waiting, so a worker that passes the tenant of
+    /// its last batch serves every waiting tenant before any tenant twice, and one tenant's burst
+    /// delays another's job by at most the batch in progress.
     async fn claim_ingest_jobs(
         &self,
         lease: Duration,
         max: usize,
+        after: Option<&TenantId>,
     ) -> Result<Vec<IngestJob>, StoreError>;
     /// Extends the leases of jobs still held by these claims; returns how many were extended
     /// (fewer when another worker took a job over).

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::error::DbContext;
 use crate::records::*;
+use crate::writers::{WriteTurn, Writer, Writers};
 use crate::{ImportItem, ImportOutcome, MemoryStore, PreparedContent, StoreError};
 
 /// Which database a [`SqlStore`] talks to.
@@ -53,6 +54,8 @@ pub struct SqlStore {
     /// Writes. On SQLite a single connection, so writers in this process queue here instead of
     /// contending for the file lock.
     write: AnyPool,
+    /// Whose write goes next: every write waits for its lane's turn before taking `write`.
+    writers: Writers,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -83,10 +86,15 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         pools.migrate(migrator).await?;
+        let writers = Writers::new(
+            pools.write.options().get_max_connections(),
+            options.acquire_timeout,
+        );
         Ok(Self {
             backend: pools.backend,
             read: pools.read,
             write: pools.write,
+            writers,
         })
     }
 
@@ -96,10 +104,22 @@ impl SqlStore {
         self.read.close().await;
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        membrain_sql::begin_write(&self.write, self.backend)
+    /// A write transaction, once `writer`'s turn has come; the turn is held until it is dropped
+    /// (keep it alive past the commit).
+    async fn begin_write(
+        &self,
+        writer: Writer,
+    ) -> Result<(WriteTurn, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
+        let turn = self.writers.turn(writer).await?;
+        let tx = membrain_sql::begin_write(&self.write, self.backend)
             .await
-            .during("starting a transaction")
+            .during("starting a transaction")?;
+        Ok((turn, tx))
+    }
+
+    /// `writer`'s turn for a single statement on the writer pool.
+    async fn write_turn(&self, writer: Writer) -> Result<WriteTurn, StoreError> {
+        self.writers.turn(writer).await
     }
 
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
@@ -673,6 +693,7 @@ impl MemoryStore for SqlStore {
         hash: &KeyHash,
         label: &str,
     ) -> Result<KeyRecord, StoreError> {
+        let _turn = self.write_turn(Writer::Upkeep).await?;
         let record = KeyRecord {
             id: format!("key_{}", Uuid::new_v4().simple()),
             tenant: tenant.clone(),
@@ -707,6 +728,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn revoke_key(&self, key_id: &str) -> Result<KeyRecord, StoreError> {
+        let _turn = self.write_turn(Writer::Upkeep).await?;
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(micros(Utc::now()))
             .bind(key_id)
@@ -793,6 +815,7 @@ impl MemoryStore for SqlStore {
             completed_at: None,
             lease: None,
         };
+        let _turn = self.write_turn(Writer::tenant(tenant)).await?;
         sqlx::query(
             "INSERT INTO ingest_jobs (id, tenant_id, status, request, attempts, created_at) \
              VALUES ($1, $2, $3, $4, 0, $5)",
@@ -812,25 +835,29 @@ impl MemoryStore for SqlStore {
         &self,
         lease: Duration,
         max: usize,
+        after: Option<&TenantId>,
     ) -> Result<Vec<IngestJob>, StoreError> {
+        let _turn = self.write_turn(Writer::Ingest).await?;
         let now = Utc::now();
         let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let token = LeaseToken(Uuid::new_v4().simple().to_string());
-        // Turns: each tenant's waiting jobs are numbered oldest first, and the batch takes every
-        // tenant's first job before any tenant's second. The status test is repeated where the
-        // rows are locked: PostgreSQL re-checks it on rows another worker changed meanwhile, so
-        // a job is never claimed twice.
+        // The tenant whose turn it is: the first after `after` with a waiting job, else the
+        // first of all. The waiting test is repeated where the rows are locked: PostgreSQL
+        // re-checks it on rows another worker changed meanwhile, so a job is never claimed twice.
+        const WAITING: &str =
+            "(status = 'queued' OR (status = 'running' AND lease_expires_at < $1))";
+        // The pick is materialised: inlined as a subquery, PostgreSQL may run it more than once,
+        // and with SKIP LOCKED each run locks other rows, so a claim could exceed `max`.
         let sql = format!(
-            "UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, \
+            "WITH picked AS MATERIALIZED (SELECT id FROM ingest_jobs \
+                 WHERE tenant_id = COALESCE( \
+                     (SELECT MIN(tenant_id) FROM ingest_jobs WHERE {WAITING} AND tenant_id > $5), \
+                     (SELECT MIN(tenant_id) FROM ingest_jobs WHERE {WAITING})) \
+                 AND {WAITING} \
+                 ORDER BY created_at, id LIMIT $4 {}) \
+             UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, \
              started_at = COALESCE(started_at, $1), lease_expires_at = $2, lease_token = $3 \
-             WHERE id IN (SELECT id FROM ingest_jobs \
-                 WHERE id IN (SELECT id FROM ( \
-                     SELECT id, created_at, \
-                            ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY created_at, id) AS turn \
-                     FROM ingest_jobs \
-                     WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $1) \
-                 ) AS waiting ORDER BY turn, created_at, id LIMIT $4) \
-                 AND (status = 'queued' OR (status = 'running' AND lease_expires_at < $1)) {}) \
+             WHERE id IN (SELECT id FROM picked) AND {WAITING} \
              RETURNING {JOB_COLUMNS}",
             self.backend.skip_locked()
         );
@@ -839,6 +866,7 @@ impl MemoryStore for SqlStore {
             .bind(micros(lease_end))
             .bind(&token.0)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(after.map(TenantId::as_str).unwrap_or_default())
             .fetch_all(&self.write)
             .await
             .during("claiming ingest jobs")?;
@@ -855,6 +883,7 @@ impl MemoryStore for SqlStore {
         jobs: &[(JobId, LeaseToken)],
         lease: Duration,
     ) -> Result<usize, StoreError> {
+        let _turn = self.write_turn(Writer::Ingest).await?;
         let lease_end =
             Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let mut renewed = 0;
@@ -882,7 +911,7 @@ impl MemoryStore for SqlStore {
     ) -> Result<IngestResult, StoreError> {
         let tenant = &job.tenant;
         let now = Utc::now();
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::Ingest).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
         // The memory to merge into, if it still exists (it may have been deleted meanwhile).
         let near_duplicate = match prepared.near_duplicate {
@@ -1024,6 +1053,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn fail_ingest(&self, job: &IngestJob, error: &JobError) -> Result<(), StoreError> {
+        let _turn = self.write_turn(Writer::Ingest).await?;
         let done = sqlx::query(
             "UPDATE ingest_jobs SET status = 'failed', error_code = $1, error_message = $2, \
              completed_at = $3, lease_expires_at = NULL, lease_token = NULL \
@@ -1047,6 +1077,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn requeue_ingest(&self, job: &IngestJob) -> Result<(), StoreError> {
+        let _turn = self.write_turn(Writer::Ingest).await?;
         sqlx::query(
             "UPDATE ingest_jobs SET status = 'queued', lease_expires_at = NULL, lease_token = NULL \
              WHERE id = $1 AND status = 'running' AND lease_token = $2",
@@ -1101,7 +1132,7 @@ impl MemoryStore for SqlStore {
         limits: &Limits,
     ) -> Result<Memory, StoreError> {
         let now = Utc::now();
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
         let mut memory = load_one(&mut tx, tenant, id).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
         let before = stored_size(&memory);
@@ -1151,7 +1182,7 @@ impl MemoryStore for SqlStore {
         tenant: &TenantId,
         selector: &DeleteSelector,
     ) -> Result<Vec<MemoryId>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
         let ids: Vec<String> = match selector {
             DeleteSelector::Id(id) => {
                 let row = sqlx::query("SELECT id FROM memories WHERE id = $1 AND tenant_id = $2")
@@ -1424,7 +1455,7 @@ impl MemoryStore for SqlStore {
         &self,
         done: &[(PendingEmbedding, Embedding)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::Upkeep).await?;
         let mut revisions: HashMap<TenantId, i64> = HashMap::new();
         for (pending, embedding) in done {
             match pending.target {
@@ -1479,7 +1510,7 @@ impl MemoryStore for SqlStore {
         refused: &[PendingEmbedding],
         model: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::Upkeep).await?;
         for pending in refused {
             match pending.target {
                 EmbeddingTarget::Memory(id) => sqlx::query(
@@ -1517,8 +1548,10 @@ impl MemoryStore for SqlStore {
         tombstones_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        // Finished jobs, a bounded batch per statement so no delete holds locks for long.
+        // Finished jobs, a bounded batch per statement so no delete holds locks for long (and
+        // other writers get their turns between batches).
         loop {
+            let turn = self.write_turn(Writer::Upkeep).await?;
             let done = sqlx::query(
                 "DELETE FROM ingest_jobs WHERE id IN (SELECT id FROM ingest_jobs \
                  WHERE status IN ('completed', 'failed') AND completed_at < $1 LIMIT $2)",
@@ -1528,6 +1561,7 @@ impl MemoryStore for SqlStore {
             .execute(&self.write)
             .await
             .during("pruning finished ingest jobs")?;
+            drop(turn);
             pruned.jobs += done.rows_affected();
             if done.rows_affected() < PRUNE_BATCH as u64 {
                 break;
@@ -1546,7 +1580,7 @@ impl MemoryStore for SqlStore {
         for row in &rows {
             let tenant: String = get(row, "tenant_id")?;
             let through: i64 = get(row, "through")?;
-            let mut tx = self.begin_write().await?;
+            let (_turn, mut tx) = self.begin_write(Writer::Upkeep).await?;
             sqlx::query(
                 "UPDATE tenant_revisions SET pruned_through = \
                  CASE WHEN pruned_through < $1 THEN $1 ELSE pruned_through END \
@@ -1579,7 +1613,7 @@ impl MemoryStore for SqlStore {
         description: &str,
         embedding: Option<&Embedding>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
         let found = load_memories(&mut tx, tenant, &[a, b]).await?;
         for id in [a, b] {
             if !found.iter().any(|m| m.id == id) {
@@ -1596,6 +1630,7 @@ impl MemoryStore for SqlStore {
         a: MemoryId,
         b: MemoryId,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn(Writer::tenant(tenant)).await?;
         let (a, b) = ordered(a, b);
         let done = sqlx::query(
             "DELETE FROM links WHERE tenant_id = $1 AND memory_a = $2 AND memory_b = $3",
@@ -1709,7 +1744,7 @@ impl MemoryStore for SqlStore {
         items: &[ImportItem],
         limits: &Limits,
     ) -> Result<Vec<(MemoryId, ImportOutcome)>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
         let mut usage = read_usage(&mut tx, tenant).await?;
         let mut outcomes = Vec::with_capacity(items.len());

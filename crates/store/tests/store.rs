@@ -108,7 +108,7 @@ async fn ingest(store: &SqlStore, tenant: &TenantId, memory: PreparedMemory) -> 
 
 /// Claims at most one job, as a worker with a batch of one would.
 async fn claim_one(store: &SqlStore, lease: Duration) -> Option<IngestJob> {
-    store.claim_ingest_jobs(lease, 1).await.unwrap().pop()
+    store.claim_ingest_jobs(lease, 1, None).await.unwrap().pop()
 }
 
 async fn keys_resolve_to_their_tenant_until_revoked(backend: Backend) {
@@ -782,40 +782,56 @@ async fn ingest_is_claimed_in_turns_across_tenants(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
     let limits = Limits::default();
-    let (a, b) = (tenant("a"), tenant("b"));
-    // Tenant a queues a burst first; tenant b's one job comes after all of it.
+    let (a, b, c) = (tenant("a"), tenant("b"), tenant("c"));
+    // Tenant a queues a burst first; tenants b and c one job each, after all of it.
     for i in 0..40 {
         store
             .enqueue_ingest(&a, &request(&format!("a burst {i}")), &limits)
             .await
             .unwrap();
     }
-    let late = store
+    let b_job = store
         .enqueue_ingest(&b, &request("b's one memory"), &limits)
         .await
         .unwrap();
-    let batch = store
-        .claim_ingest_jobs(Duration::from_secs(30), 16)
+    let c_job = store
+        .enqueue_ingest(&c, &request("c's one memory"), &limits)
         .await
         .unwrap();
-    assert_eq!(batch.len(), 16);
+    let lease = Duration::from_secs(30);
+    // A worker that has served no one yet starts with the first tenant: a's oldest 16, in order.
+    let first = store.claim_ingest_jobs(lease, 16, None).await.unwrap();
+    assert_eq!(first.len(), 16);
     assert!(
-        batch.iter().any(|job| job.id == late.id),
-        "b's job is in the first batch, not behind a's 40"
+        first.iter().all(|job| job.tenant == a),
+        "one tenant per batch"
     );
-    // Within a tenant, oldest first; every job claimed once.
-    let a_jobs: Vec<_> = batch.iter().filter(|j| j.tenant == a).collect();
+    assert!(first.windows(2).all(|w| w[0].created_at <= w[1].created_at));
+    // After a, b's turn then c's, though a still has 24 jobs older than theirs.
+    let second = store.claim_ingest_jobs(lease, 16, Some(&a)).await.unwrap();
+    assert_eq!(
+        second.iter().map(|job| job.id).collect::<Vec<_>>(),
+        vec![b_job.id],
+        "b's job is next, not behind a's burst"
+    );
+    let third = store.claim_ingest_jobs(lease, 16, Some(&b)).await.unwrap();
+    assert_eq!(
+        third.iter().map(|job| job.id).collect::<Vec<_>>(),
+        vec![c_job.id]
+    );
+    // After the last tenant the turn wraps around to a; every job is claimed once.
+    let rest = store.claim_ingest_jobs(lease, 100, Some(&c)).await.unwrap();
+    assert_eq!(rest.len(), 24);
+    assert!(rest.iter().all(|job| job.tenant == a));
+    assert!(rest.iter().all(|j| !first.iter().any(|f| f.id == j.id)));
     assert!(
-        a_jobs
-            .windows(2)
-            .all(|w| w[0].created_at <= w[1].created_at)
+        store
+            .claim_ingest_jobs(lease, 16, Some(&a))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is left to claim"
     );
-    let rest = store
-        .claim_ingest_jobs(Duration::from_secs(30), 100)
-        .await
-        .unwrap();
-    assert_eq!(rest.len(), 25);
-    assert!(rest.iter().all(|j| !batch.iter().any(|b| b.id == j.id)));
 }
 
 async fn only_the_claim_holding_a_job_may_finish_it(backend: Backend) {

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
+use membrain_embed::EmbedError;
 use membrain_memory::embedding::cosine;
 use membrain_memory::graph::{Edge, Walk};
 use membrain_memory::{MemoryId, TagFilter, TenantId, ValidationError};
@@ -59,7 +60,11 @@ pub async fn link_memories(
         .into());
     }
     // A description without a vector still links; the background embedder makes it later.
-    let embedding = match state.semantic.embed(vec![description.to_owned()]).await {
+    let embedding = match state
+        .semantic
+        .embed(&tenant, vec![description.to_owned()])
+        .await
+    {
         Ok(mut vectors) => vectors.pop(),
         Err(e) => {
             tracing::warn!(error = %e, "could not embed a link description; made later");
@@ -110,7 +115,7 @@ async fn drive(
     {
         let mut edges = state.store.edges_from(tenant, walk.frontier()).await?;
         if vectors_needed {
-            fill_missing_vectors(state, &mut edges).await?;
+            fill_missing_vectors(state, tenant, &mut edges).await?;
         }
         let allowed: Option<HashSet<MemoryId>> = match scope {
             Some(filter) => {
@@ -145,7 +150,11 @@ async fn drive(
 
 /// Edges whose description has no vector of the current model yet (made before the model
 /// changed, or while the embedder failed) get one now, so traversal never skips them.
-async fn fill_missing_vectors(state: &AppState, edges: &mut [Edge]) -> Result<(), ApiError> {
+async fn fill_missing_vectors(
+    state: &AppState,
+    tenant: &TenantId,
+    edges: &mut [Edge],
+) -> Result<(), ApiError> {
     let model = state.semantic.model_id();
     let missing: Vec<usize> = (0..edges.len())
         .filter(|i| {
@@ -165,9 +174,12 @@ async fn fill_missing_vectors(state: &AppState, edges: &mut [Edge]) -> Result<()
         .collect();
     let vectors = state
         .semantic
-        .embed(texts)
+        .embed(tenant, texts)
         .await
-        .map_err(|e| ApiError::embedder_unavailable("traversal by meaning", &e))?;
+        .map_err(|e| match e {
+            EmbedError::Busy(message) => ApiError::busy(message),
+            e => ApiError::embedder_unavailable("traversal by meaning", &e),
+        })?;
     for (i, vector) in missing.into_iter().zip(vectors) {
         edges[i].embedding = Some(vector);
     }
@@ -359,7 +371,10 @@ pub async fn traverse(
         .semantic
         .embed_query(&tenant, query)
         .await
-        .map_err(|e| ApiError::embedder_unavailable("traversal by meaning", &e))?;
+        .map_err(|e| match e {
+            EmbedError::Busy(message) => ApiError::busy(message),
+            e => ApiError::embedder_unavailable("traversal by meaning", &e),
+        })?;
     let model = state.semantic.model_id().to_owned();
     let threshold = threshold as f32;
     // Follow an edge when its description means what the query asks, at least `threshold`

@@ -212,7 +212,7 @@ pub async fn update_memory(
     let content = match patch.content {
         Some(content) => {
             // Without a vector the update still lands; the background embedder makes it later.
-            let embedding = match state.semantic.embed(vec![content.clone()]).await {
+            let embedding = match state.semantic.embed(&tenant, vec![content.clone()]).await {
                 Ok(mut vectors) => vectors.pop(),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not embed updated content; made later");

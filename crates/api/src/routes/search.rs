@@ -160,6 +160,10 @@ pub async fn search_memories(
     let mut notices: Vec<String> = Vec::new();
     let vector = match vector {
         Some(Ok(vector)) => Some(vector),
+        Some(Err(membrain_embed::EmbedError::Busy(why))) => {
+            notices.push(format!("{why}; these results are lexical only"));
+            None
+        }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "could not embed a query; ranking lexically");
             notices.push(

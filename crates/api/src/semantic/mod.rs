@@ -18,6 +18,8 @@ use membrain_llm::LanguageModel;
 use membrain_memory::{Embedding, TenantId};
 use tokio::sync::Semaphore;
 
+use crate::fair::{CpuPool, CpuPoolSettings};
+
 pub use indexes::{Indexes, SyncedIndex};
 
 /// Thresholds of the ingest pipeline. Cosine similarities of all-MiniLM-L6-v2 vectors.
@@ -62,8 +64,10 @@ pub struct Semantic {
     pub indexes: Indexes,
     pub tuning: SemanticTuning,
     query_cache: Mutex<VectorCache>,
-    /// Embeddings a request waits for (a query, an update, a link), at most one per core.
-    foreground: Semaphore,
+    /// Where embeddings a request waits for (a query, an update, a link) run: the process's
+    /// CPU pool, shared with the other CPU-heavy request work, so a tenant's share of the cores
+    /// counts its embeddings and its regex-filtered searches together.
+    cpu: Arc<CpuPool>,
     /// Embeddings of ingest batches and the background embedder: one at a time, so a burst of
     /// ingest never takes every core from the requests.
     background: Semaphore,
@@ -84,7 +88,8 @@ impl Semantic {
         Self::with_tuning(embedder, llm, SemanticTuning::default())
     }
 
-    /// The default tuning, with the index memory budget the API is configured with.
+    /// The default tuning, with the index memory budget and CPU pool the API is configured
+    /// with.
     pub fn for_settings(
         embedder: Arc<dyn Embedder>,
         llm: Option<Arc<dyn LanguageModel>>,
@@ -94,16 +99,31 @@ impl Semantic {
             index_memory_budget: settings.index_memory_budget,
             ..SemanticTuning::default()
         };
-        Self::with_tuning(embedder, llm, tuning)
+        Self::with_cpu(
+            embedder,
+            llm,
+            tuning,
+            Arc::new(CpuPool::new(settings.cpu.clone())),
+        )
     }
 
+    /// `tuning`, with a CPU pool of the default size.
     pub fn with_tuning(
         embedder: Arc<dyn Embedder>,
         llm: Option<Arc<dyn LanguageModel>>,
         tuning: SemanticTuning,
     ) -> Self {
+        let cpu = Arc::new(CpuPool::new(CpuPoolSettings::default()));
+        Self::with_cpu(embedder, llm, tuning, cpu)
+    }
+
+    pub fn with_cpu(
+        embedder: Arc<dyn Embedder>,
+        llm: Option<Arc<dyn LanguageModel>>,
+        tuning: SemanticTuning,
+        cpu: Arc<CpuPool>,
+    ) -> Self {
         let capacity = NonZeroUsize::new(tuning.query_cache).unwrap_or(NonZeroUsize::MIN);
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             indexes: Indexes::new(
                 embedder.model_id(),
@@ -114,7 +134,7 @@ impl Semantic {
             llm,
             tuning,
             query_cache: Mutex::new(lru::LruCache::new(capacity)),
-            foreground: Semaphore::new(cores),
+            cpu,
             background: Semaphore::new(1),
         }
     }
@@ -128,18 +148,42 @@ impl Semantic {
         self.llm.as_deref()
     }
 
-    /// Vectors for `texts` that a request waits for, made on a blocking thread (the model is
-    /// CPU-bound).
-    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
-        self.embed_in(&self.foreground, texts).await
+    /// The CPU pool request work runs in (embeddings included).
+    pub fn cpu(&self) -> &Arc<CpuPool> {
+        &self.cpu
     }
 
-    /// Vectors for ingest and the background embedder: one batch at a time in this process.
-    pub async fn embed_in_background(
+    /// Vectors for `texts` that `tenant`'s request waits for, made in the CPU pool within the
+    /// tenant's share (the model is CPU-bound). [`EmbedError::Busy`] when the share stays taken.
+    pub async fn embed(
         &self,
+        tenant: &TenantId,
         texts: Vec<String>,
     ) -> Result<Vec<Embedding>, EmbedError> {
-        self.embed_in(&self.background, texts).await
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let embedder = self.embedder.clone();
+        let vectors = self
+            .cpu
+            .run(tenant, move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                embedder.embed(&refs)
+            })
+            .await
+            .map_err(|failed| match failed.status {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE => EmbedError::Busy(failed.message),
+                _ => EmbedError::Inference(failed.message),
+            })??;
+        Ok(self.wrap(vectors))
+    }
+
+    fn wrap(&self, vectors: Vec<Vec<f32>>) -> Vec<Embedding> {
+        let model = self.embedder.model_id();
+        vectors
+            .into_iter()
+            .map(|v| Embedding::new(model, v))
+            .collect()
     }
 
     /// Like [`embed_in_background`](Self::embed_in_background), but a batch the embedder
@@ -170,15 +214,16 @@ impl Semantic {
         }
     }
 
-    async fn embed_in(
+    /// Vectors for ingest and the background embedder: one batch at a time in this process.
+    pub async fn embed_in_background(
         &self,
-        lane: &Semaphore,
         texts: Vec<String>,
     ) -> Result<Vec<Embedding>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let _permit = lane
+        let _permit = self
+            .background
             .acquire()
             .await
             .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))?;
@@ -189,11 +234,7 @@ impl Semantic {
         })
         .await
         .map_err(|e| EmbedError::Inference(format!("the embedding task failed: {e}")))??;
-        let model = self.embedder.model_id();
-        Ok(vectors
-            .into_iter()
-            .map(|v| Embedding::new(model, v))
-            .collect())
+        Ok(self.wrap(vectors))
     }
 
     /// A query's vector, from the tenant's recent queries when it asked it before.
@@ -207,7 +248,7 @@ impl Semantic {
             return Ok(hit.clone());
         }
         let vector: Arc<[f32]> = self
-            .embed(vec![query.to_owned()])
+            .embed(tenant, vec![query.to_owned()])
             .await?
             .pop()
             .map(|e| e.vector.into())
