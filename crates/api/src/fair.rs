@@ -61,6 +61,12 @@ impl CpuPool {
         }
     }
 
+    /// The gate that admits this pool's work, for other heavy work of the process to share
+    /// (time-series reads in the API).
+    pub fn gate(&self) -> &Arc<FairGate> {
+        &self.gate
+    }
+
     /// Runs `work` for `tenant` on a blocking thread once the tenant's share and the pool allow.
     pub async fn run<T, F>(&self, tenant: &TenantId, work: F) -> Result<T, ApiError>
     where

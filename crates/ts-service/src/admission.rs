@@ -86,6 +86,13 @@ impl ReadGate {
         })
     }
 
+    /// A gate that admits reads through `gate`, shared with other heavy work of the process
+    /// (the API's CPU pool), so a tenant's share counts its reads and that work together. The
+    /// shared gate's slots and queue apply; `settings` gives the read deadline.
+    pub fn sharing(settings: ReadSettings, gate: Arc<FairGate>) -> Arc<Self> {
+        Arc::new(Self { settings, gate })
+    }
+
     pub fn settings(&self) -> &ReadSettings {
         &self.settings
     }

@@ -76,6 +76,12 @@ impl TimeSeriesService {
         self
     }
 
+    /// The same service, its reads admitted by `gate` (see [`ReadGate::sharing`]).
+    pub fn with_read_gate(mut self, gate: Arc<ReadGate>) -> Self {
+        self.reads = gate;
+        self
+    }
+
     pub fn read_settings(&self) -> &ReadSettings {
         self.reads.settings()
     }

@@ -66,6 +66,8 @@ pub async fn link_memories(
         .await
     {
         Ok(mut vectors) => vectors.pop(),
+        // The tenant's CPU share is taken: retry, rather than pass the work to the background.
+        Err(EmbedError::Busy(message)) => return Err(ApiError::busy(message)),
         Err(e) => {
             tracing::warn!(error = %e, "could not embed a link description; made later");
             None

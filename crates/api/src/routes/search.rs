@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use super::memories::TagsInput;
 use super::{bound, json_size};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Tenant};
+use crate::extract::{ApiJson, JsonBody, Tenant};
+use crate::semantic::SyncedIndex;
 use crate::semantic::enrich::interpret;
 use crate::server::AppState;
 
@@ -103,7 +104,7 @@ pub async fn search_memories(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<SearchBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let limits = &state.limits;
     if !(1..=100).contains(&body.k) {
         return Err(ValidationError::new(
@@ -184,21 +185,34 @@ pub async fn search_memories(
         full_scope: body.full_scope,
         max_results: limits.max_result_memories,
     };
-    let (index, filter, ranked, mut truncated) = state
+    // The index's read guard is let go as soon as ranking is done: held while this search waits
+    // for the CPU again, it would keep the ingest worker (which updates the index) waiting too.
+    let (filter, ranked, similarities, mut truncated) = state
         .cpu
         .run(&tenant, move || {
             let (ranked, truncated) = rank(&index.index, &filter, &request);
-            (index, filter, ranked, truncated)
+            let similarities: HashMap<MemoryId, f32> = ranked
+                .iter()
+                .filter_map(|r| Some((r.id, similarity(&index, request.vector.as_deref(), r.id)?)))
+                .collect();
+            (filter, ranked, similarities, truncated)
         })
         .await?;
-    let similarity = |id: MemoryId| -> Option<f32> {
-        let v = vector.as_ref()?;
-        Some(cosine(v, index.index.vector(id)?))
-    };
-
     let ids: Vec<MemoryId> = ranked.iter().map(|r| r.id).collect();
-    let mut memories = state.store.memories(&tenant, &ids).await?;
-    truncated |= bound(&mut memories, limits, json_size::<Memory>);
+    let memories = state.store.memories(&tenant, &ids).await?;
+    // Measuring, copying into JSON and serialising up to k memories (each with its history) is
+    // CPU work as heavy as ranking: it runs in the tenant's share of the pool too, never on the
+    // runtime threads every tenant's requests share.
+    let shared_limits = state.limits.clone();
+    let (memories, cut) = state
+        .cpu
+        .run(&tenant, move || {
+            let mut memories = memories;
+            let cut = bound(&mut memories, &shared_limits, json_size::<Memory>);
+            (memories, cut)
+        })
+        .await?;
+    truncated |= cut;
     let scores: HashMap<MemoryId, f32> = ranked.iter().map(|r| (r.id, r.score)).collect();
 
     let mut neighbours = load_neighbours(&state, &tenant, &memories).await?;
@@ -207,7 +221,112 @@ pub async fn search_memories(
     if !filter.is_empty() {
         neighbours.retain(|_, memory| filter.matches(&memory.tags));
     }
-    let mut results: Vec<Value> = memories
+    let (memories, neighbours, mut results) = state
+        .cpu
+        .run(&tenant, move || {
+            let results = memory_nodes(&memories, &neighbours, &scores, |id| {
+                similarities.get(&id).copied()
+            });
+            (memories, neighbours, results)
+        })
+        .await?;
+    if !query.is_empty() && !memories.is_empty() {
+        let edges = state.store.edges_from(&tenant, &ids).await?;
+        let model = semantic.model_id();
+        // A few cosines for the edges' ends, under a read guard held only while they are made.
+        let index = semantic
+            .indexes
+            .current(state.store.as_ref(), &tenant)
+            .await?;
+        let similar = |id| similarity(&index, vector.as_deref(), id);
+        let scored_edges: Vec<(f32, Edge)> = edges
+            .into_iter()
+            .filter_map(|edge| {
+                let score = match (
+                    &vector,
+                    edge.embedding.as_ref().and_then(|e| e.for_model(model)),
+                ) {
+                    (Some(query_vector), Some(edge_vector)) => {
+                        let score = cosine(query_vector, edge_vector);
+                        let ends = similar(edge.from)
+                            .unwrap_or(0.0)
+                            .max(similar(edge.to).unwrap_or(0.0));
+                        (score >= EDGE_MIN_SIMILARITY && score > ends).then_some(score)?
+                    }
+                    _ => Some(term_overlap(query, &edge.description)).filter(|s| *s > 0.0)?,
+                };
+                Some((score, edge))
+            })
+            .collect();
+        drop(index);
+        results.extend(
+            matching_edges(
+                &state,
+                &tenant,
+                scored_edges,
+                &memories,
+                &neighbours,
+                &filter,
+                k,
+            )
+            .await?,
+        );
+    }
+
+    // The summary, when asked for, is written from the memories the answer keeps.
+    let interpreted: Option<Result<String, String>> = match (format, semantic.llm()) {
+        (ResponseFormat::Raw, _) => None,
+        (_, Some(llm)) => {
+            let contents: Vec<&str> = memories.iter().map(|m| m.content.as_str()).collect();
+            Some(interpret(llm, query, &contents).await)
+        }
+        (_, None) => Some(Err(
+            "no language model is configured on this server (start it with --llm-url), so \
+             there is no interpreted summary; the raw results are included: use \
+             response_format \"raw\" to skip this notice"
+                .to_owned(),
+        )),
+    };
+    let shared_limits = state.limits.clone();
+    let body = state
+        .cpu
+        .run(&tenant, move || {
+            // The answer's size counts everything serialised: related memories and edges too.
+            truncated |= bound(&mut results, &shared_limits, json_size::<Value>);
+            let mut answer =
+                json!({ "count": results.len(), "results": results, "truncated": truncated });
+            if !notices.is_empty() {
+                answer["notices"] = json!(notices);
+            }
+            match interpreted {
+                None => {}
+                Some(Ok(text)) => answer["interpreted"] = json!(text),
+                Some(Err(message)) => {
+                    answer["interpreted"] = Value::Null;
+                    answer["interpreted_error"] = json!(message);
+                }
+            }
+            serde_json::to_vec(&answer)
+        })
+        .await?
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(JsonBody(body))
+}
+
+/// The cosine similarity of the query and a memory, when both have vectors.
+fn similarity(index: &SyncedIndex, vector: Option<&[f32]>, id: MemoryId) -> Option<f32> {
+    Some(cosine(vector?, index.index.vector(id)?))
+}
+
+/// The answer's memory nodes, each with its scores and up to [`RELATED_PER_RESULT`] related
+/// memories.
+fn memory_nodes(
+    memories: &[Memory],
+    neighbours: &HashMap<MemoryId, Memory>,
+    scores: &HashMap<MemoryId, f32>,
+    similarity: impl Fn(MemoryId) -> Option<f32>,
+) -> Vec<Value> {
+    memories
         .iter()
         .map(|memory| {
             let related: Vec<Value> = memory
@@ -233,75 +352,7 @@ pub async fn search_memories(
             node["related_memories"] = json!(related);
             node
         })
-        .collect();
-    if !query.is_empty() && !memories.is_empty() {
-        let edges = state.store.edges_from(&tenant, &ids).await?;
-        let model = semantic.model_id();
-        let scored_edges: Vec<(f32, Edge)> = edges
-            .into_iter()
-            .filter_map(|edge| {
-                let score = match (
-                    &vector,
-                    edge.embedding.as_ref().and_then(|e| e.for_model(model)),
-                ) {
-                    (Some(query_vector), Some(edge_vector)) => {
-                        let score = cosine(query_vector, edge_vector);
-                        let ends = similarity(edge.from)
-                            .unwrap_or(0.0)
-                            .max(similarity(edge.to).unwrap_or(0.0));
-                        (score >= EDGE_MIN_SIMILARITY && score > ends).then_some(score)?
-                    }
-                    _ => Some(term_overlap(query, &edge.description)).filter(|s| *s > 0.0)?,
-                };
-                Some((score, edge))
-            })
-            .collect();
-        drop(index);
-        results.extend(
-            matching_edges(
-                &state,
-                &tenant,
-                scored_edges,
-                &memories,
-                &neighbours,
-                &filter,
-                k,
-            )
-            .await?,
-        );
-    } else {
-        drop(index);
-    }
-
-    // The answer's size counts everything serialised: related memories and edges too.
-    truncated |= bound(&mut results, limits, json_size::<Value>);
-    let mut answer = json!({ "count": results.len(), "results": results, "truncated": truncated });
-    if !notices.is_empty() {
-        answer["notices"] = json!(notices);
-    }
-    if format != ResponseFormat::Raw {
-        match semantic.llm() {
-            Some(llm) => {
-                let contents: Vec<&str> = memories.iter().map(|m| m.content.as_str()).collect();
-                match interpret(llm, query, &contents).await {
-                    Ok(text) => answer["interpreted"] = json!(text),
-                    Err(message) => {
-                        answer["interpreted"] = Value::Null;
-                        answer["interpreted_error"] = json!(message);
-                    }
-                }
-            }
-            None => {
-                answer["interpreted"] = Value::Null;
-                answer["interpreted_error"] = json!(
-                    "no language model is configured on this server (start it with --llm-url), \
-                     so there is no interpreted summary; the raw results are included: use \
-                     response_format \"raw\" to skip this notice"
-                );
-            }
-        }
-    }
-    Ok(ApiJson(answer))
+        .collect()
 }
 
 /// What [`rank`] needs, owned, so it can run on a blocking thread.

@@ -12,6 +12,11 @@ use super::Semantic;
 
 /// Texts embedded per round.
 const BATCH: usize = 64;
+/// Text bytes per call of the model within a round. The background lane is the one ingest uses:
+/// a round of 64 long texts in one call would hold it for many seconds (each text costs up to
+/// the model's full window), so a round goes in small calls and a waiting ingest batch takes the
+/// lane between two of them.
+const CALL_BYTES: usize = 4 * 1024;
 
 pub struct Backfill {
     store: Arc<dyn MemoryStore>,
@@ -67,14 +72,17 @@ impl Backfill {
         if pending.is_empty() {
             return Ok(0);
         }
-        let texts = pending.iter().map(|p| p.text.clone()).collect();
         // A text the embedder refuses is set aside, not retried forever: otherwise it would stay
         // first in line and stall every tenant's vectors behind it.
-        let answers = self
-            .semantic
-            .embed_each_in_background(texts)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut answers = Vec::with_capacity(pending.len());
+        for call in calls(&pending) {
+            answers.extend(
+                self.semantic
+                    .embed_each_in_background(call)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
         let mut done = Vec::new();
         let mut refused = Vec::new();
         for (pending, answer) in pending.into_iter().zip(answers) {
@@ -106,5 +114,56 @@ impl Backfill {
                 .map_err(|e| e.to_string())?;
         }
         Ok(done.len() + refused.len())
+    }
+}
+
+/// The pending texts in calls of at most [`CALL_BYTES`] (one text at least), in order.
+fn calls(pending: &[membrain_store::PendingEmbedding]) -> Vec<Vec<String>> {
+    let mut calls: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0;
+    for text in pending.iter().map(|p| &p.text) {
+        match calls.last_mut() {
+            Some(call) if bytes + text.len() <= CALL_BYTES => call.push(text.clone()),
+            _ => {
+                bytes = 0;
+                calls.push(vec![text.clone()]);
+            }
+        }
+        bytes += text.len();
+    }
+    calls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use membrain_memory::{MemoryId, TenantId};
+    use membrain_store::{EmbeddingTarget, PendingEmbedding};
+
+    fn pending(len: usize) -> PendingEmbedding {
+        PendingEmbedding {
+            tenant: TenantId::parse("t").unwrap_or_else(|e| panic!("{e}")),
+            target: EmbeddingTarget::Memory(MemoryId::new()),
+            text: "x".repeat(len),
+        }
+    }
+
+    #[test]
+    fn long_texts_go_one_per_call_and_short_ones_together() {
+        let texts = [10, 20, 5_000, 30, CALL_BYTES, 1].map(pending);
+        let sizes: Vec<Vec<usize>> = calls(&texts)
+            .iter()
+            .map(|call| call.iter().map(String::len).collect())
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                vec![10, 20],
+                vec![5_000],
+                vec![30],
+                vec![CALL_BYTES],
+                vec![1]
+            ]
+        );
     }
 }
