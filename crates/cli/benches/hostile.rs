@@ -215,7 +215,9 @@ async fn count(answers: &Answers, what: &str, response: Result<reqwest::Response
             format!("{what} {status}")
         }
         Err(e) if e.is_timeout() => format!("{what} timeout"),
-        Err(_) => format!("{what} error"),
+        Err(e) if e.is_connect() => format!("{what} error (connecting)"),
+        Err(e) if e.is_body() || e.is_decode() => format!("{what} error (reading the answer)"),
+        Err(_) => format!("{what} error (connection closed or reset)"),
     };
     *answers.lock().await.entry(key).or_default() += 1;
 }

@@ -40,6 +40,22 @@ impl Memory {
             self.evolution_history_dropped += excess as u64;
         }
     }
+
+    /// Bytes of the texts the memory holds (content, context, old wordings): at most what it
+    /// serialises to, and cheap to count, so a caller can stop loading memories once an answer's
+    /// byte budget is spent without serialising them first.
+    pub fn text_bytes(&self) -> usize {
+        let history: usize = self
+            .evolution_history
+            .iter()
+            .map(|event| match event {
+                EvolutionEvent::ContentUpdate { old_content, .. }
+                | EvolutionEvent::NearDuplicateMerge { old_content, .. } => old_content.len(),
+                EvolutionEvent::Merge { .. } => 0,
+            })
+            .sum();
+        self.content.len() + self.context.len() + history
+    }
 }
 
 /// An undirected, described edge from one memory to another, seen from one end.
@@ -117,5 +133,8 @@ mod tests {
         assert_eq!(memory.evolution_history_dropped, 2);
         let json = serde_json::to_value(&memory).unwrap();
         assert_eq!(json["evolution_history_dropped"], 2);
+        // The texts' bytes never exceed the serialised size (what budgets compare against).
+        assert_eq!(memory.text_bytes(), "x".len() + "v2v3v4".len());
+        assert!(memory.text_bytes() <= json.to_string().len());
     }
 }

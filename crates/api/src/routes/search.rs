@@ -199,7 +199,7 @@ pub async fn search_memories(
         })
         .await?;
     let ids: Vec<MemoryId> = ranked.iter().map(|r| r.id).collect();
-    let memories = state.store.memories(&tenant, &ids).await?;
+    let memories = load_within_budget(&state, &tenant, &ids).await?;
     // Measuring, copying into JSON and serialising up to k memories (each with its history) is
     // CPU work as heavy as ranking: it runs in the tenant's share of the pool too, never on the
     // runtime threads every tenant's requests share.
@@ -311,6 +311,32 @@ pub async fn search_memories(
         .await?
         .map_err(|e| ApiError::internal(&e))?;
     Ok(JsonBody(body))
+}
+
+/// Memories loaded per query while an answer's byte budget lasts.
+const LOAD_CHUNK: usize = 10;
+
+/// The memories of `ids`, in order, loaded a chunk at a time until their texts alone pass the
+/// answer's byte budget: what is past it would be cut by the bound anyway, and a tenant whose
+/// memories carry long histories would otherwise have k of them read and parsed per search.
+async fn load_within_budget(
+    state: &AppState,
+    tenant: &membrain_memory::TenantId,
+    ids: &[MemoryId],
+) -> Result<Vec<Memory>, ApiError> {
+    let mut loaded = Vec::with_capacity(ids.len());
+    let mut bytes = 0usize;
+    for chunk in ids.chunks(LOAD_CHUNK) {
+        let memories = state.store.memories(tenant, chunk).await?;
+        bytes = memories.iter().fold(bytes, |total, memory| {
+            total.saturating_add(memory.text_bytes())
+        });
+        loaded.extend(memories);
+        if bytes > state.limits.max_result_bytes {
+            break;
+        }
+    }
+    Ok(loaded)
 }
 
 /// The cosine similarity of the query and a memory, when both have vectors.
