@@ -125,9 +125,20 @@ async fn answer(request: reqwest::RequestBuilder) -> Value {
 async fn run(memories: usize, backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let store = Arc::new(database.store().await);
+    // The pipeline's throughput, not the per-tenant rate and queue bounds, is measured: one
+    // tenant posts every memory as fast as it can.
     let settings = ApiSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         job_poll_interval: Duration::from_millis(20),
+        tenant_limits: membrain_api::fair::TenantLimits {
+            requests_per_second: 1e6,
+            burst: 1_000_000,
+            ..Default::default()
+        },
+        limits: membrain_memory::Limits {
+            max_pending_jobs_per_tenant: memories.max(1),
+            ..Default::default()
+        },
         ..ApiSettings::default()
     };
     let model = membrain_embed::testing::shared_minilm();
