@@ -42,6 +42,6 @@ pub use emulation::{
     probe_plan,
 };
 pub use error::EmulateError;
-pub use plan::EmulationPlan;
+pub use plan::{EmulationPlan, INTERNET_PROBE_PORT};
 pub use probe::{FlowProbe, McpCall, Observation, ProbeReport};
 pub use services::ServiceOptions;

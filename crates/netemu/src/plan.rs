@@ -15,6 +15,8 @@ use crate::EmulateError;
 pub const INTERNET_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 pub const INTERNET_GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const INTERNET_PREFIX: u8 = 24;
+/// The port probed on the internet tier from every other tier, planned or not.
+pub const INTERNET_PROBE_PORT: u16 = 443;
 
 /// Namespaces are `mb-<run id>-<tier>`; the VPC's own is `mb-<run id>-_vpc`, which no tier can
 /// take (a tier name starts with a letter).
@@ -35,7 +37,8 @@ pub struct TierPlan {
     pub expected_ports: Vec<u16>,
 }
 
-/// A tier and port the plan mentions (the target of an expected or forbidden flow).
+/// A tier and port probed: the target of an expected or forbidden flow, or the internet's
+/// [`INTERNET_PROBE_PORT`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Target {
     pub tier: TierName,
@@ -145,6 +148,12 @@ impl EmulationPlan {
                 continue;
             }
             targets.insert((flow.to.0.clone(), flow.port), ());
+        }
+        // The internet's HTTPS port, from every tier: where a task whose egress was left open
+        // could reach and send data. A new group allows all egress until it is revoked (seed
+        // 000's script never revokes it), and this is the flow that shows it.
+        if let [internet] = internet_tiers.as_slice() {
+            targets.insert(((*internet).to_owned(), INTERNET_PROBE_PORT), ());
         }
         if !reasons.is_empty() {
             return Err(EmulateError::Refused(reasons));
@@ -263,7 +272,7 @@ mod tests {
         }
         assert_eq!(plan.tier("mcp-alb").unwrap().ports, [80, 443]);
         assert_eq!(plan.tier("database").unwrap().ports, [5432]);
-        assert!(plan.tier("internet").unwrap().ports.is_empty());
+        assert_eq!(plan.tier("internet").unwrap().ports, [INTERNET_PROBE_PORT]);
         assert_eq!(plan.router, Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(plan.vpc_namespace, "mb-0123abcd-_vpc");
         assert_eq!(

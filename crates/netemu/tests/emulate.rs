@@ -229,6 +229,59 @@ fn a_tampered_rule_is_observed_open() {
     assert_eq!(flow.planned.as_deref(), Some("forbidden"));
 }
 
+/// Seed 000's script creates the MCP tasks' group and never revokes the all-traffic egress AWS
+/// gives every new group: the tasks can then reach the internet, which the plan forbids. The
+/// probe sees that flow open, and `verify` of the same groups reports it.
+#[test]
+fn the_seed_scripts_leftover_default_egress_is_observed_open_and_reported() {
+    let plan = topology(Profile::Alb);
+    let mut emulation = start(&plan);
+    let to_the_internet = |report: &ProbeReport| {
+        report
+            .flows
+            .iter()
+            .find(|f| {
+                f.from.0 == "mcp-ecs"
+                    && f.to.0 == "internet"
+                    && f.port == membrain_netemu::INTERNET_PROBE_PORT
+            })
+            .cloned()
+            .expect("every tier probes the internet")
+    };
+    let planned = probe(&emulation);
+    assert_agrees(&planned, "the plan");
+    assert!(
+        !to_the_internet(&planned).observed_open,
+        "the plan's MCP tasks do not reach the internet"
+    );
+
+    let mut leftover = plan.clone();
+    leftover
+        .groups
+        .iter_mut()
+        .find(|g| g.id == GroupId("mcp-ecs".into()))
+        .unwrap()
+        .egress
+        .push(Rule::all_traffic(
+            Peer::Cidr(Cidr::everything_v4()),
+            "AWS's default egress, never revoked",
+        ));
+    emulation.load_rules(&leftover).unwrap();
+    let observed = probe(&emulation);
+    assert_agrees(&observed, "the leftover egress");
+    let flow = to_the_internet(&observed);
+    assert!(flow.observed_open, "the leftover egress opens {flow:?}");
+    assert_eq!(flow.planned, None, "no flow of the plan names it");
+
+    let report = membrain_netsec::verify::verify(&plan, &leftover);
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code == "broad-egress")
+        .unwrap_or_else(|| panic!("verify reports the leftover egress: {:?}", report.findings));
+    assert!(finding.place.starts_with("mcp-ecs"), "{finding:?}");
+}
+
 #[test]
 fn a_topology_that_cannot_be_emulated_is_refused_before_anything_exists() {
     let options = EmulateOptions {
