@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use membrain_embed::{EmbedError, Embedder};
 use membrain_llm::LanguageModel;
 use membrain_memory::{Embedding, TenantId};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::fair::{CpuPool, CpuPoolSettings};
 
@@ -69,8 +69,12 @@ pub struct Semantic {
     /// counts its embeddings and its regex-filtered searches together.
     cpu: Arc<CpuPool>,
     /// Embeddings of ingest batches and the background embedder: one at a time, so a burst of
-    /// ingest never takes every core from the requests.
+    /// ingest never takes every core from the requests...
     background: Semaphore,
+    /// ...and more at once (up to the CPU pool's size) only while no request work runs in the
+    /// pool: alone, ingest uses every core (twice the memories a second on two cores), and a
+    /// request arriving meanwhile waits at most for the batches already started.
+    spare: Semaphore,
 }
 
 impl std::fmt::Debug for Semantic {
@@ -134,6 +138,7 @@ impl Semantic {
             llm,
             tuning,
             query_cache: Mutex::new(lru::LruCache::new(capacity)),
+            spare: Semaphore::new(cpu.gate().shares().slots.saturating_sub(1)),
             cpu,
             background: Semaphore::new(1),
         }
@@ -222,11 +227,7 @@ impl Semantic {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let _permit = self
-            .background
-            .acquire()
-            .await
-            .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))?;
+        let _permit = self.background_permit().await?;
         let embedder = self.embedder.clone();
         let vectors = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -235,6 +236,23 @@ impl Semantic {
         .await
         .map_err(|e| EmbedError::Inference(format!("the embedding task failed: {e}")))??;
         Ok(self.wrap(vectors))
+    }
+
+    /// The background lane's permit when it is free; else a spare one while the CPU pool is
+    /// idle; else, waiting, the background lane's.
+    async fn background_permit(&self) -> Result<SemaphorePermit<'_>, EmbedError> {
+        if let Ok(permit) = self.background.try_acquire() {
+            return Ok(permit);
+        }
+        if self.cpu.gate().in_flight() == 0
+            && let Ok(permit) = self.spare.try_acquire()
+        {
+            return Ok(permit);
+        }
+        self.background
+            .acquire()
+            .await
+            .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))
     }
 
     /// A query's vector, from the tenant's recent queries when it asked it before.
@@ -284,5 +302,97 @@ impl Semantic {
         self.query_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fair::CpuPoolSettings;
+
+    /// Counts how many `embed` calls run at once, each taking a while.
+    #[derive(Default)]
+    struct SlowEmbedder {
+        running: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl Embedder for SlowEmbedder {
+        fn model_id(&self) -> &str {
+            "slow-test"
+        }
+
+        fn dimensions(&self) -> usize {
+            2
+        }
+
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(80));
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect())
+        }
+    }
+
+    fn semantic_over(embedder: Arc<SlowEmbedder>) -> Arc<Semantic> {
+        let cpu = Arc::new(CpuPool::new(CpuPoolSettings {
+            threads: 2,
+            ..CpuPoolSettings::default()
+        }));
+        Arc::new(Semantic::with_cpu(
+            embedder,
+            None,
+            SemanticTuning::default(),
+            cpu,
+        ))
+    }
+
+    async fn two_background_batches(semantic: &Arc<Semantic>) {
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let semantic = semantic.clone();
+                tokio::spawn(async move { semantic.embed_in_background(vec!["x".into()]).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_batches_use_every_core_only_while_no_request_work_runs() {
+        let embedder = Arc::new(SlowEmbedder::default());
+        let semantic = semantic_over(embedder.clone());
+        two_background_batches(&semantic).await;
+        assert_eq!(
+            embedder.most.load(Ordering::SeqCst),
+            2,
+            "an idle pool lends its cores"
+        );
+
+        let embedder = Arc::new(SlowEmbedder::default());
+        let semantic = semantic_over(embedder.clone());
+        let tenant = TenantId::parse("busy").unwrap();
+        let request = {
+            let cpu = semantic.cpu().clone();
+            tokio::spawn(async move {
+                cpu.run(&tenant, || std::thread::sleep(Duration::from_millis(600)))
+                    .await
+            })
+        };
+        while semantic.cpu().gate().in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        two_background_batches(&semantic).await;
+        assert_eq!(
+            embedder.most.load(Ordering::SeqCst),
+            1,
+            "request work in the pool keeps background batches to one at a time"
+        );
+        request.await.unwrap().unwrap();
     }
 }
