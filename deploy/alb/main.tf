@@ -17,8 +17,23 @@ variable "vpc_id" {
   type        = string
 }
 
+variable "private_subnet_ids" {
+  description = "Private subnets for the interface VPC endpoints"
+  type        = list(string)
+}
+
+variable "private_route_table_ids" {
+  description = "The private subnets' route tables: each gateway endpoint adds its route to them"
+  type        = list(string)
+}
+
+data "aws_region" "current" {
+}
+
 locals {
-  vpc_id = var.vpc_id
+  vpc_id                  = var.vpc_id
+  private_subnet_ids      = var.private_subnet_ids
+  private_route_table_ids = var.private_route_table_ids
 }
 
 resource "aws_security_group" "mcp_alb" {
@@ -97,6 +112,24 @@ resource "aws_vpc_security_group_egress_rule" "mcp_ecs_egress_1" {
   referenced_security_group_id = aws_security_group.api_alb.id
 }
 
+resource "aws_vpc_security_group_egress_rule" "mcp_ecs_egress_2" {
+  security_group_id            = aws_security_group.mcp_ecs.id
+  description                  = "Allow HTTPS to the VPC endpoints (ECR, Logs, Secrets Manager)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.vpc_endpoints.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "mcp_ecs_egress_3" {
+  security_group_id = aws_security_group.mcp_ecs.id
+  description       = "Allow HTTPS to S3 for image layers"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
 resource "aws_security_group" "api_alb" {
   #checkov:skip=CKV2_AWS_5:This file holds the network only; the group is attached by the ECS services and load balancers (deploy/<profile>/cloudformation.json or your own Terraform), and membrain network verify reports a group no tier carries
   name        = "membrain-api-alb-sg"
@@ -165,6 +198,24 @@ resource "aws_vpc_security_group_egress_rule" "api_ecs_egress_0" {
   referenced_security_group_id = aws_security_group.database.id
 }
 
+resource "aws_vpc_security_group_egress_rule" "api_ecs_egress_1" {
+  security_group_id            = aws_security_group.api_ecs.id
+  description                  = "Allow HTTPS to the VPC endpoints (ECR, Logs, Secrets Manager)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.vpc_endpoints.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "api_ecs_egress_2" {
+  security_group_id = aws_security_group.api_ecs.id
+  description       = "Allow HTTPS to S3 for image layers"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
 resource "aws_security_group" "database" {
   #checkov:skip=CKV2_AWS_5:This file holds the network only; the group is attached by the ECS services and load balancers (deploy/<profile>/cloudformation.json or your own Terraform), and membrain network verify reports a group no tier carries
   name        = "membrain-database-sg"
@@ -185,6 +236,97 @@ resource "aws_vpc_security_group_ingress_rule" "database_ingress_0" {
   referenced_security_group_id = aws_security_group.api_ecs.id
 }
 
+resource "aws_security_group" "vpc_endpoints" {
+  name        = "membrain-vpc-endpoints-sg"
+  description = "Security group for the interface VPC endpoints the Mem-Brain tasks use"
+  vpc_id      = local.vpc_id
+  tags = {
+    "membrain:group" = "vpc-endpoints"
+    Name             = "membrain-vpc-endpoints-sg"
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "vpc_endpoints_ingress_0" {
+  security_group_id            = aws_security_group.vpc_endpoints.id
+  description                  = "Allow HTTPS from mcp-ecs tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.mcp_ecs.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "vpc_endpoints_ingress_1" {
+  security_group_id            = aws_security_group.vpc_endpoints.id
+  description                  = "Allow HTTPS from api-ecs tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.api_ecs.id
+}
+
+resource "aws_vpc_endpoint" "ecr_api" {
+  vpc_id              = local.vpc_id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.ecr.api"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = local.private_subnet_ids
+  security_group_ids  = [aws_security_group.vpc_endpoints.id]
+  private_dns_enabled = true
+  tags = {
+    Name               = "membrain-alb-ecr.api"
+    "membrain:network" = "alb"
+  }
+}
+
+resource "aws_vpc_endpoint" "ecr_dkr" {
+  vpc_id              = local.vpc_id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.ecr.dkr"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = local.private_subnet_ids
+  security_group_ids  = [aws_security_group.vpc_endpoints.id]
+  private_dns_enabled = true
+  tags = {
+    Name               = "membrain-alb-ecr.dkr"
+    "membrain:network" = "alb"
+  }
+}
+
+resource "aws_vpc_endpoint" "logs" {
+  vpc_id              = local.vpc_id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.logs"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = local.private_subnet_ids
+  security_group_ids  = [aws_security_group.vpc_endpoints.id]
+  private_dns_enabled = true
+  tags = {
+    Name               = "membrain-alb-logs"
+    "membrain:network" = "alb"
+  }
+}
+
+resource "aws_vpc_endpoint" "secretsmanager" {
+  vpc_id              = local.vpc_id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.secretsmanager"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = local.private_subnet_ids
+  security_group_ids  = [aws_security_group.vpc_endpoints.id]
+  private_dns_enabled = true
+  tags = {
+    Name               = "membrain-alb-secretsmanager"
+    "membrain:network" = "alb"
+  }
+}
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = local.vpc_id
+  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = local.private_route_table_ids
+  tags = {
+    Name               = "membrain-alb-s3"
+    "membrain:network" = "alb"
+  }
+}
+
 output "vpc_id" {
   value = local.vpc_id
 }
@@ -192,10 +334,21 @@ output "vpc_id" {
 output "security_group_ids" {
   description = "The id of every group, by logical id"
   value = {
-    "mcp-alb" = aws_security_group.mcp_alb.id
-    "mcp-ecs" = aws_security_group.mcp_ecs.id
-    "api-alb" = aws_security_group.api_alb.id
-    "api-ecs" = aws_security_group.api_ecs.id
-    database  = aws_security_group.database.id
+    "mcp-alb"       = aws_security_group.mcp_alb.id
+    "mcp-ecs"       = aws_security_group.mcp_ecs.id
+    "api-alb"       = aws_security_group.api_alb.id
+    "api-ecs"       = aws_security_group.api_ecs.id
+    database        = aws_security_group.database.id
+    "vpc-endpoints" = aws_security_group.vpc_endpoints.id
+  }
+}
+
+output "vpc_endpoint_ids" {
+  value = {
+    "ecr.api"      = aws_vpc_endpoint.ecr_api.id
+    "ecr.dkr"      = aws_vpc_endpoint.ecr_dkr.id
+    logs           = aws_vpc_endpoint.logs.id
+    secretsmanager = aws_vpc_endpoint.secretsmanager.id
+    s3             = aws_vpc_endpoint.s3.id
   }
 }

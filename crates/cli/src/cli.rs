@@ -462,7 +462,9 @@ pub struct TopologyArgs {
     /// Create the VPC instead of using VPC_ID [default: true for gateway, false for alb].
     #[arg(long, value_name = "BOOL", conflicts_with = "topology")]
     pub create_vpc: Option<bool>,
-    /// Create interface VPC endpoints (gateway) [default: true].
+    /// Create VPC endpoints for the AWS services the tasks use [default: true]: gateway: Secrets
+    /// Manager, Logs, Timestream; alb: ECR, Logs, Secrets Manager and S3 (false: the alb tasks
+    /// reach them over HTTPS through a NAT instead).
     #[arg(long, value_name = "BOOL", conflicts_with = "topology")]
     pub enable_vpc_endpoints: Option<bool>,
     /// The MCP tasks' port [default: 8100 for alb, 8080 for gateway].
@@ -499,6 +501,15 @@ pub struct LiveArgs {
     /// Read live groups through the AWS API (implied by --endpoint-url or --vpc-id).
     #[arg(long)]
     pub live: bool,
+    /// With --from-json: the id of a service's AWS-managed prefix list, SERVICE=ID (e.g.
+    /// s3=pl-63a5400a; `aws ec2 describe-prefix-lists` lists them), so rules naming it match
+    /// the plan's. The AWS API is asked itself otherwise.
+    #[arg(
+        long = "prefix-list",
+        value_name = "SERVICE=ID",
+        requires = "from_json"
+    )]
+    pub prefix_lists: Vec<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -27,9 +27,19 @@ async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
         "(none: the default allow-all egress is revoked)",
         "api-ecs",
         "database",
+        // The rules past the seed's tables, marked and explained.
+        "+ HTTPS",
+        "com.amazonaws.<region>.s3 (prefix list)",
+        "com.amazonaws.<region>.ecr.dkr  interface, private DNS on, groups vpc-endpoints",
+        "## Beyond the seed (rules marked +)",
+        "Because Fargate tasks pull images from ECR",
+        "  + mcp-ecs outbound HTTPS 443 com.amazonaws.<region>.s3 (prefix list)",
+        "Because the seed stops at the API ALB",
     ] {
-        assert!(plan.contains(expected), "plan lacks {expected:?}");
+        assert!(plan.contains(expected), "plan lacks {expected:?}:\n{plan}");
     }
+    // The seed's own rules carry no mark.
+    assert!(!plan.contains("+ All traffic"), "{plan}");
     let (_, gateway, _) = network(&[
         "plan",
         "--profile",
@@ -114,7 +124,7 @@ async fn verify_exit_codes_follow_violations_and_strictness() {
             .iter()
             .filter(|f| f["kind"] == "expected")
             .count(),
-        7
+        11
     );
 }
 
@@ -385,6 +395,61 @@ async fn bad_topologies_and_arguments_name_the_place() {
     assert!(!ok && err.contains("port 0"), "{err}");
     let (ok, _, err) = network(&["verify", "--from-json", "/nonexistent/groups.json"]).await;
     assert!(!ok && err.contains("/nonexistent/groups.json"), "{err}");
+}
+
+/// A live rule naming a prefix list by id matches the plan's S3 prefix list once `--prefix-list`
+/// says whose id it is; without it, the flow is blocked (the id could be any list).
+#[tokio::test]
+async fn an_exports_prefix_list_ids_are_named_by_the_prefix_list_flag() {
+    let mut export = seed_script_export();
+    export["SecurityGroups"][1]["IpPermissionsEgress"] = json!([{
+        "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+        "PrefixListIds": [{"PrefixListId": "pl-0123abcd", "Description": "To S3"}]
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("groups.json");
+    std::fs::write(&path, export.to_string()).unwrap();
+    let path = path.to_str().unwrap();
+    let diagnose = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "diagnose",
+            "--profile",
+            "alb",
+            "--from-json",
+            path,
+            "--from",
+            "mcp-ecs",
+            "--to",
+            "s3",
+            "--port",
+            "443",
+        ];
+        args.extend_from_slice(extra);
+        async move { network(&args).await }
+    };
+    let (ok, named, err) = diagnose(&["--prefix-list", "s3=pl-0123abcd"]).await;
+    assert!(ok && named.contains("ALLOWED"), "{named}{err}");
+    let (ok, _, err) = diagnose(&[]).await;
+    assert!(!ok && err.contains("expects this flow"), "{err}");
+    for (flag, says) in [
+        ("s3", "SERVICE=ID"),
+        ("s3=pl-XYZ", "prefix list id"),
+        ("S 3=pl-0123abcd", "AWS service name"),
+    ] {
+        let (ok, _, err) = network(&[
+            "verify",
+            "--profile",
+            "alb",
+            "--from-json",
+            path,
+            "--prefix-list",
+            flag,
+        ])
+        .await;
+        assert!(!ok && err.contains(says), "{flag}: {err}");
+    }
+    let (ok, _, err) = network(&["verify", "--prefix-list", "s3=pl-0123abcd"]).await;
+    assert!(!ok && err.contains("--from-json"), "{err}");
 }
 
 /// `membrain network` commands with the AWS credentials moto accepts.

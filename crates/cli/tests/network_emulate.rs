@@ -45,9 +45,9 @@ async fn probe_runs_the_alb_chain_for_real_and_an_mcp_call_crosses_it() {
     assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["disagreements"], 0, "{report:#}");
-    // 7 tiers, every planned target from each other tier, and the internet's HTTPS port from
-    // each of the 5 VPC tiers.
-    assert_eq!(report["flows"].as_array().unwrap().len(), 40);
+    // 8 tiers and 10 targets (the 9 tier:ports the flows name and the internet's HTTPS port),
+    // each probed from the 7 other tiers.
+    assert_eq!(report["flows"].as_array().unwrap().len(), 70);
     assert_eq!(report["mcp_call"]["ok"], true, "{report:#}");
     let run_id = report["run_id"].as_str().unwrap();
     let (_, namespaces, _) = ip_netns_list().await;

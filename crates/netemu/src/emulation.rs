@@ -22,7 +22,8 @@ use membrain_netsec::{Placement, Topology};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{
-    EmulationPlan, INTERNET_GATEWAY, INTERNET_PREFIX, TierPlan, run_id_of, valid_run_id,
+    AWS_SERVICE_PREFIX, EmulationPlan, INTERNET_GATEWAY, INTERNET_PREFIX, TierPlan, run_id_of,
+    valid_run_id,
 };
 use crate::probe::Observation;
 use crate::services::{self, ServiceOptions};
@@ -206,6 +207,13 @@ impl Emulation {
                         format!("{}/{INTERNET_PREFIX}", tier.address),
                         INTERNET_GATEWAY,
                     )
+                }
+                // The service's own /30: the router is the host just below it.
+                Placement::AwsService => {
+                    let router = Ipv4Addr::from(u32::from(tier.address) - 1);
+                    let side = format!("{router}/{AWS_SERVICE_PREFIX}");
+                    ip(&["-n", vpc, "addr", "add", &side, "dev", &outer])?;
+                    (format!("{}/{AWS_SERVICE_PREFIX}", tier.address), router)
                 }
             };
             ip(&["-n", vpc, "link", "set", &outer, "up"])?;

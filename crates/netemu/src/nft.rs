@@ -4,7 +4,8 @@
 //! established,related accept`, so only the side that opens a connection is checked); ingress
 //! rules in the `input` hook and egress rules in `output`, both with policy drop; a group
 //! reference is a set of the addresses of every tier carrying that group; the rules of all the
-//! tier's groups add up; a tier without groups restricts nothing (policy accept); a prefix list
+//! tier's groups add up; a tier without groups restricts nothing (policy accept); a service's
+//! prefix list (`s3`) is the address of that service's tier, and a prefix list given by id
 //! names addresses outside the emulation, so it matches no tier. Loopback is never filtered
 //! (security groups apply to interfaces).
 //!
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use membrain_netsec::model::shell_name;
-use membrain_netsec::{GroupId, Peer, Protocol, Rule, Tier, Topology};
+use membrain_netsec::{GroupId, Peer, Placement, Protocol, Rule, Tier, Topology};
 
 use crate::plan::EmulationPlan;
 
@@ -99,7 +100,7 @@ pub fn ruleset(topology: &Topology, plan: &EmulationPlan, tier: &Tier) -> String
                     group.id,
                     comment(&rule.description)
                 );
-                match rule_line(rule, direction) {
+                match rule_line(rule, direction, plan) {
                     Some(line) => {
                         let _ = writeln!(out, "\t\t{line}");
                     }
@@ -123,12 +124,19 @@ fn set_name(id: &GroupId) -> String {
 }
 
 /// The nft statement for one rule, `None` when its peer cannot match any emulated tier.
-fn rule_line(rule: &Rule, direction: &str) -> Option<String> {
+fn rule_line(rule: &Rule, direction: &str, plan: &EmulationPlan) -> Option<String> {
     let address = match &rule.peer {
         Peer::Cidr(cidr) if cidr.is_ipv6() => format!("ip6 {direction} {cidr}"),
         Peer::Cidr(cidr) => format!("ip {direction} {cidr}"),
         Peer::Group(id) => format!("ip {direction} @{}", set_name(id)),
         Peer::PrefixList(_) => return None,
+        Peer::ServicePrefixList(service) => {
+            let tier = plan
+                .tiers
+                .iter()
+                .find(|t| t.placement == Placement::AwsService && t.name.0 == *service)?;
+            format!("ip {direction} {}", tier.address)
+        }
     };
     let protocol = match (rule.protocol, rule.ports) {
         (Protocol::All, _) => String::new(),
@@ -213,6 +221,15 @@ mod tests {
                 Profile::Alb,
                 "internet",
                 &["type filter hook input priority filter; policy accept;"],
+            ),
+            (
+                Profile::Alb,
+                "api-ecs",
+                &[
+                    // S3's prefix list is the emulated S3 tier's address.
+                    "ip daddr 203.0.113.2 tcp dport 443 accept",
+                    "ip daddr @sg_vpc_endpoints tcp dport 443 accept",
+                ],
             ),
         ];
         for (profile, tier, lines) in cases {

@@ -15,6 +15,12 @@ use crate::EmulateError;
 pub const INTERNET_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 pub const INTERNET_GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const INTERNET_PREFIX: u8 = 24;
+/// AWS services outside the VPC (gateway endpoint tiers, e.g. `s3`) each sit alone on a `/30`
+/// of this documentation block: the model's address is host 2 of the `k`-th one
+/// (`203.0.113.(4k + 2)`), the VPC router's side host 1.
+pub const AWS_SERVICES_BLOCK: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 0);
+pub const AWS_SERVICE_PREFIX: u8 = 30;
+
 /// The port probed on the internet tier from every other tier, planned or not.
 pub const INTERNET_PROBE_PORT: u16 = 443;
 
@@ -87,6 +93,18 @@ impl EmulationPlan {
                  address (198.51.100.0/24); choose a VPC block outside it"
             ));
         }
+        let services_net = IpAddr::V4(AWS_SERVICES_BLOCK);
+        if topology
+            .tiers
+            .iter()
+            .any(|t| t.placement == Placement::AwsService)
+            && cidr.contains(&services_net)
+        {
+            reasons.push(format!(
+                "overlapping CIDRs: the VPC's {cidr} contains {AWS_SERVICES_BLOCK}, where the \
+                 emulated AWS services live (203.0.113.0/24); choose a VPC block outside it"
+            ));
+        }
         let internet_tiers: Vec<&str> = topology
             .tiers
             .iter()
@@ -104,6 +122,10 @@ impl EmulationPlan {
         for (index, tier) in topology.tiers.iter().enumerate() {
             let address = match tier.placement {
                 Placement::Internet => INTERNET_ADDRESS,
+                Placement::AwsService => match topology.address_of(tier) {
+                    IpAddr::V4(address) => address,
+                    IpAddr::V6(_) => continue,
+                },
                 Placement::Vpc => {
                     // The model's address: the CIDR's host 10 + the tier's index. It must be a
                     // usable host (not the broadcast address) for the tier to exist.
@@ -235,7 +257,7 @@ mod tests {
     #[test]
     fn plans_and_refusals() {
         let cases: &[(Profile, &str, Result<usize, &str>)] = &[
-            (Profile::Alb, "10.0.0.0/16", Ok(6)),
+            (Profile::Alb, "10.0.0.0/16", Ok(8)),
             (Profile::Gateway, "10.0.0.0/16", Ok(5)),
             (Profile::Gateway, "10.9.8.0/28", Ok(5)),
             (
@@ -244,6 +266,11 @@ mod tests {
                 Err("tier database has no address"),
             ),
             (Profile::Alb, "198.51.0.0/16", Err("overlapping CIDRs")),
+            (
+                Profile::Alb,
+                "203.0.112.0/23",
+                Err("the emulated AWS services live"),
+            ),
             (
                 Profile::Gateway,
                 "198.51.100.0/24",
@@ -273,6 +300,10 @@ mod tests {
         assert_eq!(plan.tier("mcp-alb").unwrap().ports, [80, 443]);
         assert_eq!(plan.tier("database").unwrap().ports, [5432]);
         assert_eq!(plan.tier("internet").unwrap().ports, [INTERNET_PROBE_PORT]);
+        // S3 outside the VPC, alone on the first /30 of the services' block.
+        let s3 = plan.tier("s3").unwrap();
+        assert_eq!(s3.address, Ipv4Addr::new(203, 0, 113, 2));
+        assert_eq!(s3.ports, [443]);
         assert_eq!(plan.router, Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(plan.vpc_namespace, "mb-0123abcd-_vpc");
         assert_eq!(

@@ -230,8 +230,9 @@ fn a_tampered_rule_is_observed_open() {
 }
 
 /// Seed 000's script creates the MCP tasks' group and never revokes the all-traffic egress AWS
-/// gives every new group: the tasks can then reach the internet, which the plan forbids. The
-/// probe sees that flow open, and `verify` of the same groups reports it.
+/// gives every new group: the tasks can then reach the internet, which the plan forbids (they
+/// reach AWS services through the endpoints). The probe sees that flow open, and `verify` of the
+/// same groups reports it.
 #[test]
 fn the_seed_scripts_leftover_default_egress_is_observed_open_and_reported() {
     let plan = topology(Profile::Alb);
@@ -271,9 +272,16 @@ fn the_seed_scripts_leftover_default_egress_is_observed_open_and_reported() {
     assert_agrees(&observed, "the leftover egress");
     let flow = to_the_internet(&observed);
     assert!(flow.observed_open, "the leftover egress opens {flow:?}");
-    assert_eq!(flow.planned, None, "no flow of the plan names it");
+    assert_eq!(flow.planned.as_deref(), Some("forbidden"));
 
     let report = membrain_netsec::verify::verify(&plan, &leftover);
+    assert!(
+        report.flows.iter().any(|f| !f.ok
+            && f.flow.from.0 == "mcp-ecs"
+            && f.flow.to.0 == "internet"
+            && f.flow.port == 443),
+        "verify reports the forbidden flow open"
+    );
     let finding = report
         .findings
         .iter()
@@ -290,6 +298,7 @@ fn a_topology_that_cannot_be_emulated_is_refused_before_anything_exists() {
     };
     for (cidr, reason) in [
         ("198.51.0.0/16", "overlapping CIDRs"),
+        ("203.0.0.0/16", "the emulated AWS services live"),
         ("10.1.2.0/28", "tier database has no address"),
     ] {
         let mut profile_options = ProfileOptions::for_profile(Profile::Alb);

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use membrain_netsec::{GroupId, Topology};
 
 use crate::NetsecAwsError;
+use crate::prefix_lists::prefix_list_ids;
 use crate::report::{ApplyReport, Change};
 use crate::{endpoints, groups, vpc};
 
@@ -23,8 +24,8 @@ pub struct ApplyOptions {
     pub dry_run: bool,
 }
 
-/// Creates or reconciles the plan's VPC (when it creates one), groups, rules, tags and interface
-/// endpoints.
+/// Creates or reconciles the plan's VPC (when it creates one), groups, rules, tags and VPC
+/// endpoints. Rules that name a service's prefix list (`s3`) get the region's `pl-…` id.
 ///
 /// Membrain owns the groups tagged `membrain:group` (the logical id): on those it adds missing
 /// planned rules, revokes rules the plan does not have (the default allow-all egress included,
@@ -35,6 +36,10 @@ pub async fn apply(
     plan: &Topology,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, NetsecAwsError> {
+    let ids = prefix_list_ids(client, &plan.service_prefix_lists()).await?;
+    let plan = &plan
+        .with_prefix_list_ids(&ids)
+        .map_err(|e| NetsecAwsError::InvalidPlan(e.to_string()))?;
     let mut run = Run {
         client,
         plan,

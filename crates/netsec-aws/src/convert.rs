@@ -190,6 +190,12 @@ pub fn rule_to_permission(rule: &Rule, group_ids: &HashMap<GroupId, String>) -> 
             prefix_list_id: id.clone(),
             description,
         }),
+        // `apply` resolves these to ids first (`Topology::with_prefix_list_ids`); were one left,
+        // EC2 would refuse the name as a malformed prefix list id, saying which.
+        Peer::ServicePrefixList(service) => permission.prefix_list_ids.push(AwsPrefixList {
+            prefix_list_id: format!("com.amazonaws.<region>.{service}"),
+            description,
+        }),
     }
     permission
 }
@@ -273,6 +279,7 @@ mod tests {
                 ports: None,
                 peer: Peer::PrefixList("pl-123".into()),
                 description: "ping".into(),
+                beyond_seed: None,
             },
         ];
         let logical = HashMap::from([("sg-1", GroupId("mcp-alb".into()))]);

@@ -1,10 +1,12 @@
-//! Interface VPC endpoints (`com.amazonaws.<region>.<service>`, private DNS, the plan's groups):
-//! created where the VPC has none for the service; on Membrain's own, missing groups attached.
-//! An endpoint someone else made for a service already serves it and is left alone (a second
-//! one with private DNS would clash with its DNS names).
+//! VPC endpoints (`com.amazonaws.<region>.<service>`), created where the VPC has none for the
+//! service: interface endpoints in the subnets with private DNS and the plan's groups (on
+//! Membrain's own, missing groups are attached), gateway endpoints in the route tables of the
+//! private subnets (else the VPC's main one). An endpoint someone else made for a service
+//! already serves it and is left alone (a second one with private DNS would clash with its DNS
+//! names).
 
-use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
-use membrain_netsec::VpcEndpoint as PlannedEndpoint;
+use aws_sdk_ec2::types::{ResourceType, RouteTable, VpcEndpoint, VpcEndpointType};
+use membrain_netsec::{EndpointKind, VpcEndpoint as PlannedEndpoint};
 
 use crate::NetsecAwsError;
 use crate::apply::{ENDPOINT_TAG, MANAGED_TAG, Run};
@@ -44,7 +46,12 @@ pub(crate) async fn ensure(
             .iter()
             .find(|e| e.service_name() == Some(service_name.as_str()));
         match found {
+            None if planned.kind == EndpointKind::Gateway => {
+                let route_tables = route_tables(run, vpc, subnets).await?;
+                create_gateway(run, vpc, planned, &service_name, route_tables).await?;
+            }
             None => create(run, vpc, planned, &service_name, groups, subnets).await?,
+            Some(_) if planned.kind == EndpointKind::Gateway => {}
             Some(endpoint) if is_owned(endpoint) => {
                 attach_missing_groups(run, endpoint, &service_name, groups).await?;
             }
@@ -77,6 +84,89 @@ async fn describe(run: &Run<'_>, vpc_id: &str) -> Result<Vec<VpcEndpoint>, Netse
             !state.is_some_and(|s| GONE.contains(&s.as_str()))
         })
         .collect())
+}
+
+/// The route tables a gateway endpoint goes in: those of the private subnets, else the VPC's
+/// main one (which serves every subnet without its own).
+async fn route_tables(
+    run: &Run<'_>,
+    vpc: &VpcState,
+    subnets: &[String],
+) -> Result<Vec<String>, NetsecAwsError> {
+    if !vpc.exists {
+        return Ok(vec![PENDING_ID.to_owned()]);
+    }
+    let describe = |filters: Vec<aws_sdk_ec2::types::Filter>| async move {
+        let tables: Vec<RouteTable> = run
+            .client
+            .describe_route_tables()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(call_error("DescribeRouteTables"))?;
+        let mut ids: Vec<String> = tables
+            .iter()
+            .filter_map(|t| t.route_table_id().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok::<_, NetsecAwsError>(ids)
+    };
+    if !subnets.is_empty() {
+        let by_subnet = aws_sdk_ec2::types::Filter::builder()
+            .name("association.subnet-id")
+            .set_values(Some(subnets.to_vec()))
+            .build();
+        let own = describe(vec![by_subnet]).await?;
+        if !own.is_empty() {
+            return Ok(own);
+        }
+    }
+    describe(vec![
+        filter("vpc-id", &vpc.id),
+        filter("association.main", "true"),
+    ])
+    .await
+}
+
+async fn create_gateway(
+    run: &mut Run<'_>,
+    vpc: &VpcState,
+    planned: &PlannedEndpoint,
+    service_name: &str,
+    route_tables: Vec<String>,
+) -> Result<(), NetsecAwsError> {
+    let endpoint_id = if run.dry_run {
+        PENDING_ID.to_owned()
+    } else {
+        let name = format!("membrain-{}-{}", run.plan.name, planned.service);
+        let tags = run.tags(&name, &[(ENDPOINT_TAG, &planned.service)]);
+        let output = run
+            .client
+            .create_vpc_endpoint()
+            .vpc_id(&vpc.id)
+            .vpc_endpoint_type(VpcEndpointType::Gateway)
+            .service_name(service_name)
+            .set_route_table_ids(Some(route_tables.clone()))
+            .tag_specifications(tag_specification(ResourceType::VpcEndpoint, &tags))
+            .send()
+            .await
+            .map_err(call_error("CreateVpcEndpoint"))?;
+        output
+            .vpc_endpoint()
+            .and_then(|e| e.vpc_endpoint_id())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    run.record(Change::CreateGatewayEndpoint {
+        service_name: service_name.to_owned(),
+        endpoint_id,
+        route_tables,
+    });
+    Ok(())
 }
 
 fn is_owned(endpoint: &VpcEndpoint) -> bool {

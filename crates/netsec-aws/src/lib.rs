@@ -6,11 +6,13 @@
 //! * [`connect`]: an EC2 client for an [`AwsTarget`] (region, optional `--endpoint-url`) with
 //!   short timeouts and few retries; an unreachable endpoint is reported, by name, within
 //!   seconds.
-//! * [`apply`]: creates or reconciles the plan's VPC, groups, rules, tags and interface
-//!   endpoints, idempotently, and returns an [`ApplyReport`] of every [`Change`] (or, with
+//! * [`apply`]: creates or reconciles the plan's VPC, groups, rules, tags and VPC endpoints
+//!   (interface and gateway), idempotently, and returns an [`ApplyReport`] of every [`Change`] (or, with
 //!   [`ApplyOptions::dry_run`], of every change it would make).
 //! * [`read_live`]: the live groups in EC2's JSON shape, for
 //!   [`membrain_netsec::aws_json::live_topology`] and [`membrain_netsec::verify::verify`].
+//! * [`prefix_list_ids`]: the region's AWS-managed prefix lists (`s3`) that rules name by
+//!   service, for [`membrain_netsec::Topology::name_prefix_lists`].
 //! * [`convert`]: every SDK ↔ model conversion, in one place.
 //!
 //! Ownership: Membrain owns what it tagged (`membrain:group` on groups, `membrain:managed` on
@@ -41,6 +43,7 @@ pub mod convert;
 mod endpoints;
 mod error;
 mod groups;
+mod prefix_lists;
 mod read;
 mod report;
 mod rule_diff;
@@ -52,5 +55,6 @@ pub use membrain_aws::testing;
 pub use apply::{ApplyOptions, ENDPOINT_TAG, MANAGED_TAG, TOPOLOGY_TAG, apply};
 pub use connect::{AwsTarget, connect, connect_with_credentials};
 pub use error::NetsecAwsError;
+pub use prefix_lists::prefix_list_ids;
 pub use read::read_live;
 pub use report::{ApplyReport, Change, PENDING_ID};

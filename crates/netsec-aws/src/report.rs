@@ -63,6 +63,12 @@ pub enum Change {
         endpoint_id: String,
         groups: Vec<String>,
     },
+    /// A gateway VPC endpoint that did not exist, routed from these route tables.
+    CreateGatewayEndpoint {
+        service_name: String,
+        endpoint_id: String,
+        route_tables: Vec<String>,
+    },
     /// Planned groups attached to an existing Membrain endpoint that lacked them.
     AddEndpointGroups {
         service_name: String,
@@ -139,6 +145,15 @@ impl fmt::Display for Change {
                 f,
                 "create interface endpoint {endpoint_id} for {service_name} (groups {})",
                 groups.join(", ")
+            ),
+            Self::CreateGatewayEndpoint {
+                service_name,
+                endpoint_id,
+                route_tables,
+            } => write!(
+                f,
+                "create gateway endpoint {endpoint_id} for {service_name} (route tables {})",
+                route_tables.join(", ")
             ),
             Self::AddEndpointGroups {
                 service_name,

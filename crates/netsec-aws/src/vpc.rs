@@ -166,6 +166,7 @@ pub(crate) async fn subnets(
     if run.plan.endpoints.is_empty() {
         return Ok(Vec::new());
     }
+    // Interface endpoints go in these subnets; a gateway endpoint goes in their route tables.
     let existing = describe_subnets(run, &vpc.id).await?;
     let per_zone = one_per_zone(&existing);
     if per_zone.is_empty() {

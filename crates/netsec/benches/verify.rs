@@ -40,6 +40,7 @@ fn generated(groups: usize, rules: usize) -> Topology {
                 }),
                 peer,
                 description: format!("filler {n}"),
+                beyond_seed: None,
             });
             n += 1;
         }

@@ -185,6 +185,7 @@ pub fn rules(
                 ports,
                 peer: Peer::Cidr(Cidr::parse(place, &range.cidr_ip)?),
                 description: text(&range.description),
+                beyond_seed: None,
             });
         }
         for range in &permission.ipv6_ranges {
@@ -193,6 +194,7 @@ pub fn rules(
                 ports,
                 peer: Peer::Cidr(Cidr::parse(place, &range.cidr_ipv6)?),
                 description: text(&range.description),
+                beyond_seed: None,
             });
         }
         for pair in &permission.user_id_group_pairs {
@@ -206,6 +208,7 @@ pub fn rules(
                 ports,
                 peer,
                 description: text(&pair.description),
+                beyond_seed: None,
             });
         }
         for list in &permission.prefix_list_ids {
@@ -214,6 +217,7 @@ pub fn rules(
                 ports,
                 peer: Peer::PrefixList(list.prefix_list_id.clone()),
                 description: text(&list.description),
+                beyond_seed: None,
             });
         }
     }

@@ -7,9 +7,34 @@ use serde_json::{Value, json};
 use crate::eval::Direction;
 use crate::model::*;
 
-/// The EC2 `IpPermission` for one rule; `group_id` turns a logical group into the text that
-/// stands for its id (a shell variable, a CloudFormation reference, a real `sg-…`).
-pub fn ip_permission(rule: &Rule, group_id: &dyn Fn(&GroupId) -> String) -> Value {
+/// An id a rule names only by its place in the plan, which the caller turns into the text that
+/// stands for it (a shell variable, a real `sg-…` or `pl-…`).
+#[derive(Debug, Clone, Copy)]
+pub enum IdOf<'a> {
+    Group(&'a GroupId),
+    /// The `pl-…` of the region's AWS-managed prefix list for this service.
+    ServicePrefixList(&'a str),
+}
+
+impl IdOf<'_> {
+    /// The shell variable a rendered script keeps this id in (`MCP_ALB_SG_ID`,
+    /// `S3_PREFIX_LIST_ID`).
+    pub fn shell_variable(self) -> String {
+        match self {
+            Self::Group(group) => group.shell_variable(),
+            Self::ServicePrefixList(service) => prefix_list_variable(service),
+        }
+    }
+}
+
+/// `s3` → `S3_PREFIX_LIST_ID`: the shell variable a script keeps a service's prefix list id in.
+pub fn prefix_list_variable(service: &str) -> String {
+    format!("{}_PREFIX_LIST_ID", shell_name(service))
+}
+
+/// The EC2 `IpPermission` for one rule; `id` turns a group or service prefix list of the plan
+/// into the text that stands for its id.
+pub fn ip_permission(rule: &Rule, id: &dyn Fn(IdOf<'_>) -> String) -> Value {
     let mut permission = json!({ "IpProtocol": rule.protocol.aws_name() });
     if let Some(range) = rule.ports {
         permission["FromPort"] = json!(range.from);
@@ -27,11 +52,17 @@ pub fn ip_permission(rule: &Rule, group_id: &dyn Fn(&GroupId) -> String) -> Valu
         }
         Peer::Group(group) => {
             permission["UserIdGroupPairs"] =
-                json!([{ "GroupId": group_id(group), "Description": description }]);
+                json!([{ "GroupId": id(IdOf::Group(group)), "Description": description }]);
         }
-        Peer::PrefixList(id) => {
+        Peer::PrefixList(list) => {
             permission["PrefixListIds"] =
-                json!([{ "PrefixListId": id, "Description": description }]);
+                json!([{ "PrefixListId": list, "Description": description }]);
+        }
+        Peer::ServicePrefixList(service) => {
+            permission["PrefixListIds"] = json!([{
+                "PrefixListId": id(IdOf::ServicePrefixList(service)),
+                "Description": description
+            }]);
         }
     }
     permission
@@ -65,7 +96,9 @@ fn rule_command(verb: &str, group: &GroupId, direction: Direction, rule: &Rule) 
         .max()
         .unwrap_or(0);
     let marker = "@".repeat(longest_run.max(1) + 1);
-    let permission = ip_permission(rule, &|g| format!("{marker}{}{marker}", g.shell_variable()));
+    let permission = ip_permission(rule, &|id| {
+        format!("{marker}{}{marker}", id.shell_variable())
+    });
     let mut quoted = shell_quote(&json!([permission]).to_string());
     let mut from = 0;
     while let Some(start) = quoted[from..].find(&marker).map(|i| from + i) {
@@ -107,12 +140,22 @@ mod tests {
     #[test]
     fn cidrs_all_traffic_and_quotes() {
         let v6 = Rule::all_traffic(Peer::Cidr(Cidr::parse("c", "::/0").unwrap()), "it's open");
-        let permission = ip_permission(&v6, &|g| g.0.clone());
+        let permission = ip_permission(&v6, &|_| unreachable!("no group in the rule"));
         assert_eq!(permission["IpProtocol"], "-1");
         assert!(permission.get("FromPort").is_none());
         assert_eq!(permission["Ipv6Ranges"][0]["CidrIpv6"], "::/0");
         let command = authorize_command(&GroupId("web".into()), Direction::Egress, &v6);
         assert!(command.contains("it'\\''s open"), "{command}");
+    }
+
+    #[test]
+    fn a_service_prefix_list_becomes_its_shell_variable() {
+        let rule = Rule::tcp(443, Peer::ServicePrefixList("s3".into()), "To S3");
+        let command = authorize_command(&GroupId("api-ecs".into()), Direction::Egress, &rule);
+        assert!(
+            command.contains("\"PrefixListIds\":[{\"Description\":\"To S3\",\"PrefixListId\":\"'\"${S3_PREFIX_LIST_ID}\"'\"}]"),
+            "{command}"
+        );
     }
 
     #[test]

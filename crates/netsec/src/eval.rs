@@ -175,6 +175,7 @@ impl<'a> Evaluator<'a> {
                     protocol.aws_name(),
                     other.name
                 ),
+                beyond_seed: None,
             },
         })
     }
@@ -190,8 +191,11 @@ impl<'a> Evaluator<'a> {
                 cidr.contains(&address)
             }
             Peer::Group(group) => tier.groups.contains(group),
-            // A prefix list names addresses outside this model (an AWS service); no tier is in it.
+            // A prefix list given by id names addresses outside this model; no tier is in it.
             Peer::PrefixList(_) => false,
+            Peer::ServicePrefixList(service) => {
+                tier.placement == Placement::AwsService && tier.name.0 == *service
+            }
         }
     }
 
@@ -201,6 +205,7 @@ impl<'a> Evaluator<'a> {
             (Some(group), _) => Peer::Group(group.clone()),
             (None, Placement::Vpc) => Peer::Cidr(self.topology.vpc.cidr),
             (None, Placement::Internet) => Peer::Cidr(Cidr::everything_v4()),
+            (None, Placement::AwsService) => Peer::ServicePrefixList(tier.name.0.clone()),
         }
     }
 }

@@ -35,7 +35,7 @@ pub mod verify;
 
 pub use error::NetsecError;
 pub use model::{
-    Cidr, Flow, GroupId, Peer, Placement, PortRange, Protocol, Rule, SecurityGroup, Tier, TierName,
-    VpcEndpoint,
+    Cidr, EndpointKind, Flow, GroupId, Peer, Placement, PortRange, Protocol, Rule, SecurityGroup,
+    Tier, TierName, VpcEndpoint,
 };
 pub use topology::Topology;

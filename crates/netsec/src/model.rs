@@ -255,6 +255,10 @@ pub enum Peer {
     Group(GroupId),
     /// A managed prefix list (`pl-…`), e.g. an AWS service's addresses.
     PrefixList(String),
+    /// The addresses of an AWS service that the plan reaches through a gateway endpoint
+    /// (`s3`): the region's AWS-managed prefix list `com.amazonaws.<region>.<service>`, whose
+    /// `pl-…` id differs by region and is looked up by each renderer and by `apply`.
+    ServicePrefixList(String),
 }
 
 impl fmt::Display for Peer {
@@ -263,6 +267,9 @@ impl fmt::Display for Peer {
             Self::Cidr(cidr) => cidr.fmt(f),
             Self::Group(group) => write!(f, "sg:{group}"),
             Self::PrefixList(id) => f.write_str(id),
+            Self::ServicePrefixList(service) => {
+                write!(f, "com.amazonaws.<region>.{service} (prefix list)")
+            }
         }
     }
 }
@@ -275,6 +282,10 @@ pub struct Rule {
     pub ports: Option<PortRange>,
     pub peer: Peer,
     pub description: String,
+    /// Why Membrain adds this rule to the seed's tables; `None` for a rule the seed has (and
+    /// for every rule of a topology file or of live groups). Only shown, never rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beyond_seed: Option<String>,
 }
 
 impl Rule {
@@ -284,6 +295,7 @@ impl Rule {
             ports: Some(PortRange::single(port)),
             peer,
             description: description.to_owned(),
+            beyond_seed: None,
         }
     }
 
@@ -293,7 +305,14 @@ impl Rule {
             ports: None,
             peer,
             description: description.to_owned(),
+            beyond_seed: None,
         }
+    }
+
+    /// This rule, marked as one Membrain adds to the seed's tables, for `why`.
+    pub fn beyond_seed(mut self, why: &str) -> Self {
+        self.beyond_seed = Some(why.to_owned());
+        self
     }
 
     /// Whether this rule's protocol and ports cover `protocol`/`port`.
@@ -367,6 +386,10 @@ pub enum Placement {
     Internet,
     /// An address inside the VPC CIDR.
     Vpc,
+    /// The addresses of an AWS service outside the VPC (the tier is named after the service,
+    /// `s3`), reached through the plan's gateway endpoint for it and named in rules by its
+    /// [`Peer::ServicePrefixList`].
+    AwsService,
 }
 
 /// A place in the network: the interfaces of a load balancer or a service, or an address range.
@@ -389,14 +412,33 @@ pub struct Flow {
     pub why: String,
 }
 
-/// An interface VPC endpoint for an AWS service.
+/// A VPC endpoint for an AWS service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VpcEndpoint {
     /// The service's short name; the full name is `com.amazonaws.<region>.<service>`.
     pub service: String,
+    #[serde(default)]
+    pub kind: EndpointKind,
+    /// Private DNS names for an interface endpoint (a gateway endpoint has none).
     pub private_dns: bool,
+    /// The groups of an interface endpoint's network interfaces (a gateway endpoint has none:
+    /// its traffic is allowed by egress rules to the service's prefix list).
     pub groups: Vec<GroupId>,
 }
+
+/// How an endpoint is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// Network interfaces in the private subnets, with security groups and private DNS.
+    #[default]
+    Interface,
+    /// A route to the service's prefix list in the VPC's route tables (S3 and DynamoDB only).
+    Gateway,
+}
+
+/// The services AWS offers gateway endpoints for.
+pub const SERVICES_WITH_GATEWAY_ENDPOINTS: [&str; 2] = ["s3", "dynamodb"];
 
 /// The VPC and the choices the seeds expose as variables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

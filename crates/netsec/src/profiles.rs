@@ -3,7 +3,12 @@
 //! `alb` (seed 000): internet → MCP ALB → MCP tasks → internal API ALB → API tasks → PostgreSQL.
 //! The seed stops at the API ALB; the API tasks and database groups complete the chain the same
 //! way. Unlike the seed's script, every group's egress is exactly its table: the default
-//! allow-all egress is revoked wherever the table is narrower.
+//! allow-all egress is revoked wherever the table is narrower. That tight egress would leave
+//! Fargate tasks unable to pull images, ship logs or read secrets (they do it through the task's
+//! own interface), so the plan adds what they need: interface endpoints for ECR, CloudWatch Logs
+//! and Secrets Manager with their own group, and the S3 gateway endpoint for image layers
+//! (reached through its prefix list); or, without endpoints, HTTPS out through a NAT. Every rule
+//! the seed does not have says why Membrain adds it ([`Rule::beyond_seed`]).
 //!
 //! `gateway` (seed 001): API Gateway → VPC Link → (NLB) → MCP server tasks on 8080 in private
 //! subnets, with interface endpoints for Secrets Manager, CloudWatch Logs and Timestream.
@@ -18,6 +23,8 @@ use crate::{NetsecError, Topology};
 pub struct ProfileOptions {
     pub create_vpc: bool,
     pub vpc_cidr: Cidr,
+    /// VPC endpoints for the AWS services the tasks use; `false` reaches them elsewhere (for
+    /// `alb`, HTTPS out through a NAT).
     pub enable_vpc_endpoints: bool,
     /// The MCP tasks' port: 8100 behind the ALB (`alb`), 8080 behind the NLB (`gateway`).
     pub mcp_port: u16,
@@ -112,11 +119,25 @@ fn flow(from: &str, to: &str, port: u16, why: &str) -> Flow {
     }
 }
 
+/// Why the plan has rules the seed's tables do not.
+const COMPLETES_THE_CHAIN: &str =
+    "the seed stops at the API ALB; the API tasks and their database complete the chain";
+const TASK_EGRESS: &str = "Fargate tasks pull images from ECR (layers from S3), ship logs and read \
+                           secrets through their own interface, which the seed's egress would block";
+
+/// The interface endpoints the `alb` tasks need, each with private DNS: image pulls (`ecr.api`,
+/// `ecr.dkr`), `awslogs` (`logs`) and secrets (`secretsmanager`). Image layers come from S3,
+/// through its gateway endpoint.
+pub const ALB_ENDPOINT_SERVICES: [&str; 4] = ["ecr.api", "ecr.dkr", "logs", "secretsmanager"];
+
+/// The tiers that run tasks in the `alb` profile and need AWS services.
+const ALB_TASK_TIERS: [&str; 2] = ["mcp-ecs", "api-ecs"];
+
 /// Seed 000: the MCP ALB, the MCP tasks and the API ALB, completed with the API tasks and the
-/// database.
+/// database, and the task egress Fargate needs.
 pub fn alb(options: &ProfileOptions) -> Topology {
     let (mcp, api, db) = (options.mcp_port, options.api_port, options.database_port);
-    let groups = vec![
+    let mut groups = vec![
         SecurityGroup {
             id: id("mcp-alb"),
             name: "membrain-mcp-alb-sg".into(),
@@ -156,42 +177,42 @@ pub fn alb(options: &ProfileOptions) -> Topology {
                 Rule::tcp(80, group_peer("mcp-ecs"), "Allow HTTP from MCP ECS"),
                 Rule::tcp(443, group_peer("mcp-ecs"), "Allow HTTPS from MCP ECS"),
             ],
-            egress: vec![Rule::tcp(
-                api,
-                group_peer("api-ecs"),
-                "Allow traffic to API tasks",
-            )],
+            egress: vec![
+                Rule::tcp(api, group_peer("api-ecs"), "Allow traffic to API tasks")
+                    .beyond_seed(COMPLETES_THE_CHAIN),
+            ],
         },
         SecurityGroup {
             id: id("api-ecs"),
             name: "membrain-api-ecs-sg".into(),
             title: "API ECS Security Group".into(),
             description: "Security group for Mem-Brain API ECS tasks".into(),
-            ingress: vec![Rule::tcp(
-                api,
-                group_peer("api-alb"),
-                "Allow traffic from API ALB",
-            )],
-            egress: vec![Rule::tcp(
-                db,
-                group_peer("database"),
-                "Allow PostgreSQL to the database",
-            )],
+            ingress: vec![
+                Rule::tcp(api, group_peer("api-alb"), "Allow traffic from API ALB")
+                    .beyond_seed(COMPLETES_THE_CHAIN),
+            ],
+            egress: vec![
+                Rule::tcp(
+                    db,
+                    group_peer("database"),
+                    "Allow PostgreSQL to the database",
+                )
+                .beyond_seed(COMPLETES_THE_CHAIN),
+            ],
         },
         SecurityGroup {
             id: id("database"),
             name: "membrain-database-sg".into(),
             title: "Database Security Group".into(),
             description: "Security group for the Mem-Brain PostgreSQL database (RDS)".into(),
-            ingress: vec![Rule::tcp(
-                db,
-                group_peer("api-ecs"),
-                "Allow PostgreSQL from API tasks",
-            )],
+            ingress: vec![
+                Rule::tcp(db, group_peer("api-ecs"), "Allow PostgreSQL from API tasks")
+                    .beyond_seed(COMPLETES_THE_CHAIN),
+            ],
             egress: vec![],
         },
     ];
-    let tiers = vec![
+    let mut tiers = vec![
         tier(
             "internet",
             "Any address on the internet",
@@ -229,7 +250,7 @@ pub fn alb(options: &ProfileOptions) -> Topology {
             &["database"],
         ),
     ];
-    let expected = vec![
+    let mut expected = vec![
         flow(
             "internet",
             "mcp-alb",
@@ -268,7 +289,7 @@ pub fn alb(options: &ProfileOptions) -> Topology {
         ),
         flow("api-ecs", "database", db, "the API tasks use PostgreSQL"),
     ];
-    let forbidden = vec![
+    let mut forbidden = vec![
         flow(
             "internet",
             "mcp-ecs",
@@ -311,6 +332,18 @@ pub fn alb(options: &ProfileOptions) -> Topology {
             "only the API tasks reach the database",
         ),
     ];
+    let mut endpoints = Vec::new();
+    if options.enable_vpc_endpoints {
+        task_endpoints(
+            &mut groups,
+            &mut tiers,
+            &mut endpoints,
+            &mut expected,
+            &mut forbidden,
+        );
+    } else {
+        task_nat_egress(&mut groups, &mut expected);
+    }
     Topology {
         name: "alb".into(),
         vpc: Vpc {
@@ -319,13 +352,144 @@ pub fn alb(options: &ProfileOptions) -> Topology {
         },
         groups,
         tiers,
-        endpoints: Vec::new(),
+        endpoints,
         public_entry: vec![PublicEntry {
             group: id("mcp-alb"),
             ports: vec![80, 443],
         }],
         expected,
         forbidden,
+    }
+}
+
+/// The `alb` tasks reach AWS services through endpoints: interface endpoints (ECR, Logs, Secrets
+/// Manager) behind a group that admits only the tasks, and the S3 gateway endpoint, which the
+/// tasks' egress names by its prefix list.
+fn task_endpoints(
+    groups: &mut Vec<SecurityGroup>,
+    tiers: &mut Vec<Tier>,
+    endpoints: &mut Vec<VpcEndpoint>,
+    expected: &mut Vec<Flow>,
+    forbidden: &mut Vec<Flow>,
+) {
+    groups.push(SecurityGroup {
+        id: id("vpc-endpoints"),
+        name: "membrain-vpc-endpoints-sg".into(),
+        title: "VPC Endpoints Security Group".into(),
+        description: "Security group for the interface VPC endpoints the Mem-Brain tasks use"
+            .into(),
+        ingress: ALB_TASK_TIERS
+            .iter()
+            .map(|task| {
+                Rule::tcp(
+                    443,
+                    group_peer(task),
+                    &format!("Allow HTTPS from {task} tasks"),
+                )
+                .beyond_seed(TASK_EGRESS)
+            })
+            .collect(),
+        egress: vec![],
+    });
+    for group in groups.iter_mut() {
+        if !ALB_TASK_TIERS.contains(&group.id.0.as_str()) {
+            continue;
+        }
+        group.egress.push(
+            Rule::tcp(
+                443,
+                group_peer("vpc-endpoints"),
+                "Allow HTTPS to the VPC endpoints (ECR, Logs, Secrets Manager)",
+            )
+            .beyond_seed(TASK_EGRESS),
+        );
+        group.egress.push(
+            Rule::tcp(
+                443,
+                Peer::ServicePrefixList("s3".into()),
+                "Allow HTTPS to S3 for image layers",
+            )
+            .beyond_seed(TASK_EGRESS),
+        );
+    }
+    tiers.push(tier(
+        "vpc-endpoints",
+        "The interface VPC endpoints (ECR, Logs, Secrets Manager)",
+        Placement::Vpc,
+        &["vpc-endpoints"],
+    ));
+    tiers.push(tier(
+        "s3",
+        "Amazon S3 through its gateway endpoint (image layers)",
+        Placement::AwsService,
+        &[],
+    ));
+    for task in ALB_TASK_TIERS {
+        expected.push(flow(
+            task,
+            "vpc-endpoints",
+            443,
+            "the tasks pull images, ship logs and read secrets privately",
+        ));
+        expected.push(flow(
+            task,
+            "s3",
+            443,
+            "the tasks fetch image layers from S3",
+        ));
+    }
+    for task in ALB_TASK_TIERS {
+        forbidden.push(flow(
+            task,
+            "internet",
+            443,
+            "the tasks reach AWS services through the endpoints, never the internet",
+        ));
+    }
+    for other in ["internet", "mcp-alb", "api-alb", "database"] {
+        forbidden.push(flow(
+            other,
+            "vpc-endpoints",
+            443,
+            "only the tasks use the endpoints",
+        ));
+    }
+    endpoints.extend(ALB_ENDPOINT_SERVICES.iter().map(|service| VpcEndpoint {
+        service: (*service).into(),
+        kind: EndpointKind::Interface,
+        private_dns: true,
+        groups: vec![id("vpc-endpoints")],
+    }));
+    endpoints.push(VpcEndpoint {
+        service: "s3".into(),
+        kind: EndpointKind::Gateway,
+        private_dns: false,
+        groups: Vec::new(),
+    });
+}
+
+/// Without endpoints, the `alb` tasks reach AWS services over HTTPS through the private
+/// subnets' NAT: egress to everywhere on 443, which `verify` warns about as broad egress.
+fn task_nat_egress(groups: &mut [SecurityGroup], expected: &mut Vec<Flow>) {
+    for group in groups.iter_mut() {
+        if ALB_TASK_TIERS.contains(&group.id.0.as_str()) {
+            group.egress.push(
+                Rule::tcp(
+                    443,
+                    everywhere(),
+                    "Allow HTTPS to AWS services through the NAT",
+                )
+                .beyond_seed(TASK_EGRESS),
+            );
+        }
+    }
+    for task in ALB_TASK_TIERS {
+        expected.push(flow(
+            task,
+            "internet",
+            443,
+            "the tasks reach ECR, Logs and Secrets Manager through the NAT",
+        ));
     }
 }
 
@@ -460,6 +624,7 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
             .iter()
             .map(|service| VpcEndpoint {
                 service: (*service).into(),
+                kind: EndpointKind::Interface,
                 private_dns: true,
                 groups: vec![id("vpc-endpoints")],
             })
@@ -516,13 +681,89 @@ mod tests {
         assert_eq!(
             names(Profile::Alb),
             [
-                "internet", "mcp-alb", "mcp-ecs", "api-alb", "api-ecs", "database"
+                "internet",
+                "mcp-alb",
+                "mcp-ecs",
+                "api-alb",
+                "api-ecs",
+                "database",
+                "vpc-endpoints",
+                "s3"
             ]
         );
         assert_eq!(
             names(Profile::Gateway),
             ["internet", "vpc-link", "mcp-server", "vpc-endpoints", "vpc"]
         );
+    }
+
+    #[test]
+    fn alb_tasks_reach_aws_services_through_endpoints_or_a_nat() {
+        use crate::eval::Evaluator;
+        let mut options = ProfileOptions::for_profile(Profile::Alb);
+        let with = alb(&options);
+        let services: Vec<(&str, EndpointKind)> = with
+            .endpoints
+            .iter()
+            .map(|e| (e.service.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            services,
+            [
+                ("ecr.api", EndpointKind::Interface),
+                ("ecr.dkr", EndpointKind::Interface),
+                ("logs", EndpointKind::Interface),
+                ("secretsmanager", EndpointKind::Interface),
+                ("s3", EndpointKind::Gateway),
+            ]
+        );
+        let evaluator = Evaluator::new(&with);
+        let allowed = |from: &str, to: &str| {
+            evaluator
+                .evaluate_names(from, to, Protocol::Tcp, 443)
+                .unwrap()
+                .is_allowed()
+        };
+        for task in ALB_TASK_TIERS {
+            assert!(
+                allowed(task, "vpc-endpoints") && allowed(task, "s3"),
+                "{task}"
+            );
+            assert!(!allowed(task, "internet"), "{task}");
+        }
+        for other in ["internet", "mcp-alb", "api-alb", "database"] {
+            assert!(!allowed(other, "vpc-endpoints"), "{other}");
+        }
+        // S3 is on the internet: what keeps the database and the API ALB from it is their
+        // narrow egress (the internet and the MCP ALB, which keeps the seed's all-out, reach it).
+        assert!(!allowed("database", "s3") && !allowed("api-alb", "s3"));
+        // Every rule past the seed's tables says why; the seed's own rules say nothing.
+        let marked = |group: &str| -> Vec<bool> {
+            let group = with.group(&id(group)).unwrap();
+            group
+                .ingress
+                .iter()
+                .chain(&group.egress)
+                .map(|r| r.beyond_seed.is_some())
+                .collect()
+        };
+        assert_eq!(marked("mcp-alb"), [false, false, false]);
+        assert_eq!(marked("mcp-ecs"), [false, false, false, true, true]);
+        assert!(marked("api-ecs").iter().all(|m| *m));
+        assert!(marked("vpc-endpoints").iter().all(|m| *m));
+
+        options.enable_vpc_endpoints = false;
+        let nat = alb(&options);
+        nat.validate().unwrap();
+        assert!(nat.endpoints.is_empty());
+        assert!(nat.tier("s3").is_err() && nat.group(&id("vpc-endpoints")).is_none());
+        let evaluator = Evaluator::new(&nat);
+        for task in ALB_TASK_TIERS {
+            let verdict = evaluator
+                .evaluate_names(task, "internet", Protocol::Tcp, 443)
+                .unwrap();
+            assert!(verdict.is_allowed(), "{task}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`Topology`]: a whole network plan, validated, with lookups; read from TOML, YAML or JSON.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -62,12 +62,18 @@ impl Topology {
                         TextKind::Description,
                         &rule.description,
                     );
-                    if let Peer::PrefixList(id) = &rule.peer {
-                        text(
+                    match &rule.peer {
+                        Peer::PrefixList(id) => text(
                             format!("{place}.peer.prefix_list"),
                             TextKind::PrefixListId,
                             id,
-                        );
+                        ),
+                        Peer::ServicePrefixList(service) => text(
+                            format!("{place}.peer.service_prefix_list"),
+                            TextKind::EndpointService,
+                            service,
+                        ),
+                        Peer::Cidr(_) | Peer::Group(_) => {}
                     }
                 }
             }
@@ -135,6 +141,18 @@ impl Topology {
                             format!("references unknown group {}", shown(&other.0)),
                         ));
                     }
+                    if let Peer::ServicePrefixList(service) = &rule.peer
+                        && self.gateway_endpoint(service).is_none()
+                    {
+                        errors.push(NetsecError::invalid(
+                            format!("{place}.peer.service_prefix_list"),
+                            format!(
+                                "{} has no gateway endpoint in this plan: add one to \
+                                 `endpoints` (kind gateway), whose prefix list the rule names",
+                                shown(service)
+                            ),
+                        ));
+                    }
                     if rule.protocol.has_ports() && rule.ports.is_none() {
                         errors.push(NetsecError::invalid(
                             &place,
@@ -195,6 +213,24 @@ impl Topology {
                     ));
                 }
             }
+            if tier.placement == Placement::AwsService {
+                if self.gateway_endpoint(&tier.name.0).is_none() {
+                    errors.push(NetsecError::invalid(
+                        format!("tiers[{t}].placement"),
+                        format!(
+                            "an aws_service tier is named after a service the plan has a gateway \
+                             endpoint for; {} has none",
+                            shown(&tier.name.0)
+                        ),
+                    ));
+                }
+                if !tier.groups.is_empty() {
+                    errors.push(NetsecError::invalid(
+                        format!("tiers[{t}].groups"),
+                        "an AWS service outside the VPC carries no security groups",
+                    ));
+                }
+            }
         }
         for (list, flows) in [("expected", &self.expected), ("forbidden", &self.forbidden)] {
             for (i, flow) in flows.iter().enumerate() {
@@ -227,11 +263,35 @@ impl Topology {
             let place = format!("endpoints[{e}].service");
             let service = &endpoint.service;
             services.insert(errors, &place, service, rendered_forms(service));
-            if endpoint.groups.is_empty() {
-                errors.push(NetsecError::invalid(
-                    format!("endpoints[{e}].groups"),
-                    "name at least one group for the endpoint's interfaces",
-                ));
+            match endpoint.kind {
+                EndpointKind::Interface if endpoint.groups.is_empty() => {
+                    errors.push(NetsecError::invalid(
+                        format!("endpoints[{e}].groups"),
+                        "name at least one group for the endpoint's interfaces",
+                    ));
+                }
+                EndpointKind::Interface => {}
+                EndpointKind::Gateway => {
+                    if !SERVICES_WITH_GATEWAY_ENDPOINTS.contains(&service.as_str()) {
+                        errors.push(NetsecError::invalid(
+                            format!("endpoints[{e}].kind"),
+                            format!(
+                                "AWS has gateway endpoints only for {}; make {} an interface \
+                                 endpoint",
+                                SERVICES_WITH_GATEWAY_ENDPOINTS.join(" and "),
+                                shown(service)
+                            ),
+                        ));
+                    }
+                    if !endpoint.groups.is_empty() || endpoint.private_dns {
+                        errors.push(NetsecError::invalid(
+                            format!("endpoints[{e}]"),
+                            "a gateway endpoint has no interfaces, so no groups and no private \
+                             DNS: allow its traffic with egress rules to its prefix list \
+                             (service_prefix_list)",
+                        ));
+                    }
+                }
             }
             for (i, group) in endpoint.groups.iter().enumerate() {
                 if !group_ids.contains(group) {
@@ -242,6 +302,93 @@ impl Topology {
                 }
             }
         }
+    }
+
+    /// The services whose AWS-managed prefix lists the rules name ([`Peer::ServicePrefixList`]),
+    /// sorted, once each.
+    pub fn service_prefix_lists(&self) -> Vec<&str> {
+        let services: std::collections::BTreeSet<&str> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.ingress.iter().chain(&g.egress))
+            .filter_map(|r| match &r.peer {
+                Peer::ServicePrefixList(service) => Some(service.as_str()),
+                _ => None,
+            })
+            .collect();
+        services.into_iter().collect()
+    }
+
+    /// This plan as EC2 takes it: every service prefix list replaced by its `pl-…` id from
+    /// `ids` (service → id, as looked up in the region). The error names each service `ids`
+    /// lacks.
+    pub fn with_prefix_list_ids(
+        &self,
+        ids: &BTreeMap<String, String>,
+    ) -> Result<Self, NetsecError> {
+        let missing: Vec<&str> = self
+            .service_prefix_lists()
+            .into_iter()
+            .filter(|service| !ids.contains_key(*service))
+            .collect();
+        if !missing.is_empty() {
+            return Err(NetsecError::invalid(
+                "prefix lists",
+                format!(
+                    "no prefix list id for {}: look it up with aws ec2 describe-prefix-lists \
+                     --filters Name=prefix-list-name,Values=com.amazonaws.<region>.<service>",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        let mut resolved = self.clone();
+        for rule in resolved.rules_mut() {
+            if let Peer::ServicePrefixList(service) = &rule.peer
+                && let Some(id) = ids.get(service)
+            {
+                rule.peer = Peer::PrefixList(id.clone());
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Live rules read back in the plan's terms: a prefix list id that `ids` (service → id)
+    /// knows becomes that service's [`Peer::ServicePrefixList`].
+    pub fn name_prefix_lists(&mut self, ids: &BTreeMap<String, String>) {
+        for rule in self.rules_mut() {
+            if let Peer::PrefixList(id) = &rule.peer
+                && let Some((service, _)) = ids.iter().find(|(_, known)| *known == id)
+            {
+                rule.peer = Peer::ServicePrefixList(service.clone());
+            }
+        }
+    }
+
+    fn rules_mut(&mut self) -> impl Iterator<Item = &mut Rule> {
+        self.groups
+            .iter_mut()
+            .flat_map(|g| g.ingress.iter_mut().chain(g.egress.iter_mut()))
+    }
+
+    /// The plan's gateway endpoint for `service`, if it has one.
+    pub fn gateway_endpoint(&self, service: &str) -> Option<&VpcEndpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.kind == EndpointKind::Gateway && e.service == service)
+    }
+
+    /// The plan's interface endpoints, in plan order.
+    pub fn interface_endpoints(&self) -> impl Iterator<Item = &VpcEndpoint> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.kind == EndpointKind::Interface)
+    }
+
+    /// The plan's gateway endpoints, in plan order.
+    pub fn gateway_endpoints(&self) -> impl Iterator<Item = &VpcEndpoint> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.kind == EndpointKind::Gateway)
     }
 
     pub fn group(&self, id: &GroupId) -> Option<&SecurityGroup> {
@@ -266,10 +413,21 @@ impl Topology {
     }
 
     /// A representative address for a tier: a documentation address for the internet, a
-    /// distinct host of the VPC CIDR for each tier inside it.
+    /// distinct host of the VPC CIDR for each tier inside it, and for the `k`-th AWS service
+    /// the middle of its own documentation `/30`, `203.0.113.(4k + 2)` (outside every VPC
+    /// block, so only its prefix list or a rule for everything reaches it).
     pub fn address_of(&self, tier: &Tier) -> IpAddr {
         match tier.placement {
             Placement::Internet => IpAddr::from([198, 51, 100, 10]),
+            Placement::AwsService => {
+                let k = self
+                    .tiers
+                    .iter()
+                    .filter(|t| t.placement == Placement::AwsService)
+                    .position(|t| t.name == tier.name)
+                    .unwrap_or(0);
+                IpAddr::from([203, 0, 113, (4 * k + 2).min(254) as u8])
+            }
             Placement::Vpc => {
                 let index = self
                     .tiers

@@ -344,7 +344,7 @@ mod tests {
                 .iter()
                 .filter(|f| f.kind == FlowKind::Expected)
                 .count(),
-            7
+            11
         );
     }
 

@@ -59,20 +59,10 @@ pub async fn link_memories(
         )
         .into());
     }
-    // A description without a vector still links; the background embedder makes it later.
-    let embedding = match state
+    let embedding = state
         .semantic
-        .embed(&tenant, vec![description.to_owned()])
-        .await
-    {
-        Ok(mut vectors) => vectors.pop(),
-        // The tenant's CPU share is taken: retry, rather than pass the work to the background.
-        Err(EmbedError::Busy(message)) => return Err(ApiError::busy(message)),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not embed a link description; made later");
-            None
-        }
-    };
+        .embed_or_later(&tenant, description.to_owned(), "a link description")
+        .await?;
     state
         .store
         .link(&tenant, a, b, description, embedding.as_ref())
@@ -178,10 +168,7 @@ async fn fill_missing_vectors(
         .semantic
         .embed(tenant, texts)
         .await
-        .map_err(|e| match e {
-            EmbedError::Busy(message) => ApiError::busy(message),
-            e => ApiError::embedder_unavailable("traversal by meaning", &e),
-        })?;
+        .map_err(traversal_embed_error)?;
     for (i, vector) in missing.into_iter().zip(vectors) {
         edges[i].embedding = Some(vector);
     }
@@ -373,10 +360,7 @@ pub async fn traverse(
         .semantic
         .embed_query(&tenant, query)
         .await
-        .map_err(|e| match e {
-            EmbedError::Busy(message) => ApiError::busy(message),
-            e => ApiError::embedder_unavailable("traversal by meaning", &e),
-        })?;
+        .map_err(traversal_embed_error)?;
     let model = state.semantic.model_id().to_owned();
     let threshold = threshold as f32;
     // Follow an edge when its description means what the query asks, at least `threshold`
@@ -411,4 +395,13 @@ pub async fn traverse(
         "traversed_edges": traversed,
         "truncated": truncated,
     })))
+}
+
+/// Traversal by meaning needs its vectors now: a tenant whose CPU share is taken retries (503
+/// `busy`), any other embedder failure says the traversal is unavailable.
+fn traversal_embed_error(error: EmbedError) -> ApiError {
+    match error {
+        EmbedError::Busy(message) => ApiError::busy(message),
+        e => ApiError::embedder_unavailable("traversal by meaning", &e),
+    }
 }

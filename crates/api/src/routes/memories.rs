@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use membrain_embed::EmbedError;
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
 use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
@@ -212,17 +211,10 @@ pub async fn update_memory(
     )?;
     let content = match patch.content {
         Some(content) => {
-            // Without a vector the update still lands; the background embedder makes it later.
-            // Not when the tenant's CPU share is what is missing: that would hand its work to
-            // the background embedder every tenant's ingest shares, so it is told to retry.
-            let embedding = match state.semantic.embed(&tenant, vec![content.clone()]).await {
-                Ok(mut vectors) => vectors.pop(),
-                Err(EmbedError::Busy(message)) => return Err(ApiError::busy(message)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not embed updated content; made later");
-                    None
-                }
-            };
+            let embedding = state
+                .semantic
+                .embed_or_later(&tenant, content.clone(), "updated content")
+                .await?;
             Some(PreparedContent {
                 content_hash: content_hash(&content),
                 keywords: keywords(&content, KEYWORDS_PER_MEMORY),

@@ -18,6 +18,7 @@ use membrain_llm::LanguageModel;
 use membrain_memory::{Embedding, TenantId};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::error::ApiError;
 use crate::fair::{CpuPool, CpuPoolSettings};
 
 pub use indexes::{Indexes, SyncedIndex};
@@ -181,6 +182,27 @@ impl Semantic {
                 _ => EmbedError::Inference(failed.message),
             })??;
         Ok(self.wrap(vectors))
+    }
+
+    /// One text's vector for a write on the request path, or `None` when the embedder fails:
+    /// the write still lands and the background embedder makes the vector later (`what` names
+    /// the text in the log). Not when the tenant's CPU share is what is missing: that would
+    /// hand its work to the background lane every tenant's ingest shares, so the caller is told
+    /// to retry (503 `busy`).
+    pub async fn embed_or_later(
+        &self,
+        tenant: &TenantId,
+        text: String,
+        what: &str,
+    ) -> Result<Option<Embedding>, ApiError> {
+        match self.embed(tenant, vec![text]).await {
+            Ok(mut vectors) => Ok(vectors.pop()),
+            Err(EmbedError::Busy(message)) => Err(ApiError::busy(message)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not embed {what}; made later");
+                Ok(None)
+            }
+        }
     }
 
     fn wrap(&self, vectors: Vec<Vec<f32>>) -> Vec<Embedding> {

@@ -3,6 +3,7 @@
 //! for diagrams. The decisions are made in `membrain-netsec`; this module only chooses the topology,
 //! fetches live groups, and prints.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -10,10 +11,11 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use membrain_netsec::aws_json::{live_topology, parse_describe};
 use membrain_netsec::diagnose::{Diagnosis, diagnose};
 use membrain_netsec::eval::Direction;
+use membrain_netsec::model::TextKind;
 use membrain_netsec::profiles::{Profile, ProfileOptions};
 use membrain_netsec::render::diagram;
 use membrain_netsec::verify::{FlowKind, Report, Severity, verify};
-use membrain_netsec::{Cidr, Peer, Protocol, Rule, SecurityGroup, Topology};
+use membrain_netsec::{Cidr, EndpointKind, Peer, Protocol, Rule, SecurityGroup, Topology};
 
 use crate::cli::{DiagramFormat, LiveArgs, NetworkCommand, ProfileName, TopologyArgs};
 use crate::output::say;
@@ -166,13 +168,32 @@ async fn actual(plan: &Topology, live: &LiveArgs) -> Result<Topology> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let described =
             parse_describe(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        return Ok(live_topology(plan, &described.security_groups)?);
+        let mut actual = live_topology(plan, &described.security_groups)?;
+        actual.name_prefix_lists(&prefix_list_flags(&live.prefix_lists)?);
+        return Ok(actual);
     }
     if live.live || live.aws.endpoint_url.is_some() || live.aws.vpc_id.is_some() {
-        let groups = super::network_aws::read_live(&live.aws).await?;
-        return Ok(live_topology(plan, &groups)?);
+        let (groups, prefix_lists) =
+            super::network_aws::read_live(&live.aws, &plan.service_prefix_lists()).await?;
+        let mut actual = live_topology(plan, &groups)?;
+        actual.name_prefix_lists(&prefix_lists);
+        return Ok(actual);
     }
     Ok(plan.clone())
+}
+
+/// `--prefix-list s3=pl-63a5400a` flags as service → id.
+fn prefix_list_flags(flags: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut ids = BTreeMap::new();
+    for flag in flags {
+        let Some((service, id)) = flag.split_once('=') else {
+            bail!("--prefix-list {flag:?}: write SERVICE=ID, e.g. s3=pl-63a5400a");
+        };
+        TextKind::EndpointService.check("--prefix-list", service)?;
+        TextKind::PrefixListId.check("--prefix-list", id)?;
+        ids.insert(service.to_owned(), id.to_owned());
+    }
+    Ok(ids)
 }
 
 fn table(header: [&str; 5]) -> Table {
@@ -198,8 +219,10 @@ fn rules_table(rules: &[Rule], direction: Direction, topology: &Topology) -> Tab
     };
     let mut table = table(["Type", "Protocol", "Port Range", peer_column, "Description"]);
     for rule in rules {
+        // `+`: a rule Membrain adds to the seed's tables; the plan's last section says why.
+        let mark = if rule.beyond_seed.is_some() { "+ " } else { "" };
         table.add_row([
-            rule.type_name(),
+            format!("{mark}{}", rule.type_name()),
             rule.protocol_label().to_owned(),
             rule.port_label(),
             peer_label(&rule.peer, topology),
@@ -253,18 +276,28 @@ fn print_plan(plan: &Topology) {
         print_group(i + 1, group, plan);
     }
     if !plan.endpoints.is_empty() {
-        say!("## Interface VPC endpoints");
+        say!("## VPC endpoints");
         for endpoint in &plan.endpoints {
-            let groups: Vec<&str> = endpoint.groups.iter().map(|g| g.0.as_str()).collect();
-            say!(
-                "  com.amazonaws.<region>.{}  private DNS {}  groups {}",
-                endpoint.service,
-                if endpoint.private_dns { "on" } else { "off" },
-                groups.join(", ")
-            );
+            match endpoint.kind {
+                EndpointKind::Interface => {
+                    let groups: Vec<&str> = endpoint.groups.iter().map(|g| g.0.as_str()).collect();
+                    say!(
+                        "  com.amazonaws.<region>.{}  interface, private DNS {}, groups {}",
+                        endpoint.service,
+                        if endpoint.private_dns { "on" } else { "off" },
+                        groups.join(", ")
+                    );
+                }
+                EndpointKind::Gateway => say!(
+                    "  com.amazonaws.<region>.{}  gateway, in the private route tables; rules \
+                     name its prefix list",
+                    endpoint.service
+                ),
+            }
         }
         say!();
     }
+    print_beyond_seed(plan);
     say!("## Flows");
     let mut flows = table(["", "From", "To", "Port", "Why"]);
     for (mark, list) in [("allow", &plan.expected), ("deny", &plan.forbidden)] {
@@ -279,6 +312,42 @@ fn print_plan(plan: &Topology) {
         }
     }
     say!("{flows}");
+}
+
+/// The rules Membrain adds to the seed's tables (marked `+` above), grouped by the reason.
+fn print_beyond_seed(plan: &Topology) {
+    let mut reasons: Vec<(&str, Vec<String>)> = Vec::new();
+    for group in &plan.groups {
+        for (direction, rules) in [("inbound", &group.ingress), ("outbound", &group.egress)] {
+            for rule in rules {
+                let Some(why) = rule.beyond_seed.as_deref() else {
+                    continue;
+                };
+                let line = format!(
+                    "{} {direction} {} {} {}",
+                    group.id,
+                    rule.type_name(),
+                    rule.port_label(),
+                    peer_label(&rule.peer, plan)
+                );
+                match reasons.iter_mut().find(|(reason, _)| *reason == why) {
+                    Some((_, lines)) => lines.push(line),
+                    None => reasons.push((why, vec![line])),
+                }
+            }
+        }
+    }
+    if reasons.is_empty() {
+        return;
+    }
+    say!("## Beyond the seed (rules marked +)");
+    for (why, lines) in reasons {
+        say!("Because {why}:");
+        for line in lines {
+            say!("  + {line}");
+        }
+    }
+    say!();
 }
 
 fn print_report(report: &Report) {

@@ -1,5 +1,6 @@
 //! The network commands that render artifacts or call the AWS API.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -87,11 +88,21 @@ pub async fn apply(plan: &Topology, aws: &AwsArgs, dry_run: bool, json: bool) ->
     Ok(())
 }
 
-pub async fn read_live(aws: &AwsArgs) -> Result<Vec<AwsSecurityGroup>> {
+/// The live groups, and the ids of the prefix lists `services` (service → `pl-…`) in the
+/// region, so that rules naming them read back as the plan's.
+pub async fn read_live(
+    aws: &AwsArgs,
+    services: &[&str],
+) -> Result<(Vec<AwsSecurityGroup>, BTreeMap<String, String>)> {
     let target = target(aws);
     let client = membrain_netsec_aws::connect(&target).await?;
-    membrain_netsec_aws::read_live(&client, aws.vpc_id.as_deref())
+    let groups = membrain_netsec_aws::read_live(&client, aws.vpc_id.as_deref())
         .await
         .map_err(|e: NetsecAwsError| anyhow::Error::from(e))
-        .with_context(|| format!("reading security groups from {}", target.endpoint()))
+        .with_context(|| format!("reading security groups from {}", target.endpoint()))?;
+    let prefix_lists = membrain_netsec_aws::prefix_list_ids(&client, services)
+        .await
+        .map_err(|e: NetsecAwsError| anyhow::Error::from(e))
+        .with_context(|| format!("reading prefix lists from {}", target.endpoint()))?;
+    Ok((groups, prefix_lists))
 }

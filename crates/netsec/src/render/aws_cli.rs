@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{SubnetLayout, comment_text, keeps_default_egress};
 use crate::Topology;
 use crate::aws_json::GROUP_TAG;
-use crate::awscli::{authorize_command, ip_permission, shell_quote};
+use crate::awscli::{IdOf, authorize_command, ip_permission, prefix_list_variable, shell_quote};
 use crate::eval::Direction;
 use crate::model::{GroupId, Rule, SecurityGroup, VpcEndpoint, shell_name};
 
@@ -32,6 +32,7 @@ pub fn aws_cli(topology: &Topology) -> String {
     script.push_str(&region_section());
     script.push_str(&vpc_section(topology));
     script.push_str(&groups_section(topology));
+    script.push_str(&prefix_lists_section(topology));
     script.push_str(&rules_section(topology));
     script.push_str(&default_egress_section(topology));
     script.push_str(&endpoints_section(topology));
@@ -46,12 +47,23 @@ fn header(topology: &Topology) -> String {
             topology.vpc.cidr,
             comment_text(&topology.name)
         )
-    } else if topology.endpoints.is_empty() {
-        "#   VPC_ID               the VPC that gets the groups (vpc-...)".to_owned()
     } else {
-        "#   VPC_ID               the VPC that gets the groups (vpc-...)\n\
-         #   PRIVATE_SUBNET_IDS   the subnets for the interface endpoints (space or comma separated)"
-            .to_owned()
+        let mut input =
+            "#   VPC_ID               the VPC that gets the groups (vpc-...)".to_owned();
+        if topology.interface_endpoints().next().is_some() {
+            input.push_str(
+                "\n#   PRIVATE_SUBNET_IDS   the subnets for the interface endpoints (space or comma separated)",
+            );
+        }
+        input
+    };
+    let input = if topology.gateway_endpoints().next().is_some() {
+        format!(
+            "{input}\n#   PRIVATE_ROUTE_TABLE_IDS  optional: the route tables gateway endpoints add their route\n\
+             #                        to [default: the private subnets' own, else the VPC's main one]"
+        )
+    } else {
+        input
     };
     format!(
         "#!/usr/bin/env bash\n\
@@ -151,7 +163,7 @@ fn vpc_section(topology: &Topology) -> String {
         let mut out =
             "\nVPC_ID=\"${VPC_ID:?set VPC_ID to the VPC that gets the groups (vpc-...)}\"\n"
                 .to_owned();
-        if !topology.endpoints.is_empty() {
+        if topology.interface_endpoints().next().is_some() {
             out.push_str(
                 "PRIVATE_SUBNET_IDS=\"${PRIVATE_SUBNET_IDS:?set PRIVATE_SUBNET_IDS to the subnets for the VPC endpoints}\"\n\
                  read -r -a PRIVATE_SUBNETS <<<\"${PRIVATE_SUBNET_IDS//,/ }\"\n",
@@ -214,6 +226,27 @@ fn groups_section(topology: &Topology) -> String {
     out
 }
 
+/// Looks up, in this region, the id of every AWS-managed prefix list a rule names.
+fn prefix_lists_section(topology: &Topology) -> String {
+    let services = topology.service_prefix_lists();
+    if services.is_empty() {
+        return String::new();
+    }
+    let mut out = "\nlog \"==> AWS-managed prefix lists\"\n".to_owned();
+    for service in services {
+        let variable = prefix_list_variable(service);
+        let name = format!("com.amazonaws.${{REGION}}.{service}");
+        let _ = writeln!(
+            out,
+            "{variable}=\"$(query aws ec2 describe-prefix-lists --filters \"Name=prefix-list-name,Values={name}\" \\\n  \
+             --query 'PrefixLists[0].PrefixListId' --output text)\"\n\
+             : \"${{{variable}:?this region has no prefix list {name}}}\"\n\
+             log \"{name}: ${{{variable}}}\""
+        );
+    }
+    out
+}
+
 fn rules_section(topology: &Topology) -> String {
     let mut out = "\nlog \"==> Rules\"\n".to_owned();
     for group in &topology.groups {
@@ -248,7 +281,10 @@ fn rules_section(topology: &Topology) -> String {
 }
 
 fn describe_egress_command(group: &GroupId, rule: &Rule) -> String {
-    let permission = ip_permission(rule, &|g| g.0.clone());
+    let permission = ip_permission(rule, &|id| match id {
+        IdOf::Group(group) => group.0.clone(),
+        IdOf::ServicePrefixList(service) => service.to_owned(),
+    });
     format!(
         "aws ec2 update-security-group-rule-descriptions-egress --group-id \"${{{}}}\" --ip-permissions {} >/dev/null",
         group.shell_variable(),
@@ -300,7 +336,13 @@ fn revoke_default_egress(group: &SecurityGroup) -> String {
 }
 
 fn endpoints_section(topology: &Topology) -> String {
-    if topology.endpoints.is_empty() {
+    let mut out = interface_endpoints_section(topology);
+    out.push_str(&gateway_endpoints_section(topology));
+    out
+}
+
+fn interface_endpoints_section(topology: &Topology) -> String {
+    if topology.interface_endpoints().next().is_none() {
         return String::new();
     }
     let mut out = format!(
@@ -325,7 +367,7 @@ fn endpoints_section(topology: &Topology) -> String {
          printf '%s' \"$id\"\n\
          }}\n"
     );
-    for endpoint in &topology.endpoints {
+    for endpoint in topology.interface_endpoints() {
         let _ = writeln!(
             out,
             "{}=\"$(ensure_endpoint {} {} {})\"",
@@ -347,6 +389,56 @@ fn endpoints_section(topology: &Topology) -> String {
     out
 }
 
+/// Gateway endpoints: a route to the service in the private subnets' route tables.
+fn gateway_endpoints_section(topology: &Topology) -> String {
+    if topology.gateway_endpoints().next().is_none() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nlog \"==> Gateway VPC endpoints\"\n\
+         # The route tables gateway endpoints add their route to: PRIVATE_ROUTE_TABLE_IDS, else the\n\
+         # private subnets' own, else the VPC's main one.\n\
+         if [ -z \"${{PRIVATE_ROUTE_TABLE_IDS:-}}\" ] && [ -n \"${{PRIVATE_SUBNETS[*]:-}}\" ]; then\n  \
+         PRIVATE_ROUTE_TABLE_IDS=\"$(query aws ec2 describe-route-tables \\\n    \
+         --filters \"Name=association.subnet-id,Values=$(IFS=,; printf '%s' \"${{PRIVATE_SUBNETS[*]}}\")\" \\\n    \
+         --query 'RouteTables[].RouteTableId' --output text)\"\n\
+         fi\n\
+         if [ -z \"${{PRIVATE_ROUTE_TABLE_IDS:-}}\" ]; then\n  \
+         PRIVATE_ROUTE_TABLE_IDS=\"$(query aws ec2 describe-route-tables \\\n    \
+         --filters \"Name=vpc-id,Values=${{VPC_ID}}\" Name=association.main,Values=true \\\n    \
+         --query 'RouteTables[0].RouteTableId' --output text)\"\n\
+         fi\n\
+         read -r -a PRIVATE_ROUTE_TABLES <<<\"${{PRIVATE_ROUTE_TABLE_IDS//,/ }}\"\n\
+         # ensure_gateway_endpoint SERVICE: prints the id of the VPC's endpoint for\n\
+         # com.amazonaws.$REGION.SERVICE, creating it in the route tables if there is none.\n\
+         ensure_gateway_endpoint() {{\n  \
+         local short=\"$1\" service=\"com.amazonaws.${{REGION}}.$1\" id\n  \
+         id=\"$(query aws ec2 describe-vpc-endpoints --filters \"Name=vpc-id,Values=${{VPC_ID}}\" \\\n    \
+         \"Name=service-name,Values=${{service}}\" \"Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available\" \\\n    \
+         --query 'VpcEndpoints[0].VpcEndpointId' --output text)\"\n  \
+         if [ -z \"$id\" ]; then\n    \
+         id=\"$(aws ec2 create-vpc-endpoint --vpc-id \"${{VPC_ID}}\" --vpc-endpoint-type Gateway \\\n      \
+         --service-name \"${{service}}\" --route-table-ids \"${{PRIVATE_ROUTE_TABLES[@]}}\" \\\n      \
+         --tag-specifications \"ResourceType=vpc-endpoint,Tags=[{{Key=Name,Value=membrain-${{NETWORK}}-${{short}}}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
+         --query VpcEndpoint.VpcEndpointId --output text)\"\n    \
+         log \"created the ${{service}} endpoint: $id\"\n  \
+         else\n    \
+         log \"found the ${{service}} endpoint: $id\"\n  \
+         fi\n  \
+         printf '%s' \"$id\"\n\
+         }}\n"
+    );
+    for endpoint in topology.gateway_endpoints() {
+        let _ = writeln!(
+            out,
+            "{}=\"$(ensure_gateway_endpoint {})\"",
+            endpoint_variable(endpoint),
+            shell_quote(&endpoint.service),
+        );
+    }
+    out
+}
+
 /// `timestream.ingest-cell1` → `TIMESTREAM_INGEST_CELL1_ENDPOINT_ID`; a variable name whatever
 /// the service holds.
 fn endpoint_variable(endpoint: &VpcEndpoint) -> String {
@@ -359,6 +451,12 @@ fn summary_section(topology: &Topology) -> String {
         variables.extend(["PRIVATE_SUBNET_0".to_owned(), "PRIVATE_SUBNET_1".to_owned()]);
     }
     variables.extend(topology.groups.iter().map(|g| g.id.shell_variable()));
+    variables.extend(
+        topology
+            .service_prefix_lists()
+            .into_iter()
+            .map(prefix_list_variable),
+    );
     variables.extend(topology.endpoints.iter().map(endpoint_variable));
     let mut out = "\nlog \"==> Done\"\n".to_owned();
     for variable in variables {
@@ -441,7 +539,6 @@ mod tests {
         assert!(text.contains("\"Key=membrain:group,Value=$1\" \"Key=Name,Value=$2\""));
         assert!(text.contains("VPC_ID=\"${VPC_ID:?"));
         assert!(!text.contains("create-vpc "));
-        assert!(!text.contains("ensure_endpoint"));
         assert!(text.starts_with("#!/usr/bin/env bash\n"));
         assert!(text.contains("\nset -euo pipefail\n"));
     }
@@ -461,6 +558,29 @@ mod tests {
         assert!(text.contains(
             "echo \"TIMESTREAM_QUERY_CELL1_ENDPOINT_ID=${TIMESTREAM_QUERY_CELL1_ENDPOINT_ID}\""
         ));
+    }
+
+    #[test]
+    fn alb_tasks_get_the_s3_prefix_list_and_gateway_endpoint_of_the_region() {
+        let text = script(Profile::Alb, |_| {});
+        assert!(text.contains(
+            "S3_PREFIX_LIST_ID=\"$(query aws ec2 describe-prefix-lists --filters \"Name=prefix-list-name,Values=com.amazonaws.${REGION}.s3\""
+        ));
+        // Looked up before any rule names it.
+        let looked_up = text.find("S3_PREFIX_LIST_ID=").unwrap();
+        let used = text.find("'\"${S3_PREFIX_LIST_ID}\"'").unwrap();
+        assert!(looked_up < used);
+        assert_eq!(lines_with(&text, "${S3_PREFIX_LIST_ID}\"'").len(), 2);
+        assert!(text.contains("S3_ENDPOINT_ID=\"$(ensure_gateway_endpoint 's3')\""));
+        assert!(text.contains("--vpc-endpoint-type Gateway"));
+        assert!(text.contains("#   PRIVATE_ROUTE_TABLE_IDS"));
+        for service in crate::profiles::ALB_ENDPOINT_SERVICES {
+            assert!(text.contains(&format!("ensure_endpoint '{service}' private-dns-enabled")));
+        }
+        assert!(text.contains("echo \"S3_PREFIX_LIST_ID=${S3_PREFIX_LIST_ID}\""));
+        let nat = script(Profile::Alb, |o| o.enable_vpc_endpoints = false);
+        assert!(!nat.contains("PREFIX_LIST") && !nat.contains("ensure_endpoint"));
+        assert!(!nat.contains("ensure_gateway_endpoint"));
     }
 
     #[test]

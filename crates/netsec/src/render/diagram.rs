@@ -77,6 +77,11 @@ impl<'a> Layout<'a> {
                 label: format!("VPC {}", topology.vpc.cidr),
                 tiers: in_zone(Placement::Vpc),
             },
+            Zone {
+                id: "aws_services",
+                label: "AWS services (gateway endpoints)".to_owned(),
+                tiers: in_zone(Placement::AwsService),
+            },
         ]
         .into_iter()
         .filter(|zone| !zone.tiers.is_empty())
@@ -239,14 +244,18 @@ mod tests {
             "    t5[\"database<br/>The PostgreSQL database (RDS)\"]",
             "  t0 -->|\"tcp/80, tcp/443\"| t1",
             "  t4 -->|\"tcp/5432\"| t5",
+            "  subgraph aws_services[\"AWS services (gateway endpoints)\"]",
+            "    t7[\"s3<br/>Amazon S3 through its gateway endpoint (image layers)\"]",
+            "  t2 -->|\"tcp/443\"| t7",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "no line {line:?} in\n{text}"
             );
         }
-        // Seven expected flows over five pairs of tiers; the forbidden ones are not drawn.
-        assert_eq!(text.matches("-->").count(), 5, "{text}");
+        // Eleven expected flows over nine pairs of tiers (the chain's five, and each task tier
+        // to the endpoints and to S3); the forbidden ones are not drawn.
+        assert_eq!(text.matches("-->").count(), 9, "{text}");
         assert!(!text.contains("t0 -->|\"tcp/8000\"|"), "{text}");
     }
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use super::{SubnetLayout, is_default_egress, snake_case};
 use crate::Topology;
 use crate::aws_json::GROUP_TAG;
-use crate::model::{GroupId, Peer, Rule, SecurityGroup, VpcEndpoint};
+use crate::model::{EndpointKind, GroupId, Peer, Rule, SecurityGroup, VpcEndpoint};
 
 /// One line of a block: an attribute, a nested block, or a comment.
 #[derive(Debug, Clone)]
@@ -205,11 +205,13 @@ fn header(topology: &Topology) -> String {
 
 /// Variables for an existing VPC, the region, and the locals the rest refers to.
 fn inputs(out: &mut String, topology: &Topology) {
-    let needs_subnets = !topology.endpoints.is_empty();
-    let (vpc_id, subnets) = if topology.vpc.create {
+    let needs_subnets = topology.interface_endpoints().next().is_some();
+    let needs_route_tables = topology.gateway_endpoints().next().is_some();
+    let (vpc_id, subnets, route_tables) = if topology.vpc.create {
         (
             "aws_vpc.main.id",
             "[aws_subnet.private_0.id, aws_subnet.private_1.id]",
+            "[aws_route_table.private.id]",
         )
     } else {
         top(
@@ -236,14 +238,36 @@ fn inputs(out: &mut String, topology: &Topology) {
                 ],
             );
         }
-        ("var.vpc_id", "var.private_subnet_ids")
+        if needs_route_tables {
+            top(
+                out,
+                "variable \"private_route_table_ids\"",
+                vec![
+                    attribute(
+                        "description",
+                        string(
+                            "The private subnets' route tables: each gateway endpoint adds its route to them",
+                        ),
+                    ),
+                    attribute("type", "list(string)"),
+                ],
+            );
+        }
+        (
+            "var.vpc_id",
+            "var.private_subnet_ids",
+            "var.private_route_table_ids",
+        )
     };
-    if needs_subnets {
+    if !topology.endpoints.is_empty() {
         top(out, "data \"aws_region\" \"current\"", vec![]);
     }
     let mut locals = vec![attribute("vpc_id", vpc_id)];
     if needs_subnets || topology.vpc.create {
         locals.push(attribute("private_subnet_ids", subnets));
+    }
+    if needs_route_tables {
+        locals.push(attribute("private_route_table_ids", route_tables));
     }
     top(out, "locals", locals);
 }
@@ -533,6 +557,12 @@ fn rule_items(group: &SecurityGroup, rule: &Rule, egress: bool) -> Vec<Item> {
             format!("{}.id", group_address(other)),
         ),
         Peer::PrefixList(id) => attribute("prefix_list_id", string(id)),
+        // The plan's gateway endpoint for the service knows its prefix list (validation makes
+        // sure there is one).
+        Peer::ServicePrefixList(service) => attribute(
+            "prefix_list_id",
+            format!("aws_vpc_endpoint.{}.prefix_list_id", snake_case(service)),
+        ),
     });
     items
 }
@@ -573,18 +603,18 @@ fn accepted_ingress_findings(rule: &Rule) -> Vec<(&'static str, &'static str)> {
 
 fn vpc_endpoint(out: &mut String, topology: &Topology, endpoint: &VpcEndpoint) {
     let name = snake_case(&endpoint.service);
-    top(
-        out,
-        &format!("resource \"aws_vpc_endpoint\" \"{name}\""),
-        vec![
-            attribute("vpc_id", "local.vpc_id"),
-            attribute(
-                "service_name",
-                format!(
-                    "\"com.amazonaws.${{data.aws_region.current.region}}.{}\"",
-                    literal(&endpoint.service)
-                ),
+    let mut items = vec![
+        attribute("vpc_id", "local.vpc_id"),
+        attribute(
+            "service_name",
+            format!(
+                "\"com.amazonaws.${{data.aws_region.current.region}}.{}\"",
+                literal(&endpoint.service)
             ),
+        ),
+    ];
+    match endpoint.kind {
+        EndpointKind::Interface => items.extend([
             attribute("vpc_endpoint_type", string("Interface")),
             attribute("subnet_ids", "local.private_subnet_ids"),
             attribute(
@@ -598,11 +628,20 @@ fn vpc_endpoint(out: &mut String, topology: &Topology, endpoint: &VpcEndpoint) {
                 ),
             ),
             attribute("private_dns_enabled", endpoint.private_dns.to_string()),
-            tags(
-                &topology.name,
-                &format!("membrain-{}-{}", topology.name, endpoint.service),
-            ),
-        ],
+        ]),
+        EndpointKind::Gateway => items.extend([
+            attribute("vpc_endpoint_type", string("Gateway")),
+            attribute("route_table_ids", "local.private_route_table_ids"),
+        ]),
+    }
+    items.push(tags(
+        &topology.name,
+        &format!("membrain-{}-{}", topology.name, endpoint.service),
+    ));
+    top(
+        out,
+        &format!("resource \"aws_vpc_endpoint\" \"{name}\""),
+        items,
     );
 }
 
@@ -758,6 +797,49 @@ mod tests {
             .find(|b| b.identifier() == "variable")
             .unwrap();
         assert_eq!(variable.labels()[0].as_str(), "vpc_id");
+    }
+
+    #[test]
+    fn alb_tasks_reach_s3_through_the_gateway_endpoints_prefix_list() {
+        let (_, body) = parse(Profile::Alb, |_| {});
+        let endpoints = resources(&body, "aws_vpc_endpoint");
+        assert_eq!(endpoints.len(), 5);
+        let (_, s3) = endpoints.iter().find(|(n, _)| n == "s3").unwrap();
+        assert_eq!(text(s3, "vpc_endpoint_type"), "Gateway");
+        assert_eq!(
+            value(s3, "route_table_ids").unwrap().to_string(),
+            "local.private_route_table_ids"
+        );
+        assert!(value(s3, "security_group_ids").is_none());
+        let to_s3: Vec<String> = resources(&body, "aws_vpc_security_group_egress_rule")
+            .iter()
+            .filter_map(|(_, r)| value(r, "prefix_list_id").map(ToString::to_string))
+            .collect();
+        assert_eq!(
+            to_s3, ["aws_vpc_endpoint.s3.prefix_list_id"; 2],
+            "one rule per task group"
+        );
+        let variables: Vec<&str> = body
+            .blocks()
+            .filter(|b| b.identifier() == "variable")
+            .map(|b| b.labels()[0].as_str())
+            .collect();
+        assert!(
+            variables.contains(&"private_route_table_ids"),
+            "{variables:?}"
+        );
+        let (_, created) = parse(Profile::Alb, |o| o.create_vpc = true);
+        let locals = created
+            .blocks()
+            .find(|b| b.identifier() == "locals")
+            .unwrap();
+        let tables = value(locals.body(), "private_route_table_ids")
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            tables.split_whitespace().collect::<String>(),
+            "[aws_route_table.private.id]"
+        );
     }
 
     #[test]

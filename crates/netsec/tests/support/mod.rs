@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hcl::expr::TemplateExpr;
 use hcl::template::{Element, Template};
 use hcl::{Body, Expression};
-use membrain_netsec::awscli::ip_permission;
+use membrain_netsec::awscli::{IdOf, ip_permission};
 use membrain_netsec::model::*;
 use membrain_netsec::profiles::Profile;
 use membrain_netsec::render::{Format, StackOptions, render};
@@ -41,18 +41,21 @@ pub fn fixture() -> Topology {
         ports: Some(PortRange::new("t", 443, 443).unwrap()),
         peer: Peer::PrefixList("pl-0123abcd".into()),
         description: "From the prefix list".into(),
+        beyond_seed: None,
     });
     group.ingress.push(Rule {
         protocol: Protocol::Udp,
         ports: Some(PortRange::new("t", 1000, 2000).unwrap()),
         peer: Peer::Cidr(Cidr::parse("t", "2001:db8::/32").unwrap()),
         description: "UDP over IPv6".into(),
+        beyond_seed: None,
     });
     group.ingress.push(Rule {
         protocol: Protocol::Icmp,
         ports: None,
         peer: Peer::Cidr(Cidr::parse("t", "10.0.0.0/8").unwrap()),
         description: "Ping".into(),
+        beyond_seed: None,
     });
     topology.validate().unwrap();
     topology
@@ -121,6 +124,8 @@ const FAKE_AWS: &str = r#"#!/usr/bin/env bash
 printf '%s\0' "$@" > "${FAKE_AWS_LOG}/${EPOCHREALTIME/./}.$$"
 case "$2" in
   describe-availability-zones) printf 'zone-a\tzone-b\n' ;;
+  describe-prefix-lists) printf 'pl-0123abcd\n' ;;
+  describe-route-tables) printf 'rtb-fake\n' ;;
   describe-*) printf 'None\n' ;;
   create-security-group) printf 'sg-%s\n' "${EPOCHREALTIME/./}" ;;
   create-vpc) printf 'vpc-fake\n' ;;
@@ -128,6 +133,9 @@ case "$2" in
   create-vpc-endpoint) printf 'vpce-%s\n' "${EPOCHREALTIME/./}" ;;
 esac
 "#;
+
+/// The id the fake `aws` gives every prefix list.
+const FAKE_PREFIX_LIST: &str = "pl-0123abcd";
 
 pub fn check_aws_cli_syntax(topology: &Topology) -> String {
     let script = render(topology, Format::AwsCli, &StackOptions::default());
@@ -342,7 +350,12 @@ fn assert_calls(topology: &Topology, calls: &[Call], stdout: &str) {
                 .collect();
             let wanted: Vec<Value> = rules
                 .iter()
-                .map(|rule| Value::Array(vec![ip_permission(rule, &|peer| sg[peer].clone())]))
+                .map(|rule| {
+                    Value::Array(vec![ip_permission(rule, &|id| match id {
+                        IdOf::Group(group) => sg[group].clone(),
+                        IdOf::ServicePrefixList(_) => FAKE_PREFIX_LIST.to_owned(),
+                    })])
+                })
                 .collect();
             assert_eq!(made, wanted, "{} {operation}", group.id);
         }
@@ -350,8 +363,21 @@ fn assert_calls(topology: &Topology, calls: &[Call], stdout: &str) {
 
     let endpoints = of("create-vpc-endpoint");
     assert_eq!(endpoints.len(), topology.endpoints.len());
-    for (endpoint, call) in topology.endpoints.iter().zip(&endpoints) {
+    // The script makes the interface endpoints first, then the gateway endpoints.
+    let planned = topology
+        .interface_endpoints()
+        .chain(topology.gateway_endpoints());
+    for (endpoint, call) in planned.zip(&endpoints) {
         let service = as_argument(&endpoint.service);
+        if endpoint.kind == EndpointKind::Gateway {
+            assert_eq!(
+                call.after("--service-name"),
+                Some(format!("com.amazonaws.us-east-1.{service}").as_str())
+            );
+            assert_eq!(call.after("--vpc-endpoint-type"), Some("Gateway"));
+            assert_eq!(call.values("--route-table-ids"), ["rtb-fake"]);
+            continue;
+        }
         assert_eq!(
             call.after("--service-name"),
             Some(format!("com.amazonaws.us-east-1.{service}").as_str())
@@ -390,6 +416,8 @@ fn assert_calls(topology: &Topology, calls: &[Call], stdout: &str) {
         "revoke-security-group-egress",
         "describe-vpc-endpoints",
         "create-vpc-endpoint",
+        "describe-prefix-lists",
+        "describe-route-tables",
     ];
     for call in calls {
         assert_eq!(call.0[0], "ec2", "{call:?}");

@@ -2,7 +2,7 @@
 //!
 //! The network is always there: the VPC with subnets, routes and a flow log when the plan creates
 //! it (parameters naming an existing VPC otherwise), every group with every rule and its
-//! description, and the interface endpoints. With an [`Application`] the template is a whole
+//! description, and the VPC endpoints. With an [`Application`] the template is a whole
 //! stack: the ECS cluster and services, their load balancers or API Gateway, logs, secrets and,
 //! for `alb`, RDS PostgreSQL.
 //!
@@ -26,7 +26,9 @@ pub fn cloudformation(topology: &Topology, stack: &StackOptions) -> String {
     };
     let needs = network::SubnetNeeds {
         public: stack.application == Application::Alb,
-        private: stack.application != Application::NetworkOnly || !topology.endpoints.is_empty(),
+        private: stack.application != Application::NetworkOnly
+            || topology.interface_endpoints().next().is_some(),
+        private_routes: topology.gateway_endpoints().next().is_some(),
     };
     let network = network::add_vpc(&mut template, topology, needs);
     network::add_security_groups(&mut template, topology, network);
@@ -191,7 +193,8 @@ mod tests {
         let egress =
             |name: &str| rendered["Resources"][name]["Properties"]["SecurityGroupEgress"].clone();
         assert_eq!(egress("DatabaseSecurityGroup")[0]["CidrIp"], "127.0.0.1/32");
-        assert_eq!(egress("McpEcsSecurityGroup").as_array().unwrap().len(), 2);
+        // The API ALB on 80 and 443, the endpoints and S3.
+        assert_eq!(egress("McpEcsSecurityGroup").as_array().unwrap().len(), 4);
         assert_eq!(
             egress("McpEcsSecurityGroup")[0]["DestinationSecurityGroupId"]["Fn::GetAtt"][0],
             "ApiAlbSecurityGroup"
@@ -276,6 +279,57 @@ mod tests {
             &StackOptions::default(),
         );
         assert!(resources_of(&without, "AWS::EC2::VPCEndpoint").is_empty());
+    }
+
+    #[test]
+    fn alb_tasks_reach_s3_through_its_gateway_endpoint_and_prefix_list() {
+        for create_vpc in [false, true] {
+            let rendered = template(
+                &profile(Profile::Alb, |o| o.create_vpc = create_vpc),
+                &StackOptions::default(),
+            );
+            let s3 = &rendered["Resources"]["S3Endpoint"]["Properties"];
+            assert_eq!(s3["VpcEndpointType"], "Gateway");
+            assert!(s3.get("SecurityGroupIds").is_none());
+            let tables = if create_vpc {
+                serde_json::json!([{ "Ref": "PrivateRouteTable" }])
+            } else {
+                serde_json::json!({ "Ref": "PrivateRouteTableIds" })
+            };
+            assert_eq!(s3["RouteTableIds"], tables, "create_vpc {create_vpc}");
+            assert_eq!(
+                rendered["Parameters"].get("PrivateRouteTableIds").is_some(),
+                !create_vpc
+            );
+            let parameter = &rendered["Parameters"]["S3PrefixListId"];
+            assert_eq!(parameter["Type"], "String");
+            assert!(
+                parameter["Description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("describe-prefix-lists")
+            );
+            let to_s3: Vec<Value> = rules(&rendered)
+                .into_iter()
+                .filter(|r| r.get("DestinationPrefixListId").is_some())
+                .collect();
+            assert_eq!(to_s3.len(), 2, "one per task group: {to_s3:#?}");
+            assert!(to_s3.iter().all(|r| r["DestinationPrefixListId"]
+                == serde_json::json!({ "Ref": "S3PrefixListId" })
+                && r["FromPort"] == 443));
+            let interfaces = resources_of(&rendered, "AWS::EC2::VPCEndpoint")
+                .into_iter()
+                .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+                .count();
+            assert_eq!(interfaces, 4);
+        }
+        // Through a NAT instead: no endpoint, no prefix list parameter.
+        let nat = template(
+            &profile(Profile::Alb, |o| o.enable_vpc_endpoints = false),
+            &StackOptions::default(),
+        );
+        assert!(resources_of(&nat, "AWS::EC2::VPCEndpoint").is_empty());
+        assert!(nat["Parameters"].get("S3PrefixListId").is_none());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The network part of the template: the VPC with its subnets, routes and flow log (or the
-//! parameters naming an existing one), the security groups with every rule, and the interface
-//! endpoints.
+//! parameters naming an existing one), the security groups with every rule, and the VPC
+//! endpoints: interface endpoints in the private subnets, gateway endpoints in their route
+//! tables. CloudFormation cannot look up an AWS-managed prefix list, so a rule naming one
+//! ([`Peer::ServicePrefixList`]) takes its id from a parameter that says how to find it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +13,7 @@ use super::template::{
 };
 use crate::Topology;
 use crate::aws_json::GROUP_TAG;
-use crate::model::{GroupId, Peer, Protocol, Rule, SecurityGroup};
+use crate::model::{EndpointKind, GroupId, Peer, Protocol, Rule, SecurityGroup};
 use crate::render::{SubnetLayout, keeps_default_egress, pascal_case};
 
 /// How the rest of the template names the VPC and its subnets: resources of this stack, or
@@ -31,6 +33,15 @@ impl Network {
             json!([reference("PrivateSubnet0"), reference("PrivateSubnet1")])
         } else {
             reference("PrivateSubnetIds")
+        }
+    }
+
+    /// The route tables a gateway endpoint adds its route to: the private subnets'.
+    pub fn private_route_tables(self) -> Value {
+        if self.create {
+            json!([reference("PrivateRouteTable")])
+        } else {
+            reference("PrivateRouteTableIds")
         }
     }
 
@@ -59,6 +70,8 @@ pub(crate) fn group_id(id: &GroupId) -> Value {
 pub(crate) struct SubnetNeeds {
     pub public: bool,
     pub private: bool,
+    /// A gateway endpoint needs the private subnets' route tables.
+    pub private_routes: bool,
 }
 
 pub(crate) fn add_vpc(template: &mut Template, topology: &Topology, needs: SubnetNeeds) -> Network {
@@ -86,6 +99,15 @@ fn existing_vpc(template: &mut Template, needs: SubnetNeeds) {
             "Description": "Two or more private subnets (with a NAT route) for tasks, databases and endpoints"
         }),
     );
+    }
+    if needs.private_routes {
+        template.parameter(
+            "PrivateRouteTableIds",
+            json!({
+                "Type": "CommaDelimitedList",
+                "Description": "The route tables of the private subnets (rtb-...), comma-separated: each gateway endpoint adds its route to them"
+            }),
+        );
     }
     if needs.public {
         template.parameter(
@@ -273,6 +295,7 @@ pub(crate) fn assume_role(service: &str) -> Value {
 /// "nothing" rule (all traffic to 127.0.0.1/32) to the same end. Only an egress cycle, which
 /// neither profile has, leaves some egress standalone next to inline rules.
 pub(crate) fn add_security_groups(template: &mut Template, topology: &Topology, network: Network) {
+    add_prefix_list_parameters(template, topology);
     let inline_egress = inline_egress_references(topology);
     for group in &topology.groups {
         let name = group_resource(&group.id);
@@ -369,6 +392,28 @@ fn accepted_group_findings(
     accepted
 }
 
+/// The parameter that holds the `pl-…` id of `service`'s AWS-managed prefix list.
+fn prefix_list_parameter(service: &str) -> String {
+    format!("{}PrefixListId", pascal_case(service))
+}
+
+/// One parameter per service prefix list the rules name, with the command that finds its id.
+fn add_prefix_list_parameters(template: &mut Template, topology: &Topology) {
+    for service in topology.service_prefix_lists() {
+        template.parameter(
+            &prefix_list_parameter(service),
+            json!({
+                "Type": "String",
+                "AllowedPattern": "^pl-([0-9a-f]{8}|[0-9a-f]{17})$",
+                "ConstraintDescription": "a prefix list id: pl- and 8 or 17 hexadecimal digits",
+                "Description": format!(
+                    "The id of this region's AWS-managed prefix list com.amazonaws.<region>.{service}: aws ec2 describe-prefix-lists --filters Name=prefix-list-name,Values=com.amazonaws.<region>.{service} --query 'PrefixLists[0].PrefixListId' --output text"
+                ),
+            }),
+        );
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Ingress,
@@ -397,6 +442,12 @@ fn rule_json(rule: &Rule, side: Side) -> Value {
         (Peer::Group(group), Side::Egress) => out["DestinationSecurityGroupId"] = group_id(group),
         (Peer::PrefixList(id), Side::Ingress) => out["SourcePrefixListId"] = json!(id),
         (Peer::PrefixList(id), Side::Egress) => out["DestinationPrefixListId"] = json!(id),
+        (Peer::ServicePrefixList(service), Side::Ingress) => {
+            out["SourcePrefixListId"] = reference(&prefix_list_parameter(service));
+        }
+        (Peer::ServicePrefixList(service), Side::Egress) => {
+            out["DestinationPrefixListId"] = reference(&prefix_list_parameter(service));
+        }
     }
     out
 }
@@ -458,22 +509,32 @@ fn reaches(edges: &HashMap<GroupId, Vec<GroupId>>, from: &GroupId, to: &GroupId)
     false
 }
 
-/// The interface endpoints, in the private subnets, with their groups and private DNS.
+/// The endpoints: interface endpoints in the private subnets, with their groups and private
+/// DNS; gateway endpoints as a route in the private subnets' route tables.
 pub(crate) fn add_endpoints(template: &mut Template, topology: &Topology, network: Network) {
     for endpoint in &topology.endpoints {
         let name = format!("{}Endpoint", pascal_case(&endpoint.service));
-        template.resource(
-            &name,
-            "AWS::EC2::VPCEndpoint",
-            json!({
+        let service_name = sub(&format!(
+            "com.amazonaws.${{AWS::Region}}.{}",
+            sub_literal(&endpoint.service)
+        ));
+        let properties = match endpoint.kind {
+            EndpointKind::Interface => json!({
                 "VpcEndpointType": "Interface",
-                "ServiceName": sub(&format!("com.amazonaws.${{AWS::Region}}.{}", sub_literal(&endpoint.service))),
+                "ServiceName": service_name,
                 "VpcId": network.vpc_id(),
                 "SubnetIds": network.private_subnets(),
                 "SecurityGroupIds": endpoint.groups.iter().map(group_id).collect::<Vec<_>>(),
                 "PrivateDnsEnabled": endpoint.private_dns,
             }),
-        );
+            EndpointKind::Gateway => json!({
+                "VpcEndpointType": "Gateway",
+                "ServiceName": service_name,
+                "VpcId": network.vpc_id(),
+                "RouteTableIds": network.private_route_tables(),
+            }),
+        };
+        template.resource(&name, "AWS::EC2::VPCEndpoint", properties);
         template.output(
             &format!("{name}Id"),
             &format!("The {} endpoint", endpoint.service),
