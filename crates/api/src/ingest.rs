@@ -10,12 +10,16 @@
 //! from the text and the vectors; a language model, when configured, writes the words.
 //!
 //! Fairness and ownership: a batch holds one tenant's jobs, and tenants take turns (each worker
-//! passes the tenant of its last batch to the claim), so one tenant's burst delays another's job
-//! by at most the batches in progress; the worker's writes wait in a lane of their own at the
-//! store's writer, so a tenant's own writes do not hold its batches up either. A worker renews
+//! passes the tenant of its last batch to the claim); between two jobs of a batch the worker
+//! looks for another tenant's queued job and, if there is one, hands the rest of its batch back
+//! (their vectors kept in the recent-vectors cache, so the model's work is not lost), so one
+//! tenant's burst delays another's job by at most the job in progress, not a whole batch; the
+//! worker's writes wait in a lane of their own at the store's writer, so a tenant's own writes
+//! do not hold its batches up either. A worker renews
 //! the leases of its batch while it works (a slow language model does not hand the job to a
 //! second worker), and completes, fails or requeues a job only while its claim still holds it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,32 +130,97 @@ impl IngestWorker {
             renewing.clone(),
         ));
         let work = async {
-            let texts = jobs
-                .iter()
-                .map(|job| job.request.memory.content.clone())
-                .collect();
-            // Without vectors ingest still stores the memories (lexical search finds them); the
-            // background embedder makes the vectors once the embedder works again. A text the
-            // embedder refuses costs only its own vector, not its batch's.
-            let vectors: Vec<Option<Embedding>> = match self
-                .semantic
-                .embed_each_in_background(texts)
-                .await
-            {
-                Ok(answers) => answers.into_iter().map(Result::ok).collect(),
-                Err(e) => {
-                    tracing::warn!(error = %e, jobs = jobs.len(), "could not embed; storing without vectors");
-                    vec![None; jobs.len()]
-                }
+            let Some(tenant) = jobs.first().map(|job| job.tenant.clone()) else {
+                return;
             };
-            for (job, vector) in jobs.into_iter().zip(vectors) {
+            let vectors = self.batch_vectors(&jobs).await;
+            let mut pending: VecDeque<_> = jobs.into_iter().zip(vectors).collect();
+            while let Some((job, vector)) = pending.pop_front() {
                 let span = tracing::info_span!("ingest", job_id = %job.id, tenant = %job.tenant);
                 self.process(job, vector).instrument(span).await;
+                if !pending.is_empty() && self.other_tenant_waits(&tenant).await {
+                    self.hand_back(pending.into_iter().collect()).await;
+                    break;
+                }
             }
         };
         work.await;
         renewing.cancel();
         let _ = renewer.await;
+    }
+
+    /// The vector of each job's content: kept from a batch handed back earlier, else made now,
+    /// in one batch. Without vectors ingest still stores the memories (lexical search finds
+    /// them); the background embedder makes the vectors once the embedder works again. A text
+    /// the embedder refuses costs only its own vector, not its batch's.
+    async fn batch_vectors(&self, jobs: &[IngestJob]) -> Vec<Option<Embedding>> {
+        let mut vectors: Vec<Option<Embedding>> = jobs
+            .iter()
+            .map(|job| {
+                self.semantic
+                    .cached_vector(&job.tenant, &job.request.memory.content)
+            })
+            .collect();
+        let missing: Vec<usize> = (0..jobs.len()).filter(|i| vectors[*i].is_none()).collect();
+        if missing.is_empty() {
+            return vectors;
+        }
+        let texts = missing
+            .iter()
+            .map(|i| jobs[*i].request.memory.content.clone())
+            .collect();
+        match self.semantic.embed_each_in_background(texts).await {
+            Ok(answers) => {
+                for (i, answer) in missing.into_iter().zip(answers) {
+                    vectors[i] = answer.ok();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = missing.len(), "could not embed; storing without vectors");
+            }
+        }
+        vectors
+    }
+
+    /// Whether another tenant has a job queued while this worker holds `tenant`'s batch. A
+    /// failed look counts as no: the batch goes on, as it would have before.
+    async fn other_tenant_waits(&self, tenant: &TenantId) -> bool {
+        self.store
+            .other_tenant_waiting(tenant)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not look for other tenants' jobs");
+                false
+            })
+    }
+
+    /// Gives the rest of a batch back to the queue so that another tenant's turn comes first,
+    /// keeping the vectors already made for it.
+    async fn hand_back(&self, rest: Vec<(IngestJob, Option<Embedding>)>) {
+        let made: Vec<_> = rest
+            .iter()
+            .filter_map(|(job, vector)| {
+                let vector = vector.clone()?;
+                Some((
+                    job.tenant.clone(),
+                    job.request.memory.content.clone(),
+                    vector,
+                ))
+            })
+            .collect();
+        self.semantic.remember(&made);
+        let jobs: Vec<IngestJob> = rest.into_iter().map(|(job, _)| job).collect();
+        match self.store.release_ingest_jobs(&jobs).await {
+            Ok(released) => {
+                tracing::debug!(
+                    released,
+                    "handed the rest of a batch back for another tenant"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand jobs back; their leases will expire");
+            }
+        }
     }
 
     async fn process(&self, job: IngestJob, vector: Option<Embedding>) {

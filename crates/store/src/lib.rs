@@ -94,7 +94,8 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// `lease`, oldest first. Tenants take turns: the tenant is the first one after `after` (in
     /// tenant order, wrapping around) with a job waiting, so a worker that passes the tenant of
     /// its last batch serves every waiting tenant before any tenant twice, and one tenant's burst
-    /// delays another's job by at most the batch in progress.
+    /// delays another's job by at most the batch in progress (less: workers hand the rest of a
+    /// batch back when another tenant waits, [`release_ingest_jobs`](Self::release_ingest_jobs)).
     async fn claim_ingest_jobs(
         &self,
         lease: Duration,
@@ -123,6 +124,12 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Puts a claimed job back in the queue after a transient failure, if this claim still
     /// holds it.
     async fn requeue_ingest(&self, job: &IngestJob) -> Result<(), StoreError>;
+    /// Hands claimed jobs back untouched, so that another tenant's turn comes first: queued
+    /// again as they were, the claim's attempt not counted. Only jobs this claim still holds;
+    /// returns how many.
+    async fn release_ingest_jobs(&self, jobs: &[IngestJob]) -> Result<usize, StoreError>;
+    /// Whether a tenant other than `tenant` has a job queued.
+    async fn other_tenant_waiting(&self, tenant: &TenantId) -> Result<bool, StoreError>;
     async fn ingest_job(
         &self,
         tenant: &TenantId,

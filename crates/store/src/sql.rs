@@ -1090,6 +1090,42 @@ impl MemoryStore for SqlStore {
         Ok(())
     }
 
+    async fn release_ingest_jobs(&self, jobs: &[IngestJob]) -> Result<usize, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let (_turn, mut tx) = self.begin_write(Writer::Ingest).await?;
+        let mut released = 0;
+        for job in jobs {
+            let done = sqlx::query(
+                "UPDATE ingest_jobs SET status = 'queued', lease_expires_at = NULL, \
+                 lease_token = NULL, attempts = attempts - 1 \
+                 WHERE id = $1 AND status = 'running' AND lease_token = $2",
+            )
+            .bind(job.id.to_string())
+            .bind(job.lease.as_ref().map(|t| t.0.clone()))
+            .execute(&mut *tx)
+            .await
+            .during("releasing an ingest job")?;
+            released += usize::try_from(done.rows_affected()).unwrap_or(0);
+        }
+        tx.commit().await.during("releasing ingest jobs")?;
+        Ok(released)
+    }
+
+    async fn other_tenant_waiting(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        // COUNT is a 64-bit integer on both backends; the inner LIMIT stops at the first job.
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM ingest_jobs \
+             WHERE status = 'queued' AND tenant_id <> $1 LIMIT 1) AS waiting",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&self.read)
+        .await
+        .during("looking for other tenants' ingest jobs")?;
+        Ok(waiting > 0)
+    }
+
     async fn ingest_job(
         &self,
         tenant: &TenantId,

@@ -37,6 +37,7 @@ on_both_backends!(
     near_duplicates_merge_with_history_and_vectors,
     vectors_of_another_model_are_pending_until_remade,
     ingest_is_claimed_in_turns_across_tenants,
+    a_batch_handed_back_for_another_tenant_keeps_its_place,
     only_the_claim_holding_a_job_may_finish_it,
     quotas_refuse_what_would_cross_them,
     histories_and_merged_tags_stay_within_their_limits,
@@ -831,6 +832,58 @@ async fn ingest_is_claimed_in_turns_across_tenants(backend: Backend) {
             .unwrap()
             .is_empty(),
         "nothing is left to claim"
+    );
+}
+
+/// A worker that sees another tenant waiting hands the rest of its batch back: the jobs are
+/// queued again as they were (oldest first, the attempt not counted), and only its own claim can
+/// hand them back.
+async fn a_batch_handed_back_for_another_tenant_keeps_its_place(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let limits = Limits::default();
+    let (a, b) = (tenant("a"), tenant("b"));
+    for i in 0..4 {
+        store
+            .enqueue_ingest(&a, &request(&format!("a {i}")), &limits)
+            .await
+            .unwrap();
+    }
+    let lease = Duration::from_secs(30);
+    let batch = store.claim_ingest_jobs(lease, 4, None).await.unwrap();
+    assert_eq!(batch.len(), 4);
+    assert!(!store.other_tenant_waiting(&a).await.unwrap(), "a alone");
+    store
+        .enqueue_ingest(&b, &request("b's one memory"), &limits)
+        .await
+        .unwrap();
+    assert!(store.other_tenant_waiting(&a).await.unwrap());
+    assert!(
+        !store.other_tenant_waiting(&b).await.unwrap(),
+        "only b waits"
+    );
+
+    // Handed back: the last three of a's batch (the first was done).
+    let (_, rest) = batch.split_at(1);
+    assert_eq!(store.release_ingest_jobs(rest).await.unwrap(), 3);
+    for job in rest {
+        let now = store.ingest_job(&a, job.id).await.unwrap().unwrap();
+        assert_eq!(now.status, JobStatus::Queued);
+        assert_eq!(
+            now.attempts,
+            job.attempts - 1,
+            "the claim is not an attempt"
+        );
+    }
+    // A stale hand-back (the claim no longer holds them) changes nothing.
+    assert_eq!(store.release_ingest_jobs(rest).await.unwrap(), 0);
+    // b's turn comes next; then a's three, in their order.
+    let next = store.claim_ingest_jobs(lease, 4, Some(&a)).await.unwrap();
+    assert!(next.iter().all(|job| job.tenant == b) && next.len() == 1);
+    let again = store.claim_ingest_jobs(lease, 4, Some(&b)).await.unwrap();
+    assert_eq!(
+        again.iter().map(|job| job.id).collect::<Vec<_>>(),
+        rest.iter().map(|job| job.id).collect::<Vec<_>>()
     );
 }
 
