@@ -32,8 +32,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::semantic::Semantic;
 use crate::semantic::enrich::{describe_link, enrich};
+use crate::semantic::{BackgroundWork, Semantic};
 
 /// A job that failed this many times for reasons other than bad input is given up on.
 const MAX_ATTEMPTS: i64 = 5;
@@ -169,7 +169,11 @@ impl IngestWorker {
             .iter()
             .map(|i| jobs[*i].request.memory.content.clone())
             .collect();
-        match self.semantic.embed_each_in_background(texts).await {
+        match self
+            .semantic
+            .embed_each_in_background(texts, BackgroundWork::Ingest)
+            .await
+        {
             Ok(answers) => {
                 for (i, answer) in missing.into_iter().zip(answers) {
                     vectors[i] = answer.ok();

@@ -8,15 +8,15 @@ use std::time::Duration;
 use membrain_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
 
-use super::Semantic;
+use super::{BackgroundWork, Semantic};
 
 /// Texts embedded per round.
 const BATCH: usize = 64;
 /// Text bytes per call of the model within a round. The background lane is the one ingest uses:
 /// a round of 64 long texts in one call would hold it for many seconds (each text costs up to
-/// the model's full window), so a round goes in small calls and a waiting ingest batch takes the
-/// lane between two of them.
-const CALL_BYTES: usize = 4 * 1024;
+/// the model's full window), so a round goes in small calls (a few dozen link descriptions,
+/// some 100 ms) and a waiting ingest batch takes the lane before the next one.
+const CALL_BYTES: usize = 2 * 1024;
 
 pub struct Backfill {
     store: Arc<dyn MemoryStore>,
@@ -78,7 +78,7 @@ impl Backfill {
         for call in calls(&pending) {
             answers.extend(
                 self.semantic
-                    .embed_each_in_background(call)
+                    .embed_each_in_background(call, BackgroundWork::Backfill)
                     .await
                     .map_err(|e| e.to_string())?,
             );

@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod indexes;
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use membrain_embed::{EmbedError, Embedder};
@@ -76,6 +77,38 @@ pub struct Semantic {
     /// pool: alone, ingest uses every core (twice the memories a second on two cores), and a
     /// request arriving meanwhile waits at most for the batches already started.
     spare: Semaphore,
+    /// Ingest batches waiting for a background permit: the background embedder starts no call
+    /// while there are any, so a tenant's new memory never waits behind another tenant's
+    /// backlog of link descriptions.
+    ingest_waiting: AtomicUsize,
+}
+
+/// Which background work an embedding is for; ingest goes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackgroundWork {
+    /// The contents of claimed ingest jobs: a tenant is waiting for them.
+    Ingest,
+    /// Missing or stale vectors (link descriptions, imports): nobody waits for them.
+    Backfill,
+}
+
+/// How often the background embedder looks again while ingest has the lane.
+const BACKFILL_YIELD: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Counts an ingest batch as waiting for as long as it lives (also when its future is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Semantic {
@@ -142,6 +175,7 @@ impl Semantic {
             spare: Semaphore::new(cpu.gate().shares().slots.saturating_sub(1)),
             cpu,
             background: Semaphore::new(1),
+            ingest_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -220,13 +254,14 @@ impl Semantic {
     pub async fn embed_each_in_background(
         &self,
         texts: Vec<String>,
+        work: BackgroundWork,
     ) -> Result<Vec<Result<Embedding, EmbedError>>, EmbedError> {
-        match self.embed_in_background(texts.clone()).await {
+        match self.embed_in_background(texts.clone(), work).await {
             Ok(vectors) => Ok(vectors.into_iter().map(Ok).collect()),
             Err(error) if error.is_refusal() && texts.len() > 1 => {
                 let mut answers = Vec::with_capacity(texts.len());
                 for text in texts {
-                    match self.embed_in_background(vec![text]).await {
+                    match self.embed_in_background(vec![text], work).await {
                         Ok(mut vector) => answers.push(vector.pop().ok_or_else(|| {
                             EmbedError::Inference("the embedder returned no vector".into())
                         })),
@@ -241,15 +276,23 @@ impl Semantic {
         }
     }
 
-    /// Vectors for ingest and the background embedder: one batch at a time in this process.
+    /// Vectors for ingest and the background embedder: one batch at a time in this process
+    /// (more while no request work runs), ingest before the background embedder.
     pub async fn embed_in_background(
         &self,
         texts: Vec<String>,
+        work: BackgroundWork,
     ) -> Result<Vec<Embedding>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let _permit = self.background_permit().await?;
+        let _permit = match work {
+            BackgroundWork::Ingest => {
+                let _waiting = Waiting::new(&self.ingest_waiting);
+                self.background_permit().await?
+            }
+            BackgroundWork::Backfill => self.backfill_permit().await,
+        };
         let embedder = self.embedder.clone();
         let vectors = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -263,18 +306,36 @@ impl Semantic {
     /// The background lane's permit when it is free; else a spare one while the CPU pool is
     /// idle; else, waiting, the background lane's.
     async fn background_permit(&self) -> Result<SemaphorePermit<'_>, EmbedError> {
-        if let Ok(permit) = self.background.try_acquire() {
-            return Ok(permit);
-        }
-        if self.cpu.gate().in_flight() == 0
-            && let Ok(permit) = self.spare.try_acquire()
-        {
+        if let Some(permit) = self.free_background_permit() {
             return Ok(permit);
         }
         self.background
             .acquire()
             .await
             .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))
+    }
+
+    /// A permit the background embedder may take: only one that is free while no ingest batch
+    /// waits, looked for again every [`BACKFILL_YIELD`].
+    async fn backfill_permit(&self) -> SemaphorePermit<'_> {
+        loop {
+            if self.ingest_waiting.load(Ordering::SeqCst) == 0
+                && let Some(permit) = self.free_background_permit()
+            {
+                return permit;
+            }
+            tokio::time::sleep(BACKFILL_YIELD).await;
+        }
+    }
+
+    fn free_background_permit(&self) -> Option<SemaphorePermit<'_>> {
+        if let Ok(permit) = self.background.try_acquire() {
+            return Some(permit);
+        }
+        if self.cpu.gate().in_flight() == 0 {
+            return self.spare.try_acquire().ok();
+        }
+        None
     }
 
     /// A query's vector, from the tenant's recent queries when it asked it before.
@@ -329,7 +390,6 @@ impl Semantic {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -340,6 +400,8 @@ mod tests {
     struct SlowEmbedder {
         running: AtomicUsize,
         most: AtomicUsize,
+        /// The first text of each call, in the order the calls started.
+        started: Mutex<Vec<String>>,
     }
 
     impl Embedder for SlowEmbedder {
@@ -354,6 +416,9 @@ mod tests {
         fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most.fetch_max(now, Ordering::SeqCst);
+            if let (Some(first), Ok(mut started)) = (texts.first(), self.started.lock()) {
+                started.push((*first).to_owned());
+            }
             std::thread::sleep(Duration::from_millis(80));
             self.running.fetch_sub(1, Ordering::SeqCst);
             Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect())
@@ -377,7 +442,11 @@ mod tests {
         let calls: Vec<_> = (0..2)
             .map(|_| {
                 let semantic = semantic.clone();
-                tokio::spawn(async move { semantic.embed_in_background(vec!["x".into()]).await })
+                tokio::spawn(async move {
+                    semantic
+                        .embed_in_background(vec!["x".into()], BackgroundWork::Ingest)
+                        .await
+                })
             })
             .collect();
         for call in calls {
@@ -415,6 +484,39 @@ mod tests {
             1,
             "request work in the pool keeps background batches to one at a time"
         );
+        request.await.unwrap().unwrap();
+    }
+
+    /// With the lane taken, an ingest batch that is waiting goes before background-embedder
+    /// calls, even ones that asked first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ingest_batches_go_before_the_background_embedder() {
+        let embedder = Arc::new(SlowEmbedder::default());
+        let semantic = semantic_over(embedder.clone());
+        let spawn = |text: &'static str, work: BackgroundWork| {
+            let semantic = semantic.clone();
+            tokio::spawn(async move { semantic.embed_in_background(vec![text.into()], work).await })
+        };
+        // Request work in the pool: one background call at a time.
+        let tenant = TenantId::parse("busy").unwrap();
+        let cpu = semantic.cpu().clone();
+        let request = tokio::spawn(async move {
+            cpu.run(&tenant, || std::thread::sleep(Duration::from_millis(800)))
+                .await
+        });
+        while semantic.cpu().gate().in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let first = spawn("backfill 1", BackgroundWork::Backfill);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = spawn("backfill 2", BackgroundWork::Backfill);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ingest = spawn("ingest", BackgroundWork::Ingest);
+        for call in [first, second, ingest] {
+            call.await.unwrap().unwrap();
+        }
+        let started = embedder.started.lock().unwrap().clone();
+        assert_eq!(started, ["backfill 1", "ingest", "backfill 2"]);
         request.await.unwrap().unwrap();
     }
 }
