@@ -48,9 +48,14 @@ pub(crate) async fn ensure(
         match found {
             None if planned.kind == EndpointKind::Gateway => {
                 let route_tables = route_tables(run, vpc, subnets).await?;
-                create_gateway(run, vpc, planned, &service_name, route_tables).await?;
+                let new = NewEndpoint::Gateway { route_tables };
+                create(run, vpc, planned, &service_name, new).await?;
             }
-            None => create(run, vpc, planned, &service_name, groups, subnets).await?,
+            None => {
+                let subnets = subnets.to_vec();
+                let new = NewEndpoint::Interface { groups, subnets };
+                create(run, vpc, planned, &service_name, new).await?;
+            }
             Some(_) if planned.kind == EndpointKind::Gateway => {}
             Some(endpoint) if is_owned(endpoint) => {
                 attach_missing_groups(run, endpoint, &service_name, groups).await?;
@@ -132,43 +137,6 @@ async fn route_tables(
     .await
 }
 
-async fn create_gateway(
-    run: &mut Run<'_>,
-    vpc: &VpcState,
-    planned: &PlannedEndpoint,
-    service_name: &str,
-    route_tables: Vec<String>,
-) -> Result<(), NetsecAwsError> {
-    let endpoint_id = if run.dry_run {
-        PENDING_ID.to_owned()
-    } else {
-        let name = format!("membrain-{}-{}", run.plan.name, planned.service);
-        let tags = run.tags(&name, &[(ENDPOINT_TAG, &planned.service)]);
-        let output = run
-            .client
-            .create_vpc_endpoint()
-            .vpc_id(&vpc.id)
-            .vpc_endpoint_type(VpcEndpointType::Gateway)
-            .service_name(service_name)
-            .set_route_table_ids(Some(route_tables.clone()))
-            .tag_specifications(tag_specification(ResourceType::VpcEndpoint, &tags))
-            .send()
-            .await
-            .map_err(call_error("CreateVpcEndpoint"))?;
-        output
-            .vpc_endpoint()
-            .and_then(|e| e.vpc_endpoint_id())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    run.record(Change::CreateGatewayEndpoint {
-        service_name: service_name.to_owned(),
-        endpoint_id,
-        route_tables,
-    });
-    Ok(())
-}
-
 fn is_owned(endpoint: &VpcEndpoint) -> bool {
     endpoint
         .tags()
@@ -176,29 +144,46 @@ fn is_owned(endpoint: &VpcEndpoint) -> bool {
         .any(|t| t.key() == Some(MANAGED_TAG) && t.value() == Some("true"))
 }
 
+/// Where a new endpoint goes.
+enum NewEndpoint {
+    /// Network interfaces in these subnets, with these groups.
+    Interface {
+        groups: Vec<String>,
+        subnets: Vec<String>,
+    },
+    /// A route in these route tables.
+    Gateway { route_tables: Vec<String> },
+}
+
 async fn create(
     run: &mut Run<'_>,
     vpc: &VpcState,
     planned: &PlannedEndpoint,
     service_name: &str,
-    groups: Vec<String>,
-    subnets: &[String],
+    new: NewEndpoint,
 ) -> Result<(), NetsecAwsError> {
     let endpoint_id = if run.dry_run {
         PENDING_ID.to_owned()
     } else {
         let name = format!("membrain-{}-{}", run.plan.name, planned.service);
         let tags = run.tags(&name, &[(ENDPOINT_TAG, &planned.service)]);
-        let output = run
+        let request = run
             .client
             .create_vpc_endpoint()
             .vpc_id(&vpc.id)
-            .vpc_endpoint_type(VpcEndpointType::Interface)
             .service_name(service_name)
-            .private_dns_enabled(planned.private_dns)
-            .set_subnet_ids(Some(subnets.to_vec()))
-            .set_security_group_ids(Some(groups.clone()))
-            .tag_specifications(tag_specification(ResourceType::VpcEndpoint, &tags))
+            .tag_specifications(tag_specification(ResourceType::VpcEndpoint, &tags));
+        let request = match &new {
+            NewEndpoint::Interface { groups, subnets } => request
+                .vpc_endpoint_type(VpcEndpointType::Interface)
+                .private_dns_enabled(planned.private_dns)
+                .set_subnet_ids(Some(subnets.clone()))
+                .set_security_group_ids(Some(groups.clone())),
+            NewEndpoint::Gateway { route_tables } => request
+                .vpc_endpoint_type(VpcEndpointType::Gateway)
+                .set_route_table_ids(Some(route_tables.clone())),
+        };
+        let output = request
             .send()
             .await
             .map_err(call_error("CreateVpcEndpoint"))?;
@@ -208,10 +193,18 @@ async fn create(
             .unwrap_or_default()
             .to_owned()
     };
-    run.record(Change::CreateEndpoint {
-        service_name: service_name.to_owned(),
-        endpoint_id,
-        groups,
+    let service_name = service_name.to_owned();
+    run.record(match new {
+        NewEndpoint::Interface { groups, .. } => Change::CreateEndpoint {
+            service_name,
+            endpoint_id,
+            groups,
+        },
+        NewEndpoint::Gateway { route_tables } => Change::CreateGatewayEndpoint {
+            service_name,
+            endpoint_id,
+            route_tables,
+        },
     });
     Ok(())
 }
