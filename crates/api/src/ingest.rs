@@ -15,9 +15,9 @@
 //! (their vectors kept in the recent-vectors cache, so the model's work is not lost), so one
 //! tenant's burst delays another's job by at most the job in progress, not a whole batch; the
 //! worker's writes wait in a lane of their own at the store's writer, so a tenant's own writes
-//! do not hold its batches up either. A worker renews
-//! the leases of its batch while it works (a slow language model does not hand the job to a
-//! second worker), and completes, fails or requeues a job only while its claim still holds it.
+//! do not hold its batches up either. A worker renews the leases of its batch while it works (a
+//! slow language model does not hand the job to a second worker), and completes, fails or
+//! requeues a job only while its claim still holds it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
