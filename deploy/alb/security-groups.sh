@@ -142,19 +142,18 @@ revoke aws ec2 revoke-security-group-egress --group-id "${DATABASE_SG_ID}" --ip-
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]'
 
-log "==> Interface VPC endpoints"
-# ensure_endpoint SERVICE PRIVATE_DNS GROUP_ID...: prints the id of the VPC's endpoint for
-# com.amazonaws.$REGION.SERVICE, creating it in the private subnets if there is none.
+# ensure_endpoint SERVICE CREATE_ARGUMENTS...: prints the id of the VPC's endpoint for
+# com.amazonaws.$REGION.SERVICE, creating it with the arguments (its type and where it
+# goes) if there is none.
 ensure_endpoint() {
-  local short="$1" service="com.amazonaws.${REGION}.$1" dns="$2" id
-  shift 2
+  local short="$1" service="com.amazonaws.${REGION}.$1" id
+  shift
   id="$(query aws ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=${VPC_ID}" \
     "Name=service-name,Values=${service}" "Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available" \
     --query 'VpcEndpoints[0].VpcEndpointId' --output text)"
   if [ -z "$id" ]; then
-    id="$(aws ec2 create-vpc-endpoint --vpc-id "${VPC_ID}" --vpc-endpoint-type Interface \
-      --service-name "${service}" --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "$@" \
-      "--${dns}" --tag-specifications "ResourceType=vpc-endpoint,Tags=[{Key=Name,Value=membrain-${NETWORK}-${short}},{Key=membrain:network,Value=${NETWORK}}]" \
+    id="$(aws ec2 create-vpc-endpoint --vpc-id "${VPC_ID}" --service-name "${service}" "$@" \
+      --tag-specifications "ResourceType=vpc-endpoint,Tags=[{Key=Name,Value=membrain-${NETWORK}-${short}},{Key=membrain:network,Value=${NETWORK}}]" \
       --query VpcEndpoint.VpcEndpointId --output text)"
     log "created the ${service} endpoint: $id"
   else
@@ -162,10 +161,16 @@ ensure_endpoint() {
   fi
   printf '%s' "$id"
 }
-ECR_API_ENDPOINT_ID="$(ensure_endpoint 'ecr.api' private-dns-enabled "${VPC_ENDPOINTS_SG_ID}")"
-ECR_DKR_ENDPOINT_ID="$(ensure_endpoint 'ecr.dkr' private-dns-enabled "${VPC_ENDPOINTS_SG_ID}")"
-LOGS_ENDPOINT_ID="$(ensure_endpoint 'logs' private-dns-enabled "${VPC_ENDPOINTS_SG_ID}")"
-SECRETSMANAGER_ENDPOINT_ID="$(ensure_endpoint 'secretsmanager' private-dns-enabled "${VPC_ENDPOINTS_SG_ID}")"
+
+log "==> Interface VPC endpoints"
+ECR_API_ENDPOINT_ID="$(ensure_endpoint 'ecr.api' --vpc-endpoint-type Interface \
+  --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
+ECR_DKR_ENDPOINT_ID="$(ensure_endpoint 'ecr.dkr' --vpc-endpoint-type Interface \
+  --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
+LOGS_ENDPOINT_ID="$(ensure_endpoint 'logs' --vpc-endpoint-type Interface \
+  --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
+SECRETSMANAGER_ENDPOINT_ID="$(ensure_endpoint 'secretsmanager' --vpc-endpoint-type Interface \
+  --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
 
 log "==> Gateway VPC endpoints"
 # The route tables gateway endpoints add their route to: PRIVATE_ROUTE_TABLE_IDS, else the
@@ -181,25 +186,8 @@ if [ -z "${PRIVATE_ROUTE_TABLE_IDS:-}" ]; then
     --query 'RouteTables[0].RouteTableId' --output text)"
 fi
 read -r -a PRIVATE_ROUTE_TABLES <<<"${PRIVATE_ROUTE_TABLE_IDS//,/ }"
-# ensure_gateway_endpoint SERVICE: prints the id of the VPC's endpoint for
-# com.amazonaws.$REGION.SERVICE, creating it in the route tables if there is none.
-ensure_gateway_endpoint() {
-  local short="$1" service="com.amazonaws.${REGION}.$1" id
-  id="$(query aws ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=${VPC_ID}" \
-    "Name=service-name,Values=${service}" "Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available" \
-    --query 'VpcEndpoints[0].VpcEndpointId' --output text)"
-  if [ -z "$id" ]; then
-    id="$(aws ec2 create-vpc-endpoint --vpc-id "${VPC_ID}" --vpc-endpoint-type Gateway \
-      --service-name "${service}" --route-table-ids "${PRIVATE_ROUTE_TABLES[@]}" \
-      --tag-specifications "ResourceType=vpc-endpoint,Tags=[{Key=Name,Value=membrain-${NETWORK}-${short}},{Key=membrain:network,Value=${NETWORK}}]" \
-      --query VpcEndpoint.VpcEndpointId --output text)"
-    log "created the ${service} endpoint: $id"
-  else
-    log "found the ${service} endpoint: $id"
-  fi
-  printf '%s' "$id"
-}
-S3_ENDPOINT_ID="$(ensure_gateway_endpoint 's3')"
+S3_ENDPOINT_ID="$(ensure_endpoint 's3' --vpc-endpoint-type Gateway \
+  --route-table-ids "${PRIVATE_ROUTE_TABLES[@]}")"
 
 log "==> Done"
 echo "VPC_ID=${VPC_ID}"

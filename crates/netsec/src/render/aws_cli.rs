@@ -336,29 +336,22 @@ fn revoke_default_egress(group: &SecurityGroup) -> String {
 }
 
 fn endpoints_section(topology: &Topology) -> String {
-    let mut out = interface_endpoints_section(topology);
-    out.push_str(&gateway_endpoints_section(topology));
-    out
-}
-
-fn interface_endpoints_section(topology: &Topology) -> String {
-    if topology.interface_endpoints().next().is_none() {
+    if topology.endpoints.is_empty() {
         return String::new();
     }
     let mut out = format!(
-        "\nlog \"==> Interface VPC endpoints\"\n\
-         # ensure_endpoint SERVICE PRIVATE_DNS GROUP_ID...: prints the id of the VPC's endpoint for\n\
-         # com.amazonaws.$REGION.SERVICE, creating it in the private subnets if there is none.\n\
+        "\n# ensure_endpoint SERVICE CREATE_ARGUMENTS...: prints the id of the VPC's endpoint for\n\
+         # com.amazonaws.$REGION.SERVICE, creating it with the arguments (its type and where it\n\
+         # goes) if there is none.\n\
          ensure_endpoint() {{\n  \
-         local short=\"$1\" service=\"com.amazonaws.${{REGION}}.$1\" dns=\"$2\" id\n  \
-         shift 2\n  \
+         local short=\"$1\" service=\"com.amazonaws.${{REGION}}.$1\" id\n  \
+         shift\n  \
          id=\"$(query aws ec2 describe-vpc-endpoints --filters \"Name=vpc-id,Values=${{VPC_ID}}\" \\\n    \
          \"Name=service-name,Values=${{service}}\" \"Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available\" \\\n    \
          --query 'VpcEndpoints[0].VpcEndpointId' --output text)\"\n  \
          if [ -z \"$id\" ]; then\n    \
-         id=\"$(aws ec2 create-vpc-endpoint --vpc-id \"${{VPC_ID}}\" --vpc-endpoint-type Interface \\\n      \
-         --service-name \"${{service}}\" --subnet-ids \"${{PRIVATE_SUBNETS[@]}}\" --security-group-ids \"$@\" \\\n      \
-         \"--${{dns}}\" --tag-specifications \"ResourceType=vpc-endpoint,Tags=[{{Key=Name,Value=membrain-${{NETWORK}}-${{short}}}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
+         id=\"$(aws ec2 create-vpc-endpoint --vpc-id \"${{VPC_ID}}\" --service-name \"${{service}}\" \"$@\" \\\n      \
+         --tag-specifications \"ResourceType=vpc-endpoint,Tags=[{{Key=Name,Value=membrain-${{NETWORK}}-${{short}}}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
          --query VpcEndpoint.VpcEndpointId --output text)\"\n    \
          log \"created the ${{service}} endpoint: $id\"\n  \
          else\n    \
@@ -367,23 +360,34 @@ fn interface_endpoints_section(topology: &Topology) -> String {
          printf '%s' \"$id\"\n\
          }}\n"
     );
+    out.push_str(&interface_endpoints_section(topology));
+    out.push_str(&gateway_endpoints_section(topology));
+    out
+}
+
+fn interface_endpoints_section(topology: &Topology) -> String {
+    if topology.interface_endpoints().next().is_none() {
+        return String::new();
+    }
+    let mut out = "\nlog \"==> Interface VPC endpoints\"\n".to_owned();
     for endpoint in topology.interface_endpoints() {
         let _ = writeln!(
             out,
-            "{}=\"$(ensure_endpoint {} {} {})\"",
+            "{}=\"$(ensure_endpoint {} --vpc-endpoint-type Interface \\\n  \
+             --subnet-ids \"${{PRIVATE_SUBNETS[@]}}\" --security-group-ids {} --{})\"",
             endpoint_variable(endpoint),
             shell_quote(&endpoint.service),
-            if endpoint.private_dns {
-                "private-dns-enabled"
-            } else {
-                "no-private-dns-enabled"
-            },
             endpoint
                 .groups
                 .iter()
                 .map(|g| format!("\"${{{}}}\"", g.shell_variable()))
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" "),
+            if endpoint.private_dns {
+                "private-dns-enabled"
+            } else {
+                "no-private-dns-enabled"
+            },
         );
     }
     out
@@ -408,30 +412,13 @@ fn gateway_endpoints_section(topology: &Topology) -> String {
          --filters \"Name=vpc-id,Values=${{VPC_ID}}\" Name=association.main,Values=true \\\n    \
          --query 'RouteTables[0].RouteTableId' --output text)\"\n\
          fi\n\
-         read -r -a PRIVATE_ROUTE_TABLES <<<\"${{PRIVATE_ROUTE_TABLE_IDS//,/ }}\"\n\
-         # ensure_gateway_endpoint SERVICE: prints the id of the VPC's endpoint for\n\
-         # com.amazonaws.$REGION.SERVICE, creating it in the route tables if there is none.\n\
-         ensure_gateway_endpoint() {{\n  \
-         local short=\"$1\" service=\"com.amazonaws.${{REGION}}.$1\" id\n  \
-         id=\"$(query aws ec2 describe-vpc-endpoints --filters \"Name=vpc-id,Values=${{VPC_ID}}\" \\\n    \
-         \"Name=service-name,Values=${{service}}\" \"Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available\" \\\n    \
-         --query 'VpcEndpoints[0].VpcEndpointId' --output text)\"\n  \
-         if [ -z \"$id\" ]; then\n    \
-         id=\"$(aws ec2 create-vpc-endpoint --vpc-id \"${{VPC_ID}}\" --vpc-endpoint-type Gateway \\\n      \
-         --service-name \"${{service}}\" --route-table-ids \"${{PRIVATE_ROUTE_TABLES[@]}}\" \\\n      \
-         --tag-specifications \"ResourceType=vpc-endpoint,Tags=[{{Key=Name,Value=membrain-${{NETWORK}}-${{short}}}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
-         --query VpcEndpoint.VpcEndpointId --output text)\"\n    \
-         log \"created the ${{service}} endpoint: $id\"\n  \
-         else\n    \
-         log \"found the ${{service}} endpoint: $id\"\n  \
-         fi\n  \
-         printf '%s' \"$id\"\n\
-         }}\n"
+         read -r -a PRIVATE_ROUTE_TABLES <<<\"${{PRIVATE_ROUTE_TABLE_IDS//,/ }}\"\n"
     );
     for endpoint in topology.gateway_endpoints() {
         let _ = writeln!(
             out,
-            "{}=\"$(ensure_gateway_endpoint {})\"",
+            "{}=\"$(ensure_endpoint {} --vpc-endpoint-type Gateway \\\n  \
+             --route-table-ids \"${{PRIVATE_ROUTE_TABLES[@]}}\")\"",
             endpoint_variable(endpoint),
             shell_quote(&endpoint.service),
         );
@@ -551,7 +538,9 @@ mod tests {
         assert!(text.contains("ensure_subnet \"membrain-${NETWORK}-private-0\" 10.0.128.0/18"));
         for service in crate::profiles::GATEWAY_ENDPOINT_SERVICES {
             let line = format!(
-                "ensure_endpoint '{service}' private-dns-enabled \"${{VPC_ENDPOINTS_SG_ID}}\""
+                "ensure_endpoint '{service}' --vpc-endpoint-type Interface \\\n  \
+                 --subnet-ids \"${{PRIVATE_SUBNETS[@]}}\" --security-group-ids \"${{VPC_ENDPOINTS_SG_ID}}\" \
+                 --private-dns-enabled)"
             );
             assert!(text.contains(&line), "{line}");
         }
@@ -571,16 +560,20 @@ mod tests {
         let used = text.find("'\"${S3_PREFIX_LIST_ID}\"'").unwrap();
         assert!(looked_up < used);
         assert_eq!(lines_with(&text, "${S3_PREFIX_LIST_ID}\"'").len(), 2);
-        assert!(text.contains("S3_ENDPOINT_ID=\"$(ensure_gateway_endpoint 's3')\""));
+        assert!(text.contains(
+            "S3_ENDPOINT_ID=\"$(ensure_endpoint 's3' --vpc-endpoint-type Gateway \\\n  \
+             --route-table-ids \"${PRIVATE_ROUTE_TABLES[@]}\")\""
+        ));
         assert!(text.contains("--vpc-endpoint-type Gateway"));
         assert!(text.contains("#   PRIVATE_ROUTE_TABLE_IDS"));
         for service in crate::profiles::ALB_ENDPOINT_SERVICES {
-            assert!(text.contains(&format!("ensure_endpoint '{service}' private-dns-enabled")));
+            let call = format!("ensure_endpoint '{service}' --vpc-endpoint-type Interface");
+            assert!(text.contains(&call), "{call}");
         }
         assert!(text.contains("echo \"S3_PREFIX_LIST_ID=${S3_PREFIX_LIST_ID}\""));
         let nat = script(Profile::Alb, |o| o.enable_vpc_endpoints = false);
         assert!(!nat.contains("PREFIX_LIST") && !nat.contains("ensure_endpoint"));
-        assert!(!nat.contains("ensure_gateway_endpoint"));
+        assert!(!nat.contains("--vpc-endpoint-type"));
     }
 
     #[test]
