@@ -280,6 +280,26 @@ resource "aws_vpc_security_group_ingress_rule" "vpc_endpoints_ingress_0" {
   cidr_ipv4         = "10.0.0.0/16"
 }
 
+resource "aws_security_group" "database" {
+  #checkov:skip=CKV2_AWS_5:This file holds the network only; the group is attached by the ECS services and load balancers (deploy/<profile>/cloudformation.json or your own Terraform), and membrain network verify reports a group no tier carries
+  name        = "membrain-database-sg"
+  description = "Security group for the Mem-Brain time-series PostgreSQL database (RDS)"
+  vpc_id      = local.vpc_id
+  tags = {
+    "membrain:group" = "database"
+    Name             = "membrain-database-sg"
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "database_ingress_0" {
+  security_group_id            = aws_security_group.database.id
+  description                  = "Allow PostgreSQL from MCP server tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.mcp_server.id
+}
+
 resource "aws_vpc_endpoint" "secretsmanager" {
   vpc_id              = local.vpc_id
   service_name        = "com.amazonaws.${data.aws_region.current.region}.secretsmanager"
@@ -306,32 +326,6 @@ resource "aws_vpc_endpoint" "logs" {
   }
 }
 
-resource "aws_vpc_endpoint" "timestream_ingest_cell1" {
-  vpc_id              = local.vpc_id
-  service_name        = "com.amazonaws.${data.aws_region.current.region}.timestream.ingest-cell1"
-  vpc_endpoint_type   = "Interface"
-  subnet_ids          = local.private_subnet_ids
-  security_group_ids  = [aws_security_group.vpc_endpoints.id]
-  private_dns_enabled = true
-  tags = {
-    Name               = "membrain-gateway-timestream.ingest-cell1"
-    "membrain:network" = "gateway"
-  }
-}
-
-resource "aws_vpc_endpoint" "timestream_query_cell1" {
-  vpc_id              = local.vpc_id
-  service_name        = "com.amazonaws.${data.aws_region.current.region}.timestream.query-cell1"
-  vpc_endpoint_type   = "Interface"
-  subnet_ids          = local.private_subnet_ids
-  security_group_ids  = [aws_security_group.vpc_endpoints.id]
-  private_dns_enabled = true
-  tags = {
-    Name               = "membrain-gateway-timestream.query-cell1"
-    "membrain:network" = "gateway"
-  }
-}
-
 output "vpc_id" {
   value = local.vpc_id
 }
@@ -346,14 +340,13 @@ output "security_group_ids" {
     "mcp-server"    = aws_security_group.mcp_server.id
     "vpc-link"      = aws_security_group.vpc_link.id
     "vpc-endpoints" = aws_security_group.vpc_endpoints.id
+    database        = aws_security_group.database.id
   }
 }
 
 output "vpc_endpoint_ids" {
   value = {
-    secretsmanager            = aws_vpc_endpoint.secretsmanager.id
-    logs                      = aws_vpc_endpoint.logs.id
-    "timestream.ingest-cell1" = aws_vpc_endpoint.timestream_ingest_cell1.id
-    "timestream.query-cell1"  = aws_vpc_endpoint.timestream_query_cell1.id
+    secretsmanager = aws_vpc_endpoint.secretsmanager.id
+    logs           = aws_vpc_endpoint.logs.id
   }
 }

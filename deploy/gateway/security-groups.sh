@@ -105,6 +105,7 @@ log "==> Security groups in ${VPC_ID}"
 MCP_SERVER_SG_ID="$(ensure_group 'mcp-server' 'membrain-mcp-server-sg' 'Controls inbound and outbound traffic for the MCP server ECS tasks in private subnets')"
 VPC_LINK_SG_ID="$(ensure_group 'vpc-link' 'membrain-vpc-link-sg' 'Controls traffic from API Gateway VPC Link to the MCP server')"
 VPC_ENDPOINTS_SG_ID="$(ensure_group 'vpc-endpoints' 'membrain-vpc-endpoints-sg' 'Controls access to VPC endpoints for private communication with AWS services')"
+DATABASE_SG_ID="$(ensure_group 'database' 'membrain-database-sg' 'Security group for the Mem-Brain time-series PostgreSQL database (RDS)')"
 
 log "==> Rules"
 # MCP Server Security Group: ingress
@@ -117,6 +118,8 @@ aws ec2 update-security-group-rule-descriptions-egress --group-id "${MCP_SERVER_
 authorize aws ec2 authorize-security-group-egress --group-id "${VPC_LINK_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"10.0.0.0/16","Description":"Allow traffic to MCP server in VPC"}]}]'
 # VPC Endpoints Security Group: ingress
 authorize aws ec2 authorize-security-group-ingress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"FromPort":443,"IpProtocol":"tcp","IpRanges":[{"CidrIp":"10.0.0.0/16","Description":"Allow HTTPS from VPC for AWS service access"}],"ToPort":443}]'
+# Database Security Group: ingress
+authorize aws ec2 authorize-security-group-ingress --group-id "${DATABASE_SG_ID}" --ip-permissions '[{"FromPort":5432,"IpProtocol":"tcp","ToPort":5432,"UserIdGroupPairs":[{"Description":"Allow PostgreSQL from MCP server tasks","GroupId":"'"${MCP_SERVER_SG_ID}"'"}]}]'
 
 log "==> Default egress"
 # MCP Server Security Group: the plan's egress is narrower than AWS's default allow-all rule.
@@ -127,6 +130,9 @@ revoke aws ec2 revoke-security-group-egress --group-id "${VPC_LINK_SG_ID}" --ip-
 # VPC Endpoints Security Group: the plan's egress is narrower than AWS's default allow-all rule.
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]'
+# Database Security Group: the plan's egress is narrower than AWS's default allow-all rule.
+revoke aws ec2 revoke-security-group-egress --group-id "${DATABASE_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'
+revoke aws ec2 revoke-security-group-egress --group-id "${DATABASE_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]'
 
 # ensure_endpoint SERVICE CREATE_ARGUMENTS...: prints the id of the VPC's endpoint for
 # com.amazonaws.$REGION.SERVICE, creating it with the arguments (its type and where it
@@ -153,10 +159,6 @@ SECRETSMANAGER_ENDPOINT_ID="$(ensure_endpoint 'secretsmanager' --vpc-endpoint-ty
   --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
 LOGS_ENDPOINT_ID="$(ensure_endpoint 'logs' --vpc-endpoint-type Interface \
   --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
-TIMESTREAM_INGEST_CELL1_ENDPOINT_ID="$(ensure_endpoint 'timestream.ingest-cell1' --vpc-endpoint-type Interface \
-  --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
-TIMESTREAM_QUERY_CELL1_ENDPOINT_ID="$(ensure_endpoint 'timestream.query-cell1' --vpc-endpoint-type Interface \
-  --subnet-ids "${PRIVATE_SUBNETS[@]}" --security-group-ids "${VPC_ENDPOINTS_SG_ID}" --private-dns-enabled)"
 
 log "==> Done"
 echo "VPC_ID=${VPC_ID}"
@@ -165,7 +167,6 @@ echo "PRIVATE_SUBNET_1=${PRIVATE_SUBNET_1}"
 echo "MCP_SERVER_SG_ID=${MCP_SERVER_SG_ID}"
 echo "VPC_LINK_SG_ID=${VPC_LINK_SG_ID}"
 echo "VPC_ENDPOINTS_SG_ID=${VPC_ENDPOINTS_SG_ID}"
+echo "DATABASE_SG_ID=${DATABASE_SG_ID}"
 echo "SECRETSMANAGER_ENDPOINT_ID=${SECRETSMANAGER_ENDPOINT_ID}"
 echo "LOGS_ENDPOINT_ID=${LOGS_ENDPOINT_ID}"
-echo "TIMESTREAM_INGEST_CELL1_ENDPOINT_ID=${TIMESTREAM_INGEST_CELL1_ENDPOINT_ID}"
-echo "TIMESTREAM_QUERY_CELL1_ENDPOINT_ID=${TIMESTREAM_QUERY_CELL1_ENDPOINT_ID}"

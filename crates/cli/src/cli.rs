@@ -447,6 +447,14 @@ pub enum ProfileName {
     Gateway,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GatewayTsStoreName {
+    /// RDS PostgreSQL in the private subnets.
+    Postgres,
+    /// Timestream for LiveAnalytics, for accounts that have it.
+    Timestream,
+}
+
 /// Which network: a built-in profile (with the seeds' variables) or a topology file.
 #[derive(Debug, Args)]
 pub struct TopologyArgs {
@@ -463,10 +471,16 @@ pub struct TopologyArgs {
     #[arg(long, value_name = "BOOL", conflicts_with = "topology")]
     pub create_vpc: Option<bool>,
     /// Create VPC endpoints for the AWS services the tasks use [default: true]: gateway: Secrets
-    /// Manager, Logs, Timestream; alb: ECR, Logs, Secrets Manager and S3 (false: the alb tasks
+    /// Manager, Logs (and Timestream when it holds the time series); alb: ECR, Logs, Secrets Manager and S3 (false: the alb tasks
     /// reach them over HTTPS through a NAT instead).
     #[arg(long, value_name = "BOOL", conflicts_with = "topology")]
     pub enable_vpc_endpoints: Option<bool>,
+    /// gateway: where the MCP tasks keep time series [default: postgres]: RDS PostgreSQL that
+    /// only they reach, or Timestream through its ingest and query endpoints (Timestream for
+    /// LiveAnalytics takes no new customers since 2025-06-20: choose it only if your account
+    /// has it).
+    #[arg(long, value_enum, value_name = "STORE", conflicts_with = "topology")]
+    pub gateway_ts_store: Option<GatewayTsStoreName>,
     /// The MCP tasks' port [default: 8100 for alb, 8080 for gateway].
     #[arg(long, value_name = "PORT", conflicts_with = "topology")]
     pub mcp_port: Option<u16>,

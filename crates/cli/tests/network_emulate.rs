@@ -56,33 +56,61 @@ async fn probe_runs_the_alb_chain_for_real_and_an_mcp_call_crosses_it() {
 
 /// The gateway: moto behind the VPC endpoints holds the key map, the MCP server on 8080 reads
 /// it through them, and API Gateway's stand-in asks `membrain authorizer` before forwarding over
-/// the VPC link (a wrong key is refused, the run's key reaches `ts_list_tables`).
+/// the VPC link (a wrong key is refused, the run's key reaches `ts_list_tables`). The time series
+/// live in PostgreSQL in the database tier by default, or in Timestream (moto) behind its
+/// endpoints when the plan chooses it.
 #[tokio::test]
 async fn probe_runs_the_gateway_chain_for_real_and_the_authorizer_decides() {
     let _clean = CleanOnDrop;
     // The test environment's Python tools (moto_server); the helper clears MEMBRAIN_* variables.
     let tools = std::env::var("MEMBRAIN_TOOLS_BIN").unwrap_or_default();
-    let started = Instant::now();
-    let (ok, stdout, stderr) = membrain_output(
-        &["network", "probe", "--profile", "gateway", "--json"],
-        &[("MEMBRAIN_TOOLS_BIN", tools.as_str())],
-    )
-    .await;
-    println!(
-        "gateway with real services: emulate + probe + MCP call + teardown in {:?}",
-        started.elapsed()
-    );
-    assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["disagreements"], 0, "{report:#}");
-    assert_eq!(report["mcp_call"]["ok"], true, "{report:#}");
-    assert!(
-        report["mcp_call"]["detail"]
-            .as_str()
+    for (store, database_flows) in [("postgres", true), ("timestream", false)] {
+        let started = Instant::now();
+        let (ok, stdout, stderr) = membrain_output(
+            &[
+                "network",
+                "probe",
+                "--profile",
+                "gateway",
+                "--gateway-ts-store",
+                store,
+                "--json",
+            ],
+            &[("MEMBRAIN_TOOLS_BIN", tools.as_str())],
+        )
+        .await;
+        println!(
+            "gateway ({store}) with real services: emulate + probe + MCP call + teardown in {:?}",
+            started.elapsed()
+        );
+        assert!(ok, "{store}: stdout: {stdout}\nstderr: {stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["disagreements"], 0, "{report:#}");
+        assert_eq!(report["mcp_call"]["ok"], true, "{report:#}");
+        assert!(
+            report["mcp_call"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("tables"),
+            "{report:#}"
+        );
+        let into_database: Vec<&Value> = report["flows"]
+            .as_array()
             .unwrap()
-            .contains("tables"),
-        "{report:#}"
-    );
+            .iter()
+            .filter(|f| f["to"] == "database" && f["observed_open"] == true)
+            .collect();
+        if database_flows {
+            assert_eq!(
+                into_database.len(),
+                1,
+                "only the MCP server reaches the database: {into_database:?}"
+            );
+            assert_eq!(into_database[0]["from"], "mcp-server");
+        } else {
+            assert!(into_database.is_empty(), "{into_database:?}");
+        }
+    }
 }
 
 /// A topology file of one's own (here the alb plan with the database tier renamed, so no chain

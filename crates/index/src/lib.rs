@@ -1,5 +1,6 @@
 //! Hybrid search over one tenant's memories, held in memory: BM25 over their text, cosine
-//! similarity over their embeddings, and reciprocal-rank fusion of the two lists.
+//! similarity over their embeddings, and fusion of the two lists (relative-score fusion, which
+//! search uses; reciprocal-rank fusion is kept for comparison).
 //!
 //! Why it exists: loading every candidate from SQL and ranking it per request grows with the
 //! tenant; an index answers a search in a few milliseconds at 100,000 memories, and the database
@@ -8,17 +9,18 @@
 //! * [`TenantIndex`] holds one tenant's [`Document`]s: [`TenantIndex::lexical`] ranks them by BM25
 //!   (the same ranking as `membrain_memory::lexical::rank_bm25`) and [`TenantIndex::dense`] by
 //!   cosine similarity; both take a tag filter that is applied before the best `k` are chosen.
-//! * [`fuse_rrf`] merges ranked lists ([`Scored`]) by reciprocal rank.
+//! * [`fuse_relative`] merges the two rankings ([`Scored`]) by their scores rescaled to 0..=1
+//!   and weighted (what search uses); [`fuse_rrf`] by reciprocal rank, for comparison.
 //!
 //! Modules: `lexical` (the inverted index), `dense` (vector storage and the quantised scan),
-//! `top_k` (the bounded heap both use), `fusion` (reciprocal-rank fusion).
+//! `top_k` (the bounded heap both use), `fusion` (relative-score and reciprocal-rank fusion).
 //!
 //! Architecture invariant: pure: no I/O, no async, no storage; the API keeps one `TenantIndex`
 //! per tenant in sync with the database. This crate depends on `membrain-memory` (for ids and
 //! tokenisation, so lexical ranks agree with the rest of Membrain) and `rayon`, nothing else.
 //!
 //! ```
-//! use membrain_index::{Document, TenantIndex, fuse_rrf};
+//! use membrain_index::{Document, TenantIndex, fuse_relative};
 //! use membrain_memory::MemoryId;
 //!
 //! let mut index = TenantIndex::new(2);
@@ -32,7 +34,7 @@
 //! let any = |_: &[String]| true;
 //! let lexical = index.lexical("coffee", &any, 10);
 //! let dense = index.dense(&[1.0, 0.0], &any, 10, 0.5);
-//! let fused = fuse_rrf(&[(&lexical, 1.0), (&dense, 1.0)], 60.0, 10);
+//! let fused = fuse_relative(&lexical, &dense, 0.6, 10);
 //! assert_eq!(fused[0].id, coffee);
 //! ```
 

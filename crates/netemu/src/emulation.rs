@@ -112,8 +112,8 @@ impl Emulation {
             services::is_alb_chain(&emulation.state.plan)
                 || services::is_gateway_chain(&emulation.state.plan)
         });
-        if real.is_some() && services::is_alb_chain(&emulation.state.plan) {
-            services::preflight()?;
+        if real.is_some() {
+            services::preflight(&emulation.state.plan)?;
         }
         let served = if real.is_some() {
             services::served_ports(&emulation.state.plan)

@@ -40,20 +40,20 @@ pub fn is_alb_chain(plan: &EmulationPlan) -> bool {
         .all(|name| plan.tier(name).is_some_and(|t| !t.ports.is_empty()))
 }
 
-/// What real services need installed; each missing piece says how to get it.
-pub fn preflight() -> Result<(), EmulateError> {
+/// What the plan's real services need installed; each missing piece says how to get it.
+pub fn preflight(plan: &EmulationPlan) -> Result<(), EmulateError> {
     let mut missing = Vec::new();
-    if system::find_program("nginx").is_none() {
+    if is_alb_chain(plan) && system::find_program("nginx").is_none() {
         missing.push("`nginx` (the load balancers): `apt-get install -y nginx`".to_owned());
     }
-    if postgres_bin().is_none() {
+    if has_database(plan) && postgres_bin().is_none() {
         missing.push(
             "PostgreSQL's server (/usr/lib/postgresql/<version>/bin): `apt-get install -y \
              postgresql`"
                 .to_owned(),
         );
     }
-    if system::find_program("runuser").is_none() {
+    if has_database(plan) && system::find_program("runuser").is_none() {
         missing.push("`runuser`: `apt-get install -y util-linux`".to_owned());
     }
     if missing.is_empty() {
@@ -77,7 +77,14 @@ fn postgres_bin() -> Option<PathBuf> {
     versions.pop()
 }
 
-/// The `gateway` profile's tiers that run something.
+/// Whether the plan has a database tier that PostgreSQL serves (`alb`, and `gateway` when its
+/// time series live in PostgreSQL).
+fn has_database(plan: &EmulationPlan) -> bool {
+    plan.tier("database")
+        .is_some_and(|t| !t.expected_ports.is_empty())
+}
+
+/// The `gateway` profile's tiers that run something (and `database`, when the plan has it).
 pub const GATEWAY_CHAIN: [&str; 3] = ["vpc-endpoints", "mcp-server", "vpc-link"];
 
 /// Whether the plan is the `gateway` shape with its endpoints (real processes apply).
@@ -92,7 +99,7 @@ pub fn is_gateway_chain(plan: &EmulationPlan) -> bool {
 /// The ports each real process serves, by tier (what is left gets a listener).
 pub fn served_ports(plan: &EmulationPlan) -> Vec<(String, Vec<u16>)> {
     if is_gateway_chain(plan) {
-        return ["vpc-endpoints", "mcp-server"]
+        return ["vpc-endpoints", "mcp-server", "database"]
             .iter()
             .filter_map(|name| plan.tier(name))
             .map(|tier| (tier.name.0.clone(), vec![first_port(tier)]))
@@ -145,7 +152,6 @@ pub fn start_alb_chain(
     run_dir: &Path,
     options: &ServiceOptions,
 ) -> Result<Vec<Child>, EmulateError> {
-    preflight()?;
     let mut children = Vec::new();
     let database = tier(plan, "database")?;
     let api_ecs = tier(plan, "api-ecs")?;
@@ -154,6 +160,7 @@ pub fn start_alb_chain(
     let mcp_alb = tier(plan, "mcp-alb")?;
 
     children.push(start_postgres(database, &run_dir.join("database"))?);
+    let database_url = postgres_url(database);
 
     let api_dir = run_dir.join("api-ecs");
     make_dir(&api_dir)?;
@@ -165,11 +172,6 @@ pub fn start_alb_chain(
     {
         let _ = std::os::unix::fs::symlink(models, api_dir.join("models"));
     }
-    let database_url = format!(
-        "postgres://postgres@{}:{}/postgres",
-        database.address,
-        first_port(database)
-    );
     let api_port = first_port(api_ecs).to_string();
     let api_args = [
         "api",
@@ -228,6 +230,15 @@ pub fn start_alb_chain(
         run_dir,
     )?);
     Ok(children)
+}
+
+/// The URL of the PostgreSQL [`start_postgres`] runs in `database`.
+fn postgres_url(database: &TierPlan) -> String {
+    format!(
+        "postgres://postgres@{}:{}/postgres",
+        database.address,
+        first_port(database)
+    )
 }
 
 /// Waits until `child` answers on its tier's first port, keeping it in `children` either way so
@@ -683,8 +694,9 @@ pub fn gateway_socket(run_dir: &Path) -> PathBuf {
 }
 
 /// Starts the `gateway` chain: moto as the AWS services behind the VPC endpoints, the key-map
-/// secret created through them, `membrain mcp --profile gateway` reading it, and API Gateway's
-/// stand-in with `membrain authorizer` in the VPC link's tier.
+/// secret created through them, the time-series store (PostgreSQL in the database tier when the
+/// plan has one, else Timestream behind the endpoints), `membrain mcp --profile gateway` reading
+/// both, and API Gateway's stand-in with `membrain authorizer` in the VPC link's tier.
 pub fn start_gateway_chain(
     plan: &EmulationPlan,
     run_dir: &Path,
@@ -726,11 +738,20 @@ pub fn start_gateway_chain(
         ],
     )?;
 
+    let ts_store = match plan.tier("database").filter(|_| has_database(plan)) {
+        Some(database) => {
+            children.push(start_postgres(database, &run_dir.join("database"))?);
+            postgres_url(database)
+        }
+        None => format!("timestream://membrain?region=us-east-1&endpoint={endpoint}"),
+    };
+
     let dir = run_dir.join("mcp-server");
     make_dir(&dir)?;
     let port = first_port(mcp_server).to_string();
     let mut env: Vec<(&str, String)> = aws_env(&endpoint);
     env.push(("MEMBRAIN_KEYS_SECRET", KEYS_SECRET.to_owned()));
+    env.push(("MEMBRAIN_TS_STORE", ts_store));
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args = [
         "mcp",
@@ -886,6 +907,7 @@ mod tests {
         assert!(is_gateway_chain(&gateway) && !is_alb_chain(&gateway));
         // mcp-server is probed on 22, 443, 8000 and 8080; the MCP server takes the expected one.
         assert!(served_ports(&gateway).contains(&("mcp-server".to_owned(), vec![8080])));
+        assert!(served_ports(&gateway).contains(&("database".to_owned(), vec![5432])));
         check_ports(&gateway).unwrap();
     }
 

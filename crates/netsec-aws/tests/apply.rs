@@ -186,11 +186,11 @@ async fn the_gateway_profile_is_created_verified_and_then_left_alone() {
     );
     assert_eq!(
         count(&report, |c| matches!(c, Change::CreateGroup { .. })),
-        3
+        4
     );
     assert_eq!(
         count(&report, |c| matches!(c, Change::CreateEndpoint { .. })),
-        4
+        2
     );
     // The default allow-all egress goes where the plan is tighter, and stays on the MCP server,
     // whose plan has the same rule.
@@ -204,7 +204,10 @@ async fn the_gateway_profile_is_created_verified_and_then_left_alone() {
             _ => None,
         })
         .collect();
-    assert_eq!(revoked, BTreeSet::from(["vpc-endpoints", "vpc-link"]));
+    assert_eq!(
+        revoked,
+        BTreeSet::from(["database", "vpc-endpoints", "vpc-link"])
+    );
     assert_live_matches(&client, &plan, &report.vpc_id).await;
 
     // The interface endpoints: one per service, private DNS, the endpoints group, both subnets.
@@ -221,8 +224,6 @@ async fn the_gateway_profile_is_created_verified_and_then_left_alone() {
         BTreeSet::from([
             "com.amazonaws.us-east-1.logs",
             "com.amazonaws.us-east-1.secretsmanager",
-            "com.amazonaws.us-east-1.timestream.ingest-cell1",
-            "com.amazonaws.us-east-1.timestream.query-cell1",
         ])
     );
     let endpoints_group = &report.groups[&GroupId("vpc-endpoints".into())];

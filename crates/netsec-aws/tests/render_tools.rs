@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use membrain_netsec::aws_json::{live_topology, parse_describe};
 use membrain_netsec::awscli::prefix_list_variable;
-use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::profiles::{GatewayTsStore, Profile, ProfileOptions};
 use membrain_netsec::render::{Format, StackOptions, render};
 use membrain_netsec::verify::{Severity, verify};
 use membrain_netsec::{EndpointKind, Topology};
@@ -394,7 +394,8 @@ fn deploy_holds_what_render_produces() {
     );
 }
 
-/// Each profile with its default options, with `create_vpc` flipped, and without endpoints.
+/// Each profile with its default options, with `create_vpc` flipped, without endpoints, and
+/// (gateway) with Timestream as the time-series store.
 fn variants() -> Vec<(String, Topology)> {
     let mut out = Vec::new();
     for profile in PROFILES {
@@ -403,11 +404,17 @@ fn variants() -> Vec<(String, Topology)> {
         flipped.create_vpc = !defaults.create_vpc;
         let mut no_endpoints = defaults.clone();
         no_endpoints.enable_vpc_endpoints = false;
-        for (label, options) in [
-            ("default", defaults),
+        let mut variants = vec![
+            ("default", defaults.clone()),
             ("flipped-vpc", flipped),
             ("no-endpoints", no_endpoints),
-        ] {
+        ];
+        if profile == Profile::Gateway {
+            let mut timestream = defaults;
+            timestream.gateway_ts_store = GatewayTsStore::Timestream;
+            variants.push(("timestream", timestream));
+        }
+        for (label, options) in variants {
             out.push((
                 format!("{}-{label}", profile.name()),
                 profile.topology(&options),

@@ -547,9 +547,7 @@ mod tests {
             )]
         );
         assert!(
-            closed.blockers[0]
-                .reason
-                .contains("secretsmanager, logs, timestream.ingest-cell1"),
+            closed.blockers[0].reason.contains("secretsmanager, logs"),
             "{}",
             closed.blockers[0].reason
         );

@@ -11,7 +11,10 @@
 //! the seed does not have says why Membrain adds it ([`Rule::beyond_seed`]).
 //!
 //! `gateway` (seed 001): API Gateway → VPC Link → (NLB) → MCP server tasks on 8080 in private
-//! subnets, with interface endpoints for Secrets Manager, CloudWatch Logs and Timestream.
+//! subnets, with interface endpoints for Secrets Manager and CloudWatch Logs. The seed keeps time
+//! series in Timestream, which is closed to new customers since 2025-06-20, so the plan's default
+//! store is PostgreSQL (RDS) in a database tier only the MCP tasks reach; Timestream, with its two
+//! endpoints, is an explicit choice ([`GatewayTsStore`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +33,31 @@ pub struct ProfileOptions {
     pub mcp_port: u16,
     pub api_port: u16,
     pub database_port: u16,
+    /// Where the `gateway` MCP tasks keep time series (the `alb` API keeps them in its own
+    /// PostgreSQL).
+    pub gateway_ts_store: GatewayTsStore,
+}
+
+/// The `gateway` profile's time-series store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayTsStore {
+    /// RDS PostgreSQL in the private subnets, reached only by the MCP tasks: any account can
+    /// deploy it.
+    #[default]
+    Postgres,
+    /// Timestream for LiveAnalytics through its ingest and query endpoints, for accounts that
+    /// have it (AWS closed it to new customers on 2025-06-20).
+    Timestream,
+}
+
+impl GatewayTsStore {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Timestream => "timestream",
+        }
+    }
 }
 
 impl ProfileOptions {
@@ -45,6 +73,7 @@ impl ProfileOptions {
             },
             api_port: 8000,
             database_port: 5432,
+            gateway_ts_store: GatewayTsStore::default(),
         }
     }
 }
@@ -493,7 +522,8 @@ fn task_nat_egress(groups: &mut [SecurityGroup], expected: &mut Vec<Flow>) {
     }
 }
 
-/// The interface endpoints of seed 001, each with private DNS.
+/// The interface endpoints of seed 001, each with private DNS: the last two only when the time
+/// series live in Timestream.
 pub const GATEWAY_ENDPOINT_SERVICES: [&str; 4] = [
     "secretsmanager",
     "logs",
@@ -501,9 +531,14 @@ pub const GATEWAY_ENDPOINT_SERVICES: [&str; 4] = [
     "timestream.query-cell1",
 ];
 
-/// Seed 001: the MCP server behind API Gateway's VPC Link, with optional interface endpoints.
+/// Why the `gateway` plan has a database the seed does not.
+const TIMESTREAM_CLOSED: &str = "Timestream for LiveAnalytics is closed to new customers \
+                                 (2025-06-20), so the MCP tasks keep time series in PostgreSQL";
+
+/// Seed 001: the MCP server behind API Gateway's VPC Link, with optional interface endpoints and
+/// the time-series store the options choose.
 pub fn gateway(options: &ProfileOptions) -> Topology {
-    let mcp = options.mcp_port;
+    let (mcp, db) = (options.mcp_port, options.database_port);
     let vpc = Peer::Cidr(options.vpc_cidr);
     let mut groups = vec![
         SecurityGroup {
@@ -620,7 +655,11 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
             443,
             "endpoints are reachable only inside the VPC",
         ));
-        endpoints = GATEWAY_ENDPOINT_SERVICES
+        let services = match options.gateway_ts_store {
+            GatewayTsStore::Postgres => &GATEWAY_ENDPOINT_SERVICES[..2],
+            GatewayTsStore::Timestream => &GATEWAY_ENDPOINT_SERVICES[..],
+        };
+        endpoints = services
             .iter()
             .map(|service| VpcEndpoint {
                 service: (*service).into(),
@@ -629,6 +668,9 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
                 groups: vec![id("vpc-endpoints")],
             })
             .collect();
+    }
+    if options.gateway_ts_store == GatewayTsStore::Postgres {
+        gateway_database(db, &mut groups, &mut tiers, &mut expected, &mut forbidden);
     }
     tiers.push(tier(
         "vpc",
@@ -648,6 +690,53 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
         public_entry: Vec::new(),
         expected,
         forbidden,
+    }
+}
+
+/// The `gateway` MCP tasks' PostgreSQL: only they reach it (the seed's task egress is open, so
+/// the database's ingress is what keeps everything else out).
+fn gateway_database(
+    port: u16,
+    groups: &mut Vec<SecurityGroup>,
+    tiers: &mut Vec<Tier>,
+    expected: &mut Vec<Flow>,
+    forbidden: &mut Vec<Flow>,
+) {
+    groups.push(SecurityGroup {
+        id: id("database"),
+        name: "membrain-database-sg".into(),
+        title: "Database Security Group".into(),
+        description: "Security group for the Mem-Brain time-series PostgreSQL database (RDS)"
+            .into(),
+        ingress: vec![
+            Rule::tcp(
+                port,
+                group_peer("mcp-server"),
+                "Allow PostgreSQL from MCP server tasks",
+            )
+            .beyond_seed(TIMESTREAM_CLOSED),
+        ],
+        egress: vec![],
+    });
+    tiers.push(tier(
+        "database",
+        "The time-series PostgreSQL database (RDS)",
+        Placement::Vpc,
+        &["database"],
+    ));
+    expected.push(flow(
+        "mcp-server",
+        "database",
+        port,
+        "the MCP server keeps time series in PostgreSQL",
+    ));
+    for other in ["internet", "vpc-link", "vpc"] {
+        forbidden.push(flow(
+            other,
+            "database",
+            port,
+            "only the MCP server tasks reach the database",
+        ));
     }
 }
 
@@ -693,7 +782,14 @@ mod tests {
         );
         assert_eq!(
             names(Profile::Gateway),
-            ["internet", "vpc-link", "mcp-server", "vpc-endpoints", "vpc"]
+            [
+                "internet",
+                "vpc-link",
+                "mcp-server",
+                "vpc-endpoints",
+                "database",
+                "vpc"
+            ]
         );
     }
 
@@ -770,11 +866,44 @@ mod tests {
     fn endpoints_follow_the_variable() {
         let mut options = ProfileOptions::for_profile(Profile::Gateway);
         let with = gateway(&options);
-        assert_eq!(with.endpoints.len(), 4);
+        let services = |t: &Topology| -> Vec<String> {
+            t.endpoints.iter().map(|e| e.service.clone()).collect()
+        };
+        assert_eq!(services(&with), ["secretsmanager", "logs"]);
         assert!(with.endpoints.iter().all(|e| e.private_dns));
+        options.gateway_ts_store = GatewayTsStore::Timestream;
+        assert_eq!(services(&gateway(&options)), GATEWAY_ENDPOINT_SERVICES);
         options.enable_vpc_endpoints = false;
         let without = gateway(&options);
         assert!(without.endpoints.is_empty());
         assert!(without.group(&id("vpc-endpoints")).is_none());
+    }
+
+    #[test]
+    fn gateway_time_series_live_in_postgres_unless_timestream_is_chosen() {
+        use crate::eval::Evaluator;
+        let mut options = ProfileOptions::for_profile(Profile::Gateway);
+        options.database_port = 6432;
+        let postgres = gateway(&options);
+        postgres.validate().unwrap();
+        let evaluator = Evaluator::new(&postgres);
+        let allowed = |from: &str| {
+            evaluator
+                .evaluate_names(from, "database", Protocol::Tcp, 6432)
+                .unwrap()
+                .is_allowed()
+        };
+        assert!(allowed("mcp-server"));
+        for other in ["internet", "vpc-link", "vpc", "vpc-endpoints"] {
+            assert!(!allowed(other), "{other}");
+        }
+        let database = postgres.group(&id("database")).unwrap();
+        assert!(database.ingress.iter().all(|r| r.beyond_seed.is_some()));
+
+        options.gateway_ts_store = GatewayTsStore::Timestream;
+        let timestream = gateway(&options);
+        timestream.validate().unwrap();
+        assert!(timestream.tier("database").is_err());
+        assert!(timestream.group(&id("database")).is_none());
     }
 }

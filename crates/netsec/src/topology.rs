@@ -612,10 +612,13 @@ fn rendered_forms(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::Profile;
+    use crate::profiles::{GatewayTsStore, Profile, ProfileOptions};
 
+    /// The gateway with Timestream: the shape with the most endpoints.
     fn gateway() -> Topology {
-        Profile::Gateway.default_topology()
+        let mut options = ProfileOptions::for_profile(Profile::Gateway);
+        options.gateway_ts_store = GatewayTsStore::Timestream;
+        Profile::Gateway.topology(&options)
     }
 
     /// One case per line: an edit of the gateway profile, and the place its error must name

@@ -430,6 +430,145 @@ async fn insert_memory(
     replace_tags(conn, tenant, memory.id, &memory.tags).await
 }
 
+/// A memory an import creates: new to the database (its id unused, so it has no tag rows yet).
+struct ImportedMemory<'a> {
+    memory: Memory,
+    content_hash: &'a str,
+    embedding: Option<&'a Embedding>,
+}
+
+/// Rows per multi-row insert: 16 parameters each stays far below both dialects' bind limits.
+const INSERT_CHUNK: usize = 100;
+
+/// Inserts new memories and their tag rows with multi-row statements. The caller counts their
+/// usage.
+async fn insert_new_memories(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    memories: &[ImportedMemory<'_>],
+    revision: i64,
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 16;
+    for chunk in memories.chunks(INSERT_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| format!("({})", placeholders(1 + row * COLUMNS, COLUMNS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
+             keywords, evolution_history, created_at, updated_at, embedding, embedding_model, \
+             revision, stored_bytes, evolution_dropped) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for new in chunk {
+            let memory = &new.memory;
+            query = query
+                .bind(memory.id.to_string())
+                .bind(tenant.as_str())
+                .bind(memory.content.clone())
+                .bind(new.content_hash)
+                .bind(to_json(&memory.tags))
+                .bind(memory.category.clone())
+                .bind(memory.context.clone())
+                .bind(to_json(&memory.keywords))
+                .bind(to_json(&memory.evolution_history))
+                .bind(micros(memory.created_at))
+                .bind(micros(memory.updated_at))
+                .bind(new.embedding.map(Embedding::to_bytes))
+                .bind(new.embedding.map(|e| e.model.clone()))
+                .bind(revision)
+                .bind(stored_size(memory))
+                .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX));
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .during("inserting imported memories")?;
+    }
+    let tags: Vec<(String, &str)> = memories
+        .iter()
+        .flat_map(|new| {
+            let id = new.memory.id.to_string();
+            new.memory
+                .tags
+                .iter()
+                .map(move |tag| (id.clone(), tag.as_str()))
+        })
+        .collect();
+    for chunk in tags.chunks(INSERT_CHUNK * 4) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| format!("({})", placeholders(1 + row * 3, 3)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO memory_tags (memory_id, tenant_id, tag) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (id, tag) in chunk {
+            query = query.bind(id.clone()).bind(tenant.as_str()).bind(*tag);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .during("indexing imported tags")?;
+    }
+    Ok(())
+}
+
+/// The owning tenant of each of `ids` that exists, by id.
+async fn owners_of(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut owners = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let sql = format!(
+            "SELECT id, tenant_id FROM memories WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .during("checking imported ids")?
+        {
+            owners.insert(get::<String>(&row, "id")?, get(&row, "tenant_id")?);
+        }
+    }
+    Ok(owners)
+}
+
+/// The tenant's memory for each of `hashes` that it holds, by content hash.
+async fn ids_by_hash(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    hashes: &[&str],
+) -> Result<HashMap<String, MemoryId>, StoreError> {
+    let mut found = HashMap::with_capacity(hashes.len());
+    for chunk in hashes.chunks(ID_CHUNK) {
+        let sql = format!(
+            "SELECT id, content_hash FROM memories WHERE tenant_id = $1 AND content_hash IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+        for hash in chunk {
+            query = query.bind(*hash);
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .during("looking up imported content hashes")?
+        {
+            let id = memory_id(&get::<String>(&row, "id")?, "id")?;
+            found.entry(get(&row, "content_hash")?).or_insert(id);
+        }
+    }
+    Ok(found)
+}
+
 /// Adds to the tenant's counted memories and bytes. The caller's transaction has already
 /// taken the tenant's revision, so the row exists and is locked.
 async fn adjust_usage(
@@ -1774,6 +1913,10 @@ impl MemoryStore for SqlStore {
         load_memories(&mut conn, tenant, &ids).await
     }
 
+    /// A batch in a constant number of round trips, not several per memory: one lookup of the
+    /// ids, one of the content hashes, then multi-row inserts. The decisions are the ones a
+    /// memory-by-memory import would make, in order (an id or content seen earlier in the batch
+    /// counts as stored).
     async fn import_memories(
         &self,
         tenant: &TenantId,
@@ -1783,21 +1926,22 @@ impl MemoryStore for SqlStore {
         let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
         let mut usage = read_usage(&mut tx, tenant).await?;
+        let ids: Vec<String> = items.iter().map(|i| i.memory.id.to_string()).collect();
+        let mut owners = owners_of(&mut tx, &ids).await?;
+        let hashes: Vec<&str> = items.iter().map(|i| i.content_hash.as_str()).collect();
+        let mut by_hash = ids_by_hash(&mut tx, tenant, &hashes).await?;
         let mut outcomes = Vec::with_capacity(items.len());
+        let mut created: Vec<ImportedMemory> = Vec::new();
+        let (mut added_count, mut added_bytes) = (0i64, 0i64);
         for item in items {
             let memory = &item.memory;
-            let owner = sqlx::query("SELECT tenant_id FROM memories WHERE id = $1")
-                .bind(memory.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .during("checking an imported id")?;
-            let owner = owner.map(|r| get::<String>(&r, "tenant_id")).transpose()?;
-            if owner.as_deref() == Some(tenant.as_str()) {
+            let owner = owners.get(&memory.id.to_string());
+            if owner.map(String::as_str) == Some(tenant.as_str()) {
                 outcomes.push((memory.id, ImportOutcome::Skipped));
                 continue;
             }
-            if let Some(existing) = find_by_hash(&mut tx, tenant, &item.content_hash).await? {
-                outcomes.push((existing, ImportOutcome::Merged));
+            if let Some(existing) = by_hash.get(&item.content_hash) {
+                outcomes.push((*existing, ImportOutcome::Merged));
                 continue;
             }
             let mut stored = memory.clone();
@@ -1815,16 +1959,19 @@ impl MemoryStore for SqlStore {
             let size = stored_size(&stored);
             check_quota(usage, 1, size, limits)?;
             usage = (usage.0 + 1, usage.1 + size);
-            insert_memory(
-                &mut tx,
-                tenant,
-                &stored,
-                &item.content_hash,
-                item.embedding.as_ref(),
-                revision,
-            )
-            .await?;
+            (added_count, added_bytes) = (added_count + 1, added_bytes + size);
+            owners.insert(stored.id.to_string(), tenant.as_str().to_owned());
+            by_hash.insert(item.content_hash.clone(), stored.id);
             outcomes.push((stored.id, ImportOutcome::Created));
+            created.push(ImportedMemory {
+                memory: stored,
+                content_hash: &item.content_hash,
+                embedding: item.embedding.as_ref(),
+            });
+        }
+        insert_new_memories(&mut tx, tenant, &created, revision).await?;
+        if added_count > 0 {
+            adjust_usage(&mut tx, tenant, added_count, added_bytes).await?;
         }
         tx.commit().await.during("committing an import")?;
         Ok(outcomes)

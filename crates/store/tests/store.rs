@@ -33,6 +33,7 @@ on_both_backends!(
     links_are_undirected_and_tenant_scoped,
     stats_count_one_tenant,
     export_pages_and_import_round_trip,
+    a_large_import_batch_decides_as_one_by_one_would,
     the_change_feed_brings_an_index_up_to_date,
     near_duplicates_merge_with_history_and_vectors,
     vectors_of_another_model_are_pending_until_remade,
@@ -510,6 +511,78 @@ async fn export_pages_and_import_round_trip(backend: Backend) {
     let copy = store.memories(&b, &[new_id]).await.unwrap().pop().unwrap();
     assert_eq!(copy.content, m.content);
     assert_eq!(copy.created_at, m.created_at);
+}
+
+/// A batch larger than one multi-row insert: repeated contents merge into the first, a repeated
+/// id is skipped, tags are indexed for every created memory, and usage counts only what was
+/// created, as importing the items one by one would.
+async fn a_large_import_batch_decides_as_one_by_one_would(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("bulk");
+    let now = chrono::Utc::now();
+    let mut items: Vec<ImportItem> = (0..250)
+        .map(|i| {
+            let content = format!("imported memory number {}", i % 200);
+            let mut tags = vec![format!("n{}", i % 200)];
+            if i % 2 == 0 {
+                tags.push("even".to_owned());
+            }
+            ImportItem {
+                content_hash: content_hash(&content),
+                memory: Memory {
+                    id: MemoryId::new(),
+                    content,
+                    tags,
+                    category: "facts".to_owned(),
+                    context: "ctx".to_owned(),
+                    keywords: vec![],
+                    links: vec![],
+                    evolution_history: vec![],
+                    evolution_history_dropped: 0,
+                    created_at: now,
+                    updated_at: now,
+                },
+                embedding: (i % 3 == 0).then(|| vector(0.1)),
+            }
+        })
+        .collect();
+    let first = items[0].clone();
+    items.push(first.clone());
+    let outcomes = store
+        .import_memories(&t, &items, &Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 251);
+    let count = |wanted: ImportOutcome| outcomes.iter().filter(|(_, o)| *o == wanted).count();
+    assert_eq!(count(ImportOutcome::Created), 200);
+    assert_eq!(count(ImportOutcome::Merged), 50);
+    assert_eq!(outcomes[250], (first.memory.id, ImportOutcome::Skipped));
+    for i in 200..250 {
+        assert_eq!(
+            outcomes[i],
+            (outcomes[i - 200].0, ImportOutcome::Merged),
+            "item {i}"
+        );
+    }
+    assert_eq!(store.tenant_usage(&t).await.unwrap().memories, 200);
+    let stats = store.stats(&t, 3).await.unwrap();
+    assert_eq!(stats.total_memories, 200);
+    assert_eq!(stats.top_tags[0], ("even".to_owned(), 100));
+    let stored = store.memories(&t, &[outcomes[199].0]).await.unwrap();
+    assert_eq!(stored[0].tags, ["n199"]);
+    let deleted = store
+        .delete_memories(
+            &t,
+            &DeleteSelector::Filter {
+                tags: vec!["even".into()],
+                category: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 100);
+    assert_eq!(store.tenant_usage(&t).await.unwrap().memories, 100);
 }
 
 #[tokio::test]

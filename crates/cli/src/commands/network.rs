@@ -12,12 +12,14 @@ use membrain_netsec::aws_json::{live_topology, parse_describe};
 use membrain_netsec::diagnose::{Diagnosis, diagnose};
 use membrain_netsec::eval::Direction;
 use membrain_netsec::model::TextKind;
-use membrain_netsec::profiles::{Profile, ProfileOptions};
+use membrain_netsec::profiles::{GatewayTsStore, Profile, ProfileOptions};
 use membrain_netsec::render::diagram;
 use membrain_netsec::verify::{FlowKind, Report, Severity, verify};
 use membrain_netsec::{Cidr, EndpointKind, Peer, Protocol, Rule, SecurityGroup, Topology};
 
-use crate::cli::{DiagramFormat, LiveArgs, NetworkCommand, ProfileName, TopologyArgs};
+use crate::cli::{
+    DiagramFormat, GatewayTsStoreName, LiveArgs, NetworkCommand, ProfileName, TopologyArgs,
+};
 use crate::output::say;
 
 pub async fn run(command: NetworkCommand) -> Result<()> {
@@ -132,6 +134,18 @@ pub fn topology(args: &TopologyArgs) -> Result<Topology> {
     options.enable_vpc_endpoints = args
         .enable_vpc_endpoints
         .unwrap_or(options.enable_vpc_endpoints);
+    if let Some(store) = args.gateway_ts_store {
+        if profile != Profile::Gateway {
+            bail!(
+                "--gateway-ts-store applies to --profile gateway only: the alb API keeps time \
+                 series in its own PostgreSQL"
+            );
+        }
+        options.gateway_ts_store = match store {
+            GatewayTsStoreName::Postgres => GatewayTsStore::Postgres,
+            GatewayTsStoreName::Timestream => GatewayTsStore::Timestream,
+        };
+    }
     for (value, field, name) in [
         (args.mcp_port, &mut options.mcp_port, "--mcp-port"),
         (args.api_port, &mut options.api_port, "--api-port"),

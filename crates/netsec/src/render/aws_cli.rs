@@ -398,21 +398,21 @@ fn gateway_endpoints_section(topology: &Topology) -> String {
     if topology.gateway_endpoints().next().is_none() {
         return String::new();
     }
-    let mut out = format!(
+    let mut out = String::from(
         "\nlog \"==> Gateway VPC endpoints\"\n\
          # The route tables gateway endpoints add their route to: PRIVATE_ROUTE_TABLE_IDS, else the\n\
          # private subnets' own, else the VPC's main one.\n\
-         if [ -z \"${{PRIVATE_ROUTE_TABLE_IDS:-}}\" ] && [ -n \"${{PRIVATE_SUBNETS[*]:-}}\" ]; then\n  \
+         if [ -z \"${PRIVATE_ROUTE_TABLE_IDS:-}\" ] && [ -n \"${PRIVATE_SUBNETS[*]:-}\" ]; then\n  \
          PRIVATE_ROUTE_TABLE_IDS=\"$(query aws ec2 describe-route-tables \\\n    \
-         --filters \"Name=association.subnet-id,Values=$(IFS=,; printf '%s' \"${{PRIVATE_SUBNETS[*]}}\")\" \\\n    \
+         --filters \"Name=association.subnet-id,Values=$(IFS=,; printf '%s' \"${PRIVATE_SUBNETS[*]}\")\" \\\n    \
          --query 'RouteTables[].RouteTableId' --output text)\"\n\
          fi\n\
-         if [ -z \"${{PRIVATE_ROUTE_TABLE_IDS:-}}\" ]; then\n  \
+         if [ -z \"${PRIVATE_ROUTE_TABLE_IDS:-}\" ]; then\n  \
          PRIVATE_ROUTE_TABLE_IDS=\"$(query aws ec2 describe-route-tables \\\n    \
-         --filters \"Name=vpc-id,Values=${{VPC_ID}}\" Name=association.main,Values=true \\\n    \
+         --filters \"Name=vpc-id,Values=${VPC_ID}\" Name=association.main,Values=true \\\n    \
          --query 'RouteTables[0].RouteTableId' --output text)\"\n\
          fi\n\
-         read -r -a PRIVATE_ROUTE_TABLES <<<\"${{PRIVATE_ROUTE_TABLE_IDS//,/ }}\"\n"
+         read -r -a PRIVATE_ROUTE_TABLES <<<\"${PRIVATE_ROUTE_TABLE_IDS//,/ }\"\n",
     );
     for endpoint in topology.gateway_endpoints() {
         let _ = writeln!(
@@ -455,7 +455,7 @@ fn summary_section(topology: &Topology) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::{GatewayTsStore, Profile, ProfileOptions};
 
     fn script(profile: Profile, change: impl FnOnce(&mut ProfileOptions)) -> String {
         let mut options = ProfileOptions::for_profile(profile);
@@ -532,7 +532,9 @@ mod tests {
 
     #[test]
     fn the_gateway_creates_its_vpc_subnets_and_endpoints() {
-        let text = script(Profile::Gateway, |_| {});
+        let text = script(Profile::Gateway, |o| {
+            o.gateway_ts_store = GatewayTsStore::Timestream;
+        });
         assert!(text.contains("aws ec2 create-vpc --cidr-block 10.0.0.0/16"));
         assert!(text.contains("\nNETWORK='gateway'\n"));
         assert!(text.contains("ensure_subnet \"membrain-${NETWORK}-private-0\" 10.0.128.0/18"));

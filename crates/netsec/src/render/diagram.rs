@@ -269,7 +269,8 @@ mod tests {
             "    t1 [label=\"vpc-link\\nAPI Gateway's VPC Link interfaces\"];",
             "  t1 -> t2 [label=\"tcp/8080\"];",
             "  t2 -> t3 [label=\"tcp/443\"];",
-            "  t4 -> t2 [label=\"tcp/8080\"];",
+            "  t2 -> t4 [label=\"tcp/5432\"];",
+            "  t5 -> t2 [label=\"tcp/8080\"];",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -277,7 +278,7 @@ mod tests {
             );
         }
         assert!(text.ends_with("}\n"));
-        assert_eq!(text.matches(" -> ").count(), 3, "{text}");
+        assert_eq!(text.matches(" -> ").count(), 4, "{text}");
     }
 
     #[test]

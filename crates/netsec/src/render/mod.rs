@@ -32,6 +32,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 
 use crate::model::{GroupId, Peer, Protocol, Rule};
+use crate::profiles::GatewayTsStore;
 use crate::{NetsecError, Topology};
 
 /// The three artifact kinds `membrain network render --format` can write.
@@ -96,6 +97,9 @@ pub struct StackOptions {
     pub mcp_port: u16,
     pub api_port: u16,
     pub database_port: u16,
+    /// Where the gateway stack's MCP tasks keep time series: RDS PostgreSQL the stack creates,
+    /// or Timestream.
+    pub gateway_ts_store: GatewayTsStore,
 }
 
 impl Default for StackOptions {
@@ -105,6 +109,7 @@ impl Default for StackOptions {
             mcp_port: 8100,
             api_port: 8000,
             database_port: 5432,
+            gateway_ts_store: GatewayTsStore::default(),
         }
     }
 }
@@ -128,11 +133,21 @@ impl StackOptions {
                 mcp_port: port_into("mcp-ecs", defaults.mcp_port),
                 api_port: port_into("api-ecs", defaults.api_port),
                 database_port: port_into("database", defaults.database_port),
+                ..defaults
             }
         } else if has_all(&GATEWAY_GROUPS) {
+            // The plan's database tier is the time-series store; without one the tasks use
+            // Timestream (the seed's choice).
+            let gateway_ts_store = if has_group(topology, "database") {
+                GatewayTsStore::Postgres
+            } else {
+                GatewayTsStore::Timestream
+            };
             Self {
                 application: Application::Gateway,
                 mcp_port: port_into("mcp-server", 8080),
+                database_port: port_into("database", defaults.database_port),
+                gateway_ts_store,
                 ..defaults
             }
         } else {

@@ -708,7 +708,7 @@ mod tests {
     use hcl::{Body, Expression};
 
     use super::*;
-    use crate::profiles::{Profile, ProfileOptions};
+    use crate::profiles::{GatewayTsStore, Profile, ProfileOptions};
 
     fn parse(profile: Profile, change: impl FnOnce(&mut ProfileOptions)) -> (Topology, Body) {
         let mut options = ProfileOptions::for_profile(profile);
@@ -844,7 +844,9 @@ mod tests {
 
     #[test]
     fn the_gateway_creates_its_vpc_and_endpoints() {
-        let (_, body) = parse(Profile::Gateway, |_| {});
+        let (_, body) = parse(Profile::Gateway, |o| {
+            o.gateway_ts_store = GatewayTsStore::Timestream;
+        });
         assert_eq!(resources(&body, "aws_subnet").len(), 4);
         assert_eq!(resources(&body, "aws_flow_log").len(), 1);
         assert_eq!(resources(&body, "aws_default_security_group").len(), 1);

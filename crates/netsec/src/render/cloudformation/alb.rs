@@ -3,11 +3,12 @@
 
 use serde_json::json;
 
+use super::database;
 use super::ecs::{
     Service, access_logs_parameter, add_cluster, add_service, load_balancer_attributes,
     target_group,
 };
-use super::network::{Network, assume_role, group_id};
+use super::network::{Network, group_id};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
 use crate::render::StackOptions;
@@ -25,15 +26,17 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
         "PublicHostName",
         json!({ "Type": "String", "Description": "The host name clients use for the MCP server (a DNS record pointing at the MCP ALB)" }),
     );
-    template.parameter(
-        "DatabaseInstanceClass",
-        json!({ "Type": "String", "Default": "db.t4g.small", "Description": "The RDS instance class" }),
-    );
     access_logs_parameter(template);
     add_cluster(template, name);
     mcp_load_balancer(template, network, stack.mcp_port);
     api_load_balancer(template, network, stack.api_port);
-    database(template, network, name, stack.database_port);
+    database::add(
+        template,
+        network,
+        name,
+        stack.database_port,
+        "MEMBRAIN_DATABASE_URL for the API tasks",
+    );
     add_service(
         template,
         network,
@@ -57,7 +60,6 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ),
             ],
             secrets: vec![],
-            conditional_secrets: vec![],
             task_policies: vec![],
             depends_on: vec!["McpHttpsListener"],
         },
@@ -79,7 +81,6 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ("MEMBRAIN_API_PORT", json!(stack.api_port.to_string())),
             ],
             secrets: vec![("MEMBRAIN_DATABASE_URL", reference("DatabaseUrlSecret"))],
-            conditional_secrets: vec![],
             task_policies: vec![],
             depends_on: vec!["ApiHttpListener"],
         },
@@ -168,108 +169,6 @@ fn api_load_balancer(template: &mut Template, network: Network, port: u16) {
 }
 
 const INTERNAL_HTTP: &str = "Internal API ALB: TLS from clients ends at the public MCP ALB; this listener is reachable only from the MCP tasks' security group inside the VPC, and HTTPS here needs a private certificate authority (add one and a 443 listener to encrypt inside the VPC too)";
-
-/// RDS PostgreSQL in the private subnets, carrying the database group: encrypted, Multi-AZ,
-/// deletion-protected, with its password generated into Secrets Manager and the connection URL
-/// the API reads kept in a second secret.
-fn database(template: &mut Template, network: Network, name: &str, port: u16) {
-    template.resource(
-        "DatabaseSubnetGroup",
-        "AWS::RDS::DBSubnetGroup",
-        json!({ "DBSubnetGroupDescription": "Private subnets for the Membrain database", "SubnetIds": network.private_subnets() }),
-    );
-    let password = template.resource(
-        "DatabasePasswordSecret",
-        "AWS::SecretsManager::Secret",
-        json!({
-            "Name": format!("membrain/{name}/database-password"),
-            "Description": "The Membrain database's master user and password",
-            "GenerateSecretString": {
-                "SecretStringTemplate": "{\"username\":\"membrain\"}",
-                "GenerateStringKey": "password",
-                "PasswordLength": 40,
-                // The password is spliced into a URL: letters and digits only.
-                "ExcludePunctuation": true,
-            },
-        }),
-    );
-    skip_checks(password, &[SECRET_KMS]);
-    template.resource(
-        "DatabaseParameterGroup",
-        "AWS::RDS::DBParameterGroup",
-        json!({
-            "Description": "Membrain PostgreSQL settings",
-            "Family": "postgres17",
-            "Parameters": {
-                // Every connection is encrypted; the API's URL asks for it (sslmode=require).
-                "rds.force_ssl": "1",
-                "log_min_duration_statement": "1000",
-            },
-        }),
-    );
-    template.resource(
-        "DatabaseMonitoringRole",
-        "AWS::IAM::Role",
-        json!({
-            "AssumeRolePolicyDocument": assume_role("monitoring.rds.amazonaws.com"),
-            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")],
-        }),
-    );
-    let database = template.resource(
-        "Database",
-        "AWS::RDS::DBInstance",
-        json!({
-            "Engine": "postgres",
-            "EngineVersion": "17.6",
-            "DBInstanceClass": reference("DatabaseInstanceClass"),
-            "DBName": "membrain",
-            "Port": port.to_string(),
-            "MasterUsername": "membrain",
-            "MasterUserPassword": sub("{{resolve:secretsmanager:${DatabasePasswordSecret}:SecretString:password}}"),
-            "AllocatedStorage": "20",
-            "MaxAllocatedStorage": 200,
-            "StorageType": "gp3",
-            "StorageEncrypted": true,
-            "MultiAZ": true,
-            "PubliclyAccessible": false,
-            "DBSubnetGroupName": reference("DatabaseSubnetGroup"),
-            "DBParameterGroupName": reference("DatabaseParameterGroup"),
-            "VPCSecurityGroups": [group_id(&group("database"))],
-            "DeletionProtection": true,
-            "BackupRetentionPeriod": 7,
-            "CopyTagsToSnapshot": true,
-            "AutoMinorVersionUpgrade": true,
-            "EnableCloudwatchLogsExports": ["postgresql", "upgrade"],
-            "MonitoringInterval": 60,
-            "MonitoringRoleArn": get_att("DatabaseMonitoringRole", "Arn"),
-            "EnablePerformanceInsights": true,
-        }),
-    );
-    database["DeletionPolicy"] = json!("Snapshot");
-    database["UpdateReplacePolicy"] = json!("Snapshot");
-    skip_checks(
-        database,
-        &[(
-            "CKV_AWS_161",
-            "membrain signs in with the password from Secrets Manager; IAM authentication tokens expire every 15 minutes and its connection pool does not renew them",
-        )],
-    );
-    let url = template.resource(
-        "DatabaseUrlSecret",
-        "AWS::SecretsManager::Secret",
-        json!({
-            "Name": format!("membrain/{name}/database-url"),
-            "Description": "MEMBRAIN_DATABASE_URL for the API tasks",
-            "SecretString": sub("postgres://membrain:{{resolve:secretsmanager:${DatabasePasswordSecret}:SecretString:password}}@${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain?sslmode=require"),
-        }),
-    );
-    skip_checks(url, &[SECRET_KMS]);
-    template.output(
-        "DatabaseEndpoint",
-        "The PostgreSQL host",
-        get_att("Database", "Endpoint.Address"),
-    );
-}
 
 pub(crate) const SECRET_KMS: (&str, &str) = (
     "CKV_AWS_149",

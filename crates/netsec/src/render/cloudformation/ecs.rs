@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::network::{Network, assume_role, group_id, log_group};
-use super::template::{Template, get_att, no_value, reference, sub, when};
+use super::template::{Template, get_att, reference, sub};
 use crate::model::GroupId;
 
 /// One `membrain` service on Fargate.
@@ -23,24 +23,11 @@ pub(crate) struct Service<'a> {
     pub environment: Vec<(&'a str, Value)>,
     /// Environment variables filled from Secrets Manager: name and secret ARN.
     pub secrets: Vec<(&'a str, Value)>,
-    /// Environment variables filled from a secret only where a template condition holds.
-    pub conditional_secrets: Vec<ConditionalSecret<'a>>,
     /// Inline policies (`{PolicyName, PolicyDocument}`, or an `Fn::If` of one) of the role the
     /// container's own AWS calls use; the task gets no role when this is empty.
     pub task_policies: Vec<Value>,
     /// Listeners that must exist before the service registers targets.
     pub depends_on: Vec<&'a str>,
-}
-
-/// An environment variable that ECS fills from Secrets Manager when `condition` holds.
-#[derive(Debug)]
-pub(crate) struct ConditionalSecret<'a> {
-    pub condition: &'a str,
-    pub name: &'a str,
-    /// What ECS reads: the secret's ARN, optionally with `:json-key::`.
-    pub value_from: Value,
-    /// The secret's ARN, for the execution role's policy.
-    pub secret_arn: Value,
 }
 
 /// The image, task count and cluster every application uses.
@@ -155,14 +142,7 @@ fn container(service: &Service, logs: &str) -> Value {
     };
     let mut environment = vec![("MEMBRAIN_LOG_FORMAT", json!("json"))];
     environment.extend(service.environment.iter().cloned());
-    let mut secrets = pairs(&service.secrets, "ValueFrom");
-    secrets.extend(service.conditional_secrets.iter().map(|secret| {
-        when(
-            secret.condition,
-            json!({ "Name": secret.name, "ValueFrom": secret.value_from }),
-            no_value(),
-        )
-    }));
+    let secrets = pairs(&service.secrets, "ValueFrom");
     json!({
         "Name": service.command,
         "Image": reference("ContainerImage"),
@@ -210,14 +190,6 @@ fn execution_role(template: &mut Template, service: &Service) {
     if !service.secrets.is_empty() {
         let arns: Vec<Value> = service.secrets.iter().map(|(_, arn)| arn.clone()).collect();
         policies.push(read("read-secrets", Value::Array(arns)));
-    }
-    for secret in &service.conditional_secrets {
-        let policy_name = format!("read-{}", secret.name.to_lowercase().replace('_', "-"));
-        policies.push(when(
-            secret.condition,
-            read(&policy_name, secret.secret_arn.clone()),
-            no_value(),
-        ));
     }
     let mut properties = json!({
         "AssumeRolePolicyDocument": assume_role("ecs-tasks.amazonaws.com"),

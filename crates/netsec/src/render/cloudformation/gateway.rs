@@ -1,35 +1,67 @@
 //! Seed 001's application: API Gateway HTTP API (membrain's own Lambda authorizer checks the
 //! caller's key against a key map in Secrets Manager) → VPC Link (carrying the VPC Link group) →
 //! internal NLB → MCP tasks on their port in private subnets, carrying the MCP server group. The
-//! MCP tasks serve the time-series tools from the store themselves (Timestream by default, or a
-//! PostgreSQL URL) and check the same key map again.
+//! MCP tasks serve the time-series tools from the store themselves and check the same key map
+//! again. The store is RDS PostgreSQL in the stack (any account can create it), or Timestream
+//! when the plan chose it (closed to new customers since 2025-06-20).
 
 use serde_json::{Value, json};
 
 use super::alb::SECRET_KMS;
+use super::database;
 use super::ecs::{
-    ConditionalSecret, Service, access_logs_parameter, add_cluster, add_service,
-    load_balancer_attributes, target_group,
+    Service, access_logs_parameter, add_cluster, add_service, load_balancer_attributes,
+    target_group,
 };
 use super::network::{LOG_GROUP_KMS, Network, assume_role, group_id, log_group};
-use super::template::{Template, get_att, no_value, reference, skip_checks, sub, when};
+use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
+use crate::profiles::GatewayTsStore;
 use crate::render::StackOptions;
 
 /// Seconds between re-reads of the key map, by the authorizer and by the MCP tasks: a revoked key
 /// stops working within this (plus the authorizer's result cache, which is off).
 const KEYS_REFRESH_SECS: &str = "60";
 
-/// Conditions: the store is Timestream (`TimeSeriesStore` left empty), and a PostgreSQL password
-/// secret was given.
-const USE_TIMESTREAM: &str = "UseTimestream";
-const HAS_STORE_PASSWORD: &str = "HasTimeSeriesStorePassword";
-
 pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: &StackOptions) {
     access_logs_parameter(template);
     add_cluster(template, name);
-    time_series_store(template);
     api_keys_secret(template, name);
+    let mut environment = vec![
+        ("MEMBRAIN_MCP_PROFILE", json!("gateway")),
+        ("MCP_SERVER_HOST", json!("0.0.0.0")),
+        ("MCP_SERVER_PORT", json!(stack.mcp_port.to_string())),
+        ("MEMBRAIN_KEYS_SECRET", reference("ApiKeysSecret")),
+        ("MEMBRAIN_KEYS_REFRESH_SECS", json!(KEYS_REFRESH_SECS)),
+        (
+            "MEMBRAIN_MCP_ALLOWED_HOSTS",
+            sub(
+                "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix},${NetworkLoadBalancer.DNSName}",
+            ),
+        ),
+    ];
+    let mut secrets = Vec::new();
+    let mut task_policies = vec![read_keys_policy()];
+    match stack.gateway_ts_store {
+        GatewayTsStore::Postgres => {
+            database::add(
+                template,
+                network,
+                name,
+                stack.database_port,
+                "MEMBRAIN_TS_STORE for the MCP tasks: the time-series database",
+            );
+            secrets.push(("MEMBRAIN_TS_STORE", reference("DatabaseUrlSecret")));
+        }
+        GatewayTsStore::Timestream => {
+            timestream_database_parameter(template);
+            environment.push((
+                "MEMBRAIN_TS_STORE",
+                sub("timestream://${TimestreamDatabase}?region=${AWS::Region}"),
+            ));
+            task_policies.push(timestream_policy());
+        }
+    }
     load_balancer(template, network, stack.mcp_port);
     http_api(template, network, name);
     authorizer(template, name);
@@ -45,36 +77,9 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             memory: "512",
             group: GroupId("mcp-server".into()),
             target_group: "McpTargetGroup",
-            environment: vec![
-                ("MEMBRAIN_MCP_PROFILE", json!("gateway")),
-                ("MCP_SERVER_HOST", json!("0.0.0.0")),
-                ("MCP_SERVER_PORT", json!(stack.mcp_port.to_string())),
-                ("MEMBRAIN_KEYS_SECRET", reference("ApiKeysSecret")),
-                ("MEMBRAIN_KEYS_REFRESH_SECS", json!(KEYS_REFRESH_SECS)),
-                (
-                    "MEMBRAIN_TS_STORE",
-                    when(
-                        USE_TIMESTREAM,
-                        sub("timestream://${TimestreamDatabase}?region=${AWS::Region}"),
-                        reference("TimeSeriesStore"),
-                    ),
-                ),
-                (
-                    "MEMBRAIN_MCP_ALLOWED_HOSTS",
-                    sub(
-                        "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix},${NetworkLoadBalancer.DNSName}",
-                    ),
-                ),
-            ],
-            secrets: vec![],
-            // sqlx reads PGPASSWORD when the URL has no password, so it never sits in the template.
-            conditional_secrets: vec![ConditionalSecret {
-                condition: HAS_STORE_PASSWORD,
-                name: "PGPASSWORD",
-                value_from: sub("${TimeSeriesStorePasswordSecretArn}:password::"),
-                secret_arn: reference("TimeSeriesStorePasswordSecretArn"),
-            }],
-            task_policies: mcp_task_policies(),
+            environment,
+            secrets,
+            task_policies,
             depends_on: vec!["NetworkLoadBalancerListener"],
         },
     );
@@ -90,58 +95,35 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
     );
 }
 
-/// Where the MCP tasks keep time series: a Timestream database (the default), or a PostgreSQL URL
-/// whose password comes from a secret. The store creates the Timestream database on its first
-/// write, so deleting the stack never takes the records with it.
-fn time_series_store(template: &mut Template) {
-    template.parameter(
-        "TimeSeriesStore",
-        json!({
-            "Type": "String",
-            "Default": "",
-            "Description": "Empty: the Timestream database TimestreamDatabase in this region (timestream://<database>?region=<region>). Otherwise a PostgreSQL URL without its password, e.g. postgres://membrain@db.example.internal:5432/membrain?sslmode=require (the password comes from TimeSeriesStorePasswordSecretArn)",
-        }),
-    );
+/// The Timestream database the MCP tasks use. The store creates it on its first write, so
+/// deleting the stack never takes the records with it.
+fn timestream_database_parameter(template: &mut Template) {
     template.parameter(
         "TimestreamDatabase",
         json!({
             "Type": "String",
             "Default": "membrain",
             "AllowedPattern": "^[a-zA-Z0-9_.-]{3,256}$",
-            "Description": "The Timestream database the MCP tasks use (and create on their first write) when TimeSeriesStore is empty",
+            "Description": "The Timestream database the MCP tasks use (and create on their first write)",
         }),
-    );
-    template.parameter(
-        "TimeSeriesStorePasswordSecretArn",
-        json!({
-            "Type": "String",
-            "Default": "",
-            "AllowedPattern": "^(arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^:]+)?$",
-            "Description": "With a PostgreSQL TimeSeriesStore: the complete ARN of a JSON secret whose \"password\" key is the database password (an RDS-managed master user secret has this shape); given to the MCP tasks as PGPASSWORD",
-        }),
-    );
-    template.condition(
-        USE_TIMESTREAM,
-        json!({ "Fn::Equals": [reference("TimeSeriesStore"), ""] }),
-    );
-    template.condition(
-        HAS_STORE_PASSWORD,
-        json!({ "Fn::Not": [{ "Fn::Equals": [reference("TimeSeriesStorePasswordSecretArn"), ""] }] }),
     );
 }
 
-/// What the MCP tasks call themselves: the key map, and (with Timestream) that one database and
-/// its tables.
-fn mcp_task_policies() -> Vec<Value> {
-    let read_keys = json!({
+/// What the MCP tasks call themselves: the key map.
+fn read_keys_policy() -> Value {
+    json!({
         "PolicyName": "read-api-keys",
         "PolicyDocument": {
             "Version": "2012-10-17",
             "Statement": [{ "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": reference("ApiKeysSecret") }],
         },
-    });
+    })
+}
+
+/// With Timestream, the MCP tasks may use that one database and its tables.
+fn timestream_policy() -> Value {
     let database = "arn:${AWS::Partition}:timestream:${AWS::Region}:${AWS::AccountId}:database/${TimestreamDatabase}";
-    let timestream = json!({
+    json!({
         "PolicyName": "timestream",
         "PolicyDocument": {
             "Version": "2012-10-17",
@@ -171,8 +153,7 @@ fn mcp_task_policies() -> Vec<Value> {
                 },
             ],
         },
-    });
-    vec![read_keys, when(USE_TIMESTREAM, timestream, no_value())]
+    })
 }
 
 /// The key map: CloudFormation cannot generate an object whose property names are random, so the

@@ -3,13 +3,14 @@
 //! The network is always there: the VPC with subnets, routes and a flow log when the plan creates
 //! it (parameters naming an existing VPC otherwise), every group with every rule and its
 //! description, and the VPC endpoints. With an [`Application`] the template is a whole
-//! stack: the ECS cluster and services, their load balancers or API Gateway, logs, secrets and,
-//! for `alb`, RDS PostgreSQL.
+//! stack: the ECS cluster and services, their load balancers or API Gateway, logs, secrets and
+//! RDS PostgreSQL (for `gateway`, unless the plan keeps time series in Timestream).
 //!
 //! checkov findings that are accepted on purpose are suppressed on the resource itself
 //! (`Metadata.checkov.skip`) with the reason; DEPLOY.md lists them all.
 
 mod alb;
+mod database;
 mod ecs;
 mod gateway;
 mod network;
@@ -17,6 +18,7 @@ mod template;
 
 use super::{Application, StackOptions};
 use crate::Topology;
+use crate::profiles::GatewayTsStore;
 use template::Template;
 
 pub fn cloudformation(topology: &Topology, stack: &StackOptions) -> String {
@@ -69,9 +71,14 @@ fn description(topology: &Topology, stack: &StackOptions) -> String {
         Application::Alb => {
             "stack: MCP ALB, MCP and API services on ECS, internal API ALB, RDS PostgreSQL"
         }
-        Application::Gateway => {
-            "stack: API Gateway with membrain's key authorizer, VPC Link, internal NLB, MCP service (time series) on ECS"
-        }
+        Application::Gateway => match stack.gateway_ts_store {
+            GatewayTsStore::Postgres => {
+                "stack: API Gateway with membrain's key authorizer, VPC Link, internal NLB, MCP service on ECS, RDS PostgreSQL (time series)"
+            }
+            GatewayTsStore::Timestream => {
+                "stack: API Gateway with membrain's key authorizer, VPC Link, internal NLB, MCP service on ECS, time series in Timestream"
+            }
+        },
     };
     format!(
         "Membrain {} {what}. Rendered by `membrain network render --format cloudformation`.",
@@ -261,7 +268,14 @@ mod tests {
 
     #[test]
     fn endpoints_follow_the_plan() {
-        let rendered = template(&profile(Profile::Gateway, |_| {}), &StackOptions::default());
+        let postgres = template(&profile(Profile::Gateway, |_| {}), &StackOptions::default());
+        assert_eq!(resources_of(&postgres, "AWS::EC2::VPCEndpoint").len(), 2);
+        let rendered = template(
+            &profile(Profile::Gateway, |o| {
+                o.gateway_ts_store = GatewayTsStore::Timestream;
+            }),
+            &StackOptions::default(),
+        );
         let endpoints = resources_of(&rendered, "AWS::EC2::VPCEndpoint");
         assert_eq!(endpoints.len(), 4);
         let ingest = &rendered["Resources"]["TimestreamIngestCell1Endpoint"]["Properties"];
@@ -409,7 +423,6 @@ mod tests {
         );
         let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
         assert_eq!(mcp["PortMappings"][0]["ContainerPort"], 9090);
-        assert!(resources.get("Database").is_none());
     }
 
     /// The environment of a container as a name → value map.
@@ -428,41 +441,73 @@ mod tests {
     }
 
     #[test]
-    fn the_gateway_mcp_tasks_serve_time_series_with_the_key_map() {
-        let topology = profile(Profile::Gateway, |_| {});
-        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+    fn the_gateway_mcp_tasks_serve_time_series_from_rds_with_the_key_map() {
+        let topology = profile(Profile::Gateway, |o| o.database_port = 6432);
+        let stack = StackOptions::for_topology(&topology);
+        assert_eq!(stack.gateway_ts_store, GatewayTsStore::Postgres);
+        let rendered = template(&topology, &stack);
         let resources = &rendered["Resources"];
         assert!(rendered["Parameters"].get("ApiBaseUrl").is_none());
+        assert!(rendered["Parameters"].get("TimestreamDatabase").is_none());
         let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
         let env = environment(mcp);
         assert!(!env.contains_key("API_BASE_URL"), "{env:?}");
         assert_eq!(env["MEMBRAIN_MCP_PROFILE"], "gateway");
         assert_eq!(env["MCP_SERVER_PORT"], "8080");
         assert_eq!(env["MEMBRAIN_KEYS_SECRET"]["Ref"], "ApiKeysSecret");
-        assert_eq!(
-            env["MEMBRAIN_TS_STORE"]["Fn::If"][1]["Fn::Sub"],
-            "timestream://${TimestreamDatabase}?region=${AWS::Region}"
-        );
-        assert_eq!(
-            env["MEMBRAIN_TS_STORE"]["Fn::If"][2]["Ref"],
-            "TimeSeriesStore"
-        );
         assert!(env.contains_key("MEMBRAIN_MCP_ALLOWED_HOSTS"));
-        // The PostgreSQL password only ever arrives through ECS secrets, and only when given.
-        assert_eq!(mcp["Secrets"][0]["Fn::If"][0], "HasTimeSeriesStorePassword");
-        assert_eq!(mcp["Secrets"][0]["Fn::If"][1]["Name"], "PGPASSWORD");
+        // The URL, password included, only ever arrives through ECS secrets.
+        assert!(!env.contains_key("MEMBRAIN_TS_STORE"), "{env:?}");
+        assert_eq!(mcp["Secrets"][0]["Name"], "MEMBRAIN_TS_STORE");
+        assert_eq!(mcp["Secrets"][0]["ValueFrom"]["Ref"], "DatabaseUrlSecret");
 
-        let task = &resources["McpTaskDefinition"]["Properties"]["TaskRoleArn"];
-        assert_eq!(task["Fn::GetAtt"][0], "McpTaskRole");
+        // The database carries the planned group, on the planned port, in the private subnets.
+        let database = &resources["Database"]["Properties"];
+        assert_eq!(database["Port"], "6432");
+        assert_eq!(
+            database["VPCSecurityGroups"][0]["Fn::GetAtt"][0],
+            "DatabaseSecurityGroup"
+        );
+        assert_eq!(database["PubliclyAccessible"], false);
+
         let policies = resources["McpTaskRole"]["Properties"]["Policies"]
             .as_array()
             .unwrap();
+        assert_eq!(policies.len(), 1, "no Timestream permissions: {policies:?}");
         let keys = &policies[0]["PolicyDocument"]["Statement"][0];
         assert_eq!(keys["Action"], "secretsmanager:GetSecretValue");
         assert_eq!(keys["Resource"]["Ref"], "ApiKeysSecret");
-        let timestream = &policies[1]["Fn::If"];
-        assert_eq!(timestream[0], "UseTimestream");
-        let statements = timestream[1]["PolicyDocument"]["Statement"]
+        let reads = &resources["McpExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            [0];
+        assert_eq!(reads["Resource"][0]["Ref"], "DatabaseUrlSecret");
+
+        let secret = &resources["ApiKeysSecret"]["Properties"];
+        assert_eq!(secret["SecretString"], "{}");
+        assert!(secret.get("GenerateSecretString").is_none());
+    }
+
+    #[test]
+    fn the_gateway_stack_uses_timestream_when_the_plan_chose_it() {
+        let topology = profile(Profile::Gateway, |o| {
+            o.gateway_ts_store = GatewayTsStore::Timestream;
+        });
+        let stack = StackOptions::for_topology(&topology);
+        assert_eq!(stack.gateway_ts_store, GatewayTsStore::Timestream);
+        let rendered = template(&topology, &stack);
+        let resources = &rendered["Resources"];
+        assert!(resources.get("Database").is_none());
+        assert!(resources.get("DatabaseUrlSecret").is_none());
+        let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        assert_eq!(
+            environment(mcp)["MEMBRAIN_TS_STORE"]["Fn::Sub"],
+            "timestream://${TimestreamDatabase}?region=${AWS::Region}"
+        );
+        assert_eq!(mcp["Secrets"].as_array().map(Vec::len), Some(0));
+        let policies = resources["McpTaskRole"]["Properties"]["Policies"]
+            .as_array()
+            .unwrap();
+        assert_eq!(policies[1]["PolicyName"], "timestream");
+        let statements = policies[1]["PolicyDocument"]["Statement"]
             .as_array()
             .unwrap();
         // Only endpoint discovery, which has no resource, is granted on "*".
@@ -474,10 +519,6 @@ mod tests {
                 assert!(arn.contains(":database/${TimestreamDatabase}"), "{arn}");
             }
         }
-
-        let secret = &resources["ApiKeysSecret"]["Properties"];
-        assert_eq!(secret["SecretString"], "{}");
-        assert!(secret.get("GenerateSecretString").is_none());
     }
 
     #[test]

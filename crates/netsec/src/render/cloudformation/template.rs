@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 pub(crate) struct Template {
     pub description: String,
     pub parameters: Map<String, Value>,
-    pub conditions: Map<String, Value>,
     pub resources: Map<String, Value>,
     pub outputs: Map<String, Value>,
 }
@@ -32,10 +31,6 @@ impl Template {
         slot
     }
 
-    pub fn condition(&mut self, name: &str, definition: Value) {
-        self.conditions.insert(name.to_owned(), definition);
-    }
-
     pub fn output(&mut self, name: &str, description: &str, value: Value) {
         self.outputs.insert(
             name.to_owned(),
@@ -49,11 +44,7 @@ impl Template {
             "Description": self.description,
             "Resources": self.resources,
         });
-        for (section, map) in [
-            ("Parameters", self.parameters),
-            ("Conditions", self.conditions),
-            ("Outputs", self.outputs),
-        ] {
+        for (section, map) in [("Parameters", self.parameters), ("Outputs", self.outputs)] {
             if !map.is_empty() {
                 template[section] = Value::Object(map);
             }
@@ -90,16 +81,6 @@ pub(crate) fn sub(text: &str) -> Value {
 /// JSON string value, which CloudFormation never reads as an intrinsic function.
 pub(crate) fn sub_literal(text: &str) -> String {
     text.replace("${", "${!")
-}
-
-/// `value` where `condition` holds, `otherwise` elsewhere.
-pub(crate) fn when(condition: &str, value: Value, otherwise: Value) -> Value {
-    json!({ "Fn::If": [condition, value, otherwise] })
-}
-
-/// The value that removes a property or list item (`AWS::NoValue`).
-pub(crate) fn no_value() -> Value {
-    reference("AWS::NoValue")
 }
 
 pub(crate) fn tags(pairs: &[(&str, Value)]) -> Value {
