@@ -53,8 +53,27 @@ async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
     assert!(
         gateway.contains("9090")
             && gateway.contains("172.20.0.0/16")
-            && gateway.contains("timestream.ingest-cell1"),
+            && gateway.contains("Because Timestream for LiveAnalytics is closed")
+            && gateway.contains("+ database inbound PostgreSQL 5432")
+            && !gateway.contains("timestream.ingest-cell1"),
         "{gateway}"
+    );
+    let (_, timestream, _) = network(&[
+        "plan",
+        "--profile",
+        "gateway",
+        "--gateway-ts-store",
+        "timestream",
+    ])
+    .await;
+    assert!(
+        timestream.contains("timestream.ingest-cell1") && !timestream.contains("(database)"),
+        "{timestream}"
+    );
+    let (ok, _, refused) = network(&["plan", "--gateway-ts-store", "timestream"]).await;
+    assert!(
+        !ok && refused.contains("--gateway-ts-store applies to --profile gateway only"),
+        "{refused}"
     );
     let (_, no_endpoints, _) = network(&[
         "plan",
@@ -482,7 +501,7 @@ async fn apply_then_verify_live_against_moto() {
     let applied: Value = serde_json::from_str(&applied).unwrap();
     let vpc_id = applied["vpc_id"].as_str().unwrap().to_owned();
     assert!(vpc_id.starts_with("vpc-"), "{applied}");
-    assert_eq!(applied["groups"].as_object().unwrap().len(), 3);
+    assert_eq!(applied["groups"].as_object().unwrap().len(), 4);
     assert!(!applied["changes"].as_array().unwrap().is_empty());
 
     // Live groups verify clean (the seed's own CIDR rules remain lints, not violations).

@@ -533,7 +533,7 @@ pub const GATEWAY_ENDPOINT_SERVICES: [&str; 4] = [
 
 /// Why the `gateway` plan has a database the seed does not.
 const TIMESTREAM_CLOSED: &str = "Timestream for LiveAnalytics is closed to new customers \
-                                 (2025-06-20), so the MCP tasks keep time series in PostgreSQL";
+                                 (2025-06-20); the MCP tasks keep time series in PostgreSQL";
 
 /// Seed 001: the MCP server behind API Gateway's VPC Link, with optional interface endpoints and
 /// the time-series store the options choose.
