@@ -550,6 +550,35 @@ async fn vectors_of_another_model_are_remade_in_the_background(backend: membrain
             .is_empty(),
         "the background embedder re-made every vector"
     );
+    // Another process on the same database (here a second embedder) leaves the work to the one
+    // holding the lease: the stack's embedder, which has just made every vector.
+    let other = membrain_api::semantic::backfill::Backfill::new(
+        stack.store.clone(),
+        Arc::new(membrain_api::Semantic::new(model.clone(), None)),
+        std::time::Duration::from_secs(1),
+    );
+    let newer: Vec<ImportItem> = ["The user keeps bees.", "The user sings in a choir."]
+        .iter()
+        .zip(&items)
+        .map(|(fact, item)| ImportItem {
+            memory: Memory {
+                id: MemoryId::new(),
+                content: (*fact).to_owned(),
+                ..item.memory.clone()
+            },
+            content_hash: membrain_memory::text::content_hash(fact),
+            embedding: item.embedding.clone(),
+        })
+        .collect();
+    stack
+        .store
+        .import_memories(&tenant, &newer, &Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(other.round_if_holding().await.unwrap(), 0);
+    let lease = membrain_api::semantic::backfill::LEASE;
+    let ttl = std::time::Duration::from_secs(1);
+    assert!(!stack.store.hold_lease(lease, "a-test", ttl).await.unwrap());
     let answer = search(
         &rest,
         json!({ "query": "Which foods could make them ill?", "k": 1, "ranking": "dense" }),

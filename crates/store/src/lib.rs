@@ -203,6 +203,16 @@ pub trait MemoryStore: Send + Sync + 'static {
         model: &str,
     ) -> Result<(), StoreError>;
 
+    // Work one process does at a time.
+    /// Takes the lease `name` for `holder` until `ttl` from now, or renews it when `holder`
+    /// already has it; true when `holder` holds it afterwards. Another holder gets it only once
+    /// it expired, so a process that dies hands its work on within `ttl`.
+    async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration)
+    -> Result<bool, StoreError>;
+    /// Gives up a lease `holder` holds (on shutdown), so the next holder need not wait for it to
+    /// expire; nothing happens when another process holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
     // Maintenance.
     /// Deletes finished ingest jobs completed before `jobs_before` and tombstones recorded
     /// before `tombstones_before`, a bounded batch at a time.

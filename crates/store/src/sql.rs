@@ -1717,6 +1717,44 @@ impl MemoryStore for SqlStore {
         tx.commit().await.during("committing refused texts")
     }
 
+    async fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn(Writer::Upkeep).await?;
+        let now = micros(Utc::now());
+        let until = now.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
+        // One statement: a new lease, a renewal, or taking over an expired one; a lease another
+        // holder still has is left alone (no row changes).
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .during("taking a lease")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn(Writer::Upkeep).await?;
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.write)
+            .await
+            .during("releasing a lease")?;
+        Ok(())
+    }
+
     async fn prune(
         &self,
         jobs_before: DateTime<Utc>,

@@ -34,6 +34,7 @@ on_both_backends!(
     stats_count_one_tenant,
     export_pages_and_import_round_trip,
     a_large_import_batch_decides_as_one_by_one_would,
+    a_lease_has_one_holder_until_it_expires_or_is_released,
     the_change_feed_brings_an_index_up_to_date,
     near_duplicates_merge_with_history_and_vectors,
     vectors_of_another_model_are_pending_until_remade,
@@ -583,6 +584,35 @@ async fn a_large_import_batch_decides_as_one_by_one_would(backend: Backend) {
         .unwrap();
     assert_eq!(deleted.len(), 100);
     assert_eq!(store.tenant_usage(&t).await.unwrap().memories, 100);
+}
+
+async fn a_lease_has_one_holder_until_it_expires_or_is_released(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let long = Duration::from_secs(60);
+    assert!(store.hold_lease("backfill", "a", long).await.unwrap());
+    assert!(!store.hold_lease("backfill", "b", long).await.unwrap());
+    assert!(
+        store.hold_lease("backfill", "a", long).await.unwrap(),
+        "renewed"
+    );
+    // Another name is another lease.
+    assert!(store.hold_lease("prune", "b", long).await.unwrap());
+    // b's release of a lease it does not hold changes nothing; a's own release frees it.
+    store.release_lease("backfill", "b").await.unwrap();
+    assert!(!store.hold_lease("backfill", "b", long).await.unwrap());
+    store.release_lease("backfill", "a").await.unwrap();
+    assert!(
+        store
+            .hold_lease("backfill", "b", Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    // A holder that stops renewing loses the lease once it expires.
+    assert!(!store.hold_lease("backfill", "a", long).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(store.hold_lease("backfill", "a", long).await.unwrap());
+    assert!(!store.hold_lease("backfill", "b", long).await.unwrap());
 }
 
 #[tokio::test]

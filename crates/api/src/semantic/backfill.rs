@@ -1,6 +1,8 @@
 //! The background embedder: makes the vectors that are missing (imports, memories stored while
 //! the embedder failed) or stale (made by another model), a batch at a time. Runs beside the
-//! ingest workers; several processes may run it at once (the work is idempotent).
+//! ingest workers. However many processes share a database, one embeds at a time: the one that
+//! holds the store's [`LEASE`] (renewed every round), so the tasks of a deployment do not all
+//! embed the same pending texts. Another takes over within [`LEASE_TTL`] when it stops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,11 @@ use super::{BackgroundWork, Semantic};
 
 /// Texts embedded per round.
 const BATCH: usize = 64;
+/// The store lease whose holder embeds.
+pub const LEASE: &str = "background-embedder";
+/// How long a holder keeps the lease without renewing it: far longer than one round (64 texts in
+/// small calls: seconds), so a slow round does not hand the work to another process midway.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
 /// Text bytes per call of the model within a round. The background lane is the one ingest uses:
 /// a round of 64 long texts in one call would hold it for many seconds (each text costs up to
 /// the model's full window), so a round goes in small calls (a few dozen link descriptions,
@@ -22,6 +29,8 @@ pub struct Backfill {
     store: Arc<dyn MemoryStore>,
     semantic: Arc<Semantic>,
     idle_poll: Duration,
+    /// This process's name on the lease.
+    holder: String,
 }
 
 impl Backfill {
@@ -30,14 +39,15 @@ impl Backfill {
             store,
             semantic,
             idle_poll,
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
         }
     }
 
-    /// Works until `shutdown`.
+    /// Works until `shutdown`, while this process holds the lease; then lets go of it.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            let pause = match self.round().await {
+            let pause = match self.round_if_holding().await {
                 Ok(0) => {
                     failures = 0;
                     self.idle_poll
@@ -59,6 +69,19 @@ impl Backfill {
                 _ = shutdown.cancelled() => break,
             }
         }
+        if let Err(error) = self.store.release_lease(LEASE, &self.holder).await {
+            tracing::warn!(%error, "could not release the background embedder's lease; another process takes it when it expires");
+        }
+    }
+
+    /// One round when this process holds (or now takes) the lease; 0 when another holds it.
+    pub async fn round_if_holding(&self) -> Result<usize, String> {
+        let held = self
+            .store
+            .hold_lease(LEASE, &self.holder, LEASE_TTL)
+            .await
+            .map_err(|e| e.to_string())?;
+        if held { self.round().await } else { Ok(0) }
     }
 
     /// One batch; how many texts were settled (vectors stored, or refusals recorded).
