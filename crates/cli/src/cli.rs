@@ -481,6 +481,17 @@ pub struct TopologyArgs {
     /// has it).
     #[arg(long, value_enum, value_name = "STORE", conflicts_with = "topology")]
     pub gateway_ts_store: Option<GatewayTsStoreName>,
+    /// With --gateway-ts-store timestream: the Timestream cell your account is mapped to, whose
+    /// ingest and query endpoints the plan creates (endpoints of another cell cannot be
+    /// created). `aws timestream-write describe-endpoints` names it: an address
+    /// `ingest-cell2.timestream.<region>.amazonaws.com` is cell 2 [default: 1].
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "gateway_ts_store",
+        value_parser = clap::value_parser!(u8).range(1..)
+    )]
+    pub timestream_cell: Option<u8>,
     /// The MCP tasks' port [default: 8100 for alb, 8080 for gateway].
     #[arg(long, value_name = "PORT", conflicts_with = "topology")]
     pub mcp_port: Option<u16>,

@@ -64,11 +64,29 @@ async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
         "gateway",
         "--gateway-ts-store",
         "timestream",
+        "--timestream-cell",
+        "2",
     ])
     .await;
     assert!(
-        timestream.contains("timestream.ingest-cell1") && !timestream.contains("(database)"),
+        timestream.contains("timestream.ingest-cell2")
+            && !timestream.contains("cell1")
+            && !timestream.contains("(database)"),
         "{timestream}"
+    );
+    let (ok, _, refused) = network(&[
+        "plan",
+        "--profile",
+        "gateway",
+        "--gateway-ts-store",
+        "postgres",
+        "--timestream-cell",
+        "2",
+    ])
+    .await;
+    assert!(
+        !ok && refused.contains("only with --gateway-ts-store timestream"),
+        "{refused}"
     );
     let (ok, _, refused) = network(&["plan", "--gateway-ts-store", "timestream"]).await;
     assert!(

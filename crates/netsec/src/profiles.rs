@@ -36,6 +36,10 @@ pub struct ProfileOptions {
     /// Where the `gateway` MCP tasks keep time series (the `alb` API keeps them in its own
     /// PostgreSQL).
     pub gateway_ts_store: GatewayTsStore,
+    /// The Timestream cell the account is mapped to (`aws timestream-write describe-endpoints`
+    /// names it: `ingest-cell2.timestream…` is cell 2): its endpoints can be created only for
+    /// that cell.
+    pub timestream_cell: u8,
 }
 
 /// The `gateway` profile's time-series store.
@@ -74,6 +78,7 @@ impl ProfileOptions {
             api_port: 8000,
             database_port: 5432,
             gateway_ts_store: GatewayTsStore::default(),
+            timestream_cell: 1,
         }
     }
 }
@@ -522,14 +527,16 @@ fn task_nat_egress(groups: &mut [SecurityGroup], expected: &mut Vec<Flow>) {
     }
 }
 
-/// The interface endpoints of seed 001, each with private DNS: the last two only when the time
-/// series live in Timestream.
-pub const GATEWAY_ENDPOINT_SERVICES: [&str; 4] = [
-    "secretsmanager",
-    "logs",
-    "timestream.ingest-cell1",
-    "timestream.query-cell1",
-];
+/// The interface endpoints of seed 001 every gateway plan has, each with private DNS.
+pub const GATEWAY_ENDPOINT_SERVICES: [&str; 2] = ["secretsmanager", "logs"];
+
+/// The Timestream endpoints of `cell`, which a gateway plan has when the time series live there.
+pub fn timestream_endpoint_services(cell: u8) -> [String; 2] {
+    [
+        format!("timestream.ingest-cell{cell}"),
+        format!("timestream.query-cell{cell}"),
+    ]
+}
 
 /// Why the `gateway` plan has a database the seed does not.
 const TIMESTREAM_CLOSED: &str = "Timestream for LiveAnalytics is closed to new customers \
@@ -655,14 +662,14 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
             443,
             "endpoints are reachable only inside the VPC",
         ));
-        let services = match options.gateway_ts_store {
-            GatewayTsStore::Postgres => &GATEWAY_ENDPOINT_SERVICES[..2],
-            GatewayTsStore::Timestream => &GATEWAY_ENDPOINT_SERVICES[..],
-        };
+        let mut services: Vec<String> = GATEWAY_ENDPOINT_SERVICES.map(String::from).to_vec();
+        if options.gateway_ts_store == GatewayTsStore::Timestream {
+            services.extend(timestream_endpoint_services(options.timestream_cell));
+        }
         endpoints = services
-            .iter()
+            .into_iter()
             .map(|service| VpcEndpoint {
-                service: (*service).into(),
+                service,
                 kind: EndpointKind::Interface,
                 private_dns: true,
                 groups: vec![id("vpc-endpoints")],
@@ -872,7 +879,20 @@ mod tests {
         assert_eq!(services(&with), ["secretsmanager", "logs"]);
         assert!(with.endpoints.iter().all(|e| e.private_dns));
         options.gateway_ts_store = GatewayTsStore::Timestream;
-        assert_eq!(services(&gateway(&options)), GATEWAY_ENDPOINT_SERVICES);
+        assert_eq!(
+            services(&gateway(&options)),
+            [
+                "secretsmanager",
+                "logs",
+                "timestream.ingest-cell1",
+                "timestream.query-cell1"
+            ]
+        );
+        options.timestream_cell = 2;
+        assert_eq!(
+            services(&gateway(&options))[2..],
+            ["timestream.ingest-cell2", "timestream.query-cell2"]
+        );
         options.enable_vpc_endpoints = false;
         let without = gateway(&options);
         assert!(without.endpoints.is_empty());

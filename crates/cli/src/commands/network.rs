@@ -146,6 +146,15 @@ pub fn topology(args: &TopologyArgs) -> Result<Topology> {
             GatewayTsStoreName::Timestream => GatewayTsStore::Timestream,
         };
     }
+    if let Some(cell) = args.timestream_cell {
+        if options.gateway_ts_store != GatewayTsStore::Timestream {
+            bail!(
+                "--timestream-cell names the Timestream endpoints, which the plan has only with \
+                 --gateway-ts-store timestream"
+            );
+        }
+        options.timestream_cell = cell;
+    }
     for (value, field, name) in [
         (args.mcp_port, &mut options.mcp_port, "--mcp-port"),
         (args.api_port, &mut options.api_port, "--api-port"),

@@ -538,7 +538,11 @@ mod tests {
         assert!(text.contains("aws ec2 create-vpc --cidr-block 10.0.0.0/16"));
         assert!(text.contains("\nNETWORK='gateway'\n"));
         assert!(text.contains("ensure_subnet \"membrain-${NETWORK}-private-0\" 10.0.128.0/18"));
-        for service in crate::profiles::GATEWAY_ENDPOINT_SERVICES {
+        let services = crate::profiles::GATEWAY_ENDPOINT_SERVICES
+            .map(String::from)
+            .into_iter()
+            .chain(crate::profiles::timestream_endpoint_services(1));
+        for service in services {
             let line = format!(
                 "ensure_endpoint '{service}' --vpc-endpoint-type Interface \\\n  \
                  --subnet-ids \"${{PRIVATE_SUBNETS[@]}}\" --security-group-ids \"${{VPC_ENDPOINTS_SG_ID}}\" \
