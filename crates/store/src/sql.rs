@@ -192,6 +192,14 @@ fn placeholders(from: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `($1, …, $columns), ($columns+1, …), …` for a multi-row `VALUES` of `rows` rows.
+fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(1 + row * columns, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Links are undirected and stored once, smaller id first.
 fn ordered(a: MemoryId, b: MemoryId) -> (MemoryId, MemoryId) {
     if a.to_string() <= b.to_string() {
@@ -450,14 +458,11 @@ async fn insert_new_memories(
 ) -> Result<(), StoreError> {
     const COLUMNS: usize = 16;
     for chunk in memories.chunks(INSERT_CHUNK) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|row| format!("({})", placeholders(1 + row * COLUMNS, COLUMNS)))
-            .collect();
         let sql = format!(
             "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
              keywords, evolution_history, created_at, updated_at, embedding, embedding_model, \
              revision, stored_bytes, evolution_dropped) VALUES {}",
-            rows.join(", ")
+            value_rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for new in chunk {
@@ -496,12 +501,9 @@ async fn insert_new_memories(
         })
         .collect();
     for chunk in tags.chunks(INSERT_CHUNK * 4) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|row| format!("({})", placeholders(1 + row * 3, 3)))
-            .collect();
         let sql = format!(
             "INSERT INTO memory_tags (memory_id, tenant_id, tag) VALUES {}",
-            rows.join(", ")
+            value_rows(chunk.len(), 3)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (id, tag) in chunk {
