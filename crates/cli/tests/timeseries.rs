@@ -869,6 +869,68 @@ async fn the_gateway_process_serves_time_series() {
     );
 }
 
+/// A gateway whose PostgreSQL is not there yet (here: its database not created) serves anyway:
+/// time-series calls say the store is not reachable yet, and work once it is, without a restart
+/// (on ECS, a task that exited instead would be restarted over and over during an outage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_serves_before_its_database_is_there_and_uses_it_once_it_is() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let keys = dir.path().join("keys.json");
+    let key = "mb_gateway_late_database_key_0000000000";
+    std::fs::write(&keys, json!({ key: "alice" }).to_string()).expect("keys");
+    let database = membrain_store::testing::TestDatabase::postgres_not_created();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut command = membrain();
+    command
+        .args([
+            "mcp",
+            "--profile",
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--ts-store",
+            &database.url,
+        ])
+        .env("MEMBRAIN_KEYS_FILE", &keys)
+        .env("MEMBRAIN_DATA_DIR", dir.path().join("data"));
+    let mut process = ServerProcess::start(command);
+    process.wait_for("gateway profile").await;
+    let client = TestStackUrls {
+        mcp_url: format!("http://127.0.0.1:{port}/mcp"),
+    }
+    .mcp(key)
+    .await;
+    let error = call_err(&client, "ts_list_tables", json!({})).await;
+    assert!(error.contains("unavailable"), "{error}");
+
+    database.create().await;
+    let mut listed = None;
+    for _ in 0..60 {
+        let result = call_tool(&client, "ts_list_tables", json!({})).await;
+        if result.is_error != Some(true) {
+            listed = result.structured_content;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let listed = listed.expect("the store is used once its database exists");
+    assert_eq!(listed["tables"], json!([]), "{listed}");
+    let written = call_ok(
+        &client,
+        "ts_write_records",
+        json!({"database": "plant", "table": "readings", "records": [
+            {"time": Timestamp::now().to_rfc3339(), "dimensions": {"sensor": "t1"}, "measures": {"celsius": 20.0}},
+        ]}),
+    )
+    .await;
+    assert_eq!(written["records_ingested"], 1, "{written}");
+}
+
 /// Outside Lambda, `membrain authorizer` says what it is for instead of hanging or panicking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorizer_outside_lambda_says_so() {

@@ -35,30 +35,43 @@ impl TestDatabase {
                 }
             }
             Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!("membrain_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("PostgreSQL must be running for the tests ({admin}): {e}")
-                    });
-                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create a test database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .unwrap_or(&admin);
-                let url = format!("{base}/{name}");
-                Self {
-                    url,
-                    backend,
-                    postgres_name: Some(name),
-                    _dir: None,
-                }
+                let database = Self::postgres_not_created();
+                database.create().await;
+                database
             }
         }
+    }
+
+    /// A PostgreSQL database reserved for one test but not created yet (see
+    /// [`TestDatabase::create`]): for what a server does while its database is missing.
+    pub fn postgres_not_created() -> Self {
+        let admin = postgres_admin_url();
+        let name = format!("membrain_test_{}", uuid::Uuid::new_v4().simple());
+        let base = admin
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .unwrap_or(&admin);
+        Self {
+            url: format!("{base}/{name}"),
+            backend: Backend::Postgres,
+            postgres_name: Some(name),
+            _dir: None,
+        }
+    }
+
+    /// Creates the PostgreSQL database of [`TestDatabase::postgres_not_created`].
+    pub async fn create(&self) {
+        let Some(name) = &self.postgres_name else {
+            return;
+        };
+        let admin = postgres_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin}): {e}"));
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
     }
 
     pub fn backend(&self) -> Backend {

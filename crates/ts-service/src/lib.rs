@@ -17,6 +17,7 @@
 //! must not depend on.
 
 mod admission;
+mod connecting;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use admission::{
     DEFAULT_MAX_QUEUED_READS, DEFAULT_READ_DEADLINE, ReadGate, ReadPermit, ReadSettings,
     default_concurrent_reads,
 };
+pub use connecting::ConnectingStore;
 
 /// The time-series calls over one store, with the configured limits. Clones share the store
 /// and the read gate.
