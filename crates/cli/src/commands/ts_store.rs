@@ -180,34 +180,43 @@ fn spawn_reconnect(
     // driven by this runtime's handle, and the pools it opens still live on this runtime.
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        runtime.block_on(async move {
-        let mut pause = Duration::from_secs(1);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            // An attempt can take the pool's whole acquire timeout: stopping must not wait for
-            // it (the runtime goes away under a timer that is still pending).
-            let attempt = tokio::select! {
-                _ = stop.cancelled() => return,
-                attempt = SqlTimeSeriesStore::connect(&url, options.clone()) => attempt,
-            };
-            match attempt {
-                Ok(store) => {
-                    let store = Arc::new(store);
-                    let _ = sql.set(store.clone());
-                    connecting.connected(store);
-                    tracing::info!(store = %membrain_timeseries::TimeSeriesStore::describe(connecting.as_ref()), "time-series store reached; ready");
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, ?pause, "the time-series store is still not reachable");
-                    connecting.failed(error.to_string());
-                }
-            }
-            pause = (pause * 2).min(RECONNECT_MAX_BACKOFF);
-        }
-    })
+        runtime.block_on(reconnect(url, options, connecting, sql, stop));
     });
+}
+
+async fn reconnect(
+    url: String,
+    options: SqlTsOptions,
+    connecting: Arc<ConnectingStore>,
+    sql: Arc<OnceLock<Arc<SqlTimeSeriesStore>>>,
+    stop: CancellationToken,
+) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        // An attempt can take the pool's whole acquire timeout: stopping must not wait for it
+        // (the runtime goes away under a timer that is still pending).
+        let attempt = tokio::select! {
+            _ = stop.cancelled() => return,
+            attempt = SqlTimeSeriesStore::connect(&url, options.clone()) => attempt,
+        };
+        match attempt {
+            Ok(store) => {
+                let store = Arc::new(store);
+                let _ = sql.set(store.clone());
+                connecting.connected(store);
+                let shown = membrain_timeseries::TimeSeriesStore::describe(connecting.as_ref());
+                tracing::info!(store = %shown, "time-series store reached; ready");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?pause, "the time-series store is still not reachable");
+                connecting.failed(error.to_string());
+            }
+        }
+        pause = (pause * 2).min(RECONNECT_MAX_BACKOFF);
+    }
 }
