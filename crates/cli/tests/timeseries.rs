@@ -799,14 +799,50 @@ async fn ts_commands_fill_read_export_and_import() {
     assert!(!ok && err.contains("DATABASE.TABLE"), "{err}");
 }
 
+/// `membrain mcp --profile gateway` as a process on a free port, with `key` mapped to alice in a
+/// key file and the data directory in `dir`, plus `extra` arguments: once it listens, the
+/// process (stopped on drop) and an MCP client with that key.
+async fn gateway_process(
+    dir: &std::path::Path,
+    key: &str,
+    extra: &[&str],
+) -> (ServerProcess, McpClient) {
+    let keys = dir.join("keys.json");
+    std::fs::write(&keys, json!({ key: "alice" }).to_string()).expect("keys");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+        .to_string();
+    let mut command = membrain();
+    command
+        .args([
+            "mcp",
+            "--profile",
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ])
+        .args(extra)
+        .env("MEMBRAIN_KEYS_FILE", &keys)
+        .env("MEMBRAIN_DATA_DIR", dir.join("data"));
+    let mut process = ServerProcess::start(command);
+    process.wait_for("gateway profile").await;
+    let client = TestStackUrls {
+        mcp_url: format!("http://127.0.0.1:{port}/mcp"),
+    }
+    .mcp(key)
+    .await;
+    (process, client)
+}
+
 /// `membrain mcp --profile gateway` as a process: port from the flag, keys from a file, the
 /// embedded store in the data directory; it refuses to start without any key source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_process_serves_time_series() {
     let dir = tempfile::tempdir().expect("a directory");
-    let keys = dir.path().join("keys.json");
-    let key = "mb_gateway_process_key_00000000000000";
-    std::fs::write(&keys, json!({ key: "alice" }).to_string()).expect("keys");
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().expect("path");
 
@@ -820,30 +856,8 @@ async fn the_gateway_process_serves_time_series() {
         "names the key sources: {err}"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut command = membrain();
-    command
-        .args([
-            "mcp",
-            "--profile",
-            "gateway",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .env("MEMBRAIN_KEYS_FILE", &keys)
-        .env("MEMBRAIN_DATA_DIR", data);
-    let mut process = ServerProcess::start(command);
-    process.wait_for("gateway profile").await;
-    let client = TestStackUrls {
-        mcp_url: format!("http://127.0.0.1:{port}/mcp"),
-    }
-    .mcp(key)
-    .await;
+    let (_process, client) =
+        gateway_process(dir.path(), "mb_gateway_process_key_00000000000000", &[]).await;
     let written = call_ok(
         &client,
         "ts_write_records",
@@ -875,35 +889,12 @@ async fn the_gateway_process_serves_time_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_serves_before_its_database_is_there_and_uses_it_once_it_is() {
     let dir = tempfile::tempdir().expect("a directory");
-    let keys = dir.path().join("keys.json");
-    let key = "mb_gateway_late_database_key_0000000000";
-    std::fs::write(&keys, json!({ key: "alice" }).to_string()).expect("keys");
     let database = membrain_store::testing::TestDatabase::postgres_not_created();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut command = membrain();
-    command
-        .args([
-            "mcp",
-            "--profile",
-            "gateway",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--ts-store",
-            &database.url,
-        ])
-        .env("MEMBRAIN_KEYS_FILE", &keys)
-        .env("MEMBRAIN_DATA_DIR", dir.path().join("data"));
-    let mut process = ServerProcess::start(command);
-    process.wait_for("gateway profile").await;
-    let client = TestStackUrls {
-        mcp_url: format!("http://127.0.0.1:{port}/mcp"),
-    }
-    .mcp(key)
+    let (_process, client) = gateway_process(
+        dir.path(),
+        "mb_gateway_late_database_key_0000000000",
+        &["--ts-store", &database.url],
+    )
     .await;
     let error = call_err(&client, "ts_list_tables", json!({})).await;
     assert!(error.contains("unavailable"), "{error}");

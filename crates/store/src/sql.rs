@@ -1975,14 +1975,14 @@ impl MemoryStore for SqlStore {
                 .during("planning the import's lookups per call")?;
         }
         let revision = bump_revision(&mut tx, tenant).await?;
-        let mut usage = read_usage(&mut tx, tenant).await?;
+        let before = read_usage(&mut tx, tenant).await?;
+        let mut usage = before;
         let ids: Vec<String> = items.iter().map(|i| i.memory.id.to_string()).collect();
         let mut owners = owners_of(&mut tx, &ids).await?;
         let hashes: Vec<&str> = items.iter().map(|i| i.content_hash.as_str()).collect();
         let mut by_hash = ids_by_hash(&mut tx, tenant, &hashes).await?;
         let mut outcomes = Vec::with_capacity(items.len());
         let mut created: Vec<ImportedMemory> = Vec::new();
-        let (mut added_count, mut added_bytes) = (0i64, 0i64);
         for item in items {
             let memory = &item.memory;
             let owner = owners.get(&memory.id.to_string());
@@ -2009,7 +2009,6 @@ impl MemoryStore for SqlStore {
             let size = stored_size(&stored);
             check_quota(usage, 1, size, limits)?;
             usage = (usage.0 + 1, usage.1 + size);
-            (added_count, added_bytes) = (added_count + 1, added_bytes + size);
             owners.insert(stored.id.to_string(), tenant.as_str().to_owned());
             by_hash.insert(item.content_hash.clone(), stored.id);
             outcomes.push((stored.id, ImportOutcome::Created));
@@ -2020,8 +2019,8 @@ impl MemoryStore for SqlStore {
             });
         }
         insert_new_memories(&mut tx, tenant, &created, revision).await?;
-        if added_count > 0 {
-            adjust_usage(&mut tx, tenant, added_count, added_bytes).await?;
+        if !created.is_empty() {
+            adjust_usage(&mut tx, tenant, usage.0 - before.0, usage.1 - before.1).await?;
         }
         tx.commit().await.during("committing an import")?;
         Ok(outcomes)

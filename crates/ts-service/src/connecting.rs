@@ -46,13 +46,6 @@ impl ConnectingStore {
         }
     }
 
-    pub fn is_connected(&self) -> bool {
-        matches!(
-            *self.state.read().unwrap_or_else(|e| e.into_inner()),
-            State::Ready(_)
-        )
-    }
-
     fn store(&self) -> Result<Arc<dyn TimeSeriesStore>, TsError> {
         match &*self.state.read().unwrap_or_else(|e| e.into_inner()) {
             State::Ready(store) => Ok(store.clone()),
