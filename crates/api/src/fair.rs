@@ -43,7 +43,7 @@ impl Default for CpuPoolSettings {
 
 /// Runs CPU-heavy closures (ranking with the caller's filters, regexes over tags) on blocking
 /// threads, admitted by a [`FairGate`]: at most `threads` at once, at most half of them for one
-/// tenant.
+/// tenant, and at low OS priority for a tenant that used more than its part lately.
 #[derive(Debug)]
 pub struct CpuPool {
     gate: Arc<FairGate>,
@@ -97,7 +97,7 @@ impl CpuPool {
                 )));
             }
         };
-        tokio::task::spawn_blocking(work).await.map_err(|error| {
+        self.gate.run_blocking(tenant, work).await.map_err(|error| {
             tracing::error!(%error, "a CPU task failed");
             ApiError::internal(&error)
         })

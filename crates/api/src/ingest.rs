@@ -165,13 +165,15 @@ impl IngestWorker {
         if missing.is_empty() {
             return vectors;
         }
+        // A batch is claimed for one tenant: its embeddings count against that tenant's share.
+        let tenant = jobs[missing[0]].tenant.clone();
         let texts = missing
             .iter()
             .map(|i| jobs[*i].request.memory.content.clone())
             .collect();
         match self
             .semantic
-            .embed_each_in_background(texts, BackgroundWork::Ingest)
+            .embed_each_in_background(texts, BackgroundWork::Ingest(tenant))
             .await
         {
             Ok(answers) => {

@@ -12,11 +12,17 @@
 //! holding a slot another tenant could use. Tokio's semaphores are fair (first come, first
 //! served), so waiting calls are admitted in order.
 //!
+//! Admitted work runs through the gate's [`CpuUse`] ([`FairGate::run_blocking`]), which counts
+//! each tenant's CPU time and runs a tenant that used more than its part lately at low OS
+//! priority: on few cores, bounding how many calls run is not enough (see [`cpu`]).
+//!
 //! The gate is keyed by tenant by default; any key that names who waits works the same (the SQL
 //! store's writer is shared by tenants and the ingest worker, each a lane of its own).
 //!
 //! Architecture invariant: knows tenants and semaphores only — no HTTP, storage or error types
 //! of the callers, which turn a [`Refusal`] into their own answer.
+
+pub mod cpu;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -24,6 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use membrain_memory::TenantId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use cpu::{CpuUse, Priority, WorkFailed, run_at, run_in_background};
 
 /// How much may run and wait at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +93,7 @@ pub struct FairGate<K: Lane = TenantId> {
     shares: FairShares,
     slots: Arc<Semaphore>,
     counts: Mutex<Counts<K>>,
+    cpu: CpuUse<K>,
 }
 
 impl<K: Lane> std::fmt::Debug for FairGate<K> {
@@ -156,6 +165,7 @@ impl<K: Lane> FairGate<K> {
                 tenants: HashMap::new(),
                 queued: 0,
             }),
+            cpu: CpuUse::new(shares.slots),
         })
     }
 
@@ -243,6 +253,23 @@ impl<K: Lane> FairGate<K> {
             _tenant_slot: tenant_slot,
             _call: call,
         })
+    }
+
+    /// Runs admitted `work` for `tenant` on a blocking thread, at low OS priority when the
+    /// tenant used more than its part of the CPU lately (see [`cpu`]), and counts its CPU time.
+    /// Work admitted elsewhere for a tenant (ingest's embeddings) runs here too, so the count
+    /// covers all of the tenant's heavy work.
+    pub async fn run_blocking<T, F>(&self, tenant: &K, work: F) -> Result<T, WorkFailed>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.cpu.run(tenant, work).await
+    }
+
+    /// The CPU time each tenant used lately, and where its work runs.
+    pub fn cpu(&self) -> &CpuUse<K> {
+        &self.cpu
     }
 
     /// Calls running or waiting now (for tests and logs).

@@ -30,6 +30,9 @@ pub struct ReadLimits {
     pub max_scan_rows: usize,
     /// When this read must be done: set per call by the service; long loops look at it.
     pub deadline: Deadline,
+    /// The reading tenant used more than its part of the CPU lately: a store that scans on its
+    /// own threads runs this read's scan at low OS priority. Set per call by the service.
+    pub low_priority: bool,
 }
 
 impl Default for ReadLimits {
@@ -41,6 +44,7 @@ impl Default for ReadLimits {
             max_query_rows: 1_000,
             max_scan_rows: 2_000_000,
             deadline: Deadline::none(),
+            low_priority: false,
         }
     }
 }

@@ -505,8 +505,10 @@ impl TimeSeriesStore for EmbeddedStore {
         table: &TableRef,
     ) -> Result<TableDescription, TsError> {
         // Counting visits every series: a blocking thread's work.
-        self.read_table(tenant, table, |data| Ok(data.describe(Timestamp::now())))
-            .await
+        self.read_table(tenant, table, false, |data| {
+            Ok(data.describe(Timestamp::now()))
+        })
+        .await
     }
 
     async fn table_meta(&self, tenant: &TenantId, table: &TableRef) -> Result<TableMeta, TsError> {
@@ -552,32 +554,37 @@ impl TimeSeriesStore for EmbeddedStore {
         limits: &ReadLimits,
     ) -> Result<LatestResult, TsError> {
         let (query, limits) = (query.clone(), limits.clone());
-        self.read_table(tenant, &query.table.clone(), move |data| {
-            let measures =
-                select_measures(&query.table, &data.meta.schema, query.measure.as_ref())?;
-            let names: Vec<_> = measures.iter().map(|(name, _)| name).collect();
-            let slots = data.slots_of(names.iter().copied());
-            let oldest = data.oldest(Timestamp::now());
-            let mut ticker = limits.deadline.ticker();
-            let mut found = Vec::new();
-            for (dimensions, series) in &data.series {
-                ticker.tick()?;
-                if !dimensions.matches(&query.dimensions) {
-                    continue;
+        self.read_table(
+            tenant,
+            &query.table.clone(),
+            limits.low_priority,
+            move |data| {
+                let measures =
+                    select_measures(&query.table, &data.meta.schema, query.measure.as_ref())?;
+                let names: Vec<_> = measures.iter().map(|(name, _)| name).collect();
+                let slots = data.slots_of(names.iter().copied());
+                let oldest = data.oldest(Timestamp::now());
+                let mut ticker = limits.deadline.ticker();
+                let mut found = Vec::new();
+                for (dimensions, series) in &data.series {
+                    ticker.tick()?;
+                    if !dimensions.matches(&query.dimensions) {
+                        continue;
+                    }
+                    // One series past the cap shows the answer is truncated.
+                    if found.len() > limits.max_series {
+                        break;
+                    }
+                    if let Some(point) = data.latest(series, oldest, &slots, &mut ticker)? {
+                        found.push(SeriesPoints {
+                            dimensions: dimensions.clone(),
+                            points: vec![point],
+                        });
+                    }
                 }
-                // One series past the cap shows the answer is truncated.
-                if found.len() > limits.max_series {
-                    break;
-                }
-                if let Some(point) = data.latest(series, oldest, &slots, &mut ticker)? {
-                    found.push(SeriesPoints {
-                        dimensions: dimensions.clone(),
-                        points: vec![point],
-                    });
-                }
-            }
-            Ok(LatestResult::capped(found, &limits))
-        })
+                Ok(LatestResult::capped(found, &limits))
+            },
+        )
         .await
     }
 
@@ -588,41 +595,46 @@ impl TimeSeriesStore for EmbeddedStore {
         limits: &ReadLimits,
     ) -> Result<RangeResult, TsError> {
         let (query, limits) = (query.clone(), limits.clone());
-        self.read_table(tenant, &query.table.clone(), move |data| {
-            let plan = plan_range(&query, &data.meta.schema, &limits)?;
-            let names: Vec<_> = plan.measures.iter().map(|(name, _)| name).collect();
-            let slots = data.slots_of(names.iter().copied());
-            let start = plan.start.as_micros().max(data.oldest(Timestamp::now()));
-            let end = plan.end.as_micros();
-            let mut ticker = limits.deadline.ticker();
-            let mut found = Vec::new();
-            // Points still worth copying: one past the cap shows the answer is truncated, and
-            // nothing beyond it is ever copied.
-            let mut budget = limits.max_points.saturating_add(1);
-            for (dimensions, series) in &data.series {
-                ticker.tick()?;
-                if !dimensions.matches(&query.dimensions) {
-                    continue;
+        self.read_table(
+            tenant,
+            &query.table.clone(),
+            limits.low_priority,
+            move |data| {
+                let plan = plan_range(&query, &data.meta.schema, &limits)?;
+                let names: Vec<_> = plan.measures.iter().map(|(name, _)| name).collect();
+                let slots = data.slots_of(names.iter().copied());
+                let start = plan.start.as_micros().max(data.oldest(Timestamp::now()));
+                let end = plan.end.as_micros();
+                let mut ticker = limits.deadline.ticker();
+                let mut found = Vec::new();
+                // Points still worth copying: one past the cap shows the answer is truncated, and
+                // nothing beyond it is ever copied.
+                let mut budget = limits.max_points.saturating_add(1);
+                for (dimensions, series) in &data.series {
+                    ticker.tick()?;
+                    if !dimensions.matches(&query.dimensions) {
+                        continue;
+                    }
+                    if found.len() > limits.max_series || budget == 0 {
+                        break;
+                    }
+                    let rows = series.rows(start, end);
+                    let points = if plan.folding.is_some() {
+                        TableData::fold(&plan, series, rows, &slots, budget, &mut ticker)?
+                    } else {
+                        TableData::records(series, rows, &slots, false, budget, &mut ticker)?
+                    };
+                    if !points.is_empty() {
+                        budget = budget.saturating_sub(points.len());
+                        found.push(SeriesPoints {
+                            dimensions: dimensions.clone(),
+                            points,
+                        });
+                    }
                 }
-                if found.len() > limits.max_series || budget == 0 {
-                    break;
-                }
-                let rows = series.rows(start, end);
-                let points = if plan.folding.is_some() {
-                    TableData::fold(&plan, series, rows, &slots, budget, &mut ticker)?
-                } else {
-                    TableData::records(series, rows, &slots, false, budget, &mut ticker)?
-                };
-                if !points.is_empty() {
-                    budget = budget.saturating_sub(points.len());
-                    found.push(SeriesPoints {
-                        dimensions: dimensions.clone(),
-                        points,
-                    });
-                }
-            }
-            Ok(plan.answer(found, &limits))
-        })
+                Ok(plan.answer(found, &limits))
+            },
+        )
         .await
     }
 
@@ -633,53 +645,58 @@ impl TimeSeriesStore for EmbeddedStore {
         limits: &ReadLimits,
     ) -> Result<Vec<SeriesPoints>, TsError> {
         let (scan, limits) = (scan.clone(), limits.clone());
-        self.read_table(tenant, &scan.table.clone(), move |data| {
-            let all: Vec<_> = data.meta.schema.measures.keys().collect();
-            let slots = match &scan.measures {
-                Some(names) => data.slots_of(names.iter()),
-                None => data.slots_of(all),
-            };
-            let oldest = data.oldest(Timestamp::now());
-            let start = scan
-                .start
-                .map_or(oldest, |start| start.as_micros().max(oldest));
-            let end = scan.end.map_or(i64::MAX, Timestamp::as_micros);
-            let mut ticker = limits.deadline.ticker();
-            // Counting is two binary searches per series: the cap is known before any copy.
-            let mut matching = Vec::new();
-            let mut rows = 0usize;
-            for (dimensions, series) in &data.series {
-                ticker.tick()?;
-                if !dimensions.matches(&scan.dimensions) {
-                    continue;
+        self.read_table(
+            tenant,
+            &scan.table.clone(),
+            limits.low_priority,
+            move |data| {
+                let all: Vec<_> = data.meta.schema.measures.keys().collect();
+                let slots = match &scan.measures {
+                    Some(names) => data.slots_of(names.iter()),
+                    None => data.slots_of(all),
+                };
+                let oldest = data.oldest(Timestamp::now());
+                let start = scan
+                    .start
+                    .map_or(oldest, |start| start.as_micros().max(oldest));
+                let end = scan.end.map_or(i64::MAX, Timestamp::as_micros);
+                let mut ticker = limits.deadline.ticker();
+                // Counting is two binary searches per series: the cap is known before any copy.
+                let mut matching = Vec::new();
+                let mut rows = 0usize;
+                for (dimensions, series) in &data.series {
+                    ticker.tick()?;
+                    if !dimensions.matches(&scan.dimensions) {
+                        continue;
+                    }
+                    let range = series.rows(start, end);
+                    rows = rows.saturating_add(range.len());
+                    if rows > limits.max_scan_rows {
+                        return Err(scan_limit_error(limits.max_scan_rows));
+                    }
+                    if !range.is_empty() {
+                        matching.push((dimensions, series, range));
+                    }
                 }
-                let range = series.rows(start, end);
-                rows = rows.saturating_add(range.len());
-                if rows > limits.max_scan_rows {
-                    return Err(scan_limit_error(limits.max_scan_rows));
-                }
-                if !range.is_empty() {
-                    matching.push((dimensions, series, range));
-                }
-            }
-            matching
-                .into_iter()
-                .map(|(dimensions, series, rows)| {
-                    Ok(SeriesPoints {
-                        dimensions: dimensions.clone(),
-                        // A row is a row in SQL, even when it lacks the selected measures.
-                        points: TableData::records(
-                            series,
-                            rows,
-                            &slots,
-                            true,
-                            usize::MAX,
-                            &mut ticker,
-                        )?,
+                matching
+                    .into_iter()
+                    .map(|(dimensions, series, rows)| {
+                        Ok(SeriesPoints {
+                            dimensions: dimensions.clone(),
+                            // A row is a row in SQL, even when it lacks the selected measures.
+                            points: TableData::records(
+                                series,
+                                rows,
+                                &slots,
+                                true,
+                                usize::MAX,
+                                &mut ticker,
+                            )?,
+                        })
                     })
-                })
-                .collect()
-        })
+                    .collect()
+            },
+        )
         .await
     }
 }
@@ -687,10 +704,13 @@ impl TimeSeriesStore for EmbeddedStore {
 impl EmbeddedStore {
     /// Runs `read_table` over an existing table on a blocking thread, holding the table's read
     /// lock (writers wait only for the moment they apply a change).
+    /// Runs `read_table` over the table's data on a blocking thread, at low OS priority when
+    /// the service says the tenant is heavy (`ReadLimits::low_priority`).
     async fn read_table<T: Send + 'static>(
         &self,
         tenant: &TenantId,
         table: &TableRef,
+        low_priority: bool,
         read_table: impl FnOnce(&TableData) -> Result<T, TsError> + Send + 'static,
     ) -> Result<T, TsError> {
         let slot = self
@@ -698,7 +718,12 @@ impl EmbeddedStore {
             .slot(tenant, table)
             .ok_or_else(|| TsError::table_not_found(table))?;
         let table = table.clone();
-        blocking(move || {
+        let priority = if low_priority {
+            membrain_fair::Priority::Low
+        } else {
+            membrain_fair::Priority::Normal
+        };
+        membrain_fair::run_at(priority, move || {
             let data = read(&slot.data);
             let data = data
                 .as_ref()
@@ -706,6 +731,7 @@ impl EmbeddedStore {
             read_table(data)
         })
         .await
+        .map_err(|error| TsError::Internal(format!("a storage task failed: {error}")))?
     }
 }
 

@@ -121,6 +121,25 @@ impl ReadGate {
             })
     }
 
+    /// Whether `tenant` used more than its part of the CPU lately, so its reads' scans run at
+    /// low OS priority (see `membrain_fair::cpu`).
+    pub fn is_heavy(&self, tenant: &TenantId) -> bool {
+        self.gate.cpu().priority(tenant) == membrain_fair::Priority::Low
+    }
+
+    /// Runs an admitted read's CPU work on a blocking thread, counted against `tenant`'s CPU
+    /// share (see `membrain_fair::cpu`). A panic there is a bug: answered as internal.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        work: impl FnOnce() -> Result<T, TsError> + Send + 'static,
+    ) -> Result<T, TsError> {
+        self.gate
+            .run_blocking(tenant, work)
+            .await
+            .map_err(|error| TsError::Internal(format!("a time-series task failed: {error}")))?
+    }
+
     /// Reads running or waiting now (for tests and logs).
     pub fn in_flight(&self) -> usize {
         self.gate.in_flight()

@@ -124,6 +124,7 @@ impl TimeSeriesService {
         };
         let limits = ReadLimits {
             deadline,
+            low_priority: self.reads.is_heavy(tenant),
             ..self.read_limits.clone()
         };
         let reading = read(limits);
@@ -218,7 +219,8 @@ impl TimeSeriesService {
     }
 
     /// `ts_query`: the read-only SQL subset over the tenant's tables. Planning reads the table's
-    /// schema (no counting); evaluation runs on a blocking thread and stops at the deadline.
+    /// schema (no counting); evaluation runs on a blocking thread (at low priority for a tenant that used more than its
+    /// part of the CPU lately) and stops at the deadline.
     pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, TsError> {
         let query = sql::parse(sql)?;
         self.read(tenant, |limits| async move {
@@ -226,7 +228,11 @@ impl TimeSeriesService {
             let now = Timestamp::now();
             let scan = query.scan(&meta.schema, now)?;
             let series = self.store.scan(tenant, &scan, &limits).await?;
-            blocking(move || query.execute(&meta.schema, series, now, &limits)).await
+            self.reads
+                .run_blocking(tenant, move || {
+                    query.execute(&meta.schema, series, now, &limits)
+                })
+                .await
         })
         .await
     }
@@ -239,13 +245,4 @@ fn waited_too_long(deadline: std::time::Duration) -> TsError {
          ({} ms) for a slot without starting; retry in a second",
         deadline.as_millis()
     ))
-}
-
-/// CPU work on a blocking thread. A panic there is a bug: answered as internal, not a crash.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, TsError> + Send + 'static,
-) -> Result<T, TsError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| TsError::Internal(format!("a time-series task failed: {error}")))?
 }

@@ -70,25 +70,31 @@ pub struct Semantic {
     /// CPU pool, shared with the other CPU-heavy request work, so a tenant's share of the cores
     /// counts its embeddings and its regex-filtered searches together.
     cpu: Arc<CpuPool>,
-    /// Embeddings of ingest batches and the background embedder: one at a time, so a burst of
-    /// ingest never takes every core from the requests...
-    background: Semaphore,
+    /// Embeddings of ingest batches: one at a time, so a burst of ingest never takes every core
+    /// from the requests...
+    ingest: Semaphore,
     /// ...and more at once (up to the CPU pool's size) only while no request work runs in the
     /// pool: alone, ingest uses every core (twice the memories a second on two cores), and a
     /// request arriving meanwhile waits at most for the batches already started.
     spare: Semaphore,
-    /// Ingest batches waiting for a background permit: the background embedder starts no call
-    /// while there are any, so a tenant's new memory never waits behind another tenant's
-    /// backlog of link descriptions.
+    /// The background embedder's calls: one at a time, in a lane of their own and at low OS
+    /// priority, so an ingest batch never waits for one (it once shared ingest's lane, and a
+    /// tenant's new memory then waited for a call slowed by a heavy tenant's work).
+    backfill: Semaphore,
+    /// Ingest batches waiting for a permit: the background embedder starts no call while there
+    /// are any, so a remote embedding service sees a tenant's new memory first.
     ingest_waiting: AtomicUsize,
 }
 
 /// Which background work an embedding is for; ingest goes first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackgroundWork {
-    /// The contents of claimed ingest jobs: a tenant is waiting for them.
-    Ingest,
-    /// Missing or stale vectors (link descriptions, imports): nobody waits for them.
+    /// The contents of a batch of claimed ingest jobs, all of this tenant: it is waiting for
+    /// them. The embedding counts against the tenant's CPU share, so a tenant's burst of ingest
+    /// runs at low priority beside other tenants' requests.
+    Ingest(TenantId),
+    /// Missing or stale vectors (link descriptions, imports): nobody waits for them, so they
+    /// always run at low priority.
     Backfill,
 }
 
@@ -174,7 +180,8 @@ impl Semantic {
             query_cache: Mutex::new(lru::LruCache::new(capacity)),
             spare: Semaphore::new(cpu.gate().shares().slots.saturating_sub(1)),
             cpu,
-            background: Semaphore::new(1),
+            ingest: Semaphore::new(1),
+            backfill: Semaphore::new(1),
             ingest_waiting: AtomicUsize::new(0),
         }
     }
@@ -256,12 +263,12 @@ impl Semantic {
         texts: Vec<String>,
         work: BackgroundWork,
     ) -> Result<Vec<Result<Embedding, EmbedError>>, EmbedError> {
-        match self.embed_in_background(texts.clone(), work).await {
+        match self.embed_in_background(texts.clone(), work.clone()).await {
             Ok(vectors) => Ok(vectors.into_iter().map(Ok).collect()),
             Err(error) if error.is_refusal() && texts.len() > 1 => {
                 let mut answers = Vec::with_capacity(texts.len());
                 for text in texts {
-                    match self.embed_in_background(vec![text], work).await {
+                    match self.embed_in_background(vec![text], work.clone()).await {
                         Ok(mut vector) => answers.push(vector.pop().ok_or_else(|| {
                             EmbedError::Inference("the embedder returned no vector".into())
                         })),
@@ -276,8 +283,8 @@ impl Semantic {
         }
     }
 
-    /// Vectors for ingest and the background embedder: one batch at a time in this process
-    /// (more while no request work runs), ingest before the background embedder.
+    /// Vectors for ingest and the background embedder: one ingest batch at a time in this
+    /// process (more while no request work runs) and, beside it, one background call.
     pub async fn embed_in_background(
         &self,
         texts: Vec<String>,
@@ -286,50 +293,57 @@ impl Semantic {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let _permit = match work {
-            BackgroundWork::Ingest => {
+        let _permit = match &work {
+            BackgroundWork::Ingest(_) => {
                 let _waiting = Waiting::new(&self.ingest_waiting);
-                self.background_permit().await?
+                self.ingest_permit().await?
             }
-            BackgroundWork::Backfill => self.backfill_permit().await,
+            BackgroundWork::Backfill => self.backfill_permit().await?,
         };
         let embedder = self.embedder.clone();
-        let vectors = tokio::task::spawn_blocking(move || {
+        let embed = move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             embedder.embed(&refs)
-        })
-        .await
+        };
+        let vectors = match &work {
+            BackgroundWork::Ingest(tenant) => self.cpu.gate().run_blocking(tenant, embed).await,
+            BackgroundWork::Backfill => membrain_fair::run_in_background(embed).await,
+        }
         .map_err(|e| EmbedError::Inference(format!("the embedding task failed: {e}")))??;
         Ok(self.wrap(vectors))
     }
 
-    /// The background lane's permit when it is free; else a spare one while the CPU pool is
-    /// idle; else, waiting, the background lane's.
-    async fn background_permit(&self) -> Result<SemaphorePermit<'_>, EmbedError> {
-        if let Some(permit) = self.free_background_permit() {
+    /// Ingest's permit when it is free; else a spare one while the CPU pool is idle; else,
+    /// waiting, ingest's.
+    async fn ingest_permit(&self) -> Result<SemaphorePermit<'_>, EmbedError> {
+        if let Some(permit) = self.free_ingest_permit() {
             return Ok(permit);
         }
-        self.background
+        self.ingest
             .acquire()
             .await
             .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))
     }
 
-    /// A permit the background embedder may take: only one that is free while no ingest batch
-    /// waits, looked for again every [`BACKFILL_YIELD`].
-    async fn backfill_permit(&self) -> SemaphorePermit<'_> {
+    /// The background embedder's permit, taken only while no ingest batch waits, looked for
+    /// again every [`BACKFILL_YIELD`].
+    async fn backfill_permit(&self) -> Result<SemaphorePermit<'_>, EmbedError> {
         loop {
-            if self.ingest_waiting.load(Ordering::SeqCst) == 0
-                && let Some(permit) = self.free_background_permit()
-            {
-                return permit;
+            if self.ingest_waiting.load(Ordering::SeqCst) == 0 {
+                let permit =
+                    self.backfill.acquire().await.map_err(|_| {
+                        EmbedError::Inference("the embedder is shutting down".into())
+                    })?;
+                if self.ingest_waiting.load(Ordering::SeqCst) == 0 {
+                    return Ok(permit);
+                }
             }
             tokio::time::sleep(BACKFILL_YIELD).await;
         }
     }
 
-    fn free_background_permit(&self) -> Option<SemaphorePermit<'_>> {
-        if let Ok(permit) = self.background.try_acquire() {
+    fn free_ingest_permit(&self) -> Option<SemaphorePermit<'_>> {
+        if let Ok(permit) = self.ingest.try_acquire() {
             return Some(permit);
         }
         if self.cpu.gate().in_flight() == 0 {
@@ -425,6 +439,10 @@ mod tests {
         }
     }
 
+    fn ingest() -> BackgroundWork {
+        BackgroundWork::Ingest(TenantId::parse("ingesting").unwrap())
+    }
+
     fn semantic_over(embedder: Arc<SlowEmbedder>) -> Arc<Semantic> {
         let cpu = Arc::new(CpuPool::new(CpuPoolSettings {
             threads: 2,
@@ -444,7 +462,7 @@ mod tests {
                 let semantic = semantic.clone();
                 tokio::spawn(async move {
                     semantic
-                        .embed_in_background(vec!["x".into()], BackgroundWork::Ingest)
+                        .embed_in_background(vec!["x".into()], ingest())
                         .await
                 })
             })
@@ -487,8 +505,8 @@ mod tests {
         request.await.unwrap().unwrap();
     }
 
-    /// With the lane taken, an ingest batch that is waiting goes before background-embedder
-    /// calls, even ones that asked first.
+    /// An ingest batch never waits for the background embedder's call in progress (it runs
+    /// beside it), and goes before background calls that asked earlier.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ingest_batches_go_before_the_background_embedder() {
         let embedder = Arc::new(SlowEmbedder::default());
@@ -497,7 +515,7 @@ mod tests {
             let semantic = semantic.clone();
             tokio::spawn(async move { semantic.embed_in_background(vec![text.into()], work).await })
         };
-        // Request work in the pool: one background call at a time.
+        // Request work in the pool: one ingest batch at a time, one background call.
         let tenant = TenantId::parse("busy").unwrap();
         let cpu = semantic.cpu().clone();
         let request = tokio::spawn(async move {
@@ -511,12 +529,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let second = spawn("backfill 2", BackgroundWork::Backfill);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let ingest = spawn("ingest", BackgroundWork::Ingest);
+        let ingest = spawn("ingest", ingest());
         for call in [first, second, ingest] {
             call.await.unwrap().unwrap();
         }
         let started = embedder.started.lock().unwrap().clone();
         assert_eq!(started, ["backfill 1", "ingest", "backfill 2"]);
+        assert_eq!(
+            embedder.most.load(Ordering::SeqCst),
+            2,
+            "the ingest batch ran beside the first background call, not after it"
+        );
         request.await.unwrap().unwrap();
     }
 }
