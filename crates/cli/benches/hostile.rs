@@ -2,7 +2,7 @@
 //! requests the API allows, all at once — searches with the most filter patterns and
 //! `full_scope`, content rewrites that grow histories, expensive `ts_query` scans, a burst of
 //! 10,000 ingest jobs, and 1,000 slow connections that trickle their headers. Prints B's
-//! p50/p99 for search and for add (from `POST` until the job completed) beside a quiet run
+//! p50/p99 for search and for add (from `POST` until the job's `completed_at`) beside a quiet run
 //! without A, the ratio, what A's requests were answered, and the API process's peak RSS.
 //!
 //! Target (SYSTEM.md, issue 10): B's p99 within 2× of its quiet baseline on this 2-core
@@ -127,13 +127,42 @@ async fn run(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Sorted latencies in milliseconds.
+/// Latencies in milliseconds, each with when it was taken (seconds into the phase).
 #[derive(Default, Clone)]
-struct Latencies(Vec<f64>);
+struct Latencies {
+    ms: Vec<f64>,
+    at: Vec<f64>,
+}
 
 impl Latencies {
+    fn push(&mut self, at: f64, ms: f64) {
+        self.at.push(at);
+        self.ms.push(ms);
+    }
+
+    fn len(&self) -> usize {
+        self.ms.len()
+    }
+
+    /// The `n` slowest, as "ms at s".
+    fn slowest(&self, n: usize) -> String {
+        let mut calls: Vec<(f64, f64)> = self
+            .ms
+            .iter()
+            .copied()
+            .zip(self.at.iter().copied())
+            .collect();
+        calls.sort_by(|a, b| b.0.total_cmp(&a.0));
+        calls
+            .iter()
+            .take(n)
+            .map(|(ms, at)| format!("{ms:.0} ms at {at:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn percentile(&self, p: f64) -> f64 {
-        let mut sorted = self.0.clone();
+        let mut sorted = self.ms.clone();
         sorted.sort_by(f64::total_cmp);
         if sorted.is_empty() {
             return f64::NAN;
@@ -148,14 +177,19 @@ const SEARCH_EVERY: Duration = Duration::from_millis(50);
 const ADD_EVERY: Duration = Duration::from_millis(50);
 const POLL_EVERY: Duration = Duration::from_millis(25);
 
+/// What tenant B measured.
+struct BLatencies {
+    search: Latencies,
+    /// From `POST` to the job's `completed_at`.
+    add: Latencies,
+    /// From `POST` to the poll that saw the job done (25 ms steps).
+    add_seen: Latencies,
+}
+
 /// Tenant B's work: one loop searching, one loop adding and waiting for each job.
-async fn tenant_b(
-    http: &reqwest::Client,
-    api: &str,
-    key: &str,
-    seconds: u64,
-) -> (Latencies, Latencies) {
-    let stop = Instant::now() + Duration::from_secs(seconds);
+async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) -> BLatencies {
+    let began = Instant::now();
+    let stop = began + Duration::from_secs(seconds);
     let searches = async {
         let mut took = Latencies::default();
         let mut n = 0;
@@ -176,17 +210,22 @@ async fn tenant_b(
                 response.text().await
             );
             response.bytes().await.unwrap();
-            took.0.push(start.elapsed().as_secs_f64() * 1e3);
+            took.push(
+                (start - began).as_secs_f64(),
+                start.elapsed().as_secs_f64() * 1e3,
+            );
             tokio::time::sleep_until((start + SEARCH_EVERY).into()).await;
         }
         took
     };
     let adds = async {
         let mut took = Latencies::default();
+        let mut seen = Latencies::default();
         let mut n = 0u64;
         while Instant::now() < stop {
             n += 1;
             let start = Instant::now();
+            let posted = chrono::Utc::now();
             let accepted: Value = http
                 .post(format!("{api}/memories"))
                 .header("x-api-key", key)
@@ -201,7 +240,7 @@ async fn tenant_b(
                 .as_str()
                 .unwrap_or_else(|| panic!("B's add was refused: {accepted}"))
                 .to_owned();
-            loop {
+            let completed = loop {
                 let answer: Value = http
                     .get(format!("{api}/memories/jobs/{job}"))
                     .header("x-api-key", key)
@@ -212,16 +251,34 @@ async fn tenant_b(
                     .await
                     .unwrap();
                 if answer["status"] == "completed" || answer["status"] == "failed" {
-                    break;
+                    break answer["completed_at"]
+                        .as_str()
+                        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
                 }
                 tokio::time::sleep(POLL_EVERY).await;
-            }
-            took.0.push(start.elapsed().as_secs_f64() * 1e3);
+            };
+            // Until the job's own completion time (the server's clock is this machine's): the
+            // poll that sees it comes up to 25 ms later, steps that would hide the server's
+            // figure in the poll's.
+            let until = completed.map_or(start.elapsed().as_secs_f64(), |at| {
+                (at.with_timezone(&chrono::Utc) - posted)
+                    .to_std()
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            });
+            let at = (start - began).as_secs_f64();
+            took.push(at, until * 1e3);
+            seen.push(at, start.elapsed().as_secs_f64() * 1e3);
             tokio::time::sleep_until((start + ADD_EVERY).into()).await;
         }
-        took
+        (took, seen)
     };
-    tokio::join!(searches, adds)
+    let (search, (add, add_seen)) = tokio::join!(searches, adds);
+    BLatencies {
+        search,
+        add,
+        add_seen,
+    }
 }
 
 fn fact(n: u64) -> &'static str {
@@ -691,7 +748,7 @@ async fn main() {
 
     // Warm up, then B alone.
     tenant_b(&http, &api_url, &key_b, 3).await;
-    let (quiet_search, quiet_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;
+    let quiet = tenant_b(&http, &api_url, &key_b, options.seconds).await;
 
     // B again while A does its worst, from a process of its own.
     let ids_file = format!("{data}/tenant-a-ids");
@@ -706,7 +763,7 @@ async fn main() {
         &key_a,
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (hostile_search, hostile_add) = tenant_b(&http, &api_url, &key_b, options.seconds).await;
+    let hostile = tenant_b(&http, &api_url, &key_b, options.seconds).await;
     drop(attack.stdin.take());
     let mut report = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut attack.stdout.take().unwrap(), &mut report)
@@ -723,8 +780,13 @@ async fn main() {
         "tenant B", "quiet p50", "quiet p99", "A's p50", "A's p99", "p99 ×"
     );
     for (name, quiet, hostile) in [
-        ("search (k=10)", &quiet_search, &hostile_search),
-        ("add (until ingested)", &quiet_add, &hostile_add),
+        ("search (k=10)", &quiet.search, &hostile.search),
+        ("add (until ingested)", &quiet.add, &hostile.add),
+        (
+            "add (until a poll saw it)",
+            &quiet.add_seen,
+            &hostile.add_seen,
+        ),
     ] {
         println!(
             "{:<28} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>7.2}×   (n = {} / {})",
@@ -734,10 +796,14 @@ async fn main() {
             hostile.percentile(0.5),
             hostile.percentile(0.99),
             hostile.percentile(0.99) / quiet.percentile(0.99),
-            quiet.0.len(),
-            hostile.0.len()
+            quiet.len(),
+            hostile.len()
         );
     }
+    println!();
+    println!("tenant B's slowest calls with A (seconds into the phase):");
+    println!("  search: {}", hostile.search.slowest(8));
+    println!("  add:    {}", hostile.add.slowest(8));
     println!();
     println!("what tenant A was answered:");
     for (what, n) in &answers {

@@ -23,6 +23,8 @@ struct HeldStore {
     entered: Mutex<Vec<String>>,
     release: tokio::sync::Semaphore,
     scan_rows: usize,
+    /// `ReadLimits::low_priority` of each scan, in order.
+    scan_priorities: Mutex<Vec<bool>>,
 }
 
 impl Default for HeldStore {
@@ -31,6 +33,7 @@ impl Default for HeldStore {
             entered: Mutex::new(Vec::new()),
             release: tokio::sync::Semaphore::new(0),
             scan_rows: 0,
+            scan_priorities: Mutex::new(Vec::new()),
         }
     }
 }
@@ -128,6 +131,10 @@ impl TimeSeriesStore for HeldStore {
             limits.deadline.instant().is_some(),
             "the service gives every read a deadline"
         );
+        self.scan_priorities
+            .lock()
+            .expect("not poisoned")
+            .push(limits.low_priority);
         let points = (0..self.scan_rows)
             .map(|i| Point {
                 time: Timestamp::from_micros(i as i64),
@@ -348,4 +355,48 @@ async fn queries_plan_without_counting_and_stop_at_the_deadline() {
         matches!(&error, TsError::Limit(message) if message.contains("deadline")),
         "{error:?}"
     );
+}
+
+/// A tenant that used more than its part of the CPU has its scans run at low priority; the
+/// others do not.
+#[tokio::test]
+async fn a_heavy_tenants_scans_run_at_low_priority() {
+    let store = Arc::new(HeldStore {
+        scan_rows: 10,
+        ..HeldStore::default()
+    });
+    let service = service(
+        Arc::clone(&store),
+        ReadSettings {
+            max_concurrent_reads: 2,
+            ..ReadSettings::default()
+        },
+    );
+    let sql = "SELECT count(*) FROM t_db.x_table";
+    let (heavy, light) = (tenant("heavy"), tenant("light"));
+    service.query(&heavy, sql).await.expect("answered");
+    // Half a CPU second is a quarter of two slots over the last second; the CPU clock counts,
+    // so on a busy machine it takes longer than half a second.
+    let spin = || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(200) {
+            std::hint::black_box(0u64);
+        }
+        Ok(())
+    };
+    for _ in 0..50 {
+        if service.read_gate().is_heavy(&heavy) {
+            break;
+        }
+        service
+            .read_gate()
+            .run_blocking(&heavy, spin)
+            .await
+            .expect("ran");
+    }
+    assert!(service.read_gate().is_heavy(&heavy));
+    service.query(&heavy, sql).await.expect("answered");
+    service.query(&light, sql).await.expect("answered");
+    let priorities = store.scan_priorities.lock().expect("not poisoned").clone();
+    assert_eq!(priorities, [false, true, false]);
 }
