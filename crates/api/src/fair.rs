@@ -67,41 +67,57 @@ impl CpuPool {
         &self.gate
     }
 
-    /// Runs `work` for `tenant` on a blocking thread once the tenant's share and the pool allow.
+    /// Runs `work` for `tenant` on a blocking thread once the tenant's share and the pool allow
+    /// (at low OS priority when the tenant used more than its part lately).
     pub async fn run<T, F>(&self, tenant: &TenantId, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = match tokio::time::timeout(self.queue_timeout, self.gate.admit(tenant)).await
-        {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(Refusal::TenantQueueFull { waiting, .. })) => {
-                return Err(ApiError::busy(format!(
-                    "this API key already has {waiting} heavy requests waiting; wait for them to \
-                     finish before sending more"
-                )));
-            }
-            Ok(Err(Refusal::QueueFull { .. })) => {
-                return Err(ApiError::busy(
-                    "the server is busy with heavy requests; retry in a second",
-                ));
-            }
-            Ok(Err(Refusal::Closed)) => {
-                return Err(ApiError::busy("the server is shutting down"));
-            }
-            Err(_) => {
-                return Err(ApiError::busy(format!(
-                    "the server is busy: no CPU was free within {} s",
-                    self.queue_timeout.as_secs()
-                )));
-            }
-        };
-        self.gate.run_blocking(tenant, work).await.map_err(|error| {
-            tracing::error!(%error, "a CPU task failed");
-            ApiError::internal(&error)
-        })
+        let _permit = self.admit(tenant).await?;
+        self.gate.run_blocking(tenant, work).await.map_err(failed)
     }
+
+    /// Like [`run`](Self::run), but at normal priority whatever the tenant used (still counted):
+    /// for work holding what others wait for. Ranking holds the tenant's index read guard, and
+    /// the ingest worker, which serves every tenant's jobs in turn, waits for it to update the
+    /// index: slowed down, it would hold up the next tenant's jobs too.
+    pub async fn run_holding<T, F>(&self, tenant: &TenantId, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self.admit(tenant).await?;
+        self.gate
+            .cpu()
+            .run_counted(tenant, work)
+            .await
+            .map_err(failed)
+    }
+
+    async fn admit(&self, tenant: &TenantId) -> Result<membrain_fair::FairPermit, ApiError> {
+        match tokio::time::timeout(self.queue_timeout, self.gate.admit(tenant)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(Refusal::TenantQueueFull { waiting, .. })) => Err(ApiError::busy(format!(
+                "this API key already has {waiting} heavy requests waiting; wait for them to \
+                 finish before sending more"
+            ))),
+            Ok(Err(Refusal::QueueFull { .. })) => Err(ApiError::busy(
+                "the server is busy with heavy requests; retry in a second",
+            )),
+            Ok(Err(Refusal::Closed)) => Err(ApiError::busy("the server is shutting down")),
+            Err(_) => Err(ApiError::busy(format!(
+                "the server is busy: no CPU was free within {} s",
+                self.queue_timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+/// A CPU task that panicked: a bug, answered as internal.
+fn failed(error: membrain_fair::WorkFailed) -> ApiError {
+    tracing::error!(%error, "a CPU task failed");
+    ApiError::internal(&error)
 }
 
 /// Bounds of [`TenantLimiter`].

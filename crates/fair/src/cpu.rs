@@ -126,6 +126,19 @@ impl<K: Lane> CpuUse<K> {
         };
     }
 
+    /// Runs `work` at normal priority whatever `lane` used, and counts its CPU time against the
+    /// lane: for work others wait behind (the ingest worker serves every tenant's jobs in turn,
+    /// so slowing a heavy tenant's job there would hold up the next tenant's too).
+    pub async fn run_counted<T, F>(&self, lane: &K, work: F) -> Result<T, WorkFailed>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (answer, seconds) = run_timed(Priority::Normal, work).await?;
+        self.record(lane, seconds);
+        Ok(answer)
+    }
+
     /// Runs `work` for `lane` on a blocking thread, at low priority when the lane is heavy, and
     /// counts the CPU time it took against the lane. Admission is the caller's: this only
     /// decides where the admitted work runs.

@@ -186,10 +186,11 @@ pub async fn search_memories(
         max_results: limits.max_result_memories,
     };
     // The index's read guard is let go as soon as ranking is done: held while this search waits
-    // for the CPU again, it would keep the ingest worker (which updates the index) waiting too.
+    // for the CPU again, it would keep the ingest worker (which updates the index) waiting too,
+    // which is also why ranking is never lowered in priority.
     let (filter, ranked, similarities, mut truncated) = state
         .cpu
-        .run(&tenant, move || {
+        .run_holding(&tenant, move || {
             let (ranked, truncated) = rank(&index.index, &filter, &request);
             let similarities: HashMap<MemoryId, f32> = ranked
                 .iter()

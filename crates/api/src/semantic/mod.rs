@@ -90,8 +90,8 @@ pub struct Semantic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackgroundWork {
     /// The contents of a batch of claimed ingest jobs, all of this tenant: it is waiting for
-    /// them. The embedding counts against the tenant's CPU share, so a tenant's burst of ingest
-    /// runs at low priority beside other tenants' requests.
+    /// them. The embedding counts against the tenant's CPU share (its requests run at low
+    /// priority sooner), but runs at normal priority: the next tenant's jobs wait behind it.
     Ingest(TenantId),
     /// Missing or stale vectors (link descriptions, imports): nobody waits for them, so they
     /// always run at low priority.
@@ -306,7 +306,10 @@ impl Semantic {
             embedder.embed(&refs)
         };
         let vectors = match &work {
-            BackgroundWork::Ingest(tenant) => self.cpu.gate().run_blocking(tenant, embed).await,
+            // Not lowered for a heavy tenant: other tenants' jobs wait behind the batch.
+            BackgroundWork::Ingest(tenant) => {
+                self.cpu.gate().cpu().run_counted(tenant, embed).await
+            }
             BackgroundWork::Backfill => membrain_fair::run_in_background(embed).await,
         }
         .map_err(|e| EmbedError::Inference(format!("the embedding task failed: {e}")))??;
