@@ -134,9 +134,7 @@ impl<K: Lane> CpuUse<K> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (answer, seconds) = run_timed(Priority::Normal, work).await?;
-        self.record(lane, seconds);
-        Ok(answer)
+        self.run_recorded(Priority::Normal, lane, work).await
     }
 
     /// Runs `work` for `lane` on a blocking thread, at low priority when the lane is heavy, and
@@ -147,7 +145,20 @@ impl<K: Lane> CpuUse<K> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (answer, seconds) = run_timed(self.priority(lane), work).await?;
+        self.run_recorded(self.priority(lane), lane, work).await
+    }
+
+    async fn run_recorded<T, F>(
+        &self,
+        priority: Priority,
+        lane: &K,
+        work: F,
+    ) -> Result<T, WorkFailed>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (answer, seconds) = run_timed(priority, work).await?;
         self.record(lane, seconds);
         Ok(answer)
     }
@@ -214,8 +225,7 @@ where
         .map_err(|error| WorkFailed(error.to_string()))?
 }
 
-/// This thread's CPU time so far; 0 where the clock cannot be read (the lane is then never
-/// counted heavy, which is the old behaviour).
+/// This thread's CPU time so far (Linux's per-thread CPU clock, which every thread has).
 fn thread_cpu_seconds() -> f64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
