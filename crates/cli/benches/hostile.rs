@@ -132,12 +132,19 @@ async fn run(args: &[&str]) -> String {
 struct Latencies {
     ms: Vec<f64>,
     at: Vec<f64>,
+    /// What the server said of each call, shown with the slowest.
+    notes: Vec<String>,
 }
 
 impl Latencies {
     fn push(&mut self, at: f64, ms: f64) {
+        self.push_noted(at, ms, String::new());
+    }
+
+    fn push_noted(&mut self, at: f64, ms: f64, note: String) {
         self.at.push(at);
         self.ms.push(ms);
+        self.notes.push(note);
     }
 
     fn len(&self) -> usize {
@@ -146,17 +153,14 @@ impl Latencies {
 
     /// The `n` slowest, as "ms at s".
     fn slowest(&self, n: usize) -> String {
-        let mut calls: Vec<(f64, f64)> = self
-            .ms
-            .iter()
-            .copied()
-            .zip(self.at.iter().copied())
+        let mut calls: Vec<(f64, f64, &str)> = (0..self.ms.len())
+            .map(|i| (self.ms[i], self.at[i], self.notes[i].as_str()))
             .collect();
         calls.sort_by(|a, b| b.0.total_cmp(&a.0));
         calls
             .iter()
             .take(n)
-            .map(|(ms, at)| format!("{ms:.0} ms at {at:.1} s"))
+            .map(|(ms, at, note)| format!("{ms:.0} ms at {at:.1} s{note}"))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -240,7 +244,7 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
                 .as_str()
                 .unwrap_or_else(|| panic!("B's add was refused: {accepted}"))
                 .to_owned();
-            let completed = loop {
+            let (completed, note) = loop {
                 let answer: Value = http
                     .get(format!("{api}/memories/jobs/{job}"))
                     .header("x-api-key", key)
@@ -251,9 +255,22 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
                     .await
                     .unwrap();
                 if answer["status"] == "completed" || answer["status"] == "failed" {
-                    break answer["completed_at"]
-                        .as_str()
-                        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+                    let time = |field: &str| {
+                        answer[field]
+                            .as_str()
+                            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                    };
+                    // How long the job waited for a worker, and how long the worker took.
+                    let note = match (time("created_at"), time("started_at"), time("completed_at"))
+                    {
+                        (Some(created), Some(started), Some(completed)) => format!(
+                            " (queued {} ms, worked {} ms)",
+                            (started - created).num_milliseconds(),
+                            (completed - started).num_milliseconds()
+                        ),
+                        _ => String::new(),
+                    };
+                    break (time("completed_at"), note);
                 }
                 tokio::time::sleep(POLL_EVERY).await;
             };
@@ -267,7 +284,7 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
                     .as_secs_f64()
             });
             let at = (start - began).as_secs_f64();
-            took.push(at, until * 1e3);
+            took.push_noted(at, until * 1e3, note);
             seen.push(at, start.elapsed().as_secs_f64() * 1e3);
             tokio::time::sleep_until((start + ADD_EVERY).into()).await;
         }
