@@ -260,9 +260,9 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
                             .as_str()
                             .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
                     };
+                    let completed = time("completed_at");
                     // How long the job waited for a worker, and how long the worker took.
-                    let note = match (time("created_at"), time("started_at"), time("completed_at"))
-                    {
+                    let note = match (time("created_at"), time("started_at"), completed) {
                         (Some(created), Some(started), Some(completed)) => format!(
                             " (queued {} ms, worked {} ms)",
                             (started - created).num_milliseconds(),
@@ -270,14 +270,15 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
                         ),
                         _ => String::new(),
                     };
-                    break (time("completed_at"), note);
+                    break (completed, note);
                 }
                 tokio::time::sleep(POLL_EVERY).await;
             };
             // Until the job's own completion time (the server's clock is this machine's): the
             // poll that sees it comes up to 25 ms later, steps that would hide the server's
             // figure in the poll's.
-            let until = completed.map_or(start.elapsed().as_secs_f64(), |at| {
+            let seen_after = start.elapsed().as_secs_f64();
+            let until = completed.map_or(seen_after, |at| {
                 (at.with_timezone(&chrono::Utc) - posted)
                     .to_std()
                     .unwrap_or_default()
@@ -285,7 +286,7 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
             });
             let at = (start - began).as_secs_f64();
             took.push_noted(at, until * 1e3, note);
-            seen.push(at, start.elapsed().as_secs_f64() * 1e3);
+            seen.push(at, seen_after * 1e3);
             tokio::time::sleep_until((start + ADD_EVERY).into()).await;
         }
         (took, seen)
