@@ -78,23 +78,6 @@ impl CpuPool {
         self.gate.run_blocking(tenant, work).await.map_err(failed)
     }
 
-    /// Like [`run`](Self::run), but at normal priority whatever the tenant used (still counted):
-    /// for work holding what others wait for. Ranking holds the tenant's index read guard, and
-    /// the ingest worker, which serves every tenant's jobs in turn, waits for it to update the
-    /// index: slowed down, it would hold up the next tenant's jobs too.
-    pub async fn run_holding<T, F>(&self, tenant: &TenantId, work: F) -> Result<T, ApiError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let _permit = self.admit(tenant).await?;
-        self.gate
-            .cpu()
-            .run_counted(tenant, work)
-            .await
-            .map_err(failed)
-    }
-
     async fn admit(&self, tenant: &TenantId) -> Result<membrain_fair::FairPermit, ApiError> {
         match tokio::time::timeout(self.queue_timeout, self.gate.admit(tenant)).await {
             Ok(Ok(permit)) => Ok(permit),

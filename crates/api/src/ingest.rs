@@ -13,14 +13,16 @@
 //! passes the tenant of its last batch to the claim); between two jobs of a batch the worker
 //! looks for another tenant's queued job and, if there is one, hands the rest of its batch back
 //! (their vectors kept in the recent-vectors cache, so the model's work is not lost), so one
-//! tenant's burst delays another's job by at most the job in progress, not a whole batch; the
+//! tenant's burst delays another's job by at most the job in progress, not a whole batch; while
+//! request work runs, the workers of a process hold different tenants ([`IngestTeam`]), so a
+//! heavy tenant's burst keeps one worker and another tenant's new memory finds a free one; the
 //! worker's writes wait in a lane of their own at the store's writer, so a tenant's own writes
 //! do not hold its batches up either. A worker renews the leases of its batch while it works (a
 //! slow language model does not hand the job to a second worker), and completes, fails or
 //! requeues a job only while its claim still holds it.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use membrain_memory::text::{content_hash, keywords};
@@ -44,10 +46,75 @@ pub(crate) const KEYWORDS_PER_MEMORY: usize = 8;
 /// that wait); large enough that the model runs batched.
 const CLAIM_BATCH: usize = 8;
 
+/// The ingest workers of one process, as they and the route that queues jobs see each other:
+/// whose batches they hold, and a bell that wakes a free worker.
+///
+/// While request work runs, a worker passes over the tenants its fellow workers hold: a heavy
+/// tenant's burst keeps one worker, not all, and another tenant's new memory is claimed at once
+/// instead of after a batch's embedding. While no request work runs, a free worker helps with a
+/// held tenant's jobs (alone, a tenant's import uses every core).
+#[derive(Debug, Default)]
+pub struct IngestTeam {
+    ready: Notify,
+    /// Batches held now, per tenant.
+    held: Mutex<HashMap<TenantId, usize>>,
+    /// One worker claims at a time, so two never take the same tenant by both looking before
+    /// either held it.
+    claiming: tokio::sync::Mutex<()>,
+}
+
+impl IngestTeam {
+    /// A job of `tenant` was queued: wakes a free worker, unless a worker holds a batch of this
+    /// tenant already (it comes back for the job after that batch, and the free worker stays
+    /// free for other tenants).
+    pub fn job_queued(&self, tenant: &TenantId) {
+        if !self.held().contains_key(tenant) {
+            self.ready.notify_one();
+        }
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<TenantId, usize>> {
+        // Counter updates only: nothing under this lock can panic half-way.
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn hold(self: &Arc<Self>, tenant: &TenantId) -> Held {
+        *self.held().entry(tenant.clone()).or_default() += 1;
+        Held {
+            team: self.clone(),
+            tenant: tenant.clone(),
+        }
+    }
+}
+
+/// A batch of one tenant's jobs held by a worker, counted in its team until dropped.
+struct Held {
+    team: Arc<IngestTeam>,
+    tenant: TenantId,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.team.held();
+        if let Some(count) = held.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+/// Jobs claimed together, all of one tenant, and their place in the team.
+struct Batch {
+    jobs: Vec<IngestJob>,
+    held: Held,
+}
+
 pub struct IngestWorker {
     store: Arc<dyn MemoryStore>,
     semantic: Arc<Semantic>,
-    ready: Arc<Notify>,
+    team: Arc<IngestTeam>,
     lease: Duration,
     poll_interval: Duration,
     /// The limits `POST /memories` checked the job against, and the tag, history and quota
@@ -59,7 +126,7 @@ impl IngestWorker {
     pub fn new(
         store: Arc<dyn MemoryStore>,
         semantic: Arc<Semantic>,
-        ready: Arc<Notify>,
+        team: Arc<IngestTeam>,
         lease: Duration,
         poll_interval: Duration,
         limits: Arc<Limits>,
@@ -67,7 +134,7 @@ impl IngestWorker {
         Self {
             store,
             semantic,
-            ready,
+            team,
             lease,
             poll_interval,
             limits,
@@ -81,15 +148,16 @@ impl IngestWorker {
         let mut last_tenant = None;
         while !shutdown.is_cancelled() {
             match self.claim_batch(last_tenant.as_ref()).await {
-                Ok(jobs) if !jobs.is_empty() => {
+                Ok(Some(Batch { jobs, held })) => {
                     failures = 0;
-                    last_tenant = jobs.first().map(|job| job.tenant.clone());
+                    last_tenant = Some(held.tenant.clone());
                     self.process_batch(jobs).await;
+                    drop(held);
                 }
-                Ok(_) => {
+                Ok(None) => {
                     failures = 0;
                     tokio::select! {
-                        _ = self.ready.notified() => {}
+                        _ = self.team.ready.notified() => {}
                         _ = tokio::time::sleep(self.poll_interval) => {}
                         _ = shutdown.cancelled() => break,
                     }
@@ -107,14 +175,31 @@ impl IngestWorker {
         }
     }
 
-    /// Up to [`CLAIM_BATCH`] jobs of the tenant whose turn it is after `last_tenant`.
+    /// Up to [`CLAIM_BATCH`] jobs of the tenant whose turn it is after `last_tenant`, passing
+    /// over the tenants fellow workers hold unless no request work runs (see [`IngestTeam`]).
     async fn claim_batch(
         &self,
         last_tenant: Option<&TenantId>,
-    ) -> Result<Vec<IngestJob>, StoreError> {
-        self.store
-            .claim_ingest_jobs(self.lease, CLAIM_BATCH, last_tenant)
-            .await
+    ) -> Result<Option<Batch>, StoreError> {
+        let _claiming = self.team.claiming.lock().await;
+        let held: Vec<TenantId> = self.team.held().keys().cloned().collect();
+        let mut jobs = self
+            .store
+            .claim_ingest_jobs(self.lease, CLAIM_BATCH, last_tenant, &held)
+            .await?;
+        if jobs.is_empty() && !held.is_empty() && self.semantic.cpu().gate().in_flight() == 0 {
+            jobs = self
+                .store
+                .claim_ingest_jobs(self.lease, CLAIM_BATCH, last_tenant, &[])
+                .await?;
+        }
+        let Some(tenant) = jobs.first().map(|job| job.tenant.clone()) else {
+            return Ok(None);
+        };
+        Ok(Some(Batch {
+            held: self.team.hold(&tenant),
+            jobs,
+        }))
     }
 
     async fn process_batch(&self, jobs: Vec<IngestJob>) {

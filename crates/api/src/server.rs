@@ -15,7 +15,6 @@ use membrain_memory::Limits;
 use membrain_store::MemoryStore;
 use membrain_ts_service::TimeSeriesService;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -23,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::fair::{CpuPool, CpuPoolSettings, TenantLimiter, TenantLimits};
-use crate::ingest::IngestWorker;
+use crate::ingest::{IngestTeam, IngestWorker};
 use crate::keys::require_key;
 use crate::maintenance::{Maintenance, Retention};
 use crate::routes;
@@ -86,8 +85,8 @@ pub struct AppState {
     pub store: Arc<dyn MemoryStore>,
     pub keys: Arc<dyn KeyResolver>,
     pub limits: Arc<Limits>,
-    /// Wakes an idle ingest worker as soon as a job is queued.
-    pub ingest_ready: Arc<Notify>,
+    /// The ingest workers: a queued job wakes a free one.
+    pub ingest: Arc<IngestTeam>,
     /// The embedder, the optional language model and the per-tenant search indexes.
     pub semantic: Arc<Semantic>,
     /// The time-series store and its limits; `None` when this API serves memories only.
@@ -112,7 +111,7 @@ impl AppState {
             store,
             keys,
             limits: Arc::new(settings.limits.clone()),
-            ingest_ready: Arc::new(Notify::new()),
+            ingest: Arc::default(),
             cpu: semantic.cpu().clone(),
             semantic,
             timeseries: None,
@@ -250,7 +249,7 @@ impl ApiServer {
                 IngestWorker::new(
                     store.clone(),
                     semantic.clone(),
-                    state.ingest_ready.clone(),
+                    state.ingest.clone(),
                     settings.job_lease,
                     settings.job_poll_interval,
                     state.limits.clone(),

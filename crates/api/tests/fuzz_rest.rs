@@ -580,7 +580,7 @@ async fn fuzz_router(
     let worker = IngestWorker::new(
         store,
         semantic,
-        state.ingest_ready.clone(),
+        state.ingest.clone(),
         settings.job_lease,
         Duration::from_millis(20),
         state.limits.clone(),

@@ -9,7 +9,7 @@
 //! OS priority ([`LOW_PRIORITY_NICE`]). The kernel then gives the other tenants' threads the
 //! core first, and the heavy lane the rest: a tenant alone still uses every idle core.
 //!
-//! Work nobody waits for (the background embedder) always runs at low priority.
+//! Work nobody waits for (the background embedder) always runs at the lowest priority, nice 19.
 //!
 //! A low-priority thread is started for each such call rather than pooled: the work is
 //! milliseconds long, a thread start tens of microseconds, and a thread that lowered its
@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use crate::Lane;
 
-/// The nice value of low-priority threads. Against a thread at 0 the kernel gives them about a
-/// tenth of a shared core (weights 110 and 1024), so the heavy lane still progresses when
-/// every core is busy, just after the others.
+/// How many nice steps below the process low-priority threads run (at most nice 19). Against a
+/// thread of the process the kernel gives them about a tenth of a shared core (weights 110 and
+/// 1024 at nice 10 and 0), so the heavy lane still progresses when every core is busy, just
+/// after the others. Relative, so a server started under `nice` keeps the same order.
 pub const LOW_PRIORITY_NICE: i32 = 10;
 
 /// How fast counted CPU time is forgotten: it decays by `e` in this long, so the count is
@@ -43,6 +44,20 @@ pub enum Priority {
     Normal,
     /// See [`LOW_PRIORITY_NICE`].
     Low,
+    /// Below that, at nice 19: work nobody waits for, which a heavy tenant's work (its ingest
+    /// embeddings) goes before too.
+    Background,
+}
+
+impl Priority {
+    /// Nice steps below the process.
+    fn lowered_by(self) -> i32 {
+        match self {
+            Priority::Normal => 0,
+            Priority::Low => LOW_PRIORITY_NICE,
+            Priority::Background => 19,
+        }
+    }
 }
 
 /// The work panicked (a bug) or found no thread to run on; callers answer it as an internal
@@ -126,17 +141,6 @@ impl<K: Lane> CpuUse<K> {
         };
     }
 
-    /// Runs `work` at normal priority whatever `lane` used, and counts its CPU time against the
-    /// lane: for work others wait behind (the ingest worker serves every tenant's jobs in turn,
-    /// so slowing a heavy tenant's job there would hold up the next tenant's too).
-    pub async fn run_counted<T, F>(&self, lane: &K, work: F) -> Result<T, WorkFailed>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.run_recorded(Priority::Normal, lane, work).await
-    }
-
     /// Runs `work` for `lane` on a blocking thread, at low priority when the lane is heavy, and
     /// counts the CPU time it took against the lane. Admission is the caller's: this only
     /// decides where the admitted work runs.
@@ -145,32 +149,19 @@ impl<K: Lane> CpuUse<K> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.run_recorded(self.priority(lane), lane, work).await
-    }
-
-    async fn run_recorded<T, F>(
-        &self,
-        priority: Priority,
-        lane: &K,
-        work: F,
-    ) -> Result<T, WorkFailed>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let (answer, seconds) = run_timed(priority, work).await?;
+        let (answer, seconds) = run_timed(self.priority(lane), work).await?;
         self.record(lane, seconds);
         Ok(answer)
     }
 }
 
-/// Runs `work` on a low-priority thread: for work nobody waits for.
+/// Runs `work` on a thread of the lowest priority: for work nobody waits for.
 pub async fn run_in_background<T, F>(work: F) -> Result<T, WorkFailed>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    run_at(Priority::Low, work).await
+    run_at(Priority::Background, work).await
 }
 
 /// Runs `work` on a blocking thread of `priority`, decided by the caller from [`CpuUse`]
@@ -202,12 +193,12 @@ where
         });
         answer.map(|answer| (answer, thread_cpu_seconds() - start))
     };
-    if priority == Priority::Low {
+    if priority != Priority::Normal {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let started = std::thread::Builder::new()
             .name("membrain-low-priority".into())
             .spawn(move || {
-                lower_this_threads_priority();
+                lower_this_threads_priority(priority.lowered_by());
                 let _ = sender.send(timed());
             });
         return match started {
@@ -231,10 +222,18 @@ fn thread_cpu_seconds() -> f64 {
     now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
-/// Lowers the calling thread's priority (on Linux the nice value is per thread). Lowering needs
-/// no privilege; if it fails anyway, the work runs at normal priority, as before.
-fn lower_this_threads_priority() {
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), LOW_PRIORITY_NICE);
+/// Lowers the calling thread's priority by `steps` (on Linux the nice value is per thread), to
+/// nice 19 at most. Never raises it: a process already at nice 19 stays there (an absolute nice
+/// of 10 would have run its "low" work above everything else). Lowering needs no privilege; if
+/// it fails anyway, the work runs at normal priority, as before.
+fn lower_this_threads_priority(steps: i32) {
+    let thread = Some(rustix::thread::gettid());
+    if let Ok(now) = rustix::process::getpriority_process(thread) {
+        let lower = now.saturating_add(steps).min(19);
+        if lower > now {
+            let _ = rustix::process::setpriority_process(thread, lower);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,7 +288,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             run_in_background(nice_of_this_thread).await.unwrap(),
-            (normal + LOW_PRIORITY_NICE).min(19)
+            19,
+            "the lowest priority"
         );
         let cpu = CpuUse::new(1);
         let failed = cpu

@@ -257,8 +257,8 @@ impl<K: Lane> FairGate<K> {
 
     /// Runs admitted `work` for `tenant` on a blocking thread, at low OS priority when the
     /// tenant used more than its part of the CPU lately (see [`cpu`]), and counts its CPU time.
-    /// Work admitted elsewhere for a tenant (ingest's embeddings, through
-    /// [`CpuUse::run_counted`]) is counted too, so the count covers all of its heavy work.
+    /// Work admitted elsewhere for a tenant (ingest's embeddings) runs through the same
+    /// [`CpuUse`], so the count covers all of its heavy work.
     pub async fn run_blocking<T, F>(&self, tenant: &K, work: F) -> Result<T, WorkFailed>
     where
         F: FnOnce() -> T + Send + 'static,

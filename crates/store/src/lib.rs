@@ -96,11 +96,13 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// its last batch serves every waiting tenant before any tenant twice, and one tenant's burst
     /// delays another's job by at most the batch in progress (less: workers hand the rest of a
     /// batch back when another tenant waits, [`release_ingest_jobs`](Self::release_ingest_jobs)).
+    /// Tenants in `skip` are passed over (another worker of the process has their batch).
     async fn claim_ingest_jobs(
         &self,
         lease: Duration,
         max: usize,
         after: Option<&TenantId>,
+        skip: &[TenantId],
     ) -> Result<Vec<IngestJob>, StoreError>;
     /// Extends the leases of jobs still held by these claims; returns how many were extended
     /// (fewer when another worker took a job over).

@@ -977,6 +977,7 @@ impl MemoryStore for SqlStore {
         lease: Duration,
         max: usize,
         after: Option<&TenantId>,
+        skip: &[TenantId],
     ) -> Result<Vec<IngestJob>, StoreError> {
         let _turn = self.write_turn(Writer::Ingest).await?;
         let now = Utc::now();
@@ -987,13 +988,18 @@ impl MemoryStore for SqlStore {
         // re-checks it on rows another worker changed meanwhile, so a job is never claimed twice.
         const WAITING: &str =
             "(status = 'queued' OR (status = 'running' AND lease_expires_at < $1))";
+        // Placeholders only: the skipped tenants are bound, from $6 on.
+        let skipped: String = (0..skip.len())
+            .map(|i| format!(" AND tenant_id <> ${}", i + 6))
+            .collect();
         // The pick is materialised: inlined as a subquery, PostgreSQL may run it more than once,
         // and with SKIP LOCKED each run locks other rows, so a claim could exceed `max`.
         let sql = format!(
             "WITH picked AS MATERIALIZED (SELECT id FROM ingest_jobs \
                  WHERE tenant_id = COALESCE( \
-                     (SELECT MIN(tenant_id) FROM ingest_jobs WHERE {WAITING} AND tenant_id > $5), \
-                     (SELECT MIN(tenant_id) FROM ingest_jobs WHERE {WAITING})) \
+                     (SELECT MIN(tenant_id) FROM ingest_jobs \
+                      WHERE {WAITING} AND tenant_id > $5{skipped}), \
+                     (SELECT MIN(tenant_id) FROM ingest_jobs WHERE {WAITING}{skipped})) \
                  AND {WAITING} \
                  ORDER BY created_at, id LIMIT $4 {}) \
              UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, \
@@ -1002,12 +1008,16 @@ impl MemoryStore for SqlStore {
              RETURNING {JOB_COLUMNS}",
             self.backend.skip_locked()
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(micros(now))
             .bind(micros(lease_end))
             .bind(&token.0)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .bind(after.map(TenantId::as_str).unwrap_or_default())
+            .bind(after.map(TenantId::as_str).unwrap_or_default());
+        for tenant in skip {
+            query = query.bind(tenant.as_str());
+        }
+        let rows = query
             .fetch_all(&self.write)
             .await
             .during("claiming ingest jobs")?;

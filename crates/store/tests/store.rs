@@ -40,6 +40,7 @@ on_both_backends!(
     vectors_of_another_model_are_pending_until_remade,
     ingest_is_claimed_in_turns_across_tenants,
     a_batch_handed_back_for_another_tenant_keeps_its_place,
+    a_claim_passes_over_the_tenants_it_is_told_to_skip,
     only_the_claim_holding_a_job_may_finish_it,
     quotas_refuse_what_would_cross_them,
     histories_and_merged_tags_stay_within_their_limits,
@@ -111,7 +112,11 @@ async fn ingest(store: &SqlStore, tenant: &TenantId, memory: PreparedMemory) -> 
 
 /// Claims at most one job, as a worker with a batch of one would.
 async fn claim_one(store: &SqlStore, lease: Duration) -> Option<IngestJob> {
-    store.claim_ingest_jobs(lease, 1, None).await.unwrap().pop()
+    store
+        .claim_ingest_jobs(lease, 1, None, &[])
+        .await
+        .unwrap()
+        .pop()
 }
 
 async fn keys_resolve_to_their_tenant_until_revoked(backend: Backend) {
@@ -902,7 +907,7 @@ async fn ingest_is_claimed_in_turns_across_tenants(backend: Backend) {
         .unwrap();
     let lease = Duration::from_secs(30);
     // A worker that has served no one yet starts with the first tenant: a's oldest 16, in order.
-    let first = store.claim_ingest_jobs(lease, 16, None).await.unwrap();
+    let first = store.claim_ingest_jobs(lease, 16, None, &[]).await.unwrap();
     assert_eq!(first.len(), 16);
     assert!(
         first.iter().all(|job| job.tenant == a),
@@ -910,30 +915,93 @@ async fn ingest_is_claimed_in_turns_across_tenants(backend: Backend) {
     );
     assert!(first.windows(2).all(|w| w[0].created_at <= w[1].created_at));
     // After a, b's turn then c's, though a still has 24 jobs older than theirs.
-    let second = store.claim_ingest_jobs(lease, 16, Some(&a)).await.unwrap();
+    let second = store
+        .claim_ingest_jobs(lease, 16, Some(&a), &[])
+        .await
+        .unwrap();
     assert_eq!(
         second.iter().map(|job| job.id).collect::<Vec<_>>(),
         vec![b_job.id],
         "b's job is next, not behind a's burst"
     );
-    let third = store.claim_ingest_jobs(lease, 16, Some(&b)).await.unwrap();
+    let third = store
+        .claim_ingest_jobs(lease, 16, Some(&b), &[])
+        .await
+        .unwrap();
     assert_eq!(
         third.iter().map(|job| job.id).collect::<Vec<_>>(),
         vec![c_job.id]
     );
     // After the last tenant the turn wraps around to a; every job is claimed once.
-    let rest = store.claim_ingest_jobs(lease, 100, Some(&c)).await.unwrap();
+    let rest = store
+        .claim_ingest_jobs(lease, 100, Some(&c), &[])
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 24);
     assert!(rest.iter().all(|job| job.tenant == a));
     assert!(rest.iter().all(|j| !first.iter().any(|f| f.id == j.id)));
     assert!(
         store
-            .claim_ingest_jobs(lease, 16, Some(&a))
+            .claim_ingest_jobs(lease, 16, Some(&a), &[])
             .await
             .unwrap()
             .is_empty(),
         "nothing is left to claim"
     );
+}
+
+/// A worker passes over the tenants whose batches its fellow workers hold, so a burst of one
+/// tenant never has both workers while another tenant's job waits.
+async fn a_claim_passes_over_the_tenants_it_is_told_to_skip(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let limits = Limits::default();
+    let (a, b, c) = (tenant("a"), tenant("b"), tenant("c"));
+    for i in 0..10 {
+        store
+            .enqueue_ingest(&a, &request(&format!("a burst {i}")), &limits)
+            .await
+            .unwrap();
+    }
+    for t in [&b, &c] {
+        store
+            .enqueue_ingest(t, &request(&format!("{t}'s one memory")), &limits)
+            .await
+            .unwrap();
+    }
+    let lease = Duration::from_secs(30);
+    let tenants = |jobs: &[IngestJob]| {
+        jobs.iter()
+            .map(|job| job.tenant.clone())
+            .collect::<Vec<_>>()
+    };
+    // Skipping a, the first turn is b's, though a comes first and has the oldest jobs.
+    let first = store
+        .claim_ingest_jobs(lease, 4, None, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    assert_eq!(tenants(&first), vec![b.clone()]);
+    // After c's turn the claim wraps around, still past a: to nobody, once c's job is taken.
+    let second = store
+        .claim_ingest_jobs(lease, 4, Some(&b), &[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    assert_eq!(tenants(&second), vec![c.clone()]);
+    let none = store
+        .claim_ingest_jobs(lease, 4, Some(&c), std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "only a's jobs are left: {:?}",
+        tenants(&none)
+    );
+    // Skipping nobody, a's jobs are claimed as before.
+    let rest = store
+        .claim_ingest_jobs(lease, 4, Some(&c), &[])
+        .await
+        .unwrap();
+    assert_eq!(tenants(&rest), vec![a.clone(); 4]);
 }
 
 /// A worker that sees another tenant waiting hands the rest of its batch back: the jobs are
@@ -951,7 +1019,7 @@ async fn a_batch_handed_back_for_another_tenant_keeps_its_place(backend: Backend
             .unwrap();
     }
     let lease = Duration::from_secs(30);
-    let batch = store.claim_ingest_jobs(lease, 4, None).await.unwrap();
+    let batch = store.claim_ingest_jobs(lease, 4, None, &[]).await.unwrap();
     assert_eq!(batch.len(), 4);
     assert!(!store.other_tenant_waiting(&a).await.unwrap(), "a alone");
     store
@@ -979,9 +1047,15 @@ async fn a_batch_handed_back_for_another_tenant_keeps_its_place(backend: Backend
     // A stale hand-back (the claim no longer holds them) changes nothing.
     assert_eq!(store.release_ingest_jobs(rest).await.unwrap(), 0);
     // b's turn comes next; then a's three, in their order.
-    let next = store.claim_ingest_jobs(lease, 4, Some(&a)).await.unwrap();
+    let next = store
+        .claim_ingest_jobs(lease, 4, Some(&a), &[])
+        .await
+        .unwrap();
     assert!(next.iter().all(|job| job.tenant == b) && next.len() == 1);
-    let again = store.claim_ingest_jobs(lease, 4, Some(&b)).await.unwrap();
+    let again = store
+        .claim_ingest_jobs(lease, 4, Some(&b), &[])
+        .await
+        .unwrap();
     assert_eq!(
         again.iter().map(|job| job.id).collect::<Vec<_>>(),
         rest.iter().map(|job| job.id).collect::<Vec<_>>()

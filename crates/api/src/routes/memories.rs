@@ -72,7 +72,7 @@ pub async fn add_memory(
             &state.limits,
         )
         .await?;
-    state.ingest_ready.notify_one();
+    state.ingest.job_queued(&tenant);
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(json!({

@@ -186,11 +186,13 @@ pub async fn search_memories(
         max_results: limits.max_result_memories,
     };
     // The index's read guard is let go as soon as ranking is done: held while this search waits
-    // for the CPU again, it would keep the ingest worker (which updates the index) waiting too,
-    // which is also why ranking is never lowered in priority.
+    // for the CPU again, it would keep the tenant's ingest worker (which updates the index)
+    // waiting too. Ranking a heavy tenant's filters runs at low priority like the rest of its
+    // work: only its own worker waits for its index, as the other workers serve other tenants
+    // meanwhile (`IngestTeam`).
     let (filter, ranked, similarities, mut truncated) = state
         .cpu
-        .run_holding(&tenant, move || {
+        .run(&tenant, move || {
             let (ranked, truncated) = rank(&index.index, &filter, &request);
             let similarities: HashMap<MemoryId, f32> = ranked
                 .iter()

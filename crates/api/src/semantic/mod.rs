@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod enrich;
 pub mod indexes;
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use membrain_embed::{EmbedError, Embedder};
 use membrain_llm::LanguageModel;
 use membrain_memory::{Embedding, TenantId};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::error::ApiError;
 use crate::fair::{CpuPool, CpuPoolSettings};
@@ -70,15 +71,18 @@ pub struct Semantic {
     /// CPU pool, shared with the other CPU-heavy request work, so a tenant's share of the cores
     /// counts its embeddings and its regex-filtered searches together.
     cpu: Arc<CpuPool>,
-    /// Embeddings of ingest batches: one at a time, so a burst of ingest never takes every core
-    /// from the requests...
+    /// Embeddings of ingest batches, up to the CPU pool's size at once...
     ingest: Semaphore,
-    /// ...and more at once (up to the CPU pool's size) only while no request work runs in the
-    /// pool: alone, ingest uses every core (twice the memories a second on two cores), and a
-    /// request arriving meanwhile waits at most for the batches already started.
-    spare: Semaphore,
-    /// The background embedder's calls: one at a time, in a lane of their own and at low OS
-    /// priority, so an ingest batch never waits for one (it once shared ingest's lane, and a
+    /// ...but one per tenant while request work runs in the pool, so one tenant's burst never
+    /// takes every core from the requests, and another tenant's batch runs beside it instead of
+    /// after it. Alone, a tenant's ingest uses every core (twice the memories a second on two
+    /// cores). Batches embedding now, per tenant:
+    ingest_tenants: Mutex<HashMap<TenantId, usize>>,
+    /// Rung when an ingest batch's embedding ends: a batch waiting for its tenant's turn looks
+    /// again.
+    ingest_done: Notify,
+    /// The background embedder's calls: one at a time, in a lane of their own and at the lowest
+    /// OS priority, so an ingest batch never waits for one (it once shared ingest's lane, and a
     /// tenant's new memory then waited for a call slowed by a heavy tenant's work).
     backfill: Semaphore,
     /// Ingest batches waiting for a permit: the background embedder starts no call while there
@@ -90,8 +94,9 @@ pub struct Semantic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackgroundWork {
     /// The contents of a batch of claimed ingest jobs, all of this tenant: it is waiting for
-    /// them. The embedding counts against the tenant's CPU share (its requests run at low
-    /// priority sooner), but runs at normal priority: the next tenant's jobs wait behind it.
+    /// them. The embedding runs at the tenant's priority (low when it used more than its share
+    /// of the CPU lately): another tenant's jobs do not wait behind it, as the ingest workers
+    /// leave one of them free for other tenants while one works for a heavy tenant.
     Ingest(TenantId),
     /// Missing or stale vectors (link descriptions, imports): nobody waits for them, so they
     /// always run at low priority.
@@ -114,6 +119,29 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An ingest batch's place among the embeddings running: its tenant counted, a permit held.
+struct IngestPermit<'a> {
+    semantic: &'a Semantic,
+    tenant: TenantId,
+    /// Taken out when dropped, so it is back before the waiting batches look.
+    permit: Option<SemaphorePermit<'a>>,
+}
+
+impl Drop for IngestPermit<'_> {
+    fn drop(&mut self) {
+        let mut embedding = self.semantic.ingest_tenants();
+        if let Some(count) = embedding.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                embedding.remove(&self.tenant);
+            }
+        }
+        drop(embedding);
+        drop(self.permit.take());
+        self.semantic.ingest_done.notify_waiters();
     }
 }
 
@@ -178,9 +206,10 @@ impl Semantic {
             llm,
             tuning,
             query_cache: Mutex::new(lru::LruCache::new(capacity)),
-            spare: Semaphore::new(cpu.gate().shares().slots.saturating_sub(1)),
+            ingest: Semaphore::new(cpu.gate().shares().slots.max(1)),
+            ingest_tenants: Mutex::new(HashMap::new()),
+            ingest_done: Notify::new(),
             cpu,
-            ingest: Semaphore::new(1),
             backfill: Semaphore::new(1),
             ingest_waiting: AtomicUsize::new(0),
         }
@@ -293,12 +322,13 @@ impl Semantic {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let _permit = match &work {
-            BackgroundWork::Ingest(_) => {
+        // Held until the embedding ends: the permit of its lane.
+        let (_ingest, _backfill) = match &work {
+            BackgroundWork::Ingest(tenant) => {
                 let _waiting = Waiting::new(&self.ingest_waiting);
-                self.ingest_permit().await?
+                (Some(self.ingest_permit(tenant).await), None)
             }
-            BackgroundWork::Backfill => self.backfill_permit().await?,
+            BackgroundWork::Backfill => (None, Some(self.backfill_permit().await?)),
         };
         let embedder = self.embedder.clone();
         let embed = move || {
@@ -306,26 +336,48 @@ impl Semantic {
             embedder.embed(&refs)
         };
         let vectors = match &work {
-            // Not lowered for a heavy tenant: other tenants' jobs wait behind the batch.
-            BackgroundWork::Ingest(tenant) => {
-                self.cpu.gate().cpu().run_counted(tenant, embed).await
-            }
+            BackgroundWork::Ingest(tenant) => self.cpu.gate().run_blocking(tenant, embed).await,
             BackgroundWork::Backfill => membrain_fair::run_in_background(embed).await,
         }
         .map_err(|e| EmbedError::Inference(format!("the embedding task failed: {e}")))??;
         Ok(self.wrap(vectors))
     }
 
-    /// Ingest's permit when it is free; else a spare one while the CPU pool is idle; else,
-    /// waiting, ingest's.
-    async fn ingest_permit(&self) -> Result<SemaphorePermit<'_>, EmbedError> {
-        if let Some(permit) = self.free_ingest_permit() {
-            return Ok(permit);
+    /// A permit to embed a batch of `tenant`'s jobs, waiting while every permit is taken, or
+    /// while request work runs and this tenant already has a batch embedding.
+    async fn ingest_permit(&self, tenant: &TenantId) -> IngestPermit<'_> {
+        loop {
+            // Registered before looking, so an end between the look and the wait is not missed.
+            let done = self.ingest_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if let Some(permit) = self.try_ingest_permit(tenant) {
+                return permit;
+            }
+            done.await;
         }
-        self.ingest
-            .acquire()
-            .await
-            .map_err(|_| EmbedError::Inference("the embedder is shutting down".into()))
+    }
+
+    fn try_ingest_permit(&self, tenant: &TenantId) -> Option<IngestPermit<'_>> {
+        let mut embedding = self.ingest_tenants();
+        let requests_run = self.cpu.gate().in_flight() > 0;
+        if requests_run && embedding.contains_key(tenant) {
+            return None;
+        }
+        let permit = self.ingest.try_acquire().ok()?;
+        *embedding.entry(tenant.clone()).or_default() += 1;
+        Some(IngestPermit {
+            semantic: self,
+            tenant: tenant.clone(),
+            permit: Some(permit),
+        })
+    }
+
+    fn ingest_tenants(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, usize>> {
+        // Counter updates only: nothing under this lock can panic half-way.
+        self.ingest_tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The background embedder's permit, taken only while no ingest batch waits, looked for
@@ -343,16 +395,6 @@ impl Semantic {
             }
             tokio::time::sleep(BACKFILL_YIELD).await;
         }
-    }
-
-    fn free_ingest_permit(&self) -> Option<SemaphorePermit<'_>> {
-        if let Ok(permit) = self.ingest.try_acquire() {
-            return Some(permit);
-        }
-        if self.cpu.gate().in_flight() == 0 {
-            return self.spare.try_acquire().ok();
-        }
-        None
     }
 
     /// A query's vector, from the tenant's recent queries when it asked it before.
@@ -459,15 +501,16 @@ mod tests {
         ))
     }
 
-    async fn two_background_batches(semantic: &Arc<Semantic>) {
-        let calls: Vec<_> = (0..2)
-            .map(|_| {
+    /// Two ingest batches at once, of these tenants.
+    async fn two_background_batches(semantic: &Arc<Semantic>, tenants: [&str; 2]) {
+        let calls: Vec<_> = tenants
+            .into_iter()
+            .map(|tenant| {
                 let semantic = semantic.clone();
-                tokio::spawn(async move {
-                    semantic
-                        .embed_in_background(vec!["x".into()], ingest())
-                        .await
-                })
+                let work = BackgroundWork::Ingest(TenantId::parse(tenant).unwrap());
+                tokio::spawn(
+                    async move { semantic.embed_in_background(vec!["x".into()], work).await },
+                )
             })
             .collect();
         for call in calls {
@@ -476,10 +519,10 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn background_batches_use_every_core_only_while_no_request_work_runs() {
+    async fn a_tenants_batches_use_every_core_only_while_no_request_work_runs() {
         let embedder = Arc::new(SlowEmbedder::default());
         let semantic = semantic_over(embedder.clone());
-        two_background_batches(&semantic).await;
+        two_background_batches(&semantic, ["ingesting", "ingesting"]).await;
         assert_eq!(
             embedder.most.load(Ordering::SeqCst),
             2,
@@ -499,13 +542,37 @@ mod tests {
         while semantic.cpu().gate().in_flight() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        two_background_batches(&semantic).await;
+        two_background_batches(&semantic, ["ingesting", "ingesting"]).await;
         assert_eq!(
             embedder.most.load(Ordering::SeqCst),
             1,
-            "request work in the pool keeps background batches to one at a time"
+            "request work in the pool keeps a tenant's batches to one at a time"
+        );
+        assert_eq!(
+            embedder.started.lock().unwrap().len(),
+            2,
+            "the second batch ran once the first was done"
+        );
+        // Another tenant's batch does not wait behind the first tenant's.
+        let embedder_two = Arc::new(SlowEmbedder::default());
+        let two = semantic_over(embedder_two.clone());
+        let cpu = two.cpu().clone();
+        let busy = TenantId::parse("busy").unwrap();
+        let request_two = tokio::spawn(async move {
+            cpu.run(&busy, || std::thread::sleep(Duration::from_millis(600)))
+                .await
+        });
+        while two.cpu().gate().in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        two_background_batches(&two, ["ingesting", "another"]).await;
+        assert_eq!(
+            embedder_two.most.load(Ordering::SeqCst),
+            2,
+            "two tenants' batches run side by side"
         );
         request.await.unwrap().unwrap();
+        request_two.await.unwrap().unwrap();
     }
 
     /// An ingest batch never waits for the background embedder's call in progress (it runs
