@@ -23,6 +23,9 @@
 //!     [--attacks searches,rewrites,ts,burst,slow] [--burst 10000] [--slow-connections 1000] \
 //!     [--attacker-priority low|same]
 //! ```
+//!
+//! `--postgres URL` names a PostgreSQL server (the URL of any database on it): the run creates a
+//! fresh database there and drops it at the end.
 
 #![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
 
@@ -597,9 +600,15 @@ async fn main() {
         .expect("MEMBRAIN_TEST_MODEL_WHEEL: the model wheel");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    let database = options
-        .postgres
-        .clone()
+    // A fresh database on the given server, dropped at the end: a run never measures (or
+    // leaves) another run's data.
+    let postgres = match &options.postgres {
+        Some(server) => Some(membrain_store::testing::TestDatabase::postgres_on(server).await),
+        None => None,
+    };
+    let database = postgres
+        .as_ref()
+        .map(|database| database.url.clone())
         .unwrap_or_else(|| format!("sqlite://{data}/membrain.db"));
     println!(
         "hostile-tenant benchmark: {} s per phase, database {}, A's attacks: {} (A's client at {} CPU priority)",
@@ -833,4 +842,6 @@ async fn main() {
         1024
     );
     let _ = api.kill().await;
+    // The API is gone: its database can be dropped now.
+    drop(postgres);
 }

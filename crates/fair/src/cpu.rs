@@ -282,10 +282,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn background_work_runs_at_low_priority_and_a_panic_is_an_error() {
-        let normal = tokio::task::spawn_blocking(nice_of_this_thread)
-            .await
-            .unwrap();
+    async fn background_work_runs_at_the_lowest_priority_and_a_panic_is_an_error() {
         assert_eq!(
             run_in_background(nice_of_this_thread).await.unwrap(),
             19,

@@ -340,7 +340,7 @@ async fn load_memories(
         }
     }
     let present: Vec<MemoryId> = found.keys().copied().collect();
-    for (link, _) in load_links(conn, tenant, &present).await? {
+    for (link, _) in load_links(conn, tenant, &present, LinkVectors::Without).await? {
         for (here, there) in [
             (link.memory_id_1, link.memory_id_2),
             (link.memory_id_2, link.memory_id_1),
@@ -364,18 +364,32 @@ async fn load_memories(
     Ok(ordered_memories)
 }
 
-/// Every link of `tenant` touching any of `ids`, each once, with its description's vector.
+/// Whether links are read with their descriptions' vectors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LinkVectors {
+    With,
+    /// A memory's links need none; a vector is 1.5 KB, several times the rest of the row, and
+    /// a search answer with k = 100 has hundreds of links.
+    Without,
+}
+
+/// Every link of `tenant` touching any of `ids`, each once, with its description's vector when
+/// asked for.
 async fn load_links(
     conn: &mut AnyConnection,
     tenant: &TenantId,
     ids: &[MemoryId],
+    vectors: LinkVectors,
 ) -> Result<Vec<(LinkRecord, Option<Embedding>)>, StoreError> {
+    let vector_columns = match vectors {
+        LinkVectors::With => ", embedding, embedding_model",
+        LinkVectors::Without => "",
+    };
     let mut links: HashMap<(MemoryId, MemoryId), (LinkRecord, Option<Embedding>)> = HashMap::new();
     for chunk in ids.chunks(ID_CHUNK) {
         let list = placeholders(2, chunk.len());
         let sql = format!(
-            "SELECT memory_a, memory_b, description, created_at, embedding, embedding_model \
-             FROM links \
+            "SELECT memory_a, memory_b, description, created_at{vector_columns} FROM links \
              WHERE {} = $1 AND (memory_a IN ({list}) OR memory_b IN ({list}))",
             tenant_filter(conn)
         );
@@ -395,7 +409,11 @@ async fn load_links(
                 description: get(&row, "description")?,
                 created_at: from_micros(get(&row, "created_at")?, "created_at")?,
             };
-            links.insert((a, b), (record, embedding_from_row(&row)?));
+            let embedding = match vectors {
+                LinkVectors::With => embedding_from_row(&row)?,
+                LinkVectors::Without => None,
+            };
+            links.insert((a, b), (record, embedding));
         }
     }
     Ok(links.into_values().collect())
@@ -1875,7 +1893,7 @@ impl MemoryStore for SqlStore {
         ids: &[MemoryId],
     ) -> Result<Vec<Edge>, StoreError> {
         let mut conn = self.reader().await?;
-        let links = load_links(&mut conn, tenant, ids).await?;
+        let links = load_links(&mut conn, tenant, ids, LinkVectors::With).await?;
         let mut edges = Vec::with_capacity(links.len() * 2);
         for (link, embedding) in links {
             for (from, to) in [

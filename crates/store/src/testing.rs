@@ -18,6 +18,8 @@ pub struct TestDatabase {
     pub url: String,
     backend: Backend,
     postgres_name: Option<String>,
+    /// The server's URL the database is created and dropped through.
+    admin: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -31,21 +33,30 @@ impl TestDatabase {
                     url,
                     backend,
                     postgres_name: None,
+                    admin: String::new(),
                     _dir: Some(dir),
                 }
             }
-            Backend::Postgres => {
-                let database = Self::postgres_not_created();
-                database.create().await;
-                database
-            }
+            Backend::Postgres => Self::postgres_on(&postgres_admin_url()).await,
         }
+    }
+
+    /// A new database on the PostgreSQL server of `admin` (a URL of any database there), for a
+    /// benchmark given a server: it never writes into the database the URL names.
+    pub async fn postgres_on(admin: &str) -> Self {
+        let database = Self::reserve_on(admin);
+        database.create().await;
+        database
     }
 
     /// A PostgreSQL database reserved for one test but not created yet (see
     /// [`TestDatabase::create`]): for what a server does while its database is missing.
     pub fn postgres_not_created() -> Self {
-        let admin = postgres_admin_url();
+        Self::reserve_on(&postgres_admin_url())
+    }
+
+    fn reserve_on(admin: &str) -> Self {
+        let admin = admin.to_owned();
         let name = format!("membrain_test_{}", uuid::Uuid::new_v4().simple());
         let base = admin
             .rsplit_once('/')
@@ -55,6 +66,7 @@ impl TestDatabase {
             url: format!("{base}/{name}"),
             backend: Backend::Postgres,
             postgres_name: Some(name),
+            admin,
             _dir: None,
         }
     }
@@ -64,8 +76,8 @@ impl TestDatabase {
         let Some(name) = &self.postgres_name else {
             return;
         };
-        let admin = postgres_admin_url();
-        let mut conn = sqlx::PgConnection::connect(&admin)
+        let admin = &self.admin;
+        let mut conn = sqlx::PgConnection::connect(admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin}): {e}"));
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -92,7 +104,7 @@ impl Drop for TestDatabase {
         };
         // Drop runs outside any runtime; a short-lived thread with its own runtime does the
         // asynchronous clean-up.
-        let admin = postgres_admin_url();
+        let admin = std::mem::take(&mut self.admin);
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -131,17 +131,28 @@ pub async fn search_memories(
         )
         .into());
     }
-    let filter = TagFilter::parse(
-        TagFilterInput {
-            keyword_filter: body
-                .keyword_filter
-                .map(keyword_filter_list)
-                .unwrap_or_default(),
-            scope_regex: body.scope_regex.filter(|s| !s.trim().is_empty()),
-            scope: body.scope.unwrap_or_default(),
-        },
-        limits,
-    )?;
+    let filter_input = TagFilterInput {
+        keyword_filter: body
+            .keyword_filter
+            .map(keyword_filter_list)
+            .unwrap_or_default(),
+        scope_regex: body.scope_regex.filter(|s| !s.trim().is_empty()),
+        scope: body.scope.unwrap_or_default(),
+    };
+    // Compiling the patterns (each a regex, as many as the limits allow) is CPU work as heavy
+    // as ranking with them: it runs in the tenant's share of the pool, at its priority, never
+    // on the runtime threads every tenant's requests share. No patterns, no trip to the pool.
+    let filter = if filter_input.keyword_filter.is_empty() && filter_input.scope_regex.is_none() {
+        TagFilter::parse(filter_input, limits)?
+    } else {
+        let filter_limits = limits.clone();
+        state
+            .cpu
+            .run(&tenant, move || {
+                TagFilter::parse(filter_input, &filter_limits)
+            })
+            .await??
+    };
 
     // The query's vector (the model, on a blocking thread) and the index catch-up (the
     // database) run side by side.
