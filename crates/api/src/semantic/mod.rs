@@ -501,6 +501,26 @@ mod tests {
         ))
     }
 
+    /// A request of tenant `busy` holding a slot of the pool for `millis`, running once this
+    /// returns.
+    async fn request_work_in_the_pool(
+        semantic: &Arc<Semantic>,
+        millis: u64,
+    ) -> tokio::task::JoinHandle<Result<(), ApiError>> {
+        let cpu = semantic.cpu().clone();
+        let tenant = TenantId::parse("busy").unwrap();
+        let request = tokio::spawn(async move {
+            cpu.run(&tenant, move || {
+                std::thread::sleep(Duration::from_millis(millis))
+            })
+            .await
+        });
+        while semantic.cpu().gate().in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        request
+    }
+
     /// Two ingest batches at once, of these tenants.
     async fn two_background_batches(semantic: &Arc<Semantic>, tenants: [&str; 2]) {
         let calls: Vec<_> = tenants
@@ -531,17 +551,7 @@ mod tests {
 
         let embedder = Arc::new(SlowEmbedder::default());
         let semantic = semantic_over(embedder.clone());
-        let tenant = TenantId::parse("busy").unwrap();
-        let request = {
-            let cpu = semantic.cpu().clone();
-            tokio::spawn(async move {
-                cpu.run(&tenant, || std::thread::sleep(Duration::from_millis(600)))
-                    .await
-            })
-        };
-        while semantic.cpu().gate().in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let request = request_work_in_the_pool(&semantic, 600).await;
         two_background_batches(&semantic, ["ingesting", "ingesting"]).await;
         assert_eq!(
             embedder.most.load(Ordering::SeqCst),
@@ -556,15 +566,7 @@ mod tests {
         // Another tenant's batch does not wait behind the first tenant's.
         let embedder_two = Arc::new(SlowEmbedder::default());
         let two = semantic_over(embedder_two.clone());
-        let cpu = two.cpu().clone();
-        let busy = TenantId::parse("busy").unwrap();
-        let request_two = tokio::spawn(async move {
-            cpu.run(&busy, || std::thread::sleep(Duration::from_millis(600)))
-                .await
-        });
-        while two.cpu().gate().in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let request_two = request_work_in_the_pool(&two, 600).await;
         two_background_batches(&two, ["ingesting", "another"]).await;
         assert_eq!(
             embedder_two.most.load(Ordering::SeqCst),
@@ -586,15 +588,7 @@ mod tests {
             tokio::spawn(async move { semantic.embed_in_background(vec![text.into()], work).await })
         };
         // Request work in the pool: one ingest batch at a time, one background call.
-        let tenant = TenantId::parse("busy").unwrap();
-        let cpu = semantic.cpu().clone();
-        let request = tokio::spawn(async move {
-            cpu.run(&tenant, || std::thread::sleep(Duration::from_millis(800)))
-                .await
-        });
-        while semantic.cpu().gate().in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let request = request_work_in_the_pool(&semantic, 800).await;
         let first = spawn("backfill 1", BackgroundWork::Backfill);
         tokio::time::sleep(Duration::from_millis(20)).await;
         let second = spawn("backfill 2", BackgroundWork::Backfill);
