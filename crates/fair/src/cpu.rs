@@ -44,8 +44,8 @@ pub enum Priority {
     Normal,
     /// See [`LOW_PRIORITY_NICE`].
     Low,
-    /// Below that, at nice 19: work nobody waits for, which a heavy tenant's work (its ingest
-    /// embeddings) goes before too.
+    /// Below that, at nice 19 (19 steps down, capped): work nobody waits for, which a heavy
+    /// tenant's work (its ingest embeddings) goes before too.
     Background,
 }
 

@@ -99,7 +99,7 @@ pub enum BackgroundWork {
     /// leave one of them free for other tenants while one works for a heavy tenant.
     Ingest(TenantId),
     /// Missing or stale vectors (link descriptions, imports): nobody waits for them, so they
-    /// always run at low priority.
+    /// always run at the lowest priority, below a heavy tenant's ingest.
     Backfill,
 }
 
