@@ -28,7 +28,7 @@ mod sql;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod transfer;
-mod writers;
+mod turns;
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::DbContext;
 use crate::records::*;
-use crate::writers::{WriteTurn, Writer, Writers};
+use crate::turns::{Lane, Reader, Turn, Turns};
 use crate::{ImportItem, ImportOutcome, MemoryStore, PreparedContent, StoreError};
 
 /// Which database a [`SqlStore`] talks to.
@@ -54,8 +54,9 @@ pub struct SqlStore {
     /// Writes. On SQLite a single connection, so writers in this process queue here instead of
     /// contending for the file lock.
     write: AnyPool,
-    /// Whose write goes next: every write waits for its lane's turn before taking `write`.
-    writers: Writers,
+    /// Whose statement goes next: every read and write waits for its lane's turn before taking
+    /// a connection.
+    turns: Turns,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -86,15 +87,17 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         pools.migrate(migrator).await?;
-        let writers = Writers::new(
+        let turns = Turns::new(
             pools.write.options().get_max_connections(),
+            pools.read.options().get_max_connections(),
+            pools.backend == Backend::Postgres,
             options.acquire_timeout,
         );
         Ok(Self {
             backend: pools.backend,
             read: pools.read,
             write: pools.write,
-            writers,
+            turns,
         })
     }
 
@@ -108,22 +111,23 @@ impl SqlStore {
     /// (keep it alive past the commit).
     async fn begin_write(
         &self,
-        writer: Writer,
-    ) -> Result<(WriteTurn, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
-        let turn = self.writers.turn(writer).await?;
+        lane: Lane,
+    ) -> Result<(Turn, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
+        let turn = self.turns.write(lane).await?;
         let tx = membrain_sql::begin_write(&self.write, self.backend)
             .await
             .during("starting a transaction")?;
         Ok((turn, tx))
     }
 
-    /// `writer`'s turn for a single statement on the writer pool.
-    async fn write_turn(&self, writer: Writer) -> Result<WriteTurn, StoreError> {
-        self.writers.turn(writer).await
+    /// `lane`'s turn for a single statement on the writer pool.
+    async fn write_turn(&self, lane: Lane) -> Result<Turn, StoreError> {
+        self.turns.write(lane).await
     }
 
-    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
-        self.read.acquire().await.during("acquiring a connection")
+    /// A reader connection, once `lane`'s turn has come.
+    async fn reader(&self, lane: Lane) -> Result<Reader, StoreError> {
+        self.turns.read(lane, &self.read).await
     }
 }
 
@@ -842,7 +846,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::Upkeep).await?;
         conn.ping().await.during("pinging the database")
     }
 
@@ -852,7 +856,7 @@ impl MemoryStore for SqlStore {
         hash: &KeyHash,
         label: &str,
     ) -> Result<KeyRecord, StoreError> {
-        let _turn = self.write_turn(Writer::Upkeep).await?;
+        let _turn = self.write_turn(Lane::Upkeep).await?;
         let record = KeyRecord {
             id: format!("key_{}", Uuid::new_v4().simple()),
             tenant: tenant.clone(),
@@ -876,18 +880,19 @@ impl MemoryStore for SqlStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut conn = self.reader(Lane::Upkeep).await?;
         let rows = sqlx::query(
             "SELECT id, tenant_id, label, created_at, revoked_at FROM api_keys \
              ORDER BY tenant_id, created_at",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *conn)
         .await
         .during("listing keys")?;
         rows.iter().map(key_from_row).collect()
     }
 
     async fn revoke_key(&self, key_id: &str) -> Result<KeyRecord, StoreError> {
-        let _turn = self.write_turn(Writer::Upkeep).await?;
+        let _turn = self.write_turn(Lane::Upkeep).await?;
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(micros(Utc::now()))
             .bind(key_id)
@@ -908,11 +913,12 @@ impl MemoryStore for SqlStore {
     }
 
     async fn tenant_for_key(&self, hash: &KeyHash) -> Result<Option<TenantId>, StoreError> {
+        let mut conn = self.reader(Lane::Upkeep).await?;
         let row = sqlx::query(
             "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash.as_str())
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *conn)
         .await
         .during("checking a key")?;
         row.map(|r| tenant_id(&get::<String>(&r, "tenant_id")?))
@@ -920,9 +926,10 @@ impl MemoryStore for SqlStore {
     }
 
     async fn key_owner(&self, hash: &KeyHash) -> Result<Option<KeyOwner>, StoreError> {
+        let mut conn = self.reader(Lane::Upkeep).await?;
         let row = sqlx::query("SELECT tenant_id, revoked_at FROM api_keys WHERE key_hash = $1")
             .bind(hash.as_str())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *conn)
             .await
             .during("looking up a key")?;
         row.map(|r| {
@@ -974,7 +981,7 @@ impl MemoryStore for SqlStore {
             completed_at: None,
             lease: None,
         };
-        let _turn = self.write_turn(Writer::tenant(tenant)).await?;
+        let _turn = self.write_turn(Lane::tenant(tenant)).await?;
         sqlx::query(
             "INSERT INTO ingest_jobs (id, tenant_id, status, request, attempts, created_at) \
              VALUES ($1, $2, $3, $4, 0, $5)",
@@ -997,7 +1004,7 @@ impl MemoryStore for SqlStore {
         after: Option<&TenantId>,
         skip: &[TenantId],
     ) -> Result<Vec<IngestJob>, StoreError> {
-        let _turn = self.write_turn(Writer::Ingest).await?;
+        let _turn = self.write_turn(Lane::Ingest).await?;
         let now = Utc::now();
         let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let token = LeaseToken(Uuid::new_v4().simple().to_string());
@@ -1052,7 +1059,7 @@ impl MemoryStore for SqlStore {
         jobs: &[(JobId, LeaseToken)],
         lease: Duration,
     ) -> Result<usize, StoreError> {
-        let _turn = self.write_turn(Writer::Ingest).await?;
+        let _turn = self.write_turn(Lane::Ingest).await?;
         let lease_end =
             Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let mut renewed = 0;
@@ -1080,7 +1087,7 @@ impl MemoryStore for SqlStore {
     ) -> Result<IngestResult, StoreError> {
         let tenant = &job.tenant;
         let now = Utc::now();
-        let (_turn, mut tx) = self.begin_write(Writer::Ingest).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::Ingest).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
         // The memory to merge into, if it still exists (it may have been deleted meanwhile).
         let near_duplicate = match prepared.near_duplicate {
@@ -1222,7 +1229,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn fail_ingest(&self, job: &IngestJob, error: &JobError) -> Result<(), StoreError> {
-        let _turn = self.write_turn(Writer::Ingest).await?;
+        let _turn = self.write_turn(Lane::Ingest).await?;
         let done = sqlx::query(
             "UPDATE ingest_jobs SET status = 'failed', error_code = $1, error_message = $2, \
              completed_at = $3, lease_expires_at = NULL, lease_token = NULL \
@@ -1246,7 +1253,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn requeue_ingest(&self, job: &IngestJob) -> Result<(), StoreError> {
-        let _turn = self.write_turn(Writer::Ingest).await?;
+        let _turn = self.write_turn(Lane::Ingest).await?;
         sqlx::query(
             "UPDATE ingest_jobs SET status = 'queued', lease_expires_at = NULL, lease_token = NULL \
              WHERE id = $1 AND status = 'running' AND lease_token = $2",
@@ -1263,7 +1270,7 @@ impl MemoryStore for SqlStore {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let (_turn, mut tx) = self.begin_write(Writer::Ingest).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::Ingest).await?;
         let mut released = 0;
         for job in jobs {
             let done = sqlx::query(
@@ -1283,13 +1290,14 @@ impl MemoryStore for SqlStore {
     }
 
     async fn other_tenant_waiting(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        let mut conn = self.reader(Lane::Ingest).await?;
         // COUNT is a 64-bit integer on both backends; the inner LIMIT stops at the first job.
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (SELECT 1 FROM ingest_jobs \
              WHERE status = 'queued' AND tenant_id <> $1 LIMIT 1) AS waiting",
         )
         .bind(tenant.as_str())
-        .fetch_one(&self.read)
+        .fetch_one(&mut *conn)
         .await
         .during("looking for other tenants' ingest jobs")?;
         Ok(waiting > 0)
@@ -1300,11 +1308,12 @@ impl MemoryStore for SqlStore {
         tenant: &TenantId,
         job_id: JobId,
     ) -> Result<Option<IngestJob>, StoreError> {
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         let sql = format!("SELECT {JOB_COLUMNS} FROM ingest_jobs WHERE id = $1 AND tenant_id = $2");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(job_id.to_string())
             .bind(tenant.as_str())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *conn)
             .await
             .during("reading an ingest job")?;
         row.as_ref().map(job_from_row).transpose()
@@ -1315,7 +1324,7 @@ impl MemoryStore for SqlStore {
         tenant: &TenantId,
         ids: &[MemoryId],
     ) -> Result<Vec<Memory>, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         load_memories(&mut conn, tenant, ids).await
     }
 
@@ -1324,7 +1333,7 @@ impl MemoryStore for SqlStore {
         tenant: &TenantId,
         content_hash: &str,
     ) -> Result<Option<MemoryId>, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         find_by_hash(&mut conn, tenant, content_hash).await
     }
 
@@ -1337,7 +1346,7 @@ impl MemoryStore for SqlStore {
         limits: &Limits,
     ) -> Result<Memory, StoreError> {
         let now = Utc::now();
-        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::tenant(tenant)).await?;
         let mut memory = load_one(&mut tx, tenant, id).await?;
         let revision = bump_revision(&mut tx, tenant).await?;
         let before = stored_size(&memory);
@@ -1387,7 +1396,7 @@ impl MemoryStore for SqlStore {
         tenant: &TenantId,
         selector: &DeleteSelector,
     ) -> Result<Vec<MemoryId>, StoreError> {
-        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::tenant(tenant)).await?;
         let ids: Vec<String> = match selector {
             DeleteSelector::Id(id) => {
                 let row = sqlx::query("SELECT id FROM memories WHERE id = $1 AND tenant_id = $2")
@@ -1506,7 +1515,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn tenant_usage(&self, tenant: &TenantId) -> Result<TenantUsage, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         let (memories, stored_bytes) = read_usage(&mut conn, tenant).await?;
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM ingest_jobs \
@@ -1524,7 +1533,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         read_revision(&mut conn, tenant).await
     }
 
@@ -1534,7 +1543,7 @@ impl MemoryStore for SqlStore {
         since: i64,
         model: &str,
     ) -> Result<IndexChanges, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         // Every revision up to the one read here has committed (they commit in order), so
         // fetching exactly (since, revision] misses nothing; later changes wait for the next call.
         let revision = read_revision(&mut conn, tenant).await?;
@@ -1614,6 +1623,7 @@ impl MemoryStore for SqlStore {
         model: &str,
         limit: usize,
     ) -> Result<Vec<PendingEmbedding>, StoreError> {
+        let mut conn = self.reader(Lane::Upkeep).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut pending = Vec::new();
         let rows = sqlx::query(
@@ -1623,7 +1633,7 @@ impl MemoryStore for SqlStore {
         )
         .bind(model)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *conn)
         .await
         .during("finding memories without vectors")?;
         for row in &rows {
@@ -1640,7 +1650,7 @@ impl MemoryStore for SqlStore {
         )
         .bind(model)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *conn)
         .await
         .during("finding links without vectors")?;
         for row in &rows {
@@ -1660,7 +1670,7 @@ impl MemoryStore for SqlStore {
         &self,
         done: &[(PendingEmbedding, Embedding)],
     ) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_write(Writer::Upkeep).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::Upkeep).await?;
         let mut revisions: HashMap<TenantId, i64> = HashMap::new();
         for (pending, embedding) in done {
             match pending.target {
@@ -1715,7 +1725,7 @@ impl MemoryStore for SqlStore {
         refused: &[PendingEmbedding],
         model: &str,
     ) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_write(Writer::Upkeep).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::Upkeep).await?;
         for pending in refused {
             match pending.target {
                 EmbeddingTarget::Memory(id) => sqlx::query(
@@ -1753,7 +1763,7 @@ impl MemoryStore for SqlStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn(Writer::Upkeep).await?;
+        let _turn = self.write_turn(Lane::Upkeep).await?;
         let now = micros(Utc::now());
         let until = now.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
         // One statement: a new lease, a renewal, or taking over an expired one; a lease another
@@ -1775,7 +1785,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let _turn = self.write_turn(Writer::Upkeep).await?;
+        let _turn = self.write_turn(Lane::Upkeep).await?;
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
@@ -1794,7 +1804,7 @@ impl MemoryStore for SqlStore {
         // Finished jobs, a bounded batch per statement so no delete holds locks for long (and
         // other writers get their turns between batches).
         loop {
-            let turn = self.write_turn(Writer::Upkeep).await?;
+            let turn = self.write_turn(Lane::Upkeep).await?;
             let done = sqlx::query(
                 "DELETE FROM ingest_jobs WHERE id IN (SELECT id FROM ingest_jobs \
                  WHERE status IN ('completed', 'failed') AND completed_at < $1 LIMIT $2)",
@@ -1817,13 +1827,13 @@ impl MemoryStore for SqlStore {
              WHERE deleted_at < $1 GROUP BY tenant_id",
         )
         .bind(micros(tombstones_before))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader(Lane::Upkeep).await?)
         .await
         .during("finding old tombstones")?;
         for row in &rows {
             let tenant: String = get(row, "tenant_id")?;
             let through: i64 = get(row, "through")?;
-            let (_turn, mut tx) = self.begin_write(Writer::Upkeep).await?;
+            let (_turn, mut tx) = self.begin_write(Lane::Upkeep).await?;
             sqlx::query(
                 "UPDATE tenant_revisions SET pruned_through = \
                  CASE WHEN pruned_through < $1 THEN $1 ELSE pruned_through END \
@@ -1856,7 +1866,7 @@ impl MemoryStore for SqlStore {
         description: &str,
         embedding: Option<&Embedding>,
     ) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::tenant(tenant)).await?;
         let found = load_memories(&mut tx, tenant, &[a, b]).await?;
         for id in [a, b] {
             if !found.iter().any(|m| m.id == id) {
@@ -1873,7 +1883,7 @@ impl MemoryStore for SqlStore {
         a: MemoryId,
         b: MemoryId,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn(Writer::tenant(tenant)).await?;
+        let _turn = self.write_turn(Lane::tenant(tenant)).await?;
         let (a, b) = ordered(a, b);
         let done = sqlx::query(
             "DELETE FROM links WHERE tenant_id = $1 AND memory_a = $2 AND memory_b = $3",
@@ -1892,7 +1902,7 @@ impl MemoryStore for SqlStore {
         tenant: &TenantId,
         ids: &[MemoryId],
     ) -> Result<Vec<Edge>, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         let links = load_links(&mut conn, tenant, ids, LinkVectors::With).await?;
         let mut edges = Vec::with_capacity(links.len() * 2);
         for (link, embedding) in links {
@@ -1916,6 +1926,7 @@ impl MemoryStore for SqlStore {
     }
 
     async fn stats(&self, tenant: &TenantId, top: usize) -> Result<MemoryStats, StoreError> {
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         // One statement instead of four: on SQLite every statement is a round trip to the
         // connection's worker thread, and stats is the call agents make most.
         let rows = sqlx::query(
@@ -1929,7 +1940,7 @@ impl MemoryStore for SqlStore {
         )
         .bind(tenant.as_str())
         .bind(i64::try_from(top).unwrap_or(i64::MAX))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *conn)
         .await
         .during("computing stats")?;
         let mut stats = MemoryStats {
@@ -1964,7 +1975,7 @@ impl MemoryStore for SqlStore {
         after: Option<MemoryId>,
         limit: usize,
     ) -> Result<Vec<Memory>, StoreError> {
-        let mut conn = self.reader().await?;
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
         let rows = sqlx::query(
             "SELECT id FROM memories WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
@@ -1991,7 +2002,7 @@ impl MemoryStore for SqlStore {
         items: &[ImportItem],
         limits: &Limits,
     ) -> Result<Vec<(MemoryId, ImportOutcome)>, StoreError> {
-        let (_turn, mut tx) = self.begin_write(Writer::tenant(tenant)).await?;
+        let (_turn, mut tx) = self.begin_write(Lane::tenant(tenant)).await?;
         if self.backend == Backend::Postgres {
             // An import fills a table faster than autovacuum analyses it: a generic plan cached
             // while it was small (measured: the hash lookup scanning the whole tenant through
