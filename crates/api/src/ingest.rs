@@ -21,10 +21,11 @@
 //! slow language model does not hand the job to a second worker), and completes, fails or
 //! requeues a job only while its claim still holds it.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
+use membrain_fair::{Hold, Holders};
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{Embedding, Limits, TagFilter, TenantId};
 use membrain_store::{
@@ -56,8 +57,8 @@ const CLAIM_BATCH: usize = 8;
 #[derive(Debug, Default)]
 pub struct IngestTeam {
     ready: Notify,
-    /// Batches held now, per tenant.
-    held: Mutex<HashMap<TenantId, usize>>,
+    /// The tenants whose batches are held now.
+    held: Holders<TenantId>,
     /// One worker claims at a time, so two never take the same tenant by both looking before
     /// either held it.
     claiming: tokio::sync::Mutex<()>,
@@ -68,39 +69,8 @@ impl IngestTeam {
     /// tenant already (it comes back for the job after that batch, and the free worker stays
     /// free for other tenants).
     pub fn job_queued(&self, tenant: &TenantId) {
-        if !self.held().contains_key(tenant) {
+        if !self.held.holds(tenant) {
             self.ready.notify_one();
-        }
-    }
-
-    fn held(&self) -> MutexGuard<'_, HashMap<TenantId, usize>> {
-        // Counter updates only: nothing under this lock can panic half-way.
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn hold(self: &Arc<Self>, tenant: &TenantId) -> Held {
-        *self.held().entry(tenant.clone()).or_default() += 1;
-        Held {
-            team: self.clone(),
-            tenant: tenant.clone(),
-        }
-    }
-}
-
-/// A batch of one tenant's jobs held by a worker, counted in its team until dropped.
-struct Held {
-    team: Arc<IngestTeam>,
-    tenant: TenantId,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut held = self.team.held();
-        if let Some(count) = held.get_mut(&self.tenant) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.tenant);
-            }
         }
     }
 }
@@ -108,7 +78,7 @@ impl Drop for Held {
 /// Jobs claimed together, all of one tenant, and their place in the team.
 struct Batch {
     jobs: Vec<IngestJob>,
-    held: Held,
+    held: Hold<TenantId>,
 }
 
 pub struct IngestWorker {
@@ -150,7 +120,7 @@ impl IngestWorker {
             match self.claim_batch(last_tenant.as_ref()).await {
                 Ok(Some(Batch { jobs, held })) => {
                     failures = 0;
-                    last_tenant = Some(held.tenant.clone());
+                    last_tenant = Some(held.key().clone());
                     self.process_batch(jobs).await;
                     drop(held);
                 }
@@ -182,7 +152,7 @@ impl IngestWorker {
         last_tenant: Option<&TenantId>,
     ) -> Result<Option<Batch>, StoreError> {
         let _claiming = self.team.claiming.lock().await;
-        let held: Vec<TenantId> = self.team.held().keys().cloned().collect();
+        let held: Vec<TenantId> = self.team.held.lock().keys().cloned().collect();
         let mut jobs = self
             .store
             .claim_ingest_jobs(self.lease, CLAIM_BATCH, last_tenant, &held)
@@ -197,7 +167,7 @@ impl IngestWorker {
             return Ok(None);
         };
         Ok(Some(Batch {
-            held: self.team.hold(&tenant),
+            held: self.team.held.hold(&tenant),
             jobs,
         }))
     }

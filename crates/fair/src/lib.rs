@@ -23,6 +23,7 @@
 //! of the callers, which turn a [`Refusal`] into their own answer.
 
 pub mod cpu;
+mod holders;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -32,6 +33,7 @@ use membrain_memory::TenantId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use cpu::{CpuUse, Priority, WorkFailed, run_at, run_in_background};
+pub use holders::{HeldKeys, Hold, Holders};
 
 /// How much may run and wait at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

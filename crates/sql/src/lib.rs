@@ -3,6 +3,9 @@
 //! one writer connection (so this process's writers queue instead of contending for the file
 //! lock) beside a pool of readers, in WAL mode; on PostgreSQL one pool for both.
 
+#[cfg(feature = "test-support")]
+pub mod testing;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -305,8 +308,6 @@ fn sqlite_url_with_create(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Connection;
-
     use super::*;
 
     #[test]
@@ -401,27 +402,10 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_cancels_statements_past_the_timeout() {
-        let admin = std::env::var("MEMBRAIN_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
         // A database of its own: the migration below must not meet another run's history.
-        let name = format!(
-            "membrain_sql_test_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_nanos())
-        );
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin}): {e}"));
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test's database");
-        let url = match admin.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("MEMBRAIN_TEST_POSTGRES_URL has no database part: {admin}"),
-        };
+        let database =
+            crate::testing::TestDatabase::postgres_on(&crate::testing::postgres_admin_url()).await;
+        let url = database.url.clone();
         let settings = PoolSettings {
             max_connections: 2,
             acquire_timeout: Duration::from_secs(5),
@@ -453,11 +437,5 @@ mod tests {
             .expect("show");
         assert_eq!(shown, "200ms");
         pools.close().await;
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("drop the test's database");
     }
 }

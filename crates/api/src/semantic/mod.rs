@@ -10,12 +10,12 @@ pub mod backfill;
 pub mod enrich;
 pub mod indexes;
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use membrain_embed::{EmbedError, Embedder};
+use membrain_fair::{Hold, Holders};
 use membrain_llm::LanguageModel;
 use membrain_memory::{Embedding, TenantId};
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
@@ -77,7 +77,7 @@ pub struct Semantic {
     /// takes every core from the requests, and another tenant's batch runs beside it instead of
     /// after it. Alone, a tenant's ingest uses every core (twice the memories a second on two
     /// cores). Batches embedding now, per tenant:
-    ingest_tenants: Mutex<HashMap<TenantId, usize>>,
+    ingest_tenants: Holders<TenantId>,
     /// Rung when an ingest batch's embedding ends: a batch waiting for its tenant's turn looks
     /// again.
     ingest_done: Notify,
@@ -125,21 +125,14 @@ impl Drop for Waiting<'_> {
 /// An ingest batch's place among the embeddings running: its tenant counted, a permit held.
 struct IngestPermit<'a> {
     semantic: &'a Semantic,
-    tenant: TenantId,
-    /// Taken out when dropped, so it is back before the waiting batches look.
+    /// Both taken out when dropped, so they are back before the waiting batches look.
+    tenant: Option<Hold<TenantId>>,
     permit: Option<SemaphorePermit<'a>>,
 }
 
 impl Drop for IngestPermit<'_> {
     fn drop(&mut self) {
-        let mut embedding = self.semantic.ingest_tenants();
-        if let Some(count) = embedding.get_mut(&self.tenant) {
-            *count -= 1;
-            if *count == 0 {
-                embedding.remove(&self.tenant);
-            }
-        }
-        drop(embedding);
+        drop(self.tenant.take());
         drop(self.permit.take());
         self.semantic.ingest_done.notify_waiters();
     }
@@ -207,7 +200,7 @@ impl Semantic {
             tuning,
             query_cache: Mutex::new(lru::LruCache::new(capacity)),
             ingest: Semaphore::new(cpu.gate().shares().slots.max(1)),
-            ingest_tenants: Mutex::new(HashMap::new()),
+            ingest_tenants: Holders::default(),
             ingest_done: Notify::new(),
             cpu,
             backfill: Semaphore::new(1),
@@ -359,25 +352,17 @@ impl Semantic {
     }
 
     fn try_ingest_permit(&self, tenant: &TenantId) -> Option<IngestPermit<'_>> {
-        let mut embedding = self.ingest_tenants();
+        let mut embedding = self.ingest_tenants.lock();
         let requests_run = self.cpu.gate().in_flight() > 0;
-        if requests_run && embedding.contains_key(tenant) {
+        if requests_run && embedding.contains(tenant) {
             return None;
         }
         let permit = self.ingest.try_acquire().ok()?;
-        *embedding.entry(tenant.clone()).or_default() += 1;
         Some(IngestPermit {
             semantic: self,
-            tenant: tenant.clone(),
+            tenant: Some(embedding.hold(tenant)),
             permit: Some(permit),
         })
-    }
-
-    fn ingest_tenants(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, usize>> {
-        // Counter updates only: nothing under this lock can panic half-way.
-        self.ingest_tenants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The background embedder's permit, taken only while no ingest batch waits, looked for
