@@ -247,11 +247,17 @@ pub async fn search_memories(
     if !query.is_empty() && !memories.is_empty() {
         let edges = state.store.edges_from(&tenant, &ids).await?;
         let model = semantic.model_id();
-        // A few cosines for the edges' ends, under a read guard held only while they are made.
-        let index = semantic
-            .indexes
-            .current(state.store.as_ref(), &tenant)
-            .await?;
+        // A few cosines for the edges' ends, under a read guard held only while they are made;
+        // the index was brought up to date by this search already.
+        let index = match semantic.indexes.as_held(&tenant).await {
+            Some(index) => index,
+            None => {
+                semantic
+                    .indexes
+                    .current(state.store.as_ref(), &tenant)
+                    .await?
+            }
+        };
         let similar = |id| similarity(&index, vector.as_deref(), id);
         let scored_edges: Vec<(f32, Edge)> = edges
             .into_iter()
