@@ -287,35 +287,21 @@ async fn tenant_b(http: &reqwest::Client, api: &str, key: &str, seconds: u64) ->
                 .as_str()
                 .unwrap_or_else(|| panic!("B's add was refused: {accepted}"))
                 .to_owned();
-            let (completed, note) = loop {
-                let answer: Value = http
-                    .get(format!("{api}/memories/jobs/{job}"))
-                    .header("x-api-key", key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                if answer["status"] == "completed" || answer["status"] == "failed" {
-                    let time = |field: &str| {
-                        answer[field]
-                            .as_str()
-                            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-                    };
-                    let completed = time("completed_at");
-                    // How long the job waited for a worker, and how long the worker took.
-                    let note = match (time("created_at"), time("started_at"), completed) {
-                        (Some(created), Some(started), Some(completed)) => format!(
-                            " (queued {} ms, worked {} ms)",
-                            (started - created).num_milliseconds(),
-                            (completed - started).num_milliseconds()
-                        ),
-                        _ => String::new(),
-                    };
-                    break (completed, note);
-                }
-                tokio::time::sleep(POLL_EVERY).await;
+            let answer = job_ended(http, api, key, &job, POLL_EVERY).await;
+            let time = |field: &str| {
+                answer[field]
+                    .as_str()
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            };
+            let completed = time("completed_at");
+            // How long the job waited for a worker, and how long the worker took.
+            let note = match (time("created_at"), time("started_at"), completed) {
+                (Some(created), Some(started), Some(completed)) => format!(
+                    " (queued {} ms, worked {} ms)",
+                    (started - created).num_milliseconds(),
+                    (completed - started).num_milliseconds()
+                ),
+                _ => String::new(),
             };
             // Until the job's own completion time (the server's clock is this machine's): the
             // poll that sees it comes up to 25 ms later, steps that would hide the server's
@@ -621,29 +607,34 @@ fn start_attacker(options: &Options, args: &AttackerArgs, key: &str) -> tokio::p
         .unwrap()
 }
 
-/// Waits until tenant A's queued jobs are done (a job of A's added now completes after them:
-/// a tenant's jobs are claimed oldest first); the seconds it took.
-async fn drain(http: &reqwest::Client, api: &str, key: &str) -> f64 {
-    let started = Instant::now();
-    let job = loop {
+/// Adds a memory for `key`'s tenant, waiting while the tenant's rate is spent; the job's id.
+async fn add_when_allowed(http: &reqwest::Client, api: &str, key: &str, body: Value) -> String {
+    loop {
         let answer = http
             .post(format!("{api}/memories"))
             .header("x-api-key", key)
-            .json(
-                &json!({ "content": format!("tenant-a ended a round at {}", chrono::Utc::now()) }),
-            )
+            .json(&body)
             .send()
             .await
             .unwrap();
         if answer.status() == 202 {
-            break answer.json::<Value>().await.unwrap()["job_id"]
+            return answer.json::<Value>().await.unwrap()["job_id"]
                 .as_str()
                 .unwrap()
                 .to_owned();
         }
-        // A's rate is spent by its burst: wait as told.
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+}
+
+/// Polls a job every `every` until it has completed or failed; its last answer.
+async fn job_ended(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    job: &str,
+    every: Duration,
+) -> Value {
     loop {
         let answer: Value = http
             .get(format!("{api}/memories/jobs/{job}"))
@@ -655,10 +646,20 @@ async fn drain(http: &reqwest::Client, api: &str, key: &str) -> f64 {
             .await
             .unwrap();
         if answer["status"] == "completed" || answer["status"] == "failed" {
-            return started.elapsed().as_secs_f64();
+            return answer;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
+}
+
+/// Waits until tenant A's queued jobs are done (a job of A's added now completes after them:
+/// a tenant's jobs are claimed oldest first); the seconds it took.
+async fn drain(http: &reqwest::Client, api: &str, key: &str) -> f64 {
+    let started = Instant::now();
+    let content = format!("tenant-a ended a round at {}", chrono::Utc::now());
+    let job = add_when_allowed(http, api, key, json!({ "content": content })).await;
+    job_ended(http, api, key, &job, Duration::from_millis(100)).await;
+    started.elapsed().as_secs_f64()
 }
 
 fn client() -> reqwest::Client {
@@ -791,43 +792,19 @@ async fn main() {
     let preload = |key: String, tenant: &'static str, count: usize| {
         let (http, api) = (http.clone(), api_url.clone());
         async move {
-            let mut ids = Vec::new();
             let mut jobs = Vec::new();
             for n in 0..count {
-                loop {
-                    let answer = http.post(format!("{api}/memories")).header("x-api-key", &key)
-                        .json(&json!({ "content": format!("{tenant} fact {n}: person {} {}", n % 97, fact(n as u64)), "tags": [format!("t{}", n % 50)] }))
-                        .send().await.unwrap();
-                    if answer.status() == 202 {
-                        jobs.push(
-                            answer.json::<Value>().await.unwrap()["job_id"]
-                                .as_str()
-                                .unwrap()
-                                .to_owned(),
-                        );
-                        break;
-                    }
-                    // The tenant's rate applies to preloading too: wait as told.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                let body = json!({ "content": format!("{tenant} fact {n}: person {} {}", n % 97, fact(n as u64)), "tags": [format!("t{}", n % 50)] });
+                jobs.push(add_when_allowed(&http, &api, &key, body).await);
             }
+            let mut ids = Vec::new();
             for job in jobs {
-                loop {
-                    let answer: Value = http
-                        .get(format!("{api}/memories/jobs/{job}"))
-                        .header("x-api-key", &key)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    if answer["status"] == "completed" {
-                        ids.push(answer["result"]["memory_id"].as_str().unwrap().to_owned());
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                let answer = job_ended(&http, &api, &key, &job, Duration::from_millis(20)).await;
+                assert_eq!(
+                    answer["status"], "completed",
+                    "a preloaded memory: {answer}"
+                );
+                ids.push(answer["result"]["memory_id"].as_str().unwrap().to_owned());
             }
             ids
         }
