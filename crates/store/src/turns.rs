@@ -7,8 +7,9 @@
 //! time, so one tenant's rewrites would delay everyone's ingest by seconds, and one tenant's
 //! searches (each reading its memories a chunk at a time) would take every connection and leave
 //! the others waiting for one. A [`FairGate`] in front of each pool gives each lane (a tenant,
-//! the ingest worker, upkeep) its turn: a statement waits for at most one of each other lane
-//! that is waiting too, and one lane holds at most half the pool's connections.
+//! the ingest worker, upkeep) its turn: one lane holds (or waits first in line for) at most half
+//! the pool's connections, so on SQLite's one writer a write waits for at most one of each other
+//! lane's, and on a pool of eight a lane with dozens queued leaves four to the others.
 //!
 //! On PostgreSQL reads and writes share the one pool, so they share one gate: a lane's reads and
 //! writes together stay within its half.
