@@ -22,6 +22,7 @@ use membrain_memory::TenantId;
 use sqlx::pool::PoolConnection;
 
 use crate::StoreError;
+use crate::error::DbContext;
 
 /// Who is waiting for a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -115,13 +116,7 @@ impl Turns {
         let turn = self
             .turn(&self.read, lane, "waiting for a turn to read")
             .await?;
-        let connection = pool
-            .acquire()
-            .await
-            .map_err(|source| StoreError::Database {
-                operation: "acquiring a connection",
-                source,
-            })?;
+        let connection = pool.acquire().await.during("acquiring a connection")?;
         Ok(Reader {
             connection,
             _turn: turn,
