@@ -18,6 +18,7 @@ use membrain_memory::TenantId;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
+use crate::extract::JsonBody;
 
 /// Bounds of [`CpuPool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,20 @@ impl CpuPool {
     {
         let _permit = self.admit(tenant).await?;
         self.gate.run_blocking(tenant, work).await.map_err(failed)
+    }
+
+    /// `value` serialised as the answer's JSON in `tenant`'s share of the pool: an answer that
+    /// carries memories with their histories can be megabytes, too much to write out on the
+    /// runtime threads every tenant's requests share.
+    pub async fn json<T>(&self, tenant: &TenantId, value: T) -> Result<JsonBody, ApiError>
+    where
+        T: serde::Serialize + Send + 'static,
+    {
+        let body = self
+            .run(tenant, move || serde_json::to_vec(&value))
+            .await?
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(JsonBody(body))
     }
 
     async fn admit(&self, tenant: &TenantId) -> Result<membrain_fair::FairPermit, ApiError> {

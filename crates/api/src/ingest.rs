@@ -434,7 +434,7 @@ pub async fn prepare(
         }
         let candidates = &candidates[..candidates.len().min(tuning.max_links)];
         let ids: Vec<_> = candidates.iter().map(|c| c.id).collect();
-        let others = store.memories(&job.tenant, &ids).await?;
+        let others = store.memory_briefs(&job.tenant, &ids).await?;
         let mut descriptions = Vec::with_capacity(others.len());
         for other in &others {
             let similarity = candidates

@@ -33,5 +33,5 @@ pub use embedding::Embedding;
 pub use error::ValidationError;
 pub use ids::{JobId, MemoryId, TenantId};
 pub use input::{Limits, MemoryPatch, NewMemory};
-pub use memory::{EvolutionEvent, Memory, MemoryLink};
+pub use memory::{EvolutionEvent, Memory, MemoryBrief, MemoryLink};
 pub use tag_filter::TagFilter;

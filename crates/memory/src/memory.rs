@@ -58,6 +58,25 @@ impl Memory {
     }
 }
 
+/// What a memory shows where it is not the subject (a search result's related memories, an
+/// edge's ends, a link candidate): its texts without links or history, which can be many times
+/// larger and are read only where the memory itself is asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryBrief {
+    pub id: MemoryId,
+    pub content: String,
+    pub context: String,
+    pub tags: Vec<String>,
+    pub keywords: Vec<String>,
+}
+
+impl MemoryBrief {
+    /// Bytes of its texts, as [`Memory::text_bytes`] counts them.
+    pub fn text_bytes(&self) -> usize {
+        self.content.len() + self.context.len()
+    }
+}
+
 /// An undirected, described edge from one memory to another, seen from one end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryLink {

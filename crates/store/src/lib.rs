@@ -35,7 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
-use membrain_memory::{Embedding, JobId, Limits, Memory, MemoryId, TenantId};
+use membrain_memory::{Embedding, JobId, Limits, Memory, MemoryBrief, MemoryId, TenantId};
 
 pub use error::StoreError;
 pub use records::{
@@ -145,6 +145,13 @@ pub trait MemoryStore: Send + Sync + 'static {
         tenant: &TenantId,
         ids: &[MemoryId],
     ) -> Result<Vec<Memory>, StoreError>;
+    /// The briefs of the memories among `ids` that belong to `tenant`, in the order asked: their
+    /// texts without links or history, for where a memory is shown beside another.
+    async fn memory_briefs(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<MemoryBrief>, StoreError>;
     /// The tenant's memories that share a content hash with `content_hash`, if any.
     async fn memory_by_hash(
         &self,

@@ -10,7 +10,8 @@ use membrain_memory::graph::Edge;
 use membrain_memory::input::merge_tags;
 use membrain_memory::text::derive_context;
 use membrain_memory::{
-    Embedding, EvolutionEvent, JobId, Limits, Memory, MemoryId, MemoryLink, NewMemory, TenantId,
+    Embedding, EvolutionEvent, JobId, Limits, Memory, MemoryBrief, MemoryId, MemoryLink, NewMemory,
+    TenantId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -366,6 +367,43 @@ async fn load_memories(
         }
     }
     Ok(ordered_memories)
+}
+
+const BRIEF_COLUMNS: &str = "id, content, context, tags, keywords";
+
+/// Loads the briefs of `tenant`'s memories among `ids`, in the order of `ids`.
+async fn load_briefs(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    ids: &[MemoryId],
+) -> Result<Vec<MemoryBrief>, StoreError> {
+    let mut found: HashMap<MemoryId, MemoryBrief> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let sql = format!(
+            "SELECT {BRIEF_COLUMNS} FROM memories WHERE {} = $1 AND id IN ({})",
+            tenant_filter(conn),
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .during("loading memories' briefs")?
+        {
+            let brief = MemoryBrief {
+                id: memory_id(&get::<String>(&row, "id")?, "id")?,
+                content: get(&row, "content")?,
+                context: get(&row, "context")?,
+                tags: from_json(&get::<String>(&row, "tags")?, "tags")?,
+                keywords: from_json(&get::<String>(&row, "keywords")?, "keywords")?,
+            };
+            found.insert(brief.id, brief);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 /// Whether links are read with their descriptions' vectors.
@@ -1326,6 +1364,15 @@ impl MemoryStore for SqlStore {
     ) -> Result<Vec<Memory>, StoreError> {
         let mut conn = self.reader(Lane::tenant(tenant)).await?;
         load_memories(&mut conn, tenant, ids).await
+    }
+
+    async fn memory_briefs(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<MemoryBrief>, StoreError> {
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
+        load_briefs(&mut conn, tenant, ids).await
     }
 
     async fn memory_by_hash(

@@ -411,6 +411,16 @@ async fn links_are_undirected_and_tenant_scoped(backend: Backend) {
     assert_eq!((edges[0].from, edges[0].to), (y, x));
     assert!(store.edges_from(&b, &[x, y]).await.unwrap().is_empty());
     assert!(store.memories(&b, &[x]).await.unwrap().is_empty());
+    // Briefs: the same texts, in the order asked, only the tenant's own.
+    let briefs = store.memory_briefs(&a, &[y, foreign, x]).await.unwrap();
+    assert_eq!(briefs.iter().map(|b| b.id).collect::<Vec<_>>(), [y, x]);
+    for (brief, full) in briefs.iter().zip([&loaded[1], &loaded[0]]) {
+        assert_eq!(
+            (&brief.content, &brief.context, &brief.tags, &brief.keywords),
+            (&full.content, &full.context, &full.tags, &full.keywords)
+        );
+    }
+    assert!(store.memory_briefs(&b, &[x]).await.unwrap().is_empty());
 
     assert!(!store.unlink(&b, x, y).await.unwrap());
     assert!(store.unlink(&a, y, x).await.unwrap());

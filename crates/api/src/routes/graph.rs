@@ -112,7 +112,7 @@ async fn drive(
         let allowed: Option<HashSet<MemoryId>> = match scope {
             Some(filter) => {
                 let targets: Vec<MemoryId> = edges.iter().map(|e| e.to).collect();
-                let loaded = state.store.memories(tenant, &targets).await?;
+                let loaded = state.store.memory_briefs(tenant, &targets).await?;
                 Some(
                     loaded
                         .into_iter()

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Tenant};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, JsonBody, Tenant};
 use crate::ingest::KEYWORDS_PER_MEMORY;
 use crate::server::AppState;
 
@@ -139,7 +139,7 @@ pub async fn get_memories(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<BatchBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<JsonBody, ApiError> {
     if body.memory_ids.is_empty() {
         return Err(ValidationError::new("memory_ids", "must list at least one memory id").into());
     }
@@ -174,9 +174,8 @@ pub async fn get_memories(
         )));
     }
     let truncated = bound(&mut memories, &state.limits, json_size);
-    Ok(ApiJson(
-        json!({ "memories": memories, "count": memories.len(), "truncated": truncated }),
-    ))
+    let answer = json!({ "memories": memories, "count": memories.len(), "truncated": truncated });
+    state.cpu.json(&tenant, answer).await
 }
 
 /// `GET /memories/{memory_id}`: one memory.
@@ -184,10 +183,10 @@ pub async fn get_memory(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiPath(memory_id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let id = MemoryId::parse_field(&memory_id, "memory_id")?;
     let memory = load_memory(&state, &tenant, id, "memory_id").await?;
-    Ok(ApiJson(json!(memory)))
+    state.cpu.json(&tenant, memory).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,7 +201,7 @@ pub async fn update_memory(
     Tenant(tenant): Tenant,
     ApiPath(memory_id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<JsonBody, ApiError> {
     let id = MemoryId::parse_field(&memory_id, "memory_id")?;
     let patch = MemoryPatch::parse(
         body.content.as_deref(),
@@ -215,9 +214,20 @@ pub async fn update_memory(
                 .semantic
                 .embed_or_later(&tenant, content.clone(), "updated content")
                 .await?;
+            // Normalising and scanning up to 64 KB of text: the tenant's CPU, not the runtime's.
+            let (content_hash, keywords) = state
+                .cpu
+                .run(&tenant, {
+                    let content = content.clone();
+                    move || {
+                        let hash = content_hash(&content);
+                        (hash, keywords(&content, KEYWORDS_PER_MEMORY))
+                    }
+                })
+                .await?;
             Some(PreparedContent {
-                content_hash: content_hash(&content),
-                keywords: keywords(&content, KEYWORDS_PER_MEMORY),
+                content_hash,
+                keywords,
                 content,
                 embedding,
             })
@@ -228,7 +238,7 @@ pub async fn update_memory(
         .store
         .update_memory(&tenant, id, content, patch.tags, &state.limits)
         .await?;
-    Ok(ApiJson(json!(memory)))
+    state.cpu.json(&tenant, memory).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,8 +10,9 @@ use membrain_memory::embedding::cosine;
 use membrain_memory::graph::Edge;
 use membrain_memory::lexical::term_overlap;
 use membrain_memory::tag_filter::TagFilterInput;
-use membrain_memory::{Memory, MemoryId, TagFilter, ValidationError};
-use serde::Deserialize;
+use membrain_memory::{Memory, MemoryBrief, MemoryId, TagFilter, ValidationError};
+use membrain_store::StoreError;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::memories::TagsInput;
@@ -213,7 +214,15 @@ pub async fn search_memories(
         })
         .await?;
     let ids: Vec<MemoryId> = ranked.iter().map(|r| r.id).collect();
-    let memories = load_within_budget(&state, &tenant, &ids).await?;
+    let (budget, store, asker) = (state.limits.max_result_bytes, &state.store, &tenant);
+    let memories = load_within_budget(
+        &ids,
+        LOAD_CHUNK,
+        budget,
+        Memory::text_bytes,
+        |chunk| async move { store.memories(asker, &chunk).await },
+    )
+    .await?;
     // Measuring, copying into JSON and serialising up to k memories (each with its history) is
     // CPU work as heavy as ranking: it runs in the tenant's share of the pool too, never on the
     // runtime threads every tenant's requests share.
@@ -336,23 +345,29 @@ pub async fn search_memories(
 /// Memories loaded per query while an answer's byte budget lasts.
 const LOAD_CHUNK: usize = 10;
 
-/// The memories of `ids`, in order, loaded a chunk at a time until their texts alone pass the
-/// answer's byte budget: what is past it would be cut by the bound anyway, and a tenant whose
-/// memories carry long histories would otherwise have k of them read and parsed per search.
-async fn load_within_budget(
-    state: &AppState,
-    tenant: &membrain_memory::TenantId,
+/// The items of `ids` that `load` finds, in order, loaded `chunk` at a time until their texts
+/// pass `budget` bytes: what is past it would be cut by the answer's bound anyway, and a tenant
+/// whose memories are long (or carry long histories) would otherwise have every one of them
+/// read and parsed per search.
+async fn load_within_budget<T, Loaded>(
     ids: &[MemoryId],
-) -> Result<Vec<Memory>, ApiError> {
+    chunk: usize,
+    budget: usize,
+    text_bytes: impl Fn(&T) -> usize,
+    load: impl Fn(Vec<MemoryId>) -> Loaded,
+) -> Result<Vec<T>, ApiError>
+where
+    Loaded: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
     let mut loaded = Vec::with_capacity(ids.len());
     let mut bytes = 0usize;
-    for chunk in ids.chunks(LOAD_CHUNK) {
-        let memories = state.store.memories(tenant, chunk).await?;
-        bytes = memories.iter().fold(bytes, |total, memory| {
-            total.saturating_add(memory.text_bytes())
-        });
-        loaded.extend(memories);
-        if bytes > state.limits.max_result_bytes {
+    for ids in ids.chunks(chunk) {
+        let items = load(ids.to_vec()).await?;
+        bytes = items
+            .iter()
+            .fold(bytes, |total, item| total.saturating_add(text_bytes(item)));
+        loaded.extend(items);
+        if bytes > budget {
             break;
         }
     }
@@ -368,7 +383,7 @@ fn similarity(index: &SyncedIndex, vector: Option<&[f32]>, id: MemoryId) -> Opti
 /// memories.
 fn memory_nodes(
     memories: &[Memory],
-    neighbours: &HashMap<MemoryId, Memory>,
+    neighbours: &HashMap<MemoryId, MemoryBrief>,
     scores: &HashMap<MemoryId, f32>,
     similarity: impl Fn(MemoryId) -> Option<f32>,
 ) -> Vec<Value> {
@@ -466,12 +481,13 @@ fn keyword_filter_list(input: TagsInput) -> Vec<String> {
     }
 }
 
-/// The memories linked from the results, loaded once for all of them.
+/// The briefs of the memories linked from the results, in the results' order, while the
+/// answer's byte budget lasts (the results' own texts count against it first).
 async fn load_neighbours(
     state: &AppState,
     tenant: &membrain_memory::TenantId,
     memories: &[Memory],
-) -> Result<HashMap<MemoryId, Memory>, ApiError> {
+) -> Result<HashMap<MemoryId, MemoryBrief>, ApiError> {
     let mut wanted: Vec<MemoryId> = Vec::new();
     for memory in memories {
         for link in memory.links.iter().take(RELATED_PER_RESULT) {
@@ -480,7 +496,17 @@ async fn load_neighbours(
             }
         }
     }
-    let loaded = state.store.memories(tenant, &wanted).await?;
+    let results_bytes: usize = memories.iter().map(Memory::text_bytes).sum();
+    let budget = state.limits.max_result_bytes.saturating_sub(results_bytes);
+    let (chunk, store) = (LOAD_CHUNK * RELATED_PER_RESULT, &state.store);
+    let loaded = load_within_budget(
+        &wanted,
+        chunk,
+        budget,
+        MemoryBrief::text_bytes,
+        |ids| async move { store.memory_briefs(tenant, &ids).await },
+    )
+    .await?;
     Ok(loaded.into_iter().map(|m| (m.id, m)).collect())
 }
 
@@ -491,7 +517,7 @@ async fn matching_edges(
     tenant: &membrain_memory::TenantId,
     mut edges: Vec<(f32, Edge)>,
     memories: &[Memory],
-    neighbours: &HashMap<MemoryId, Memory>,
+    neighbours: &HashMap<MemoryId, MemoryBrief>,
     filter: &TagFilter,
     k: usize,
 ) -> Result<Vec<Value>, ApiError> {
@@ -499,24 +525,24 @@ async fn matching_edges(
     let mut seen: std::collections::HashSet<(MemoryId, MemoryId)> = Default::default();
     edges.retain(|(_, e)| seen.insert((e.from.min(e.to), e.from.max(e.to))));
     edges.truncate(k);
-    let mut by_id: HashMap<MemoryId, &Memory> = memories
+    let mut by_id: HashMap<MemoryId, EdgeEnd<'_>> = memories
         .iter()
-        .map(|m| (m.id, m))
-        .chain(neighbours.iter().map(|(id, m)| (*id, m)))
+        .map(|m| (m.id, EdgeEnd::from(m)))
+        .chain(neighbours.values().map(|m| (m.id, EdgeEnd::from(m))))
         .collect();
     let missing: Vec<MemoryId> = edges
         .iter()
         .map(|(_, e)| e.to)
         .filter(|id| !by_id.contains_key(id))
         .collect();
-    let loaded = state.store.memories(tenant, &missing).await?;
-    by_id.extend(loaded.iter().map(|m| (m.id, m)));
+    let loaded = state.store.memory_briefs(tenant, &missing).await?;
+    by_id.extend(loaded.iter().map(|m| (m.id, EdgeEnd::from(m))));
     Ok(edges
         .iter()
         .filter_map(|(score, edge)| {
             let source = by_id.get(&edge.from)?;
             let target = by_id.get(&edge.to)?;
-            let in_scope = |m: &Memory| filter.is_empty() || filter.matches(&m.tags);
+            let in_scope = |m: &EdgeEnd| filter.is_empty() || filter.matches(m.tags);
             if !(in_scope(source) && in_scope(target)) {
                 return None;
             }
@@ -524,19 +550,76 @@ async fn matching_edges(
                 "type": "relationship_edge",
                 "score": score,
                 "description": edge.description,
-                "source": edge_end(source),
-                "target": edge_end(target),
+                "source": source,
+                "target": target,
             }))
         })
         .collect())
 }
 
-fn edge_end(memory: &Memory) -> Value {
-    json!({
-        "id": memory.id,
-        "content": memory.content,
-        "context": memory.context,
-        "tags": memory.tags,
-        "keywords": memory.keywords,
-    })
+/// A relationship edge's end as the answer shows it, borrowed from a result or a brief.
+#[derive(Serialize)]
+struct EdgeEnd<'a> {
+    id: MemoryId,
+    content: &'a str,
+    context: &'a str,
+    tags: &'a [String],
+    keywords: &'a [String],
+}
+
+impl<'a> From<&'a Memory> for EdgeEnd<'a> {
+    fn from(memory: &'a Memory) -> Self {
+        Self {
+            id: memory.id,
+            content: &memory.content,
+            context: &memory.context,
+            tags: &memory.tags,
+            keywords: &memory.keywords,
+        }
+    }
+}
+
+impl<'a> From<&'a MemoryBrief> for EdgeEnd<'a> {
+    fn from(brief: &'a MemoryBrief) -> Self {
+        Self {
+            id: brief.id,
+            content: &brief.content,
+            context: &brief.context,
+            tags: &brief.tags,
+            keywords: &brief.keywords,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn loading_stops_at_the_first_chunk_past_the_budget_and_keeps_the_order() {
+        let ids: Vec<MemoryId> = (0..25).map(|_| MemoryId::new()).collect();
+        let asked = std::sync::Mutex::new(Vec::new());
+        // Each item is its id and 100 bytes of text; one id of the first chunk is missing.
+        let missing = ids[3];
+        let loaded = load_within_budget(
+            &ids,
+            10,
+            1_500,
+            |_: &MemoryId| 100,
+            |chunk| {
+                asked.lock().unwrap().push(chunk.len());
+                async move { Ok(chunk.into_iter().filter(|id| *id != missing).collect()) }
+            },
+        )
+        .await
+        .unwrap();
+        // 900 bytes after the first chunk, 1,900 after the second: the third is never read.
+        assert_eq!(*asked.lock().unwrap(), [10, 10]);
+        let expected: Vec<MemoryId> = ids[..20]
+            .iter()
+            .copied()
+            .filter(|id| *id != missing)
+            .collect();
+        assert_eq!(loaded, expected);
+    }
 }
