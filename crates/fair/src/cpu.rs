@@ -9,6 +9,13 @@
 //! OS priority ([`LOW_PRIORITY_NICE`]). The kernel then gives the other tenants' threads the
 //! core first, and the heavy lane the rest: a tenant alone still uses every idle core.
 //!
+//! "More than its part" is either of two things: more than a quarter of the pool, whoever else
+//! is busy; or, while another lane is using the CPU too, more than twice what that lane uses
+//! (above a floor of a twentieth of the pool). The second catches a tenant that keeps a third
+//! of a core busy with heavy reads beside one whose few light requests need the CPU at once:
+//! it stays under the first bound, and at the same priority it would take turns with them.
+//! Two tenants using about as much as each other stay level.
+//!
 //! Work nobody waits for (the background embedder) always runs at the lowest priority, nice 19.
 //!
 //! A low-priority thread is started for each such call rather than pooled: the work is
@@ -34,6 +41,13 @@ const MEMORY: Duration = Duration::from_secs(1);
 
 /// A lane counts as heavy once it used more than this part of the pool's threads lately.
 const HEAVY_SHARE: f64 = 0.25;
+
+/// Above this part of the pool's threads, a lane that uses more than twice what another busy
+/// lane uses counts as heavy too; below it, never.
+const BUSY_SHARE: f64 = 0.05;
+
+/// CPU seconds (decayed) above which a lane counts as using the CPU lately: a millisecond.
+const ACTIVE_ABOVE: f64 = 1e-3;
 
 /// Lanes whose count decayed to nothing are forgotten once the map grows past this.
 const FORGET_LANES_ABOVE: usize = 4_096;
@@ -92,6 +106,9 @@ impl Used {
 pub struct CpuUse<K: Lane> {
     /// CPU seconds per lane above which its work runs at low priority.
     heavy_above: f64,
+    /// CPU seconds per lane above which its work runs at low priority while another lane uses
+    /// less than half as much.
+    busy_above: f64,
     used: Mutex<HashMap<K, Used>>,
 }
 
@@ -100,6 +117,7 @@ impl<K: Lane> CpuUse<K> {
     pub fn new(threads: usize) -> Self {
         Self {
             heavy_above: HEAVY_SHARE * threads.max(1) as f64 * MEMORY.as_secs_f64(),
+            busy_above: BUSY_SHARE * threads.max(1) as f64 * MEMORY.as_secs_f64(),
             used: Mutex::new(HashMap::new()),
         }
     }
@@ -118,7 +136,16 @@ impl<K: Lane> CpuUse<K> {
 
     /// At which priority `lane`'s next call runs.
     pub fn priority(&self, lane: &K) -> Priority {
-        if self.used(lane) > self.heavy_above {
+        let now = Instant::now();
+        let used = self.used_map();
+        let mine = used.get(lane).map_or(0.0, |used| used.now(now));
+        let heavier_than_a_busy_lane = || {
+            used.iter().any(|(other, used)| {
+                let theirs = used.now(now);
+                other != lane && theirs > ACTIVE_ABOVE && 2.0 * theirs < mine
+            })
+        };
+        if mine > self.heavy_above || (mine > self.busy_above && heavier_than_a_busy_lane()) {
             Priority::Low
         } else {
             Priority::Normal
@@ -279,6 +306,32 @@ mod tests {
             at: Instant::now() - MEMORY,
         };
         assert!(decayed.now(Instant::now()) < 0.25);
+    }
+
+    #[tokio::test]
+    async fn a_lane_far_heavier_than_another_busy_one_goes_after_it() {
+        let cpu = CpuUse::new(2);
+        let (reader, agent, twin) = ("reader".to_owned(), "agent".to_owned(), "twin".to_owned());
+        // A fifth of a CPU second: under a quarter of the pool, over a twentieth.
+        cpu.run(&reader, || spin(Duration::from_millis(200)))
+            .await
+            .unwrap();
+        assert_eq!(cpu.priority(&reader), Priority::Normal, "alone, it is not");
+        cpu.run(&agent, || spin(Duration::from_millis(10)))
+            .await
+            .unwrap();
+        assert_eq!(cpu.priority(&reader), Priority::Low, "beside a light lane");
+        assert_eq!(cpu.priority(&agent), Priority::Normal);
+        // A lane that uses about as much stays level with it.
+        let level = CpuUse::new(2);
+        for lane in [&reader, &twin] {
+            level
+                .run(lane, || spin(Duration::from_millis(150)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(level.priority(&reader), Priority::Normal);
+        assert_eq!(level.priority(&twin), Priority::Normal);
     }
 
     #[tokio::test]

@@ -318,16 +318,18 @@ fn tenant_filter(conn: &AnyConnection) -> &'static str {
     }
 }
 
-/// Loads memories of `tenant` by id, with their links, in the order of `ids`.
-async fn load_memories(
+/// The rows of `tenant`'s memories among `ids` (in no order), with `columns`, read in chunks.
+async fn memory_rows(
     conn: &mut AnyConnection,
     tenant: &TenantId,
     ids: &[MemoryId],
-) -> Result<Vec<Memory>, StoreError> {
-    let mut found: HashMap<MemoryId, Memory> = HashMap::with_capacity(ids.len());
+    columns: &str,
+    what: &'static str,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ID_CHUNK) {
         let sql = format!(
-            "SELECT {MEMORY_COLUMNS} FROM memories WHERE {} = $1 AND id IN ({})",
+            "SELECT {columns} FROM memories WHERE {} = $1 AND id IN ({})",
             tenant_filter(conn),
             placeholders(2, chunk.len())
         );
@@ -335,14 +337,21 @@ async fn load_memories(
         for id in chunk {
             query = query.bind(id.to_string());
         }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .during("loading memories")?
-        {
-            let memory = memory_from_row(&row)?;
-            found.insert(memory.id, memory);
-        }
+        rows.extend(query.fetch_all(&mut *conn).await.during(what)?);
+    }
+    Ok(rows)
+}
+
+/// Loads memories of `tenant` by id, with their links, in the order of `ids`.
+async fn load_memories(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    ids: &[MemoryId],
+) -> Result<Vec<Memory>, StoreError> {
+    let mut found: HashMap<MemoryId, Memory> = HashMap::with_capacity(ids.len());
+    for row in memory_rows(conn, tenant, ids, MEMORY_COLUMNS, "loading memories").await? {
+        let memory = memory_from_row(&row)?;
+        found.insert(memory.id, memory);
     }
     let present: Vec<MemoryId> = found.keys().copied().collect();
     for (link, _) in load_links(conn, tenant, &present, LinkVectors::Without).await? {
@@ -378,30 +387,16 @@ async fn load_briefs(
     ids: &[MemoryId],
 ) -> Result<Vec<MemoryBrief>, StoreError> {
     let mut found: HashMap<MemoryId, MemoryBrief> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(ID_CHUNK) {
-        let sql = format!(
-            "SELECT {BRIEF_COLUMNS} FROM memories WHERE {} = $1 AND id IN ({})",
-            tenant_filter(conn),
-            placeholders(2, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
-        for id in chunk {
-            query = query.bind(id.to_string());
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .during("loading memories' briefs")?
-        {
-            let brief = MemoryBrief {
-                id: memory_id(&get::<String>(&row, "id")?, "id")?,
-                content: get(&row, "content")?,
-                context: get(&row, "context")?,
-                tags: from_json(&get::<String>(&row, "tags")?, "tags")?,
-                keywords: from_json(&get::<String>(&row, "keywords")?, "keywords")?,
-            };
-            found.insert(brief.id, brief);
-        }
+    let rows = memory_rows(conn, tenant, ids, BRIEF_COLUMNS, "loading memories' briefs").await?;
+    for row in rows {
+        let brief = MemoryBrief {
+            id: memory_id(&get::<String>(&row, "id")?, "id")?,
+            content: get(&row, "content")?,
+            context: get(&row, "context")?,
+            tags: from_json(&get::<String>(&row, "tags")?, "tags")?,
+            keywords: from_json(&get::<String>(&row, "keywords")?, "keywords")?,
+        };
+        found.insert(brief.id, brief);
     }
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
