@@ -298,6 +298,13 @@ impl ApiServer {
         self
     }
 
+    /// This server's router without its socket, sharing its state (keys, limits, pools): for a
+    /// bridge in the same process (`membrain serve`), whose calls then meet the same checks and
+    /// per-tenant limits as calls over HTTP.
+    pub fn router(&self) -> Router {
+        router(self.state.clone(), &self.settings)
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests and the current ingest
     /// job finish (up to the grace period). Unfinished jobs stay queued for the next start.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {

@@ -1,14 +1,34 @@
-//! [`MemoryApiClient`]: the MCP bridge's HTTP client for the Memory REST API.
+//! [`MemoryApi`]: how the MCP bridge reaches the Memory REST API. [`MemoryApiClient`] calls it
+//! over HTTP (`membrain mcp`, a process of its own); [`InProcessApi`] hands the same request to
+//! the API's router in this process (`membrain serve`), without a socket, an HTTP parse or a
+//! connection pool in between. Both answer alike, through [`answer`].
 //!
 //! Every call carries the caller's own key (`X-API-Key`), so the API decides the tenant; the
 //! bridge holds no data and no keys of its own. One pooled `reqwest` client is shared by all
-//! calls, so connections to the API are reused.
+//! HTTP calls, so connections to the API are reused.
 
 use std::time::Duration;
 
+use axum::body::Body;
 use membrain_auth::ApiKey;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
+use tower::ServiceExt;
+
+/// The Memory REST API as the bridge calls it: `segments` are appended to `/api/v1` one path
+/// segment each (so ids are escaped, never spliced), `query` pairs are URL-encoded, `body` is
+/// sent as JSON, and the answer is the API's JSON or why there is none.
+#[async_trait::async_trait]
+pub trait MemoryApi: Send + Sync + 'static {
+    async fn call(
+        &self,
+        key: &ApiKey,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiCallError>;
+}
 
 /// Why a call to the API did not produce the answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -62,10 +82,11 @@ impl MemoryApiClient {
     pub fn base_url(&self) -> &Url {
         &self.base
     }
+}
 
-    /// Calls the API: `segments` are appended to `/api/v1` one path segment each (so ids are
-    /// escaped, never spliced), `query` pairs are URL-encoded, `body` is sent as JSON.
-    pub async fn call(
+#[async_trait::async_trait]
+impl MemoryApi for MemoryApiClient {
+    async fn call(
         &self,
         key: &ApiKey,
         method: Method,
@@ -73,18 +94,11 @@ impl MemoryApiClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ApiCallError> {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.extend(segments);
-        }
         let mut request = self
             .http
-            .request(method, url)
+            .request(method, api_url(&self.base, segments, query))
             .header("x-api-key", key.expose_secret())
             .header("accept", "application/json");
-        if !query.is_empty() {
-            request = request.query(query);
-        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -97,32 +111,122 @@ impl MemoryApiClient {
             .bytes()
             .await
             .map_err(|e| ApiCallError::Unavailable(describe(e)))?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ApiCallError::BadResponse(format!("invalid JSON ({e})")));
-        }
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let field = |name: &str| {
-            parsed
-                .as_ref()
-                .and_then(|v| v.get("error"))
-                .and_then(|e| e.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(ApiCallError::Unavailable(format!(
-                "HTTP {status}: {}",
-                field("message").unwrap_or_else(|| "no details".into())
-            )));
-        }
-        Err(ApiCallError::Rejected {
-            status: status.as_u16(),
-            code: field("code").unwrap_or_else(|| "error".into()),
-            message: field("message")
-                .unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))),
-        })
+        answer(status, &bytes)
     }
+}
+
+/// The API's router, called in this process: the same routes, key check, per-tenant limits and
+/// answers as over HTTP, minus the socket. `membrain serve` bridges to its API this way.
+#[derive(Clone)]
+pub struct InProcessApi {
+    router: axum::Router,
+    /// The longest a call may take, as the HTTP client's timeout.
+    timeout: Duration,
+}
+
+/// The most an in-process answer may carry; the API's own answer bound is far below it.
+const MAX_IN_PROCESS_ANSWER: usize = 64 * 1024 * 1024;
+
+impl InProcessApi {
+    /// `router` is the API's whole router (what it serves at its root, `/api/v1/…` included).
+    pub fn new(router: axum::Router, timeout: Duration) -> Self {
+        Self { router, timeout }
+    }
+}
+
+#[async_trait::async_trait]
+impl MemoryApi for InProcessApi {
+    async fn call(
+        &self,
+        key: &ApiKey,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiCallError> {
+        // The path and query encoded exactly as the HTTP client encodes them.
+        let base = Url::parse("http://in-process/api/v1").map_err(internal)?;
+        let url = api_url(&base, segments, query);
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            })
+            .header("x-api-key", key.expose_secret())
+            .header("accept", "application/json");
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(body).map_err(internal)?)
+            }
+            None => Body::empty(),
+        };
+        let request = request.body(body).map_err(internal)?;
+        let response =
+            match tokio::time::timeout(self.timeout, self.router.clone().oneshot(request)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => {
+                    return Err(ApiCallError::Unavailable(
+                        "the request timed out".to_owned(),
+                    ));
+                }
+            };
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_IN_PROCESS_ANSWER)
+            .await
+            .map_err(|e| ApiCallError::Unavailable(format!("reading the answer: {e}")))?;
+        answer(status, &bytes)
+    }
+}
+
+/// `base` (`…/api/v1`) with `segments` appended one path segment each (so ids are escaped,
+/// never spliced) and `query` URL-encoded.
+fn api_url(base: &Url, segments: &[&str], query: &[(&str, String)]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.extend(segments);
+    }
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
+}
+
+/// A request the bridge could not even build: a bug, said as the API being unavailable.
+fn internal(error: impl std::fmt::Display) -> ApiCallError {
+    ApiCallError::Unavailable(format!("could not build the call: {error}"))
+}
+
+/// The API's answer as the bridge reads it: JSON on success; otherwise a refusal that says why
+/// (4xx), or the API being unavailable (5xx and 429, which a retry may cure).
+fn answer(status: StatusCode, bytes: &[u8]) -> Result<Value, ApiCallError> {
+    if status.is_success() {
+        return serde_json::from_slice(bytes)
+            .map_err(|e| ApiCallError::BadResponse(format!("invalid JSON ({e})")));
+    }
+    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(|e| e.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(ApiCallError::Unavailable(format!(
+            "HTTP {status}: {}",
+            field("message").unwrap_or_else(|| "no details".into())
+        )));
+    }
+    Err(ApiCallError::Rejected {
+        status: status.as_u16(),
+        code: field("code").unwrap_or_else(|| "error".into()),
+        message: field("message")
+            .unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(bytes))),
+    })
 }
 
 /// A transport error in words, without the URL's query (which may hold user content).
@@ -133,5 +237,121 @@ fn describe(error: reqwest::Error) -> String {
         "could not connect (is `membrain api` running at API_BASE_URL?)".to_owned()
     } else {
         error.without_url().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use serde_json::json;
+
+    use super::*;
+
+    /// An API stand-in that echoes what reached it, and refuses with the API's error shape.
+    fn echo_router() -> axum::Router {
+        async fn echo(request: Request) -> axum::response::Response {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            let header = |name: &str| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let answer = json!({
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "query": parts.uri.query(),
+                "key": header("x-api-key"),
+                "content_type": header("content-type"),
+                "body": serde_json::from_slice::<Value>(&body).ok(),
+            });
+            if parts.uri.path().ends_with("/refuse") {
+                let error =
+                    json!({ "error": { "code": "invalid", "message": "k must be 1..100" } });
+                return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+            }
+            if parts.uri.path().ends_with("/busy") {
+                let error = json!({ "error": { "code": "busy", "message": "retry later" } });
+                return (StatusCode::TOO_MANY_REQUESTS, axum::Json(error)).into_response();
+            }
+            axum::Json(answer).into_response()
+        }
+        axum::Router::new().fallback(echo)
+    }
+
+    #[tokio::test]
+    async fn in_process_and_http_calls_reach_the_api_alike() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, echo_router()).await });
+        let timeout = Duration::from_secs(10);
+        let over_http = MemoryApiClient::new(&format!("http://{address}"), timeout).unwrap();
+        let in_process = InProcessApi::new(echo_router(), timeout);
+        let key = ApiKey::generate();
+        let body = json!({ "query": "tea & biscuits", "k": 3 });
+        // Segments with a slash and a space stay one escaped segment; query values with `&`
+        // and `=` stay one value.
+        let segments = ["memories", "a/b c"];
+        let query = [("tags", "x&y=z".to_owned()), ("depth", "2".to_owned())];
+        let apis: [&dyn MemoryApi; 2] = [&over_http, &in_process];
+        let mut answers = Vec::new();
+        for api in apis {
+            let answer = api
+                .call(&key, Method::POST, &segments, &query, Some(&body))
+                .await
+                .unwrap();
+            assert_eq!(answer["path"], "/api/v1/memories/a%2Fb%20c", "{answer}");
+            assert_eq!(answer["query"], "tags=x%26y%3Dz&depth=2", "{answer}");
+            assert_eq!(answer["key"], key.expose_secret(), "{answer}");
+            assert_eq!(answer["content_type"], "application/json", "{answer}");
+            assert_eq!(answer["body"], body, "{answer}");
+            answers.push(answer);
+            let got = api
+                .call(&key, Method::GET, &["stats"], &[], None)
+                .await
+                .unwrap();
+            assert_eq!(
+                (&got["method"], &got["body"]),
+                (&json!("GET"), &Value::Null)
+            );
+            let refused = api.call(&key, Method::GET, &["refuse"], &[], None).await;
+            assert_eq!(
+                refused,
+                Err(ApiCallError::Rejected {
+                    status: 400,
+                    code: "invalid".into(),
+                    message: "k must be 1..100".into()
+                })
+            );
+            let busy = api.call(&key, Method::GET, &["busy"], &[], None).await;
+            assert_eq!(
+                busy,
+                Err(ApiCallError::Unavailable(
+                    "HTTP 429 Too Many Requests: retry later".into()
+                ))
+            );
+        }
+        assert_eq!(answers[0], answers[1]);
+    }
+
+    #[tokio::test]
+    async fn an_in_process_call_ends_at_its_timeout() {
+        let slow = axum::Router::new().fallback(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let api = InProcessApi::new(slow, Duration::from_millis(50));
+        let answer = api
+            .call(&ApiKey::generate(), Method::GET, &["stats"], &[], None)
+            .await;
+        assert_eq!(
+            answer,
+            Err(ApiCallError::Unavailable("the request timed out".into()))
+        );
     }
 }

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::api_client::MemoryApiClient;
+use crate::api_client::{InProcessApi, MemoryApi, MemoryApiClient};
 use crate::key_check::ApiKeyCheck;
 use crate::tools::{CallerKey, MembrainTools};
 use crate::ts_tools::CallerTenant;
@@ -168,6 +168,9 @@ pub enum McpBackend {
     /// caller's key; the API says whose key it is.
     #[default]
     Api,
+    /// `serve`: every tool calls the REST API's router in this process (the API's own router,
+    /// passed here), with the caller's key, as [`McpBackend::Api`] would over HTTP.
+    InProcess(axum::Router),
     /// `gateway` profile (seed 001): the `ts_*` tools read and write the time-series store in
     /// this process; keys come from a local key source (environment, file or Secrets Manager).
     Direct {
@@ -180,6 +183,7 @@ impl std::fmt::Debug for McpBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Api => f.write_str("Api"),
+            Self::InProcess(_) => f.write_str("InProcess"),
             Self::Direct { time_series, .. } => write!(f, "Direct({time_series:?})"),
         }
     }
@@ -196,16 +200,22 @@ pub fn router_with(
     backend: McpBackend,
     shutdown: CancellationToken,
 ) -> Result<Router, String> {
+    let bridge = |api: Arc<dyn MemoryApi>| -> (Arc<dyn KeyResolver>, MembrainTools) {
+        let keys = Arc::new(CachedKeys::new(
+            Arc::new(ApiKeyCheck::new(api.clone())),
+            settings.key_cache_ttl,
+        ));
+        let tools = MembrainTools::new(api, None)
+            .with_ingest_wait(ingest_wait(settings.http.request_timeout));
+        (keys, tools)
+    };
     let (keys, tools): (Arc<dyn KeyResolver>, MembrainTools) = match backend {
-        McpBackend::Api => {
-            let api = MemoryApiClient::new(&settings.api_base_url, settings.api_timeout)?;
-            let keys = Arc::new(CachedKeys::new(
-                Arc::new(ApiKeyCheck::new(api.clone())),
-                settings.key_cache_ttl,
-            ));
-            let tools = MembrainTools::new(api, None)
-                .with_ingest_wait(ingest_wait(settings.http.request_timeout));
-            (keys, tools)
+        McpBackend::Api => bridge(Arc::new(MemoryApiClient::new(
+            &settings.api_base_url,
+            settings.api_timeout,
+        )?)),
+        McpBackend::InProcess(router) => {
+            bridge(Arc::new(InProcessApi::new(router, settings.api_timeout)))
         }
         McpBackend::Direct { time_series, keys } => {
             (keys, MembrainTools::time_series_only(time_series))

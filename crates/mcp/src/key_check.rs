@@ -1,19 +1,21 @@
 //! The bridge's key check: asks the API whose key this is (`GET /api/v1/auth/whoami`), so a
 //! missing or bad key is refused with 401 before any tool is listed or run.
 
+use std::sync::Arc;
+
 use membrain_auth::{ApiKey, AuthError, KeyResolver};
 use membrain_memory::TenantId;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::api_client::{ApiCallError, MemoryApiClient};
+use crate::api_client::{ApiCallError, MemoryApi};
 
 pub struct ApiKeyCheck {
-    api: MemoryApiClient,
+    api: Arc<dyn MemoryApi>,
 }
 
 impl ApiKeyCheck {
-    pub fn new(api: MemoryApiClient) -> Self {
+    pub fn new(api: Arc<dyn MemoryApi>) -> Self {
         Self { api }
     }
 }

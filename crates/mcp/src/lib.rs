@@ -2,7 +2,8 @@
 //!
 //! * [`tools`]: [`MembrainTools`], the rmcp handler: one tool per REST call, the agent guide as a
 //!   tool and as resources. Each tool forwards the caller's own key.
-//! * [`api_client`]: [`MemoryApiClient`], the pooled HTTP client for the API.
+//! * [`api_client`]: [`MemoryApi`], how the bridge reaches the API: [`MemoryApiClient`], the
+//!   pooled HTTP client, or [`InProcessApi`], the API's router in this process (`serve`).
 //! * [`http`]: Streamable HTTP at `/mcp` with Host/Origin checks, the key check, then a body cap
 //!   and JSON-RPC validation; [`McpServer`] binds and runs it through `membrain-http`.
 //! * [`ts_tools`]: the `ts_*` time-series tools, through the API (`alb`) or, in the `gateway`
@@ -24,7 +25,7 @@ pub mod stdio;
 pub mod tools;
 pub mod ts_tools;
 
-pub use api_client::{ApiCallError, MemoryApiClient};
+pub use api_client::{ApiCallError, InProcessApi, MemoryApi, MemoryApiClient};
 pub use http::{
     AllowedHosts, AllowedHostsError, McpBackend, McpServer, McpSettings, router, router_with,
 };

@@ -1,6 +1,7 @@
 //! The MCP server over stdio, for clients that spawn a process. The process belongs to one user,
 //! so the key comes from its configuration (`MEMBRAIN_API_KEY`) rather than from headers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_auth::ApiKey;
@@ -16,7 +17,7 @@ pub async fn serve_stdio(
     api_timeout: Duration,
 ) -> Result<(), String> {
     let api = MemoryApiClient::new(api_base_url, api_timeout)?;
-    let running = MembrainTools::new(api, Some(key))
+    let running = MembrainTools::new(Arc::new(api), Some(key))
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| format!("the MCP client did not start a session: {e}"))?;

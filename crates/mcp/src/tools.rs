@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api_client::{ApiCallError, MemoryApiClient};
+use crate::api_client::{ApiCallError, MemoryApi};
 use crate::arguments::argument_problem;
 use crate::instructions::*;
 use crate::ts_tools::TimeSeriesAccess;
@@ -35,7 +35,7 @@ const INGEST_WAIT: Duration = Duration::from_secs(50);
 #[derive(Clone)]
 pub struct MembrainTools {
     /// The Memory REST API; `None` in the gateway profile, which serves time series only.
-    api: Option<MemoryApiClient>,
+    api: Option<Arc<dyn MemoryApi>>,
     time_series: TimeSeriesAccess,
     /// The key used when the request carries none: only set for stdio, where the process
     /// belongs to one user.
@@ -355,7 +355,7 @@ fn required(value: &str, field: &str, example: &str) -> Result<String, String> {
 #[tool_router]
 impl MembrainTools {
     /// Every tool, each a call to the REST API (`alb` profile, `serve`, stdio).
-    pub fn new(api: MemoryApiClient, fallback_key: Option<ApiKey>) -> Self {
+    pub fn new(api: Arc<dyn MemoryApi>, fallback_key: Option<ApiKey>) -> Self {
         Self {
             api: Some(api),
             time_series: TimeSeriesAccess::Api,

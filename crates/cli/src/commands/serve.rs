@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use membrain_api::{ApiServer, ApiSettings, Semantic};
 use membrain_auth::ApiKey;
-use membrain_mcp::{McpServer, McpSettings};
+use membrain_mcp::{McpBackend, McpServer, McpSettings};
 use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 
@@ -18,7 +18,7 @@ use crate::settings::{Common, SemanticSettings, TimeSeriesSettings, configured_k
 
 pub async fn run(
     common: &Common,
-    (api, mut mcp): (ApiSettings, McpSettings),
+    (api, mcp): (ApiSettings, McpSettings),
     semantic: &SemanticSettings,
     time_series: &TimeSeriesSettings,
     args: &ServeArgs,
@@ -67,14 +67,16 @@ pub async fn run(
         )
     })?
     .with_time_series(series.service.clone());
-    // The bridge talks to the API over loopback, at the port actually bound (it may be 0 = any).
-    mcp.api_base_url = format!("http://{}", api_server.local_addr()?);
-    let mcp_server = McpServer::bind(mcp.clone()).await.with_context(|| {
-        format!(
-            "listening on {} (is another membrain running? use --mcp-port)",
-            mcp.listen
-        )
-    })?;
+    // The bridge calls the API's router in this process: no loopback socket, no HTTP parse.
+    let bridge = McpBackend::InProcess(api_server.router());
+    let mcp_server = McpServer::bind_with(mcp.clone(), bridge)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (is another membrain running? use --mcp-port)",
+                mcp.listen
+            )
+        })?;
     let mcp_url = format!("http://{}/mcp", mcp_server.local_addr()?);
     let api_url = format!("http://{}", api_server.local_addr()?);
 

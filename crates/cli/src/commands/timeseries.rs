@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use membrain_auth::ApiKey;
-use membrain_mcp::{ApiCallError, MemoryApiClient};
+use membrain_mcp::{ApiCallError, MemoryApi, MemoryApiClient};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;

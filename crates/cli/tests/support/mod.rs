@@ -10,7 +10,7 @@ use std::time::Duration;
 use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
 use membrain_auth::ApiKey;
 use membrain_llm::LanguageModel;
-use membrain_mcp::{McpServer, McpSettings};
+use membrain_mcp::{McpBackend, McpServer, McpSettings};
 use membrain_memory::TenantId;
 use membrain_store::testing::TestDatabase;
 use membrain_store::{Backend, MemoryStore, SqlStore};
@@ -132,14 +132,23 @@ impl TestStack {
             .expect("bind the API")
             .with_time_series(time_series.clone());
         let api_url = format!("http://{}", api.local_addr().expect("API address"));
-        let mcp = McpServer::bind(McpSettings {
+        // The bridge as each deployment runs it: the API's router in this process beside SQLite
+        // (`membrain serve`), HTTP beside PostgreSQL (`membrain api` and `membrain mcp` as
+        // separate services). Every MCP test runs on both backends, so both bridges pass the
+        // same suite.
+        let bridge = match database.backend() {
+            Backend::Sqlite => McpBackend::InProcess(api.router()),
+            Backend::Postgres => McpBackend::Api,
+        };
+        let mcp_settings = McpSettings {
             listen: "127.0.0.1:0".parse().expect("a loopback address"),
             api_base_url: api_url.clone(),
             key_cache_ttl: Duration::ZERO,
             ..McpSettings::default()
-        })
-        .await
-        .expect("bind MCP");
+        };
+        let mcp = McpServer::bind_with(mcp_settings, bridge)
+            .await
+            .expect("bind MCP");
         let mcp_url = format!("http://{}/mcp", mcp.local_addr().expect("MCP address"));
         let shutdown = CancellationToken::new();
         tokio::spawn(api.run_until_stopped(shutdown.clone()));
