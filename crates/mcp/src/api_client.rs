@@ -1,7 +1,7 @@
 //! [`MemoryApi`]: how the MCP bridge reaches the Memory REST API. [`MemoryApiClient`] calls it
 //! over HTTP (`membrain mcp`, a process of its own); [`InProcessApi`] hands the same request to
 //! the API's router in this process (`membrain serve`), without a socket, an HTTP parse or a
-//! connection pool in between. Both answer alike, through [`answer`].
+//! connection pool in between. One function reads both's answers, so they answer alike.
 //!
 //! Every call carries the caller's own key (`X-API-Key`), so the API decides the tenant; the
 //! bridge holds no data and no keys of its own. One pooled `reqwest` client is shared by all
@@ -120,6 +120,8 @@ impl MemoryApi for MemoryApiClient {
 #[derive(Clone)]
 pub struct InProcessApi {
     router: axum::Router,
+    /// `…/api/v1` on a placeholder host: the router reads only the path and query.
+    base: Url,
     /// The longest a call may take, as the HTTP client's timeout.
     timeout: Duration,
 }
@@ -130,7 +132,11 @@ const MAX_IN_PROCESS_ANSWER: usize = 64 * 1024 * 1024;
 impl InProcessApi {
     /// `router` is the API's whole router (what it serves at its root, `/api/v1/…` included).
     pub fn new(router: axum::Router, timeout: Duration) -> Self {
-        Self { router, timeout }
+        Self {
+            router,
+            base: Url::parse("http://in-process/api/v1").expect("a constant, valid URL"),
+            timeout,
+        }
     }
 }
 
@@ -145,8 +151,7 @@ impl MemoryApi for InProcessApi {
         body: Option<&Value>,
     ) -> Result<Value, ApiCallError> {
         // The path and query encoded exactly as the HTTP client encodes them.
-        let base = Url::parse("http://in-process/api/v1").map_err(internal)?;
-        let url = api_url(&base, segments, query);
+        let url = api_url(&self.base, segments, query);
         let mut request = http::Request::builder()
             .method(method)
             .uri(match url.query() {

@@ -215,14 +215,12 @@ pub async fn update_memory(
                 .embed_or_later(&tenant, content.clone(), "updated content")
                 .await?;
             // Normalising and scanning up to 64 KB of text: the tenant's CPU, not the runtime's.
-            let (content_hash, keywords) = state
+            let (content, content_hash, keywords) = state
                 .cpu
-                .run(&tenant, {
-                    let content = content.clone();
-                    move || {
-                        let hash = content_hash(&content);
-                        (hash, keywords(&content, KEYWORDS_PER_MEMORY))
-                    }
+                .run(&tenant, move || {
+                    let hash = content_hash(&content);
+                    let words = keywords(&content, KEYWORDS_PER_MEMORY);
+                    (content, hash, words)
                 })
                 .await?;
             Some(PreparedContent {
