@@ -7,7 +7,9 @@
 //! tenant inside `ingestion_scope`; a near-duplicate above the duplicate threshold is merged into
 //! instead of stored twice; the others above the link threshold are linked with a description
 //! saying how they relate; tags (when the caller gave none) and a context line. Everything works
-//! from the text and the vectors; a language model, when configured, writes the words.
+//! from the text and the vectors; a language model, when configured, writes the words. The
+//! choices themselves (which memory is the near-duplicate, which are linked, and, in the store's
+//! transaction, whether to create or merge) are `membrain_memory::ingest`'s pure functions.
 //!
 //! Fairness and ownership: a batch holds one tenant's jobs, and tenants take turns (each worker
 //! passes the tenant of its last batch to the claim); between two jobs of a batch the worker
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_fair::{Hold, Holders};
+use membrain_memory::ingest::{NeighbourThresholds, SimilarMemory, choose_neighbours};
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{Embedding, Limits, TagFilter, TenantId};
 use membrain_store::{
@@ -36,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::semantic::enrich::{describe_link, enrich};
-use crate::semantic::{BackgroundWork, Semantic};
+use crate::semantic::{BackgroundWork, Semantic, SemanticTuning};
 
 /// A job that failed this many times for reasons other than bad input is given up on.
 const MAX_ATTEMPTS: i64 = 5;
@@ -409,30 +412,33 @@ pub async fn prepare(
             },
             None => None,
         };
-        let tuning = &semantic.tuning;
-        let similar = {
+        let thresholds = neighbour_thresholds(&semantic.tuning);
+        let similar: Vec<SimilarMemory> = {
             let index = semantic
                 .indexes
                 .current(store.as_ref(), &job.tenant)
                 .await?;
-            index.index.dense(
-                vector,
-                &|tags: &[String]| scope.as_ref().is_none_or(|f| f.matches(tags)),
-                tuning.max_links + 1,
-                tuning.link_threshold,
-            )
+            index
+                .index
+                .dense(
+                    vector,
+                    &|tags: &[String]| scope.as_ref().is_none_or(|f| f.matches(tags)),
+                    thresholds.candidates_wanted(),
+                    thresholds.link_threshold,
+                )
+                .into_iter()
+                .map(|hit| SimilarMemory {
+                    id: hit.id,
+                    similarity: hit.score,
+                })
+                .collect()
         };
-        let mut candidates = similar.as_slice();
-        if let Some(best) = candidates.first()
-            && best.score >= tuning.duplicate_threshold
-        {
-            near_duplicate = Some(NearDuplicate {
-                id: best.id,
-                similarity: best.score,
-            });
-            candidates = &candidates[1..];
-        }
-        let candidates = &candidates[..candidates.len().min(tuning.max_links)];
+        let neighbours = choose_neighbours(&similar, &thresholds);
+        near_duplicate = neighbours.near_duplicate.map(|near| NearDuplicate {
+            id: near.id,
+            similarity: near.similarity,
+        });
+        let candidates = neighbours.links;
         let ids: Vec<_> = candidates.iter().map(|c| c.id).collect();
         let others = store.memory_briefs(&job.tenant, &ids).await?;
         let mut descriptions = Vec::with_capacity(others.len());
@@ -440,7 +446,7 @@ pub async fn prepare(
             let similarity = candidates
                 .iter()
                 .find(|c| c.id == other.id)
-                .map_or(0.0, |c| c.score);
+                .map_or(0.0, |c| c.similarity);
             let description = describe_link(llm, &new.content, &other.content, similarity).await;
             descriptions.push((other.id, description));
         }
@@ -464,6 +470,15 @@ pub async fn prepare(
         near_duplicate,
         links,
     ))
+}
+
+/// The thresholds of [`SemanticTuning`] that choose a new memory's near-duplicate and links.
+fn neighbour_thresholds(tuning: &SemanticTuning) -> NeighbourThresholds {
+    NeighbourThresholds {
+        duplicate_threshold: tuning.duplicate_threshold,
+        link_threshold: tuning.link_threshold,
+        max_links: tuning.max_links,
+    }
 }
 
 fn prepared(

@@ -1,7 +1,9 @@
-//! [`MemoryApi`]: how the MCP bridge reaches the Memory REST API. [`MemoryApiClient`] calls it
-//! over HTTP (`membrain mcp`, a process of its own); [`InProcessApi`] hands the same request to
-//! the API's router in this process (`membrain serve`), without a socket, an HTTP parse or a
-//! connection pool in between. One function reads both's answers, so they answer alike.
+//! [`MemoryApi`]: how the MCP bridge and the CLI reach the Memory REST API, typed by
+//! `membrain-contract`. Two transports: [`MemoryApiClient`] calls it over HTTP (`membrain mcp`, a
+//! process of its own; `membrain ts`); [`InProcessApi`] hands the same request to the API's
+//! router in this process (`membrain serve`), without a socket, an HTTP parse or a connection
+//! pool in between. One function reads both's answers, so they answer alike, and the routes
+//! (method, path, body and answer types) are written once, in `impl dyn MemoryApi`.
 //!
 //! Every call carries the caller's own key (`X-API-Key`), so the API decides the tenant; the
 //! bridge holds no data and no keys of its own. One pooled `reqwest` client is shared by all
@@ -9,25 +11,202 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use membrain_auth::ApiKey;
+use membrain_contract::graph::{
+    LinkAnswer, LinkRequest, NeighborhoodAnswer, NeighborhoodQuery, PathAnswer, PathQuery,
+    TraverseAnswer, TraverseQuery,
+};
+use membrain_contract::health::WhoAmI;
+use membrain_contract::memories::{
+    Accepted, AddMemoryRequest, BatchRequest, DeleteAnswer, DeleteQuery, IngestJobAnswer,
+    MemoriesAnswer, UpdateRequest,
+};
+use membrain_contract::search::{SearchAnswer, SearchRequest};
+use membrain_contract::stats::StatsAnswer;
+use membrain_contract::{ErrorBody, ErrorDetail};
+use membrain_memory::Memory;
 use reqwest::{Method, StatusCode, Url};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
-/// The Memory REST API as the bridge calls it: `segments` are appended to `/api/v1` one path
-/// segment each (so ids are escaped, never spliced), `query` pairs are URL-encoded, `body` is
-/// sent as JSON, and the answer is the API's JSON or why there is none.
+/// One call to the API: `segments` are appended to `/api/v1` one path segment each (so ids are
+/// escaped, never spliced); `query` is URL-encoded already; `body` is JSON.
+#[derive(Debug, Clone)]
+pub struct ApiCall<'a> {
+    pub method: Method,
+    pub segments: &'a [&'a str],
+    pub query: String,
+    pub body: Option<Vec<u8>>,
+}
+
+impl<'a> ApiCall<'a> {
+    pub fn new(method: Method, segments: &'a [&'a str]) -> Self {
+        Self {
+            method,
+            segments,
+            query: String::new(),
+            body: None,
+        }
+    }
+
+    /// Adds `query`'s fields as URL query parameters (`None`s left out).
+    pub fn query(mut self, query: &impl Serialize) -> Result<Self, ApiCallError> {
+        self.query = serde_urlencoded::to_string(query).map_err(internal)?;
+        Ok(self)
+    }
+
+    /// Sends `body` as JSON.
+    pub fn json(mut self, body: &impl Serialize) -> Result<Self, ApiCallError> {
+        self.body = Some(serde_json::to_vec(body).map_err(internal)?);
+        Ok(self)
+    }
+}
+
+/// A way to the Memory REST API: sends one call with the caller's key and returns the answer's
+/// status and body. The typed routes are on `dyn MemoryApi`.
 #[async_trait::async_trait]
 pub trait MemoryApi: Send + Sync + 'static {
-    async fn call(
+    async fn send(
         &self,
         key: &ApiKey,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Value, ApiCallError>;
+        call: ApiCall<'_>,
+    ) -> Result<(StatusCode, Bytes), ApiCallError>;
+}
+
+/// The REST routes, each with its body and answer types, whichever the transport.
+impl dyn MemoryApi {
+    /// Sends `call` and reads the answer as `A` (see [`answer`]).
+    pub async fn request<A: DeserializeOwned>(
+        &self,
+        key: &ApiKey,
+        call: ApiCall<'_>,
+    ) -> Result<A, ApiCallError> {
+        let (status, bytes) = self.send(key, call).await?;
+        answer(status, &bytes)
+    }
+
+    /// `GET /auth/whoami`: the tenant of `key`.
+    pub async fn whoami(&self, key: &ApiKey) -> Result<WhoAmI, ApiCallError> {
+        self.request(key, ApiCall::new(Method::GET, &["auth", "whoami"]))
+            .await
+    }
+
+    /// `POST /memories`: queues the memory's ingest job.
+    pub async fn add_memory(
+        &self,
+        key: &ApiKey,
+        request: &AddMemoryRequest,
+    ) -> Result<Accepted, ApiCallError> {
+        let call = ApiCall::new(Method::POST, &["memories"]).json(request)?;
+        self.request(key, call).await
+    }
+
+    /// `GET /memories/jobs/{job_id}`.
+    pub async fn ingest_job(
+        &self,
+        key: &ApiKey,
+        job_id: &str,
+    ) -> Result<IngestJobAnswer, ApiCallError> {
+        let segments = ["memories", "jobs", job_id];
+        self.request(key, ApiCall::new(Method::GET, &segments))
+            .await
+    }
+
+    /// `POST /memories/search`.
+    pub async fn search(
+        &self,
+        key: &ApiKey,
+        request: &SearchRequest,
+    ) -> Result<SearchAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::POST, &["memories", "search"]).json(request)?;
+        self.request(key, call).await
+    }
+
+    /// `POST /memories/batch`.
+    pub async fn memories(
+        &self,
+        key: &ApiKey,
+        request: &BatchRequest,
+    ) -> Result<MemoriesAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::POST, &["memories", "batch"]).json(request)?;
+        self.request(key, call).await
+    }
+
+    /// `PUT /memories/{memory_id}`: the memory as updated.
+    pub async fn update_memory(
+        &self,
+        key: &ApiKey,
+        memory_id: &str,
+        request: &UpdateRequest,
+    ) -> Result<Memory, ApiCallError> {
+        let segments = ["memories", memory_id];
+        let call = ApiCall::new(Method::PUT, &segments).json(request)?;
+        self.request(key, call).await
+    }
+
+    /// `DELETE /memories/bulk?…`.
+    pub async fn delete_memories(
+        &self,
+        key: &ApiKey,
+        query: &DeleteQuery,
+    ) -> Result<DeleteAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::DELETE, &["memories", "bulk"]).query(query)?;
+        self.request(key, call).await
+    }
+
+    /// `GET /stats`.
+    pub async fn stats(&self, key: &ApiKey) -> Result<StatsAnswer, ApiCallError> {
+        self.request(key, ApiCall::new(Method::GET, &["stats"]))
+            .await
+    }
+
+    /// `POST /memories/link`.
+    pub async fn link(
+        &self,
+        key: &ApiKey,
+        request: &LinkRequest,
+    ) -> Result<LinkAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::POST, &["memories", "link"]).json(request)?;
+        self.request(key, call).await
+    }
+
+    /// `POST /memories/unlink`.
+    pub async fn unlink(
+        &self,
+        key: &ApiKey,
+        request: &LinkRequest,
+    ) -> Result<LinkAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::POST, &["memories", "unlink"]).json(request)?;
+        self.request(key, call).await
+    }
+
+    /// `GET /graph/path?…`.
+    pub async fn path(&self, key: &ApiKey, query: &PathQuery) -> Result<PathAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::GET, &["graph", "path"]).query(query)?;
+        self.request(key, call).await
+    }
+
+    /// `GET /graph/neighborhood?…`.
+    pub async fn neighborhood(
+        &self,
+        key: &ApiKey,
+        query: &NeighborhoodQuery,
+    ) -> Result<NeighborhoodAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::GET, &["graph", "neighborhood"]).query(query)?;
+        self.request(key, call).await
+    }
+
+    /// `GET /graph/traverse?…`.
+    pub async fn traverse(
+        &self,
+        key: &ApiKey,
+        query: &TraverseQuery,
+    ) -> Result<TraverseAnswer, ApiCallError> {
+        let call = ApiCall::new(Method::GET, &["graph", "traverse"]).query(query)?;
+        self.request(key, call).await
+    }
 }
 
 /// Why a call to the API did not produce the answer.
@@ -86,21 +265,20 @@ impl MemoryApiClient {
 
 #[async_trait::async_trait]
 impl MemoryApi for MemoryApiClient {
-    async fn call(
+    async fn send(
         &self,
         key: &ApiKey,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Value, ApiCallError> {
+        call: ApiCall<'_>,
+    ) -> Result<(StatusCode, Bytes), ApiCallError> {
         let mut request = self
             .http
-            .request(method, api_url(&self.base, segments, query))
+            .request(call.method.clone(), api_url(&self.base, &call))
             .header("x-api-key", key.expose_secret())
             .header("accept", "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
+        if let Some(body) = call.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let response = request
             .send()
@@ -111,7 +289,7 @@ impl MemoryApi for MemoryApiClient {
             .bytes()
             .await
             .map_err(|e| ApiCallError::Unavailable(describe(e)))?;
-        answer(status, &bytes)
+        Ok((status, bytes))
     }
 }
 
@@ -142,28 +320,25 @@ impl InProcessApi {
 
 #[async_trait::async_trait]
 impl MemoryApi for InProcessApi {
-    async fn call(
+    async fn send(
         &self,
         key: &ApiKey,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Value, ApiCallError> {
+        call: ApiCall<'_>,
+    ) -> Result<(StatusCode, Bytes), ApiCallError> {
         // The path and query encoded exactly as the HTTP client encodes them.
-        let url = api_url(&self.base, segments, query);
+        let url = api_url(&self.base, &call);
         let mut request = http::Request::builder()
-            .method(method)
+            .method(call.method)
             .uri(match url.query() {
                 Some(query) => format!("{}?{query}", url.path()),
                 None => url.path().to_owned(),
             })
             .header("x-api-key", key.expose_secret())
             .header("accept", "application/json");
-        let body = match body {
+        let body = match call.body {
             Some(body) => {
                 request = request.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(body).map_err(internal)?)
+                Body::from(body)
             }
             None => Body::empty(),
         };
@@ -182,19 +357,19 @@ impl MemoryApi for InProcessApi {
         let bytes = axum::body::to_bytes(response.into_body(), MAX_IN_PROCESS_ANSWER)
             .await
             .map_err(|e| ApiCallError::Unavailable(format!("reading the answer: {e}")))?;
-        answer(status, &bytes)
+        Ok((status, bytes))
     }
 }
 
-/// `base` (`…/api/v1`) with `segments` appended one path segment each (so ids are escaped,
-/// never spliced) and `query` URL-encoded.
-fn api_url(base: &Url, segments: &[&str], query: &[(&str, String)]) -> Url {
+/// `base` (`…/api/v1`) with the call's segments appended one path segment each (so ids are
+/// escaped, never spliced) and its query.
+fn api_url(base: &Url, call: &ApiCall<'_>) -> Url {
     let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
-        path.extend(segments);
+        path.extend(call.segments);
     }
-    if !query.is_empty() {
-        url.query_pairs_mut().extend_pairs(query);
+    if !call.query.is_empty() {
+        url.set_query(Some(&call.query));
     }
     url
 }
@@ -204,33 +379,33 @@ fn internal(error: impl std::fmt::Display) -> ApiCallError {
     ApiCallError::Unavailable(format!("could not build the call: {error}"))
 }
 
-/// The API's answer as the bridge reads it: JSON on success; otherwise a refusal that says why
+/// The API's answer as the bridge reads it: `A` on success; otherwise a refusal that says why
 /// (4xx), or the API being unavailable (5xx and 429, which a retry may cure).
-fn answer(status: StatusCode, bytes: &[u8]) -> Result<Value, ApiCallError> {
+fn answer<A: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<A, ApiCallError> {
     if status.is_success() {
         return serde_json::from_slice(bytes)
             .map_err(|e| ApiCallError::BadResponse(format!("invalid JSON ({e})")));
     }
-    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
-    let field = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|v| v.get("error"))
-            .and_then(|e| e.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let detail: Option<ErrorDetail> = serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()
+        .map(|body| body.error);
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         return Err(ApiCallError::Unavailable(format!(
             "HTTP {status}: {}",
-            field("message").unwrap_or_else(|| "no details".into())
+            detail.map_or_else(|| "no details".into(), |d| d.message)
         )));
     }
-    Err(ApiCallError::Rejected {
-        status: status.as_u16(),
-        code: field("code").unwrap_or_else(|| "error".into()),
-        message: field("message")
-            .unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(bytes))),
+    Err(match detail {
+        Some(ErrorDetail { code, message }) => ApiCallError::Rejected {
+            status: status.as_u16(),
+            code,
+            message,
+        },
+        None => ApiCallError::Rejected {
+            status: status.as_u16(),
+            code: "error".into(),
+            message: format!("HTTP {status}: {}", String::from_utf8_lossy(bytes)),
+        },
     })
 }
 
@@ -250,7 +425,7 @@ mod tests {
     use axum::extract::Request;
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -303,29 +478,33 @@ mod tests {
         // Segments with a slash and a space stay one escaped segment; query values with `&`
         // and `=` stay one value.
         let segments = ["memories", "a/b c"];
-        let query = [("tags", "x&y=z".to_owned()), ("depth", "2".to_owned())];
+        let query = [("tags", "x&y=z"), ("depth", "2")];
         let apis: [&dyn MemoryApi; 2] = [&over_http, &in_process];
         let mut answers = Vec::new();
         for api in apis {
-            let answer = api
-                .call(&key, Method::POST, &segments, &query, Some(&body))
-                .await
+            let call = ApiCall::new(Method::POST, &segments)
+                .query(&query)
+                .unwrap()
+                .json(&body)
                 .unwrap();
+            let answer: Value = api.request(&key, call).await.unwrap();
             assert_eq!(answer["path"], "/api/v1/memories/a%2Fb%20c", "{answer}");
             assert_eq!(answer["query"], "tags=x%26y%3Dz&depth=2", "{answer}");
             assert_eq!(answer["key"], key.expose_secret(), "{answer}");
             assert_eq!(answer["content_type"], "application/json", "{answer}");
             assert_eq!(answer["body"], body, "{answer}");
             answers.push(answer);
-            let got = api
-                .call(&key, Method::GET, &["stats"], &[], None)
+            let got: Value = api
+                .request(&key, ApiCall::new(Method::GET, &["stats"]))
                 .await
                 .unwrap();
             assert_eq!(
                 (&got["method"], &got["body"]),
                 (&json!("GET"), &Value::Null)
             );
-            let refused = api.call(&key, Method::GET, &["refuse"], &[], None).await;
+            let refused = api
+                .request::<Value>(&key, ApiCall::new(Method::GET, &["refuse"]))
+                .await;
             assert_eq!(
                 refused,
                 Err(ApiCallError::Rejected {
@@ -334,7 +513,9 @@ mod tests {
                     message: "k must be 1..100".into()
                 })
             );
-            let busy = api.call(&key, Method::GET, &["busy"], &[], None).await;
+            let busy = api
+                .request::<Value>(&key, ApiCall::new(Method::GET, &["busy"]))
+                .await;
             assert_eq!(
                 busy,
                 Err(ApiCallError::Unavailable(
@@ -351,9 +532,8 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
         });
         let api = InProcessApi::new(slow, Duration::from_millis(50));
-        let answer = api
-            .call(&ApiKey::generate(), Method::GET, &["stats"], &[], None)
-            .await;
+        let api: &dyn MemoryApi = &api;
+        let answer = api.stats(&ApiKey::generate()).await;
         assert_eq!(
             answer,
             Err(ApiCallError::Unavailable("the request timed out".into()))

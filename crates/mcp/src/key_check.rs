@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use membrain_auth::{ApiKey, AuthError, KeyResolver};
 use membrain_memory::TenantId;
-use reqwest::Method;
-use serde_json::Value;
 
 use crate::api_client::{ApiCallError, MemoryApi};
 
@@ -23,23 +21,14 @@ impl ApiKeyCheck {
 #[async_trait::async_trait]
 impl KeyResolver for ApiKeyCheck {
     async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
-        match self
-            .api
-            .call(key, Method::GET, &["auth", "whoami"], &[], None)
-            .await
-        {
-            Ok(answer) => {
-                let tenant = answer
-                    .get("tenant")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                TenantId::parse(tenant)
-                    .map(Some)
-                    .map_err(|e| AuthError::Unavailable(format!("bad whoami answer: {e}")))
-            }
+        match self.api.whoami(key).await {
+            Ok(answer) => Ok(Some(answer.tenant)),
             Err(ApiCallError::Rejected {
                 status: 401 | 403, ..
             }) => Ok(None),
+            Err(ApiCallError::BadResponse(why)) => {
+                Err(AuthError::Unavailable(format!("bad whoami answer: {why}")))
+            }
             Err(other) => Err(AuthError::Unavailable(other.to_string())),
         }
     }

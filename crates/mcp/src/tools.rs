@@ -7,7 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_auth::{ApiKey, key_from_headers};
-use reqwest::Method;
+use membrain_contract::graph::{
+    EdgeView, LinkRequest, NeighborhoodQuery, PathQuery, TraverseQuery, VisitedMemory,
+};
+use membrain_contract::memories::{
+    AddMemoryRequest, BatchRequest, DeleteQuery, IngestJobAnswer, JobState, TagsInput,
+    UpdateRequest,
+};
+use membrain_contract::search::{SearchRequest, SearchResult};
+use membrain_contract::stats::StatsAnswer;
+use membrain_memory::{Memory, MemoryId};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -17,7 +26,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler,
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api_client::{ApiCallError, MemoryApi};
 use crate::arguments::argument_problem;
@@ -207,23 +216,30 @@ pub struct NeighborhoodArgs {
     pub hops: i64,
 }
 
-// ---- results -----------------------------------------------------------------------------
+// ---- results ----------------------------------------------------------------------------
+//
+// The tools' outputs carry the REST answers' typed parts; their schemas stay as loose as the
+// public server's (`#[schemars(with = …)]`), so a client validating structuredContent keeps
+// working as Membrain's memories gain fields.
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AddMemoryOutput {
     pub memory_id: String,
     /// created, merged (an exact duplicate existed) or updated.
     pub action: String,
-    pub memory: Value,
+    #[schemars(with = "Value")]
+    pub memory: Option<Memory>,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SearchOutput {
     pub count: u64,
     /// memory_node and relationship_edge results, best first.
-    pub results: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub results: Vec<SearchResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interpreted: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    pub interpreted: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreted_error: Option<String>,
     #[serde(default)]
@@ -233,20 +249,23 @@ pub struct SearchOutput {
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MemoriesOutput {
     pub count: u64,
-    pub memories: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub memories: Vec<Memory>,
     #[serde(default)]
     pub truncated: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MemoryOutput {
-    pub memory: Value,
+    #[schemars(with = "Value")]
+    pub memory: Memory,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteOutput {
     pub deleted_count: u64,
-    pub memory_ids: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub memory_ids: Vec<MemoryId>,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -263,7 +282,8 @@ pub struct StatsOutput {
     pub avg_links_per_memory: f64,
     pub top_tags: Vec<CountedName>,
     #[serde(default)]
-    pub categories: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub categories: Vec<membrain_contract::stats::CategoryCount>,
     /// What the tenant holds against its quotas; absent from APIs that do not report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageOutput>,
@@ -280,6 +300,34 @@ pub struct UsageOutput {
     pub max_pending_jobs: u64,
 }
 
+impl From<StatsAnswer> for StatsOutput {
+    fn from(stats: StatsAnswer) -> Self {
+        let usage = stats.usage;
+        Self {
+            total_memories: stats.total_memories,
+            total_links: stats.total_links,
+            avg_links_per_memory: stats.avg_links_per_memory,
+            top_tags: stats
+                .top_tags
+                .into_iter()
+                .map(|t| CountedName {
+                    tag: t.tag,
+                    count: t.count,
+                })
+                .collect(),
+            categories: stats.categories,
+            usage: Some(UsageOutput {
+                memories: usage.memories,
+                stored_bytes: usage.stored_bytes,
+                pending_jobs: usage.pending_jobs,
+                max_memories: usage.max_memories,
+                max_stored_bytes: usage.max_stored_bytes,
+                max_pending_jobs: usage.max_pending_jobs,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct LinkOutput {
     pub status: String,
@@ -287,12 +335,24 @@ pub struct LinkOutput {
     pub memory_id_2: String,
 }
 
+impl From<membrain_contract::graph::LinkAnswer> for LinkOutput {
+    fn from(answer: membrain_contract::graph::LinkAnswer) -> Self {
+        Self {
+            status: answer.status,
+            memory_id_1: answer.memory_id_1.to_string(),
+            memory_id_2: answer.memory_id_2.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct PathOutput {
     pub found: bool,
     pub hops: Option<u64>,
-    pub path: Vec<Value>,
-    pub edges: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub path: Vec<Memory>,
+    #[schemars(with = "Vec<Value>")]
+    pub edges: Vec<EdgeView>,
     #[serde(default)]
     pub truncated: bool,
 }
@@ -302,8 +362,10 @@ pub struct NeighborhoodOutput {
     pub center_id: String,
     pub hops: u64,
     pub count: u64,
-    pub memories: Vec<Value>,
-    pub edges: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub memories: Vec<VisitedMemory>,
+    #[schemars(with = "Vec<Value>")]
+    pub edges: Vec<EdgeView>,
     #[serde(default)]
     pub truncated: bool,
 }
@@ -314,14 +376,16 @@ pub struct TraverseOutput {
     pub query: String,
     pub memory_count: u64,
     pub edge_count: u64,
-    pub memories: Vec<Value>,
-    pub traversed_edges: Vec<Value>,
+    #[schemars(with = "Vec<Value>")]
+    pub memories: Vec<VisitedMemory>,
+    #[schemars(with = "Vec<Value>")]
+    pub traversed_edges: Vec<EdgeView>,
     #[serde(default)]
     pub truncated: bool,
 }
 
 /// Turns an API failure into a message that tells the agent how to fix the call.
-fn explain(error: ApiCallError) -> String {
+pub(crate) fn explain(error: ApiCallError) -> String {
     match error {
         ApiCallError::Rejected { status: 401, .. } => "Authentication failed: the API key is missing, invalid or revoked. \
              Configure a valid Membrain key in your MCP client headers (X-API-Key or Authorization: Bearer)."
@@ -409,21 +473,16 @@ impl MembrainTools {
         })
     }
 
-    pub(crate) async fn call(
+    /// The REST API and the caller's key, for one tool call.
+    pub(crate) fn api(
         &self,
         ctx: &RequestContext<RoleServer>,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<(&dyn MemoryApi, ApiKey), String> {
         let key = self.caller_key(ctx)?;
-        let api = self.api.as_ref().ok_or_else(|| {
+        let api = self.api.as_deref().ok_or_else(|| {
             "this MCP server (gateway profile) serves the ts_* tools only".to_owned()
         })?;
-        api.call(&key, method, segments, query, body.as_ref())
-            .await
-            .map_err(explain)
+        Ok((api, key))
     }
 
     #[tool(
@@ -459,46 +518,39 @@ impl MembrainTools {
             "content",
             "add_memory(content=\"User prefers dark mode\")",
         )?;
-        let mut body = json!({ "content": content });
-        if let Some(tags) = args.tags.map(TagsArg::into_list).filter(|t| !t.is_empty()) {
-            body["tags"] = json!(tags);
-        }
-        if let Some(category) = present(args.category) {
-            body["category"] = json!(category);
-        }
-        if let Some(scope) = present(args.ingestion_scope) {
-            body["ingestion_scope"] = json!(scope);
-        }
-        let accepted = self
-            .call(&ctx, Method::POST, &["memories"], &[], Some(body))
-            .await?;
-        let job_id = accepted
-            .get("job_id")
-            .and_then(Value::as_str)
-            .ok_or("the Memory API accepted the memory but returned no job_id")?
-            .to_owned();
+        let request = AddMemoryRequest {
+            content,
+            tags: args
+                .tags
+                .map(TagsArg::into_list)
+                .filter(|t| !t.is_empty())
+                .map(TagsInput::List),
+            category: present(args.category),
+            ingestion_scope: present(args.ingestion_scope),
+        };
+        let (api, key) = self.api(&ctx)?;
+        let accepted = api.add_memory(&key, &request).await.map_err(explain)?;
+        let job_id = accepted.job_id.to_string();
         let mut delay = Duration::from_millis(10);
         loop {
-            let job = self
-                .call(&ctx, Method::GET, &["memories", "jobs", &job_id], &[], None)
-                .await?;
-            match job.get("status").and_then(Value::as_str) {
-                Some("completed") => {
-                    return parse_output(job.get("result").cloned().unwrap_or(Value::Null));
+            let job: IngestJobAnswer = api.ingest_job(&key, &job_id).await.map_err(explain)?;
+            match job.status {
+                JobState::Completed => {
+                    let outcome = job
+                        .result
+                        .ok_or("the Memory API completed the job but sent no result")?;
+                    return Ok(Json(AddMemoryOutput {
+                        memory_id: outcome.memory_id.to_string(),
+                        action: outcome.action.as_str().to_owned(),
+                        memory: outcome.memory,
+                    }));
                 }
-                Some("failed") => {
-                    let error = job.get("error").cloned().unwrap_or(Value::Null);
-                    return Err(format!(
-                        "Storing the memory failed ({}): {}",
-                        error
-                            .get("code")
-                            .and_then(Value::as_str)
-                            .unwrap_or("INGEST_FAILED"),
-                        error
-                            .get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("no details")
-                    ));
+                JobState::Failed => {
+                    let (code, message) = job.error.map_or_else(
+                        || ("INGEST_FAILED".to_owned(), "no details".to_owned()),
+                        |e| (e.code, e.message),
+                    );
+                    return Err(format!("Storing the memory failed ({code}): {message}"));
                 }
                 _ if tokio::time::Instant::now() >= deadline => {
                     return Err(format!(
@@ -543,33 +595,31 @@ impl MembrainTools {
         let keyword_filter = args.keyword_filter.and_then(|f| match f {
             TagsArg::List(list) if list.is_empty() => None,
             TagsArg::Text(text) if text.trim().is_empty() => None,
-            TagsArg::List(list) => Some(json!(list)),
-            TagsArg::Text(text) => Some(json!(text)),
+            TagsArg::List(list) => Some(TagsInput::List(list)),
+            TagsArg::Text(text) => Some(TagsInput::Text(text)),
         });
         if scope_regex.is_some() && keyword_filter.is_some() {
             return Err("Provide only one of keyword_filter or scope_regex, not both. keyword_filter takes a list \
                         of regexes that must all match."
                 .to_owned());
         }
-        let mut body = json!({
-            "query": query, "k": args.k, "response_format": args.response_format.trim().to_lowercase(),
-        });
-        if let Some(filter) = keyword_filter {
-            body["keyword_filter"] = filter;
-        }
-        if let Some(scope_regex) = scope_regex {
-            body["scope_regex"] = json!(scope_regex);
-        }
-        if let Some(scope) = args.scope.filter(|s| !s.is_empty()) {
-            body["scope"] = json!(scope);
-        }
-        if let Some(full_scope) = args.full_scope {
-            body["full_scope"] = json!(full_scope);
-        }
-        parse_output(
-            self.call(&ctx, Method::POST, &["memories", "search"], &[], Some(body))
-                .await?,
-        )
+        let request = SearchRequest {
+            response_format: Some(args.response_format.trim().to_lowercase()),
+            keyword_filter,
+            scope_regex,
+            scope: args.scope.filter(|s| !s.is_empty()),
+            full_scope: args.full_scope.unwrap_or(false),
+            ..SearchRequest::new(query, args.k)
+        };
+        let (api, key) = self.api(&ctx)?;
+        let answer = api.search(&key, &request).await.map_err(explain)?;
+        Ok(Json(SearchOutput {
+            count: answer.count as u64,
+            results: answer.results,
+            interpreted: answer.interpreted.flatten(),
+            interpreted_error: answer.interpreted_error,
+            truncated: answer.truncated,
+        }))
     }
 
     #[tool(
@@ -608,22 +658,24 @@ impl MembrainTools {
                 args.edge_similarity_threshold
             ));
         }
-        let mut params = vec![
-            ("start_memory_id", start),
-            ("query", query),
-            ("max_hops", args.max_hops.to_string()),
-            (
-                "edge_similarity_threshold",
-                args.edge_similarity_threshold.to_string(),
-            ),
-        ];
-        if let Some(scope) = present(args.scope_regex) {
-            params.push(("scope_regex", scope));
-        }
-        parse_output(
-            self.call(&ctx, Method::GET, &["graph", "traverse"], &params, None)
-                .await?,
-        )
+        let request = TraverseQuery {
+            start_memory_id: Some(start),
+            query: Some(query),
+            max_hops: Some(args.max_hops),
+            edge_similarity_threshold: Some(args.edge_similarity_threshold),
+            scope_regex: present(args.scope_regex),
+        };
+        let (api, key) = self.api(&ctx)?;
+        let answer = api.traverse(&key, &request).await.map_err(explain)?;
+        Ok(Json(TraverseOutput {
+            start_memory_id: answer.start_memory_id.to_string(),
+            query: answer.query,
+            memory_count: answer.memory_count as u64,
+            edge_count: answer.edge_count as u64,
+            memories: answer.memories,
+            traversed_edges: answer.traversed_edges,
+            truncated: answer.truncated,
+        }))
     }
 
     #[tool(
@@ -648,11 +700,16 @@ impl MembrainTools {
         if ids.is_empty() || ids.iter().any(String::is_empty) {
             return Err("memory_ids must be a non-empty list of non-empty ids. Example: get_memories(memory_ids=[\"<id>\"])".to_owned());
         }
-        let body = json!({ "memory_ids": ids });
-        parse_output(
-            self.call(&ctx, Method::POST, &["memories", "batch"], &[], Some(body))
-                .await?,
-        )
+        let (api, key) = self.api(&ctx)?;
+        let answer = api
+            .memories(&key, &BatchRequest { memory_ids: ids })
+            .await
+            .map_err(explain)?;
+        Ok(Json(MemoriesOutput {
+            count: answer.count as u64,
+            memories: answer.memories,
+            truncated: answer.truncated,
+        }))
     }
 
     #[tool(
@@ -669,24 +726,26 @@ impl MembrainTools {
         Parameters(args): Parameters<DeleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<DeleteOutput>, String> {
-        let mut params = Vec::new();
-        if let Some(id) = present(args.memory_id) {
-            params.push(("memory_id", id));
-        } else {
-            if let Some(tags) = present(args.tags) {
-                params.push(("tags", tags));
-            }
-            if let Some(category) = present(args.category) {
-                params.push(("category", category));
-            }
-        }
-        if params.is_empty() {
+        let query = match present(args.memory_id) {
+            Some(id) => DeleteQuery {
+                memory_id: Some(id),
+                ..DeleteQuery::default()
+            },
+            None => DeleteQuery {
+                memory_id: None,
+                tags: present(args.tags),
+                category: present(args.category),
+            },
+        };
+        if query == DeleteQuery::default() {
             return Err("At least one of memory_id, tags or category must be provided. Example: delete_memories(memory_id=\"<id>\")".to_owned());
         }
-        parse_output(
-            self.call(&ctx, Method::DELETE, &["memories", "bulk"], &params, None)
-                .await?,
-        )
+        let (api, key) = self.api(&ctx)?;
+        let answer = api.delete_memories(&key, &query).await.map_err(explain)?;
+        Ok(Json(DeleteOutput {
+            deleted_count: answer.deleted_count as u64,
+            memory_ids: answer.memory_ids,
+        }))
     }
 
     #[tool(
@@ -702,7 +761,8 @@ impl MembrainTools {
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<StatsOutput>, String> {
-        parse_output(self.call(&ctx, Method::GET, &["stats"], &[], None).await?)
+        let (api, key) = self.api(&ctx)?;
+        Ok(Json(api.stats(&key).await.map_err(explain)?.into()))
     }
 
     #[tool(
@@ -724,16 +784,15 @@ impl MembrainTools {
             "memory_id",
             "update_memory(memory_id=\"<id>\", content=\"...\")",
         )?;
-        let mut body = json!({});
-        if let Some(content) = args.content {
-            body["content"] = json!(content);
-        }
-        if let Some(tags) = args.tags {
-            body["tags"] = json!(tags.into_list());
-        }
-        let memory = self
-            .call(&ctx, Method::PUT, &["memories", &id], &[], Some(body))
-            .await?;
+        let request = UpdateRequest {
+            content: args.content,
+            tags: args.tags.map(|tags| TagsInput::List(tags.into_list())),
+        };
+        let (api, key) = self.api(&ctx)?;
+        let memory = api
+            .update_memory(&key, &id, &request)
+            .await
+            .map_err(explain)?;
         Ok(Json(MemoryOutput { memory }))
     }
 
@@ -751,13 +810,15 @@ impl MembrainTools {
         Parameters(args): Parameters<LinkArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<LinkOutput>, String> {
-        let body = json!({
-            "memory_id_1": args.memory_id_1, "memory_id_2": args.memory_id_2, "description": args.description,
-        });
-        parse_output(
-            self.call(&ctx, Method::POST, &["memories", "link"], &[], Some(body))
-                .await?,
-        )
+        let request = LinkRequest {
+            memory_id_1: Some(args.memory_id_1),
+            memory_id_2: Some(args.memory_id_2),
+            description: Some(args.description),
+        };
+        let (api, key) = self.api(&ctx)?;
+        Ok(Json(
+            api.link(&key, &request).await.map_err(explain)?.into(),
+        ))
     }
 
     #[tool(
@@ -774,11 +835,15 @@ impl MembrainTools {
         Parameters(args): Parameters<PairArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<LinkOutput>, String> {
-        let body = json!({ "memory_id_1": args.memory_id_1, "memory_id_2": args.memory_id_2 });
-        parse_output(
-            self.call(&ctx, Method::POST, &["memories", "unlink"], &[], Some(body))
-                .await?,
-        )
+        let request = LinkRequest {
+            memory_id_1: Some(args.memory_id_1),
+            memory_id_2: Some(args.memory_id_2),
+            description: None,
+        };
+        let (api, key) = self.api(&ctx)?;
+        Ok(Json(
+            api.unlink(&key, &request).await.map_err(explain)?.into(),
+        ))
     }
 
     #[tool(
@@ -795,11 +860,19 @@ impl MembrainTools {
         Parameters(args): Parameters<PathArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<PathOutput>, String> {
-        let params = [("from_id", args.from_id), ("to_id", args.to_id)];
-        parse_output(
-            self.call(&ctx, Method::GET, &["graph", "path"], &params, None)
-                .await?,
-        )
+        let query = PathQuery {
+            from_id: Some(args.from_id),
+            to_id: Some(args.to_id),
+        };
+        let (api, key) = self.api(&ctx)?;
+        let answer = api.path(&key, &query).await.map_err(explain)?;
+        Ok(Json(PathOutput {
+            found: answer.found,
+            hops: answer.hops.map(|hops| hops as u64),
+            path: answer.path,
+            edges: answer.edges,
+            truncated: answer.truncated,
+        }))
     }
 
     #[tool(
@@ -822,14 +895,20 @@ impl MembrainTools {
                 args.hops
             ));
         }
-        let params = [
-            ("memory_id", args.memory_id),
-            ("hops", args.hops.to_string()),
-        ];
-        parse_output(
-            self.call(&ctx, Method::GET, &["graph", "neighborhood"], &params, None)
-                .await?,
-        )
+        let query = NeighborhoodQuery {
+            memory_id: Some(args.memory_id),
+            hops: Some(args.hops),
+        };
+        let (api, key) = self.api(&ctx)?;
+        let answer = api.neighborhood(&key, &query).await.map_err(explain)?;
+        Ok(Json(NeighborhoodOutput {
+            center_id: answer.center_id.to_string(),
+            hops: answer.hops as u64,
+            count: answer.count as u64,
+            memories: answer.memories,
+            edges: answer.edges,
+            truncated: answer.truncated,
+        }))
     }
 }
 

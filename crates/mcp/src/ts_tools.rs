@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use membrain_contract::ts::{LatestBody, QueryBody, RangeBody, WriteBody};
 use membrain_memory::TenantId;
 use membrain_timeseries::TableRef;
 use membrain_timeseries::TsError;
-use membrain_timeseries::service::{LatestBody, RangeBody, WriteBody};
 use membrain_ts_service::TimeSeriesService;
 use reqwest::Method;
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -18,7 +18,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::tools::{MembrainTools, parse_output};
+use crate::api_client::ApiCall;
+use crate::tools::{MembrainTools, explain, parse_output};
 
 /// Where the `ts_*` tools get their answers.
 #[derive(Clone)]
@@ -265,47 +266,38 @@ impl MembrainTools {
         ctx: &RequestContext<RoleServer>,
         call: TsCall,
     ) -> Result<Value, String> {
-        match call {
+        let (api, key) = self.api(ctx)?;
+        let answer = match call {
             TsCall::ListTables(database) => {
-                let query: Vec<(&str, String)> =
-                    database.into_iter().map(|d| ("database", d)).collect();
-                self.call(ctx, Method::GET, &["ts", "tables"], &query, None)
-                    .await
+                let query = [("database", database)];
+                let call = ApiCall::new(Method::GET, &["ts", "tables"]).query(&query);
+                api.request(&key, call.map_err(explain)?).await
             }
             TsCall::Describe(database, table) => {
-                self.call(
-                    ctx,
-                    Method::GET,
-                    &["ts", "tables", &database, &table],
-                    &[],
-                    None,
-                )
-                .await
+                let path = ["ts", "tables", &database, &table];
+                api.request(&key, ApiCall::new(Method::GET, &path)).await
             }
             TsCall::Write(database, table, records) => {
-                let body = json!({ "records": records });
                 let path = ["ts", "tables", &database, &table, "records"];
-                self.call(ctx, Method::POST, &path, &[], Some(body)).await
+                let call = ApiCall::new(Method::POST, &path).json(&WriteBody { records });
+                api.request(&key, call.map_err(explain)?).await
             }
             TsCall::Latest(database, table, body) => {
-                let body = json!({ "dimensions": body.dimensions, "measure": body.measure });
                 let path = ["ts", "tables", &database, &table, "latest"];
-                self.call(ctx, Method::POST, &path, &[], Some(body)).await
+                let call = ApiCall::new(Method::POST, &path).json(&body);
+                api.request(&key, call.map_err(explain)?).await
             }
             TsCall::Range(database, table, body) => {
-                let body = json!({
-                    "start": body.start, "end": body.end, "dimensions": body.dimensions,
-                    "measure": body.measure, "bin": body.bin, "aggregate": body.aggregate,
-                });
                 let path = ["ts", "tables", &database, &table, "range"];
-                self.call(ctx, Method::POST, &path, &[], Some(body)).await
+                let call = ApiCall::new(Method::POST, &path).json(&body);
+                api.request(&key, call.map_err(explain)?).await
             }
             TsCall::Query(sql) => {
-                let body = json!({ "sql": sql });
-                self.call(ctx, Method::POST, &["ts", "query"], &[], Some(body))
-                    .await
+                let call = ApiCall::new(Method::POST, &["ts", "query"]).json(&QueryBody { sql });
+                api.request(&key, call.map_err(explain)?).await
             }
-        }
+        };
+        answer.map_err(explain)
     }
 }
 

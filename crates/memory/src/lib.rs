@@ -9,7 +9,9 @@
 //! * text normalisation, exact-duplicate hashing and keyword extraction ([`text`]);
 //! * lexical ranking of candidates with BM25 ([`lexical`]);
 //! * tag filters built from user regexes, with size limits ([`tag_filter`]);
-//! * graph walks over links: shortest path, neighbourhood, query-guided traversal ([`graph`]).
+//! * graph walks over links: shortest path, neighbourhood, query-guided traversal ([`graph`]);
+//! * what ingest decides: the near-duplicate and link targets among similar memories, and
+//!   whether a new memory is created or merged into an exact or near duplicate ([`ingest`]).
 //!
 //! Architecture invariant: this crate depends on no storage, HTTP, MCP or CLI crate. Edge crates
 //! convert their wire and row types to and from the types here.
@@ -23,6 +25,7 @@ pub mod embedding;
 pub mod error;
 pub mod graph;
 pub mod ids;
+pub mod ingest;
 pub mod input;
 pub mod lexical;
 pub mod memory;

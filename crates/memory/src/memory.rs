@@ -41,6 +41,14 @@ impl Memory {
         }
     }
 
+    /// What the memory counts against its tenant's stored-bytes quota: its content and its kept
+    /// history as stored (JSON); tags, keywords and context are not counted.
+    pub fn stored_bytes(&self) -> usize {
+        // Serialising plain data (strings, vectors, enums) cannot fail.
+        let history = serde_json::to_string(&self.evolution_history).map_or(0, |json| json.len());
+        self.content.len() + history
+    }
+
     /// Bytes of the texts the memory holds (content, context, old wordings): at most what it
     /// serialises to, and cheap to count, so a caller can stop loading memories once an answer's
     /// byte budget is spent without serialising them first.
@@ -155,5 +163,8 @@ mod tests {
         // The texts' bytes never exceed the serialised size (what budgets compare against).
         assert_eq!(memory.text_bytes(), "x".len() + "v2v3v4".len());
         assert!(memory.text_bytes() <= json.to_string().len());
+        // The quota counts the content and the history as stored.
+        let history = serde_json::to_string(&memory.evolution_history).unwrap();
+        assert_eq!(memory.stored_bytes(), "x".len() + history.len());
     }
 }

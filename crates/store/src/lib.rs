@@ -111,8 +111,9 @@ pub trait MemoryStore: Send + Sync + 'static {
         jobs: &[(JobId, LeaseToken)],
         lease: Duration,
     ) -> Result<usize, StoreError>;
-    /// Writes the memory (or merges it into its exact or near duplicate, within the tag and
-    /// history limits) and completes the job, in one transaction. `Conflict` when the job's
+    /// Writes the memory as `membrain_memory::ingest::decide` decides (a new one, or merged into
+    /// its exact or near duplicate, within the tag and history limits) and its links, and
+    /// completes the job, in one transaction. `Conflict` when the job's
     /// lease is no longer this claim's; `QuotaExceeded` when a new memory would cross the
     /// tenant's quotas.
     async fn complete_ingest(

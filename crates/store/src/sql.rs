@@ -1,13 +1,13 @@
 //! [`SqlStore`]: the store on SQLite or PostgreSQL through sqlx's `Any` driver.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
-use membrain_memory::input::merge_tags;
+use membrain_memory::ingest::{self, IncomingMemory, IngestDecision};
 use membrain_memory::text::derive_context;
 use membrain_memory::{
     Embedding, EvolutionEvent, JobId, Limits, Memory, MemoryBrief, MemoryId, MemoryLink, NewMemory,
@@ -276,10 +276,10 @@ fn job_from_row(row: &AnyRow) -> Result<IngestJob, StoreError> {
     })
 }
 
-/// What a memory costs against the stored-bytes quota: its content and its kept history.
+/// What a memory costs against the stored-bytes quota ([`Memory::stored_bytes`]), as the
+/// database counts it.
 fn stored_size(memory: &Memory) -> i64 {
-    i64::try_from(memory.content.len() + to_json(&memory.evolution_history).len())
-        .unwrap_or(i64::MAX)
+    i64::try_from(memory.stored_bytes()).unwrap_or(i64::MAX)
 }
 
 /// An ingest request with nothing of the memory left, for the jobs of a deleted memory.
@@ -570,6 +570,19 @@ async fn insert_new_memories(
             .during("indexing imported tags")?;
     }
     Ok(())
+}
+
+/// Which of `ids` are memories of `tenant`.
+async fn stored_ids(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    ids: &[MemoryId],
+) -> Result<HashSet<MemoryId>, StoreError> {
+    memory_rows(conn, tenant, ids, "id", "checking which memories exist")
+        .await?
+        .iter()
+        .map(|row| memory_id(&get::<String>(row, "id")?, "id"))
+        .collect()
 }
 
 /// The owning tenant of each of `ids` that exists, by id.
@@ -1127,107 +1140,83 @@ impl MemoryStore for SqlStore {
             Some(near) => load_memories(&mut tx, tenant, &[near.id])
                 .await?
                 .pop()
-                .map(|memory| (near, memory)),
+                .map(|memory| (memory, near.similarity)),
             None => None,
         };
-        let (id, action) = if let Some(existing) =
-            find_by_hash(&mut tx, tenant, &prepared.content_hash).await?
-        {
-            let mut memory = load_one(&mut tx, tenant, existing).await?;
-            let added = merge_tags(&mut memory.tags, &prepared.new.tags, limits.max_tags);
-            if !added.is_empty() {
-                memory.record_evolution(
-                    EvolutionEvent::Merge {
-                        merged_tags: added,
-                        timestamp: now,
-                    },
-                    limits.max_history_entries,
-                );
-                memory.updated_at = now;
-                save_memory(&mut tx, tenant, &memory, None, revision).await?;
-            }
-            (existing, IngestAction::Merged)
-        } else if let Some((near, mut memory)) = near_duplicate {
-            // The same fact in new words: the newer wording wins, the old one goes to history.
-            let before = stored_size(&memory);
-            let merged_tags = merge_tags(&mut memory.tags, &prepared.new.tags, limits.max_tags);
-            let old_content = std::mem::replace(&mut memory.content, prepared.new.content.clone());
-            memory.record_evolution(
-                EvolutionEvent::NearDuplicateMerge {
-                    old_content,
-                    similarity: near.similarity,
-                    merged_tags,
-                    timestamp: now,
-                },
-                limits.max_history_entries,
-            );
-            check_quota(
-                read_usage(&mut tx, tenant).await?,
-                0,
-                stored_size(&memory) - before,
-                limits,
-            )?;
-            memory.keywords = prepared.keywords.clone();
-            memory.context = derive_context(&memory.category, &memory.keywords);
-            memory.updated_at = now;
-            save_memory(
-                &mut tx,
-                tenant,
-                &memory,
-                Some(&prepared.content_hash),
-                revision,
-            )
-            .await?;
-            set_memory_embedding(&mut tx, tenant, near.id, prepared.embedding.as_ref()).await?;
-            (near.id, IngestAction::Merged)
-        } else {
-            let memory = Memory {
-                id: MemoryId::new(),
-                content: prepared.new.content.clone(),
-                tags: prepared.new.tags.clone(),
-                category: prepared.new.category.clone(),
-                context: prepared.context.clone(),
-                keywords: prepared.keywords.clone(),
-                links: Vec::new(),
-                evolution_history: Vec::new(),
-                evolution_history_dropped: 0,
-                created_at: now,
-                updated_at: now,
-            };
-            check_quota(
-                read_usage(&mut tx, tenant).await?,
-                1,
-                stored_size(&memory),
-                limits,
-            )?;
-            insert_memory(
-                &mut tx,
-                tenant,
-                &memory,
-                &prepared.content_hash,
-                prepared.embedding.as_ref(),
-                revision,
-            )
-            .await?;
-            (memory.id, IngestAction::Created)
+        let exact_duplicate = match find_by_hash(&mut tx, tenant, &prepared.content_hash).await? {
+            Some(existing) => Some(load_one(&mut tx, tenant, existing).await?),
+            None => None,
         };
-        for link in &prepared.links {
-            if link.other != id
-                && !load_memories(&mut tx, tenant, &[link.other])
-                    .await?
-                    .is_empty()
-            {
-                insert_link(
+        // Whether to create or merge, and into which, is decided by `membrain_memory::ingest`
+        // from what was just loaded; here the quotas are checked with the growth it reports and
+        // the result is written.
+        let incoming = IncomingMemory {
+            new: &prepared.new,
+            keywords: &prepared.keywords,
+            context: &prepared.context,
+        };
+        let decision = ingest::decide(incoming, exact_duplicate, near_duplicate, limits, now);
+        if let Some(growth) = decision.usage_growth() {
+            check_quota(
+                read_usage(&mut tx, tenant).await?,
+                growth.memories,
+                growth.bytes,
+                limits,
+            )?;
+        }
+        let id = decision.memory().id;
+        match &decision {
+            IngestDecision::ExactDuplicate { memory, tags_added } => {
+                if *tags_added {
+                    save_memory(&mut tx, tenant, memory, None, revision).await?;
+                }
+            }
+            IngestDecision::NearDuplicate { memory, .. } => {
+                save_memory(
                     &mut tx,
                     tenant,
-                    id,
-                    link.other,
-                    &link.description,
-                    link.embedding.as_ref(),
-                    now,
+                    memory,
+                    Some(&prepared.content_hash),
+                    revision,
+                )
+                .await?;
+                set_memory_embedding(&mut tx, tenant, id, prepared.embedding.as_ref()).await?;
+            }
+            IngestDecision::Create { memory } => {
+                insert_memory(
+                    &mut tx,
+                    tenant,
+                    memory,
+                    &prepared.content_hash,
+                    prepared.embedding.as_ref(),
+                    revision,
                 )
                 .await?;
             }
+        }
+        let action = if decision.created() {
+            IngestAction::Created
+        } else {
+            IngestAction::Merged
+        };
+        let targets: Vec<MemoryId> = prepared.links.iter().map(|link| link.other).collect();
+        let still_stored = stored_ids(&mut tx, tenant, &targets).await?;
+        let linked = ingest::link_targets(id, &targets, &still_stored);
+        for link in prepared
+            .links
+            .iter()
+            .filter(|link| linked.contains(&link.other))
+        {
+            insert_link(
+                &mut tx,
+                tenant,
+                id,
+                link.other,
+                &link.description,
+                link.embedding.as_ref(),
+                now,
+            )
+            .await?;
         }
         let result = IngestResult {
             status: "success".to_owned(),

@@ -12,14 +12,14 @@ use crate::{
 };
 
 /// Body of a write: `{records: [{time, dimensions, measures}]}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteBody {
     pub records: Vec<Json>,
 }
 
 /// Body of a latest-value read.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatestBody {
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct LatestBody {
 }
 
 /// Body of a range read.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeBody {
     pub start: String,
@@ -45,7 +45,7 @@ pub struct RangeBody {
 }
 
 /// Body of a retention change: `{retention: "30d"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionBody {
     pub retention: String,

@@ -3,12 +3,14 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
+use membrain_contract::graph::{
+    EdgeView, LinkAnswer, LinkRequest, NeighborhoodAnswer, NeighborhoodQuery, PathAnswer,
+    PathQuery, TraverseAnswer, TraverseQuery, VisitedMemory,
+};
 use membrain_embed::EmbedError;
 use membrain_memory::embedding::cosine;
 use membrain_memory::graph::{Edge, Walk};
 use membrain_memory::{MemoryId, TagFilter, TenantId, ValidationError};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
@@ -17,14 +19,7 @@ use crate::server::AppState;
 
 const MAX_DESCRIPTION_BYTES: usize = 1024;
 
-#[derive(Debug, Deserialize)]
-pub struct LinkBody {
-    memory_id_1: Option<String>,
-    memory_id_2: Option<String>,
-    description: Option<String>,
-}
-
-fn two_ids(body: &LinkBody) -> Result<(MemoryId, MemoryId), ApiError> {
+fn two_ids(body: &LinkRequest) -> Result<(MemoryId, MemoryId), ApiError> {
     let a = required_id(body.memory_id_1.as_deref(), "memory_id_1")?;
     let b = required_id(body.memory_id_2.as_deref(), "memory_id_2")?;
     if a == b {
@@ -37,8 +32,8 @@ fn two_ids(body: &LinkBody) -> Result<(MemoryId, MemoryId), ApiError> {
 pub async fn link_memories(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    ApiJson(body): ApiJson<LinkBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+    ApiJson(body): ApiJson<LinkRequest>,
+) -> Result<ApiJson<LinkAnswer>, ApiError> {
     let (a, b) = two_ids(&body)?;
     let description = body
         .description
@@ -67,26 +62,32 @@ pub async fn link_memories(
         .store
         .link(&tenant, a, b, description, embedding.as_ref())
         .await?;
-    Ok(ApiJson(json!({
-        "status": "linked", "memory_id_1": a, "memory_id_2": b, "description": description,
-    })))
+    Ok(ApiJson(LinkAnswer {
+        status: "linked".to_owned(),
+        memory_id_1: a,
+        memory_id_2: b,
+        description: Some(description.to_owned()),
+    }))
 }
 
 /// `POST /memories/unlink`.
 pub async fn unlink_memories(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    ApiJson(body): ApiJson<LinkBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+    ApiJson(body): ApiJson<LinkRequest>,
+) -> Result<ApiJson<LinkAnswer>, ApiError> {
     let (a, b) = two_ids(&body)?;
     if !state.store.unlink(&tenant, a, b).await? {
         return Err(ApiError::not_found(format!(
             "no link between {a} and {b} for this API key's tenant"
         )));
     }
-    Ok(ApiJson(
-        json!({ "status": "unlinked", "memory_id_1": a, "memory_id_2": b }),
-    ))
+    Ok(ApiJson(LinkAnswer {
+        status: "unlinked".to_owned(),
+        memory_id_1: a,
+        memory_id_2: b,
+        description: None,
+    }))
 }
 
 /// Drives a walk hop by hop against the store. `scope`, when given, keeps the walk inside
@@ -185,14 +186,13 @@ fn hops_param(raw: Option<i64>, default: i64, field: &str) -> Result<usize, ApiE
     Ok(hops as usize)
 }
 
-fn edge_view(edge: &Edge, score: Option<f32>) -> Value {
-    let mut view = json!({
-        "source_id": edge.from, "target_id": edge.to, "description": edge.description,
-    });
-    if let Some(score) = score {
-        view["similarity"] = json!(score);
+fn edge_view(edge: &Edge, similarity: Option<f32>) -> EdgeView {
+    EdgeView {
+        source_id: edge.from,
+        target_id: edge.to,
+        description: edge.description.clone(),
+        similarity,
     }
-    view
 }
 
 /// Loads the walk's memories (bounded) in the order reached, each with its hop count.
@@ -200,26 +200,19 @@ async fn visited_memories(
     state: &AppState,
     tenant: &TenantId,
     walk: &Walk,
-) -> Result<(Vec<Value>, bool), ApiError> {
+) -> Result<(Vec<VisitedMemory>, bool), ApiError> {
     let ids: Vec<MemoryId> = walk.visited().map(|(id, _)| id).collect();
     let mut memories = state.store.memories(tenant, &ids).await?;
     let truncated = bound(&mut memories, &state.limits, json_size);
     let depth: HashMap<MemoryId, usize> = walk.visited().map(|(id, v)| (id, v.depth)).collect();
     let views = memories
-        .iter()
-        .map(|m| {
-            let mut view = json!(m);
-            view["hops"] = json!(depth.get(&m.id).copied().unwrap_or(0));
-            view
+        .into_iter()
+        .map(|memory| VisitedMemory {
+            hops: depth.get(&memory.id).copied().unwrap_or(0),
+            memory,
         })
         .collect();
     Ok((views, truncated || walk.truncated()))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PathQuery {
-    from_id: Option<String>,
-    to_id: Option<String>,
 }
 
 /// `GET /graph/path`: the shortest chain of links between two memories.
@@ -227,7 +220,7 @@ pub async fn find_path(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiQuery(query): ApiQuery<PathQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<PathAnswer>, ApiError> {
     let from = required_id(query.from_id.as_deref(), "from_id")?;
     let to = required_id(query.to_id.as_deref(), "to_id")?;
     load_memory(&state, &tenant, from, "from_id").await?;
@@ -245,13 +238,17 @@ pub async fn find_path(
     )
     .await?;
     let Some(path) = walk.path_to(to) else {
-        return Ok(ApiJson(json!({
-            "found": false, "path": [], "edges": [], "hops": null, "truncated": walk.truncated(),
-        })));
+        return Ok(ApiJson(PathAnswer {
+            found: false,
+            hops: None,
+            path: Vec::new(),
+            edges: Vec::new(),
+            truncated: walk.truncated(),
+        }));
     };
     let ids: Vec<MemoryId> = path.iter().map(|(id, _)| *id).collect();
     let memories = state.store.memories(&tenant, &ids).await?;
-    let edges: Vec<Value> = path
+    let edges: Vec<EdgeView> = path
         .windows(2)
         .map(|pair| {
             let edge = Edge {
@@ -263,15 +260,13 @@ pub async fn find_path(
             edge_view(&edge, None)
         })
         .collect();
-    Ok(ApiJson(json!({
-        "found": true, "hops": ids.len() - 1, "path": memories, "edges": edges, "truncated": false,
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NeighborhoodQuery {
-    memory_id: Option<String>,
-    hops: Option<i64>,
+    Ok(ApiJson(PathAnswer {
+        found: true,
+        hops: Some(ids.len() - 1),
+        path: memories,
+        edges,
+        truncated: false,
+    }))
 }
 
 /// `GET /graph/neighborhood`: every memory within `hops` links.
@@ -279,7 +274,7 @@ pub async fn neighborhood(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiQuery(query): ApiQuery<NeighborhoodQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<NeighborhoodAnswer>, ApiError> {
     let center = required_id(query.memory_id.as_deref(), "memory_id")?;
     let hops = hops_param(query.hops, 2, "hops")?;
     load_memory(&state, &tenant, center, "memory_id").await?;
@@ -296,23 +291,14 @@ pub async fn neighborhood(
     )
     .await?;
     let (memories, truncated) = visited_memories(&state, &tenant, &walk).await?;
-    Ok(ApiJson(json!({
-        "center_id": center,
-        "hops": hops,
-        "count": memories.len(),
-        "memories": memories,
-        "edges": edges.iter().map(|e| edge_view(e, None)).collect::<Vec<_>>(),
-        "truncated": truncated,
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TraverseQuery {
-    start_memory_id: Option<String>,
-    query: Option<String>,
-    max_hops: Option<i64>,
-    edge_similarity_threshold: Option<f64>,
-    scope_regex: Option<String>,
+    Ok(ApiJson(NeighborhoodAnswer {
+        center_id: center,
+        hops,
+        count: memories.len(),
+        memories,
+        edges: edges.iter().map(|e| edge_view(e, None)).collect(),
+        truncated,
+    }))
 }
 
 /// `GET /graph/traverse`: from a start memory, follow only edges whose descriptions mean what the
@@ -321,7 +307,7 @@ pub async fn traverse(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiQuery(params): ApiQuery<TraverseQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<TraverseAnswer>, ApiError> {
     let start = required_id(params.start_memory_id.as_deref(), "start_memory_id")?;
     let query = params.query.as_deref().map(str::trim).unwrap_or_default();
     if query.is_empty() {
@@ -383,18 +369,18 @@ pub async fn traverse(
     )
     .await?;
     let (memories, truncated) = visited_memories(&state, &tenant, &walk).await?;
-    let traversed: Vec<Value> = edges.iter().map(|e| edge_view(e, follow(e))).collect();
-    Ok(ApiJson(json!({
-        "start_memory_id": start,
-        "query": query,
-        "max_hops": max_hops,
-        "edge_similarity_threshold": threshold,
-        "memory_count": memories.len(),
-        "edge_count": traversed.len(),
-        "memories": memories,
-        "traversed_edges": traversed,
-        "truncated": truncated,
-    })))
+    let traversed: Vec<EdgeView> = edges.iter().map(|e| edge_view(e, follow(e))).collect();
+    Ok(ApiJson(TraverseAnswer {
+        start_memory_id: start,
+        query: query.to_owned(),
+        max_hops,
+        edge_similarity_threshold: threshold,
+        memory_count: memories.len(),
+        edge_count: traversed.len(),
+        memories,
+        traversed_edges: traversed,
+        truncated,
+    }))
 }
 
 /// Traversal by meaning needs its vectors now: a tenant whose CPU share is taken retries (503

@@ -2,21 +2,21 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use membrain_contract::health::{Health, Ready, WhoAmI};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Tenant};
 use crate::server::AppState;
 
-pub async fn health() -> ApiJson<Value> {
-    ApiJson(json!({
-        "status": "healthy",
-        "service": "membrain-api",
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+pub async fn health() -> ApiJson<Health> {
+    ApiJson(Health {
+        status: "healthy".to_owned(),
+        service: "membrain-api".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
 }
 
-pub async fn ready(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
+pub async fn ready(State(state): State<AppState>) -> Result<ApiJson<Ready>, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::new(
@@ -25,13 +25,14 @@ pub async fn ready(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiE
             "the database is not reachable",
         )
     })?;
-    Ok(ApiJson(
-        json!({ "status": "ready", "database": state.store.backend().name() }),
-    ))
+    Ok(ApiJson(Ready {
+        status: "ready".to_owned(),
+        database: state.store.backend().name().to_owned(),
+    }))
 }
 
 /// `GET /api/v1/auth/whoami`: the tenant of the caller's key. The MCP bridge asks this to refuse
 /// bad keys before any tool is listed.
-pub async fn whoami(Tenant(tenant): Tenant) -> ApiJson<Value> {
-    ApiJson(json!({ "tenant": tenant }))
+pub async fn whoami(Tenant(tenant): Tenant) -> ApiJson<WhoAmI> {
+    ApiJson(WhoAmI { tenant })
 }

@@ -2,11 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use membrain_contract::memories::{
+    Accepted, AddMemoryRequest, BatchRequest, DeleteAnswer, DeleteQuery, IngestAction,
+    IngestJobAnswer, IngestOutcome, JobFailure, JobState, MemoriesAnswer, TagsInput, UpdateRequest,
+};
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
-use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use membrain_store::{DeleteSelector, IngestJob, IngestRequest, JobStatus, PreparedContent};
 
 use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
@@ -14,42 +16,12 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, JsonBody, Tenant};
 use crate::ingest::KEYWORDS_PER_MEMORY;
 use crate::server::AppState;
 
-/// Tags as a list, or as one comma-separated string (what people type).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum TagsInput {
-    List(Vec<String>),
-    Text(String),
-}
-
-impl TagsInput {
-    pub fn into_list(self) -> Vec<String> {
-        match self {
-            Self::List(list) => list,
-            Self::Text(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct AddMemoryBody {
-    content: String,
-    tags: Option<TagsInput>,
-    category: Option<String>,
-    ingestion_scope: Option<String>,
-}
-
 /// `POST /memories`: validates, commits a job, answers 202. The job is durable before the reply.
 pub async fn add_memory(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    ApiJson(body): ApiJson<AddMemoryBody>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    ApiJson(body): ApiJson<AddMemoryRequest>,
+) -> Result<(StatusCode, ApiJson<Accepted>), ApiError> {
     let memory = NewMemory::parse(
         &body.content,
         body.tags.map(TagsInput::into_list),
@@ -75,13 +47,13 @@ pub async fn add_memory(
     state.ingest.job_queued(&tenant);
     Ok((
         StatusCode::ACCEPTED,
-        ApiJson(json!({
-            "status": "accepted",
-            "job_id": job.id,
-            "job_status": job.status.as_str(),
-            "status_url": format!("/api/v1/memories/jobs/{}", job.id),
-            "created_at": job.created_at,
-        })),
+        ApiJson(Accepted {
+            status: "accepted".to_owned(),
+            job_id: job.id,
+            job_status: job_state(job.status),
+            status_url: format!("/api/v1/memories/jobs/{}", job.id),
+            created_at: job.created_at,
+        }),
     ))
 }
 
@@ -90,47 +62,58 @@ pub async fn ingest_job(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiPath(job_id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<IngestJobAnswer>, ApiError> {
     let id = JobId::parse_field(&job_id, "job_id")?;
     let job = state.store.ingest_job(&tenant, id).await?.ok_or_else(|| {
         ApiError::not_found(format!(
             "ingest job {id} not found for this API key's tenant"
         ))
     })?;
-    let mut view = job_view(&job);
     // The job names its memory; the memory is read now, so a deleted one is gone from here too.
-    if let Some(result) = &job.result {
-        let memory = state
+    let memory = match &job.result {
+        Some(result) => state
             .store
             .memories(&tenant, &[result.memory_id])
             .await?
-            .pop();
-        view["result"]["memory"] = json!(memory);
-    }
-    Ok(ApiJson(view))
+            .pop(),
+        None => None,
+    };
+    Ok(ApiJson(job_answer(job, memory)))
 }
 
-pub fn job_view(job: &IngestJob) -> Value {
-    let mut view = json!({
-        "job_id": job.id,
-        "status": job.status.as_str(),
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-    });
-    if let Some(result) = &job.result {
-        view["result"] = json!(result);
+/// A job as `GET /memories/jobs/{job_id}` shows it, with its memory as it is now.
+pub fn job_answer(job: IngestJob, memory: Option<membrain_memory::Memory>) -> IngestJobAnswer {
+    IngestJobAnswer {
+        job_id: job.id,
+        status: job_state(job.status),
+        attempts: job.attempts,
+        created_at: job.created_at,
+        started_at: job.started_at,
+        completed_at: job.completed_at,
+        result: job.result.map(|result| IngestOutcome {
+            status: result.status,
+            memory_id: result.memory_id,
+            action: match result.action {
+                membrain_store::IngestAction::Created => IngestAction::Created,
+                membrain_store::IngestAction::Merged => IngestAction::Merged,
+                membrain_store::IngestAction::Updated => IngestAction::Updated,
+            },
+            memory,
+        }),
+        error: job.error.map(|error| JobFailure {
+            code: error.code,
+            message: error.message,
+        }),
     }
-    if let Some(error) = &job.error {
-        view["error"] = json!(error);
-    }
-    view
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BatchBody {
-    memory_ids: Vec<String>,
+fn job_state(status: JobStatus) -> JobState {
+    match status {
+        JobStatus::Queued => JobState::Queued,
+        JobStatus::Running => JobState::Running,
+        JobStatus::Completed => JobState::Completed,
+        JobStatus::Failed => JobState::Failed,
+    }
 }
 
 /// `POST /memories/batch`: every id must exist for the caller's tenant, or the answer is 404
@@ -138,7 +121,7 @@ pub struct BatchBody {
 pub async fn get_memories(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    ApiJson(body): ApiJson<BatchBody>,
+    ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<JsonBody, ApiError> {
     if body.memory_ids.is_empty() {
         return Err(ValidationError::new("memory_ids", "must list at least one memory id").into());
@@ -174,7 +157,11 @@ pub async fn get_memories(
         )));
     }
     let truncated = bound(&mut memories, &state.limits, json_size);
-    let answer = json!({ "memories": memories, "count": memories.len(), "truncated": truncated });
+    let answer = MemoriesAnswer {
+        count: memories.len(),
+        memories,
+        truncated,
+    };
     state.cpu.json(&tenant, answer).await
 }
 
@@ -189,18 +176,12 @@ pub async fn get_memory(
     state.cpu.json(&tenant, memory).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct UpdateBody {
-    content: Option<String>,
-    tags: Option<TagsInput>,
-}
-
 /// `PUT /memories/{memory_id}`: a content change is kept in `evolution_history`.
 pub async fn update_memory(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiPath(memory_id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiJson(body): ApiJson<UpdateRequest>,
 ) -> Result<JsonBody, ApiError> {
     let id = MemoryId::parse_field(&memory_id, "memory_id")?;
     let patch = MemoryPatch::parse(
@@ -239,20 +220,13 @@ pub async fn update_memory(
     state.cpu.json(&tenant, memory).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct DeleteQuery {
-    memory_id: Option<String>,
-    tags: Option<String>,
-    category: Option<String>,
-}
-
 /// `DELETE /memories/bulk`: by id (which wins), or by tags (all must be present) and/or
 /// category. A call with no filter is refused: nothing deletes a whole tenant by accident.
 pub async fn delete_memories(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiQuery(query): ApiQuery<DeleteQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<DeleteAnswer>, ApiError> {
     let present = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -281,9 +255,9 @@ pub async fn delete_memories(
         DeleteSelector::Filter { tags, category }
     };
     let deleted = state.store.delete_memories(&tenant, &selector).await?;
-    Ok(ApiJson(json!({
-        "status": "deleted",
-        "deleted_count": deleted.len(),
-        "memory_ids": deleted,
-    })))
+    Ok(ApiJson(DeleteAnswer {
+        status: "deleted".to_owned(),
+        deleted_count: deleted.len(),
+        memory_ids: deleted,
+    }))
 }

@@ -1,7 +1,7 @@
 //! `GET /stats`: counts for the caller's tenant.
 
 use axum::extract::State;
-use serde_json::{Value, json};
+use membrain_contract::stats::{CategoryCount, StatsAnswer, TagCount, Usage};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Tenant};
@@ -12,7 +12,7 @@ const TOP_TAGS: usize = 10;
 pub async fn stats(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<StatsAnswer>, ApiError> {
     let stats = state.store.stats(&tenant, TOP_TAGS).await?;
     let usage = state.store.tenant_usage(&tenant).await?;
     // Links per memory, as the public client prints it: links over memories, 0 when empty.
@@ -21,20 +21,35 @@ pub async fn stats(
     } else {
         stats.total_links as f64 / stats.total_memories as f64
     };
-    Ok(ApiJson(json!({
-        "total_memories": stats.total_memories,
-        "total_links": stats.total_links,
-        "avg_links_per_memory": (average * 100.0).round() / 100.0,
-        "top_tags": stats.top_tags.iter().map(|(tag, count)| json!({"tag": tag, "count": count})).collect::<Vec<_>>(),
-        "categories": stats.categories.iter().map(|(category, count)| json!({"category": category, "count": count})).collect::<Vec<_>>(),
-        // What this tenant holds against its quotas, so a 429 never comes as a surprise.
-        "usage": {
-            "memories": usage.memories,
-            "stored_bytes": usage.stored_bytes,
-            "pending_jobs": usage.pending_jobs,
-            "max_memories": state.limits.max_memories_per_tenant,
-            "max_stored_bytes": state.limits.max_stored_bytes_per_tenant,
-            "max_pending_jobs": state.limits.max_pending_jobs_per_tenant,
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let limits = &state.limits;
+    Ok(ApiJson(StatsAnswer {
+        total_memories: count(stats.total_memories),
+        total_links: count(stats.total_links),
+        avg_links_per_memory: (average * 100.0).round() / 100.0,
+        top_tags: stats
+            .top_tags
+            .into_iter()
+            .map(|(tag, n)| TagCount {
+                tag,
+                count: count(n),
+            })
+            .collect(),
+        categories: stats
+            .categories
+            .into_iter()
+            .map(|(category, n)| CategoryCount {
+                category,
+                count: count(n),
+            })
+            .collect(),
+        usage: Usage {
+            memories: count(usage.memories),
+            stored_bytes: count(usage.stored_bytes),
+            pending_jobs: count(usage.pending_jobs),
+            max_memories: limits.max_memories_per_tenant as u64,
+            max_stored_bytes: limits.max_stored_bytes_per_tenant as u64,
+            max_pending_jobs: limits.max_pending_jobs_per_tenant as u64,
         },
-    })))
+    }))
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use membrain_contract::ts::{DropAnswer, QueryBody};
 use membrain_timeseries::service::{LatestBody, RangeBody, RetentionBody, TablesOutput, WriteBody};
 use membrain_timeseries::sql::QueryResult;
 use membrain_timeseries::{
@@ -13,7 +14,6 @@ use membrain_timeseries::{
 };
 use membrain_ts_service::TimeSeriesService;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Tenant};
@@ -133,12 +133,14 @@ pub async fn drop_table(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     ApiPath(path): ApiPath<(String, String)>,
-) -> Result<ApiJson<Value>, TsRouteError> {
+) -> Result<ApiJson<DropAnswer>, TsRouteError> {
     let table = table_ref(path)?;
     service(&state)?.drop_table(&tenant, &table).await?;
-    Ok(ApiJson(json!({
-        "status": "dropped", "database": table.database, "table": table.table,
-    })))
+    Ok(ApiJson(DropAnswer {
+        status: "dropped".to_owned(),
+        database: table.database.to_string(),
+        table: table.table.to_string(),
+    }))
 }
 
 /// `PUT /ts/tables/{database}/{table}/retention` `{retention: "30d"}`
@@ -198,12 +200,6 @@ pub async fn range(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryBody {
-    sql: String,
-}
-
 /// `POST /ts/query` `{sql}`: the read-only SQL subset over the caller's tables.
 pub async fn query(
     State(state): State<AppState>,
@@ -216,6 +212,7 @@ pub async fn query(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     async fn answer(error: TsError) -> (StatusCode, Option<String>, Value) {
         let response = TsRouteError::from(error).into_response();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use membrain_auth::ApiKey;
-use membrain_mcp::{ApiCallError, MemoryApi, MemoryApiClient};
+use membrain_mcp::{ApiCall, ApiCallError, MemoryApi, MemoryApiClient};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -44,8 +44,12 @@ impl TsClient {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Value> {
-        self.api
-            .call(&self.key, method, segments, query, body.as_ref())
+        let api: &dyn MemoryApi = &self.api;
+        let mut call = ApiCall::new(method, segments).query(&query)?;
+        if let Some(body) = &body {
+            call = call.json(body)?;
+        }
+        api.request(&self.key, call)
             .await
             .map_err(|error| match error {
                 ApiCallError::Rejected { status: 401, .. } => anyhow!(

@@ -1,0 +1,165 @@
+//! Ingest, jobs, batch get, update and delete: `/api/v1/memories…`.
+
+use chrono::{DateTime, Utc};
+use membrain_memory::{JobId, Memory, MemoryId};
+use serde::{Deserialize, Serialize};
+
+/// Tags as a list, or as one comma-separated string (what people type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TagsInput {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl TagsInput {
+    /// The tags, a string split at its commas; blanks dropped.
+    pub fn into_list(self) -> Vec<String> {
+        match self {
+            Self::List(list) => list,
+            Self::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+/// `POST /memories`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddMemoryRequest {
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagsInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// A tag regex limiting what the memory may be linked to during ingest. Not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingestion_scope: Option<String>,
+}
+
+/// `POST /memories` answers 202 with the durable job that will store the memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// Always `accepted`.
+    pub status: String,
+    pub job_id: JobId,
+    pub job_status: JobState,
+    /// Where to poll: `/api/v1/memories/jobs/{job_id}`.
+    pub status_url: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where an ingest job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+/// `GET /memories/jobs/{job_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestJobAnswer {
+    pub job_id: JobId,
+    pub status: JobState,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// A completed job's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<IngestOutcome>,
+    /// A failed job's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobFailure>,
+}
+
+/// What a completed job did, and the memory as it is now (`null` once deleted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// Always `success`.
+    pub status: String,
+    pub memory_id: MemoryId,
+    pub action: IngestAction,
+    #[serde(default)]
+    pub memory: Option<Memory>,
+}
+
+/// What ingest did with the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestAction {
+    /// A new memory was stored.
+    Created,
+    /// An exact or near duplicate existed; the content was merged into it.
+    Merged,
+    /// The memory was changed in place.
+    Updated,
+}
+
+impl IngestAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Merged => "merged",
+            Self::Updated => "updated",
+        }
+    }
+}
+
+/// Why a job failed, as `{code, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// `POST /memories/batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub memory_ids: Vec<String>,
+}
+
+/// `POST /memories/batch`: every id asked for (a missing one is a 404 naming it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoriesAnswer {
+    pub memories: Vec<Memory>,
+    pub count: usize,
+    /// Whether the answer's bounds on count or bytes cut the list.
+    pub truncated: bool,
+}
+
+/// `PUT /memories/{memory_id}`: what to change; the answer is the [`Memory`] as updated.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagsInput>,
+}
+
+/// `DELETE /memories/bulk?…`: one memory by id (which wins), or every memory carrying all the
+/// comma-separated `tags` and/or in `category`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeleteQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// `DELETE /memories/bulk`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteAnswer {
+    /// Always `deleted`.
+    pub status: String,
+    pub deleted_count: usize,
+    pub memory_ids: Vec<MemoryId>,
+}

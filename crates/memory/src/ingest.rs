@@ -1,0 +1,807 @@
+//! What ingest decides about a new memory, as plain functions of what was loaded.
+//!
+//! Ingest makes three decisions, each here without I/O, each called by the edge that holds the
+//! data it needs:
+//!
+//! * [`choose_neighbours`]: among the memories a dense search found similar (best first), the
+//!   near-duplicate to merge into and the memories to link to. The ingest worker calls it,
+//!   then describes the links.
+//! * [`decide`]: whether the new memory is created, merged into its exact duplicate (the same
+//!   normalised content) or merged into its near-duplicate (the new wording wins, the old one
+//!   goes to history), and by how much the tenant's usage grows. The store calls it inside the
+//!   transaction that writes the result, with the duplicates it just loaded.
+//! * [`link_targets`]: which of the chosen link targets are linked, once the memory's id is
+//!   known and the targets deleted meanwhile are known. The store calls it in the same
+//!   transaction.
+//!
+//! ```
+//! use membrain_memory::MemoryId;
+//! use membrain_memory::ingest::{NeighbourThresholds, SimilarMemory, choose_neighbours};
+//!
+//! let thresholds = NeighbourThresholds {
+//!     duplicate_threshold: 0.9,
+//!     link_threshold: 0.45,
+//!     max_links: 3,
+//! };
+//! let (same, related) = (MemoryId::new(), MemoryId::new());
+//! let similar = [
+//!     SimilarMemory { id: same, similarity: 0.93 },
+//!     SimilarMemory { id: related, similarity: 0.6 },
+//! ];
+//! let neighbours = choose_neighbours(&similar, &thresholds);
+//! assert_eq!(neighbours.near_duplicate.map(|n| n.id), Some(same));
+//! assert_eq!(neighbours.links, [similar[1]]);
+//! ```
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::input::merge_tags;
+use crate::text::derive_context;
+use crate::{EvolutionEvent, Limits, Memory, MemoryId, NewMemory};
+
+/// A stored memory like the new one, and how alike the two are (cosine similarity of their
+/// vectors).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimilarMemory {
+    pub id: MemoryId,
+    pub similarity: f32,
+}
+
+/// How similar a stored memory must be for ingest to merge into it or link to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeighbourThresholds {
+    /// The most similar memory, when at least this similar, is a near-duplicate to merge into.
+    pub duplicate_threshold: f32,
+    /// Memories at least this similar are linked to; no less similar one is considered at all.
+    pub link_threshold: f32,
+    /// Most links a new memory gets at ingest.
+    pub max_links: usize,
+}
+
+impl NeighbourThresholds {
+    /// How many similar memories a search should return so that [`choose_neighbours`] can
+    /// fill every place: one near-duplicate and `max_links` links.
+    pub fn candidates_wanted(&self) -> usize {
+        self.max_links.saturating_add(1)
+    }
+}
+
+/// The similar memories ingest acts on, chosen by [`choose_neighbours`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Neighbours {
+    /// The memory the new one merges into instead of being stored twice.
+    pub near_duplicate: Option<SimilarMemory>,
+    /// The memories to link the new one to, most similar first.
+    pub links: Vec<SimilarMemory>,
+}
+
+/// Chooses, from `similar` (most similar first, as a search ranks them), the near-duplicate and
+/// the link targets. Only memories at least `link_threshold` similar count; the first of them is
+/// the near-duplicate when it is at least `duplicate_threshold` similar; the next ones, up to
+/// `max_links`, are link targets — a second memory above the duplicate threshold among them.
+pub fn choose_neighbours(
+    similar: &[SimilarMemory],
+    thresholds: &NeighbourThresholds,
+) -> Neighbours {
+    let mut candidates = similar
+        .iter()
+        .filter(|candidate| candidate.similarity >= thresholds.link_threshold)
+        .copied()
+        .peekable();
+    let near_duplicate =
+        candidates.next_if(|best| best.similarity >= thresholds.duplicate_threshold);
+    Neighbours {
+        near_duplicate,
+        links: candidates.take(thresholds.max_links).collect(),
+    }
+}
+
+/// The new memory as ingest prepared it: the caller's input (tags completed when none were
+/// given) and the keywords and context line derived from it.
+#[derive(Debug, Clone, Copy)]
+pub struct IncomingMemory<'a> {
+    pub new: &'a NewMemory,
+    pub keywords: &'a [String],
+    pub context: &'a str,
+}
+
+/// What ingest writes for one new memory: the memory as it is to be stored, and which case
+/// made it so.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestDecision {
+    /// The content is stored already (the same normalised content): the new tags are merged
+    /// into that memory, up to the tag limit, and a [`EvolutionEvent::Merge`] entry records
+    /// them. When no tag was added, `tags_added` is false and the memory is unchanged: nothing
+    /// needs to be written.
+    ExactDuplicate { memory: Memory, tags_added: bool },
+    /// A memory says the same in other words: the new wording replaces its content (the old one
+    /// goes to history as [`EvolutionEvent::NearDuplicateMerge`] with the similarity), the
+    /// new tags are merged, and its keywords and context follow the new wording. `grown_bytes`
+    /// is how much its [`Memory::stored_bytes`] grew (negative when it shrank).
+    NearDuplicate { memory: Memory, grown_bytes: i64 },
+    /// Nothing like it is stored: a new memory, with a new id.
+    Create { memory: Memory },
+}
+
+/// What a write adds to its tenant's usage, to check against the quotas before writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageGrowth {
+    pub memories: i64,
+    /// Bytes as [`Memory::stored_bytes`] counts them; negative when the memory shrank.
+    pub bytes: i64,
+}
+
+impl IngestDecision {
+    /// The memory to write (or, for an unchanged exact duplicate, the one already stored).
+    pub fn memory(&self) -> &Memory {
+        match self {
+            Self::ExactDuplicate { memory, .. }
+            | Self::NearDuplicate { memory, .. }
+            | Self::Create { memory } => memory,
+        }
+    }
+
+    /// Whether a new memory is stored (otherwise the new one was merged into a stored one).
+    pub fn created(&self) -> bool {
+        matches!(self, Self::Create { .. })
+    }
+
+    /// What the decision adds to the tenant's usage. `None` for an exact duplicate, which is
+    /// not checked against the quotas: it adds no memory and at most one history entry, within
+    /// `max_history_entries`.
+    pub fn usage_growth(&self) -> Option<UsageGrowth> {
+        match self {
+            Self::ExactDuplicate { .. } => None,
+            Self::NearDuplicate { grown_bytes, .. } => Some(UsageGrowth {
+                memories: 0,
+                bytes: *grown_bytes,
+            }),
+            Self::Create { memory } => Some(UsageGrowth {
+                memories: 1,
+                bytes: signed(memory.stored_bytes()),
+            }),
+        }
+    }
+}
+
+/// Decides what ingest writes for `incoming`, given what the store holds now: the memory with
+/// the same normalised content (`exact_duplicate`), and the near-duplicate chosen before (by
+/// [`choose_neighbours`]) with its similarity, if it still exists. An exact duplicate wins
+/// over a near-duplicate; `now` stamps the history entry and the times of what changes.
+pub fn decide(
+    incoming: IncomingMemory<'_>,
+    exact_duplicate: Option<Memory>,
+    near_duplicate: Option<(Memory, f32)>,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> IngestDecision {
+    if let Some(mut memory) = exact_duplicate {
+        let added = merge_tags(&mut memory.tags, &incoming.new.tags, limits.max_tags);
+        let tags_added = !added.is_empty();
+        if tags_added {
+            memory.record_evolution(
+                EvolutionEvent::Merge {
+                    merged_tags: added,
+                    timestamp: now,
+                },
+                limits.max_history_entries,
+            );
+            memory.updated_at = now;
+        }
+        IngestDecision::ExactDuplicate { memory, tags_added }
+    } else if let Some((mut memory, similarity)) = near_duplicate {
+        // The same fact in new words: the newer wording wins, the old one goes to history.
+        let before = memory.stored_bytes();
+        let merged_tags = merge_tags(&mut memory.tags, &incoming.new.tags, limits.max_tags);
+        let old_content = std::mem::replace(&mut memory.content, incoming.new.content.clone());
+        memory.record_evolution(
+            EvolutionEvent::NearDuplicateMerge {
+                old_content,
+                similarity,
+                merged_tags,
+                timestamp: now,
+            },
+            limits.max_history_entries,
+        );
+        let grown_bytes = signed(memory.stored_bytes()) - signed(before);
+        // The stored memory keeps its category; its context line is derived again from that
+        // category and the new keywords, not taken from the new memory.
+        memory.keywords = incoming.keywords.to_vec();
+        memory.context = derive_context(&memory.category, &memory.keywords);
+        memory.updated_at = now;
+        IngestDecision::NearDuplicate {
+            memory,
+            grown_bytes,
+        }
+    } else {
+        IngestDecision::Create {
+            memory: Memory {
+                id: MemoryId::new(),
+                content: incoming.new.content.clone(),
+                tags: incoming.new.tags.clone(),
+                category: incoming.new.category.clone(),
+                context: incoming.context.to_owned(),
+                keywords: incoming.keywords.to_vec(),
+                links: Vec::new(),
+                evolution_history: Vec::new(),
+                evolution_history_dropped: 0,
+                created_at: now,
+                updated_at: now,
+            },
+        }
+    }
+}
+
+/// The memories ingest links `memory` to: `targets` in their order, without `memory` itself (an
+/// exact duplicate merged into may have been chosen as a link target) and without those no
+/// longer stored (`still_stored`: deleted since they were chosen).
+pub fn link_targets(
+    memory: MemoryId,
+    targets: &[MemoryId],
+    still_stored: &HashSet<MemoryId>,
+) -> Vec<MemoryId> {
+    targets
+        .iter()
+        .copied()
+        .filter(|target| *target != memory && still_stored.contains(target))
+        .collect()
+}
+
+/// A byte count as the 64-bit signed integer databases count usage in (saturating).
+fn signed(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    // --- choose_neighbours ---
+
+    const THRESHOLDS: NeighbourThresholds = NeighbourThresholds {
+        duplicate_threshold: 0.9,
+        link_threshold: 0.45,
+        max_links: 3,
+    };
+
+    /// Chooses among memories with `similarities` (best first) and expects the near-duplicate
+    /// and links at these positions of the input.
+    fn check_neighbours(
+        similarities: &[f32],
+        thresholds: NeighbourThresholds,
+        near_duplicate: Option<usize>,
+        links: &[usize],
+    ) {
+        let similar: Vec<SimilarMemory> = similarities
+            .iter()
+            .map(|&similarity| SimilarMemory {
+                id: MemoryId::new(),
+                similarity,
+            })
+            .collect();
+        let expected = Neighbours {
+            near_duplicate: near_duplicate.map(|i| similar[i]),
+            links: links.iter().map(|&i| similar[i]).collect(),
+        };
+        assert_eq!(
+            choose_neighbours(&similar, &thresholds),
+            expected,
+            "{similarities:?} with {thresholds:?}"
+        );
+    }
+
+    #[test]
+    fn neighbours_are_a_near_duplicate_and_links() {
+        let at_most = |max_links| NeighbourThresholds {
+            max_links,
+            ..THRESHOLDS
+        };
+        // Nothing similar: nothing to merge into or link to.
+        check_neighbours(&[], THRESHOLDS, None, &[]);
+        // The best above the duplicate threshold is merged into, the others linked.
+        check_neighbours(&[0.95, 0.6, 0.5], THRESHOLDS, Some(0), &[1, 2]);
+        // Exactly at the duplicate threshold is a near-duplicate; just below, a link.
+        check_neighbours(&[0.9], THRESHOLDS, Some(0), &[]);
+        check_neighbours(&[0.899_99], THRESHOLDS, None, &[0]);
+        // Only the best can be the near-duplicate: a second one above the threshold is linked.
+        check_neighbours(&[0.95, 0.92], THRESHOLDS, Some(0), &[1]);
+        // Exactly at the link threshold is linked; below, not even considered.
+        check_neighbours(&[0.8, 0.45, 0.449_99], THRESHOLDS, None, &[0, 1]);
+        check_neighbours(&[0.3, 0.2], THRESHOLDS, None, &[]);
+        // At most max_links links, the most similar first, besides the near-duplicate.
+        check_neighbours(&[0.8, 0.7, 0.6, 0.5], at_most(2), None, &[0, 1]);
+        check_neighbours(&[0.95, 0.8, 0.7, 0.6], at_most(2), Some(0), &[1, 2]);
+        check_neighbours(&[0.95, 0.8, 0.7, 0.6], THRESHOLDS, Some(0), &[1, 2, 3]);
+        check_neighbours(&[0.95, 0.8], at_most(0), Some(0), &[]);
+        check_neighbours(&[0.8], at_most(0), None, &[]);
+        // A near-duplicate needs the link threshold too (the search returns no less similar
+        // memory), whatever the duplicate threshold says.
+        let low_duplicates = NeighbourThresholds {
+            duplicate_threshold: 0.35,
+            ..THRESHOLDS
+        };
+        check_neighbours(&[0.4, 0.3], low_duplicates, None, &[]);
+        check_neighbours(&[0.5, 0.4], low_duplicates, Some(0), &[]);
+    }
+
+    #[test]
+    fn a_search_is_asked_for_a_near_duplicate_and_every_link() {
+        assert_eq!(THRESHOLDS.candidates_wanted(), 4);
+        let none = NeighbourThresholds {
+            max_links: 0,
+            ..THRESHOLDS
+        };
+        assert_eq!(none.candidates_wanted(), 1);
+        let unbounded = NeighbourThresholds {
+            max_links: usize::MAX,
+            ..THRESHOLDS
+        };
+        assert_eq!(unbounded.candidates_wanted(), usize::MAX);
+    }
+
+    // --- decide ---
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, minute, 0).unwrap()
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// A stored memory, last changed at minute 0.
+    fn stored(content: &str, tags: &[&str], history: Vec<EvolutionEvent>) -> Memory {
+        Memory {
+            id: MemoryId::new(),
+            content: content.to_owned(),
+            tags: strings(tags),
+            category: "places".to_owned(),
+            context: "A places memory about paris.".to_owned(),
+            keywords: strings(&["paris"]),
+            links: Vec::new(),
+            evolution_history: history,
+            evolution_history_dropped: 0,
+            created_at: at(0),
+            updated_at: at(0),
+        }
+    }
+
+    fn old_update(old_content: &str) -> EvolutionEvent {
+        EvolutionEvent::ContentUpdate {
+            old_content: old_content.to_owned(),
+            timestamp: at(0),
+        }
+    }
+
+    fn new_memory(content: &str, tags: &[&str]) -> NewMemory {
+        NewMemory {
+            content: content.to_owned(),
+            tags: strings(tags),
+            category: "facts".to_owned(),
+        }
+    }
+
+    const NOW: u32 = 30;
+
+    /// Decides for `new` (keywords `home`, `paris`; context "ctx") and expects `expected`. A
+    /// created memory's id is new, so it is compared apart: it must differ from the stored ones.
+    fn check_decision(
+        case: &str,
+        new: &NewMemory,
+        exact_duplicate: Option<Memory>,
+        near_duplicate: Option<(Memory, f32)>,
+        limits: &Limits,
+        expected: IngestDecision,
+    ) {
+        let keywords = strings(&["home", "paris"]);
+        let incoming = IncomingMemory {
+            new,
+            keywords: &keywords,
+            context: "ctx",
+        };
+        let stored_ids: Vec<MemoryId> = exact_duplicate
+            .iter()
+            .chain(near_duplicate.iter().map(|(memory, _)| memory))
+            .map(|memory| memory.id)
+            .collect();
+        let mut got = decide(incoming, exact_duplicate, near_duplicate, limits, at(NOW));
+        if let IngestDecision::Create { memory } = &mut got {
+            assert!(!stored_ids.contains(&memory.id), "{case}: reused an id");
+            if let IngestDecision::Create { memory: wanted } = &expected {
+                memory.id = wanted.id;
+            }
+        }
+        assert_eq!(got, expected, "{case}");
+    }
+
+    #[test]
+    fn a_memory_like_no_other_is_created() {
+        let new = new_memory("User lives in Paris", &["home"]);
+        let expected = Memory {
+            id: MemoryId::new(),
+            content: "User lives in Paris".to_owned(),
+            tags: strings(&["home"]),
+            category: "facts".to_owned(),
+            context: "ctx".to_owned(),
+            keywords: strings(&["home", "paris"]),
+            links: Vec::new(),
+            evolution_history: Vec::new(),
+            evolution_history_dropped: 0,
+            created_at: at(NOW),
+            updated_at: at(NOW),
+        };
+        let decision = IngestDecision::Create {
+            memory: expected.clone(),
+        };
+        assert!(decision.created());
+        assert_eq!(
+            decision.usage_growth(),
+            Some(UsageGrowth {
+                memories: 1,
+                // The content and its empty history, "[]".
+                bytes: 19 + 2,
+            })
+        );
+        check_decision(
+            "nothing similar",
+            &new,
+            None,
+            None,
+            &Limits::default(),
+            decision,
+        );
+    }
+
+    /// A merge into a stored memory: what it held, what came, and what it holds after.
+    struct MergeCase<'a> {
+        case: &'a str,
+        content: &'a str,
+        tags: &'a [&'a str],
+        history: Vec<EvolutionEvent>,
+        new_content: &'a str,
+        new_tags: &'a [&'a str],
+        limits: Limits,
+        tags_after: &'a [&'a str],
+        history_after: Vec<EvolutionEvent>,
+        dropped_after: u64,
+    }
+
+    impl MergeCase<'_> {
+        /// The stored memory, and the one expected after the merge (its texts unchanged).
+        fn memories(&self) -> (Memory, Memory) {
+            let existing = stored(self.content, self.tags, self.history.clone());
+            let mut expected = existing.clone();
+            expected.tags = strings(self.tags_after);
+            expected.evolution_history = self.history_after.clone();
+            expected.evolution_history_dropped = self.dropped_after;
+            (existing, expected)
+        }
+    }
+
+    fn with_max_tags(max_tags: usize) -> Limits {
+        Limits {
+            max_tags,
+            ..Limits::default()
+        }
+    }
+
+    fn with_max_history(max_history_entries: usize) -> Limits {
+        Limits {
+            max_history_entries,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn an_exact_duplicate_gains_the_new_tags() {
+        let merge = |tags: &[&str]| EvolutionEvent::Merge {
+            merged_tags: strings(tags),
+            timestamp: at(NOW),
+        };
+        // The new content normalises to the stored one: it is the same memory.
+        let (content, new_content) = ("User lives in Paris", "user lives in  paris");
+        // (case, tags added?)
+        let cases = [
+            (
+                MergeCase {
+                    case: "new tags are added in order and recorded",
+                    content,
+                    tags: &["home"],
+                    history: vec![],
+                    new_content,
+                    new_tags: &["city", "home", "france"],
+                    limits: Limits::default(),
+                    tags_after: &["home", "city", "france"],
+                    history_after: vec![merge(&["city", "france"])],
+                    dropped_after: 0,
+                },
+                true,
+            ),
+            (
+                MergeCase {
+                    case: "no new tag: nothing changes",
+                    content,
+                    tags: &["home", "city"],
+                    history: vec![old_update("v0")],
+                    new_content,
+                    new_tags: &["city"],
+                    limits: Limits::default(),
+                    tags_after: &["home", "city"],
+                    history_after: vec![old_update("v0")],
+                    dropped_after: 0,
+                },
+                false,
+            ),
+            (
+                MergeCase {
+                    case: "no tag at all: nothing changes",
+                    content,
+                    tags: &[],
+                    history: vec![],
+                    new_content,
+                    new_tags: &[],
+                    limits: Limits::default(),
+                    tags_after: &[],
+                    history_after: vec![],
+                    dropped_after: 0,
+                },
+                false,
+            ),
+            (
+                MergeCase {
+                    case: "tags stop at max_tags",
+                    content,
+                    tags: &["a", "b"],
+                    history: vec![],
+                    new_content,
+                    new_tags: &["c", "d", "e"],
+                    limits: with_max_tags(3),
+                    tags_after: &["a", "b", "c"],
+                    history_after: vec![merge(&["c"])],
+                    dropped_after: 0,
+                },
+                true,
+            ),
+            (
+                MergeCase {
+                    case: "at max_tags already: nothing changes",
+                    content,
+                    tags: &["a", "b", "c"],
+                    history: vec![],
+                    new_content,
+                    new_tags: &["d"],
+                    limits: with_max_tags(3),
+                    tags_after: &["a", "b", "c"],
+                    history_after: vec![],
+                    dropped_after: 0,
+                },
+                false,
+            ),
+            (
+                MergeCase {
+                    case: "history keeps the newest entries and counts the rest",
+                    content,
+                    tags: &["a"],
+                    history: vec![old_update("v0"), old_update("v1")],
+                    new_content,
+                    new_tags: &["b"],
+                    limits: with_max_history(2),
+                    tags_after: &["a", "b"],
+                    history_after: vec![old_update("v1"), merge(&["b"])],
+                    dropped_after: 1,
+                },
+                true,
+            ),
+        ];
+        for (case, tags_added) in cases {
+            let (existing, mut expected) = case.memories();
+            if tags_added {
+                expected.updated_at = at(NOW);
+            }
+            let decision = IngestDecision::ExactDuplicate {
+                memory: expected,
+                tags_added,
+            };
+            assert!(!decision.created(), "{}", case.case);
+            assert_eq!(decision.usage_growth(), None, "{}", case.case);
+            // A near-duplicate found as well changes nothing: the exact duplicate wins.
+            let near = stored("The user's home is Paris", &["x"], vec![]);
+            check_decision(
+                case.case,
+                &new_memory(case.new_content, case.new_tags),
+                Some(existing),
+                Some((near, 0.97)),
+                &case.limits,
+                decision,
+            );
+        }
+    }
+
+    #[test]
+    fn a_near_duplicate_takes_the_new_wording_and_keeps_the_old() {
+        let merged =
+            |old: &str, similarity: f32, tags: &[&str]| EvolutionEvent::NearDuplicateMerge {
+                old_content: old.to_owned(),
+                similarity,
+                merged_tags: strings(tags),
+                timestamp: at(NOW),
+            };
+        let long = "x".repeat(300);
+        // (case, similarity)
+        let cases = [
+            (
+                MergeCase {
+                    case: "new wording wins, old wording and new tags recorded",
+                    content: "User lives in Paris",
+                    tags: &["home"],
+                    history: vec![],
+                    new_content: "The user's home is in Paris",
+                    new_tags: &["city", "home"],
+                    limits: Limits::default(),
+                    tags_after: &["home", "city"],
+                    history_after: vec![merged("User lives in Paris", 0.93, &["city"])],
+                    dropped_after: 0,
+                },
+                0.93,
+            ),
+            (
+                MergeCase {
+                    case: "recorded even without new tags, at the threshold's similarity",
+                    content: "User lives in Paris",
+                    tags: &["home"],
+                    history: vec![old_update("v0")],
+                    new_content: "The user's home is in Paris",
+                    new_tags: &["home"],
+                    limits: Limits::default(),
+                    tags_after: &["home"],
+                    history_after: vec![old_update("v0"), merged("User lives in Paris", 0.9, &[])],
+                    dropped_after: 0,
+                },
+                0.9,
+            ),
+            (
+                MergeCase {
+                    case: "tags stop at max_tags",
+                    content: "User lives in Paris",
+                    tags: &["home"],
+                    history: vec![],
+                    new_content: "The user's home is in Paris",
+                    new_tags: &["city", "france"],
+                    limits: with_max_tags(2),
+                    tags_after: &["home", "city"],
+                    history_after: vec![merged("User lives in Paris", 0.95, &["city"])],
+                    dropped_after: 0,
+                },
+                0.95,
+            ),
+            (
+                MergeCase {
+                    case: "history keeps the newest entries and counts the rest",
+                    content: "User lives in Paris",
+                    tags: &[],
+                    history: vec![old_update(&long)],
+                    new_content: "Paris is home",
+                    new_tags: &[],
+                    limits: with_max_history(1),
+                    tags_after: &[],
+                    history_after: vec![merged("User lives in Paris", 0.91, &[])],
+                    dropped_after: 1,
+                },
+                0.91,
+            ),
+        ];
+        for (case, similarity) in cases {
+            let (existing, mut expected) = case.memories();
+            expected.content = case.new_content.to_owned();
+            // Keywords follow the new wording; the context is derived from them and the stored
+            // memory's own category, not taken from the new memory.
+            expected.keywords = strings(&["home", "paris"]);
+            expected.context = "A places memory about home, paris.".to_owned();
+            expected.updated_at = at(NOW);
+            let grown_bytes = signed(expected.stored_bytes()) - signed(existing.stored_bytes());
+            let decision = IngestDecision::NearDuplicate {
+                memory: expected,
+                grown_bytes,
+            };
+            assert!(!decision.created(), "{}", case.case);
+            assert_eq!(
+                decision.usage_growth(),
+                Some(UsageGrowth {
+                    memories: 0,
+                    bytes: grown_bytes,
+                }),
+                "{}",
+                case.case
+            );
+            check_decision(
+                case.case,
+                &new_memory(case.new_content, case.new_tags),
+                None,
+                Some((existing, similarity)),
+                &case.limits,
+                decision,
+            );
+        }
+    }
+
+    #[test]
+    fn a_near_duplicate_counts_its_growth_in_stored_bytes() {
+        let new = new_memory("Paris is home", &[]);
+        let keywords = strings(&["home", "paris"]);
+        let incoming = IncomingMemory {
+            new: &new,
+            keywords: &keywords,
+            context: "ctx",
+        };
+        let grown = |existing: Memory, limits: &Limits| match decide(
+            incoming,
+            None,
+            Some((existing, 0.95)),
+            limits,
+            at(NOW),
+        ) {
+            IngestDecision::NearDuplicate { grown_bytes, .. } => grown_bytes,
+            other => panic!("not a near-duplicate merge: {other:?}"),
+        };
+        // The old wording moves to history: the memory grows by the new content and the entry.
+        let entry = serde_json::to_string(&[EvolutionEvent::NearDuplicateMerge {
+            old_content: "User lives in Paris".to_owned(),
+            similarity: 0.95,
+            merged_tags: vec![],
+            timestamp: at(NOW),
+        }])
+        .unwrap();
+        assert_eq!(
+            grown(
+                stored("User lives in Paris", &[], vec![]),
+                &Limits::default()
+            ),
+            ("Paris is home".len() + entry.len()) as i64 - ("User lives in Paris".len() + 2) as i64
+        );
+        // A long entry pushed out of a full history: the memory shrinks.
+        let one_entry = Limits {
+            max_history_entries: 1,
+            ..Limits::default()
+        };
+        let long = stored(
+            "User lives in Paris",
+            &[],
+            vec![old_update(&"x".repeat(300))],
+        );
+        assert!(grown(long, &one_entry) < -200);
+    }
+
+    // --- link_targets ---
+
+    /// Links memory number `memory` (of five) to the `targets` among them while only `stored`
+    /// ones exist, and expects links to `expected`.
+    fn check_links(memory: usize, targets: &[usize], stored: &[usize], expected: &[usize]) {
+        let ids: Vec<MemoryId> = (0..5).map(|_| MemoryId::new()).collect();
+        let pick =
+            |positions: &[usize]| -> Vec<MemoryId> { positions.iter().map(|&i| ids[i]).collect() };
+        let still_stored: HashSet<MemoryId> = pick(stored).into_iter().collect();
+        assert_eq!(
+            link_targets(ids[memory], &pick(targets), &still_stored),
+            pick(expected),
+            "memory {memory}, targets {targets:?}, stored {stored:?}"
+        );
+    }
+
+    #[test]
+    fn links_go_to_targets_still_stored_other_than_the_memory() {
+        let all = [0, 1, 2, 3, 4];
+        check_links(0, &[], &all, &[]);
+        // Every target, in the order given.
+        check_links(0, &[3, 1, 2], &all, &[3, 1, 2]);
+        // Not to itself (an exact duplicate merged into may be among the targets).
+        check_links(1, &[0, 1, 2], &all, &[0, 2]);
+        // Not to one deleted since it was chosen.
+        check_links(0, &[1, 2, 3], &[0, 1, 3], &[1, 3]);
+        check_links(0, &[1, 2], &[0], &[]);
+        check_links(0, &[1, 2], &[], &[]);
+    }
+}
