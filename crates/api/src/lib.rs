@@ -3,7 +3,10 @@
 //!
 //! * [`server`]: [`ApiSettings`], the shared [`AppState`], the [`router`] and [`ApiServer`]
 //!   (bind, then `run_until_stopped`), which `main` and the tests both use.
-//! * [`routes`]: one handler module per area (memories, search, graph, stats, health).
+//! * [`routes`]: one handler module per area (memories, search, graph, stats, health): each
+//!   parses into `membrain-memory` types, calls, and answers a `membrain-contract` type.
+//! * [`search`]: search below its handler: ranking, related memories, relationship edges and
+//!   the answer's assembly, typed.
 //! * [`ingest`]: the worker that turns durable jobs into memories: vectors, near-duplicates,
 //!   links, tags and context.
 //! * [`semantic`]: the embedder, the optional language model and the per-tenant search indexes
@@ -24,6 +27,7 @@ pub mod ingest;
 pub mod keys;
 pub mod maintenance;
 pub mod routes;
+pub mod search;
 pub mod semantic;
 pub mod server;
 

@@ -5,6 +5,7 @@ pub mod model;
 pub mod network;
 mod network_aws;
 mod network_emulate;
+pub mod opened;
 pub mod semantic;
 pub mod serve;
 pub mod servers;

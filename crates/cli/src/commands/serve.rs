@@ -9,9 +9,9 @@ use membrain_store::MemoryStore;
 
 use tokio_util::sync::CancellationToken;
 
+use super::opened::with_opened;
 use super::semantic::semantic_parts_until;
 use super::servers::{DEFAULT_TENANT, key_sources};
-use super::ts_store::TimeSeries;
 use crate::cli::ServeArgs;
 use crate::output::say;
 use crate::settings::{Common, SemanticSettings, TimeSeriesSettings, configured_key};
@@ -24,85 +24,71 @@ pub async fn run(
     args: &ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let store = super::open_store(common).await?;
-    // Keys first: a single-user key that would remap another tenant's stops the start before
-    // anything slow (the model) happens.
-    let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
-    let keys = match key_sources(store.clone(), single_user_key.as_ref(), &api).await {
-        Ok(keys) => keys,
-        Err(error) => {
-            store.close().await;
-            return Err(error);
-        }
-    };
-    let series = match TimeSeries::open(time_series).await {
-        Ok(series) => series,
-        Err(error) => {
-            store.close().await;
-            return Err(error);
-        }
-    };
-    let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
-        store.close().await;
-        series.close().await;
-        return Ok(());
-    };
-    series.spawn_maintenance(shutdown.clone());
-    let model_line = describe_models(embedder.model_id(), semantic);
-    let new_key = match &single_user_key {
-        Some(_) => None,
-        None => first_start_key(store.as_ref()).await?,
-    };
-    let api_server = ApiServer::bind(
-        &api,
-        store.clone(),
-        keys,
-        Semantic::for_settings(embedder, llm, &api),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "listening on {} (is another membrain running? use --api-port)",
-            api.listen
+    with_opened(async |opened| {
+        let store = opened.store(common).await?;
+        // Keys first: a single-user key that would remap another tenant's stops the start
+        // before anything slow (the model) happens.
+        let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
+        let keys = key_sources(store.clone(), single_user_key.as_ref(), &api).await?;
+        let series = opened.series(time_series, &shutdown).await?;
+        let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
+            return Ok(());
+        };
+        let model_line = describe_models(embedder.model_id(), semantic);
+        let new_key = match &single_user_key {
+            Some(_) => None,
+            None => first_start_key(store.as_ref()).await?,
+        };
+        let api_server = ApiServer::bind(
+            &api,
+            store.clone(),
+            keys,
+            Semantic::for_settings(embedder, llm, &api),
         )
-    })?
-    .with_time_series(series.service.clone());
-    // The bridge calls the API's router in this process: no loopback socket, no HTTP parse.
-    let bridge = McpBackend::InProcess(api_server.router());
-    let mcp_server = McpServer::bind_with(mcp.clone(), bridge)
         .await
         .with_context(|| {
             format!(
-                "listening on {} (is another membrain running? use --mcp-port)",
-                mcp.listen
+                "listening on {} (is another membrain running? use --api-port)",
+                api.listen
             )
-        })?;
-    let mcp_url = format!("http://{}/mcp", mcp_server.local_addr()?);
-    let api_url = format!("http://{}", api_server.local_addr()?);
+        })?
+        .with_time_series(series);
+        // The bridge calls the API's router in this process: no loopback socket, no HTTP parse.
+        let bridge = McpBackend::InProcess(api_server.router());
+        let mcp_server = McpServer::bind_with(mcp.clone(), bridge)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {} (is another membrain running? use --mcp-port)",
+                    mcp.listen
+                )
+            })?;
+        let mcp_url = format!("http://{}/mcp", mcp_server.local_addr()?);
+        let api_url = format!("http://{}", api_server.local_addr()?);
 
-    print_banner(
-        common,
-        &mcp_url,
-        &api_url,
-        &model_line,
-        &format!(
-            "{} (demo data: MEMBRAIN_API_KEY=… membrain ts demo transit)",
-            time_series.store.for_display()
-        ),
-        new_key.as_ref(),
-        single_user_key.is_some(),
-    );
+        print_banner(
+            common,
+            &mcp_url,
+            &api_url,
+            &model_line,
+            &format!(
+                "{} (demo data: MEMBRAIN_API_KEY=… membrain ts demo transit)",
+                time_series.store.for_display()
+            ),
+            new_key.as_ref(),
+            single_user_key.is_some(),
+        );
 
-    let (api_result, mcp_result) = tokio::join!(
-        api_server.run_until_stopped(shutdown.clone()),
-        mcp_server.run_until_stopped(shutdown.clone()),
-    );
-    store.close().await;
-    series.close().await;
-    api_result.context("serving the REST API")?;
-    mcp_result.context("serving MCP")?;
-    tracing::info!("stopped");
-    Ok(())
+        let (api_result, mcp_result) = tokio::join!(
+            api_server.run_until_stopped(shutdown.clone()),
+            mcp_server.run_until_stopped(shutdown.clone()),
+        );
+        api_result.context("serving the REST API")?;
+        mcp_result.context("serving MCP")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+    .await
 }
 
 /// On the very first start (no keys at all), a key for the default tenant.

@@ -12,8 +12,8 @@ use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
 
+use super::opened::with_opened;
 use super::semantic::semantic_parts_until;
-use super::ts_store::TimeSeries;
 use crate::cli::Transport;
 use crate::settings::{
     Common, KEYS_MAP_VARIABLE, KeySources, McpCommand, SemanticSettings, TimeSeriesSettings,
@@ -81,45 +81,33 @@ pub async fn run_api(
     key: Option<ApiKey>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let store = super::open_store(common).await?;
-    // Keys first: a single-user key that would remap another tenant's stops the start before
-    // anything slow (the model) happens.
-    let keys = match key_sources(store.clone(), key.as_ref(), &settings).await {
-        Ok(keys) => keys,
-        Err(error) => {
-            store.close().await;
-            return Err(error);
-        }
-    };
-    let series = match TimeSeries::open(time_series).await {
-        Ok(series) => series,
-        Err(error) => {
-            store.close().await;
-            return Err(error);
-        }
-    };
-    let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
-        store.close().await;
-        series.close().await;
-        return Ok(());
-    };
-    series.spawn_maintenance(shutdown.clone());
-    let server = ApiServer::bind(
-        &settings,
-        store.clone(),
-        keys,
-        Semantic::for_settings(embedder, llm, &settings),
-    )
+    with_opened(async |opened| {
+        let store = opened.store(common).await?;
+        // Keys first: a single-user key that would remap another tenant's stops the start
+        // before anything slow (the model) happens.
+        let keys = key_sources(store.clone(), key.as_ref(), &settings).await?;
+        let series = opened.series(time_series, &shutdown).await?;
+        let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
+            return Ok(());
+        };
+        let server = ApiServer::bind(
+            &settings,
+            store.clone(),
+            keys,
+            Semantic::for_settings(embedder, llm, &settings),
+        )
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?
+        .with_time_series(series);
+        tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
+        server
+            .run_until_stopped(shutdown.clone())
+            .await
+            .context("serving the REST API")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
     .await
-    .with_context(|| format!("listening on {}", settings.listen))?
-    .with_time_series(series.service.clone());
-    tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
-    let result = server.run_until_stopped(shutdown).await;
-    store.close().await;
-    series.close().await;
-    result.context("serving the REST API")?;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result<()> {
@@ -134,19 +122,13 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
                 .await
                 .map_err(anyhow::Error::msg)
         }
-        Transport::Http => {
-            let (backend, series) = match &command.gateway {
-                None => (McpBackend::Api, None),
-                Some(gateway) => {
-                    let keys = gateway_keys(&gateway.keys).await?;
-                    let series = TimeSeries::open(&gateway.time_series).await?;
-                    series.spawn_maintenance(shutdown.clone());
-                    let backend = McpBackend::Direct {
-                        time_series: series.service.clone(),
-                        keys,
-                    };
-                    (backend, Some(series))
-                }
+        Transport::Http => with_opened(async |opened| {
+            let backend = match &command.gateway {
+                None => McpBackend::Api,
+                Some(gateway) => McpBackend::Direct {
+                    keys: gateway_keys(&gateway.keys).await?,
+                    time_series: opened.series(&gateway.time_series, &shutdown).await?,
+                },
             };
             let server = membrain_mcp::McpServer::bind_with(settings.clone(), backend)
                 .await
@@ -159,14 +141,14 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
                     tracing::info!(address = %server.local_addr()?, store = %gateway.time_series.store.for_display(), "MCP server (gateway profile: time series) listening at /mcp")
                 }
             }
-            let result = server.run_until_stopped(shutdown).await;
-            if let Some(series) = series {
-                series.close().await;
-            }
-            result.context("serving MCP")?;
+            server
+                .run_until_stopped(shutdown.clone())
+                .await
+                .context("serving MCP")?;
             tracing::info!("stopped");
             Ok(())
-        }
+        })
+        .await,
     }
 }
 
