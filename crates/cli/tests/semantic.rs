@@ -10,6 +10,7 @@ mod support;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
+use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 use support::{Rest, TestStack};
 
@@ -620,6 +621,18 @@ async fn a_failing_embedder_degrades_to_lexical_and_says_so(backend: membrain_st
     let notice = answer["notices"][0].as_str().unwrap();
     assert!(notice.contains("lexical"), "{notice}");
     assert!(!notice.contains("127.0.0.1:9"), "{notice}");
+    // An agent is told too: the bridge passes the notice on.
+    let agent = stack
+        .mcp(&stack.key("alice").await, ProtocolVersion::V_2025_11_25)
+        .await
+        .expect("connect");
+    let found = support::call_ok(
+        &agent,
+        "search_memories",
+        json!({ "query": "peanut allergy", "k": 3 }),
+    )
+    .await;
+    assert_eq!(found["notices"][0].as_str(), Some(notice), "{found}");
     // Traversal by meaning cannot work: a clear 503, not a 500.
     let (status, error) = rest
         .get(&format!(

@@ -51,7 +51,8 @@ pub struct MembrainTools {
     fallback_key: Option<Arc<ApiKey>>,
     /// How long `add_memory` waits for its memory to be stored, from the start of the call.
     ingest_wait: Duration,
-    tool_router: ToolRouter<Self>,
+    /// Shared: stateless HTTP makes a copy of the tools for every request.
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 // ---- arguments ---------------------------------------------------------------------------
@@ -244,6 +245,9 @@ pub struct SearchOutput {
     pub interpreted_error: Option<String>,
     #[serde(default)]
     pub truncated: bool,
+    /// Why the results may be weaker than usual (e.g. ranked lexically while the model is busy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -425,7 +429,7 @@ impl MembrainTools {
             time_series: TimeSeriesAccess::Api,
             fallback_key: fallback_key.map(Arc::new),
             ingest_wait: INGEST_WAIT,
-            tool_router: Self::tool_router() + Self::ts_tool_router(),
+            tool_router: Arc::new(Self::tool_router() + Self::ts_tool_router()),
         }
     }
 
@@ -445,7 +449,7 @@ impl MembrainTools {
             time_series: TimeSeriesAccess::Direct(service),
             fallback_key: None,
             ingest_wait: INGEST_WAIT,
-            tool_router: Self::ts_tool_router(),
+            tool_router: Arc::new(Self::ts_tool_router()),
         }
     }
 
@@ -619,6 +623,7 @@ impl MembrainTools {
             interpreted: answer.interpreted.flatten(),
             interpreted_error: answer.interpreted_error,
             truncated: answer.truncated,
+            notices: answer.notices,
         }))
     }
 
