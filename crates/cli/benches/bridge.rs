@@ -7,7 +7,8 @@
 //!
 //! Run: `cargo bench -p membrain --bench bridge` (release build). Environment:
 //! `BENCH_SECS` (seconds per cell, default 5), `BENCH_CLIENTS` (default "1,8,32"),
-//! `BENCH_DATABASE_URL` (default: a SQLite file in a temporary directory),
+//! `BENCH_DATABASE_URL` (default: a SQLite file in a temporary directory), `BENCH_CALLS`
+//! (default "get_stats,get_memories") and `BENCH_PATHS` (default "direct,mcp-http,serve"),
 //! `MEMBRAIN_TEST_MODEL_WHEEL` (the embedding model's wheel, as for the tests).
 //!
 //! The servers run in this process on their own runtime; the load generator on another. Each
@@ -80,6 +81,22 @@ fn main() {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
+    // Narrowing a run (e.g. to profile one path): `BENCH_CALLS=get_stats BENCH_PATHS=serve`.
+    let listed = |name: &str, default: &str| -> Vec<String> {
+        std::env::var(name)
+            .unwrap_or_else(|_| default.to_owned())
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect()
+    };
+    let calls: Vec<Call> = [Call::Stats, Call::Memories]
+        .into_iter()
+        .filter(|c| listed("BENCH_CALLS", "get_stats,get_memories").contains(&c.name().to_owned()))
+        .collect();
+    let paths: Vec<Path> = [Path::Direct, Path::Mcp, Path::Serve]
+        .into_iter()
+        .filter(|p| listed("BENCH_PATHS", "direct,mcp-http,serve").contains(&p.label().to_owned()))
+        .collect();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let database_url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
@@ -107,9 +124,9 @@ fn main() {
         "call", "path", "clients", "calls/s", "p50 ms", "p99 ms", "cpu us/call"
     );
     let mut rows = Vec::new();
-    for call in [Call::Stats, Call::Memories] {
+    for &call in &calls {
         for &n in &clients {
-            for path in [Path::Direct, Path::Mcp, Path::Serve] {
+            for &path in &paths {
                 let cpu_before = process_cpu_seconds();
                 let (rate, p50, p99) =
                     load.block_on(measure(endpoints.clone(), call, path, n, seconds));
@@ -137,7 +154,7 @@ fn main() {
     }
     println!();
     println!("MCP overhead (p50 through MCP minus p50 direct; throughput through MCP / direct):");
-    for call in [Call::Stats, Call::Memories] {
+    for &call in &calls {
         for &n in &clients {
             let row = |path| {
                 rows.iter()

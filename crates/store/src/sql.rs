@@ -1059,20 +1059,23 @@ impl MemoryStore for SqlStore {
         // re-checks it on rows another worker changed meanwhile, so a job is never claimed twice.
         const WAITING: &str =
             "(status = 'queued' OR (status = 'running' AND lease_expires_at < $1))";
-        // Placeholders only: the skipped tenants are bound, from $6 on.
+        // Placeholders only: the skipped tenants are bound, from $5 on.
         let skipped: String = (0..skip.len())
-            .map(|i| format!(" AND tenant_id <> ${}", i + 6))
+            .map(|i| format!(" AND tenant_id <> ${}", i + 5))
             .collect();
+        // The batch size is a literal, not a parameter: SQLite plans a subquery's bound LIMIT
+        // with its value and so prepares the statement again on every run (idle workers poll).
+        let limit = max.min(i64::MAX as usize);
         // The pick is materialised: inlined as a subquery, PostgreSQL may run it more than once,
         // and with SKIP LOCKED each run locks other rows, so a claim could exceed `max`.
         let sql = format!(
             "WITH picked AS MATERIALIZED (SELECT id FROM ingest_jobs \
                  WHERE tenant_id = COALESCE( \
                      (SELECT MIN(tenant_id) FROM ingest_jobs \
-                      WHERE {WAITING} AND tenant_id > $5{skipped}), \
+                      WHERE {WAITING} AND tenant_id > $4{skipped}), \
                      (SELECT MIN(tenant_id) FROM ingest_jobs WHERE {WAITING}{skipped})) \
                  AND {WAITING} \
-                 ORDER BY created_at, id LIMIT $4 {}) \
+                 ORDER BY created_at, id LIMIT {limit} {}) \
              UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, \
              started_at = COALESCE(started_at, $1), lease_expires_at = $2, lease_token = $3 \
              WHERE id IN (SELECT id FROM picked) AND {WAITING} \
@@ -1083,7 +1086,6 @@ impl MemoryStore for SqlStore {
             .bind(micros(now))
             .bind(micros(lease_end))
             .bind(&token.0)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(after.map(TenantId::as_str).unwrap_or_default());
         for tenant in skip {
             query = query.bind(tenant.as_str());
@@ -1959,21 +1961,24 @@ impl MemoryStore for SqlStore {
     async fn stats(&self, tenant: &TenantId, top: usize) -> Result<MemoryStats, StoreError> {
         let mut conn = self.reader(Lane::tenant(tenant)).await?;
         // One statement instead of four: on SQLite every statement is a round trip to the
-        // connection's worker thread, and stats is the call agents make most.
-        let rows = sqlx::query(
+        // connection's worker thread, and stats is the call agents make most. `top` is a
+        // literal, not a parameter: SQLite plans a subquery's bound LIMIT with its value, so it
+        // would prepare this statement again on every call (a quarter of a call's CPU).
+        let sql = format!(
             "SELECT 'count' AS kind, 'memories' AS name, \
                     (SELECT COUNT(*) FROM memories WHERE tenant_id = $1) AS n \
              UNION ALL SELECT 'count', 'links', (SELECT COUNT(*) FROM links WHERE tenant_id = $1) \
              UNION ALL SELECT * FROM (SELECT 'tag' AS kind, tag AS name, COUNT(*) AS n \
-                 FROM memory_tags WHERE tenant_id = $1 GROUP BY tag ORDER BY n DESC, tag LIMIT $2) AS tags \
+                 FROM memory_tags WHERE tenant_id = $1 GROUP BY tag ORDER BY n DESC, tag LIMIT {top}) AS tags \
              UNION ALL SELECT * FROM (SELECT 'category' AS kind, category AS name, COUNT(*) AS n \
-                 FROM memories WHERE tenant_id = $1 GROUP BY category ORDER BY n DESC, category LIMIT $2) AS categories",
-        )
-        .bind(tenant.as_str())
-        .bind(i64::try_from(top).unwrap_or(i64::MAX))
-        .fetch_all(&mut *conn)
-        .await
-        .during("computing stats")?;
+                 FROM memories WHERE tenant_id = $1 GROUP BY category ORDER BY n DESC, category LIMIT {top}) AS categories",
+            top = top.min(i64::MAX as usize)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .during("computing stats")?;
         let mut stats = MemoryStats {
             total_memories: 0,
             total_links: 0,
