@@ -724,6 +724,62 @@ mod transfer {
     }
 }
 
+/// A bulk import outgrows PostgreSQL's statistics faster than autovacuum refreshes them, and
+/// stale statistics plan lookups by id as a scan of the whole tenant: the import analyses the
+/// table itself once enough of it changed.
+#[tokio::test]
+async fn a_bulk_import_refreshes_postgres_statistics() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let t = tenant("bulk");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let analysed = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'memories'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert!(!analysed().await, "a fresh database was analysed already");
+    let now = chrono::Utc::now();
+    // PostgreSQL publishes a connection's row counts at most once a second: batches a second
+    // apart, until the counts say half the table is new (the first time: at 1,000 rows).
+    for batch in 0..10 {
+        let items: Vec<ImportItem> = (0..600)
+            .map(|i| {
+                let content = format!("bulk memory {batch}-{i}");
+                ImportItem {
+                    content_hash: content_hash(&content),
+                    memory: Memory {
+                        id: MemoryId::new(),
+                        content,
+                        tags: vec!["bulk".to_owned()],
+                        category: "facts".to_owned(),
+                        context: "ctx".to_owned(),
+                        keywords: vec![],
+                        links: vec![],
+                        evolution_history: vec![],
+                        evolution_history_dropped: 0,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                    embedding: None,
+                }
+            })
+            .collect();
+        store
+            .import_memories(&t, &items, &Limits::default())
+            .await
+            .unwrap();
+        if analysed().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    panic!("6,000 imported memories and the table was never analysed");
+}
+
 /// Production connects to RDS with `sslmode=require`; the driver must speak TLS (the test server,
 /// like Debian's default PostgreSQL, has `ssl = on`).
 #[tokio::test]
