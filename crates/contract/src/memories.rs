@@ -90,27 +90,8 @@ pub struct IngestOutcome {
     pub memory: Option<Memory>,
 }
 
-/// What ingest did with the content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IngestAction {
-    /// A new memory was stored.
-    Created,
-    /// An exact or near duplicate existed; the content was merged into it.
-    Merged,
-    /// The memory was changed in place.
-    Updated,
-}
-
-impl IngestAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Merged => "merged",
-            Self::Updated => "updated",
-        }
-    }
-}
+/// What ingest did with the content (the domain's own type: stored and answered alike).
+pub use membrain_memory::ingest::IngestAction;
 
 /// Why a job failed, as `{code, message}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

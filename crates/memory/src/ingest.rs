@@ -39,6 +39,28 @@ use chrono::{DateTime, Utc};
 
 use crate::input::merge_tags;
 use crate::text::derive_context;
+
+/// What ingest did with the content: the job's outcome as stored and as answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestAction {
+    /// A new memory was stored.
+    Created,
+    /// An exact or near duplicate existed; the content was merged into it.
+    Merged,
+    /// The memory was changed in place.
+    Updated,
+}
+
+impl IngestAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Merged => "merged",
+            Self::Updated => "updated",
+        }
+    }
+}
 use crate::{EvolutionEvent, Limits, Memory, MemoryId, NewMemory};
 
 /// A stored memory like the new one, and how alike the two are (cosine similarity of their

@@ -54,17 +54,7 @@ pub struct IngestRequest {
     pub ingestion_scope: Option<String>,
 }
 
-/// How ingest ended for the memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IngestAction {
-    /// A new memory was stored.
-    Created,
-    /// An exact duplicate existed; the new tags were merged into it.
-    Merged,
-    /// The memory was changed in place.
-    Updated,
-}
+pub use membrain_memory::ingest::IngestAction;
 
 /// The outcome of a completed job, as stored with it. The memory itself is not copied into the
 /// job (a copy would grow with every job and outlive the memory's deletion):

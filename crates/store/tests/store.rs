@@ -536,7 +536,6 @@ async fn a_large_import_batch_decides_as_one_by_one_would(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
     let t = tenant("bulk");
-    let now = chrono::Utc::now();
     let mut items: Vec<ImportItem> = (0..250)
         .map(|i| {
             let content = format!("imported memory number {}", i % 200);
@@ -544,23 +543,7 @@ async fn a_large_import_batch_decides_as_one_by_one_would(backend: Backend) {
             if i % 2 == 0 {
                 tags.push("even".to_owned());
             }
-            ImportItem {
-                content_hash: content_hash(&content),
-                memory: Memory {
-                    id: MemoryId::new(),
-                    content,
-                    tags,
-                    category: "facts".to_owned(),
-                    context: "ctx".to_owned(),
-                    keywords: vec![],
-                    links: vec![],
-                    evolution_history: vec![],
-                    evolution_history_dropped: 0,
-                    created_at: now,
-                    updated_at: now,
-                },
-                embedding: (i % 3 == 0).then(|| vector(0.1)),
-            }
+            new_import_item(content, tags, (i % 3 == 0).then(|| vector(0.1)))
         })
         .collect();
     let first = items[0].clone();
@@ -742,30 +725,16 @@ async fn a_bulk_import_refreshes_postgres_statistics() {
         .unwrap()
     };
     assert!(!analysed().await, "a fresh database was analysed already");
-    let now = chrono::Utc::now();
     // PostgreSQL publishes a connection's row counts at most once a second: batches a second
     // apart, until the counts say half the table is new (the first time: at 1,000 rows).
     for batch in 0..10 {
         let items: Vec<ImportItem> = (0..600)
             .map(|i| {
-                let content = format!("bulk memory {batch}-{i}");
-                ImportItem {
-                    content_hash: content_hash(&content),
-                    memory: Memory {
-                        id: MemoryId::new(),
-                        content,
-                        tags: vec!["bulk".to_owned()],
-                        category: "facts".to_owned(),
-                        context: "ctx".to_owned(),
-                        keywords: vec![],
-                        links: vec![],
-                        evolution_history: vec![],
-                        evolution_history_dropped: 0,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                    embedding: None,
-                }
+                new_import_item(
+                    format!("bulk memory {batch}-{i}"),
+                    vec!["bulk".into()],
+                    None,
+                )
             })
             .collect();
         store
@@ -794,6 +763,28 @@ async fn postgres_connections_can_require_tls() {
         store.stats(&tenant("tls"), 5).await.unwrap().total_memories,
         0
     );
+}
+
+/// A memory as an export carries it, new to every database.
+fn new_import_item(content: String, tags: Vec<String>, embedding: Option<Embedding>) -> ImportItem {
+    let now = chrono::Utc::now();
+    ImportItem {
+        content_hash: content_hash(&content),
+        memory: Memory {
+            id: MemoryId::new(),
+            content,
+            tags,
+            category: "facts".to_owned(),
+            context: "ctx".to_owned(),
+            keywords: vec![],
+            links: vec![],
+            evolution_history: vec![],
+            evolution_history_dropped: 0,
+            created_at: now,
+            updated_at: now,
+        },
+        embedding,
+    }
 }
 
 fn vector(seed: f32) -> Embedding {

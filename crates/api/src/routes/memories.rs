@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use membrain_contract::memories::{
-    Accepted, AddMemoryRequest, BatchRequest, DeleteAnswer, DeleteQuery, IngestAction,
-    IngestJobAnswer, IngestOutcome, JobFailure, JobState, MemoriesAnswer, TagsInput, UpdateRequest,
+    Accepted, AddMemoryRequest, BatchRequest, DeleteAnswer, DeleteQuery, IngestJobAnswer,
+    IngestOutcome, JobFailure, JobState, MemoriesAnswer, TagsInput, UpdateRequest,
 };
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
@@ -93,11 +93,7 @@ pub fn job_answer(job: IngestJob, memory: Option<membrain_memory::Memory>) -> In
         result: job.result.map(|result| IngestOutcome {
             status: result.status,
             memory_id: result.memory_id,
-            action: match result.action {
-                membrain_store::IngestAction::Created => IngestAction::Created,
-                membrain_store::IngestAction::Merged => IngestAction::Merged,
-                membrain_store::IngestAction::Updated => IngestAction::Updated,
-            },
+            action: result.action,
             memory,
         }),
         error: job.error.map(|error| JobFailure {
