@@ -64,13 +64,45 @@ impl<'a> ApiCall<'a> {
     }
 }
 
+/// The longest request id passed on to the API (a UUID is 36).
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Whom a call is made for: the caller's own key and, when the bridge serves a request, that
+/// request's id, sent on as `X-Request-Id` so the API's log lines carry the bridge's.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: ApiKey,
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    pub fn new(key: ApiKey) -> Self {
+        Self {
+            key,
+            request_id: None,
+        }
+    }
+
+    /// The same caller, with the id of the request it is served for when it is a header value
+    /// of at most [`MAX_REQUEST_ID_BYTES`] (a client may send its own id: anything else is left
+    /// out rather than refused, and the API makes one).
+    pub fn with_request_id(mut self, id: Option<&str>) -> Self {
+        self.request_id = id
+            .filter(|id| {
+                id.len() <= MAX_REQUEST_ID_BYTES && http::HeaderValue::from_str(id).is_ok()
+            })
+            .map(str::to_owned);
+        self
+    }
+}
+
 /// A way to the Memory REST API: sends one call with the caller's key and returns the answer's
 /// status and body. The typed routes are on `dyn MemoryApi`.
 #[async_trait::async_trait]
 pub trait MemoryApi: Send + Sync + 'static {
     async fn send(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         call: ApiCall<'_>,
     ) -> Result<(StatusCode, Bytes), ApiCallError>;
 }
@@ -80,132 +112,136 @@ impl dyn MemoryApi {
     /// Sends `call` and reads the answer as `A` (see [`answer`]).
     pub async fn request<A: DeserializeOwned>(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         call: ApiCall<'_>,
     ) -> Result<A, ApiCallError> {
-        let (status, bytes) = self.send(key, call).await?;
+        let (status, bytes) = self.send(caller, call).await?;
         answer(status, &bytes)
     }
 
-    /// `GET /auth/whoami`: the tenant of `key`.
-    pub async fn whoami(&self, key: &ApiKey) -> Result<WhoAmI, ApiCallError> {
-        self.request(key, ApiCall::new(Method::GET, &["auth", "whoami"]))
+    /// `GET /auth/whoami`: the tenant of the caller's key.
+    pub async fn whoami(&self, caller: &Caller) -> Result<WhoAmI, ApiCallError> {
+        self.request(caller, ApiCall::new(Method::GET, &["auth", "whoami"]))
             .await
     }
 
     /// `POST /memories`: queues the memory's ingest job.
     pub async fn add_memory(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         request: &AddMemoryRequest,
     ) -> Result<Accepted, ApiCallError> {
         let call = ApiCall::new(Method::POST, &["memories"]).json(request)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `GET /memories/jobs/{job_id}`.
     pub async fn ingest_job(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         job_id: &str,
     ) -> Result<IngestJobAnswer, ApiCallError> {
         let segments = ["memories", "jobs", job_id];
-        self.request(key, ApiCall::new(Method::GET, &segments))
+        self.request(caller, ApiCall::new(Method::GET, &segments))
             .await
     }
 
     /// `POST /memories/search`.
     pub async fn search(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         request: &SearchRequest,
     ) -> Result<SearchAnswer, ApiCallError> {
         let call = ApiCall::new(Method::POST, &["memories", "search"]).json(request)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `POST /memories/batch`.
     pub async fn memories(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         request: &BatchRequest,
     ) -> Result<MemoriesAnswer, ApiCallError> {
         let call = ApiCall::new(Method::POST, &["memories", "batch"]).json(request)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `PUT /memories/{memory_id}`: the memory as updated.
     pub async fn update_memory(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         memory_id: &str,
         request: &UpdateRequest,
     ) -> Result<Memory, ApiCallError> {
         let segments = ["memories", memory_id];
         let call = ApiCall::new(Method::PUT, &segments).json(request)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `DELETE /memories/bulk?…`.
     pub async fn delete_memories(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         query: &DeleteQuery,
     ) -> Result<DeleteAnswer, ApiCallError> {
         let call = ApiCall::new(Method::DELETE, &["memories", "bulk"]).query(query)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `GET /stats`.
-    pub async fn stats(&self, key: &ApiKey) -> Result<StatsAnswer, ApiCallError> {
-        self.request(key, ApiCall::new(Method::GET, &["stats"]))
+    pub async fn stats(&self, caller: &Caller) -> Result<StatsAnswer, ApiCallError> {
+        self.request(caller, ApiCall::new(Method::GET, &["stats"]))
             .await
     }
 
     /// `POST /memories/link`.
     pub async fn link(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         request: &LinkRequest,
     ) -> Result<LinkAnswer, ApiCallError> {
         let call = ApiCall::new(Method::POST, &["memories", "link"]).json(request)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `POST /memories/unlink`.
     pub async fn unlink(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         request: &LinkRequest,
     ) -> Result<LinkAnswer, ApiCallError> {
         let call = ApiCall::new(Method::POST, &["memories", "unlink"]).json(request)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `GET /graph/path?…`.
-    pub async fn path(&self, key: &ApiKey, query: &PathQuery) -> Result<PathAnswer, ApiCallError> {
+    pub async fn path(
+        &self,
+        caller: &Caller,
+        query: &PathQuery,
+    ) -> Result<PathAnswer, ApiCallError> {
         let call = ApiCall::new(Method::GET, &["graph", "path"]).query(query)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `GET /graph/neighborhood?…`.
     pub async fn neighborhood(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         query: &NeighborhoodQuery,
     ) -> Result<NeighborhoodAnswer, ApiCallError> {
         let call = ApiCall::new(Method::GET, &["graph", "neighborhood"]).query(query)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 
     /// `GET /graph/traverse?…`.
     pub async fn traverse(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         query: &TraverseQuery,
     ) -> Result<TraverseAnswer, ApiCallError> {
         let call = ApiCall::new(Method::GET, &["graph", "traverse"]).query(query)?;
-        self.request(key, call).await
+        self.request(caller, call).await
     }
 }
 
@@ -267,14 +303,17 @@ impl MemoryApiClient {
 impl MemoryApi for MemoryApiClient {
     async fn send(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         call: ApiCall<'_>,
     ) -> Result<(StatusCode, Bytes), ApiCallError> {
         let mut request = self
             .http
             .request(call.method.clone(), api_url(&self.base, &call))
-            .header("x-api-key", key.expose_secret())
+            .header("x-api-key", caller.key.expose_secret())
             .header("accept", "application/json");
+        if let Some(id) = &caller.request_id {
+            request = request.header("x-request-id", id.as_str());
+        }
         if let Some(body) = call.body {
             request = request
                 .header("content-type", "application/json")
@@ -322,7 +361,7 @@ impl InProcessApi {
 impl MemoryApi for InProcessApi {
     async fn send(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         call: ApiCall<'_>,
     ) -> Result<(StatusCode, Bytes), ApiCallError> {
         // The path and query encoded exactly as the HTTP client encodes them.
@@ -333,8 +372,11 @@ impl MemoryApi for InProcessApi {
                 Some(query) => format!("{}?{query}", url.path()),
                 None => url.path().to_owned(),
             })
-            .header("x-api-key", key.expose_secret())
+            .header("x-api-key", caller.key.expose_secret())
             .header("accept", "application/json");
+        if let Some(id) = &caller.request_id {
+            request = request.header("x-request-id", id.as_str());
+        }
         let body = match call.body {
             Some(body) => {
                 request = request.header("content-type", "application/json");
@@ -448,6 +490,7 @@ mod tests {
                 "path": parts.uri.path(),
                 "query": parts.uri.query(),
                 "key": header("x-api-key"),
+                "request_id": header("x-request-id"),
                 "content_type": header("content-type"),
                 "body": serde_json::from_slice::<Value>(&body).ok(),
             });
@@ -474,6 +517,7 @@ mod tests {
         let over_http = MemoryApiClient::new(&format!("http://{address}"), timeout).unwrap();
         let in_process = InProcessApi::new(echo_router(), timeout);
         let key = ApiKey::generate();
+        let caller = Caller::new(key.clone()).with_request_id(Some("req-42"));
         let body = json!({ "query": "tea & biscuits", "k": 3 });
         // Segments with a slash and a space stay one escaped segment; query values with `&`
         // and `=` stay one value.
@@ -487,23 +531,27 @@ mod tests {
                 .unwrap()
                 .json(&body)
                 .unwrap();
-            let answer: Value = api.request(&key, call).await.unwrap();
+            let answer: Value = api.request(&caller, call).await.unwrap();
             assert_eq!(answer["path"], "/api/v1/memories/a%2Fb%20c", "{answer}");
             assert_eq!(answer["query"], "tags=x%26y%3Dz&depth=2", "{answer}");
             assert_eq!(answer["key"], key.expose_secret(), "{answer}");
+            assert_eq!(answer["request_id"], "req-42", "{answer}");
             assert_eq!(answer["content_type"], "application/json", "{answer}");
             assert_eq!(answer["body"], body, "{answer}");
             answers.push(answer);
             let got: Value = api
-                .request(&key, ApiCall::new(Method::GET, &["stats"]))
+                .request(
+                    &Caller::new(key.clone()),
+                    ApiCall::new(Method::GET, &["stats"]),
+                )
                 .await
                 .unwrap();
             assert_eq!(
-                (&got["method"], &got["body"]),
-                (&json!("GET"), &Value::Null)
+                (&got["method"], &got["body"], &got["request_id"]),
+                (&json!("GET"), &Value::Null, &Value::Null)
             );
             let refused = api
-                .request::<Value>(&key, ApiCall::new(Method::GET, &["refuse"]))
+                .request::<Value>(&caller, ApiCall::new(Method::GET, &["refuse"]))
                 .await;
             assert_eq!(
                 refused,
@@ -514,7 +562,7 @@ mod tests {
                 })
             );
             let busy = api
-                .request::<Value>(&key, ApiCall::new(Method::GET, &["busy"]))
+                .request::<Value>(&caller, ApiCall::new(Method::GET, &["busy"]))
                 .await;
             assert_eq!(
                 busy,
@@ -526,6 +574,18 @@ mod tests {
         assert_eq!(answers[0], answers[1]);
     }
 
+    #[test]
+    fn only_a_short_valid_request_id_is_passed_on() {
+        let caller = |id: &str| {
+            Caller::new(ApiKey::generate())
+                .with_request_id(Some(id))
+                .request_id
+        };
+        assert_eq!(caller("abc-123").as_deref(), Some("abc-123"));
+        assert_eq!(caller(&"x".repeat(MAX_REQUEST_ID_BYTES + 1)), None);
+        assert_eq!(caller("line\nbreak"), None);
+    }
+
     #[tokio::test]
     async fn an_in_process_call_ends_at_its_timeout() {
         let slow = axum::Router::new().fallback(|| async {
@@ -533,7 +593,7 @@ mod tests {
         });
         let api = InProcessApi::new(slow, Duration::from_millis(50));
         let api: &dyn MemoryApi = &api;
-        let answer = api.stats(&ApiKey::generate()).await;
+        let answer = api.stats(&Caller::new(ApiKey::generate())).await;
         assert_eq!(
             answer,
             Err(ApiCallError::Unavailable("the request timed out".into()))

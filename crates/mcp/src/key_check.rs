@@ -6,7 +6,7 @@ use std::sync::Arc;
 use membrain_auth::{ApiKey, AuthError, KeyResolver};
 use membrain_memory::TenantId;
 
-use crate::api_client::{ApiCallError, MemoryApi};
+use crate::api_client::{ApiCallError, Caller, MemoryApi};
 
 pub struct ApiKeyCheck {
     api: Arc<dyn MemoryApi>,
@@ -21,7 +21,7 @@ impl ApiKeyCheck {
 #[async_trait::async_trait]
 impl KeyResolver for ApiKeyCheck {
     async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
-        match self.api.whoami(key).await {
+        match self.api.whoami(&Caller::new(key.clone())).await {
             Ok(answer) => Ok(Some(answer.tenant)),
             Err(ApiCallError::Rejected {
                 status: 401 | 403, ..

@@ -25,7 +25,7 @@ pub mod stdio;
 pub mod tools;
 pub mod ts_tools;
 
-pub use api_client::{ApiCall, ApiCallError, InProcessApi, MemoryApi, MemoryApiClient};
+pub use api_client::{ApiCall, ApiCallError, Caller, InProcessApi, MemoryApi, MemoryApiClient};
 pub use http::{
     AllowedHosts, AllowedHostsError, McpBackend, McpServer, McpSettings, router, router_with,
 };

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api_client::{ApiCallError, MemoryApi};
+use crate::api_client::{ApiCallError, Caller, MemoryApi};
 use crate::arguments::argument_problem;
 use crate::instructions::*;
 use crate::ts_tools::TimeSeriesAccess;
@@ -477,16 +477,22 @@ impl MembrainTools {
         })
     }
 
-    /// The REST API and the caller's key, for one tool call.
+    /// The REST API and the caller (key and request id), for one tool call.
     pub(crate) fn api(
         &self,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<(&dyn MemoryApi, ApiKey), String> {
+    ) -> Result<(&dyn MemoryApi, Caller), String> {
         let key = self.caller_key(ctx)?;
+        // The id the HTTP layer gave this request, sent on so the API's log lines carry it.
+        let request_id = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("x-request-id"))
+            .and_then(|id| id.to_str().ok());
         let api = self.api.as_deref().ok_or_else(|| {
             "this MCP server (gateway profile) serves the ts_* tools only".to_owned()
         })?;
-        Ok((api, key))
+        Ok((api, Caller::new(key).with_request_id(request_id)))
     }
 
     #[tool(
@@ -532,12 +538,12 @@ impl MembrainTools {
             category: present(args.category),
             ingestion_scope: present(args.ingestion_scope),
         };
-        let (api, key) = self.api(&ctx)?;
-        let accepted = api.add_memory(&key, &request).await.map_err(explain)?;
+        let (api, caller) = self.api(&ctx)?;
+        let accepted = api.add_memory(&caller, &request).await.map_err(explain)?;
         let job_id = accepted.job_id.to_string();
         let mut delay = Duration::from_millis(10);
         loop {
-            let job: IngestJobAnswer = api.ingest_job(&key, &job_id).await.map_err(explain)?;
+            let job: IngestJobAnswer = api.ingest_job(&caller, &job_id).await.map_err(explain)?;
             match job.status {
                 JobState::Completed => {
                     let outcome = job
@@ -615,8 +621,8 @@ impl MembrainTools {
             full_scope: args.full_scope.unwrap_or(false),
             ..SearchRequest::new(query, args.k)
         };
-        let (api, key) = self.api(&ctx)?;
-        let answer = api.search(&key, &request).await.map_err(explain)?;
+        let (api, caller) = self.api(&ctx)?;
+        let answer = api.search(&caller, &request).await.map_err(explain)?;
         Ok(Json(SearchOutput {
             count: answer.count as u64,
             results: answer.results,
@@ -670,8 +676,8 @@ impl MembrainTools {
             edge_similarity_threshold: Some(args.edge_similarity_threshold),
             scope_regex: present(args.scope_regex),
         };
-        let (api, key) = self.api(&ctx)?;
-        let answer = api.traverse(&key, &request).await.map_err(explain)?;
+        let (api, caller) = self.api(&ctx)?;
+        let answer = api.traverse(&caller, &request).await.map_err(explain)?;
         Ok(Json(TraverseOutput {
             start_memory_id: answer.start_memory_id.to_string(),
             query: answer.query,
@@ -705,9 +711,9 @@ impl MembrainTools {
         if ids.is_empty() || ids.iter().any(String::is_empty) {
             return Err("memory_ids must be a non-empty list of non-empty ids. Example: get_memories(memory_ids=[\"<id>\"])".to_owned());
         }
-        let (api, key) = self.api(&ctx)?;
+        let (api, caller) = self.api(&ctx)?;
         let answer = api
-            .memories(&key, &BatchRequest { memory_ids: ids })
+            .memories(&caller, &BatchRequest { memory_ids: ids })
             .await
             .map_err(explain)?;
         Ok(Json(MemoriesOutput {
@@ -745,8 +751,11 @@ impl MembrainTools {
         if query == DeleteQuery::default() {
             return Err("At least one of memory_id, tags or category must be provided. Example: delete_memories(memory_id=\"<id>\")".to_owned());
         }
-        let (api, key) = self.api(&ctx)?;
-        let answer = api.delete_memories(&key, &query).await.map_err(explain)?;
+        let (api, caller) = self.api(&ctx)?;
+        let answer = api
+            .delete_memories(&caller, &query)
+            .await
+            .map_err(explain)?;
         Ok(Json(DeleteOutput {
             deleted_count: answer.deleted_count as u64,
             memory_ids: answer.memory_ids,
@@ -766,8 +775,8 @@ impl MembrainTools {
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<StatsOutput>, String> {
-        let (api, key) = self.api(&ctx)?;
-        Ok(Json(api.stats(&key).await.map_err(explain)?.into()))
+        let (api, caller) = self.api(&ctx)?;
+        Ok(Json(api.stats(&caller).await.map_err(explain)?.into()))
     }
 
     #[tool(
@@ -793,9 +802,9 @@ impl MembrainTools {
             content: args.content,
             tags: args.tags.map(|tags| TagsInput::List(tags.into_list())),
         };
-        let (api, key) = self.api(&ctx)?;
+        let (api, caller) = self.api(&ctx)?;
         let memory = api
-            .update_memory(&key, &id, &request)
+            .update_memory(&caller, &id, &request)
             .await
             .map_err(explain)?;
         Ok(Json(MemoryOutput { memory }))
@@ -820,9 +829,9 @@ impl MembrainTools {
             memory_id_2: Some(args.memory_id_2),
             description: Some(args.description),
         };
-        let (api, key) = self.api(&ctx)?;
+        let (api, caller) = self.api(&ctx)?;
         Ok(Json(
-            api.link(&key, &request).await.map_err(explain)?.into(),
+            api.link(&caller, &request).await.map_err(explain)?.into(),
         ))
     }
 
@@ -845,9 +854,9 @@ impl MembrainTools {
             memory_id_2: Some(args.memory_id_2),
             description: None,
         };
-        let (api, key) = self.api(&ctx)?;
+        let (api, caller) = self.api(&ctx)?;
         Ok(Json(
-            api.unlink(&key, &request).await.map_err(explain)?.into(),
+            api.unlink(&caller, &request).await.map_err(explain)?.into(),
         ))
     }
 
@@ -869,8 +878,8 @@ impl MembrainTools {
             from_id: Some(args.from_id),
             to_id: Some(args.to_id),
         };
-        let (api, key) = self.api(&ctx)?;
-        let answer = api.path(&key, &query).await.map_err(explain)?;
+        let (api, caller) = self.api(&ctx)?;
+        let answer = api.path(&caller, &query).await.map_err(explain)?;
         Ok(Json(PathOutput {
             found: answer.found,
             hops: answer.hops.map(|hops| hops as u64),
@@ -904,8 +913,8 @@ impl MembrainTools {
             memory_id: Some(args.memory_id),
             hops: Some(args.hops),
         };
-        let (api, key) = self.api(&ctx)?;
-        let answer = api.neighborhood(&key, &query).await.map_err(explain)?;
+        let (api, caller) = self.api(&ctx)?;
+        let answer = api.neighborhood(&caller, &query).await.map_err(explain)?;
         Ok(Json(NeighborhoodOutput {
             center_id: answer.center_id.to_string(),
             hops: answer.hops as u64,

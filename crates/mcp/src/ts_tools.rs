@@ -266,35 +266,35 @@ impl MembrainTools {
         ctx: &RequestContext<RoleServer>,
         call: TsCall,
     ) -> Result<Value, String> {
-        let (api, key) = self.api(ctx)?;
+        let (api, caller) = self.api(ctx)?;
         let answer = match call {
             TsCall::ListTables(database) => {
                 let query = [("database", database)];
                 let call = ApiCall::new(Method::GET, &["ts", "tables"]).query(&query);
-                api.request(&key, call.map_err(explain)?).await
+                api.request(&caller, call.map_err(explain)?).await
             }
             TsCall::Describe(database, table) => {
                 let path = ["ts", "tables", &database, &table];
-                api.request(&key, ApiCall::new(Method::GET, &path)).await
+                api.request(&caller, ApiCall::new(Method::GET, &path)).await
             }
             TsCall::Write(database, table, records) => {
                 let path = ["ts", "tables", &database, &table, "records"];
                 let call = ApiCall::new(Method::POST, &path).json(&WriteBody { records });
-                api.request(&key, call.map_err(explain)?).await
+                api.request(&caller, call.map_err(explain)?).await
             }
             TsCall::Latest(database, table, body) => {
                 let path = ["ts", "tables", &database, &table, "latest"];
                 let call = ApiCall::new(Method::POST, &path).json(&body);
-                api.request(&key, call.map_err(explain)?).await
+                api.request(&caller, call.map_err(explain)?).await
             }
             TsCall::Range(database, table, body) => {
                 let path = ["ts", "tables", &database, &table, "range"];
                 let call = ApiCall::new(Method::POST, &path).json(&body);
-                api.request(&key, call.map_err(explain)?).await
+                api.request(&caller, call.map_err(explain)?).await
             }
             TsCall::Query(sql) => {
                 let call = ApiCall::new(Method::POST, &["ts", "query"]).json(&QueryBody { sql });
-                api.request(&key, call.map_err(explain)?).await
+                api.request(&caller, call.map_err(explain)?).await
             }
         };
         answer.map_err(explain)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use membrain_auth::ApiKey;
-use membrain_mcp::{ApiCall, ApiCallError, MemoryApi, MemoryApiClient};
+use membrain_mcp::{ApiCall, ApiCallError, Caller, MemoryApi, MemoryApiClient};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ mod transfer;
 /// A REST client with the caller's key.
 pub struct TsClient {
     api: MemoryApiClient,
-    key: ApiKey,
+    caller: Caller,
 }
 
 /// Long enough for a large batch on a busy server.
@@ -34,7 +34,10 @@ impl TsClient {
         )?;
         let key = ApiKey::new(raw).context("the API key is too short to be a Membrain key")?;
         let api = MemoryApiClient::new(&args.api_url, CALL_TIMEOUT).map_err(|e| anyhow!(e))?;
-        Ok(Self { api, key })
+        Ok(Self {
+            api,
+            caller: Caller::new(key),
+        })
     }
 
     pub async fn call(
@@ -49,7 +52,7 @@ impl TsClient {
         if let Some(body) = &body {
             call = call.json(body)?;
         }
-        api.request(&self.key, call)
+        api.request(&self.caller, call)
             .await
             .map_err(|error| match error {
                 ApiCallError::Rejected { status: 401, .. } => anyhow!(
