@@ -31,9 +31,7 @@ use membrain_fair::{Hold, Holders};
 use membrain_memory::ingest::{NeighbourThresholds, SimilarMemory, choose_neighbours};
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{Embedding, Limits, TagFilter, TenantId};
-use membrain_store::{
-    IngestJob, JobError, MemoryStore, NearDuplicate, PreparedLink, PreparedMemory, StoreError,
-};
+use membrain_store::{IngestJob, JobError, MemoryStore, PreparedLink, PreparedMemory, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -434,10 +432,7 @@ pub async fn prepare(
                 .collect()
         };
         let neighbours = choose_neighbours(&similar, &thresholds);
-        near_duplicate = neighbours.near_duplicate.map(|near| NearDuplicate {
-            id: near.id,
-            similarity: near.similarity,
-        });
+        near_duplicate = neighbours.near_duplicate;
         let candidates = neighbours.links;
         let ids: Vec<_> = candidates.iter().map(|c| c.id).collect();
         let others = store.memory_briefs(&job.tenant, &ids).await?;
@@ -486,7 +481,7 @@ fn prepared(
     keywords: Vec<String>,
     context: String,
     embedding: Option<Embedding>,
-    near_duplicate: Option<NearDuplicate>,
+    near_duplicate: Option<SimilarMemory>,
     links: Vec<PreparedLink>,
 ) -> PreparedMemory {
     PreparedMemory {

@@ -46,27 +46,20 @@ pub struct Accepted {
     /// Always `accepted`.
     pub status: String,
     pub job_id: JobId,
-    pub job_status: JobState,
+    pub job_status: JobStatus,
     /// Where to poll: `/api/v1/memories/jobs/{job_id}`.
     pub status_url: String,
     pub created_at: DateTime<Utc>,
 }
 
-/// Where an ingest job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-}
+/// Where an ingest job stands (the domain's own type: stored and answered alike).
+pub use membrain_memory::ingest::JobStatus;
 
 /// `GET /memories/jobs/{job_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestJobAnswer {
     pub job_id: JobId,
-    pub status: JobState,
+    pub status: JobStatus,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

@@ -141,7 +141,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             wire(Accepted {
                 status: "accepted".into(),
                 job_id: job_id(),
-                job_status: JobState::Queued,
+                job_status: JobStatus::Queued,
                 status_url: format!("/api/v1/memories/jobs/{}", job_id()),
                 created_at: at(0),
             }),
@@ -150,7 +150,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             "ingest_job_completed",
             wire(IngestJobAnswer {
                 job_id: job_id(),
-                status: JobState::Completed,
+                status: JobStatus::Completed,
                 attempts: 1,
                 created_at: at(0),
                 started_at: Some(at(1)),
@@ -168,7 +168,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             "ingest_job_failed",
             wire(IngestJobAnswer {
                 job_id: job_id(),
-                status: JobState::Failed,
+                status: JobStatus::Failed,
                 attempts: 3,
                 created_at: at(0),
                 started_at: Some(at(1)),

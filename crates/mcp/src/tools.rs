@@ -11,7 +11,7 @@ use membrain_contract::graph::{
     EdgeView, LinkRequest, NeighborhoodQuery, PathQuery, TraverseQuery, VisitedMemory,
 };
 use membrain_contract::memories::{
-    AddMemoryRequest, BatchRequest, DeleteQuery, IngestJobAnswer, JobState, TagsInput,
+    AddMemoryRequest, BatchRequest, DeleteQuery, IngestJobAnswer, JobStatus, TagsInput,
     UpdateRequest,
 };
 use membrain_contract::search::{SearchRequest, SearchResult};
@@ -545,7 +545,7 @@ impl MembrainTools {
         loop {
             let job: IngestJobAnswer = api.ingest_job(&caller, &job_id).await.map_err(explain)?;
             match job.status {
-                JobState::Completed => {
+                JobStatus::Completed => {
                     let outcome = job
                         .result
                         .ok_or("the Memory API completed the job but sent no result")?;
@@ -555,7 +555,7 @@ impl MembrainTools {
                         memory: outcome.memory,
                     }));
                 }
-                JobState::Failed => {
+                JobStatus::Failed => {
                     let (code, message) = job.error.map_or_else(
                         || ("INGEST_FAILED".to_owned(), "no details".to_owned()),
                         |e| (e.code, e.message),

@@ -40,6 +40,37 @@ use chrono::{DateTime, Utc};
 use crate::input::merge_tags;
 use crate::text::derive_context;
 
+/// Where an ingest job stands: stored with the job and answered as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
 /// What ingest did with the content: the job's outcome as stored and as answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,9 +196,12 @@ impl IngestDecision {
         }
     }
 
-    /// Whether a new memory is stored (otherwise the new one was merged into a stored one).
-    pub fn created(&self) -> bool {
-        matches!(self, Self::Create { .. })
+    /// Whether a new memory is stored or the new one was merged into a stored one.
+    pub fn action(&self) -> IngestAction {
+        match self {
+            Self::Create { .. } => IngestAction::Created,
+            Self::ExactDuplicate { .. } | Self::NearDuplicate { .. } => IngestAction::Merged,
+        }
     }
 
     /// What the decision adds to the tenant's usage. `None` for an exact duplicate, which is
@@ -459,7 +493,7 @@ mod tests {
         let decision = IngestDecision::Create {
             memory: expected.clone(),
         };
-        assert!(decision.created());
+        assert_eq!(decision.action(), IngestAction::Created);
         assert_eq!(
             decision.usage_growth(),
             Some(UsageGrowth {
@@ -628,7 +662,7 @@ mod tests {
                 memory: expected,
                 tags_added,
             };
-            assert!(!decision.created(), "{}", case.case);
+            assert_eq!(decision.action(), IngestAction::Merged, "{}", case.case);
             assert_eq!(decision.usage_growth(), None, "{}", case.case);
             // A near-duplicate found as well changes nothing: the exact duplicate wins.
             let near = stored("The user's home is Paris", &["x"], vec![]);
@@ -729,7 +763,7 @@ mod tests {
                 memory: expected,
                 grown_bytes,
             };
-            assert!(!decision.created(), "{}", case.case);
+            assert_eq!(decision.action(), IngestAction::Merged, "{}", case.case);
             assert_eq!(
                 decision.usage_growth(),
                 Some(UsageGrowth {

@@ -41,8 +41,7 @@ pub use error::StoreError;
 pub use records::{
     DeleteSelector, EmbeddingTarget, IndexChanges, IndexEntry, IngestAction, IngestJob,
     IngestRequest, IngestResult, JobError, JobStatus, KeyOwner, KeyRecord, LeaseToken, LinkRecord,
-    MemoryStats, NearDuplicate, PendingEmbedding, PreparedLink, PreparedMemory, Pruned,
-    TenantUsage,
+    MemoryStats, PendingEmbedding, PreparedLink, PreparedMemory, Pruned, TenantUsage,
 };
 pub use sql::{Backend, SqlStore, StoreOptions};
 

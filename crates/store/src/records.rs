@@ -15,36 +15,8 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Where an ingest job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "queued" => Self::Queued,
-            "running" => Self::Running,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-}
+use membrain_memory::ingest::SimilarMemory;
+pub use membrain_memory::ingest::{IngestAction, JobStatus};
 
 /// What an ingest job was asked to do, stored with the job so it can resume after a crash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,8 +25,6 @@ pub struct IngestRequest {
     /// A tag regex that limits which existing memories ingest may link to. Not stored as a tag.
     pub ingestion_scope: Option<String>,
 }
-
-pub use membrain_memory::ingest::IngestAction;
 
 /// The outcome of a completed job, as stored with it. The memory itself is not copied into the
 /// job (a copy would grow with every job and outlive the memory's deletion):
@@ -106,16 +76,9 @@ pub struct PreparedMemory {
     pub embedding: Option<Embedding>,
     /// An existing memory that says the same thing in other words: the new wording replaces
     /// its content instead of being stored twice.
-    pub near_duplicate: Option<NearDuplicate>,
+    pub near_duplicate: Option<SimilarMemory>,
     /// Links to make from the new memory to existing ones.
     pub links: Vec<PreparedLink>,
-}
-
-/// The memory a near-duplicate merges into, and how similar the two are.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NearDuplicate {
-    pub id: MemoryId,
-    pub similarity: f32,
 }
 
 /// A link ingest makes: the other end, why, and the description's vector.

@@ -1238,11 +1238,7 @@ impl MemoryStore for SqlStore {
                 .await?;
             }
         }
-        let action = if decision.created() {
-            IngestAction::Created
-        } else {
-            IngestAction::Merged
-        };
+        let action = decision.action();
         let targets: Vec<MemoryId> = prepared.links.iter().map(|link| link.other).collect();
         let still_stored = stored_ids(&mut tx, tenant, &targets).await?;
         let linked = ingest::link_targets(id, &targets, &still_stored);

@@ -857,7 +857,7 @@ async fn near_duplicates_merge_with_history_and_vectors(backend: Backend) {
         .memory_id;
     let mut again = prepared("The user's home is in Paris", &["city"]);
     again.embedding = Some(vector(0.5));
-    again.near_duplicate = Some(NearDuplicate {
+    again.near_duplicate = Some(membrain_memory::ingest::SimilarMemory {
         id: old,
         similarity: 0.93,
     });

@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use membrain_contract::memories::{
     Accepted, AddMemoryRequest, BatchRequest, DeleteAnswer, DeleteQuery, IngestJobAnswer,
-    IngestOutcome, JobFailure, JobState, MemoriesAnswer, TagsInput, UpdateRequest,
+    IngestOutcome, JobFailure, MemoriesAnswer, TagsInput, UpdateRequest,
 };
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
-use membrain_store::{DeleteSelector, IngestJob, IngestRequest, JobStatus, PreparedContent};
+use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
 
 use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
@@ -50,7 +50,7 @@ pub async fn add_memory(
         ApiJson(Accepted {
             status: "accepted".to_owned(),
             job_id: job.id,
-            job_status: job_state(job.status),
+            job_status: job.status,
             status_url: format!("/api/v1/memories/jobs/{}", job.id),
             created_at: job.created_at,
         }),
@@ -85,7 +85,7 @@ pub async fn ingest_job(
 pub fn job_answer(job: IngestJob, memory: Option<membrain_memory::Memory>) -> IngestJobAnswer {
     IngestJobAnswer {
         job_id: job.id,
-        status: job_state(job.status),
+        status: job.status,
         attempts: job.attempts,
         created_at: job.created_at,
         started_at: job.started_at,
@@ -100,15 +100,6 @@ pub fn job_answer(job: IngestJob, memory: Option<membrain_memory::Memory>) -> In
             code: error.code,
             message: error.message,
         }),
-    }
-}
-
-fn job_state(status: JobStatus) -> JobState {
-    match status {
-        JobStatus::Queued => JobState::Queued,
-        JobStatus::Running => JobState::Running,
-        JobStatus::Completed => JobState::Completed,
-        JobStatus::Failed => JobState::Failed,
     }
 }
 
