@@ -1,5 +1,13 @@
 //! ECS pieces shared by both applications: the cluster, and one Fargate service per `membrain`
 //! subcommand with its task definition, execution role and log group.
+//!
+//! Metrics reach CloudWatch through a CloudWatch agent sidecar (when `MetricsAgentImage` is
+//! given): every `membrain` container serves Prometheus metrics on the task's loopback
+//! ([`METRICS_LISTEN`], never on the port the load balancer reaches), the agent scrapes them and
+//! writes them as embedded metric format to the service's metrics log group, from which
+//! CloudWatch makes metrics in the `Membrain` namespace. A sidecar rather than EMF written by
+//! Membrain itself: the Prometheus endpoint stays the one source for every scraper, and the
+//! agent's failure cannot touch the service (it is not essential).
 
 use serde_json::{Value, json};
 
@@ -30,6 +38,16 @@ pub(crate) struct Service<'a> {
     pub depends_on: Vec<&'a str>,
 }
 
+/// Where every `membrain` container serves `/metrics`: the task's loopback, which the sidecar in
+/// the same task (awsvpc: one network namespace) reaches and nothing outside the task does.
+pub(crate) const METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// The condition under which tasks carry the CloudWatch agent sidecar.
+const SHIP_METRICS: &str = "ShipMetrics";
+
+/// The CloudWatch namespace of Membrain's metrics.
+pub(crate) const METRICS_NAMESPACE: &str = "Membrain";
+
 /// The image, task count and cluster every application uses.
 pub(crate) fn add_cluster(template: &mut Template, network: &str) {
     template.parameter(
@@ -47,6 +65,18 @@ pub(crate) fn add_cluster(template: &mut Template, network: &str) {
             "MinValue": 1,
             "Description": "Tasks per service; both services are stateless, so more tasks is how they scale",
         }),
+    );
+    template.parameter(
+        "MetricsAgentImage",
+        json!({
+            "Type": "String",
+            "Default": "",
+            "Description": "The CloudWatch agent image for the metrics sidecar, copied into your ECR (tasks reach no public registry), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/cloudwatch-agent:1.300052.0b1024; empty: no sidecar, metrics stay inside each task",
+        }),
+    );
+    template.condition(
+        SHIP_METRICS,
+        json!({ "Fn::Not": [{ "Fn::Equals": [reference("MetricsAgentImage"), ""] }] }),
     );
     template.resource(
         "Cluster",
@@ -72,8 +102,18 @@ pub(crate) fn add_service(
         &logs,
         &format!("/membrain/{network_name}/{}", service.command),
     );
+    let metrics_logs = format!("{name}MetricsLogGroup");
+    let metrics_log_group_name = format!("/membrain/{network_name}/{}/metrics", service.command);
+    log_group(template, &metrics_logs, &metrics_log_group_name)["Condition"] = json!(SHIP_METRICS);
     execution_role(template, service);
-    let definition = template.resource(
+    let sidecar = json!({
+        "Fn::If": [
+            SHIP_METRICS,
+            metrics_agent(service, network_name, &metrics_log_group_name, &logs),
+            reference("AWS::NoValue"),
+        ],
+    });
+    template.resource(
         &format!("{name}TaskDefinition"),
         "AWS::ECS::TaskDefinition",
         json!({
@@ -84,20 +124,28 @@ pub(crate) fn add_service(
             "RequiresCompatibilities": ["FARGATE"],
             "RuntimePlatform": { "OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64" },
             "ExecutionRoleArn": get_att(&format!("{name}ExecutionRole"), "Arn"),
-            "ContainerDefinitions": [container(service, &logs)],
+            "TaskRoleArn": get_att(&format!("{name}TaskRole"), "Arn"),
+            "ContainerDefinitions": [container(service, &logs), sidecar],
         }),
     );
-    if !service.task_policies.is_empty() {
-        definition["Properties"]["TaskRoleArn"] = get_att(&format!("{name}TaskRole"), "Arn");
-        template.resource(
-            &format!("{name}TaskRole"),
-            "AWS::IAM::Role",
-            json!({
-                "AssumeRolePolicyDocument": assume_role("ecs-tasks.amazonaws.com"),
-                "Policies": service.task_policies,
-            }),
-        );
-    }
+    // The task role: the container's own AWS calls, and the sidecar's metrics (only into this
+    // service's metrics log group).
+    let mut task_policies = service.task_policies.clone();
+    task_policies.push(json!({
+        "Fn::If": [
+            SHIP_METRICS,
+            write_metrics_policy(&metrics_logs),
+            reference("AWS::NoValue"),
+        ],
+    }));
+    template.resource(
+        &format!("{name}TaskRole"),
+        "AWS::IAM::Role",
+        json!({
+            "AssumeRolePolicyDocument": assume_role("ecs-tasks.amazonaws.com"),
+            "Policies": task_policies,
+        }),
+    );
     let resource = template.resource(
         &format!("{name}Service"),
         "AWS::ECS::Service",
@@ -140,7 +188,10 @@ fn container(service: &Service, logs: &str) -> Value {
             .map(|(name, value)| json!({ "Name": name, key: value }))
             .collect()
     };
-    let mut environment = vec![("MEMBRAIN_LOG_FORMAT", json!("json"))];
+    let mut environment = vec![
+        ("MEMBRAIN_LOG_FORMAT", json!("json")),
+        ("MEMBRAIN_METRICS_LISTEN", json!(METRICS_LISTEN)),
+    ];
     environment.extend(service.environment.iter().cloned());
     let secrets = pairs(&service.secrets, "ValueFrom");
     json!({
@@ -167,6 +218,101 @@ fn container(service: &Service, logs: &str) -> Value {
                 "awslogs-region": reference("AWS::Region"),
                 "awslogs-stream-prefix": service.command,
             },
+        },
+    })
+}
+
+/// The CloudWatch agent sidecar: scrapes the `membrain` container's `/metrics` every 30 s and
+/// writes them to `metrics_log_group` as embedded metric format. Per service: every metric
+/// summed over its labels; requests also by route and status, tool calls by tool and outcome.
+/// Not essential: a broken agent loses metrics, never the service.
+fn metrics_agent(
+    service: &Service,
+    network_name: &str,
+    metrics_log_group: &str,
+    logs: &str,
+) -> Value {
+    let cluster = format!("membrain-{network_name}");
+    let job = format!("membrain-{}", service.command);
+    // Prometheus reads YAML, and JSON is YAML: built as a value, so nothing needs quoting.
+    let prometheus = json!({
+        "global": { "scrape_interval": "30s", "scrape_timeout": "10s" },
+        "scrape_configs": [{
+            "job_name": job,
+            "metrics_path": "/metrics",
+            "static_configs": [{
+                "targets": [METRICS_LISTEN],
+                "labels": { "ClusterName": cluster, "Service": service.command },
+            }],
+        }],
+    });
+    let declaration = |dimensions: Value, selectors: &[&str]| {
+        json!({
+            "source_labels": ["job"],
+            "label_matcher": format!("^{job}$"),
+            "dimensions": dimensions,
+            "metric_selectors": selectors,
+        })
+    };
+    let agent = json!({
+        "agent": { "metrics_collection_interval": 30 },
+        "logs": {
+            "metrics_collected": {
+                "prometheus": {
+                    "log_group_name": metrics_log_group,
+                    "prometheus_config_path": "env:PROMETHEUS_CONFIG_CONTENT",
+                    "emf_processor": {
+                        "metric_namespace": METRICS_NAMESPACE,
+                        "metric_declaration": [
+                            declaration(json!([["ClusterName", "Service"]]), &["^membrain_"]),
+                            declaration(
+                                json!([["ClusterName", "Service", "route", "status"]]),
+                                &["^membrain_http_requests_total$"],
+                            ),
+                            declaration(
+                                json!([["ClusterName", "Service", "tool", "outcome"]]),
+                                &["^membrain_mcp_tool_calls_total$"],
+                            ),
+                        ],
+                    },
+                },
+            },
+            "force_flush_interval": 15,
+        },
+    });
+    json!({
+        "Name": "cloudwatch-agent",
+        "Image": reference("MetricsAgentImage"),
+        "Essential": false,
+        "Environment": [
+            { "Name": "CW_CONFIG_CONTENT", "Value": agent.to_string() },
+            { "Name": "PROMETHEUS_CONFIG_CONTENT", "Value": prometheus.to_string() },
+        ],
+        // The agent writes its translated configuration under /opt/aws/amazon-cloudwatch-agent.
+        "ReadonlyRootFilesystem": false,
+        "MemoryReservation": 64,
+        "LogConfiguration": {
+            "LogDriver": "awslogs",
+            "Options": {
+                "awslogs-group": reference(logs),
+                "awslogs-region": reference("AWS::Region"),
+                "awslogs-stream-prefix": "cloudwatch-agent",
+            },
+        },
+    })
+}
+
+/// What the sidecar may do: write log events into its service's metrics log group, nothing else.
+fn write_metrics_policy(metrics_logs: &str) -> Value {
+    json!({
+        "PolicyName": "write-metrics",
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                "Resource": [get_att(metrics_logs, "Arn")],
+            }],
         },
     })
 }

@@ -470,9 +470,13 @@ mod tests {
         );
         assert_eq!(database["PubliclyAccessible"], false);
 
-        let policies = resources["McpTaskRole"]["Properties"]["Policies"]
+        // The container's own policies; the metrics sidecar's (an `Fn::If`) is checked elsewhere.
+        let policies: Vec<&Value> = resources["McpTaskRole"]["Properties"]["Policies"]
             .as_array()
-            .unwrap();
+            .unwrap()
+            .iter()
+            .filter(|p| p.get("Fn::If").is_none())
+            .collect();
         assert_eq!(policies.len(), 1, "no Timestream permissions: {policies:?}");
         let keys = &policies[0]["PolicyDocument"]["Statement"][0];
         assert_eq!(keys["Action"], "secretsmanager:GetSecretValue");
@@ -543,5 +547,99 @@ mod tests {
         assert_eq!(authorizer["EnableSimpleResponses"], true);
         assert_eq!(authorizer["IdentitySource"][0], "$request.header.x-api-key");
         assert_eq!(authorizer["AuthorizerResultTtlInSeconds"], 0);
+    }
+
+    #[test]
+    fn metrics_stay_inside_the_task_and_reach_cloudwatch_through_an_optional_sidecar() {
+        for profile_name in [Profile::Alb, Profile::Gateway] {
+            let topology = profile(profile_name, |_| {});
+            let rendered = template(&topology, &StackOptions::for_topology(&topology));
+            let resources = &rendered["Resources"];
+            assert_eq!(
+                rendered["Conditions"]["ShipMetrics"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"],
+                "MetricsAgentImage"
+            );
+            assert_eq!(rendered["Parameters"]["MetricsAgentImage"]["Default"], "");
+            // No group admits the metrics port: it is served on the task's loopback only.
+            for rule in rules(&rendered) {
+                let (from, to) = (&rule["FromPort"], &rule["ToPort"]);
+                let covers = |port: u64| {
+                    from.as_u64().is_some_and(|f| f <= port)
+                        && to.as_u64().is_some_and(|t| port <= t)
+                };
+                assert!(!covers(9464) || from == -1, "{rule}");
+            }
+            let definitions = resources_of(&rendered, "AWS::ECS::TaskDefinition");
+            assert!(!definitions.is_empty());
+            for (name, definition) in definitions {
+                let service = name.trim_end_matches("TaskDefinition");
+                let containers = &definition["Properties"]["ContainerDefinitions"];
+                let membrain = &containers[0];
+                assert_eq!(
+                    environment(membrain)["MEMBRAIN_METRICS_LISTEN"],
+                    "127.0.0.1:9464"
+                );
+                let mapped: Vec<&Value> = membrain["PortMappings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| &m["ContainerPort"])
+                    .collect();
+                assert!(!mapped.contains(&&serde_json::json!(9464)), "{mapped:?}");
+                assert_eq!(membrain["ReadonlyRootFilesystem"], true);
+                // The sidecar exists only when an agent image is given, and is not essential.
+                let choice = &containers[1]["Fn::If"];
+                assert_eq!(choice[0], "ShipMetrics");
+                assert_eq!(choice[2]["Ref"], "AWS::NoValue");
+                let agent = &choice[1];
+                assert_eq!(agent["Essential"], false);
+                assert_eq!(agent["Image"]["Ref"], "MetricsAgentImage");
+                let agent_env = environment(agent);
+                let config: Value =
+                    serde_json::from_str(agent_env["CW_CONFIG_CONTENT"].as_str().unwrap()).unwrap();
+                let prometheus = &config["logs"]["metrics_collected"]["prometheus"];
+                let log_group = &resources[&format!("{service}MetricsLogGroup")];
+                assert_eq!(log_group["Condition"], "ShipMetrics");
+                assert_eq!(
+                    prometheus["log_group_name"],
+                    log_group["Properties"]["LogGroupName"]
+                );
+                assert_eq!(prometheus["emf_processor"]["metric_namespace"], "Membrain");
+                let scrape: Value =
+                    serde_json::from_str(agent_env["PROMETHEUS_CONFIG_CONTENT"].as_str().unwrap())
+                        .unwrap();
+                assert_eq!(
+                    scrape["scrape_configs"][0]["static_configs"][0]["targets"][0],
+                    "127.0.0.1:9464"
+                );
+                // The sidecar writes only into its own service's metrics log group.
+                let role = &resources[&format!("{service}TaskRole")]["Properties"];
+                assert_eq!(
+                    definition["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0],
+                    format!("{service}TaskRole")
+                );
+                let metrics_policy = role["Policies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find_map(|p| p.get("Fn::If"))
+                    .expect("the metrics policy");
+                assert_eq!(metrics_policy[0], "ShipMetrics");
+                let statement = &metrics_policy[1]["PolicyDocument"]["Statement"];
+                assert_eq!(statement.as_array().unwrap().len(), 1);
+                assert_eq!(
+                    statement[0]["Resource"][0]["Fn::GetAtt"][0],
+                    format!("{service}MetricsLogGroup")
+                );
+                assert!(
+                    statement[0]["Action"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|a| a.as_str().unwrap().starts_with("logs:")),
+                    "{statement}"
+                );
+            }
+        }
     }
 }

@@ -260,13 +260,18 @@ fn flow_log(template: &mut Template, network: &str) {
 }
 
 /// A log group kept for a year (long enough for an incident review or an audit).
-pub(crate) fn log_group(template: &mut Template, name: &str, log_group_name: &str) {
+pub(crate) fn log_group<'t>(
+    template: &'t mut Template,
+    name: &str,
+    log_group_name: &str,
+) -> &'t mut Value {
     let group = template.resource(
         name,
         "AWS::Logs::LogGroup",
         json!({ "LogGroupName": log_group_name, "RetentionInDays": 365 }),
     );
     skip_checks(group, &[LOG_GROUP_KMS]);
+    group
 }
 
 /// Log groups keep CloudWatch's own encryption; see DEPLOY.md.

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 pub(crate) struct Template {
     pub description: String,
     pub parameters: Map<String, Value>,
+    pub conditions: Map<String, Value>,
     pub resources: Map<String, Value>,
     pub outputs: Map<String, Value>,
 }
@@ -22,6 +23,10 @@ pub(crate) struct Template {
 impl Template {
     pub fn parameter(&mut self, name: &str, definition: Value) {
         self.parameters.insert(name.to_owned(), definition);
+    }
+
+    pub fn condition(&mut self, name: &str, definition: Value) {
+        self.conditions.insert(name.to_owned(), definition);
     }
 
     /// Adds (or replaces) a resource and returns it, for `DependsOn`, `Metadata` or policies.
@@ -44,7 +49,11 @@ impl Template {
             "Description": self.description,
             "Resources": self.resources,
         });
-        for (section, map) in [("Parameters", self.parameters), ("Outputs", self.outputs)] {
+        for (section, map) in [
+            ("Parameters", self.parameters),
+            ("Conditions", self.conditions),
+            ("Outputs", self.outputs),
+        ] {
             if !map.is_empty() {
                 template[section] = Value::Object(map);
             }
