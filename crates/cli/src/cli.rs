@@ -635,6 +635,22 @@ pub struct HttpArgs {
     pub http_max_concurrent_requests: Option<usize>,
 }
 
+/// Prometheus metrics, shared by `serve`, `api` and `mcp`. Traces are configured by the
+/// standard OpenTelemetry variables instead (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME,
+/// OTEL_TRACES_SAMPLER…; off when no endpoint is set).
+#[derive(Debug, Args, Default)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics, a listener of its own (never the public
+    /// port, never behind a key); "off" turns it off [serve: 127.0.0.1:9464, only a warning
+    /// when that port is taken; api and mcp: off].
+    #[arg(long, env = "MEMBRAIN_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Label request and tool-call metrics with the tenant's name (off: no tenant names or keys
+    /// in metrics; on multiplies the series by the tenants).
+    #[arg(long, env = "MEMBRAIN_METRICS_TENANT_LABELS")]
+    pub metrics_tenant_labels: bool,
+}
+
 /// Where time series live, shared by `serve`, `api` and `mcp --profile gateway`.
 #[derive(Debug, Args, Default)]
 pub struct TsStoreArgs {
@@ -754,6 +770,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub semantic: SemanticArgs,
     #[command(flatten)]
     pub time_series: TsStoreArgs,
@@ -771,6 +789,8 @@ pub struct ApiArgs {
     pub tuning: ApiTuning,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub semantic: SemanticArgs,
     #[command(flatten)]
@@ -864,6 +884,8 @@ pub struct McpArgs {
     pub keys_max_staleness_secs: Option<u64>,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub time_series: TsStoreArgs,
 }

@@ -98,9 +98,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => common.log_level.as_str(),
     };
-    telemetry::init(level, common.log_format.unwrap_or(default_format), target)?;
+    let service = match &cli.command {
+        Command::Serve(_) => Some("membrain"),
+        Command::Api(_) => Some("membrain-api"),
+        Command::Mcp(_) => Some("membrain-mcp"),
+        _ => None,
+    };
+    let telemetry = telemetry::init(
+        level,
+        common.log_format.unwrap_or(default_format),
+        target,
+        service,
+    )?;
 
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => {
             let semantic = settings::semantic(&args.semantic, &file)?;
             let time_series = settings::time_series(&args.time_series, &file, &common)?;
@@ -124,12 +135,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &semantic,
                 &time_series,
                 key,
+                &args.metrics,
                 shutdown,
             )
             .await
         }
         Command::Mcp(args) => {
-            commands::servers::run_mcp(settings::mcp(&args, &file, &common)?, shutdown).await
+            commands::servers::run_mcp(
+                settings::mcp(&args, &file, &common)?,
+                &args.metrics,
+                shutdown,
+            )
+            .await
         }
         Command::Keys(command) => commands::keys::run(&common, command).await,
         Command::Export(args) => commands::transfer::export(&common, args).await,
@@ -138,5 +155,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(command) => commands::model::run(&common, command).await,
         Command::Ts(args) => commands::timeseries::run(args, shutdown).await,
         Command::Authorizer => commands::servers::run_authorizer().await,
-    }
+    };
+    // The last spans (the shutdown's) are exported before the process ends.
+    telemetry.shutdown().await;
+    result
 }

@@ -1,8 +1,14 @@
 //! Logging, set up once: JSON lines (what CloudWatch's awslogs driver collects) or pretty text,
-//! to stdout, or to stderr when stdout carries a protocol (MCP over stdio) or data (export).
+//! to stdout, or to stderr when stdout carries a protocol (MCP over stdio) or data (export);
+//! and, for the servers, OpenTelemetry traces over OTLP beside the logs when the standard
+//! `OTEL_…` variables configure an endpoint (`membrain-telemetry`).
 
 use anyhow::{Context, Result};
-use tracing_subscriber::EnvFilter;
+use membrain_telemetry::TraceExport;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::cli::LogFormat;
 
@@ -33,29 +39,77 @@ fn filter(level: &str) -> Result<EnvFilter> {
     EnvFilter::try_new(&lowered).with_context(bad)
 }
 
-pub fn init(level: &str, format: LogFormat, target: LogTarget) -> Result<()> {
+/// What `init` set up that needs an orderly end: the trace exporter, flushed by
+/// [`Telemetry::shutdown`].
+pub struct Telemetry {
+    traces: Option<TraceExport>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered (the SDK bounds how long that may take).
+    pub async fn shutdown(self) {
+        if let Some(traces) = self.traces {
+            let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+        }
+    }
+}
+
+/// Spans only traces need (store calls, embeddings, tool calls, the bridge's API requests) use
+/// this target, and the log layer leaves them out: a log line inside one still names the
+/// request's span, with its request id and tenant, exactly as without traces.
+const TRACE_ONLY: &str = membrain_telemetry::TRACE_ONLY_TARGET;
+
+/// Sets up logging and, for a server (`service` names it: `membrain-api`, `membrain-mcp`,
+/// `membrain`), OpenTelemetry traces when the `OTEL_…` variables ask for them.
+pub fn init(
+    level: &str,
+    format: LogFormat,
+    target: LogTarget,
+    service: Option<&str>,
+) -> Result<Telemetry> {
     let filter = filter(level)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match (format, target) {
-        (LogFormat::Json, LogTarget::Stdout) => builder
+    let traces = match service {
+        Some(name) => TraceExport::from_environment(name).context("setting up traces")?,
+        None => None,
+    };
+    let fmt = tracing_subscriber::fmt::layer();
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match (format, target) {
+        (LogFormat::Json, LogTarget::Stdout) => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        (LogFormat::Json, LogTarget::Stderr) => builder
+            .boxed(),
+        (LogFormat::Json, LogTarget::Stderr) => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .with_writer(std::io::stderr)
-            .try_init(),
-        (LogFormat::Pretty, LogTarget::Stdout) => builder.compact().try_init(),
+            .boxed(),
+        (LogFormat::Pretty, LogTarget::Stdout) => fmt.compact().boxed(),
         (LogFormat::Pretty, LogTarget::Stderr) => {
-            builder.compact().with_writer(std::io::stderr).try_init()
+            fmt.compact().with_writer(std::io::stderr).boxed()
         }
     };
-    result.map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
+    let logs = logs.with_filter(filter.and(filter_fn(|metadata| {
+        !(metadata.is_span() && metadata.target() == TRACE_ONLY)
+    })));
+    // Traces take Membrain's own spans at info and above, whatever LOG_LEVEL says: the
+    // request spans, and the trace-only ones below them. Events stay in the logs.
+    let spans = traces.as_ref().map(|traces| {
+        traces.layer().with_filter(filter_fn(|metadata| {
+            metadata.is_span()
+                && metadata.target().starts_with("membrain")
+                && *metadata.level() <= tracing::Level::INFO
+        }))
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))?;
+    Ok(Telemetry { traces })
 }
 
 #[cfg(test)]

@@ -227,6 +227,33 @@ impl Pools {
     }
 }
 
+/// One pool's connections at a moment, for the metrics (`membrain_db_pool_connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `read` or `write` on SQLite, `shared` on PostgreSQL.
+    pub pool: &'static str,
+    /// Connections open, in use or idle.
+    pub size: u32,
+    pub idle: u32,
+    /// Most connections the pool may open.
+    pub max: u32,
+}
+
+/// The use of a database's pools (`read` and `write` as [`Pools`] holds them): reading it only
+/// looks at counters the pools keep, so it may be sampled on every metrics scrape.
+pub fn pool_usage(backend: Backend, read: &AnyPool, write: &AnyPool) -> Vec<PoolUsage> {
+    let usage = |pool: &'static str, of: &AnyPool| PoolUsage {
+        pool,
+        size: of.size(),
+        idle: u32::try_from(of.num_idle()).unwrap_or(u32::MAX),
+        max: of.options().get_max_connections(),
+    };
+    match backend {
+        Backend::Sqlite => vec![usage("read", read), usage("write", write)],
+        Backend::Postgres => vec![usage("shared", write)],
+    }
+}
+
 /// `url` with its secrets hidden, for messages and logs: the password of `user:password@`
 /// and the values of query parameters that carry credentials (`password=`, `sslpassword=`,
 /// `sslkey=`…) become `***`.

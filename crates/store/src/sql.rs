@@ -111,6 +111,11 @@ impl SqlStore {
         self.read.close().await;
     }
 
+    /// The pools' connections in use and idle, for the metrics.
+    pub fn pool_usage(&self) -> Vec<membrain_sql::PoolUsage> {
+        membrain_sql::pool_usage(self.backend, &self.read, &self.write)
+    }
+
     /// A write transaction, once `writer`'s turn has come; the turn is held until it is dropped
     /// (keep it alive past the commit).
     async fn begin_write(

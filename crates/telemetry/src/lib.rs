@@ -23,6 +23,11 @@ pub mod metrics_server;
 pub mod propagation;
 pub mod trace_export;
 
+/// The target of spans that only traces need (store calls, embeddings, tool calls, the bridge's
+/// API requests): the binary's log layer leaves them out, so log lines keep naming the request's
+/// span (its request id and tenant) while traces show the work under it.
+pub const TRACE_ONLY_TARGET: &str = "membrain_trace";
+
 pub use http_metrics::{ServerName, TenantLabel, record_request};
 pub use metrics_server::{
     MetricsServer, PoolUsage, describe, install_recorder, record_pool_usage, tenant_labels,

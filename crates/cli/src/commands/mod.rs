@@ -1,6 +1,7 @@
 //! One module per subcommand group.
 
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod network;
 mod network_aws;

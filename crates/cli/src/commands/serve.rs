@@ -63,6 +63,10 @@ pub async fn run(
                     mcp.listen
                 )
             })?;
+        let metrics = super::metrics::bind(&args.metrics, Some(super::metrics::SERVE_DEFAULT))
+            .await?
+            .map(|server| server.with_sampler(super::metrics::pool_sampler(store.clone())));
+        super::metrics::spawn(metrics, &shutdown);
         let mcp_url = format!("http://{}/mcp", mcp_server.local_addr()?);
         let api_url = format!("http://{}", api_server.local_addr()?);
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::opened::with_opened;
 use super::semantic::semantic_parts_until;
-use crate::cli::Transport;
+use crate::cli::{MetricsArgs, Transport};
 use crate::settings::{
     Common, KEYS_MAP_VARIABLE, KeySources, McpCommand, SemanticSettings, TimeSeriesSettings,
 };
@@ -79,6 +79,7 @@ pub async fn run_api(
     semantic: &SemanticSettings,
     time_series: &TimeSeriesSettings,
     key: Option<ApiKey>,
+    metrics: &MetricsArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
     with_opened(async |opened| {
@@ -99,6 +100,10 @@ pub async fn run_api(
         .await
         .with_context(|| format!("listening on {}", settings.listen))?
         .with_time_series(series);
+        let metrics = super::metrics::bind(metrics, None)
+            .await?
+            .map(|server| server.with_sampler(super::metrics::pool_sampler(store.clone())));
+        super::metrics::spawn(metrics, &shutdown);
         tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
         server
             .run_until_stopped(shutdown.clone())
@@ -110,7 +115,11 @@ pub async fn run_api(
     .await
 }
 
-pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result<()> {
+pub async fn run_mcp(
+    command: McpCommand,
+    metrics: &MetricsArgs,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let settings = command.settings;
     match command.transport {
         Transport::Stdio => {
@@ -133,6 +142,7 @@ pub async fn run_mcp(command: McpCommand, shutdown: CancellationToken) -> Result
             let server = membrain_mcp::McpServer::bind_with(settings.clone(), backend)
                 .await
                 .with_context(|| format!("listening on {}", settings.listen))?;
+            super::metrics::spawn(super::metrics::bind(metrics, None).await?, &shutdown);
             match &command.gateway {
                 None => {
                     tracing::info!(address = %server.local_addr()?, api = %settings.api_base_url, "MCP server listening at /mcp")
