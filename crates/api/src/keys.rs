@@ -125,3 +125,51 @@ pub async fn require_key(
     request.extensions_mut().insert(Tenant(tenant));
     Ok(next.run(request).await)
 }
+
+/// Middleware in front of `/api/v1/admin/…`: only the operator key (`--operator-key`) passes.
+/// It is compared in constant time (as SHA-256 hashes, so the lengths never differ), and it is
+/// no tenant's key: a tenant key, however valid, gets 403 here.
+pub async fn require_operator(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let forbidden = |message: &str| {
+        ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            message.to_owned(),
+        )
+    };
+    let Some(operator) = &state.operator_key else {
+        return Err(forbidden(
+            "key administration is off: no operator key is configured (start the API with \
+             --operator-key or MEMBRAIN_OPERATOR_KEY)",
+        ));
+    };
+    let headers = request.headers();
+    let key = key_from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+    match key {
+        Some(key) if is_operator_key(operator, &key) => Ok(next.run(request).await),
+        Some(_) => Err(forbidden(
+            "only the operator key may administer keys; a tenant's API key cannot (send the \
+             operator key in X-API-Key)",
+        )),
+        None => Err(forbidden(
+            "key administration needs the operator key: send `X-API-Key: <operator key>`",
+        )),
+    }
+}
+
+/// Whether `key` is the operator key whose hash is `operator`, in time independent of where
+/// they differ.
+pub fn is_operator_key(operator: &KeyHash, key: &ApiKey) -> bool {
+    use subtle::ConstantTimeEq;
+    let offered = key.hash();
+    bool::from(
+        offered
+            .as_str()
+            .as_bytes()
+            .ct_eq(operator.as_str().as_bytes()),
+    )
+}

@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
-use membrain_auth::KeyResolver;
+use membrain_auth::{ApiKey, KeyHash, KeyResolver};
 use membrain_http::HttpLimits;
 use membrain_memory::Limits;
 use membrain_store::MemoryStore;
@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::fair::{CpuPool, CpuPoolSettings, TenantLimiter, TenantLimits};
 use crate::ingest::{IngestTeam, IngestWorker};
-use crate::keys::require_key;
+use crate::keys::{require_key, require_operator};
 use crate::maintenance::{Maintenance, Retention};
 use crate::routes;
 use crate::semantic::Semantic;
@@ -56,6 +56,9 @@ pub struct ApiSettings {
     pub index_memory_budget: usize,
     /// Timeouts and caps of the HTTP server.
     pub http: HttpLimits,
+    /// The key that may administer keys (`/api/v1/admin/keys`); it is no tenant's key. `None`
+    /// turns key administration off.
+    pub operator_key: Option<ApiKey>,
 }
 
 impl Default for ApiSettings {
@@ -75,6 +78,7 @@ impl Default for ApiSettings {
             retention: Retention::default(),
             index_memory_budget: crate::SemanticTuning::default().index_memory_budget,
             http: HttpLimits::default(),
+            operator_key: None,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct AppState {
     pub cpu: Arc<CpuPool>,
     /// Each tenant's request rate and requests in flight.
     pub tenant_limiter: Arc<TenantLimiter>,
+    /// The operator key's hash ([`ApiSettings::operator_key`]).
+    pub operator_key: Option<KeyHash>,
 }
 
 impl AppState {
@@ -116,6 +122,7 @@ impl AppState {
             semantic,
             timeseries: None,
             tenant_limiter: Arc::new(TenantLimiter::new(settings.tenant_limits.clone())),
+            operator_key: settings.operator_key.as_ref().map(ApiKey::hash),
         }
     }
 }
@@ -124,7 +131,10 @@ impl AppState {
 pub fn router(state: AppState, settings: &ApiSettings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
-        .route("/memories", post(routes::memories::add_memory))
+        .route(
+            "/memories",
+            post(routes::memories::add_memory).get(routes::memories::list_memories),
+        )
         .route("/memories/jobs/{job_id}", get(routes::memories::ingest_job))
         .route("/memories/search", post(routes::search::search_memories))
         .route("/memories/batch", post(routes::memories::get_memories))
@@ -162,7 +172,23 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
             post(routes::timeseries::range),
         )
         .route("/ts/query", post(routes::timeseries::query))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        // The operator's routes: behind the operator key instead of a tenant's.
+        .merge(
+            Router::new()
+                .route(
+                    "/admin/keys",
+                    get(routes::admin::list_keys).post(routes::admin::create_key),
+                )
+                .route(
+                    "/admin/keys/{key_id}/revoke",
+                    post(routes::admin::revoke_key),
+                )
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    require_operator,
+                )),
+        );
 
     Router::new()
         .route("/health", get(routes::health::health))
@@ -232,6 +258,8 @@ pub struct ApiServer {
     backfill: Option<Backfill>,
     maintenance: Option<Maintenance>,
     shutdown_grace: Duration,
+    /// Served beside the API on its port (the web console), outside the API's own layers.
+    extra_routes: Router,
 }
 
 impl ApiServer {
@@ -276,6 +304,7 @@ impl ApiServer {
             backfill,
             maintenance,
             shutdown_grace: settings.shutdown_grace,
+            extra_routes: Router::new(),
         })
     }
 
@@ -295,6 +324,13 @@ impl ApiServer {
         );
         let service = TimeSeriesService::clone(&service).with_read_gate(reads);
         self.state.timeseries = Some(Arc::new(service));
+        self
+    }
+
+    /// Also serves `routes` on this port (`membrain-console`'s `/console`): they must not
+    /// overlap the API's paths nor set a fallback of their own at the root.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra_routes = self.extra_routes.merge(routes);
         self
     }
 
@@ -326,7 +362,7 @@ impl ApiServer {
         let grace = self.shutdown_grace;
         let serve = membrain_http::serve(
             self.listener,
-            router(self.state, &self.settings),
+            router(self.state, &self.settings).merge(self.extra_routes),
             self.settings.http.clone(),
             shutdown.clone(),
             grace,

@@ -90,6 +90,10 @@ const ROUTES: &[Route] = &[
         &["content", "tags", "category", "ingestion_scope"],
     ),
     route("GET", "/memories/jobs/{}", &[]),
+    route("GET", "/memories", &["limit", "cursor", "tag"]),
+    route("GET", "/admin/keys", &[]),
+    route("POST", "/admin/keys", &["tenant", "label"]),
+    route("POST", "/admin/keys/{}/revoke", &[]),
     route(
         "POST",
         "/memories/search",

@@ -16,6 +16,7 @@
 //! [`Memory`]: membrain_memory::Memory
 //! [`MemoryId`]: membrain_memory::MemoryId
 
+pub mod admin;
 pub mod error;
 pub mod graph;
 pub mod health;

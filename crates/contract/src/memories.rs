@@ -137,3 +137,28 @@ pub struct DeleteAnswer {
     pub deleted_count: usize,
     pub memory_ids: Vec<MemoryId>,
 }
+
+/// `GET /memories?limit=&cursor=&tag=`: a page of the tenant's memories, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// 1 to the API's result bound [default: 20].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// The previous page's `next_cursor`, to go on where it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Only memories carrying this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// `GET /memories`: one page, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryPage {
+    pub memories: Vec<Memory>,
+    pub count: usize,
+    /// Pass as `cursor` for the next page; `null` on the last page. Opaque: stable while
+    /// memories are added (they come before the first page), and a deleted memory only drops
+    /// out of the pages.
+    pub next_cursor: Option<String>,
+}

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
+use membrain_contract::admin::*;
 use membrain_contract::graph::*;
 use membrain_contract::health::*;
 use membrain_contract::memories::*;
@@ -383,7 +384,54 @@ fn cases() -> Vec<(&'static str, Value)> {
                 table: "bus_position".into(),
             }),
         ),
+        (
+            "list_query",
+            wire(ListQuery {
+                limit: Some(20),
+                cursor: Some("1796290200000000_0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a01".into()),
+                tag: Some("drinks".into()),
+            }),
+        ),
+        (
+            "memory_page",
+            wire(MemoryPage {
+                memories: vec![memory()],
+                count: 1,
+                next_cursor: Some("1796290200000000_0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a01".into()),
+            }),
+        ),
+        (
+            "admin_keys_answer",
+            wire(KeysAnswer {
+                keys: vec![key_view()],
+                count: 1,
+            }),
+        ),
+        (
+            "admin_create_key_request",
+            wire(CreateKeyRequest {
+                tenant: Some("acme".into()),
+                label: Some("laptop".into()),
+            }),
+        ),
+        (
+            "admin_created_key",
+            wire(CreatedKey {
+                key: "mb_live_0123456789abcdef".into(),
+                record: key_view(),
+            }),
+        ),
     ]
+}
+
+fn key_view() -> KeyView {
+    KeyView {
+        id: "key_0190a5b2".into(),
+        tenant: TenantId::parse("acme").expect("a valid tenant"),
+        label: "laptop".into(),
+        created_at: at(0),
+        revoked_at: Some(at(5)),
+    }
 }
 
 fn snapshot(name: &str) -> PathBuf {

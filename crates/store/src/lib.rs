@@ -41,7 +41,8 @@ pub use error::StoreError;
 pub use records::{
     DeleteSelector, EmbeddingTarget, IndexChanges, IndexEntry, IngestAction, IngestJob,
     IngestRequest, IngestResult, JobError, JobStatus, KeyOwner, KeyRecord, LeaseToken, LinkRecord,
-    MemoryStats, PendingEmbedding, PreparedLink, PreparedMemory, Pruned, TenantUsage,
+    MemoryListing, MemoryStats, PendingEmbedding, PreparedLink, PreparedMemory, Pruned,
+    TenantUsage,
 };
 pub use sql::{Backend, SqlStore, StoreOptions};
 
@@ -144,6 +145,13 @@ pub trait MemoryStore: Send + Sync + 'static {
         &self,
         tenant: &TenantId,
         ids: &[MemoryId],
+    ) -> Result<Vec<Memory>, StoreError>;
+    /// A page of the tenant's memories, newest first (by creation time, then id), with their
+    /// links: the ones after `listing.before`, carrying `listing.tag` when it is set.
+    async fn list_memories(
+        &self,
+        tenant: &TenantId,
+        listing: &MemoryListing,
     ) -> Result<Vec<Memory>, StoreError>;
     /// The briefs of the memories among `ids` that belong to `tenant`, in the order asked: their
     /// texts without links or history, for where a memory is shown beside another.

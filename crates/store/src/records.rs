@@ -15,6 +15,17 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// One page of a tenant's memories, newest first ([`MemoryStore::list_memories`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryListing {
+    /// Only memories carrying this tag (as stored: trimmed, lower case).
+    pub tag: Option<String>,
+    /// Only memories older than this one, in the order (`created_at`, then `id`, both
+    /// descending): the last memory of the previous page.
+    pub before: Option<(DateTime<Utc>, MemoryId)>,
+    pub limit: usize,
+}
+
 use membrain_memory::ingest::SimilarMemory;
 pub use membrain_memory::ingest::{IngestAction, JobStatus};
 

@@ -2048,6 +2048,43 @@ impl MemoryStore for SqlStore {
         Ok(stats)
     }
 
+    async fn list_memories(
+        &self,
+        tenant: &TenantId,
+        listing: &MemoryListing,
+    ) -> Result<Vec<Memory>, StoreError> {
+        let mut conn = self.reader(Lane::tenant(tenant)).await?;
+        // Without a cursor, "before" the newest possible memory: one query shape for every page.
+        let (before_time, before_id) = match listing.before {
+            Some((time, id)) => (micros(time), id.to_string()),
+            None => (i64::MAX, String::new()),
+        };
+        let rows = sqlx::query(
+            "SELECT id FROM memories m WHERE tenant_id = $1 \
+             AND ($2 = '' OR EXISTS (SELECT 1 FROM memory_tags t \
+                  WHERE t.memory_id = m.id AND t.tenant_id = $3 AND t.tag = $4)) \
+             AND (created_at < $5 OR (created_at = $6 AND $7 <> '' AND id < $8)) \
+             ORDER BY created_at DESC, id DESC LIMIT $9",
+        )
+        .bind(tenant.as_str())
+        .bind(listing.tag.clone().unwrap_or_default())
+        .bind(tenant.as_str())
+        .bind(listing.tag.clone().unwrap_or_default())
+        .bind(before_time)
+        .bind(before_time)
+        .bind(before_id.clone())
+        .bind(before_id)
+        .bind(i64::try_from(listing.limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .during("listing memories")?;
+        let ids: Vec<MemoryId> = rows
+            .iter()
+            .map(|r| memory_id(&get::<String>(r, "id")?, "id"))
+            .collect::<Result<_, _>>()?;
+        load_memories(&mut conn, tenant, &ids).await
+    }
+
     async fn export_memories(
         &self,
         tenant: &TenantId,

@@ -33,6 +33,7 @@ on_both_backends!(
     links_are_undirected_and_tenant_scoped,
     stats_count_one_tenant,
     export_pages_and_import_round_trip,
+    listing_pages_newest_first_by_tag_within_the_tenant,
     a_large_import_batch_decides_as_one_by_one_would,
     a_lease_has_one_holder_until_it_expires_or_is_released,
     the_change_feed_brings_an_index_up_to_date,
@@ -532,6 +533,61 @@ async fn export_pages_and_import_round_trip(backend: Backend) {
 /// A batch larger than one multi-row insert: repeated contents merge into the first, a repeated
 /// id is skipped, tags are indexed for every created memory, and usage counts only what was
 /// created, as importing the items one by one would.
+async fn listing_pages_newest_first_by_tag_within_the_tenant(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let t = tenant("lister");
+    for n in 0..5 {
+        let tags: &[&str] = if n % 2 == 0 { &["even"] } else { &["odd"] };
+        ingest(
+            &store,
+            &t,
+            prepared(&format!("Listed fact number {n}"), tags),
+        )
+        .await;
+    }
+    ingest(&store, &tenant("other"), prepared("Not theirs", &["even"])).await;
+
+    // Every page after the last one's end, until a short page: newest first, each memory once.
+    let pages = async |tag: Option<&str>| {
+        let mut seen: Vec<Memory> = Vec::new();
+        loop {
+            let listing = MemoryListing {
+                tag: tag.map(str::to_owned),
+                before: seen.last().map(|m| (m.created_at, m.id)),
+                limit: 2,
+            };
+            let page = store.list_memories(&t, &listing).await.unwrap();
+            let short = page.len() < 2;
+            seen.extend(page);
+            if short {
+                return seen;
+            }
+        }
+    };
+    let all = pages(None).await;
+    assert_eq!(all.len(), 5);
+    let mut expected = all.clone();
+    expected.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
+    assert_eq!(all, expected);
+    assert_eq!(all.last().unwrap().content, "Listed fact number 0");
+    let even = pages(Some("even")).await;
+    assert_eq!(
+        even.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        [
+            "Listed fact number 4",
+            "Listed fact number 2",
+            "Listed fact number 0"
+        ]
+    );
+    let none = MemoryListing {
+        tag: Some("absent".into()),
+        before: None,
+        limit: 10,
+    };
+    assert!(store.list_memories(&t, &none).await.unwrap().is_empty());
+}
+
 async fn a_large_import_batch_decides_as_one_by_one_would(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;

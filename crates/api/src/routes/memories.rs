@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use membrain_contract::memories::{
     Accepted, AddMemoryRequest, BatchRequest, DeleteAnswer, DeleteQuery, IngestJobAnswer,
-    IngestOutcome, JobFailure, MemoriesAnswer, TagsInput, UpdateRequest,
+    IngestOutcome, JobFailure, ListQuery, MemoriesAnswer, MemoryPage, TagsInput, UpdateRequest,
 };
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
-use membrain_store::{DeleteSelector, IngestJob, IngestRequest, PreparedContent};
+use membrain_store::{DeleteSelector, IngestJob, IngestRequest, MemoryListing, PreparedContent};
 
 use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
@@ -150,6 +150,72 @@ pub async fn get_memories(
         truncated,
     };
     state.cpu.json(&tenant, answer).await
+}
+
+/// How many memories a page holds when the caller does not say.
+const DEFAULT_PAGE_SIZE: usize = 20;
+
+/// `GET /memories?limit=&cursor=&tag=`: a page of the tenant's memories, newest first. The
+/// cursor names the last memory of the previous page (its creation time and id), so pages stay
+/// stable while memories are added.
+pub async fn list_memories(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<JsonBody, ApiError> {
+    let max = state.limits.max_result_memories.max(1);
+    let limit = match query.limit {
+        None => DEFAULT_PAGE_SIZE.min(max),
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ValidationError::new("limit", format!("must be between 1 and {max}, got {n}"))
+            })?,
+    };
+    let before = match query.cursor.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(cursor) => Some(parse_cursor(cursor)?),
+    };
+    let tag = query
+        .tag
+        .map(|tag| tag.trim().to_lowercase())
+        .filter(|tag| !tag.is_empty());
+    let listing = MemoryListing { tag, before, limit };
+    let mut memories = state.store.list_memories(&tenant, &listing).await?;
+    let full = memories.len() == limit;
+    let cut = bound(&mut memories, &state.limits, json_size);
+    let next_cursor = if full || cut {
+        memories.last().map(|m| page_cursor(m.created_at, m.id))
+    } else {
+        None
+    };
+    let answer = MemoryPage {
+        count: memories.len(),
+        memories,
+        next_cursor,
+    };
+    state.cpu.json(&tenant, answer).await
+}
+
+/// A page's cursor: the last memory's creation time (Unix microseconds) and id.
+fn page_cursor(created_at: chrono::DateTime<chrono::Utc>, id: MemoryId) -> String {
+    format!("{}_{id}", created_at.timestamp_micros())
+}
+
+fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, MemoryId), ApiError> {
+    let invalid = || {
+        ApiError::from(ValidationError::new(
+            "cursor",
+            "is not a cursor this API gave: pass the previous page's `next_cursor` as it was, \
+             or leave it out for the first page",
+        ))
+    };
+    let (micros, id) = raw.split_once('_').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let time = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = MemoryId::parse_field(id, "cursor").map_err(|_| invalid())?;
+    Ok((time, id))
 }
 
 /// `GET /memories/{memory_id}`: one memory.

@@ -1,5 +1,6 @@
 //! The handlers of the REST API, one file per area of the contract.
 
+pub mod admin;
 pub mod graph;
 pub mod health;
 pub mod memories;
