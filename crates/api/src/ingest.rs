@@ -164,6 +164,8 @@ impl IngestWorker {
                 .claim_ingest_jobs(self.lease, CLAIM_BATCH, last_tenant, &[])
                 .await?;
         }
+        self.record_queue_depth(jobs.is_empty() && held.is_empty())
+            .await;
         let Some(tenant) = jobs.first().map(|job| job.tenant.clone()) else {
             return Ok(None);
         };
@@ -285,6 +287,20 @@ impl IngestWorker {
         }
     }
 
+    /// Sets `membrain_ingest_queue_depth` where a claim makes it cheap: none left when a claim
+    /// that passed over no tenant found nothing, else counted after a batch is claimed (one
+    /// indexed count per batch of up to [`CLAIM_BATCH`] jobs, never per idle poll).
+    async fn record_queue_depth(&self, queue_empty: bool) {
+        if queue_empty {
+            metrics::gauge!("membrain_ingest_queue_depth").set(0.0);
+            return;
+        }
+        match self.store.queued_ingest_jobs().await {
+            Ok(queued) => metrics::gauge!("membrain_ingest_queue_depth").set(queued as f64),
+            Err(error) => tracing::debug!(%error, "could not count queued ingest jobs"),
+        }
+    }
+
     async fn process(&self, job: IngestJob, vector: Option<Embedding>) {
         let prepared = prepare(&self.store, &self.semantic, &job, vector, &self.limits);
         let outcome = match prepared.await {
@@ -298,6 +314,7 @@ impl IngestWorker {
         let failure = match outcome {
             Ok(result) => {
                 tracing::info!(memory_id = %result.memory_id, action = ?result.action, "ingested");
+                record_job_done(&job, "completed");
                 return;
             }
             Err(StoreError::Conflict(reason)) => {
@@ -330,7 +347,10 @@ impl IngestWorker {
             }
         };
         match self.store.fail_ingest(&job, &failure).await {
-            Ok(()) => tracing::info!(code = %failure.code, "ingest job failed"),
+            Ok(()) => {
+                tracing::info!(code = %failure.code, "ingest job failed");
+                record_job_done(&job, "failed");
+            }
             Err(StoreError::Conflict(reason)) => {
                 tracing::info!(%reason, "job already finished elsewhere");
             }
@@ -339,6 +359,15 @@ impl IngestWorker {
             }
         }
     }
+}
+
+/// Counts a finished job and the time since it was queued (`membrain_ingest_job_latency_seconds`).
+fn record_job_done(job: &IngestJob, outcome: &'static str) {
+    metrics::counter!("membrain_ingest_jobs_total", "outcome" => outcome).increment(1);
+    let waited = (chrono::Utc::now() - job.created_at)
+        .to_std()
+        .unwrap_or_default();
+    metrics::histogram!("membrain_ingest_job_latency_seconds").record(waited.as_secs_f64());
 }
 
 /// Keeps the batch's leases from running out while it is worked on: renews them every third of

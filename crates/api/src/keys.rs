@@ -122,8 +122,15 @@ pub async fn require_key(
     tracing::Span::current().record("tenant", tenant.as_str());
     // Each tenant's rate and requests in flight are bounded before any work is done for it.
     let _in_flight = state.tenant_limiter.admit(&tenant)?;
+    // The request metrics name the tenant only when the operator turned per-tenant labels on.
+    let label = membrain_telemetry::tenant_labels()
+        .then(|| membrain_telemetry::TenantLabel(std::sync::Arc::from(tenant.as_str())));
     request.extensions_mut().insert(Tenant(tenant));
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    if let Some(label) = label {
+        response.extensions_mut().insert(label);
+    }
+    Ok(response)
 }
 
 /// Middleware in front of `/api/v1/admin/…`: only the operator key (`--operator-key`) passes.

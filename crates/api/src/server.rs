@@ -197,6 +197,11 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Counted by route template (`MatchedPath`), so it wraps the routes, not the router.
+        .layer(middleware::from_fn_with_state(
+            membrain_telemetry::ServerName("api"),
+            membrain_telemetry::record_request,
+        ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(
@@ -215,13 +220,17 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
                 // The path only: query strings may carry user content, headers carry keys.
-                tracing::info_span!(
+                let span = tracing::info_span!(
                     "http",
                     method = %request.method(),
                     path = %request.uri().path(),
                     request_id = %request_id,
                     tenant = tracing::field::Empty,
-                )
+                );
+                // A caller's W3C `traceparent` (the bridge sends its own) makes this request's
+                // span, and every span under it, part of the caller's trace.
+                membrain_telemetry::continue_trace(&span, request.headers());
+                span
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

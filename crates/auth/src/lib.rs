@@ -226,6 +226,7 @@ impl CachedKeys {
 impl KeyResolver for CachedKeys {
     async fn resolve(&self, key: &ApiKey) -> Result<Option<TenantId>, AuthError> {
         if self.ttl.is_zero() {
+            metrics::counter!("membrain_key_cache_misses_total").increment(1);
             return self.inner.resolve(key).await;
         }
         let hash = key.hash();
@@ -233,8 +234,10 @@ impl KeyResolver for CachedKeys {
             && let Some((tenant, at)) = entries.get(&hash)
             && at.elapsed() < self.ttl
         {
+            metrics::counter!("membrain_key_cache_hits_total").increment(1);
             return Ok(tenant.clone());
         }
+        metrics::counter!("membrain_key_cache_misses_total").increment(1);
         let tenant = self.inner.resolve(key).await?;
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::MAX_ENTRIES {

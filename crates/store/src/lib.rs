@@ -133,6 +133,9 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn release_ingest_jobs(&self, jobs: &[IngestJob]) -> Result<usize, StoreError>;
     /// Whether a tenant other than `tenant` has a job queued.
     async fn other_tenant_waiting(&self, tenant: &TenantId) -> Result<bool, StoreError>;
+    /// How many jobs are queued and not claimed, over all tenants (the ingest queue's depth,
+    /// for the metrics; an index range count).
+    async fn queued_ingest_jobs(&self) -> Result<u64, StoreError>;
     async fn ingest_job(
         &self,
         tenant: &TenantId,

@@ -1005,6 +1005,7 @@ impl MemoryStore for SqlStore {
             .ok_or_else(|| StoreError::not_found(format!("key {key_id}")))
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.tenant_for_key", skip_all)]
     async fn tenant_for_key(&self, hash: &KeyHash) -> Result<Option<TenantId>, StoreError> {
         let mut conn = self.reader(Lane::Upkeep).await?;
         let row = sqlx::query(
@@ -1018,6 +1019,7 @@ impl MemoryStore for SqlStore {
             .transpose()
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.key_owner", skip_all)]
     async fn key_owner(&self, hash: &KeyHash) -> Result<Option<KeyOwner>, StoreError> {
         let mut conn = self.reader(Lane::Upkeep).await?;
         let row = sqlx::query("SELECT tenant_id, revoked_at FROM api_keys WHERE key_hash = $1")
@@ -1034,6 +1036,7 @@ impl MemoryStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.enqueue_ingest", skip_all)]
     async fn enqueue_ingest(
         &self,
         tenant: &TenantId,
@@ -1090,6 +1093,7 @@ impl MemoryStore for SqlStore {
         Ok(job)
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.claim_ingest_jobs", skip_all)]
     async fn claim_ingest_jobs(
         &self,
         lease: Duration,
@@ -1174,6 +1178,7 @@ impl MemoryStore for SqlStore {
         Ok(renewed)
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.complete_ingest", skip_all)]
     async fn complete_ingest(
         &self,
         job: &IngestJob,
@@ -1370,6 +1375,17 @@ impl MemoryStore for SqlStore {
         Ok(waiting > 0)
     }
 
+    async fn queued_ingest_jobs(&self) -> Result<u64, StoreError> {
+        let mut conn = self.reader(Lane::Ingest).await?;
+        let queued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM ingest_jobs WHERE status = 'queued'")
+                .fetch_one(&mut *conn)
+                .await
+                .during("counting queued ingest jobs")?;
+        Ok(u64::try_from(queued).unwrap_or(0))
+    }
+
+    #[tracing::instrument(target = "membrain_trace", name = "store.ingest_job", skip_all)]
     async fn ingest_job(
         &self,
         tenant: &TenantId,
@@ -1386,6 +1402,7 @@ impl MemoryStore for SqlStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.memories", skip_all)]
     async fn memories(
         &self,
         tenant: &TenantId,
@@ -1395,6 +1412,7 @@ impl MemoryStore for SqlStore {
         load_memories(&mut conn, tenant, ids).await
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.memory_briefs", skip_all)]
     async fn memory_briefs(
         &self,
         tenant: &TenantId,
@@ -1413,6 +1431,7 @@ impl MemoryStore for SqlStore {
         find_by_hash(&mut conn, tenant, content_hash).await
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.update_memory", skip_all)]
     async fn update_memory(
         &self,
         tenant: &TenantId,
@@ -1467,6 +1486,7 @@ impl MemoryStore for SqlStore {
         Ok(memory)
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.delete_memories", skip_all)]
     async fn delete_memories(
         &self,
         tenant: &TenantId,
@@ -1590,6 +1610,7 @@ impl MemoryStore for SqlStore {
         ids.iter().map(|id| memory_id(id, "id")).collect()
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.tenant_usage", skip_all)]
     async fn tenant_usage(&self, tenant: &TenantId) -> Result<TenantUsage, StoreError> {
         let mut conn = self.reader(Lane::tenant(tenant)).await?;
         let (memories, stored_bytes) = read_usage(&mut conn, tenant).await?;
@@ -1608,11 +1629,13 @@ impl MemoryStore for SqlStore {
         })
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.tenant_revision", skip_all)]
     async fn tenant_revision(&self, tenant: &TenantId) -> Result<i64, StoreError> {
         let mut conn = self.reader(Lane::tenant(tenant)).await?;
         read_revision(&mut conn, tenant).await
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.index_changes", skip_all)]
     async fn index_changes(
         &self,
         tenant: &TenantId,
@@ -1934,6 +1957,7 @@ impl MemoryStore for SqlStore {
         Ok(pruned)
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.link", skip_all)]
     async fn link(
         &self,
         tenant: &TenantId,
@@ -1973,6 +1997,7 @@ impl MemoryStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.edges_from", skip_all)]
     async fn edges_from(
         &self,
         tenant: &TenantId,
@@ -2001,6 +2026,7 @@ impl MemoryStore for SqlStore {
         Ok(edges)
     }
 
+    #[tracing::instrument(target = "membrain_trace", name = "store.stats", skip_all)]
     async fn stats(&self, tenant: &TenantId, top: usize) -> Result<MemoryStats, StoreError> {
         let mut conn = self.reader(Lane::tenant(tenant)).await?;
         // One statement instead of four: on SQLite every statement is a round trip to the

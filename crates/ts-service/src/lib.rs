@@ -105,7 +105,28 @@ impl TimeSeriesService {
     /// Runs one read: admitted by the gate, given the read limits with this call's deadline,
     /// and abandoned at the deadline. Waiting for a slot counts against the deadline; a call
     /// that never got one answers busy rather than "narrow your query".
+    /// `kind` labels the read's metrics (`membrain_ts_reads_total`,
+    /// `membrain_ts_read_duration_seconds`): tables, describe, latest, range or query.
     async fn read<T, F>(
+        &self,
+        kind: &'static str,
+        tenant: &TenantId,
+        read: impl FnOnce(ReadLimits) -> F,
+    ) -> Result<T, TsError>
+    where
+        F: Future<Output = Result<T, TsError>>,
+    {
+        let started = std::time::Instant::now();
+        let result = self.admitted_read(tenant, read).await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("membrain_ts_reads_total", "kind" => kind, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("membrain_ts_read_duration_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn admitted_read<T, F>(
         &self,
         tenant: &TenantId,
         read: impl FnOnce(ReadLimits) -> F,
@@ -142,7 +163,7 @@ impl TimeSeriesService {
         database: Option<&str>,
     ) -> Result<TablesOutput, TsError> {
         let database = database_filter(database)?;
-        self.read(tenant, |_| async {
+        self.read("tables", tenant, |_| async {
             let tables = self.store.list_tables(tenant, database.as_ref()).await?;
             Ok(TablesOutput { tables })
         })
@@ -154,13 +175,37 @@ impl TimeSeriesService {
         tenant: &TenantId,
         table: &TableRef,
     ) -> Result<TableDescription, TsError> {
-        self.read(tenant, |_| self.store.describe_table(tenant, table))
-            .await
+        self.read("describe", tenant, |_| {
+            self.store.describe_table(tenant, table)
+        })
+        .await
     }
 
     /// Writes a batch: over the record limit (or empty) is refused whole; over a quota too;
     /// otherwise each record is written or rejected with its reason.
     pub async fn write_records(
+        &self,
+        tenant: &TenantId,
+        table: &TableRef,
+        body: WriteBody,
+    ) -> Result<WriteOutcome, TsError> {
+        let written = self.checked_write(tenant, table, body).await;
+        let outcome = match &written {
+            Ok(outcome) => {
+                metrics::counter!("membrain_ts_records_written_total")
+                    .increment(outcome.records_ingested as u64);
+                "ok"
+            }
+            Err(TsError::Invalid { .. } | TsError::Limit(_) | TsError::QuotaExceeded(_)) => {
+                "rejected"
+            }
+            Err(_) => "failed",
+        };
+        metrics::counter!("membrain_ts_writes_total", "outcome" => outcome).increment(1);
+        written
+    }
+
+    async fn checked_write(
         &self,
         tenant: &TenantId,
         table: &TableRef,
@@ -185,7 +230,7 @@ impl TimeSeriesService {
         body: LatestBody,
     ) -> Result<LatestResult, TsError> {
         let query = body.into_query(table)?;
-        self.read(tenant, |limits| async move {
+        self.read("latest", tenant, |limits| async move {
             self.store.latest(tenant, &query, &limits).await
         })
         .await
@@ -198,7 +243,7 @@ impl TimeSeriesService {
         body: RangeBody,
     ) -> Result<RangeResult, TsError> {
         let query = body.into_query(table)?;
-        self.read(tenant, |limits| async move {
+        self.read("range", tenant, |limits| async move {
             self.store.range(tenant, &query, &limits).await
         })
         .await
@@ -223,7 +268,7 @@ impl TimeSeriesService {
     /// part of the CPU lately) and stops at the deadline.
     pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, TsError> {
         let query = sql::parse(sql)?;
-        self.read(tenant, |limits| async move {
+        self.read("query", tenant, |limits| async move {
             let meta = self.store.table_meta(tenant, query.table()).await?;
             let now = Timestamp::now();
             let scan = query.scan(&meta.schema, now)?;

@@ -12,6 +12,7 @@ mod assemble;
 mod rank;
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use membrain_contract::search::{SearchAnswer, SearchResult};
 use membrain_memory::graph::Edge;
@@ -73,15 +74,24 @@ pub async fn run(
     // database) run side by side.
     let semantic = &state.semantic;
     let wants_vector = !query.is_empty() && ranking != Ranking::Lexical;
-    let (vector, index) = tokio::join!(
+    // Timed by phase for `membrain_search_duration_seconds`: embed (the query vector), rank
+    // (the index brought up to date, then ranking), load (memories, neighbours, edges, answer).
+    let (vector, (index, caught_up)) = tokio::join!(
         async {
             if wants_vector {
-                Some(semantic.embed_query(tenant, query).await)
+                let started = Instant::now();
+                let vector = semantic.embed_query(tenant, query).await;
+                record_phase("embed", started);
+                Some(vector)
             } else {
                 None
             }
         },
-        semantic.indexes.current(state.store.as_ref(), tenant),
+        async {
+            let started = Instant::now();
+            let index = semantic.indexes.current(state.store.as_ref(), tenant).await;
+            (index, started.elapsed())
+        },
     );
     let index = index?;
     let mut notices: Vec<String> = Vec::new();
@@ -116,6 +126,7 @@ pub async fn run(
     // waiting too. Ranking a heavy tenant's filters runs at low priority like the rest of its
     // work: only its own worker waits for its index, as the other workers serve other tenants
     // meanwhile (`IngestTeam`).
+    let ranking_started = Instant::now();
     let (filter, ranked, similarities, mut truncated) = state
         .cpu
         .run(tenant, move || {
@@ -127,6 +138,9 @@ pub async fn run(
             (filter, ranked, similarities, truncated)
         })
         .await?;
+    metrics::histogram!("membrain_search_duration_seconds", "phase" => "rank")
+        .record((caught_up + ranking_started.elapsed()).as_secs_f64());
+    let loading_started = Instant::now();
     let ids: Vec<MemoryId> = ranked.iter().map(|r| r.id).collect();
     let (budget, store, asker) = (state.limits.max_result_bytes, &state.store, tenant);
     let memories = load_within_budget(
@@ -233,7 +247,13 @@ pub async fn run(
             }
         })
         .await?;
+    record_phase("load", loading_started);
     Ok(answer)
+}
+
+fn record_phase(phase: &'static str, started: Instant) {
+    metrics::histogram!("membrain_search_duration_seconds", "phase" => phase)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// The briefs of the memories linked from the results, in the results' order, while the

@@ -91,6 +91,8 @@ impl Indexes {
                 tracing::debug!(tenant = %oldest, bytes = dropped.bytes, "search index dropped to stay within the memory budget");
             }
         }
+        metrics::gauge!("membrain_index_memory_bytes").set(total as f64);
+        metrics::gauge!("membrain_index_tenants").set(tenants.len() as f64);
     }
 
     /// The tenant's index as it stands, without asking the database for newer changes: for a

@@ -266,11 +266,11 @@ impl Semantic {
             return Ok(Vec::new());
         }
         let embedder = self.embedder.clone();
+        let span = embed_span("request", texts.len());
         let vectors = self
             .cpu
             .run(tenant, move || {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                embedder.embed(&refs)
+                timed_embed(embedder.as_ref(), &texts, "request", &span)
             })
             .await
             .map_err(|failed| match failed.status {
@@ -357,10 +357,12 @@ impl Semantic {
             BackgroundWork::Backfill => (None, Some(self.backfill_permit().await?)),
         };
         let embedder = self.embedder.clone();
-        let embed = move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            embedder.embed(&refs)
+        let lane = match &work {
+            BackgroundWork::Ingest(_) => "ingest",
+            BackgroundWork::Backfill => "backfill",
         };
+        let span = embed_span(lane, texts.len());
+        let embed = move || timed_embed(embedder.as_ref(), &texts, lane, &span);
         let vectors = match &work {
             BackgroundWork::Ingest(tenant) => self.cpu.gate().run_blocking(tenant, embed).await,
             BackgroundWork::Backfill => membrain_fair::run_in_background(embed).await,
@@ -456,6 +458,30 @@ impl Semantic {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The span of one embedding call (trace-only: see `membrain_telemetry::TRACE_ONLY_TARGET`),
+/// made where the call is asked for, so it sits under the request or job that asked.
+fn embed_span(lane: &'static str, texts: usize) -> tracing::Span {
+    tracing::info_span!(target: "membrain_trace", "embed", lane, texts)
+}
+
+/// Embeds `texts` on this (blocking) thread inside `span`, recording the batch's size and time
+/// (`membrain_embedding_batch_size`, `membrain_embedding_duration_seconds`, by lane).
+fn timed_embed(
+    embedder: &dyn Embedder,
+    texts: &[String],
+    lane: &'static str,
+    span: &tracing::Span,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let _entered = span.enter();
+    let started = std::time::Instant::now();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&refs);
+    metrics::histogram!("membrain_embedding_duration_seconds", "lane" => lane)
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("membrain_embedding_batch_size", "lane" => lane).record(texts.len() as f64);
+    vectors
 }
 
 #[cfg(test)]
