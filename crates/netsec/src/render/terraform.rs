@@ -192,7 +192,8 @@ fn header(topology: &Topology) -> String {
                     map(
                         &[
                             ("source", string("hashicorp/aws")),
-                            ("version", string(">= 6.0")),
+                            // The major pinned: a provider 7 may change resources under the plan.
+                            ("version", string("~> 6.0")),
                         ],
                         4,
                     ),
@@ -736,6 +737,13 @@ mod tests {
             Some(Expression::String(s)) => s.clone(),
             other => panic!("{key}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_provider_is_pinned_to_one_major_version() {
+        let (topology, _) = parse(Profile::Alb, |_| {});
+        let text = terraform(&topology);
+        assert!(text.contains(r#"version = "~> 6.0""#), "{text}");
     }
 
     #[test]

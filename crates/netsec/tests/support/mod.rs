@@ -430,11 +430,12 @@ fn assert_calls(topology: &Topology, calls: &[Call], stdout: &str) {
 
 // --- CloudFormation -------------------------------------------------------------------------
 
-const PSEUDO: [&str; 4] = [
+const PSEUDO: [&str; 5] = [
     "AWS::Region",
     "AWS::Partition",
     "AWS::AccountId",
     "AWS::URLSuffix",
+    "AWS::StackName",
 ];
 
 pub fn check_cloudformation(topology: &Topology, stack: &StackOptions) -> Value {

@@ -27,13 +27,12 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
         json!({ "Type": "String", "Description": "The host name clients use for the MCP server (a DNS record pointing at the MCP ALB)" }),
     );
     access_logs_parameter(template);
-    add_cluster(template, name);
+    add_cluster(template);
     mcp_load_balancer(template, network, stack.mcp_port);
     api_load_balancer(template, network, stack.api_port);
     database::add(
         template,
         network,
-        name,
         stack.database_port,
         "MEMBRAIN_DATABASE_URL for the API tasks",
     );

@@ -49,7 +49,7 @@ const SHIP_METRICS: &str = "ShipMetrics";
 pub(crate) const METRICS_NAMESPACE: &str = "Membrain";
 
 /// The image, task count and cluster every application uses.
-pub(crate) fn add_cluster(template: &mut Template, network: &str) {
+pub(crate) fn add_cluster(template: &mut Template) {
     template.parameter(
         "ContainerImage",
         json!({
@@ -64,6 +64,15 @@ pub(crate) fn add_cluster(template: &mut Template, network: &str) {
             "Default": 2,
             "MinValue": 1,
             "Description": "Tasks per service; both services are stateless, so more tasks is how they scale",
+        }),
+    );
+    template.parameter(
+        "DeletionProtection",
+        json!({
+            "Type": "String",
+            "Default": "false",
+            "AllowedValues": ["true", "false"],
+            "Description": "Deletion protection on the load balancers and the database. Leave false for the first deploy (a failed create must be able to roll back), then update the stack with true",
         }),
     );
     template.parameter(
@@ -82,7 +91,7 @@ pub(crate) fn add_cluster(template: &mut Template, network: &str) {
         "Cluster",
         "AWS::ECS::Cluster",
         json!({
-            "ClusterName": format!("membrain-{network}"),
+            "ClusterName": reference("AWS::StackName"),
             "ClusterSettings": [{ "Name": "containerInsights", "Value": "enabled" }],
         }),
     );
@@ -97,19 +106,15 @@ pub(crate) fn add_service(
 ) {
     let name = service.name;
     let logs = format!("{name}LogGroup");
-    log_group(
-        template,
-        &logs,
-        &format!("/membrain/{network_name}/{}", service.command),
-    );
+    log_group(template, &logs, service.command);
     let metrics_logs = format!("{name}MetricsLogGroup");
-    let metrics_log_group_name = format!("/membrain/{network_name}/{}/metrics", service.command);
-    log_group(template, &metrics_logs, &metrics_log_group_name)["Condition"] = json!(SHIP_METRICS);
+    let metrics_suffix = format!("{}/metrics", service.command);
+    log_group(template, &metrics_logs, &metrics_suffix)["Condition"] = json!(SHIP_METRICS);
     execution_role(template, service);
     let sidecar = json!({
         "Fn::If": [
             SHIP_METRICS,
-            metrics_agent(service, network_name, &metrics_log_group_name, &logs),
+            metrics_agent(service, &metrics_suffix, &logs),
             reference("AWS::NoValue"),
         ],
     });
@@ -226,13 +231,10 @@ fn container(service: &Service, logs: &str) -> Value {
 /// writes them to `metrics_log_group` as embedded metric format. Per service: every metric
 /// summed over its labels; requests also by route and status, tool calls by tool and outcome.
 /// Not essential: a broken agent loses metrics, never the service.
-fn metrics_agent(
-    service: &Service,
-    network_name: &str,
-    metrics_log_group: &str,
-    logs: &str,
-) -> Value {
-    let cluster = format!("membrain-{network_name}");
+///
+/// Both configurations are JSON text passed through `Fn::Sub`, for the stack's name (the cluster's
+/// and the log group's); the text holds no other `${`.
+fn metrics_agent(service: &Service, metrics_suffix: &str, logs: &str) -> Value {
     let job = format!("membrain-{}", service.command);
     // Prometheus reads YAML, and JSON is YAML: built as a value, so nothing needs quoting.
     let prometheus = json!({
@@ -242,7 +244,7 @@ fn metrics_agent(
             "metrics_path": "/metrics",
             "static_configs": [{
                 "targets": [METRICS_LISTEN],
-                "labels": { "ClusterName": cluster, "Service": service.command },
+                "labels": { "ClusterName": "${AWS::StackName}", "Service": service.command },
             }],
         }],
     });
@@ -259,7 +261,7 @@ fn metrics_agent(
         "logs": {
             "metrics_collected": {
                 "prometheus": {
-                    "log_group_name": metrics_log_group,
+                    "log_group_name": format!("/membrain/${{AWS::StackName}}/{metrics_suffix}"),
                     "prometheus_config_path": "env:PROMETHEUS_CONFIG_CONTENT",
                     "emf_processor": {
                         "metric_namespace": METRICS_NAMESPACE,
@@ -285,8 +287,8 @@ fn metrics_agent(
         "Image": reference("MetricsAgentImage"),
         "Essential": false,
         "Environment": [
-            { "Name": "CW_CONFIG_CONTENT", "Value": agent.to_string() },
-            { "Name": "PROMETHEUS_CONFIG_CONTENT", "Value": prometheus.to_string() },
+            { "Name": "CW_CONFIG_CONTENT", "Value": sub(&agent.to_string()) },
+            { "Name": "PROMETHEUS_CONFIG_CONTENT", "Value": sub(&prometheus.to_string()) },
         ],
         // The agent writes its translated configuration under /opt/aws/amazon-cloudwatch-agent.
         "ReadonlyRootFilesystem": false,
@@ -383,7 +385,7 @@ pub(crate) fn target_group(
 /// protection, and (for ALBs) invalid headers dropped.
 pub(crate) fn load_balancer_attributes(prefix: &str, application: bool) -> Value {
     let mut attributes = vec![
-        json!({ "Key": "deletion_protection.enabled", "Value": "true" }),
+        json!({ "Key": "deletion_protection.enabled", "Value": reference("DeletionProtection") }),
         json!({ "Key": "access_logs.s3.enabled", "Value": "true" }),
         json!({ "Key": "access_logs.s3.bucket", "Value": reference("AccessLogsBucket") }),
         json!({ "Key": "access_logs.s3.prefix", "Value": prefix }),

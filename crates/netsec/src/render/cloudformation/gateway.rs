@@ -13,20 +13,24 @@ use super::ecs::{
     Service, access_logs_parameter, add_cluster, add_service, load_balancer_attributes,
     target_group,
 };
-use super::network::{LOG_GROUP_KMS, Network, assume_role, group_id, log_group};
+use super::network::{Network, assume_role, group_id, log_group};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
 use crate::profiles::GatewayTsStore;
 use crate::render::StackOptions;
 
 /// Seconds between re-reads of the key map, by the authorizer and by the MCP tasks: a revoked key
-/// stops working within this (plus the authorizer's result cache, which is off).
+/// stops working within this plus [`AUTHORIZER_CACHE_SECS`].
 const KEYS_REFRESH_SECS: &str = "60";
+
+/// How long API Gateway keeps the authorizer's answer for one key: most requests then cost no
+/// Lambda call, and a revoked key lives on at most this much longer.
+const AUTHORIZER_CACHE_SECS: u32 = 30;
 
 pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: &StackOptions) {
     access_logs_parameter(template);
-    add_cluster(template, name);
-    api_keys_secret(template, name);
+    add_cluster(template);
+    api_keys_secret(template);
     let mut environment = vec![
         ("MEMBRAIN_MCP_PROFILE", json!("gateway")),
         ("MCP_SERVER_HOST", json!("0.0.0.0")),
@@ -47,7 +51,6 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             database::add(
                 template,
                 network,
-                name,
                 stack.database_port,
                 "MEMBRAIN_TS_STORE for the MCP tasks: the time-series database",
             );
@@ -64,7 +67,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
     }
     load_balancer(template, network, stack.mcp_port);
     http_api(template, network, name);
-    authorizer(template, name);
+    authorizer(template);
     add_service(
         template,
         network,
@@ -146,8 +149,6 @@ fn timestream_policy() -> Value {
                         "timestream:Select",
                         "timestream:DescribeTable",
                         "timestream:CreateTable",
-                        "timestream:UpdateTable",
-                        "timestream:DeleteTable",
                     ],
                     "Resource": sub(&format!("{database}/table/*")),
                 },
@@ -158,12 +159,12 @@ fn timestream_policy() -> Value {
 
 /// The key map: CloudFormation cannot generate an object whose property names are random, so the
 /// secret starts empty and the operator adds keys (DEPLOY.md).
-fn api_keys_secret(template: &mut Template, name: &str) {
+fn api_keys_secret(template: &mut Template) {
     let secret = template.resource(
         "ApiKeysSecret",
         "AWS::SecretsManager::Secret",
         json!({
-            "Name": format!("membrain/{name}/api-keys"),
+            "Name": sub("membrain/${AWS::StackName}/api-keys"),
             "Description": "API keys to tenants, {\"<key>\": \"<tenant>\"}, read by the authorizer and the MCP tasks. Created empty: no key works until you put one in (see DEPLOY.md)",
             "SecretString": "{}",
         }),
@@ -236,11 +237,7 @@ fn http_api(template: &mut Template, network: Network, name: &str) {
             "Target": sub("integrations/${McpIntegration}"),
         }),
     );
-    log_group(
-        template,
-        "ApiAccessLogGroup",
-        &format!("/membrain/{name}/api-gateway"),
-    );
+    log_group(template, "ApiAccessLogGroup", "api-gateway");
     template.resource(
         "HttpApiStage",
         "AWS::ApiGatewayV2::Stage",
@@ -259,7 +256,7 @@ fn http_api(template: &mut Template, network: Network, name: &str) {
 
 /// The Lambda authorizer (`membrain authorizer` from the tasks' image), its role (logs, and
 /// reading only the key map), its log group, and API Gateway's permission to call it.
-fn authorizer(template: &mut Template, name: &str) {
+fn authorizer(template: &mut Template) {
     template.resource(
         "AuthorizerRole",
         "AWS::IAM::Role",
@@ -279,7 +276,6 @@ fn authorizer(template: &mut Template, name: &str) {
         "AuthorizerFunction",
         "AWS::Lambda::Function",
         json!({
-            "FunctionName": format!("membrain-{name}-authorizer"),
             "Description": "membrain authorizer: checks the caller's x-api-key against the key map in Secrets Manager",
             "PackageType": "Image",
             "Code": { "ImageUri": reference("ContainerImage") },
@@ -289,6 +285,8 @@ fn authorizer(template: &mut Template, name: &str) {
             "Architectures": ["x86_64"],
             "Role": get_att("AuthorizerRole", "Arn"),
             "Timeout": 5,
+            // A log group of the stack's, so its retention is set before the first invocation.
+            "LoggingConfig": { "LogGroup": reference("AuthorizerLogGroup"), "LogFormat": "Text" },
             // Lambda's CPU share grows with memory; 256 MB keeps TLS set-up on a cold start short.
             "MemorySize": 256,
             "Environment": {
@@ -299,7 +297,6 @@ fn authorizer(template: &mut Template, name: &str) {
             },
         }),
     );
-    function["DependsOn"] = json!("AuthorizerLogGroup");
     skip_checks(
         function,
         &[
@@ -321,14 +318,7 @@ fn authorizer(template: &mut Template, name: &str) {
             ),
         ],
     );
-    template.resources.insert(
-        "AuthorizerLogGroup".into(),
-        json!({
-            "Type": "AWS::Logs::LogGroup",
-            "Properties": { "LogGroupName": format!("/aws/lambda/membrain-{name}-authorizer"), "RetentionInDays": 365 },
-            "Metadata": { "checkov": { "skip": [{ "id": LOG_GROUP_KMS.0, "comment": LOG_GROUP_KMS.1 }] } },
-        }),
-    );
+    log_group(template, "AuthorizerLogGroup", "authorizer");
     template.resource(
         "Authorizer",
         "AWS::ApiGatewayV2::Authorizer",
@@ -341,8 +331,9 @@ fn authorizer(template: &mut Template, name: &str) {
             "EnableSimpleResponses": true,
             // A request without x-api-key is refused before the function runs.
             "IdentitySource": ["$request.header.x-api-key"],
-            // No caching: a revoked key stops within the function's refresh interval.
-            "AuthorizerResultTtlInSeconds": 0,
+            // Cached per key (the identity source): a revoked key stops within the function's
+            // refresh interval plus this.
+            "AuthorizerResultTtlInSeconds": AUTHORIZER_CACHE_SECS,
         }),
     );
     template.resource(

@@ -546,7 +546,12 @@ mod tests {
         assert_eq!(authorizer["AuthorizerPayloadFormatVersion"], "2.0");
         assert_eq!(authorizer["EnableSimpleResponses"], true);
         assert_eq!(authorizer["IdentitySource"][0], "$request.header.x-api-key");
-        assert_eq!(authorizer["AuthorizerResultTtlInSeconds"], 0);
+        // Cached briefly per key: the revocation delay DEPLOY.md states (refresh + cache).
+        assert_eq!(authorizer["AuthorizerResultTtlInSeconds"], 30);
+        assert_eq!(
+            function["LoggingConfig"]["LogGroup"]["Ref"],
+            "AuthorizerLogGroup"
+        );
     }
 
     #[test]
@@ -595,19 +600,24 @@ mod tests {
                 assert_eq!(agent["Essential"], false);
                 assert_eq!(agent["Image"]["Ref"], "MetricsAgentImage");
                 let agent_env = environment(agent);
-                let config: Value =
-                    serde_json::from_str(agent_env["CW_CONFIG_CONTENT"].as_str().unwrap()).unwrap();
+                let config: Value = serde_json::from_str(
+                    agent_env["CW_CONFIG_CONTENT"]["Fn::Sub"].as_str().unwrap(),
+                )
+                .unwrap();
                 let prometheus = &config["logs"]["metrics_collected"]["prometheus"];
                 let log_group = &resources[&format!("{service}MetricsLogGroup")];
                 assert_eq!(log_group["Condition"], "ShipMetrics");
                 assert_eq!(
                     prometheus["log_group_name"],
-                    log_group["Properties"]["LogGroupName"]
+                    log_group["Properties"]["LogGroupName"]["Fn::Sub"]
                 );
                 assert_eq!(prometheus["emf_processor"]["metric_namespace"], "Membrain");
-                let scrape: Value =
-                    serde_json::from_str(agent_env["PROMETHEUS_CONFIG_CONTENT"].as_str().unwrap())
-                        .unwrap();
+                let scrape: Value = serde_json::from_str(
+                    agent_env["PROMETHEUS_CONFIG_CONTENT"]["Fn::Sub"]
+                        .as_str()
+                        .unwrap(),
+                )
+                .unwrap();
                 assert_eq!(
                     scrape["scrape_configs"][0]["static_configs"][0]["targets"][0],
                     "127.0.0.1:9464"
@@ -640,6 +650,74 @@ mod tests {
                     "{statement}"
                 );
             }
+        }
+    }
+
+    /// Issue 16's first-deploy rules: a failed create must roll back cleanly and a retry must
+    /// not collide with what the first try left.
+    #[test]
+    fn a_first_create_can_roll_back_and_be_retried() {
+        for profile_name in [Profile::Alb, Profile::Gateway] {
+            let topology = profile(profile_name, |_| {});
+            let rendered = template(&topology, &StackOptions::for_topology(&topology));
+            let resources = &rendered["Resources"];
+            let protection = &rendered["Parameters"]["DeletionProtection"];
+            assert_eq!(protection["Default"], "false");
+            let load_balancers =
+                resources_of(&rendered, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+            assert!(!load_balancers.is_empty());
+            for (_, balancer) in load_balancers {
+                let attribute = balancer["Properties"]["LoadBalancerAttributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["Key"] == "deletion_protection.enabled")
+                    .unwrap();
+                assert_eq!(attribute["Value"]["Ref"], "DeletionProtection");
+            }
+            for (_, database) in resources_of(&rendered, "AWS::RDS::DBInstance") {
+                assert_eq!(
+                    database["Properties"]["DeletionProtection"]["Ref"],
+                    "DeletionProtection"
+                );
+                // The major version only: RDS retires minors.
+                assert_eq!(database["Properties"]["EngineVersion"], "17");
+            }
+            // Every name that must be unique in the account comes from the stack's name.
+            for kind in ["AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"] {
+                for (logical, resource) in resources_of(&rendered, kind) {
+                    let properties = &resource["Properties"];
+                    let name = properties
+                        .get("Name")
+                        .or_else(|| properties.get("LogGroupName"))
+                        .unwrap();
+                    let text = name["Fn::Sub"].as_str().unwrap_or_default();
+                    assert!(text.contains("${AWS::StackName}"), "{logical}: {name}");
+                }
+            }
+            assert_eq!(
+                resources["Cluster"]["Properties"]["ClusterName"]["Ref"],
+                "AWS::StackName"
+            );
+            for (logical, function) in resources_of(&rendered, "AWS::Lambda::Function") {
+                assert!(
+                    function["Properties"].get("FunctionName").is_none(),
+                    "{logical}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_timestream_tasks_may_not_change_or_drop_tables() {
+        let topology = profile(Profile::Gateway, |o| {
+            o.gateway_ts_store = GatewayTsStore::Timestream;
+        });
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let text = rendered["Resources"]["McpTaskRole"].to_string();
+        assert!(text.contains("timestream:WriteRecords"), "{text}");
+        for action in ["timestream:DeleteTable", "timestream:UpdateTable"] {
+            assert!(!text.contains(action), "{action}: {text}");
         }
     }
 }

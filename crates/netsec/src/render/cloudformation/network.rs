@@ -221,11 +221,7 @@ fn routes(template: &mut Template, network: &str) {
 }
 
 fn flow_log(template: &mut Template, network: &str) {
-    log_group(
-        template,
-        "FlowLogGroup",
-        &format!("/membrain/{network}/vpc-flow-logs"),
-    );
+    log_group(template, "FlowLogGroup", "vpc-flow-logs");
     template.resource(
         "FlowLogRole",
         "AWS::IAM::Role",
@@ -260,18 +256,25 @@ fn flow_log(template: &mut Template, network: &str) {
 }
 
 /// A log group kept for a year (long enough for an incident review or an audit).
-pub(crate) fn log_group<'t>(
-    template: &'t mut Template,
-    name: &str,
-    log_group_name: &str,
-) -> &'t mut Value {
+///
+/// Named `/membrain/<stack name>/<suffix>`: from the stack's name, not the plan's, so two stacks
+/// of one plan (or a retry after a failed create) never collide on a name.
+pub(crate) fn log_group<'t>(template: &'t mut Template, name: &str, suffix: &str) -> &'t mut Value {
     let group = template.resource(
         name,
         "AWS::Logs::LogGroup",
-        json!({ "LogGroupName": log_group_name, "RetentionInDays": 365 }),
+        json!({ "LogGroupName": stack_log_group_name(suffix), "RetentionInDays": 365 }),
     );
     skip_checks(group, &[LOG_GROUP_KMS]);
     group
+}
+
+/// `/membrain/<stack name>/<suffix>`, as an `Fn::Sub`.
+pub(crate) fn stack_log_group_name(suffix: &str) -> Value {
+    sub(&format!(
+        "/membrain/${{AWS::StackName}}/{}",
+        sub_literal(suffix)
+    ))
 }
 
 /// Log groups keep CloudWatch's own encryption; see DEPLOY.md.
