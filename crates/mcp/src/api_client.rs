@@ -30,6 +30,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// One call to the API: `segments` are appended to `/api/v1` one path segment each (so ids are
 /// escaped, never spliced); `query` is URL-encoded already; `body` is JSON.
@@ -306,11 +307,13 @@ impl MemoryApi for MemoryApiClient {
         caller: &Caller,
         call: ApiCall<'_>,
     ) -> Result<(StatusCode, Bytes), ApiCallError> {
+        let span = api_call_span(&call);
         let mut request = self
             .http
             .request(call.method.clone(), api_url(&self.base, &call))
             .header("x-api-key", caller.key.expose_secret())
-            .header("accept", "application/json");
+            .header("accept", "application/json")
+            .headers(trace_headers(&span));
         if let Some(id) = &caller.request_id {
             request = request.header("x-request-id", id.as_str());
         }
@@ -319,16 +322,21 @@ impl MemoryApi for MemoryApiClient {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiCallError::Unavailable(describe(e)))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ApiCallError::Unavailable(describe(e)))?;
-        Ok((status, bytes))
+        async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ApiCallError::Unavailable(describe(e)))?;
+            let status = response.status();
+            tracing::Span::current().record("status", status.as_u16());
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| ApiCallError::Unavailable(describe(e)))?;
+            Ok((status, bytes))
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -366,6 +374,7 @@ impl MemoryApi for InProcessApi {
     ) -> Result<(StatusCode, Bytes), ApiCallError> {
         // The path and query encoded exactly as the HTTP client encodes them.
         let url = api_url(&self.base, &call);
+        let span = api_call_span(&call);
         let mut request = http::Request::builder()
             .method(call.method)
             .uri(match url.query() {
@@ -377,6 +386,9 @@ impl MemoryApi for InProcessApi {
         if let Some(id) = &caller.request_id {
             request = request.header("x-request-id", id.as_str());
         }
+        if let Some(headers) = request.headers_mut() {
+            headers.extend(trace_headers(&span));
+        }
         let body = match call.body {
             Some(body) => {
                 request = request.header("content-type", "application/json");
@@ -385,22 +397,47 @@ impl MemoryApi for InProcessApi {
             None => Body::empty(),
         };
         let request = request.body(body).map_err(internal)?;
-        let response =
-            match tokio::time::timeout(self.timeout, self.router.clone().oneshot(request)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(_) => {
-                    return Err(ApiCallError::Unavailable(
-                        "the request timed out".to_owned(),
-                    ));
-                }
-            };
+        let response = match tokio::time::timeout(
+            self.timeout,
+            self.router.clone().oneshot(request).instrument(span),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(_) => {
+                return Err(ApiCallError::Unavailable(
+                    "the request timed out".to_owned(),
+                ));
+            }
+        };
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), MAX_IN_PROCESS_ANSWER)
             .await
             .map_err(|e| ApiCallError::Unavailable(format!("reading the answer: {e}")))?;
         Ok((status, bytes))
     }
+}
+
+/// The span of one call to the API (trace-only), a client span under the tool call's: its
+/// `traceparent` goes with the request, so the API's spans join the trace. The path's first
+/// segment names the route (`memories`, `graph`, `ts`…); ids and texts stay out of it.
+fn api_call_span(call: &ApiCall<'_>) -> tracing::Span {
+    tracing::info_span!(
+        target: "membrain_trace",
+        "api_request",
+        otel.kind = "client",
+        http.request.method = %call.method,
+        area = call.segments.first().copied().unwrap_or(""),
+        status = tracing::field::Empty,
+    )
+}
+
+/// `traceparent` (and `tracestate`) for a request made inside `span`; empty without traces.
+fn trace_headers(span: &tracing::Span) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    membrain_telemetry::inject_trace(span, &mut headers);
+    headers
 }
 
 /// `base` (`…/api/v1`) with the call's segments appended one path segment each (so ids are

@@ -275,6 +275,15 @@ pub fn router_with(
                 "this route does not accept that HTTP method (MCP: POST /mcp; health: GET /health)",
             )
         })
+        // Inside the request's span: the tools find it there (rmcp runs them in other tasks).
+        .layer(middleware::from_fn(
+            membrain_telemetry::remember_request_span,
+        ))
+        // Counted by route template (`MatchedPath`), so it wraps the routes, not the router.
+        .layer(middleware::from_fn_with_state(
+            membrain_telemetry::ServerName("mcp"),
+            membrain_telemetry::record_request,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -283,13 +292,17 @@ pub fn router_with(
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!(
+                let span = tracing::info_span!(
                     "mcp",
                     method = %request.method(),
                     path = %request.uri().path(),
                     request_id = %request_id,
                     tenant = tracing::field::Empty,
-                )
+                );
+                // A client's W3C `traceparent` header continues its trace here; one in a tool
+                // call's `_meta` continues it at the tool call (`tools.rs`).
+                membrain_telemetry::continue_trace(&span, request.headers());
+                span
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
@@ -486,9 +499,16 @@ async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -
     match gate.keys.resolve(&key).await {
         Ok(Some(tenant)) => {
             tracing::Span::current().record("tenant", tenant.as_str());
+            // The request metrics name the tenant only when per-tenant labels are on.
+            let label = membrain_telemetry::tenant_labels()
+                .then(|| membrain_telemetry::TenantLabel(Arc::from(tenant.as_str())));
             request.extensions_mut().insert(CallerKey(key));
             request.extensions_mut().insert(CallerTenant(tenant));
-            next.run(request).await
+            let mut response = next.run(request).await;
+            if let Some(label) = label {
+                response.extensions_mut().insert(label);
+            }
+            response
         }
         Ok(None) => http_error(
             StatusCode::UNAUTHORIZED,

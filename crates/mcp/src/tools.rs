@@ -27,11 +27,12 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::api_client::{ApiCallError, Caller, MemoryApi};
 use crate::arguments::argument_problem;
 use crate::instructions::*;
-use crate::ts_tools::TimeSeriesAccess;
+use crate::ts_tools::{CallerTenant, TimeSeriesAccess};
 
 /// The caller's key, as the HTTP layer checked it. Tools read it from the request.
 #[derive(Debug, Clone)]
@@ -935,7 +936,9 @@ impl ServerHandler for MembrainTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let started = std::time::Instant::now();
         let Some(tool) = self.tool_router.get(&request.name) else {
+            record_tool_call("unknown".into(), "unknown_tool", &context, started);
             let names: Vec<String> = self
                 .tool_router
                 .list_all()
@@ -951,15 +954,27 @@ impl ServerHandler for MembrainTools {
                 None,
             ));
         };
+        // The router's own name (not the client's string): a label from a fixed set.
+        let tool_name = tool_label(tool.name.clone());
         if let Some(problem) = argument_problem(&tool.input_schema, request.arguments.as_ref()) {
+            record_tool_call(tool_name, "invalid_arguments", &context, started);
             return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                 "Invalid arguments for {}: {problem}. Check the tool's input schema.",
                 request.name
             ))])
             .into());
         }
+        let span = tool_call_span(&tool_name, &request, &context);
+        let labels = (tool_name, tool_call_tenant(&context));
         let call = ToolCallContext::new(self, request, context);
-        self.tool_router.call(call).await
+        let answer = self.tool_router.call(call).instrument(span).await;
+        let outcome = match &answer {
+            Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => "error",
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        };
+        count_tool_call(labels, outcome, started);
+        answer
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -1023,4 +1038,88 @@ impl ServerHandler for MembrainTools {
         };
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
     }
+}
+
+/// A tool's name as a metric label, without copying the names the router holds as constants.
+fn tool_label(name: std::borrow::Cow<'static, str>) -> metrics::SharedString {
+    match name {
+        std::borrow::Cow::Borrowed(name) => metrics::SharedString::from(name),
+        std::borrow::Cow::Owned(name) => metrics::SharedString::from(name),
+    }
+}
+
+/// The caller's tenant, when the HTTP layer resolved it and per-tenant labels are on.
+fn tool_call_tenant(context: &RequestContext<RoleServer>) -> Option<String> {
+    if !membrain_telemetry::tenant_labels() {
+        return None;
+    }
+    let parts = context.extensions.get::<http::request::Parts>()?;
+    let CallerTenant(tenant) = parts.extensions.get::<CallerTenant>()?;
+    Some(tenant.as_str().to_owned())
+}
+
+fn record_tool_call(
+    tool: metrics::SharedString,
+    outcome: &'static str,
+    context: &RequestContext<RoleServer>,
+    started: std::time::Instant,
+) {
+    count_tool_call((tool, tool_call_tenant(context)), outcome, started);
+}
+
+/// `membrain_mcp_tool_calls_total` (by tool and outcome) and the call's latency.
+fn count_tool_call(
+    (tool, tenant): (metrics::SharedString, Option<String>),
+    outcome: &'static str,
+    started: std::time::Instant,
+) {
+    let elapsed = started.elapsed().as_secs_f64();
+    match tenant {
+        Some(tenant) => {
+            metrics::counter!("membrain_mcp_tool_calls_total",
+                "tool" => tool.clone(), "outcome" => outcome, "tenant" => tenant.clone())
+            .increment(1);
+            metrics::histogram!("membrain_mcp_tool_call_duration_seconds",
+                "tool" => tool, "tenant" => tenant)
+            .record(elapsed);
+        }
+        None => {
+            metrics::counter!("membrain_mcp_tool_calls_total",
+                "tool" => tool.clone(), "outcome" => outcome)
+            .increment(1);
+            metrics::histogram!("membrain_mcp_tool_call_duration_seconds", "tool" => tool)
+                .record(elapsed);
+        }
+    }
+}
+
+/// The tool call's span (trace-only). Its parent is the HTTP request's span, kept by the HTTP
+/// layer (rmcp runs the call in a task of its own), or, when the client sent a W3C
+/// `traceparent` in the call's `_meta`, the client's span: the call continues its trace.
+fn tool_call_span(
+    tool: &str,
+    request: &CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> tracing::Span {
+    let request_span = context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<membrain_telemetry::RequestSpan>());
+    let span = match request_span {
+        Some(membrain_telemetry::RequestSpan(parent)) => {
+            tracing::info_span!(target: "membrain_trace", parent: parent, "tool_call", tool)
+        }
+        None => tracing::info_span!(target: "membrain_trace", "tool_call", tool),
+    };
+    let meta = request
+        .meta
+        .as_deref()
+        .filter(|meta| meta.get_traceparent().is_some());
+    let meta = meta.or(Some(&*context.meta).filter(|meta| meta.get_traceparent().is_some()));
+    if let Some(meta) = meta
+        && let Some(traceparent) = meta.get_traceparent()
+    {
+        membrain_telemetry::continue_trace_from(&span, traceparent, meta.get_tracestate());
+    }
+    span
 }

@@ -32,5 +32,7 @@ pub use http_metrics::{ServerName, TenantLabel, record_request};
 pub use metrics_server::{
     MetricsServer, PoolUsage, describe, install_recorder, record_pool_usage, tenant_labels,
 };
-pub use propagation::{RequestSpan, continue_trace, continue_trace_from, inject_trace};
+pub use propagation::{
+    RequestSpan, continue_trace, continue_trace_from, inject_trace, remember_request_span,
+};
 pub use trace_export::{TraceExport, TraceExportError};

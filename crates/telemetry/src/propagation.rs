@@ -18,6 +18,18 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 #[derive(Debug, Clone)]
 pub struct RequestSpan(pub Span);
 
+/// Middleware, inside the request's span (layered before the `TraceLayer` that makes it):
+/// keeps that span in the request's extensions as [`RequestSpan`].
+pub async fn remember_request_span(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    request
+        .extensions_mut()
+        .insert(RequestSpan(Span::current()));
+    next.run(request).await
+}
+
 /// Makes `span` continue the trace of the request's `traceparent` header, if it has one. Call
 /// before the span is first entered.
 pub fn continue_trace(span: &Span, headers: &HeaderMap) {
