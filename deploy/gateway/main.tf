@@ -20,12 +20,12 @@ locals {
   private_subnet_ids = [aws_subnet.private_0.id, aws_subnet.private_1.id]
 }
 
-variable "availability_zones" {
-  description = "Two availability zones for the subnets, e.g. [\"us-east-1a\", \"us-east-1b\"]"
+variable "availability_zone_ids" {
+  description = "Two availability zone ids (not names: us-east-1a is a different zone in every account) for the subnets, e.g. use1-az1,use1-az2. Avoid zones where API Gateway VPC links are not offered (in us-east-1: use1-az3; the API Gateway developer guide lists them per region). Yours: aws ec2 describe-availability-zones --query 'AvailabilityZones[].[ZoneName,ZoneId]'"
   type        = list(string)
   validation {
-    condition     = length(var.availability_zones) >= 2
-    error_message = "Name at least two availability zones."
+    condition     = length(var.availability_zone_ids) >= 2
+    error_message = "Name at least two availability zone ids."
   }
 }
 
@@ -52,7 +52,7 @@ resource "aws_default_security_group" "default" {
 resource "aws_subnet" "public_0" {
   vpc_id                  = aws_vpc.main.id
   cidr_block              = "10.0.0.0/18"
-  availability_zone       = var.availability_zones[0]
+  availability_zone_id    = var.availability_zone_ids[0]
   map_public_ip_on_launch = false
   tags = {
     Name               = "membrain-gateway-public-0"
@@ -63,7 +63,7 @@ resource "aws_subnet" "public_0" {
 resource "aws_subnet" "public_1" {
   vpc_id                  = aws_vpc.main.id
   cidr_block              = "10.0.64.0/18"
-  availability_zone       = var.availability_zones[1]
+  availability_zone_id    = var.availability_zone_ids[1]
   map_public_ip_on_launch = false
   tags = {
     Name               = "membrain-gateway-public-1"
@@ -74,7 +74,7 @@ resource "aws_subnet" "public_1" {
 resource "aws_subnet" "private_0" {
   vpc_id                  = aws_vpc.main.id
   cidr_block              = "10.0.128.0/18"
-  availability_zone       = var.availability_zones[0]
+  availability_zone_id    = var.availability_zone_ids[0]
   map_public_ip_on_launch = false
   tags = {
     Name               = "membrain-gateway-private-0"
@@ -85,7 +85,7 @@ resource "aws_subnet" "private_0" {
 resource "aws_subnet" "private_1" {
   vpc_id                  = aws_vpc.main.id
   cidr_block              = "10.0.192.0/18"
-  availability_zone       = var.availability_zones[1]
+  availability_zone_id    = var.availability_zone_ids[1]
   map_public_ip_on_launch = false
   tags = {
     Name               = "membrain-gateway-private-1"

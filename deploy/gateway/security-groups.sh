@@ -82,15 +82,22 @@ fi
 # Private DNS names of interface endpoints need both DNS attributes.
 aws ec2 modify-vpc-attribute --vpc-id "${VPC_ID}" --enable-dns-support '{"Value":true}'
 aws ec2 modify-vpc-attribute --vpc-id "${VPC_ID}" --enable-dns-hostnames '{"Value":true}'
-read -r -a ZONES <<<"$(aws ec2 describe-availability-zones --filters Name=state,Values=available \
-  --query 'AvailabilityZones[0:2].ZoneName' --output text)"
-# ensure_subnet NAME CIDR ZONE: prints the id of the tagged subnet, creating it if needed.
+# Zone ids, not names (a name is a different zone in every account): ZONE_IDS="use1-az1 use1-az2".
+# Avoid zones where API Gateway VPC links are not offered (us-east-1: use1-az3). Unset: the
+# first two available zones, which may include such a zone.
+if [ -n "${ZONE_IDS:-}" ]; then
+  read -r -a ZONES <<<"${ZONE_IDS//,/ }"
+else
+  read -r -a ZONES <<<"$(aws ec2 describe-availability-zones --filters Name=state,Values=available \
+    --query 'AvailabilityZones[0:2].ZoneId' --output text)"
+fi
+# ensure_subnet NAME CIDR ZONE_ID: prints the id of the tagged subnet, creating it if needed.
 ensure_subnet() {
   local id
   id="$(query aws ec2 describe-subnets --filters "Name=vpc-id,Values=${VPC_ID}" "Name=tag:Name,Values=$1" \
     --query 'Subnets[0].SubnetId' --output text)"
   if [ -z "$id" ]; then
-    id="$(aws ec2 create-subnet --vpc-id "${VPC_ID}" --cidr-block "$2" --availability-zone "$3" \
+    id="$(aws ec2 create-subnet --vpc-id "${VPC_ID}" --cidr-block "$2" --availability-zone-id "$3" \
       --tag-specifications "ResourceType=subnet,Tags=[{Key=Name,Value=$1},{Key=membrain:network,Value=${NETWORK}}]" \
       --query Subnet.SubnetId --output text)"
     log "created $1: $id"

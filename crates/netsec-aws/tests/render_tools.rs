@@ -155,6 +155,24 @@ fn check_aws_cli_script(profile: Profile) {
     if !subnets.is_empty() {
         env.push(("PRIVATE_SUBNET_IDS", subnet_ids.as_str()));
     }
+    // A created VPC's subnets go in the zones named by id: two that are not the first two.
+    let zone_ids = aws(
+        &moto,
+        &[
+            "ec2",
+            "describe-availability-zones",
+            "--query",
+            "AvailabilityZones[1:3].ZoneId",
+            "--output",
+            "text",
+        ],
+    )
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(",");
+    if vpc_id.is_none() {
+        env.push(("ZONE_IDS", zone_ids.as_str()));
+    }
 
     let first = printed_ids(&bash_against_moto(&moto, &script, &env));
     let second = printed_ids(&bash_against_moto(&moto, &script, &env));
@@ -166,6 +184,25 @@ fn check_aws_cli_script(profile: Profile) {
     assert!(vpc.starts_with("vpc-"), "{first:?}");
     if let Some(id) = &vpc_id {
         assert_eq!(&vpc, id);
+    } else {
+        let zones = aws(
+            &moto,
+            &[
+                "ec2",
+                "describe-subnets",
+                "--filters",
+                &format!("Name=vpc-id,Values={vpc}"),
+                "--query",
+                "Subnets[].AvailabilityZoneId",
+                "--output",
+                "text",
+            ],
+        );
+        let mut zones: Vec<&str> = zones.split_whitespace().collect();
+        zones.sort_unstable();
+        let mut wanted: Vec<&str> = zone_ids.split(',').collect();
+        wanted.sort_unstable();
+        assert_eq!(zones, wanted, "the subnets are in the zones ZONE_IDS names");
     }
     for group in &plan.groups {
         let id = first.get(&group.id.shell_variable()).map(String::as_str);

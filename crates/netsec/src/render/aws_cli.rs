@@ -184,15 +184,22 @@ fn vpc_section(topology: &Topology) -> String {
          # Private DNS names of interface endpoints need both DNS attributes.\n\
          aws ec2 modify-vpc-attribute --vpc-id \"${{VPC_ID}}\" --enable-dns-support '{{\"Value\":true}}'\n\
          aws ec2 modify-vpc-attribute --vpc-id \"${{VPC_ID}}\" --enable-dns-hostnames '{{\"Value\":true}}'\n\
-         read -r -a ZONES <<<\"$(aws ec2 describe-availability-zones --filters Name=state,Values=available \\\n  \
-         --query 'AvailabilityZones[0:2].ZoneName' --output text)\"\n\
-         # ensure_subnet NAME CIDR ZONE: prints the id of the tagged subnet, creating it if needed.\n\
+         # Zone ids, not names (a name is a different zone in every account): ZONE_IDS=\"use1-az1 use1-az2\".\n\
+         # Avoid zones where API Gateway VPC links are not offered (us-east-1: use1-az3). Unset: the\n\
+         # first two available zones, which may include such a zone.\n\
+         if [ -n \"${{ZONE_IDS:-}}\" ]; then\n  \
+         read -r -a ZONES <<<\"${{ZONE_IDS//,/ }}\"\n\
+         else\n  \
+         read -r -a ZONES <<<\"$(aws ec2 describe-availability-zones --filters Name=state,Values=available \\\n    \
+         --query 'AvailabilityZones[0:2].ZoneId' --output text)\"\n\
+         fi\n\
+         # ensure_subnet NAME CIDR ZONE_ID: prints the id of the tagged subnet, creating it if needed.\n\
          ensure_subnet() {{\n  \
          local id\n  \
          id=\"$(query aws ec2 describe-subnets --filters \"Name=vpc-id,Values=${{VPC_ID}}\" \"Name=tag:Name,Values=$1\" \\\n    \
          --query 'Subnets[0].SubnetId' --output text)\"\n  \
          if [ -z \"$id\" ]; then\n    \
-         id=\"$(aws ec2 create-subnet --vpc-id \"${{VPC_ID}}\" --cidr-block \"$2\" --availability-zone \"$3\" \\\n      \
+         id=\"$(aws ec2 create-subnet --vpc-id \"${{VPC_ID}}\" --cidr-block \"$2\" --availability-zone-id \"$3\" \\\n      \
          --tag-specifications \"ResourceType=subnet,Tags=[{{Key=Name,Value=$1}},{{Key={NETWORK_TAG},Value=${{NETWORK}}}}]\" \\\n      \
          --query Subnet.SubnetId --output text)\"\n    \
          log \"created $1: $id\"\n  \

@@ -171,6 +171,11 @@ fn first_tcp_ingress_port(topology: &Topology, id: &str) -> Option<u16> {
 }
 
 /// Renders `topology` in `format`; the one call the CLI makes.
+/// What the subnets of a created VPC need, said once for every renderer: zone ids, not names
+/// (a name maps to a different zone in every account), and zones where API Gateway's VPC links
+/// work.
+pub(crate) const ZONE_IDS_HELP: &str = "Two availability zone ids (not names: us-east-1a is a different zone in every account) for the subnets, e.g. use1-az1,use1-az2. Avoid zones where API Gateway VPC links are not offered (in us-east-1: use1-az3; the API Gateway developer guide lists them per region). Yours: aws ec2 describe-availability-zones --query 'AvailabilityZones[].[ZoneName,ZoneId]'";
+
 pub fn render(topology: &Topology, format: Format, stack: &StackOptions) -> String {
     match format {
         Format::AwsCli => aws_cli::aws_cli(topology),

@@ -281,22 +281,17 @@ fn created_vpc(out: &mut String, topology: &Topology) {
     // Named zones rather than a data source: the subnets must not move when AWS adds a zone.
     top(
         out,
-        "variable \"availability_zones\"",
+        "variable \"availability_zone_ids\"",
         vec![
-            attribute(
-                "description",
-                string(
-                    "Two availability zones for the subnets, e.g. [\"us-east-1a\", \"us-east-1b\"]",
-                ),
-            ),
+            attribute("description", string(super::ZONE_IDS_HELP)),
             attribute("type", "list(string)"),
             Item::Block(
                 "validation".into(),
                 vec![
-                    attribute("condition", "length(var.availability_zones) >= 2"),
+                    attribute("condition", "length(var.availability_zone_ids) >= 2"),
                     attribute(
                         "error_message",
-                        string("Name at least two availability zones."),
+                        string("Name at least two availability zone ids."),
                     ),
                 ],
             ),
@@ -330,7 +325,10 @@ fn created_vpc(out: &mut String, topology: &Topology) {
                 vec![
                     attribute("vpc_id", "aws_vpc.main.id"),
                     attribute("cidr_block", string(cidr)),
-                    attribute("availability_zone", format!("var.availability_zones[{i}]")),
+                    attribute(
+                        "availability_zone_id",
+                        format!("var.availability_zone_ids[{i}]"),
+                    ),
                     attribute("map_public_ip_on_launch", "false"),
                     tags(network, &format!("membrain-{network}-{kind}-{i}")),
                 ],

@@ -253,7 +253,12 @@ mod tests {
         );
         assert_eq!(resources_of(&created, "AWS::EC2::Subnet").len(), 4);
         assert_eq!(resources_of(&created, "AWS::EC2::FlowLog").len(), 1);
-        assert!(created.get("Parameters").is_none());
+        // Only the zones, which no default can name for every account.
+        let parameters = created["Parameters"].as_object().unwrap();
+        assert_eq!(
+            parameters.keys().collect::<Vec<_>>(),
+            ["AvailabilityZoneIds"]
+        );
         let existing = template(
             &profile(Profile::Gateway, |o| o.create_vpc = false),
             &StackOptions::default(),
@@ -718,6 +723,34 @@ mod tests {
         assert!(text.contains("timestream:WriteRecords"), "{text}");
         for action in ["timestream:DeleteTable", "timestream:UpdateTable"] {
             assert!(!text.contains(action), "{action}: {text}");
+        }
+    }
+
+    #[test]
+    fn created_subnets_take_zone_ids_from_a_parameter() {
+        let topology = profile(Profile::Gateway, |_| {});
+        assert!(topology.vpc.create);
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let parameter = &rendered["Parameters"]["AvailabilityZoneIds"];
+        assert_eq!(parameter["Type"], "CommaDelimitedList");
+        assert!(
+            parameter.get("Default").is_none(),
+            "no zone is right for every account"
+        );
+        assert!(
+            parameter["Description"]
+                .as_str()
+                .unwrap()
+                .contains("use1-az3")
+        );
+        let subnets = resources_of(&rendered, "AWS::EC2::Subnet");
+        assert_eq!(subnets.len(), 4, "public and private, in two zones");
+        for (logical, subnet) in subnets {
+            let properties = &subnet["Properties"];
+            assert!(properties.get("AvailabilityZone").is_none(), "{logical}");
+            let select = &properties["AvailabilityZoneId"]["Fn::Select"];
+            assert_eq!(select[1]["Ref"], "AvailabilityZoneIds", "{logical}");
+            assert_eq!(select[0], if logical.ends_with('0') { 0 } else { 1 });
         }
     }
 }

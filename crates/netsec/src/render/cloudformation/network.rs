@@ -126,6 +126,13 @@ fn existing_vpc(template: &mut Template, needs: SubnetNeeds) {
 fn created_vpc(template: &mut Template, topology: &Topology) {
     let network = topology.name.as_str();
     let layout = SubnetLayout::for_topology(topology);
+    template.parameter(
+        "AvailabilityZoneIds",
+        json!({
+            "Type": "CommaDelimitedList",
+            "Description": crate::render::ZONE_IDS_HELP,
+        }),
+    );
     template.resource(
         "Vpc",
         "AWS::EC2::VPC",
@@ -145,7 +152,7 @@ fn created_vpc(template: &mut Template, topology: &Topology) {
                 json!({
                     "VpcId": reference("Vpc"),
                     "CidrBlock": cidr,
-                    "AvailabilityZone": { "Fn::Select": [i, { "Fn::GetAZs": "" }] },
+                    "AvailabilityZoneId": { "Fn::Select": [i, reference("AvailabilityZoneIds")] },
                     "MapPublicIpOnLaunch": false,
                     "Tags": name_tags(network, &format!("{}-{i}", kind.to_lowercase())),
                 }),
