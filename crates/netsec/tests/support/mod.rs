@@ -466,11 +466,13 @@ pub fn check_cloudformation(topology: &Topology, stack: &StackOptions) -> Value 
     }
     let mut subs = Vec::new();
     collect_subs(&template, &mut subs);
-    for text in subs {
+    for (text, local) in subs {
         for variable in sub_variables(&text) {
             let base = variable.split('.').next().unwrap_or_default();
             assert!(
-                PSEUDO.contains(&variable.as_str()) || names.contains(base),
+                PSEUDO.contains(&variable.as_str())
+                    || names.contains(base)
+                    || local.iter().any(|name| name == base),
                 "Fn::Sub {text:?} names {variable:?}"
             );
         }
@@ -574,15 +576,20 @@ fn longest_key(value: &Value) -> usize {
     }
 }
 
-fn collect_subs(value: &Value, out: &mut Vec<String>) {
+/// Every `Fn::Sub` text, with the variables its list form defines for it.
+fn collect_subs(value: &Value, out: &mut Vec<(String, Vec<String>)>) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
                 if key == "Fn::Sub" {
                     match inner {
-                        Value::String(s) => out.push(s.clone()),
+                        Value::String(s) => out.push((s.clone(), Vec::new())),
                         Value::Array(parts) => {
-                            out.push(parts[0].as_str().unwrap().to_owned());
+                            let local = parts[1]
+                                .as_object()
+                                .map(|m| m.keys().cloned().collect())
+                                .unwrap_or_default();
+                            out.push((parts[0].as_str().unwrap().to_owned(), local));
                             collect_subs(&parts[1], out);
                         }
                         other => panic!("Fn::Sub of {other}"),

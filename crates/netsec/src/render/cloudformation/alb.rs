@@ -1,13 +1,10 @@
 //! Seed 000's application: internet → public MCP ALB (HTTPS, HTTP redirected) → MCP tasks →
 //! internal API ALB → API tasks → RDS PostgreSQL, each carrying its planned group.
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::database;
-use super::ecs::{
-    Service, access_logs_parameter, add_cluster, add_service, load_balancer_attributes,
-    target_group,
-};
+use super::ecs::{Service, add_cluster, add_service, load_balancer_attributes, target_group};
 use super::network::{Network, group_id};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
@@ -26,7 +23,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
         "PublicHostName",
         json!({ "Type": "String", "Description": "The host name clients use for the MCP server (a DNS record pointing at the MCP ALB)" }),
     );
-    access_logs_parameter(template);
+    access_logs_bucket(template);
     add_cluster(template);
     mcp_load_balancer(template, network, stack.mcp_port);
     api_load_balancer(template, network, stack.api_port);
@@ -97,7 +94,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
 }
 
 fn mcp_load_balancer(template: &mut Template, network: Network, port: u16) {
-    template.resource(
+    let balancer = template.resource(
         "McpLoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         json!({
@@ -105,9 +102,11 @@ fn mcp_load_balancer(template: &mut Template, network: Network, port: u16) {
             "Scheme": "internet-facing",
             "Subnets": network.public_subnets(),
             "SecurityGroups": [group_id(&group("mcp-alb"))],
-            "LoadBalancerAttributes": load_balancer_attributes("mcp-alb", true),
+            "LoadBalancerAttributes": load_balancer_attributes(Some("mcp-alb")),
         }),
     );
+    // The balancer checks that it may write its logs when it is created.
+    balancer["DependsOn"] = json!("AccessLogsBucketPolicy");
     target_group(template, "McpTargetGroup", network, "HTTP", port);
     template.resource(
         "McpHttpsListener",
@@ -139,7 +138,7 @@ fn mcp_load_balancer(template: &mut Template, network: Network, port: u16) {
 /// The internal API ALB listens on 80 only: TLS ends at the public ALB, and this one is reached
 /// only from the MCP tasks' group inside the VPC (its certificate would need a private CA).
 fn api_load_balancer(template: &mut Template, network: Network, port: u16) {
-    template.resource(
+    let balancer = template.resource(
         "ApiLoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         json!({
@@ -147,9 +146,10 @@ fn api_load_balancer(template: &mut Template, network: Network, port: u16) {
             "Scheme": "internal",
             "Subnets": network.private_subnets(),
             "SecurityGroups": [group_id(&group("api-alb"))],
-            "LoadBalancerAttributes": load_balancer_attributes("api-alb", true),
+            "LoadBalancerAttributes": load_balancer_attributes(Some("api-alb")),
         }),
     );
+    balancer["DependsOn"] = json!("AccessLogsBucketPolicy");
     target_group(template, "ApiTargetGroup", network, "HTTP", port);
     let listener = template.resource(
         "ApiHttpListener",
@@ -164,6 +164,139 @@ fn api_load_balancer(template: &mut Template, network: Network, port: u16) {
     skip_checks(
         listener,
         &[("CKV_AWS_2", INTERNAL_HTTP), ("CKV_AWS_103", INTERNAL_HTTP)],
+    );
+}
+
+/// The Elastic Load Balancing account of each region opened before August 2022, which writes
+/// access logs there; regions opened later take the log delivery service principal instead.
+const ELB_ACCOUNTS: [(&str, &str); 20] = [
+    ("us-east-1", "127311923021"),
+    ("us-east-2", "033677994240"),
+    ("us-west-1", "027434742980"),
+    ("us-west-2", "797873946194"),
+    ("af-south-1", "098369216593"),
+    ("ca-central-1", "985666609251"),
+    ("eu-central-1", "054676820928"),
+    ("eu-west-1", "156460612806"),
+    ("eu-west-2", "652711504416"),
+    ("eu-south-1", "635631232127"),
+    ("eu-west-3", "009996457667"),
+    ("eu-north-1", "897822967062"),
+    ("ap-east-1", "754344448648"),
+    ("ap-northeast-1", "582318560864"),
+    ("ap-northeast-2", "600734575887"),
+    ("ap-northeast-3", "383597477331"),
+    ("ap-southeast-1", "114774131450"),
+    ("ap-southeast-2", "783225319266"),
+    ("ap-south-1", "718504428378"),
+    ("sa-east-1", "507241528517"),
+];
+
+/// The bucket both ALBs write access logs to, made by the stack with the policy Elastic Load
+/// Balancing needs: S3-managed encryption (the only kind ALB logs support), no public access,
+/// objects owned by the bucket's account, logs expired after a year. Kept when the stack is
+/// deleted (it holds the logs of whatever happened); its name is generated, so a retry never
+/// collides with it.
+fn access_logs_bucket(template: &mut Template) {
+    let bucket = template.resource(
+        "AccessLogsBucket",
+        "AWS::S3::Bucket",
+        json!({
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{
+                    "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" },
+                }],
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": true,
+                "BlockPublicPolicy": true,
+                "IgnorePublicAcls": true,
+                "RestrictPublicBuckets": true,
+            },
+            "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
+            "VersioningConfiguration": { "Status": "Enabled" },
+            "LifecycleConfiguration": {
+                "Rules": [{
+                    "Id": "expire-access-logs",
+                    "Status": "Enabled",
+                    "ExpirationInDays": 365,
+                    "NoncurrentVersionExpiration": { "NoncurrentDays": 30 },
+                }],
+            },
+        }),
+    );
+    bucket["DeletionPolicy"] = json!("Retain");
+    bucket["UpdateReplacePolicy"] = json!("Retain");
+    skip_checks(
+        bucket,
+        &[(
+            "CKV_AWS_18",
+            "This bucket holds access logs; logging its own accesses would need yet another bucket",
+        )],
+    );
+    let accounts: Map<String, Value> = ELB_ACCOUNTS
+        .iter()
+        .map(|(region, account)| ((*region).to_owned(), json!({ "Account": account })))
+        .collect();
+    template
+        .mappings
+        .insert("ElbAccounts".into(), Value::Object(accounts));
+    // Fn::Or takes at most 10 conditions: one Or per ten regions, and an Or of those.
+    let ors: Vec<Value> = ELB_ACCOUNTS
+        .chunks(10)
+        .map(|regions| {
+            let equals: Vec<Value> = regions
+                .iter()
+                .map(|(region, _)| json!({ "Fn::Equals": [reference("AWS::Region"), region] }))
+                .collect();
+            json!({ "Fn::Or": equals })
+        })
+        .collect();
+    template.condition("ElbAccountRegion", json!({ "Fn::Or": ors }));
+    // The account comes from the mapping, looked up only in the regions it has.
+    let elb_account =
+        json!({ "Fn::FindInMap": ["ElbAccounts", reference("AWS::Region"), "Account"] });
+    let writer = json!({
+        "Fn::If": [
+            "ElbAccountRegion",
+            { "AWS": { "Fn::Sub": ["arn:${AWS::Partition}:iam::${ElbAccount}:root", { "ElbAccount": elb_account }] } },
+            { "Service": "logdelivery.elasticloadbalancing.amazonaws.com" },
+        ],
+    });
+    template.resource(
+        "AccessLogsBucketPolicy",
+        "AWS::S3::BucketPolicy",
+        json!({
+            "Bucket": reference("AccessLogsBucket"),
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "LoadBalancerAccessLogs",
+                        "Effect": "Allow",
+                        "Principal": writer,
+                        "Action": "s3:PutObject",
+                        "Resource": sub("${AccessLogsBucket.Arn}/*/AWSLogs/${AWS::AccountId}/*"),
+                    },
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [
+                            get_att("AccessLogsBucket", "Arn"),
+                            sub("${AccessLogsBucket.Arn}/*"),
+                        ],
+                        "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+                    },
+                ],
+            },
+        }),
+    );
+    template.output(
+        "AccessLogsBucketName",
+        "Where both load balancers write access logs",
+        reference("AccessLogsBucket"),
     );
 }
 

@@ -381,29 +381,20 @@ pub(crate) fn target_group(
     template.resource(name, "AWS::ElasticLoadBalancingV2::TargetGroup", properties);
 }
 
-/// The attributes every load balancer gets: access logs to the given bucket, deletion
-/// protection, and (for ALBs) invalid headers dropped.
-pub(crate) fn load_balancer_attributes(prefix: &str, application: bool) -> Value {
+/// Deletion protection (the parameter) on every load balancer; an ALB also drops invalid
+/// headers and writes access logs under `access_log_prefix` in the stack's bucket. An NLB has no
+/// access logs: they exist only for TLS listeners, and this stack's NLB forwards TCP.
+pub(crate) fn load_balancer_attributes(access_log_prefix: Option<&str>) -> Value {
     let mut attributes = vec![
         json!({ "Key": "deletion_protection.enabled", "Value": reference("DeletionProtection") }),
-        json!({ "Key": "access_logs.s3.enabled", "Value": "true" }),
-        json!({ "Key": "access_logs.s3.bucket", "Value": reference("AccessLogsBucket") }),
-        json!({ "Key": "access_logs.s3.prefix", "Value": prefix }),
     ];
-    if application {
-        attributes.push(
+    if let Some(prefix) = access_log_prefix {
+        attributes.extend([
+            json!({ "Key": "access_logs.s3.enabled", "Value": "true" }),
+            json!({ "Key": "access_logs.s3.bucket", "Value": reference("AccessLogsBucket") }),
+            json!({ "Key": "access_logs.s3.prefix", "Value": prefix }),
             json!({ "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" }),
-        );
+        ]);
     }
     Value::Array(attributes)
-}
-
-pub(crate) fn access_logs_parameter(template: &mut Template) {
-    template.parameter(
-        "AccessLogsBucket",
-        json!({
-            "Type": "String",
-            "Description": "An S3 bucket (in this region) whose policy lets Elastic Load Balancing write access logs",
-        }),
-    );
 }

@@ -9,10 +9,7 @@ use serde_json::{Value, json};
 
 use super::alb::SECRET_KMS;
 use super::database;
-use super::ecs::{
-    Service, access_logs_parameter, add_cluster, add_service, load_balancer_attributes,
-    target_group,
-};
+use super::ecs::{Service, add_cluster, add_service, load_balancer_attributes, target_group};
 use super::network::{Network, assume_role, group_id, log_group};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
@@ -28,7 +25,6 @@ const KEYS_REFRESH_SECS: &str = "60";
 const AUTHORIZER_CACHE_SECS: u32 = 30;
 
 pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: &StackOptions) {
-    access_logs_parameter(template);
     add_cluster(template);
     api_keys_secret(template);
     let mut environment = vec![
@@ -175,15 +171,22 @@ fn api_keys_secret(template: &mut Template) {
 /// An internal NLB without security groups: the topology admits its traffic to the MCP tasks
 /// through the VPC CIDR rule (NLB groups can only be chosen when it is created).
 fn load_balancer(template: &mut Template, network: Network, port: u16) {
-    template.resource(
+    let balancer = template.resource(
         "NetworkLoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         json!({
             "Type": "network",
             "Scheme": "internal",
             "Subnets": network.private_subnets(),
-            "LoadBalancerAttributes": load_balancer_attributes("mcp-nlb", false),
+            "LoadBalancerAttributes": load_balancer_attributes(None),
         }),
+    );
+    skip_checks(
+        balancer,
+        &[(
+            "CKV_AWS_91",
+            "NLB access logs exist only for TLS listeners; this NLB forwards TCP from the VPC link, and API Gateway's access log records every request",
+        )],
     );
     target_group(template, "McpTargetGroup", network, "TCP", port);
     template.resource(

@@ -753,4 +753,66 @@ mod tests {
             assert_eq!(select[0], if logical.ends_with('0') { 0 } else { 1 });
         }
     }
+
+    #[test]
+    fn the_albs_log_to_a_bucket_of_the_stack_and_the_nlb_logs_nothing() {
+        let topology = profile(Profile::Alb, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        assert!(rendered["Parameters"].get("AccessLogsBucket").is_none());
+        let bucket = &resources["AccessLogsBucket"];
+        assert_eq!(bucket["DeletionPolicy"], "Retain");
+        assert!(
+            bucket["Properties"].get("BucketName").is_none(),
+            "a generated name"
+        );
+        assert_eq!(
+            bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                ["SSEAlgorithm"],
+            "AES256"
+        );
+        let statement =
+            &resources["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+        let writer = &statement["Principal"]["Fn::If"];
+        assert_eq!(writer[0], "ElbAccountRegion");
+        assert_eq!(
+            writer[1]["AWS"]["Fn::Sub"][1]["ElbAccount"]["Fn::FindInMap"][0],
+            "ElbAccounts"
+        );
+        assert_eq!(
+            writer[2]["Service"],
+            "logdelivery.elasticloadbalancing.amazonaws.com"
+        );
+        assert_eq!(
+            rendered["Mappings"]["ElbAccounts"]["us-east-1"]["Account"],
+            "127311923021"
+        );
+        // Every mapped region is in the condition, so the lookup never misses.
+        let condition = rendered["Conditions"]["ElbAccountRegion"].to_string();
+        for region in rendered["Mappings"]["ElbAccounts"]
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            assert!(condition.contains(&format!("\"{region}\"")), "{region}");
+        }
+        for name in ["McpLoadBalancer", "ApiLoadBalancer"] {
+            let balancer = &resources[name];
+            assert_eq!(balancer["DependsOn"], "AccessLogsBucketPolicy");
+            let attributes = balancer["Properties"]["LoadBalancerAttributes"].to_string();
+            assert!(
+                attributes.contains("access_logs.s3.enabled"),
+                "{attributes}"
+            );
+        }
+
+        let topology = profile(Profile::Gateway, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        assert!(rendered["Parameters"].get("AccessLogsBucket").is_none());
+        assert!(rendered["Resources"].get("AccessLogsBucket").is_none());
+        let attributes =
+            rendered["Resources"]["NetworkLoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+                .to_string();
+        assert!(!attributes.contains("access_logs"), "{attributes}");
+    }
 }

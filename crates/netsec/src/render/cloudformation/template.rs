@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 pub(crate) struct Template {
     pub description: String,
     pub parameters: Map<String, Value>,
+    pub mappings: Map<String, Value>,
     pub conditions: Map<String, Value>,
     pub resources: Map<String, Value>,
     pub outputs: Map<String, Value>,
@@ -51,6 +52,7 @@ impl Template {
         });
         for (section, map) in [
             ("Parameters", self.parameters),
+            ("Mappings", self.mappings),
             ("Conditions", self.conditions),
             ("Outputs", self.outputs),
         ] {
