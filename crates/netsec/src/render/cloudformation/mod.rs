@@ -460,7 +460,8 @@ mod tests {
         assert_eq!(env["MEMBRAIN_MCP_PROFILE"], "gateway");
         assert_eq!(env["MCP_SERVER_PORT"], "8080");
         assert_eq!(env["MEMBRAIN_KEYS_SECRET"]["Ref"], "ApiKeysSecret");
-        assert!(env.contains_key("MEMBRAIN_MCP_ALLOWED_HOSTS"));
+        // Behind the authorizer, a guessed Host list could only refuse calls (issue 16 item 10).
+        assert_eq!(env["MEMBRAIN_MCP_ALLOWED_HOSTS"], "*");
         // The URL, password included, only ever arrives through ECS secrets.
         assert!(!env.contains_key("MEMBRAIN_TS_STORE"), "{env:?}");
         assert_eq!(mcp["Secrets"][0]["Name"], "MEMBRAIN_TS_STORE");
