@@ -60,6 +60,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             depends_on: vec!["McpHttpsListener"],
         },
     );
+    bootstrap_key_secret(template);
     add_service(
         template,
         network,
@@ -76,7 +77,10 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ("MEMBRAIN_API_HOST", json!("0.0.0.0")),
                 ("MEMBRAIN_API_PORT", json!(stack.api_port.to_string())),
             ],
-            secrets: vec![("MEMBRAIN_DATABASE_URL", reference("DatabaseUrlSecret"))],
+            secrets: vec![
+                ("MEMBRAIN_DATABASE_URL", reference("DatabaseUrlSecret")),
+                ("MEMBRAIN_API_KEY", reference("BootstrapKeySecret")),
+            ],
             task_policies: vec![],
             depends_on: vec!["ApiHttpListener"],
         },
@@ -85,6 +89,11 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
         "McpUrl",
         "Where MCP clients connect",
         sub("https://${PublicHostName}/mcp"),
+    );
+    template.output(
+        "BootstrapKeySecretArn",
+        "The first API key (tenant \"default\"): works through McpUrl as soon as the stack is up",
+        reference("BootstrapKeySecret"),
     );
     template.output(
         "McpLoadBalancerDnsName",
@@ -165,6 +174,26 @@ fn api_load_balancer(template: &mut Template, network: Network, port: u16) {
         listener,
         &[("CKV_AWS_2", INTERNAL_HTTP), ("CKV_AWS_103", INTERNAL_HTTP)],
     );
+}
+
+/// The first API key, generated into Secrets Manager and given to the API tasks as the
+/// single-user key (tenant `default`): the database admits only the API tasks and the API ALB is
+/// internal, so nothing outside could create a key otherwise. More keys: DEPLOY.md.
+fn bootstrap_key_secret(template: &mut Template) {
+    let secret = template.resource(
+        "BootstrapKeySecret",
+        "AWS::SecretsManager::Secret",
+        json!({
+            "Name": sub("membrain/${AWS::StackName}/bootstrap-key"),
+            "Description": "The first Membrain API key (tenant default), read by the API tasks as MEMBRAIN_API_KEY",
+            "GenerateSecretString": {
+                "PasswordLength": 48,
+                // Sent in a header and pasted into client configurations: letters and digits.
+                "ExcludePunctuation": true,
+            },
+        }),
+    );
+    skip_checks(secret, &[SECRET_KMS]);
 }
 
 /// The Elastic Load Balancing account of each region opened before August 2022, which writes

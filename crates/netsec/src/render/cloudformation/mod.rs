@@ -816,4 +816,42 @@ mod tests {
                 .to_string();
         assert!(!attributes.contains("access_logs"), "{attributes}");
     }
+
+    /// Issue 16 item 9: the first key exists as soon as the stack does.
+    #[test]
+    fn the_alb_stack_makes_a_first_key_for_the_api() {
+        let topology = profile(Profile::Alb, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        let generated = &resources["BootstrapKeySecret"]["Properties"]["GenerateSecretString"];
+        assert!(generated["PasswordLength"].as_u64().unwrap() >= 32);
+        assert!(
+            generated.get("SecretStringTemplate").is_none(),
+            "a plain string"
+        );
+        let api = &resources["ApiTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        let secrets: Vec<(&str, &Value)> = api["Secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["Name"].as_str().unwrap(), &s["ValueFrom"]))
+            .collect();
+        assert!(
+            secrets.contains(&(
+                "MEMBRAIN_API_KEY",
+                &serde_json::json!({ "Ref": "BootstrapKeySecret" })
+            )),
+            "{secrets:?}"
+        );
+        let reads = resources["ApiExecutionRole"]["Properties"]["Policies"].to_string();
+        assert!(reads.contains("BootstrapKeySecret"), "{reads}");
+        assert!(
+            !environment(api).contains_key("MEMBRAIN_API_KEY"),
+            "a key never sits in the template"
+        );
+        assert_eq!(
+            rendered["Outputs"]["BootstrapKeySecretArn"]["Value"]["Ref"],
+            "BootstrapKeySecret"
+        );
+    }
 }
