@@ -604,6 +604,31 @@ pub struct ApiTuning {
         value_name = "KEY"
     )]
     pub api_key: Option<String>,
+    /// The operator key: it administers keys (/api/v1/admin/keys and the console's Keys page)
+    /// and belongs to no tenant. At least 16 characters, and not a tenant's key; unset, key
+    /// administration is off.
+    #[arg(
+        long,
+        env = "MEMBRAIN_OPERATOR_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub operator_key: Option<String>,
+}
+
+/// The web console at /console, shared by `serve` and `api`.
+#[derive(Debug, Args, Default)]
+pub struct ConsoleArgs {
+    /// Do not serve the web console at /console.
+    #[arg(long, env = "MEMBRAIN_NO_CONSOLE")]
+    pub no_console: bool,
+    /// Whose network plan the console's Network page draws: alb or gateway [default: alb].
+    #[arg(long, env = "MEMBRAIN_CONSOLE_NETWORK_PROFILE", value_name = "PROFILE")]
+    pub console_network_profile: Option<String>,
+    /// Mark the console's session cookie Secure on every answer, for a TLS-terminating proxy
+    /// that does not send X-Forwarded-Proto: https (with it, Secure is set anyway).
+    #[arg(long, env = "MEMBRAIN_CONSOLE_SECURE_COOKIE")]
+    pub console_secure_cookie: bool,
 }
 
 /// The HTTP servers' timeouts and caps, shared by `serve`, `api` and `mcp` (each server gets
@@ -768,6 +793,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tuning: ApiTuning,
     #[command(flatten)]
+    pub console: ConsoleArgs,
+    #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -787,6 +814,8 @@ pub struct ApiArgs {
     pub port: Option<u16>,
     #[command(flatten)]
     pub tuning: ApiTuning,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]

@@ -136,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &time_series,
                 key,
                 &args.metrics,
+                settings::console(&args.console)?,
                 shutdown,
             )
             .await

@@ -14,8 +14,8 @@ use membrain_mcp::{AllowedHosts, McpSettings};
 use serde::Deserialize;
 
 use crate::cli::{
-    ApiArgs, ApiTuning, EmbedderKind, GlobalArgs, HttpArgs, LogFormat, McpArgs, McpProfile,
-    SemanticArgs, ServeArgs, Transport, TsStoreArgs,
+    ApiArgs, ApiTuning, ConsoleArgs, EmbedderKind, GlobalArgs, HttpArgs, LogFormat, McpArgs,
+    McpProfile, SemanticArgs, ServeArgs, Transport, TsStoreArgs,
 };
 use membrain_timeseries::{ReadLimits, Span, WriteLimits};
 use membrain_ts_service::ReadSettings;
@@ -439,8 +439,40 @@ fn api_settings(
             .map(secs)
             .unwrap_or(defaults.key_cache_ttl),
         http,
+        operator_key: operator_key(tuning.operator_key.as_deref())?,
         ..defaults
     })
+}
+
+/// The key from MEMBRAIN_OPERATOR_KEY / --operator-key, checked for shape.
+fn operator_key(raw: Option<&str>) -> Result<Option<ApiKey>> {
+    let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
+        return Ok(None);
+    };
+    match ApiKey::new(raw) {
+        Some(key) if key.expose_secret().len() >= 16 => Ok(Some(key)),
+        _ => bail!(
+            "MEMBRAIN_OPERATOR_KEY is too short or not a key: use at least 16 letters and digits \
+             (for example the output of `openssl rand -hex 24`)"
+        ),
+    }
+}
+
+/// The web console's settings; `None` when it is turned off (`--no-console`).
+pub fn console(args: &ConsoleArgs) -> Result<Option<membrain_console::ConsoleSettings>> {
+    if args.no_console {
+        return Ok(None);
+    }
+    let network_profile = match args.console_network_profile.as_deref().map(str::trim) {
+        None | Some("") => membrain_netsec::profiles::Profile::Alb,
+        Some(raw) => membrain_netsec::profiles::Profile::parse(raw)
+            .context("MEMBRAIN_CONSOLE_NETWORK_PROFILE / --console-network-profile")?,
+    };
+    Ok(Some(membrain_console::ConsoleSettings {
+        network_profile,
+        always_secure_cookie: args.console_secure_cookie,
+        ..membrain_console::ConsoleSettings::default()
+    }))
 }
 
 pub fn api(args: &ApiArgs, file: &FileConfig) -> Result<ApiSettings> {
@@ -937,7 +969,9 @@ mod tests {
             host: Some("127.0.0.1".into()),
             port: None,
             tuning: ApiTuning::default(),
+            console: ConsoleArgs::default(),
             http: HttpArgs::default(),
+            metrics: Default::default(),
             semantic: SemanticArgs::default(),
         };
         let settings = api(&args, &file).unwrap();
@@ -962,7 +996,9 @@ mod tests {
             host: Some("example.com".into()),
             port: None,
             tuning: ApiTuning::default(),
+            console: ConsoleArgs::default(),
             http: HttpArgs::default(),
+            metrics: Default::default(),
             semantic: SemanticArgs::default(),
         };
         let err = api(&args, &FileConfig::default()).unwrap_err();

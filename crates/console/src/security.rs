@@ -38,9 +38,11 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Middleware: a POST must come from a page of this console: its `Origin` (or, without one,
-/// its `Referer`) must name the host it was sent to. Browsers send `Origin` on every POST, so a
-/// form on another site is refused before anything runs.
+/// Middleware: a POST must come from a page of this console: its `Origin` must name the host
+/// it was sent to. Our pages send no referrer (`Referrer-Policy: no-referrer`), so browsers
+/// send `Origin: null` on their forms; then the browser's own `Sec-Fetch-Site: same-origin`
+/// (a header no page can set) vouches for them instead. A form on another site is refused
+/// before anything runs.
 pub async fn same_origin_posts(request: Request, next: Next) -> Response {
     if request.method() == Method::POST && !same_origin(request.headers()) {
         return ConsoleError::forbidden(
@@ -56,15 +58,17 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let source = headers
-        .get(header::ORIGIN)
-        .or_else(|| headers.get(header::REFERER))
-        .and_then(|v| v.to_str().ok());
-    let Some(source) = source else {
-        return false;
-    };
-    // `scheme://authority[/path…]`: the authority must be the Host, exactly.
-    let Some((_, rest)) = source.split_once("://") else {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match header("origin") {
+        Some(origin) if origin != "null" => authority_is(origin, host),
+        _ if header("sec-fetch-site") == Some("same-origin") => true,
+        _ => header("referer").is_some_and(|referer| authority_is(referer, host)),
+    }
+}
+
+/// Whether `url` (`scheme://authority[/path…]`) names exactly `host` as its authority.
+fn authority_is(url: &str, host: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
         return false;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -255,6 +259,32 @@ mod tests {
             false,
         );
         check(&[("host", "mb.example"), ("origin", "null")], false);
+        // Our pages send no referrer, so browsers send `Origin: null` and vouch with
+        // Sec-Fetch-Site.
+        check(
+            &[
+                ("host", "mb.example"),
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            true,
+        );
+        check(
+            &[
+                ("host", "mb.example"),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            false,
+        );
+        check(
+            &[
+                ("host", "mb.example"),
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            false,
+        );
         check(
             &[
                 ("host", "mb.example"),

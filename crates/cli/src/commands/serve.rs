@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::opened::with_opened;
 use super::semantic::semantic_parts_until;
-use super::servers::{DEFAULT_TENANT, key_sources};
+use super::servers::{DEFAULT_TENANT, check_operator_key, key_sources, with_console};
 use crate::cli::ServeArgs;
 use crate::output::say;
-use crate::settings::{Common, SemanticSettings, TimeSeriesSettings, configured_key};
+use crate::settings::{Common, SemanticSettings, TimeSeriesSettings, configured_key, console};
 
 pub async fn run(
     common: &Common,
@@ -30,6 +30,8 @@ pub async fn run(
         // before anything slow (the model) happens.
         let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
         let keys = key_sources(store.clone(), single_user_key.as_ref(), &api).await?;
+        check_operator_key(store.as_ref(), &api).await?;
+        let console = console(&args.console)?;
         let series = opened.series(time_series, &shutdown).await?;
         let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
             return Ok(());
@@ -55,6 +57,8 @@ pub async fn run(
         .with_time_series(series);
         // The bridge calls the API's router in this process: no loopback socket, no HTTP parse.
         let bridge = McpBackend::InProcess(api_server.router());
+        let console_on = console.is_some();
+        let api_server = with_console(api_server, console);
         let mcp_server = McpServer::bind_with(mcp.clone(), bridge)
             .await
             .with_context(|| {
@@ -69,11 +73,13 @@ pub async fn run(
         super::metrics::spawn(metrics, &shutdown);
         let mcp_url = format!("http://{}/mcp", mcp_server.local_addr()?);
         let api_url = format!("http://{}", api_server.local_addr()?);
+        let console_url = console_on.then(|| format!("{api_url}/console"));
 
         print_banner(
             common,
             &mcp_url,
             &api_url,
+            console_url.as_deref(),
             &model_line,
             &format!(
                 "{} (demo data: MEMBRAIN_API_KEY=… membrain ts demo transit)",
@@ -124,10 +130,12 @@ fn describe_models(model_id: &str, semantic: &SemanticSettings) -> String {
 }
 
 /// What a person needs to connect a client, printed once to the terminal (not to the log).
+#[allow(clippy::too_many_arguments)] // Each line of the banner, named at the one call.
 fn print_banner(
     common: &Common,
     mcp_url: &str,
     api_url: &str,
+    console_url: Option<&str>,
     model_line: &str,
     series_line: &str,
     new_key: Option<&ApiKey>,
@@ -142,6 +150,9 @@ fn print_banner(
     say!("  Membrain is running");
     say!("    MCP       {mcp_url}");
     say!("    REST API  {api_url}/api/v1");
+    if let Some(console_url) = console_url {
+        say!("    Console   {console_url} (sign in with the API key below)");
+    }
     say!("    Data      {}", common.database_for_display());
     say!("    Series    {series_line}");
     say!("    Embedder  {model_line}");

@@ -8,6 +8,7 @@ use membrain_auth::{
     ApiKey, CachedKeys, EnvKeyMap, FileKeyMap, KeyResolver, RefreshSettings, RefreshingKeys,
     ResolverChain, StaticKey,
 };
+use membrain_console::ConsoleSettings;
 use membrain_memory::TenantId;
 use membrain_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,39 @@ pub async fn key_sources(
     )))
 }
 
+/// Refuses an operator key that the database holds as a tenant's key: it would sign in to the
+/// console as that tenant, and a tenant's holder would administer keys.
+pub async fn check_operator_key(store: &dyn MemoryStore, settings: &ApiSettings) -> Result<()> {
+    let Some(key) = &settings.operator_key else {
+        return Ok(());
+    };
+    if store
+        .key_owner(&key.hash())
+        .await
+        .context("checking MEMBRAIN_OPERATOR_KEY against the database's keys")?
+        .is_some()
+    {
+        anyhow::bail!(
+            "MEMBRAIN_OPERATOR_KEY holds a tenant's API key (see `membrain keys list`): the \
+             operator key must be a key of its own, for example `openssl rand -hex 24`"
+        );
+    }
+    Ok(())
+}
+
+/// Serves the web console beside the API when it is on: its pages call this API's router in
+/// process with the signed-in key.
+pub fn with_console(server: ApiServer, console: Option<ConsoleSettings>) -> ApiServer {
+    match console {
+        Some(settings) => {
+            let routes = membrain_console::routes(settings, server.router());
+            server.with_routes(routes)
+        }
+        None => server,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // One per settings area, each passed once from main.
 pub async fn run_api(
     common: &Common,
     settings: ApiSettings,
@@ -80,6 +114,7 @@ pub async fn run_api(
     time_series: &TimeSeriesSettings,
     key: Option<ApiKey>,
     metrics: &MetricsArgs,
+    console: Option<ConsoleSettings>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     with_opened(async |opened| {
@@ -87,6 +122,7 @@ pub async fn run_api(
         // Keys first: a single-user key that would remap another tenant's stops the start
         // before anything slow (the model) happens.
         let keys = key_sources(store.clone(), key.as_ref(), &settings).await?;
+        check_operator_key(store.as_ref(), &settings).await?;
         let series = opened.series(time_series, &shutdown).await?;
         let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
             return Ok(());
@@ -104,7 +140,15 @@ pub async fn run_api(
             .await?
             .map(|server| server.with_sampler(super::metrics::pool_sampler(store.clone())));
         super::metrics::spawn(metrics, &shutdown);
+        let console_on = console.is_some();
+        let server = with_console(server, console);
         tracing::info!(address = %server.local_addr()?, "Memory REST API listening");
+        if console_on {
+            tracing::info!(
+                url = %format!("http://{}/console", server.local_addr()?),
+                "web console (sign in with an API key; sessions are kept in this process)"
+            );
+        }
         server
             .run_until_stopped(shutdown.clone())
             .await

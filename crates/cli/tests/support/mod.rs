@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use membrain_api::{ApiServer, ApiSettings, DatabaseKeys, Semantic};
 use membrain_auth::ApiKey;
+use membrain_console::ConsoleSettings;
 use membrain_llm::LanguageModel;
 use membrain_mcp::{McpBackend, McpServer, McpSettings};
 use membrain_memory::TenantId;
@@ -131,6 +132,9 @@ impl TestStack {
             .await
             .expect("bind the API")
             .with_time_series(time_series.clone());
+        // The web console on the API's port, as `membrain serve` and `membrain api` serve it.
+        let console = membrain_console::routes(ConsoleSettings::default(), api.router());
+        let api = api.with_routes(console);
         let api_url = format!("http://{}", api.local_addr().expect("API address"));
         // The bridge as each deployment runs it: the API's router in this process beside SQLite
         // (`membrain serve`), HTTP beside PostgreSQL (`membrain api` and `membrain mcp` as

@@ -72,7 +72,7 @@ struct SeriesView {
 #[derive(Debug, Deserialize)]
 struct PointView {
     time: String,
-    #[serde(flatten)]
+    #[serde(default)]
     measures: BTreeMap<String, Value>,
 }
 
@@ -260,7 +260,10 @@ pub async fn table(
 /// One second after `time` (an RFC 3339 time), so a range's exclusive end includes it.
 fn just_after(time: &str) -> String {
     DateTime::parse_from_rfc3339(time)
-        .map(|t| (t.with_timezone(&Utc) + chrono::Duration::seconds(1)).to_rfc3339())
+        .map(|t| {
+            (t.with_timezone(&Utc) + chrono::Duration::seconds(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        })
         .unwrap_or_else(|_| time.to_owned())
 }
 
