@@ -597,6 +597,81 @@ async fn one_trace_runs_from_the_mcp_client_through_the_bridge_to_the_store() {
         "the store span sits under the API's request: {store_chain:?}"
     );
 
+    // A client that sends `traceparent` as an HTTP header on /mcp (no `_meta`): its trace
+    // continues at the MCP request's span, with the tool call and the API's request under it.
+    let header_client = mcp_with_traceparent(
+        &format!("{}/mcp", mcp.url),
+        &key,
+        &format!("00-{HEADER_TRACE_ID}-{HEADER_CLIENT_SPAN_ID}-01"),
+    )
+    .await;
+    call_ok(&header_client, "get_stats", json!({})).await;
+    header_client.cancel().await.expect("close the MCP session");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let trace: Vec<ReceivedSpan> = received
+            .lock()
+            .expect("the span list")
+            .iter()
+            .filter(|span| span.trace_id == HEADER_TRACE_ID)
+            .cloned()
+            .collect();
+        // The API's request span, up its parents: the bridge's call, the tool call, the MCP
+        // request, and then the client's span from the header.
+        let by_id = |id: &str| trace.iter().find(|span| span.span_id == id);
+        let names_up = |start: &ReceivedSpan| {
+            let mut names = vec![start.name.clone()];
+            let mut at = start;
+            while let Some(parent) = by_id(&at.parent_span_id) {
+                names.push(parent.name.clone());
+                at = parent;
+            }
+            (names, at.parent_span_id.clone())
+        };
+        let handled = trace
+            .iter()
+            .filter(|span| span.service == "membrain-api" && span.name == "http")
+            .map(names_up)
+            .any(|(names, root)| {
+                names == ["http", "api_request", "tool_call", "mcp"]
+                    && root == HEADER_CLIENT_SPAN_ID
+            });
+        if handled {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the header's trace is incomplete: {trace:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     assert!(mcp.process.terminate().await);
     assert!(api.process.terminate().await);
+}
+
+const HEADER_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const HEADER_CLIENT_SPAN_ID: &str = "b7ad6b7169203331";
+
+/// An MCP client whose every HTTP request carries `traceparent`.
+async fn mcp_with_traceparent(url: &str, key: &str, traceparent: &str) -> McpClient {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let headers = [("x-api-key", key), ("traceparent", traceparent)]
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_str(value).expect("a header value"),
+            )
+        })
+        .collect();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).custom_headers(headers),
+    );
+    use rmcp::ServiceExt;
+    support::client_config(rmcp::model::ProtocolVersion::V_2025_11_25)
+        .serve(transport)
+        .await
+        .expect("an MCP session")
 }
