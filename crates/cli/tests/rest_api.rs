@@ -15,6 +15,7 @@ on_both_backends!(
     keys_are_checked_before_anything_runs,
     bad_input_gets_clear_errors_and_harms_nothing,
     reads_are_bounded_and_say_so,
+    memories_page_newest_first_and_only_the_operator_administers_keys,
 );
 
 async fn contract_round_trip(backend: membrain_store::Backend) {
@@ -818,4 +819,135 @@ async fn reads_are_bounded_and_say_so(backend: membrain_store::Backend) {
         .post("/memories/search", json!({"query": "hub", "k": 1}))
         .await;
     assert_eq!(small["truncated"], false);
+}
+
+async fn memories_page_newest_first_and_only_the_operator_administers_keys(
+    backend: membrain_store::Backend,
+) {
+    const OPERATOR: &str = "mb_operator_rest_test_0123456789";
+    let stack = TestStack::spawn_with(backend, |settings| {
+        settings.operator_key = membrain_auth::ApiKey::new(OPERATOR);
+    })
+    .await;
+    let tenant_key = stack.key("alice").await;
+    let alice = stack.rest(&tenant_key);
+    let mut added = Vec::new();
+    // Unlike texts: near-duplicates would merge into one memory.
+    for (content, tag) in [
+        ("The user's cat is called Miso", "one"),
+        ("Quarterly taxes are due in April", "two"),
+        ("The office moved to Lisbon last spring", "one"),
+    ] {
+        added.push(alice.add_id(content, &[tag]).await);
+    }
+    stack
+        .rest(&stack.key("bob").await)
+        .add_id("Bob's own fact", &["one"])
+        .await;
+
+    // Newest first, two a page, then the rest; the cursor goes on where the page ended.
+    let (status, first) = alice.get("/memories?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), [added[2].clone(), added[1].clone()]);
+    assert_eq!(first["count"], 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = alice
+        .get(&format!("/memories?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(ids(&second), [added[0].clone()]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (_, tagged) = alice.get("/memories?tag=ONE").await;
+    assert_eq!(
+        ids(&tagged),
+        [added[2].clone(), added[0].clone()],
+        "{tagged}"
+    );
+    for bad in ["limit=0", "limit=100000", "cursor=garbage", "limit=x"] {
+        let (status, body) = alice.get(&format!("/memories?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"]["message"].is_string());
+    }
+
+    // Key administration: the operator key only.
+    let operator = stack.rest(OPERATOR);
+    let (status, body) = alice.get("/admin/keys").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("operator key")
+    );
+    let (status, _) = stack.rest_without_key().get("/admin/keys").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = operator.get("/auth/whoami").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the operator key is no tenant's key"
+    );
+
+    let (status, created) = operator
+        .post("/admin/keys", json!({"tenant": "carol", "label": "laptop"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["tenant"], "carol");
+    let new_key = created["key"].as_str().unwrap();
+    let (status, who) = stack.rest(new_key).get("/auth/whoami").await;
+    assert_eq!(
+        (status, who["tenant"].as_str()),
+        (StatusCode::OK, Some("carol"))
+    );
+    let (status, listed) = operator.get("/admin/keys").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["count"], 3, "alice, bob and carol: {listed}");
+    assert!(
+        !listed.to_string().contains(new_key),
+        "keys are listed without their secret"
+    );
+    for (body, field) in [
+        (json!({}), "tenant"),
+        (json!({"tenant": "no spaces"}), "tenant"),
+    ] {
+        let (status, refused) = operator.post("/admin/keys", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field)
+        );
+    }
+    let id = created["id"].as_str().unwrap();
+    let (status, revoked) = operator
+        .post(&format!("/admin/keys/{id}/revoke"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    let (status, _) = stack.rest(new_key).get("/auth/whoami").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = operator
+        .post("/admin/keys/key_nope/revoke", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Without an operator key configured, nobody administers keys.
+    let plain = TestStack::spawn(backend).await;
+    let (status, body) = plain.rest(OPERATOR).get("/admin/keys").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no operator key")
+    );
 }
