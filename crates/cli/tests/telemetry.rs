@@ -419,6 +419,34 @@ async fn metrics_count_requests_and_tool_calls_on_their_own_port() {
         1.0,
     );
     assert!(!labelled.contains(&key), "a key in the metrics");
+    let mcp = start_mcp(
+        &api.url,
+        &["--metrics-listen", "127.0.0.1:0", "--metrics-tenant-labels"],
+        &[],
+    )
+    .await;
+    let client: McpClient = TestStackUrls {
+        mcp_url: format!("{}/mcp", mcp.url),
+    }
+    .mcp(&key)
+    .await;
+    call_ok(&client, "get_stats", json!({})).await;
+    client.cancel().await.expect("close the MCP session");
+    let labelled = scrape(&mcp).await;
+    assert_series_at_least(
+        &labelled,
+        "membrain_mcp_tool_calls_total",
+        &[("tool", "get_stats"), ("outcome", "ok"), ("tenant", TENANT)],
+        1.0,
+    );
+    assert_series_at_least(
+        &labelled,
+        "membrain_http_requests_total",
+        &[("server", "mcp"), ("route", "/mcp"), ("tenant", TENANT)],
+        1.0,
+    );
+    assert!(!labelled.contains(&key), "a key in the metrics");
+    assert!(mcp.process.terminate().await);
     assert!(api.process.terminate().await);
 }
 

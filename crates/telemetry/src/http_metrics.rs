@@ -77,3 +77,53 @@ fn method_label(method: &Method) -> &'static str {
         _ => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_are_counted_by_route_template_never_by_raw_path() {
+        let handle = crate::install_recorder(false).expect("the recorder installs");
+        let router = Router::new()
+            .route("/items/{item_id}", get(|| async { "item" }))
+            .layer(axum::middleware::from_fn_with_state(
+                ServerName("unit"),
+                record_request,
+            ));
+        for (path, status) in [
+            ("/items/secret-42", StatusCode::OK),
+            ("/scanner/probe-77", StatusCode::NOT_FOUND),
+        ] {
+            let response = router
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).expect("a request"))
+                .await
+                .expect("an answer");
+            assert_eq!(response.status(), status, "{path}");
+        }
+        let text = handle.render();
+        assert!(
+            text.contains(
+                r#"membrain_http_requests_total{server="unit",route="/items/{item_id}",method="GET",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"membrain_http_requests_total{server="unit",route="unmatched",method="GET",status="404"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("secret-42") && !text.contains("probe-77"),
+            "{text}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -28,6 +28,7 @@ const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 25
 /// The recorder is process-wide (the `metrics` facade has one), so is its handle: `serve` runs
 /// both servers in one process and installs once.
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Whether metrics may carry a `tenant` label. Off unless the operator turned it on: tenant
 /// names are the operator's customers, and a label per tenant multiplies every series.
@@ -43,6 +44,8 @@ pub fn tenant_labels() -> bool {
 /// [`LATENCY_BUCKETS`], `membrain_embedding_batch_size` one with [`BATCH_BUCKETS`].
 pub fn install_recorder(tenant_labels: bool) -> Result<PrometheusHandle, BuildError> {
     TENANT_LABELS.store(tenant_labels, Ordering::Relaxed);
+    // One installer at a time: a second would find the global recorder taken and fail.
+    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
