@@ -530,3 +530,74 @@ async fn keys_never_reach_the_logs_even_at_trace_level() {
         );
     }
 }
+
+/// A server started before its PostgreSQL is reachable (a database still starting beside the
+/// tasks) waits for it and then serves, instead of exiting to be restarted over and over; a
+/// one-shot command does not wait.
+#[tokio::test]
+async fn the_api_waits_for_a_postgres_that_comes_up_late() {
+    let database =
+        membrain_store::testing::TestDatabase::new(membrain_store::Backend::Postgres).await;
+    // The real server's host:port, and a port on which nothing listens yet.
+    let (scheme_and_user, rest) = database.url.split_once('@').unwrap();
+    let (server_address, database_name) = rest.split_once('/').unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // With a password (trust authentication ignores it), which no log line may show.
+    let late_url = format!("{scheme_and_user}:not-for-logs@127.0.0.1:{port}/{database_name}");
+
+    let started = std::time::Instant::now();
+    let (ok, _, err) = membrain_output(&["--database-url", &late_url, "keys", "list"], &[]).await;
+    assert!(!ok && err.contains("opening the database"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a one-shot command reports at once"
+    );
+
+    let mut command = membrain();
+    command.args([
+        "--database-url",
+        &late_url,
+        "--log-format",
+        "json",
+        "api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
+    let mut api = ServerProcess::start(command);
+    let waiting = api.wait_for("cannot be reached yet").await;
+    assert!(
+        !waiting.contains("not-for-logs"),
+        "the URL is shown without its password: {waiting}"
+    );
+    // The database "comes up": the port now forwards to the real server.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let target = server_address.to_owned();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let address = api.wait_for_address("Memory REST API listening").await;
+    let health = reqwest::get(format!("http://{address}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(api.terminate().await, "a clean stop");
+    forwarder.abort();
+}

@@ -15,25 +15,63 @@ pub mod transfer;
 pub mod ts_store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use membrain_sql::Backend;
 use membrain_store::{MemoryStore, SqlStore, StoreOptions};
 
 use crate::settings::Common;
 
+/// How long a server waits for a PostgreSQL that cannot be reached yet (a database still
+/// starting beside the tasks, a network path not yet up) before it gives up. One-shot commands
+/// do not wait: an operator at a terminal wants the error at once.
+pub const DATABASE_WAIT: Duration = Duration::from_secs(90);
+
 /// Opens (and migrates) the configured database.
 pub async fn open_store(common: &Common) -> Result<Arc<SqlStore>> {
+    open_store_waiting(common, Duration::ZERO).await
+}
+
+/// Opens (and migrates) the configured database, trying again for up to `wait` while PostgreSQL
+/// is unreachable or starting, so a server that starts before its database waits for it
+/// instead of exiting and being restarted over and over. Any other error ends the wait at once.
+pub async fn open_store_waiting(common: &Common, wait: Duration) -> Result<Arc<SqlStore>> {
     common.prepare_data_dir()?;
-    // The driver's own message may quote the URL: what reaches the terminal has no password.
-    let store = SqlStore::connect(&common.database_url, &StoreOptions::default())
-        .await
-        .map_err(|error| {
-            anyhow::anyhow!(membrain_sql::redact_in(
-                &error.to_string(),
-                &common.database_url
-            ))
-        })
-        .with_context(|| format!("opening the database {}", common.database_for_display()))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(500);
+    let mut attempt = 1u32;
+    let store = loop {
+        match SqlStore::connect(&common.database_url, &StoreOptions::default()).await {
+            Ok(store) => break store,
+            Err(error)
+                if error.is_unavailable()
+                    && Backend::from_url(&common.database_url) == Some(Backend::Postgres)
+                    && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tracing::warn!(
+                    database = %common.database_for_display(),
+                    attempt,
+                    error = %membrain_sql::redact_in(&error.to_string(), &common.database_url),
+                    "the database cannot be reached yet; trying again",
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            // The driver's own message may quote the URL: what reaches the terminal has no
+            // password.
+            Err(error) => {
+                return Err(anyhow::anyhow!(membrain_sql::redact_in(
+                    &error.to_string(),
+                    &common.database_url
+                )))
+                .with_context(|| {
+                    format!("opening the database {}", common.database_for_display())
+                });
+            }
+        }
+    };
     tracing::info!(database = %common.database_for_display(), backend = store.backend().name(), "database ready");
     Ok(Arc::new(store))
 }

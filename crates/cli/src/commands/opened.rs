@@ -21,9 +21,10 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// Opens (and migrates) the configured database.
+    /// Opens (and migrates) the configured database, waiting for a PostgreSQL that cannot be
+    /// reached yet ([`super::DATABASE_WAIT`]): servers open through here.
     pub async fn store(&mut self, common: &Common) -> Result<Arc<SqlStore>> {
-        let store = super::open_store(common).await?;
+        let store = super::open_store_waiting(common, super::DATABASE_WAIT).await?;
         self.store = Some(store.clone());
         Ok(store)
     }
