@@ -22,9 +22,9 @@ use support::{McpClient, ServerProcess, TestStackUrls, call_ok, call_tool, membr
 
 const TENANT: &str = "acme-metrics";
 
-/// A fresh SQLite database and a key for [`TENANT`], made by `membrain keys create`.
-async fn database_with_key() -> (TestDatabase, String) {
-    let database = TestDatabase::new(Backend::Sqlite).await;
+/// A fresh database and a key for [`TENANT`], made by `membrain keys create`.
+async fn database_with_key(backend: Backend) -> (TestDatabase, String) {
+    let database = TestDatabase::new(backend).await;
     let (ok, created, err) = membrain_output(
         &[
             "--database-url",
@@ -203,8 +203,17 @@ async fn wait_for_job(http: &reqwest::Client, api: &str, key: &str, job_id: &str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_requests_and_tool_calls_on_their_own_port() {
-    let (database, key) = database_with_key().await;
+async fn metrics_count_requests_and_tool_calls_on_their_own_port_on_sqlite() {
+    metrics_count_requests_and_tool_calls_on_their_own_port(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_tool_calls_on_their_own_port_on_postgres() {
+    metrics_count_requests_and_tool_calls_on_their_own_port(Backend::Postgres).await;
+}
+
+async fn metrics_count_requests_and_tool_calls_on_their_own_port(backend: Backend) {
+    let (database, key) = database_with_key(backend).await;
     let metrics_flag = ["--metrics-listen", "127.0.0.1:0"];
     let data_dir = tempfile::tempdir().expect("a data directory");
     let api = start_api(&data_dir, &database.url, &metrics_flag, &[]).await;
@@ -326,22 +335,35 @@ async fn metrics_count_requests_and_tool_calls_on_their_own_port() {
     );
     assert_series_at_least(&api_metrics, "membrain_index_memory_bytes", &[], 1.0);
     assert_series_at_least(&api_metrics, "membrain_key_cache_misses_total", &[], 1.0);
-    assert_series_at_least(
+    // SQLite: a pool of readers and one writer; PostgreSQL: one pool for both.
+    let pools: &[&str] = match backend {
+        Backend::Sqlite => &["read", "write"],
+        Backend::Postgres => &["shared"],
+    };
+    for pool in pools {
+        for state in ["in_use", "idle"] {
+            assert_series_at_least(
+                &api_metrics,
+                "membrain_db_pool_connections",
+                &[("database", "memories"), ("pool", pool), ("state", state)],
+                0.0,
+            );
+        }
+        assert_series_at_least(
+            &api_metrics,
+            "membrain_db_pool_max_connections",
+            &[("pool", pool)],
+            1.0,
+        );
+    }
+    // At least one connection is open after the requests.
+    let open = series(
         &api_metrics,
         "membrain_db_pool_connections",
-        &[
-            ("database", "memories"),
-            ("pool", "read"),
-            ("state", "idle"),
-        ],
-        0.0,
-    );
-    assert_series_at_least(
-        &api_metrics,
-        "membrain_db_pool_max_connections",
-        &[("pool", "write")],
-        1.0,
-    );
+        &[("database", "memories")],
+    )
+    .unwrap_or_default();
+    assert!(open >= 1.0, "{api_metrics}");
 
     let mcp_metrics = scrape(&mcp).await;
     assert_series_at_least(
@@ -527,7 +549,7 @@ async fn one_trace_runs_from_the_mcp_client_through_the_bridge_to_the_store() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
-    let (database, key) = database_with_key().await;
+    let (database, key) = database_with_key(Backend::Sqlite).await;
     let data_dir = tempfile::tempdir().expect("a data directory");
     let api = start_api(&data_dir, &database.url, &[], &otel).await;
     let mcp = start_mcp(&api.url, &[], &otel).await;
