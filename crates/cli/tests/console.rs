@@ -496,6 +496,34 @@ async fn only_the_operator_administers_keys_and_forms_need_their_token(
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 
+/// The console's settings are checked before anything starts, and say how to fix them.
+#[tokio::test]
+async fn bad_console_settings_stop_the_start_with_a_reason() {
+    for (args, expected) in [
+        (
+            &["api", "--operator-key", "short"][..],
+            "MEMBRAIN_OPERATOR_KEY is too short",
+        ),
+        (
+            &["api", "--console-network-profile", "mesh"][..],
+            "is not a profile: use alb or gateway",
+        ),
+    ] {
+        let (ok, _, stderr) = support::membrain_output(args, &[]).await;
+        assert!(!ok, "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let (ok, help, _) = support::membrain_output(&["serve", "--help"], &[]).await;
+    assert!(ok);
+    for flag in [
+        "--operator-key",
+        "--no-console",
+        "--console-network-profile",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}");
+    }
+}
+
 // ---- the real browser ------------------------------------------------------------------------
 
 const CHROMIUM: &str = "/usr/bin/chromium";
