@@ -226,10 +226,12 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
                     path = %request.uri().path(),
                     request_id = %request_id,
                     tenant = tracing::field::Empty,
+                    trace_id = tracing::field::Empty,
                 );
                 // A caller's W3C `traceparent` (the bridge sends its own) makes this request's
                 // span, and every span under it, part of the caller's trace.
                 membrain_telemetry::continue_trace(&span, request.headers());
+                membrain_telemetry::record_trace_id(&span);
                 span
             }),
         )

@@ -298,10 +298,12 @@ pub fn router_with(
                     path = %request.uri().path(),
                     request_id = %request_id,
                     tenant = tracing::field::Empty,
+                    trace_id = tracing::field::Empty,
                 );
                 // A client's W3C `traceparent` header continues its trace here; one in a tool
                 // call's `_meta` continues it at the tool call (`tools.rs`).
                 membrain_telemetry::continue_trace(&span, request.headers());
+                membrain_telemetry::record_trace_id(&span);
                 span
             }),
         )

@@ -33,6 +33,7 @@ pub use metrics_server::{
     MetricsServer, PoolUsage, describe, install_recorder, record_pool_usage, tenant_labels,
 };
 pub use propagation::{
-    RequestSpan, continue_trace, continue_trace_from, inject_trace, remember_request_span,
+    RequestSpan, continue_trace, continue_trace_from, inject_trace, record_trace_id,
+    remember_request_span,
 };
 pub use trace_export::{TraceExport, TraceExportError};

@@ -45,7 +45,9 @@ pub fn tenant_labels() -> bool {
 pub fn install_recorder(tenant_labels: bool) -> Result<PrometheusHandle, BuildError> {
     TENANT_LABELS.store(tenant_labels, Ordering::Relaxed);
     // One installer at a time: a second would find the global recorder taken and fail.
-    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }

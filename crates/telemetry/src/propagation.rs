@@ -61,6 +61,17 @@ fn set_remote_parent(span: &Span, parent: opentelemetry::Context) {
     }
 }
 
+/// Records the OpenTelemetry trace id in `span`'s `trace_id` field (which the span must
+/// declare, `tracing::field::Empty`), so JSON log lines inside it name their trace. Nothing is
+/// recorded without traces: the logs stay as they were.
+pub fn record_trace_id(span: &Span) {
+    let context = span.context();
+    let trace_id = context.span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
 /// Adds `span`'s `traceparent` (and `tracestate`) to `headers`, so the receiver's spans join
 /// its trace.
 pub fn inject_trace(span: &Span, headers: &mut HeaderMap) {
