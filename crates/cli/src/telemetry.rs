@@ -72,7 +72,8 @@ pub fn init(
         Some(name) => TraceExport::from_environment(name).context("setting up traces")?,
         None => None,
     };
-    let fmt = tracing_subscriber::fmt::layer();
+    // As `tracing_subscriber::fmt()` built it before traces: internal write errors reported.
+    let fmt = tracing_subscriber::fmt::layer().log_internal_errors(true);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match (format, target) {
         (LogFormat::Json, LogTarget::Stdout) => fmt
             .json()
