@@ -131,7 +131,7 @@ impl ConsoleApi {
 }
 
 /// One path segment, percent-encoded so an id can never add a segment or a query.
-fn percent_encode_segment(segment: &str) -> String {
+pub(crate) fn percent_encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -118,9 +118,15 @@ pub fn routes(settings: ConsoleSettings, api_router: Router) -> Router {
             |_: Box<dyn std::any::Any + Send>| {
                 ConsoleError::internal(&"a console handler panicked").into_response()
             },
-        ))
-        .layer(middleware::from_fn(security::security_headers));
-    Router::new().nest("/console", console)
+        ));
+    Router::new()
+        .nest("/console", console)
+        // What people type: the console's address with a trailing slash.
+        .route(
+            "/console/",
+            get(|| async { security::see_other("/console") }),
+        )
+        .layer(middleware::from_fn(security::security_headers))
 }
 
 /// `/console`: where a signed-in user starts, or the sign-in page.

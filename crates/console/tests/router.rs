@@ -298,12 +298,17 @@ async fn stored_html_is_shown_as_text_and_bad_input_is_a_4xx_page(backend: Backe
         ),
         ("/console/keys".to_owned(), StatusCode::FORBIDDEN),
         ("/console/elsewhere".to_owned(), StatusCode::NOT_FOUND),
+        ("/console/memories/".to_owned(), StatusCode::NOT_FOUND),
     ] {
         let page = h.get(&path, Some(&cookie)).await;
         assert_eq!(page.status, status, "{path}: {}", page.body);
         assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
         assert!(page.body.contains("Back to the console"), "{path}");
     }
+    let slash = h.get("/console/", Some(&cookie)).await;
+    assert_eq!(slash.status, StatusCode::SEE_OTHER);
+    assert_eq!(slash.headers["location"], "/console");
+    assert_eq!(slash.headers["x-content-type-options"], "nosniff");
     let too_large = h
         .post(
             "/console/login",

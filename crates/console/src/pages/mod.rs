@@ -72,15 +72,7 @@ fn graph_href(id: &impl ToString) -> String {
 
 /// One path segment, percent-encoded.
 fn path_segment(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::api::percent_encode_segment(raw)
 }
 
 /// The one field of a form that only proves it came from this session's page.
