@@ -823,6 +823,16 @@ async fn a_real_browser_walks_the_console() {
             .for_element(Locator::Css("svg#network"))
             .await?;
         screenshot(&browser, "08-network").await;
+        browser
+            .find(Locator::Id("show-refused"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("svg#network g.flow.forbidden"))
+            .await?;
+        screenshot(&browser, "08-network-refused").await;
 
         // Sign out; then the operator revokes the tenant's key.
         browser.find(Locator::Id("sign-out")).await?.click().await?;

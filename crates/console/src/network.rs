@@ -11,7 +11,7 @@ use membrain_netsec::model::Placement;
 const BOX_WIDTH: f64 = 150.0;
 const BOX_HEIGHT: f64 = 44.0;
 const COLUMN_GAP: f64 = 90.0;
-const ROW_GAP: f64 = 36.0;
+const ROW_GAP: f64 = 56.0;
 const MARGIN: f64 = 30.0;
 
 /// Each tier's column: its distance in promised flows from a tier nothing flows into (the
@@ -46,8 +46,118 @@ fn columns(topology: &Topology) -> BTreeMap<usize, Vec<String>> {
     columns
 }
 
-/// The diagram of `topology`'s tiers and flows.
-pub fn plan_diagram(topology: &Topology) -> Markup {
+/// The flows between one pair of tiers, promised or ruled out, drawn as one arrow.
+struct FlowGroup<'a> {
+    from: &'a str,
+    to: &'a str,
+    allowed: bool,
+    /// `tcp/443`, … in the plan's order, each once.
+    ports: Vec<String>,
+    /// The flows' reasons, for the arrow's tooltip.
+    why: Vec<&'a str>,
+}
+
+fn flow_groups(topology: &Topology, refused_too: bool) -> Vec<FlowGroup<'_>> {
+    let mut groups: Vec<FlowGroup<'_>> = Vec::new();
+    let refused: &[_] = if refused_too {
+        &topology.forbidden
+    } else {
+        &[]
+    };
+    let flows = topology
+        .expected
+        .iter()
+        .map(|f| (f, true))
+        .chain(refused.iter().map(|f| (f, false)));
+    for (flow, allowed) in flows {
+        let port = format!("{}/{}", flow.protocol.aws_name(), flow.port);
+        let index = groups
+            .iter()
+            .position(|g| g.from == flow.from.0 && g.to == flow.to.0 && g.allowed == allowed);
+        let group = match index {
+            Some(index) => &mut groups[index],
+            None => {
+                groups.push(FlowGroup {
+                    from: &flow.from.0,
+                    to: &flow.to.0,
+                    allowed,
+                    ports: Vec::new(),
+                    why: Vec::new(),
+                });
+                let last = groups.len() - 1;
+                &mut groups[last]
+            }
+        };
+        if !group.ports.contains(&port) {
+            group.ports.push(port);
+        }
+        group.why.push(&flow.why);
+    }
+    groups
+}
+
+/// An arrow's path from box `from` to box `to` (their top-left corners): straight between
+/// neighbouring boxes of one row, otherwise a curve, bowed one way for promised flows and the
+/// other for ruled-out ones so the two never lie on each other. Returns the path and where its
+/// label goes.
+fn arrow_path(from: (f64, f64), to: (f64, f64), allowed: bool) -> (String, (f64, f64)) {
+    let ((fx, fy), (tx, ty)) = (from, to);
+    let (x1, y1, x2, y2) = if (fx - tx).abs() < 1.0 {
+        // One column: from the bottom of the upper box to the top of the lower.
+        let cx = fx + BOX_WIDTH / 2.0;
+        if fy < ty {
+            (cx, fy + BOX_HEIGHT, cx, ty)
+        } else {
+            (cx, fy, cx, ty + BOX_HEIGHT)
+        }
+    } else if tx > fx {
+        (
+            fx + BOX_WIDTH,
+            fy + BOX_HEIGHT / 2.0,
+            tx,
+            ty + BOX_HEIGHT / 2.0,
+        )
+    } else {
+        (
+            fx,
+            fy + BOX_HEIGHT / 2.0,
+            tx + BOX_WIDTH,
+            ty + BOX_HEIGHT / 2.0,
+        )
+    };
+    let neighbours =
+        (fy - ty).abs() < 1.0 && ((tx - fx).abs() - (BOX_WIDTH + COLUMN_GAP)).abs() < 1.0;
+    let bow = match (allowed, neighbours) {
+        (true, true) => 0.0,
+        (true, false) => 28.0,
+        (false, _) => -36.0,
+    };
+    let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
+    let length = ((x2 - x1).powi(2) + (y2 - y1).powi(2)).sqrt().max(1.0);
+    // The control point: off the middle, at right angles to the line.
+    let (cx, cy) = (
+        mx - (y2 - y1) / length * bow * 2.0,
+        my + (x2 - x1) / length * bow * 2.0,
+    );
+    let label = (
+        0.25 * x1 + 0.5 * cx + 0.25 * x2,
+        0.25 * y1 + 0.5 * cy + 0.25 * y2 - 4.0,
+    );
+    let path = format!(
+        "M {} {} Q {} {} {} {}",
+        f(x1),
+        f(y1),
+        f(cx),
+        f(cy),
+        f(x2),
+        f(y2)
+    );
+    (path, label)
+}
+
+/// The diagram of `topology`'s tiers and promised flows, and its ruled-out flows when
+/// `refused_too` (they are many: every tier it skips).
+pub fn plan_diagram(topology: &Topology, refused_too: bool) -> Markup {
     let columns = columns(topology);
     let mut at: HashMap<String, (f64, f64)> = HashMap::new();
     let rows = columns.values().map(Vec::len).max().unwrap_or(1);
@@ -61,16 +171,7 @@ pub fn plan_diagram(topology: &Topology) -> Markup {
     let width = MARGIN * 2.0 + columns.len() as f64 * (BOX_WIDTH + COLUMN_GAP) - COLUMN_GAP;
     let height = MARGIN * 2.0 + rows as f64 * (BOX_HEIGHT + ROW_GAP) - ROW_GAP;
     let viewbox = format!("0 0 {width:.0} {height:.0}");
-    let arrow = |from: &str, to: &str| -> Option<(f64, f64, f64, f64)> {
-        let (fx, fy) = at.get(from)?;
-        let (tx, ty) = at.get(to)?;
-        let (x1, x2) = if tx >= fx {
-            (fx + BOX_WIDTH, *tx)
-        } else {
-            (*fx, tx + BOX_WIDTH)
-        };
-        Some((x1, fy + BOX_HEIGHT / 2.0, x2, ty + BOX_HEIGHT / 2.0))
-    };
+    let groups = flow_groups(topology, refused_too);
     html! {
         svg class="network" id="network" xmlns="http://www.w3.org/2000/svg" viewBox=(viewbox)
             role="img" aria-label="The network plan's tiers and flows" {
@@ -79,14 +180,17 @@ pub fn plan_diagram(topology: &Topology) -> Markup {
                     path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" {}
                 }
             }
-            @for (flows, class) in [(&topology.expected, "flow allowed"), (&topology.forbidden, "flow forbidden")] {
-                @for flow in flows {
-                    @if let Some((x1, y1, x2, y2)) = arrow(&flow.from.0, &flow.to.0) {
-                        g class=(class) {
-                            title { (flow.from.0) " → " (flow.to.0) " " (flow.protocol.aws_name()) "/" (flow.port) ": " (flow.why) }
-                            line x1=(f(x1)) y1=(f(y1)) x2=(f(x2)) y2=(f(y2)) marker-end="url(#arrow)" {}
-                            text x=(f((x1 + x2) / 2.0)) y=(f((y1 + y2) / 2.0 - 5.0)) text-anchor="middle" { (flow.port) }
+            @for group in &groups {
+                @if let (Some(from), Some(to)) = (at.get(group.from), at.get(group.to)) {
+                    @let (path, (lx, ly)) = arrow_path(*from, *to, group.allowed);
+                    g class=(if group.allowed { "flow allowed" } else { "flow forbidden" }) {
+                        title {
+                            (group.from) " → " (group.to) " " (group.ports.join(", "))
+                            (if group.allowed { " (allowed): " } else { " (refused): " })
+                            (group.why.join("; "))
                         }
+                        path d=(path) fill="none" marker-end="url(#arrow)" {}
+                        text x=(f(lx)) y=(f(ly)) text-anchor="middle" { (group.ports.iter().map(|p| p.trim_start_matches("tcp/")).collect::<Vec<_>>().join(", ")) }
                     }
                 }
             }
@@ -125,17 +229,25 @@ mod tests {
     fn every_tier_of_both_profiles_is_drawn_with_its_flows() {
         for profile in [Profile::Alb, Profile::Gateway] {
             let topology = profile.default_topology();
-            let svg = plan_diagram(&topology).into_string();
-            for tier in &topology.tiers {
-                assert!(
-                    svg.contains(&format!(">{}</text>", tier.name.0)),
-                    "{}",
-                    tier.name.0
-                );
+            for refused_too in [false, true] {
+                let svg = plan_diagram(&topology, refused_too).into_string();
+                for tier in &topology.tiers {
+                    assert!(
+                        svg.contains(&format!(">{}</text>", tier.name.0)),
+                        "{}",
+                        tier.name.0
+                    );
+                }
+                // One arrow per pair of tiers and kind of flow, each with its ports.
+                let drawn = svg.matches("<g class=\"flow").count();
+                assert_eq!(drawn, flow_groups(&topology, refused_too).len());
+                assert!(drawn > 0);
+                assert_eq!(svg.contains("flow forbidden"), refused_too);
+                for flow in &topology.expected {
+                    assert!(svg.contains(&format!("{}/{}", flow.protocol.aws_name(), flow.port)));
+                }
+                assert!(!svg.contains("style="));
             }
-            let drawn = svg.matches("<g class=\"flow").count();
-            assert_eq!(drawn, topology.expected.len() + topology.forbidden.len());
-            assert!(!svg.contains("style="));
         }
     }
 }
