@@ -127,6 +127,19 @@ pub fn routes(settings: ConsoleSettings, api_router: Router) -> Router {
             get(|| async { security::see_other("/console") }),
         )
         .layer(middleware::from_fn(security::security_headers))
+        // Each page in the log by method and path only: queries hold search text, and the
+        // session cookie and keys are headers, never logged.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::extract::Request| {
+                    tracing::info_span!(
+                        "console",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                },
+            ),
+        )
 }
 
 /// `/console`: where a signed-in user starts, or the sign-in page.
