@@ -657,8 +657,8 @@ async fn a_real_browser_walks_the_console() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{written}");
-    let extra = stack.key("beta").await;
-    let _ = extra;
+    // A second tenant's key: the operator revokes the first row's, acme's, and beta's stays.
+    stack.key("beta").await;
 
     let browser = browser(&driver).await;
     let base = stack.api_url.clone();
