@@ -29,9 +29,7 @@ pub mod trace_export;
 pub const TRACE_ONLY_TARGET: &str = "membrain_trace";
 
 pub use http_metrics::{ServerName, TenantLabel, record_request};
-pub use metrics_server::{
-    MetricsServer, PoolUsage, describe, install_recorder, record_pool_usage, tenant_labels,
-};
+pub use metrics_server::{MetricsServer, describe, install_recorder, tenant_labels};
 pub use propagation::{
     RequestSpan, continue_trace, continue_trace_from, inject_trace, record_trace_id,
     remember_request_span,

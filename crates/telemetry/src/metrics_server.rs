@@ -153,30 +153,6 @@ pub fn describe() {
     );
 }
 
-/// One database pool's use at a moment, as the sampler reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolUsage {
-    /// `read` or `write` on SQLite; `shared` on PostgreSQL.
-    pub pool: &'static str,
-    /// Connections open (in use + idle).
-    pub size: u32,
-    pub idle: u32,
-    pub max: u32,
-}
-
-/// Sets the pool gauges from one sample.
-pub fn record_pool_usage(database: &'static str, usage: &[PoolUsage]) {
-    for pool in usage {
-        let in_use = pool.size.saturating_sub(pool.idle);
-        metrics::gauge!("membrain_db_pool_connections", "database" => database, "pool" => pool.pool, "state" => "in_use")
-            .set(f64::from(in_use));
-        metrics::gauge!("membrain_db_pool_connections", "database" => database, "pool" => pool.pool, "state" => "idle")
-            .set(f64::from(pool.idle));
-        metrics::gauge!("membrain_db_pool_max_connections", "database" => database, "pool" => pool.pool)
-            .set(f64::from(pool.max));
-    }
-}
-
 /// Called before every scrape, so gauges that are cheap to read but not worth updating on every
 /// change (database pools) are current when Prometheus reads them.
 pub type Sampler = Arc<dyn Fn() + Send + Sync>;
@@ -281,15 +257,8 @@ mod tests {
         let exposition = Exposition {
             handle,
             samplers: Arc::new(vec![Arc::new(|| {
-                record_pool_usage(
-                    "memories",
-                    &[PoolUsage {
-                        pool: "shared",
-                        size: 5,
-                        idle: 2,
-                        max: 10,
-                    }],
-                )
+                metrics::gauge!("membrain_db_pool_max_connections", "database" => "memories", "pool" => "shared")
+                    .set(10.0);
             })]),
         };
         let response = MetricsServer::router(exposition)
@@ -311,7 +280,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                r#"membrain_db_pool_connections{database="memories",pool="shared",state="in_use"} 3"#
+                r#"membrain_db_pool_max_connections{database="memories",pool="shared"} 10"#
             ),
             "{text}"
         );

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use membrain_store::SqlStore;
+use membrain_telemetry::MetricsServer;
 use membrain_telemetry::metrics_server::Sampler;
-use membrain_telemetry::{MetricsServer, PoolUsage};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::MetricsArgs;
@@ -56,17 +56,15 @@ pub async fn bind(
 /// Samples the database pools before every scrape.
 pub fn pool_sampler(store: Arc<SqlStore>) -> Sampler {
     Arc::new(move || {
-        let usage: Vec<PoolUsage> = store
-            .pool_usage()
-            .into_iter()
-            .map(|pool| PoolUsage {
-                pool: pool.pool,
-                size: pool.size,
-                idle: pool.idle,
-                max: pool.max,
-            })
-            .collect();
-        membrain_telemetry::record_pool_usage("memories", &usage);
+        for pool in store.pool_usage() {
+            let in_use = pool.size.saturating_sub(pool.idle);
+            metrics::gauge!("membrain_db_pool_connections", "database" => "memories", "pool" => pool.pool, "state" => "in_use")
+                .set(f64::from(in_use));
+            metrics::gauge!("membrain_db_pool_connections", "database" => "memories", "pool" => pool.pool, "state" => "idle")
+                .set(f64::from(pool.idle));
+            metrics::gauge!("membrain_db_pool_max_connections", "database" => "memories", "pool" => pool.pool)
+                .set(f64::from(pool.max));
+        }
     })
 }
 
