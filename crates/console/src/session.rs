@@ -55,6 +55,9 @@ pub struct SessionLimits {
     pub absolute: Duration,
     /// The most sessions kept; signing in beyond it ends the oldest.
     pub max_sessions: usize,
+    /// The most sessions of one tenant (or of the operator); signing in beyond it ends that
+    /// tenant's oldest, so no tenant can sign everyone else out by signing in over and over.
+    pub max_per_principal: usize,
 }
 
 impl Default for SessionLimits {
@@ -63,6 +66,7 @@ impl Default for SessionLimits {
             idle: Duration::from_secs(60 * 60),
             absolute: Duration::from_secs(12 * 60 * 60),
             max_sessions: 10_000,
+            max_per_principal: 32,
         }
     }
 }
@@ -106,12 +110,27 @@ impl Sessions {
         };
         let mut by_id = self.lock();
         self.drop_expired(&mut by_id, now);
-        while by_id.len() >= self.limits.max_sessions.max(1) {
-            let oldest = by_id
+        // First the principal's own bound, then the process's: the oldest of each goes.
+        let oldest_where = |by_id: &HashMap<String, Session>, of_principal: bool| {
+            by_id
                 .iter()
+                .filter(|(_, s)| !of_principal || s.principal == session.principal)
                 .min_by_key(|(_, s)| s.created)
-                .map(|(id, _)| id.clone());
-            match oldest {
+                .map(|(id, _)| id.clone())
+        };
+        while by_id
+            .values()
+            .filter(|s| s.principal == session.principal)
+            .count()
+            >= self.limits.max_per_principal.max(1)
+        {
+            match oldest_where(&by_id, true) {
+                Some(oldest) => by_id.remove(&oldest),
+                None => break,
+            };
+        }
+        while by_id.len() >= self.limits.max_sessions.max(1) {
+            match oldest_where(&by_id, false) {
                 Some(oldest) => by_id.remove(&oldest),
                 None => break,
             };
@@ -192,6 +211,7 @@ mod tests {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(150),
             max_sessions: 10,
+            max_per_principal: 10,
         });
         let id = sessions.start(key(), tenant()).expect("a session");
         assert_eq!(id.len(), 64);
@@ -226,6 +246,33 @@ mod tests {
         assert!(sessions.get(&third).is_some());
         sessions.end(&third);
         assert!(sessions.get(&third).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tenant_signing_in_again_and_again_ends_only_its_own_sessions() {
+        let sessions = Sessions::new(SessionLimits {
+            max_sessions: 10,
+            max_per_principal: 3,
+            ..SessionLimits::default()
+        });
+        let operator = sessions
+            .start(key(), Principal::Operator)
+            .expect("a session");
+        let other = Principal::Tenant(TenantId::parse("other").expect("a valid tenant"));
+        let bystander = sessions.start(key(), other).expect("a session");
+        let mut own = Vec::new();
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            own.push(sessions.start(key(), tenant()).expect("a session"));
+        }
+        assert_eq!(
+            sessions.len(),
+            5,
+            "three of the tenant's, and the two others"
+        );
+        assert!(sessions.get(&operator).is_some() && sessions.get(&bystander).is_some());
+        assert!(own[..17].iter().all(|id| sessions.get(id).is_none()));
+        assert!(own[17..].iter().all(|id| sessions.get(id).is_some()));
     }
 
     #[test]
