@@ -340,8 +340,13 @@ impl ApiServer {
 
     /// Also serves `routes` on this port (`membrain-console`'s `/console`): they must not
     /// overlap the API's paths nor set a fallback of their own at the root.
+    /// Their requests are counted in the request metrics as server `console`.
     pub fn with_routes(mut self, routes: Router) -> Self {
-        self.extra_routes = self.extra_routes.merge(routes);
+        let counted = routes.layer(middleware::from_fn_with_state(
+            membrain_telemetry::ServerName("console"),
+            membrain_telemetry::record_request,
+        ));
+        self.extra_routes = self.extra_routes.merge(counted);
         self
     }
 

@@ -251,6 +251,13 @@ async fn metrics_count_requests_and_tool_calls_on_their_own_port(backend: Backen
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A console page, counted as server `console`.
+    let page = http
+        .get(format!("{}/console/login", api.url))
+        .send()
+        .await
+        .expect("the console's sign-in page");
+    assert_eq!(page.status(), StatusCode::OK);
 
     // MCP: one call that works, one with arguments the schema refuses.
     let client: McpClient = TestStackUrls {
@@ -284,6 +291,17 @@ async fn metrics_count_requests_and_tool_calls_on_their_own_port(backend: Backen
     // The route's template, never the raw path with the id in it.
     counted("/api/v1/memories/{memory_id}", "GET", "404");
     assert!(!api_metrics.contains(&missing) && !api_metrics.contains(job_id));
+    assert_series_at_least(
+        &api_metrics,
+        "membrain_http_requests_total",
+        &[
+            ("server", "console"),
+            ("route", "/console/login"),
+            ("method", "GET"),
+            ("status", "200"),
+        ],
+        1.0,
+    );
     // The bridge's key checks and tool calls reach the API too.
     counted("/api/v1/auth/whoami", "GET", "200");
     counted("/api/v1/stats", "GET", "200");

@@ -9,7 +9,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Which server a request metric belongs to: `api` or `mcp`.
+/// Which server a request metric belongs to: `api`, `mcp` or `console`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerName(pub &'static str);
 
