@@ -21,6 +21,7 @@ pub mod arguments;
 pub mod http;
 pub mod instructions;
 pub mod key_check;
+mod schema;
 pub mod stdio;
 pub mod tools;
 pub mod ts_tools;

@@ -421,6 +421,15 @@ fn required(value: &str, field: &str, example: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// The tools as `tools/list` sends them (see [`crate::schema`]). `tools/list` orders them by
+/// name (rmcp's `ToolRouter::list_all` sorts them), the same on every server and every call.
+fn wire_ready(mut router: ToolRouter<MembrainTools>) -> ToolRouter<MembrainTools> {
+    for route in router.map.values_mut() {
+        crate::schema::wire_ready(&mut route.attr);
+    }
+    router
+}
+
 #[tool_router]
 impl MembrainTools {
     /// Every tool, each a call to the REST API (`alb` profile, `serve`, stdio).
@@ -430,7 +439,7 @@ impl MembrainTools {
             time_series: TimeSeriesAccess::Api,
             fallback_key: fallback_key.map(Arc::new),
             ingest_wait: INGEST_WAIT,
-            tool_router: Arc::new(Self::tool_router() + Self::ts_tool_router()),
+            tool_router: Arc::new(wire_ready(Self::tool_router() + Self::ts_tool_router())),
         }
     }
 
@@ -450,7 +459,7 @@ impl MembrainTools {
             time_series: TimeSeriesAccess::Direct(service),
             fallback_key: None,
             ingest_wait: INGEST_WAIT,
-            tool_router: Arc::new(Self::ts_tool_router()),
+            tool_router: Arc::new(wire_ready(Self::ts_tool_router())),
         }
     }
 
@@ -497,6 +506,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Get the agent guide",
         description = "Get the guide for using this memory well: when to search, what to store, how to tag, and which tool does what. Read it once at the start of a session.",
         annotations(
             read_only_hint = true,
@@ -510,6 +520,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Add memory",
         description = "Store a fact about the user or their work and return the stored memory. Store facts, not conversation ('User prefers dark mode', not 'you said you like dark mode'). Exact duplicates and near-duplicates (the same fact in other words) are merged into the existing memory, keeping the old wording in its history; related memories are linked automatically with a description of how they relate. ingestion_scope (a tag regex) limits which memories it may link to. Tags are optional (derived from the content when omitted).",
         annotations(
             read_only_hint = false,
@@ -578,6 +589,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Search memories",
         description = "Find memories by meaning of a natural-language question (not a bare keyword): 'Which database did we pick for billing?'. Ranking fuses word matching with meaning, so paraphrases match. Returns memory_node results with related_memories (linked facts worth reading) and relationship_edge results (links whose description answers the question better than either memory). Narrow with keyword_filter (a tag regex or an AND-list of regexes) or scope_regex (one tag regex), never both. response_format: raw (default), interpreted or both.",
         annotations(
             read_only_hint = true,
@@ -635,6 +647,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Traverse the memory graph",
         description = "Walk the memory graph from one memory, following only links whose descriptions mean what the query asks, up to max_hops (1-5). edge_similarity_threshold (0-1, default 0.5) is the least semantic similarity between the query and an edge description; lower it to explore more. scope_regex keeps the walk inside memories whose tags match.",
         annotations(
             read_only_hint = true,
@@ -691,6 +704,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Get memories",
         description = "Read full memories by id (ids come from search results), with their tags, links and history. Every id must exist.",
         annotations(
             read_only_hint = true,
@@ -725,6 +739,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Delete memories",
         description = "Delete memories: one by memory_id (takes precedence), or every memory carrying all of the comma-separated tags and/or in the category. A filter is required; nothing deletes everything. Use for wrong memories or when the user asks to forget.",
         annotations(
             read_only_hint = false,
@@ -764,6 +779,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Get memory stats",
         description = "Counts for your memory: total memories and links, links per memory, the most used tags and categories, and usage against your quotas (memories, stored bytes, pending jobs).",
         annotations(
             read_only_hint = true,
@@ -781,6 +797,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Update memory",
         description = "Change a memory's content and/or tags. A content change keeps the old text in evolution_history. Use it when a stored fact becomes outdated or was wrong.",
         annotations(
             read_only_hint = false,
@@ -812,10 +829,12 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Link memories",
         description = "Record that two memories are related, with a description of how (it is what traverse_graph matches). Re-linking replaces the description.",
+        // Destructive: re-linking overwrites the link's old description, which is not kept.
         annotations(
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = true,
             open_world_hint = false
         )
@@ -837,11 +856,13 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Unlink memories",
         description = "Remove the link between two memories (both memories stay).",
+        // Idempotent: a second call finds no link and changes nothing.
         annotations(
             read_only_hint = false,
             destructive_hint = true,
-            idempotent_hint = false,
+            idempotent_hint = true,
             open_world_hint = false
         )
     )]
@@ -862,6 +883,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Find a path between memories",
         description = "Find the shortest chain of links between two memories, with the description of each link: how two facts connect.",
         annotations(
             read_only_hint = true,
@@ -891,6 +913,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Get a memory's neighborhood",
         description = "List every memory within `hops` links (1-5) of a memory, with the links between them.",
         annotations(
             read_only_hint = true,

@@ -345,6 +345,7 @@ async fn direct(
 #[tool_router(router = ts_tool_router, vis = "pub(crate)")]
 impl MembrainTools {
     #[tool(
+        title = "List time-series tables",
         description = "List the time-series tables you can query: database, table, retention. Start here, then ts_describe_table.",
         annotations(
             read_only_hint = true,
@@ -362,6 +363,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Describe a time-series table",
         description = "Describe a time-series table: its dimensions (which name a series), its measures with their types, how many series and rows it has, and the time span it covers. Call it before ts_latest, ts_range or ts_query to learn the names.",
         annotations(
             read_only_hint = true,
@@ -382,6 +384,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Write time-series records",
         description = "Write time-series records (a batch) into database.table, creating both on first write. Each record: {time (RFC 3339), dimensions: {name: string}, measures: {name: value}}. Answers how many were ingested and, per rejected record, its index and the reason (bad time, type mismatch, no measures, outside retention…); rejected records are not written, the others are.",
         annotations(
             read_only_hint = false,
@@ -402,6 +405,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Latest time-series values",
         description = "The latest value of each series in a table (e.g. where is each bus now, how crowded is stop S012 now), optionally only series with given dimension values and only one measure.",
         annotations(
             read_only_hint = true,
@@ -426,6 +430,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Time-series values over a range",
         description = "Records of a table between start and end, per series; with bin (\"1m\", \"1h\") one aggregated point per bucket, with aggregate (avg, min, max, sum, count, first, last) and no bin one value for the whole range. E.g. average speed of bus B12 per 15 minutes over the last 3 hours: start \"now-3h\", end \"now\", dimensions {\"bus_id\": \"B12\"}, measure \"speed\", bin \"15m\".",
         annotations(
             read_only_hint = true,
@@ -454,6 +459,7 @@ impl MembrainTools {
     }
 
     #[tool(
+        title = "Query time series with SQL",
         description = "A read-only SQL query over one time-series table (database.table), for what ts_latest and ts_range cannot say: filters on measures, aggregates across series, GROUP BY dimensions and bin(time, 15m), ORDER BY, LIMIT. Times: ago(1h), now(), '2026-11-26T14:00:00Z'. Results are capped (truncated says so). Writes and other tenants' data are refused.",
         annotations(
             read_only_hint = true,
