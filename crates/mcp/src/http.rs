@@ -9,6 +9,10 @@
 //! 3. the body: at most `max_body_bytes` (413), and a single JSON-RPC 2.0 message (400 with a
 //!    JSON-RPC error object), because rmcp answers malformed input with a bare 415.
 //!
+//! Every JSON-RPC error answered to a request whose `id` could be read carries that `id`
+//! (2026-07-28, SEP-2575), also when rmcp refuses the request at the HTTP level (a missing
+//! `Accept` or `Content-Type`), where it would answer `"id": null`.
+//!
 //! [`McpServer`] serves the router through `membrain-http`, with its timeouts and caps.
 //!
 //! Every request is answered statelessly (no `Mcp-Session-Id`), so any task behind the load
@@ -326,9 +330,67 @@ fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// A JSON-RPC error answer for a message that could not be handled at all.
 fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body =
-        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    jsonrpc_error_for(status, code, message, None)
+}
+
+/// A JSON-RPC error answer carrying the request's `id` when it could be read (`null` otherwise).
+fn jsonrpc_error_for(status: StatusCode, code: i64, message: &str, id: Option<&Value>) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": { "code": code, "message": message },
+    });
     (status, axum::Json(body)).into_response()
+}
+
+/// A request's JSON-RPC `id`, when it has a usable one (a string or a number).
+fn request_id(message: &Value) -> Option<&Value> {
+    message
+        .get("id")
+        .filter(|id| id.is_string() || id.is_number())
+}
+
+/// The largest error answer [`answer_with_id`] reads to put the request's `id` in.
+const MAX_ERROR_ANSWER_BYTES: u64 = 64 * 1024;
+
+/// Puts the request's `id` into a JSON-RPC error answered with `"id": null` (rmcp's answers to
+/// a missing `Accept` or `Content-Type`, for instance), so that every error a client gets for a
+/// request it can match carries that request's `id`. Other answers pass unchanged, unread.
+async fn answer_with_id(response: Response, id: &Value) -> Response {
+    use axum::body::HttpBody;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let small = response
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= MAX_ERROR_ANSWER_BYTES);
+    if !(status.is_client_error() || status.is_server_error()) || !is_json || !small {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_ERROR_ANSWER_BYTES as usize).await {
+        Ok(bytes) => bytes,
+        Err(_) => return jsonrpc_error_for(status, -32603, "Internal error", Some(id)),
+    };
+    let mut answer: Value = match serde_json::from_slice(&bytes) {
+        Ok(answer) => answer,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let is_anonymous_error = answer.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
+        && answer.get("error").is_some()
+        && answer.get("id").is_none_or(Value::is_null);
+    if !is_anonymous_error {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    answer["id"] = id.clone();
+    let bytes = serde_json::to_vec(&answer).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// How long `add_memory` may wait for its ingest job within a request deadline: ten seconds
@@ -478,11 +540,17 @@ async fn check_body(State(gate): State<Gate>, request: Request, next: Next) -> R
         }
         _ => Some("Invalid Request: a JSON-RPC message is a JSON object"),
     };
+    let id = request_id(&message).cloned();
     if let Some(problem) = problem {
-        return jsonrpc_error(StatusCode::BAD_REQUEST, -32600, problem);
+        return jsonrpc_error_for(StatusCode::BAD_REQUEST, -32600, problem, id.as_ref());
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    match id {
+        Some(id) => answer_with_id(response, &id).await,
+        None => response,
+    }
 }
 
 /// Refuses requests without a valid key; passes the key on to the tools.
