@@ -3,8 +3,8 @@
 
     verdict.py CHECKS_JSON SCENARIO VERSION TARGET NOT_APPLICABLE_FILE
 
-Prints one line, `PASS`, `PASS (n/a: …)` or `FAIL: check-id, …`, and exits 0 for a pass, 1 for
-a failure. A check the suite reports as FAILURE fails the scenario unless not-applicable.txt
+Prints one line, `PASS`, `PASS (n/a: …; warnings: …)` or `FAIL: check-id, …`, and exits 0 for a
+pass, 1 for a failure (a warning, the suite's verdict on a SHOULD, does not fail). A check the suite reports as FAILURE fails the scenario unless not-applicable.txt
 lists it (`SCENARIO:CHECK-ID` for this version and target). A listed check that passes fails the
 scenario too: the entry is stale and must go.
 """
@@ -43,20 +43,24 @@ def main():
         print(f"FAIL: no checks.json ({e})")
         return 1
     excused = excused_checks(not_applicable, scenario, version, target)
-    failed, waived = [], []
+    failed, waived, warned = [], [], []
     for check in checks:
         check_id = check.get("id", "?")
         if check.get("status") == "FAILURE":
             (waived if check_id in excused else failed).append(check_id)
         elif check.get("status") == "SUCCESS" and check_id in excused:
             failed.append(check_id + " (passes: remove it from not-applicable.txt)")
+        elif check.get("status") == "WARNING":
+            warned.append(check_id)
     if failed:
         print("FAIL: " + ", ".join(sorted(set(failed))))
         return 1
+    notes = []
     if waived:
-        print("PASS (n/a: " + ", ".join(sorted(set(waived))) + ")")
-    else:
-        print("PASS")
+        notes.append("n/a: " + ", ".join(sorted(set(waived))))
+    if warned:
+        notes.append("warnings: " + ", ".join(sorted(set(warned))))
+    print("PASS" + (" (" + "; ".join(notes) + ")" if notes else ""))
     return 0
 
 
