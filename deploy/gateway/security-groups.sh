@@ -111,18 +111,22 @@ PRIVATE_SUBNETS=("${PRIVATE_SUBNET_0}" "${PRIVATE_SUBNET_1}")
 log "==> Security groups in ${VPC_ID}"
 MCP_SERVER_SG_ID="$(ensure_group 'mcp-server' 'membrain-mcp-server-sg' 'Controls inbound and outbound traffic for the MCP server ECS tasks in private subnets')"
 VPC_LINK_SG_ID="$(ensure_group 'vpc-link' 'membrain-vpc-link-sg' 'Controls traffic from API Gateway VPC Link to the MCP server')"
+NLB_SG_ID="$(ensure_group 'nlb' 'membrain-nlb-sg' 'Controls traffic through the internal NLB between the API Gateway VPC Link and the MCP server')"
 VPC_ENDPOINTS_SG_ID="$(ensure_group 'vpc-endpoints' 'membrain-vpc-endpoints-sg' 'Controls access to VPC endpoints for private communication with AWS services')"
 DATABASE_SG_ID="$(ensure_group 'database' 'membrain-database-sg' 'Security group for the Mem-Brain time-series PostgreSQL database (RDS)')"
 
 log "==> Rules"
 # MCP Server Security Group: ingress
-authorize aws ec2 authorize-security-group-ingress --group-id "${MCP_SERVER_SG_ID}" --ip-permissions '[{"FromPort":8080,"IpProtocol":"tcp","IpRanges":[{"CidrIp":"10.0.0.0/16","Description":"Allow MCP server traffic from within VPC"}],"ToPort":8080}]'
-authorize aws ec2 authorize-security-group-ingress --group-id "${MCP_SERVER_SG_ID}" --ip-permissions '[{"FromPort":8080,"IpProtocol":"tcp","ToPort":8080,"UserIdGroupPairs":[{"Description":"Allow traffic from VPC Link","GroupId":"'"${VPC_LINK_SG_ID}"'"}]}]'
+authorize aws ec2 authorize-security-group-ingress --group-id "${MCP_SERVER_SG_ID}" --ip-permissions '[{"FromPort":8080,"IpProtocol":"tcp","ToPort":8080,"UserIdGroupPairs":[{"Description":"Allow MCP traffic from the NLB only","GroupId":"'"${NLB_SG_ID}"'"}]}]'
 # MCP Server Security Group: egress
 authorize aws ec2 authorize-security-group-egress --group-id "${MCP_SERVER_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0","Description":"Allow outbound connections to AWS services"}]}]'
 aws ec2 update-security-group-rule-descriptions-egress --group-id "${MCP_SERVER_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0","Description":"Allow outbound connections to AWS services"}]}]' >/dev/null
 # VPC Link Security Group: egress
 authorize aws ec2 authorize-security-group-egress --group-id "${VPC_LINK_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"10.0.0.0/16","Description":"Allow traffic to MCP server in VPC"}]}]'
+# NLB Security Group: ingress
+authorize aws ec2 authorize-security-group-ingress --group-id "${NLB_SG_ID}" --ip-permissions '[{"FromPort":8080,"IpProtocol":"tcp","ToPort":8080,"UserIdGroupPairs":[{"Description":"Allow MCP traffic from the VPC Link","GroupId":"'"${VPC_LINK_SG_ID}"'"}]}]'
+# NLB Security Group: egress
+authorize aws ec2 authorize-security-group-egress --group-id "${NLB_SG_ID}" --ip-permissions '[{"FromPort":8080,"IpProtocol":"tcp","ToPort":8080,"UserIdGroupPairs":[{"Description":"Forward MCP traffic and health checks to the MCP server tasks","GroupId":"'"${MCP_SERVER_SG_ID}"'"}]}]'
 # VPC Endpoints Security Group: ingress
 authorize aws ec2 authorize-security-group-ingress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"FromPort":443,"IpProtocol":"tcp","IpRanges":[{"CidrIp":"10.0.0.0/16","Description":"Allow HTTPS from VPC for AWS service access"}],"ToPort":443}]'
 # Database Security Group: ingress
@@ -134,6 +138,9 @@ revoke aws ec2 revoke-security-group-egress --group-id "${MCP_SERVER_SG_ID}" --i
 # VPC Link Security Group: the plan's egress is narrower than AWS's default allow-all rule.
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_LINK_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_LINK_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]'
+# NLB Security Group: the plan's egress is narrower than AWS's default allow-all rule.
+revoke aws ec2 revoke-security-group-egress --group-id "${NLB_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'
+revoke aws ec2 revoke-security-group-egress --group-id "${NLB_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]'
 # VPC Endpoints Security Group: the plan's egress is narrower than AWS's default allow-all rule.
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'
 revoke aws ec2 revoke-security-group-egress --group-id "${VPC_ENDPOINTS_SG_ID}" --ip-permissions '[{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]'
@@ -173,6 +180,7 @@ echo "PRIVATE_SUBNET_0=${PRIVATE_SUBNET_0}"
 echo "PRIVATE_SUBNET_1=${PRIVATE_SUBNET_1}"
 echo "MCP_SERVER_SG_ID=${MCP_SERVER_SG_ID}"
 echo "VPC_LINK_SG_ID=${VPC_LINK_SG_ID}"
+echo "NLB_SG_ID=${NLB_SG_ID}"
 echo "VPC_ENDPOINTS_SG_ID=${VPC_ENDPOINTS_SG_ID}"
 echo "DATABASE_SG_ID=${DATABASE_SG_ID}"
 echo "SECRETSMANAGER_ENDPOINT_ID=${SECRETSMANAGER_ENDPOINT_ID}"

@@ -93,6 +93,9 @@ pub enum Command {
     Model(ModelCommand),
     /// Time series through the REST API: tables, latest values, ranges, SQL, import/export, demo data.
     Ts(TsArgs),
+    /// Prepare a PostgreSQL database for the services (run with administrator credentials).
+    #[command(subcommand)]
+    Database(DatabaseCommand),
     /// Run as an AWS Lambda custom authorizer for an API Gateway HTTP API (gateway profile).
     ///
     /// Checks each request's x-api-key header against the key map in the Secrets Manager secret
@@ -492,6 +495,12 @@ pub struct TopologyArgs {
         value_parser = clap::value_parser!(u8).range(1..)
     )]
     pub timestream_cell: Option<u8>,
+    /// gateway: also admit the MCP tasks' port from the whole VPC CIDR, as seed 001 does. Off by
+    /// default, because anything in the VPC could then call the tasks without passing the
+    /// authorizer; the tasks admit only the NLB's own group. `network verify` reports the rule
+    /// (cidr-where-group) when you choose it.
+    #[arg(long, conflicts_with = "topology")]
+    pub seed_vpc_ingress: bool,
     /// The MCP tasks' port [default: 8100 for alb, 8080 for gateway].
     #[arg(long, value_name = "PORT", conflicts_with = "topology")]
     pub mcp_port: Option<u16>,
@@ -917,6 +926,40 @@ pub struct McpArgs {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub time_series: TsStoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatabaseCommand {
+    /// Create or update the role the services sign in as, so they never use the master user.
+    ///
+    /// Connects with administrator credentials (the RDS master user: in the URL, or PGUSER and
+    /// PGPASSWORD) and makes the role: LOGIN with the password in MEMBRAIN_APP_DATABASE_PASSWORD
+    /// (sent as a SCRAM verifier, never as text), CONNECT and TEMPORARY on the database, USAGE
+    /// and CREATE on its public schema; no superuser, no CREATEROLE, no CREATEDB. The services
+    /// then run with that role's URL and create their own tables on start. Safe to run again
+    /// (it sets the password and privileges anew) and from several tasks at once; waits up to
+    /// 90 s for a database that is still starting. The rendered ECS stacks run it in every task
+    /// before the service's container starts.
+    ///
+    ///   MEMBRAIN_APP_DATABASE_PASSWORD=... membrain database setup \
+    ///     --admin-url postgres://membrain@db.example:5432/membrain?sslmode=require
+    Setup {
+        /// The database to prepare, as its administrator (credentials in the URL, or PGUSER and
+        /// PGPASSWORD).
+        #[arg(long, env = "MEMBRAIN_ADMIN_DATABASE_URL", value_name = "URL")]
+        admin_url: String,
+        /// The role the services sign in as.
+        #[arg(
+            long,
+            env = "MEMBRAIN_APP_DATABASE_ROLE",
+            value_name = "NAME",
+            default_value = "membrain_app"
+        )]
+        app_role: String,
+        /// Print {"role": …, "outcome": "created"|"updated"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

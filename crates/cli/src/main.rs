@@ -92,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Import(_)
         | Command::Model(_)
         | Command::Ts(_)
+        | Command::Database(_)
             if cli.global.log_level.is_none() =>
         {
             "warn"
@@ -155,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(command) => commands::network::run(command).await,
         Command::Model(command) => commands::model::run(&common, command).await,
         Command::Ts(args) => commands::timeseries::run(args, shutdown).await,
+        Command::Database(command) => commands::database::run(command).await,
         Command::Authorizer => commands::servers::run_authorizer().await,
     };
     // The last spans (the shutdown's) are exported before the process ends.

@@ -601,3 +601,148 @@ async fn the_api_waits_for_a_postgres_that_comes_up_late() {
     assert!(api.terminate().await, "a clean stop");
     forwarder.abort();
 }
+
+/// `membrain database setup` makes the role the services sign in as: not the administrator, no
+/// power beyond its own tables, its password stored only as a SCRAM verifier; run again it sets
+/// a new password; and `membrain api` signed in as that role creates its tables and serves.
+#[tokio::test]
+async fn database_setup_makes_an_application_role_the_services_run_as() {
+    use sqlx::{Connection, Row};
+    let database =
+        membrain_store::testing::TestDatabase::new(membrain_store::Backend::Postgres).await;
+    // Roles belong to the whole server: one of this run's own.
+    let role = format!("membrain_app_{}", uuid::Uuid::new_v4().simple());
+    let first_password = "first-Password-0123456789";
+    let setup = |password: &'static str, role: String, url: String| async move {
+        membrain_output(
+            &[
+                "database",
+                "setup",
+                "--admin-url",
+                &url,
+                "--app-role",
+                &role,
+                "--json",
+            ],
+            &[("MEMBRAIN_APP_DATABASE_PASSWORD", password)],
+        )
+        .await
+    };
+
+    let (ok, out, err) = setup(first_password, role.clone(), database.url.clone()).await;
+    assert!(ok, "{err}");
+    assert!(!out.contains(first_password) && !err.contains(first_password));
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer, json!({ "role": role, "outcome": "created" }));
+
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let attributes = "SELECT rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolpassword \
+                      FROM pg_authid WHERE rolname = $1";
+    let row = sqlx::query(attributes)
+        .bind(&role)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    let flags: (bool, bool, bool, bool) = (
+        row.get("rolsuper"),
+        row.get("rolcreaterole"),
+        row.get("rolcreatedb"),
+        row.get("rolcanlogin"),
+    );
+    assert_eq!(flags, (false, false, false, true), "only LOGIN");
+    let first_verifier: String = row.get("rolpassword");
+    assert!(
+        first_verifier.starts_with("SCRAM-SHA-256$4096:"),
+        "{first_verifier}"
+    );
+
+    // Again, with a new password (a rotation): the same role, a new verifier.
+    let (ok, out, err) = setup(
+        "second-Password-0123456789",
+        role.clone(),
+        database.url.clone(),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"updated\""), "{out}");
+    let second_verifier: String =
+        sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+            .bind(&role)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    assert_ne!(first_verifier, second_verifier);
+
+    // The API as that role: it migrates (its tables are its own) and serves.
+    let (scheme_and_user, rest) = database.url.split_once('@').unwrap();
+    let scheme = scheme_and_user.split_once("://").unwrap().0;
+    let app_url = format!("{scheme}://{role}@{rest}");
+    let mut command = membrain();
+    command.args([
+        "--database-url",
+        &app_url,
+        "api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
+    let mut api = ServerProcess::start(command);
+    let address = api.wait_for_address("Memory REST API listening").await;
+    let health = reqwest::get(format!("http://{address}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(api.terminate().await, "a clean stop");
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname = 'public'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        owners,
+        vec![role.clone()],
+        "the role owns every table it made"
+    );
+
+    // Bad input: each refused with what to do, nothing changed.
+    for (args, env, expected) in [
+        (
+            vec!["--app-role", "App-Role"],
+            vec![("MEMBRAIN_APP_DATABASE_PASSWORD", first_password)],
+            "not a usable role name",
+        ),
+        (
+            vec!["--app-role", "membrain_other"],
+            vec![("MEMBRAIN_APP_DATABASE_PASSWORD", "short")],
+            "16 to 1024 printable ASCII",
+        ),
+        (
+            vec!["--app-role", "membrain_other"],
+            vec![],
+            "MEMBRAIN_APP_DATABASE_PASSWORD is not set",
+        ),
+    ] {
+        let mut all = vec!["database", "setup", "--admin-url", &database.url];
+        all.extend(args);
+        let (ok, _, err) = membrain_output(&all, &env).await;
+        assert!(!ok && err.contains(expected), "{expected}: {err}");
+    }
+    let (ok, _, err) = membrain_output(
+        &["database", "setup", "--admin-url", "sqlite:///tmp/x.db"],
+        &[("MEMBRAIN_APP_DATABASE_PASSWORD", first_password)],
+    )
+    .await;
+    assert!(!ok && err.contains("must be a postgres:// URL"), "{err}");
+
+    // The role outlives the database it was granted: drop the database first, then the role.
+    drop(admin);
+    let admin_url = membrain_sql::testing::postgres_admin_url();
+    drop(database);
+    let mut server = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+        .execute(&mut server)
+        .await
+        .unwrap();
+}

@@ -103,6 +103,24 @@ async fn plan_prints_the_seeds_tables_and_round_trips_as_json() {
     .await;
     assert!(!no_endpoints.contains("vpc-endpoints"));
 
+    // Issue 16 item 12: the tasks admit the NLB's group alone, unless the seed's VPC rule is
+    // chosen, which verify then reports.
+    let (ok, plan, err) = network(&["plan", "--profile", "gateway"]).await;
+    assert!(ok, "{err}");
+    assert!(plan.contains("membrain-nlb-sg"), "{plan}");
+    let (ok, report, err) =
+        network(&["verify", "--profile", "gateway", "--seed-vpc-ingress"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        report.contains("mcp-server.ingress[1]") && report.contains("cidr-where-group"),
+        "{report}"
+    );
+    let (ok, _, refused) = network(&["plan", "--profile", "alb", "--seed-vpc-ingress"]).await;
+    assert!(
+        !ok && refused.contains("--seed-vpc-ingress applies to --profile gateway only"),
+        "{refused}"
+    );
+
     // The JSON plan is a topology file: edit it, read it back.
     let (_, json_plan, _) = network(&["plan", "--profile", "alb", "--json"]).await;
     let mut topology: Value = serde_json::from_str(&json_plan).unwrap();
@@ -519,7 +537,7 @@ async fn apply_then_verify_live_against_moto() {
     let applied: Value = serde_json::from_str(&applied).unwrap();
     let vpc_id = applied["vpc_id"].as_str().unwrap().to_owned();
     assert!(vpc_id.starts_with("vpc-"), "{applied}");
-    assert_eq!(applied["groups"].as_object().unwrap().len(), 4);
+    assert_eq!(applied["groups"].as_object().unwrap().len(), 5);
     assert!(!applied["changes"].as_array().unwrap().is_empty());
 
     // Live groups verify clean (the seed's own CIDR rules remain lints, not violations).
@@ -556,7 +574,7 @@ async fn apply_then_verify_live_against_moto() {
         "--vpc-id",
         &vpc_id,
         "--from",
-        "vpc-link",
+        "nlb",
         "--to",
         "mcp-server",
         "--port",

@@ -213,8 +213,8 @@ mod tests {
                 Profile::Gateway,
                 "mcp-server",
                 &[
-                    "ip saddr 10.0.0.0/16 tcp dport 8080 accept",
-                    "ip saddr @sg_vpc_link tcp dport 8080 accept",
+                    // Only the NLB's group: the seed's VPC CIDR rule is not in the plan.
+                    "ip saddr @sg_nlb tcp dport 8080 accept",
                 ],
             ),
             (

@@ -258,8 +258,8 @@ mod tests {
     fn plans_and_refusals() {
         let cases: &[(Profile, &str, Result<usize, &str>)] = &[
             (Profile::Alb, "10.0.0.0/16", Ok(8)),
-            (Profile::Gateway, "10.0.0.0/16", Ok(6)),
-            (Profile::Gateway, "10.9.8.0/27", Ok(6)),
+            (Profile::Gateway, "10.0.0.0/16", Ok(7)),
+            (Profile::Gateway, "10.9.8.0/27", Ok(7)),
             (
                 Profile::Gateway,
                 "10.9.8.0/28",

@@ -85,7 +85,7 @@ fn has_database(plan: &EmulationPlan) -> bool {
 }
 
 /// The `gateway` profile's tiers that run something (and `database`, when the plan has it).
-pub const GATEWAY_CHAIN: [&str; 3] = ["vpc-endpoints", "mcp-server", "vpc-link"];
+pub const GATEWAY_CHAIN: [&str; 4] = ["vpc-endpoints", "mcp-server", "nlb", "vpc-link"];
 
 /// Whether the plan is the `gateway` shape with its endpoints (real processes apply).
 pub fn is_gateway_chain(plan: &EmulationPlan) -> bool {
@@ -99,7 +99,7 @@ pub fn is_gateway_chain(plan: &EmulationPlan) -> bool {
 /// The ports each real process serves, by tier (what is left gets a listener).
 pub fn served_ports(plan: &EmulationPlan) -> Vec<(String, Vec<u16>)> {
     if is_gateway_chain(plan) {
-        return ["vpc-endpoints", "mcp-server", "database"]
+        return ["vpc-endpoints", "mcp-server", "nlb", "database"]
             .iter()
             .filter_map(|name| plan.tier(name))
             .map(|tier| (tier.name.0.clone(), vec![first_port(tier)]))
@@ -570,8 +570,8 @@ print(urllib.request.urlopen(request, timeout=20).read().decode())
 /// API Gateway's stand-in in the VPC link's tier: it takes a client's request on a Unix socket
 /// (the managed front end is outside the VPC, so no security group sees it), asks
 /// `membrain authorizer` for a decision through a Lambda Runtime API it serves on loopback
-/// (payload 2.0 event, simple response), and forwards an authorized request to the MCP server
-/// from the VPC link's address; a refused one is answered 403 as API Gateway does.
+/// (payload 2.0 event, simple response), and forwards an authorized request to the NLB from the
+/// VPC link's address; a refused one is answered 403 as API Gateway does.
 const GATEWAY_STAND_IN: &str = r#"
 import http.client, http.server, json, os, queue, socketserver, sys, threading, time, uuid
 sock, runtime_port, target_host, target_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -652,6 +652,42 @@ print("ready", flush=True)
 front.serve_forever()
 "#;
 
+/// The internal NLB's stand-in in its tier: TCP in on its port, out to the MCP server from the
+/// NLB's own address (client addresses are not preserved for IP targets), which is why the tasks
+/// can admit the NLB's group alone.
+const NLB_STAND_IN: &str = r#"
+import socket, socketserver, sys, threading
+port, target_host, target_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def pipe(source, sink):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try: sink.shutdown(socket.SHUT_WR)
+        except OSError: pass
+class Forward(socketserver.BaseRequestHandler):
+    def handle(self):
+        try:
+            upstream = socket.create_connection((target_host, target_port), timeout=10)
+        except OSError:
+            return
+        upstream.settimeout(None)
+        back = threading.Thread(target=pipe, args=(upstream, self.request), daemon=True)
+        back.start()
+        pipe(self.request, upstream)
+        back.join()
+        upstream.close()
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+Server(("0.0.0.0", port), Forward).serve_forever()
+"#;
+
 /// The Lambda Runtime API port of the stand-in (loopback of the VPC link's namespace).
 const RUNTIME_API_PORT: u16 = 9001;
 
@@ -696,7 +732,8 @@ pub fn gateway_socket(run_dir: &Path) -> PathBuf {
 /// Starts the `gateway` chain: moto as the AWS services behind the VPC endpoints, the key-map
 /// secret created through them, the time-series store (PostgreSQL in the database tier when the
 /// plan has one, else Timestream behind the endpoints), `membrain mcp --profile gateway` reading
-/// both, and API Gateway's stand-in with `membrain authorizer` in the VPC link's tier.
+/// both, the NLB's TCP stand-in in front of it, and API Gateway's stand-in with
+/// `membrain authorizer` in the VPC link's tier.
 pub fn start_gateway_chain(
     plan: &EmulationPlan,
     run_dir: &Path,
@@ -767,6 +804,20 @@ pub fn start_gateway_chain(
     let mcp = spawn_membrain(mcp_server, &dir, options, &args, &env_refs)?;
     keep_once_ready(&mut children, mcp_server, &dir, mcp)?;
 
+    let nlb = tier(plan, "nlb")?;
+    let dir = run_dir.join("nlb");
+    make_dir(&dir)?;
+    let mut command = ip_command(&nlb.namespace);
+    command
+        .args(["python3", "-c", NLB_STAND_IN])
+        .arg(first_port(nlb).to_string())
+        .arg(mcp_server.address.to_string())
+        .arg(first_port(mcp_server).to_string());
+    let child = spawn(command, &dir, "the NLB's stand-in")?;
+    keep_once_ready(&mut children, nlb, &dir, child)?;
+    // As a target group registers a task: healthy when checked from the NLB's own addresses.
+    health_check(nlb, mcp_server.address, first_port(mcp_server))?;
+
     let dir = run_dir.join("vpc-link");
     make_dir(&dir)?;
     let socket = gateway_socket(run_dir);
@@ -775,8 +826,8 @@ pub fn start_gateway_chain(
         .args(["python3", "-c", GATEWAY_STAND_IN])
         .arg(&socket)
         .arg(RUNTIME_API_PORT.to_string())
-        .arg(mcp_server.address.to_string())
-        .arg(first_port(mcp_server).to_string())
+        .arg(nlb.address.to_string())
+        .arg(first_port(nlb).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file(&dir)?.0));
@@ -907,6 +958,7 @@ mod tests {
         assert!(is_gateway_chain(&gateway) && !is_alb_chain(&gateway));
         // mcp-server is probed on 22, 443, 8000 and 8080; the MCP server takes the expected one.
         assert!(served_ports(&gateway).contains(&("mcp-server".to_owned(), vec![8080])));
+        assert!(served_ports(&gateway).contains(&("nlb".to_owned(), vec![8080])));
         assert!(served_ports(&gateway).contains(&("database".to_owned(), vec![5432])));
         check_ports(&gateway).unwrap();
     }

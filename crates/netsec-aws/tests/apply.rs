@@ -206,7 +206,7 @@ async fn the_gateway_profile_is_created_verified_and_then_left_alone() {
         .collect();
     assert_eq!(
         revoked,
-        BTreeSet::from(["database", "vpc-endpoints", "vpc-link"])
+        BTreeSet::from(["database", "nlb", "vpc-endpoints", "vpc-link"])
     );
     assert_live_matches(&client, &plan, &report.vpc_id).await;
 

@@ -213,7 +213,7 @@ impl<'a> Evaluator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::Profile;
+    use crate::profiles::{Profile, ProfileOptions};
 
     fn alb() -> Topology {
         Profile::Alb.default_topology()
@@ -303,16 +303,36 @@ mod tests {
 
     #[test]
     fn cidr_rules_match_tier_addresses() {
-        let topology = Profile::Gateway.default_topology();
+        let mut options = ProfileOptions::for_profile(Profile::Gateway);
+        options.seed_vpc_ingress = true;
+        let topology = Profile::Gateway.topology(&options);
         check(
             &topology,
             &[
+                // The seed's VPC CIDR rule admits every tier inside the VPC, the VPC link too.
                 ("vpc-link", "mcp-server", 8080, true),
                 ("vpc", "mcp-server", 8080, true),
+                ("nlb", "mcp-server", 8080, true),
                 ("internet", "mcp-server", 8080, false),
                 ("vpc-link", "mcp-server", 22, false),
                 ("mcp-server", "vpc-endpoints", 443, true),
                 ("internet", "vpc-endpoints", 443, false),
+            ],
+        );
+    }
+
+    #[test]
+    fn only_the_nlb_reaches_the_gateway_tasks_by_default() {
+        let topology = Profile::Gateway.default_topology();
+        check(
+            &topology,
+            &[
+                ("vpc-link", "nlb", 8080, true),
+                ("nlb", "mcp-server", 8080, true),
+                ("vpc-link", "mcp-server", 8080, false),
+                ("vpc", "mcp-server", 8080, false),
+                ("internet", "nlb", 8080, false),
+                ("nlb", "mcp-server", 22, false),
             ],
         );
     }

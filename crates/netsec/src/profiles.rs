@@ -10,8 +10,13 @@
 //! (reached through its prefix list); or, without endpoints, HTTPS out through a NAT. Every rule
 //! the seed does not have says why Membrain adds it ([`Rule::beyond_seed`]).
 //!
-//! `gateway` (seed 001): API Gateway → VPC Link → (NLB) → MCP server tasks on 8080 in private
-//! subnets, with interface endpoints for Secrets Manager and CloudWatch Logs. The seed keeps time
+//! `gateway` (seed 001): API Gateway → VPC Link → NLB → MCP server tasks on 8080 in private
+//! subnets, with interface endpoints for Secrets Manager and CloudWatch Logs. The seed admits the
+//! tasks' port from the whole VPC CIDR, which lets anything in the VPC bypass the authorizer (an
+//! NLB without a group hides the VPC link behind its own addresses, so the seed's VPC-link rule
+//! matches nothing); the plan gives the NLB a group of its own, admits the tasks only from it, and
+//! keeps the seed's VPC rule only when asked ([`ProfileOptions::seed_vpc_ingress`]), where
+//! `network verify` lints it. The seed keeps time
 //! series in Timestream, which is closed to new customers since 2025-06-20, so the plan's default
 //! store is PostgreSQL (RDS) in a database tier only the MCP tasks reach; Timestream, with its two
 //! endpoints, is an explicit choice ([`GatewayTsStore`]).
@@ -40,6 +45,10 @@ pub struct ProfileOptions {
     /// names it: `ingest-cell2.timestream…` is cell 2): its endpoints can be created only for
     /// that cell.
     pub timestream_cell: u8,
+    /// `gateway`: also admit the MCP tasks' port from the whole VPC CIDR, as seed 001 does. Off by
+    /// default: with it, anything in the VPC reaches the tasks without passing the authorizer.
+    #[serde(default)]
+    pub seed_vpc_ingress: bool,
 }
 
 /// The `gateway` profile's time-series store.
@@ -79,6 +88,7 @@ impl ProfileOptions {
             database_port: 5432,
             gateway_ts_store: GatewayTsStore::default(),
             timestream_cell: 1,
+            seed_vpc_ingress: false,
         }
     }
 }
@@ -538,6 +548,10 @@ pub fn timestream_endpoint_services(cell: u8) -> [String; 2] {
     ]
 }
 
+/// Why the `gateway` plan's NLB has a group the seed does not.
+const NLB_GROUP: &str = "an NLB without a group hides the VPC Link behind its own addresses; \
+                         with one, the tasks can admit the NLB alone";
+
 /// Why the `gateway` plan has a database the seed does not.
 const TIMESTREAM_CLOSED: &str = "Timestream for LiveAnalytics is closed to new customers \
                                  (2025-06-20); the MCP tasks keep time series in PostgreSQL";
@@ -547,16 +561,31 @@ const TIMESTREAM_CLOSED: &str = "Timestream for LiveAnalytics is closed to new c
 pub fn gateway(options: &ProfileOptions) -> Topology {
     let (mcp, db) = (options.mcp_port, options.database_port);
     let vpc = Peer::Cidr(options.vpc_cidr);
+    let mut mcp_ingress = vec![
+        Rule::tcp(
+            mcp,
+            group_peer("nlb"),
+            "Allow MCP traffic from the NLB only",
+        )
+        .beyond_seed(
+            "the seed's VPC rule let anything in the VPC bypass the authorizer; the NLB's own \
+             group is the only way in",
+        ),
+    ];
+    if options.seed_vpc_ingress {
+        mcp_ingress.push(Rule::tcp(
+            mcp,
+            vpc.clone(),
+            "Allow MCP server traffic from within VPC",
+        ));
+    }
     let mut groups = vec![
         SecurityGroup {
             id: id("mcp-server"),
             name: "membrain-mcp-server-sg".into(),
             title: "MCP Server Security Group".into(),
             description: "Controls inbound and outbound traffic for the MCP server ECS tasks in private subnets".into(),
-            ingress: vec![
-                Rule::tcp(mcp, vpc.clone(), "Allow MCP server traffic from within VPC"),
-                Rule::tcp(mcp, group_peer("vpc-link"), "Allow traffic from VPC Link"),
-            ],
+            ingress: mcp_ingress,
             egress: vec![Rule::all_traffic(everywhere(), "Allow outbound connections to AWS services")],
         },
         SecurityGroup {
@@ -566,6 +595,20 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
             description: "Controls traffic from API Gateway VPC Link to the MCP server".into(),
             ingress: vec![],
             egress: vec![Rule::all_traffic(vpc.clone(), "Allow traffic to MCP server in VPC")],
+        },
+        SecurityGroup {
+            id: id("nlb"),
+            name: "membrain-nlb-sg".into(),
+            title: "NLB Security Group".into(),
+            description: "Controls traffic through the internal NLB between the API Gateway VPC Link and the MCP server".into(),
+            ingress: vec![
+                Rule::tcp(mcp, group_peer("vpc-link"), "Allow MCP traffic from the VPC Link")
+                    .beyond_seed(NLB_GROUP),
+            ],
+            egress: vec![
+                Rule::tcp(mcp, group_peer("mcp-server"), "Forward MCP traffic and health checks to the MCP server tasks")
+                    .beyond_seed(NLB_GROUP),
+            ],
         },
     ];
     let mut tiers = vec![
@@ -582,6 +625,12 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
             &["vpc-link"],
         ),
         tier(
+            "nlb",
+            "The internal Network Load Balancer the VPC Link targets",
+            Placement::Vpc,
+            &["nlb"],
+        ),
+        tier(
             "mcp-server",
             "The MCP server tasks in private subnets",
             Placement::Vpc,
@@ -591,15 +640,15 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
     let mut expected = vec![
         flow(
             "vpc-link",
-            "mcp-server",
+            "nlb",
             mcp,
-            "API Gateway reaches the MCP server through the VPC Link",
+            "API Gateway reaches the NLB through the VPC Link",
         ),
         flow(
-            "vpc",
+            "nlb",
             "mcp-server",
             mcp,
-            "the seed admits MCP traffic from the whole VPC",
+            "the NLB forwards to the MCP server tasks (and checks their health)",
         ),
     ];
     let mut forbidden = vec![
@@ -610,24 +659,47 @@ pub fn gateway(options: &ProfileOptions) -> Topology {
             "the MCP server is private; clients come through API Gateway",
         ),
         flow(
-            "vpc-link",
+            "internet",
+            "nlb",
+            mcp,
+            "the NLB is internal; clients come through API Gateway",
+        ),
+        flow(
+            "nlb",
             "mcp-server",
             22,
-            "the VPC Link reaches the MCP server on its port only",
+            "the NLB reaches the MCP server on its port only",
         ),
         flow(
-            "vpc-link",
-            "mcp-server",
-            443,
-            "the VPC Link reaches the MCP server on its port only",
-        ),
-        flow(
-            "vpc-link",
+            "nlb",
             "mcp-server",
             8000,
-            "the VPC Link reaches the MCP server on its port only",
+            "the NLB reaches the MCP server on its port only",
         ),
     ];
+    if options.seed_vpc_ingress {
+        expected.push(flow(
+            "vpc",
+            "mcp-server",
+            mcp,
+            "the seed admits MCP traffic from the whole VPC (--seed-vpc-ingress)",
+        ));
+    } else {
+        forbidden.extend([
+            flow(
+                "vpc",
+                "mcp-server",
+                mcp,
+                "only the NLB reaches the tasks: nothing else in the VPC bypasses the authorizer",
+            ),
+            flow(
+                "vpc-link",
+                "mcp-server",
+                mcp,
+                "the VPC Link reaches the tasks only through the NLB",
+            ),
+        ]);
+    }
     let mut endpoints = Vec::new();
     if options.enable_vpc_endpoints {
         groups.push(SecurityGroup {
@@ -737,7 +809,7 @@ fn gateway_database(
         port,
         "the MCP server keeps time series in PostgreSQL",
     ));
-    for other in ["internet", "vpc-link", "vpc"] {
+    for other in ["internet", "vpc-link", "nlb", "vpc"] {
         forbidden.push(flow(
             other,
             "database",
@@ -792,6 +864,7 @@ mod tests {
             [
                 "internet",
                 "vpc-link",
+                "nlb",
                 "mcp-server",
                 "vpc-endpoints",
                 "database",

@@ -654,11 +654,11 @@ mod tests {
         );
         check(
             |t| {
-                t.groups[2]
+                t.groups[3]
                     .egress
                     .push(Rule::tcp(1, Peer::Group(GroupId("ghost".into())), "x"))
             },
-            Some(("groups[2].egress[0].peer.group", "\"ghost\"")),
+            Some(("groups[3].egress[0].peer.group", "\"ghost\"")),
         );
         check(
             |t| t.groups[0].ingress[0].peer = Peer::PrefixList("pl-1".into()),

@@ -354,10 +354,46 @@ mod tests {
         let report = verify(&topology, &topology);
         assert_eq!(report.violations(), 0, "{report:#?}");
         let found = codes(&report);
+        // The tasks admit only the NLB's group; the endpoints keep the seed's VPC rule.
         assert!(
-            found.contains(&("cidr-where-group", "mcp-server.ingress[0]".into())),
+            !found
+                .iter()
+                .any(|(_, place)| place.starts_with("mcp-server")),
             "{found:?}"
         );
+        assert!(
+            found.contains(&("cidr-where-group", "vpc-endpoints.ingress[0]".into())),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_seeds_vpc_rule_on_the_gateway_tasks_is_a_choice_the_lint_reports() {
+        let mut options = crate::profiles::ProfileOptions::for_profile(Profile::Gateway);
+        options.seed_vpc_ingress = true;
+        let topology = Profile::Gateway.topology(&options);
+        let report = verify(&topology, &topology);
+        assert_eq!(report.violations(), 0, "{report:#?}");
+        let found = codes(&report);
+        assert!(
+            found.contains(&("cidr-where-group", "mcp-server.ingress[1]".into())),
+            "{found:?}"
+        );
+        // A live VPC rule the plan did not choose is drift as well as a forbidden flow.
+        let plan = plan(Profile::Gateway);
+        let report = verify(&plan, &topology);
+        assert!(report.violations() >= 1, "{report:#?}");
+        assert!(
+            codes(&report).contains(&("unplanned-rule", "mcp-server.ingress".into())),
+            "{:?}",
+            codes(&report)
+        );
+    }
+
+    #[test]
+    fn the_gateway_endpoints_keep_the_seeds_vpc_rule() {
+        let topology = plan(Profile::Gateway);
+        let found = codes(&verify(&topology, &topology));
         assert!(
             found.contains(&("cidr-where-group", "vpc-endpoints.ingress[0]".into())),
             "{found:?}"

@@ -3,6 +3,7 @@
 //! one writer connection (so this process's writers queue instead of contending for the file
 //! lock) beside a pool of readers, in WAL mode; on PostgreSQL one pool for both.
 
+pub mod app_role;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -252,6 +253,38 @@ pub fn pool_usage(backend: Backend, read: &AnyPool, write: &AnyPool) -> Vec<Pool
         Backend::Sqlite => vec![usage("read", read), usage("write", write)],
         Backend::Postgres => vec![usage("shared", write)],
     }
+}
+
+/// Whether `error` means the database could not serve for a reason of its own (unreachable,
+/// starting, shutting down, out of disk or connections), not that the statement was wrong: the
+/// caller may answer 503 or try again later.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| is_unavailable_code(&code)),
+        _ => false,
+    }
+}
+
+/// Error codes that mean "the database cannot serve now", not "the query is wrong": PostgreSQL
+/// classes 08 (connection exception), 53 (insufficient resources: disk, memory, connections),
+/// 57P (the server shutting down or starting) and 57014 (a statement cancelled, as the statement
+/// timeout does to one that ran too long); SQLite BUSY (5), IOERR (10), FULL (13) and
+/// CANTOPEN (14).
+pub fn is_unavailable_code(code: &str) -> bool {
+    if code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code == "57014"
+    {
+        return true;
+    }
+    code.parse::<i64>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 10 | 13 | 14))
 }
 
 /// `url` with its secrets hidden, for messages and logs: the password of `user:password@`

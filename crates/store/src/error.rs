@@ -44,17 +44,7 @@ impl StoreError {
     /// answer 503 and the client can retry once the operator has mended it.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Database { source, .. } => match source {
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(error) => {
-                    error.code().is_some_and(|code| database_unavailable(&code))
-                }
-                _ => false,
-            },
+            Self::Database { source, .. } => membrain_sql::is_unavailable(source),
             _ => false,
         }
     }
@@ -75,23 +65,6 @@ impl StoreError {
 /// `disk_full` (53100).
 fn storage_full(code: &str) -> bool {
     code == "53100" || code.parse::<i64>().is_ok_and(|code| code & 0xff == 13)
-}
-
-/// Error codes that mean "the database cannot serve now", not "the query is wrong": PostgreSQL
-/// classes 08 (connection exception), 53 (insufficient resources: disk, memory, connections),
-/// 57P (the server shutting down or starting) and 57014 (a statement cancelled, as the statement
-/// timeout does to one that ran too long); SQLite BUSY (5), IOERR (10), FULL (13) and
-/// CANTOPEN (14).
-fn database_unavailable(code: &str) -> bool {
-    if code.starts_with("08")
-        || code.starts_with("53")
-        || code.starts_with("57P")
-        || code == "57014"
-    {
-        return true;
-    }
-    code.parse::<i64>()
-        .is_ok_and(|code| matches!(code & 0xff, 5 | 10 | 13 | 14))
 }
 
 /// Attaches the name of the operation to a database error, for logs that say what failed.
@@ -126,7 +99,11 @@ mod tests {
             ("19", false, false),    // SQLite: CONSTRAINT
         ];
         for (code, unavailable, full) in cases {
-            assert_eq!(database_unavailable(code), unavailable, "{code}");
+            assert_eq!(
+                membrain_sql::is_unavailable_code(code),
+                unavailable,
+                "{code}"
+            );
             assert_eq!(storage_full(code), full, "{code}");
         }
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod database;
 pub mod keys;
 pub mod metrics;
 pub mod model;

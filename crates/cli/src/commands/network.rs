@@ -146,6 +146,15 @@ pub fn topology(args: &TopologyArgs) -> Result<Topology> {
             GatewayTsStoreName::Timestream => GatewayTsStore::Timestream,
         };
     }
+    if args.seed_vpc_ingress {
+        if profile != Profile::Gateway {
+            bail!(
+                "--seed-vpc-ingress applies to --profile gateway only: the alb tasks admit their \
+                 load balancers' groups"
+            );
+        }
+        options.seed_vpc_ingress = true;
+    }
     if let Some(cell) = args.timestream_cell {
         if options.gateway_ts_store != GatewayTsStore::Timestream {
             bail!(

@@ -267,10 +267,11 @@ mod tests {
             "  subgraph cluster_vpc {",
             "    label=\"VPC 10.0.0.0/16\";",
             "    t1 [label=\"vpc-link\\nAPI Gateway's VPC Link interfaces\"];",
+            "    t2 [label=\"nlb\\nThe internal Network Load Balancer the VPC Link targets\"];",
             "  t1 -> t2 [label=\"tcp/8080\"];",
-            "  t2 -> t3 [label=\"tcp/443\"];",
-            "  t2 -> t4 [label=\"tcp/5432\"];",
-            "  t5 -> t2 [label=\"tcp/8080\"];",
+            "  t2 -> t3 [label=\"tcp/8080\"];",
+            "  t3 -> t4 [label=\"tcp/443\"];",
+            "  t3 -> t5 [label=\"tcp/5432\"];",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

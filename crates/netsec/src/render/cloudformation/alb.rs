@@ -4,7 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use super::database;
-use super::ecs::{Service, add_cluster, add_service, load_balancer_attributes, target_group};
+use super::ecs::{
+    SecretEnv, Service, add_cluster, add_service, load_balancer_attributes, target_group,
+};
 use super::network::{Network, group_id};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
@@ -27,11 +29,11 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
     add_cluster(template);
     mcp_load_balancer(template, network, stack.mcp_port);
     api_load_balancer(template, network, stack.api_port);
-    database::add(
+    let database = database::add(
         template,
         network,
         stack.database_port,
-        "MEMBRAIN_DATABASE_URL for the API tasks",
+        "The password of membrain_app, the role the API tasks sign in as (PGPASSWORD)",
     );
     add_service(
         template,
@@ -56,6 +58,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                 ),
             ],
             secrets: vec![],
+            init: None,
             task_policies: vec![],
             depends_on: vec!["McpHttpsListener"],
         },
@@ -76,11 +79,13 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             environment: vec![
                 ("MEMBRAIN_API_HOST", json!("0.0.0.0")),
                 ("MEMBRAIN_API_PORT", json!(stack.api_port.to_string())),
+                ("MEMBRAIN_DATABASE_URL", database.url),
             ],
             secrets: vec![
-                ("MEMBRAIN_DATABASE_URL", reference("DatabaseUrlSecret")),
-                ("MEMBRAIN_API_KEY", reference("BootstrapKeySecret")),
+                database.password,
+                SecretEnv::whole("MEMBRAIN_API_KEY", reference("BootstrapKeySecret")),
             ],
+            init: Some(database.setup),
             task_policies: vec![],
             depends_on: vec!["ApiHttpListener"],
         },

@@ -1,17 +1,38 @@
 //! RDS PostgreSQL, shared by both applications: the `alb` API's memory database, and the
 //! `gateway` MCP tasks' time-series store (unless the plan chose Timestream).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::alb::SECRET_KMS;
+use super::ecs::{InitContainer, SecretEnv};
 use super::network::{Network, assume_role, group_id};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
 
+/// The role the services sign in as (`membrain database setup` makes it), never the master.
+const APP_ROLE: &str = "membrain_app";
+
+/// How a service reaches the stack's database: as the application role, whose password ECS
+/// injects as `PGPASSWORD` (the URL has none), after an init container has made that role with
+/// the RDS-managed master credentials, which the service's own container never sees.
+pub(crate) struct DatabaseAccess {
+    /// The services' URL (no password): the value of `MEMBRAIN_DATABASE_URL` or
+    /// `MEMBRAIN_TS_STORE`.
+    pub url: Value,
+    pub password: SecretEnv<'static>,
+    pub setup: InitContainer<'static>,
+}
+
 /// RDS PostgreSQL in the private subnets, carrying the database group: encrypted, Multi-AZ,
-/// deletion-protected, with its password generated into Secrets Manager and the connection URL
-/// (`DatabaseUrlSecret`, described by `url_use`) kept in a second secret.
-pub(crate) fn add(template: &mut Template, network: Network, port: u16, url_use: &str) {
+/// deletion protection by parameter, the master password managed (and rotated) by RDS in
+/// Secrets Manager, and the application role's password generated into a secret of its own
+/// (`description` says who uses it).
+pub(crate) fn add(
+    template: &mut Template,
+    network: Network,
+    port: u16,
+    description: &str,
+) -> DatabaseAccess {
     template.parameter(
         "DatabaseInstanceClass",
         json!({ "Type": "String", "Default": "db.t4g.small", "Description": "The RDS instance class" }),
@@ -22,16 +43,16 @@ pub(crate) fn add(template: &mut Template, network: Network, port: u16, url_use:
         json!({ "DBSubnetGroupDescription": "Private subnets for the Membrain database", "SubnetIds": network.private_subnets() }),
     );
     let password = template.resource(
-        "DatabasePasswordSecret",
+        "AppDatabaseSecret",
         "AWS::SecretsManager::Secret",
         json!({
-            "Name": sub("membrain/${AWS::StackName}/database-password"),
-            "Description": "The Membrain database's master user and password",
+            "Name": sub("membrain/${AWS::StackName}/database-app-role"),
+            "Description": description,
             "GenerateSecretString": {
-                "SecretStringTemplate": "{\"username\":\"membrain\"}",
+                "SecretStringTemplate": format!("{{\"username\":\"{APP_ROLE}\"}}"),
                 "GenerateStringKey": "password",
                 "PasswordLength": 40,
-                // The password is spliced into a URL: letters and digits only.
+                // Letters and digits: nothing a shell, a URL or SASLprep could change.
                 "ExcludePunctuation": true,
             },
         }),
@@ -69,7 +90,9 @@ pub(crate) fn add(template: &mut Template, network: Network, port: u16, url_use:
             "DBName": "membrain",
             "Port": port.to_string(),
             "MasterUsername": "membrain",
-            "MasterUserPassword": sub("{{resolve:secretsmanager:${DatabasePasswordSecret}:SecretString:password}}"),
+            // RDS keeps the master password in a secret of its own and rotates it (every 7
+            // days); only `membrain database setup` uses it, at each task's start.
+            "ManageMasterUserPassword": true,
             "AllocatedStorage": "20",
             "MaxAllocatedStorage": 200,
             "StorageType": "gp3",
@@ -101,19 +124,41 @@ pub(crate) fn add(template: &mut Template, network: Network, port: u16, url_use:
     // cfn-lint knows only full versions and calls a major-only one deprecated; RDS takes "17" as
     // "the default minor of 17" (and AutoMinorVersionUpgrade keeps it current).
     database["Metadata"]["cfn-lint"] = json!({ "config": { "ignore_checks": ["W3691"] } });
-    let url = template.resource(
-        "DatabaseUrlSecret",
-        "AWS::SecretsManager::Secret",
-        json!({
-            "Name": sub("membrain/${AWS::StackName}/database-url"),
-            "Description": url_use,
-            "SecretString": sub("postgres://membrain:{{resolve:secretsmanager:${DatabasePasswordSecret}:SecretString:password}}@${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain?sslmode=require"),
-        }),
-    );
-    skip_checks(url, &[SECRET_KMS]);
     template.output(
         "DatabaseEndpoint",
         "The PostgreSQL host",
         get_att("Database", "Endpoint.Address"),
     );
+    template.output(
+        "AppDatabaseSecretArn",
+        "The application role's password (membrain_app); the master's is RDS-managed (MasterUserSecret)",
+        reference("AppDatabaseSecret"),
+    );
+    let endpoint =
+        "${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain?sslmode=require";
+    let master = get_att("Database", "MasterUserSecret.SecretArn");
+    DatabaseAccess {
+        url: sub(&format!("postgres://{APP_ROLE}@{endpoint}")),
+        password: SecretEnv::key("PGPASSWORD", reference("AppDatabaseSecret"), "password"),
+        setup: InitContainer {
+            name: "database-setup",
+            command: vec!["database", "setup"],
+            environment: vec![
+                (
+                    "MEMBRAIN_ADMIN_DATABASE_URL",
+                    sub(&format!("postgres://{endpoint}")),
+                ),
+                ("MEMBRAIN_APP_DATABASE_ROLE", json!(APP_ROLE)),
+            ],
+            secrets: vec![
+                SecretEnv::key("PGUSER", master.clone(), "username"),
+                SecretEnv::key("PGPASSWORD", master, "password"),
+                SecretEnv::key(
+                    "MEMBRAIN_APP_DATABASE_PASSWORD",
+                    reference("AppDatabaseSecret"),
+                    "password",
+                ),
+            ],
+        },
+    }
 }

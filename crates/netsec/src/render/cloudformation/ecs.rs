@@ -29,13 +29,62 @@ pub(crate) struct Service<'a> {
     pub group: GroupId,
     pub target_group: &'a str,
     pub environment: Vec<(&'a str, Value)>,
-    /// Environment variables filled from Secrets Manager: name and secret ARN.
-    pub secrets: Vec<(&'a str, Value)>,
+    pub secrets: Vec<SecretEnv<'a>>,
+    /// A container that must run to completion before the service's own starts.
+    pub init: Option<InitContainer<'a>>,
     /// Inline policies (`{PolicyName, PolicyDocument}`, or an `Fn::If` of one) of the role the
     /// container's own AWS calls use; the task gets no role when this is empty.
     pub task_policies: Vec<Value>,
     /// Listeners that must exist before the service registers targets.
     pub depends_on: Vec<&'a str>,
+}
+
+/// An environment variable ECS fills from Secrets Manager when the task starts (never in the
+/// template, never in the task definition).
+#[derive(Debug, Clone)]
+pub(crate) struct SecretEnv<'a> {
+    pub name: &'a str,
+    /// The secret's ARN.
+    pub secret: Value,
+    /// One key of a JSON secret; `None` takes the whole string.
+    pub key: Option<&'a str>,
+}
+
+impl<'a> SecretEnv<'a> {
+    pub fn whole(name: &'a str, secret: Value) -> Self {
+        Self {
+            name,
+            secret,
+            key: None,
+        }
+    }
+
+    pub fn key(name: &'a str, secret: Value, key: &'a str) -> Self {
+        Self {
+            name,
+            secret,
+            key: Some(key),
+        }
+    }
+
+    /// ECS's `ValueFrom`: the ARN, or `arn:key::` for one key of a JSON secret.
+    fn value_from(&self) -> Value {
+        match self.key {
+            None => self.secret.clone(),
+            Some(key) => json!({ "Fn::Join": ["", [self.secret, format!(":{key}::")]] }),
+        }
+    }
+}
+
+/// A container of the service's image that runs one `membrain` command to completion before
+/// the service's container starts (an ECS `SUCCESS` dependency): if it fails, the task stops
+/// and the service's container never runs.
+#[derive(Debug)]
+pub(crate) struct InitContainer<'a> {
+    pub name: &'a str,
+    pub command: Vec<&'a str>,
+    pub environment: Vec<(&'a str, Value)>,
+    pub secrets: Vec<SecretEnv<'a>>,
 }
 
 /// Where every `membrain` container serves `/metrics`: the task's loopback, which the sidecar in
@@ -130,7 +179,7 @@ pub(crate) fn add_service(
             "RuntimePlatform": { "OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64" },
             "ExecutionRoleArn": get_att(&format!("{name}ExecutionRole"), "Arn"),
             "TaskRoleArn": get_att(&format!("{name}TaskRole"), "Arn"),
-            "ContainerDefinitions": [container(service, &logs), sidecar],
+            "ContainerDefinitions": containers(service, &logs, sidecar),
         }),
     );
     // The task role: the container's own AWS calls, and the sidecar's metrics (only into this
@@ -185,28 +234,73 @@ pub(crate) fn add_service(
     resource["DependsOn"] = json!(service.depends_on);
 }
 
+/// The task's containers: the service's, the init container it waits for (if any), the metrics
+/// sidecar.
+fn containers(service: &Service, logs: &str, sidecar: Value) -> Value {
+    let mut main = container(service, logs);
+    let init = service.init.as_ref().map(|init| {
+        main["DependsOn"] = json!([{ "ContainerName": init.name, "Condition": "SUCCESS" }]);
+        init_container(init, logs)
+    });
+    Value::Array(
+        [Some(main), init, Some(sidecar)]
+            .into_iter()
+            .flatten()
+            .collect(),
+    )
+}
+
+fn environment_pairs(list: &[(&str, Value)]) -> Value {
+    list.iter()
+        .map(|(name, value)| json!({ "Name": name, "Value": value }))
+        .collect()
+}
+
+fn secret_pairs(list: &[SecretEnv]) -> Value {
+    list.iter()
+        .map(|secret| json!({ "Name": secret.name, "ValueFrom": secret.value_from() }))
+        .collect()
+}
+
+/// The init container: the service's image running one command, logging beside the service.
+fn init_container(init: &InitContainer, logs: &str) -> Value {
+    let mut environment = vec![("MEMBRAIN_LOG_FORMAT", json!("json"))];
+    environment.extend(init.environment.iter().cloned());
+    json!({
+        "Name": init.name,
+        "Image": reference("ContainerImage"),
+        "Command": init.command,
+        "Essential": false,
+        "Environment": environment_pairs(&environment),
+        "Secrets": secret_pairs(&init.secrets),
+        "ReadonlyRootFilesystem": true,
+        "LogConfiguration": {
+            "LogDriver": "awslogs",
+            "Options": {
+                "awslogs-group": reference(logs),
+                "awslogs-region": reference("AWS::Region"),
+                "awslogs-stream-prefix": init.name,
+            },
+        },
+    })
+}
+
 /// The container: JSON logs to CloudWatch, secrets injected by ECS (never in the template), a
 /// health check on `/health`, a read-only root file system.
 fn container(service: &Service, logs: &str) -> Value {
-    let pairs = |list: &[(&str, Value)], key: &str| -> Vec<Value> {
-        list.iter()
-            .map(|(name, value)| json!({ "Name": name, key: value }))
-            .collect()
-    };
     let mut environment = vec![
         ("MEMBRAIN_LOG_FORMAT", json!("json")),
         ("MEMBRAIN_METRICS_LISTEN", json!(METRICS_LISTEN)),
     ];
     environment.extend(service.environment.iter().cloned());
-    let secrets = pairs(&service.secrets, "ValueFrom");
     json!({
         "Name": service.command,
         "Image": reference("ContainerImage"),
         "Command": [service.command],
         "Essential": true,
         "PortMappings": [{ "ContainerPort": service.port, "Protocol": "tcp" }],
-        "Environment": pairs(&environment, "Value"),
-        "Secrets": secrets,
+        "Environment": environment_pairs(&environment),
+        "Secrets": secret_pairs(&service.secrets),
         "ReadonlyRootFilesystem": true,
         "StopTimeout": 30,
         "HealthCheck": {
@@ -319,7 +413,8 @@ fn write_metrics_policy(metrics_logs: &str) -> Value {
     })
 }
 
-/// The role ECS uses to pull the image, write logs and read exactly this service's secrets.
+/// The role ECS uses to pull the image, write logs and read exactly the secrets this service's
+/// containers (the init container's too) are given.
 fn execution_role(template: &mut Template, service: &Service) {
     let read = |policy_name: &str, resources: Value| {
         json!({
@@ -335,8 +430,14 @@ fn execution_role(template: &mut Template, service: &Service) {
         })
     };
     let mut policies = Vec::new();
-    if !service.secrets.is_empty() {
-        let arns: Vec<Value> = service.secrets.iter().map(|(_, arn)| arn.clone()).collect();
+    let mut arns: Vec<Value> = Vec::new();
+    let init_secrets = service.init.iter().flat_map(|init| &init.secrets);
+    for secret in service.secrets.iter().chain(init_secrets) {
+        if !arns.contains(&secret.secret) {
+            arns.push(secret.secret.clone());
+        }
+    }
+    if !arns.is_empty() {
         policies.push(read("read-secrets", Value::Array(arns)));
     }
     let mut properties = json!({

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::alb::SECRET_KMS;
 use super::database;
 use super::ecs::{Service, add_cluster, add_service, load_balancer_attributes, target_group};
-use super::network::{Network, assume_role, group_id, log_group};
+use super::network::{Network, assume_role, group_id, group_resource, log_group};
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
 use crate::profiles::GatewayTsStore;
@@ -40,16 +40,19 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
         ("MEMBRAIN_MCP_ALLOWED_HOSTS", json!("*")),
     ];
     let mut secrets = Vec::new();
+    let mut init = None;
     let mut task_policies = vec![read_keys_policy()];
     match stack.gateway_ts_store {
         GatewayTsStore::Postgres => {
-            database::add(
+            let database = database::add(
                 template,
                 network,
                 stack.database_port,
-                "MEMBRAIN_TS_STORE for the MCP tasks: the time-series database",
+                "The password of membrain_app, the role the MCP tasks keep time series as (PGPASSWORD)",
             );
-            secrets.push(("MEMBRAIN_TS_STORE", reference("DatabaseUrlSecret")));
+            environment.push(("MEMBRAIN_TS_STORE", database.url));
+            secrets.push(database.password);
+            init = Some(database.setup);
         }
         GatewayTsStore::Timestream => {
             timestream_database_parameter(template);
@@ -77,6 +80,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             target_group: "McpTargetGroup",
             environment,
             secrets,
+            init,
             task_policies,
             depends_on: vec!["NetworkLoadBalancerListener"],
         },
@@ -167,18 +171,24 @@ fn api_keys_secret(template: &mut Template) {
     skip_checks(secret, &[SECRET_KMS]);
 }
 
-/// An internal NLB without security groups: the topology admits its traffic to the MCP tasks
-/// through the VPC CIDR rule (NLB groups can only be chosen when it is created).
+/// The internal NLB, carrying the plan's NLB group (an NLB takes groups only when it is
+/// created, so the stack gives it one from the start): the tasks admit that group alone, and the
+/// NLB admits the VPC link's. A plan from before the NLB had a group leaves it without one.
 fn load_balancer(template: &mut Template, network: Network, port: u16) {
+    let nlb_group = GroupId("nlb".into());
+    let mut properties = json!({
+        "Type": "network",
+        "Scheme": "internal",
+        "Subnets": network.private_subnets(),
+        "LoadBalancerAttributes": load_balancer_attributes(None),
+    });
+    if template.resources.contains_key(&group_resource(&nlb_group)) {
+        properties["SecurityGroups"] = json!([group_id(&nlb_group)]);
+    }
     let balancer = template.resource(
         "NetworkLoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        json!({
-            "Type": "network",
-            "Scheme": "internal",
-            "Subnets": network.private_subnets(),
-            "LoadBalancerAttributes": load_balancer_attributes(None),
-        }),
+        properties,
     );
     skip_checks(
         balancer,

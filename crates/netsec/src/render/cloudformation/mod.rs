@@ -399,7 +399,11 @@ mod tests {
             "redirect"
         );
         let api = &resources["ApiTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
-        assert_eq!(api["Secrets"][0]["Name"], "MEMBRAIN_DATABASE_URL");
+        assert_eq!(api["Secrets"][0]["Name"], "PGPASSWORD");
+        assert_eq!(
+            environment(api)["MEMBRAIN_DATABASE_URL"]["Fn::Sub"],
+            "postgres://membrain_app@${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain?sslmode=require"
+        );
         assert_eq!(api["LogConfiguration"]["LogDriver"], "awslogs");
         assert_eq!(api["Command"][0], "api");
         assert_eq!(
@@ -428,6 +432,133 @@ mod tests {
         );
         let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
         assert_eq!(mcp["PortMappings"][0]["ContainerPort"], 9090);
+    }
+
+    /// Issue 16 item 12: the NLB carries a group of its own, which alone the tasks admit.
+    #[test]
+    fn the_gateway_nlb_carries_the_group_the_tasks_admit() {
+        let topology = profile(Profile::Gateway, |_| {});
+        let rendered = template(&topology, &StackOptions::for_topology(&topology));
+        let resources = &rendered["Resources"];
+        assert_eq!(
+            resources["NetworkLoadBalancer"]["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][0],
+            "NlbSecurityGroup"
+        );
+        let into_tasks = |rendered: &Value| -> Vec<Value> {
+            resources_of(rendered, "AWS::EC2::SecurityGroupIngress")
+                .into_iter()
+                .map(|(_, r)| r["Properties"].clone())
+                .filter(|r| r["GroupId"]["Fn::GetAtt"][0] == "McpServerSecurityGroup")
+                .collect()
+        };
+        let into_tasks_by_default = into_tasks(&rendered);
+
+        assert!(!into_tasks_by_default.is_empty());
+        for rule in &into_tasks_by_default {
+            assert_eq!(
+                rule["SourceSecurityGroupId"]["Fn::GetAtt"][0], "NlbSecurityGroup",
+                "{rule}"
+            );
+            assert!(rule.get("CidrIp").is_none(), "{rule}");
+        }
+
+        // The seed's VPC rule only when asked for.
+        let seed = profile(Profile::Gateway, |o| o.seed_vpc_ingress = true);
+        let rendered = template(&seed, &StackOptions::for_topology(&seed));
+        assert!(
+            into_tasks(&rendered)
+                .iter()
+                .any(|r| r["CidrIp"] == "10.0.0.0/16"),
+            "the seed's rule"
+        );
+    }
+
+    /// Issue 16 item 13: RDS manages (and rotates) the master password; the services sign in as
+    /// membrain_app, which an init container makes with the master's credentials before the
+    /// service's container starts, and which is all the service's container ever sees.
+    #[test]
+    fn services_sign_in_as_an_application_role_the_master_makes() {
+        for (topology, task) in [
+            (profile(Profile::Alb, |_| {}), "Api"),
+            (profile(Profile::Gateway, |_| {}), "Mcp"),
+        ] {
+            let rendered = template(&topology, &StackOptions::for_topology(&topology));
+            let resources = &rendered["Resources"];
+            let database = &resources["Database"]["Properties"];
+            assert_eq!(database["ManageMasterUserPassword"], true);
+            assert!(database.get("MasterUserPassword").is_none());
+            assert!(resources.get("DatabaseUrlSecret").is_none());
+            assert!(resources.get("DatabasePasswordSecret").is_none());
+            let app_secret = &resources["AppDatabaseSecret"]["Properties"]["GenerateSecretString"];
+            assert_eq!(
+                app_secret["SecretStringTemplate"],
+                "{\"username\":\"membrain_app\"}"
+            );
+
+            let containers =
+                resources[&format!("{task}TaskDefinition")]["Properties"]["ContainerDefinitions"]
+                    .as_array()
+                    .unwrap();
+            let main = &containers[0];
+            let setup = containers
+                .iter()
+                .find(|c| c["Name"] == "database-setup")
+                .expect("an init container");
+            assert_eq!(
+                main["DependsOn"],
+                serde_json::json!([{ "ContainerName": "database-setup", "Condition": "SUCCESS" }])
+            );
+            assert_eq!(setup["Essential"], false);
+            assert_eq!(setup["Command"], serde_json::json!(["database", "setup"]));
+            let master =
+                serde_json::json!({ "Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"] });
+            let secrets = |container: &Value| -> Vec<(String, Value)> {
+                container["Secrets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["Name"].as_str().unwrap().to_owned(),
+                            s["ValueFrom"].clone(),
+                        )
+                    })
+                    .collect()
+            };
+            let key_of = |arn: &Value, key: &str| serde_json::json!({ "Fn::Join": ["", [arn, format!(":{key}::")]] });
+            let app = serde_json::json!({ "Ref": "AppDatabaseSecret" });
+            let setup_secrets = secrets(setup);
+            for wanted in [
+                ("PGUSER", key_of(&master, "username")),
+                ("PGPASSWORD", key_of(&master, "password")),
+                ("MEMBRAIN_APP_DATABASE_PASSWORD", key_of(&app, "password")),
+            ] {
+                assert!(
+                    setup_secrets.contains(&(wanted.0.to_owned(), wanted.1.clone())),
+                    "{setup_secrets:?}"
+                );
+            }
+            // The service's own container: the application role's password, never the master's.
+            let main_secrets = secrets(main);
+            assert!(main_secrets.contains(&("PGPASSWORD".to_owned(), key_of(&app, "password"))));
+            assert!(
+                !serde_json::to_string(main)
+                    .unwrap()
+                    .contains("MasterUserSecret"),
+                "{main}"
+            );
+            assert_eq!(
+                environment(setup)["MEMBRAIN_APP_DATABASE_ROLE"],
+                "membrain_app"
+            );
+            // The execution role reads both secrets (to inject them), by ARN.
+            let reads = resources[&format!("{task}ExecutionRole")]["Properties"]["Policies"][0]
+                ["PolicyDocument"]["Statement"][0]["Resource"]
+                .as_array()
+                .unwrap()
+                .clone();
+            assert!(reads.contains(&app) && reads.contains(&master), "{reads:?}");
+        }
     }
 
     /// The environment of a container as a name → value map.
@@ -462,10 +593,13 @@ mod tests {
         assert_eq!(env["MEMBRAIN_KEYS_SECRET"]["Ref"], "ApiKeysSecret");
         // Behind the authorizer, a guessed Host list could only refuse calls (issue 16 item 10).
         assert_eq!(env["MEMBRAIN_MCP_ALLOWED_HOSTS"], "*");
-        // The URL, password included, only ever arrives through ECS secrets.
-        assert!(!env.contains_key("MEMBRAIN_TS_STORE"), "{env:?}");
-        assert_eq!(mcp["Secrets"][0]["Name"], "MEMBRAIN_TS_STORE");
-        assert_eq!(mcp["Secrets"][0]["ValueFrom"]["Ref"], "DatabaseUrlSecret");
+        // The URL names the application role and no password; the password arrives through
+        // ECS secrets as PGPASSWORD.
+        assert_eq!(
+            env["MEMBRAIN_TS_STORE"]["Fn::Sub"],
+            "postgres://membrain_app@${Database.Endpoint.Address}:${Database.Endpoint.Port}/membrain?sslmode=require"
+        );
+        assert_eq!(mcp["Secrets"][0]["Name"], "PGPASSWORD");
 
         // The database carries the planned group, on the planned port, in the private subnets.
         let database = &resources["Database"]["Properties"];
@@ -489,7 +623,7 @@ mod tests {
         assert_eq!(keys["Resource"]["Ref"], "ApiKeysSecret");
         let reads = &resources["McpExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
             [0];
-        assert_eq!(reads["Resource"][0]["Ref"], "DatabaseUrlSecret");
+        assert_eq!(reads["Resource"][0]["Ref"], "AppDatabaseSecret");
 
         let secret = &resources["ApiKeysSecret"]["Properties"];
         assert_eq!(secret["SecretString"], "{}");
@@ -599,7 +733,8 @@ mod tests {
                 assert!(!mapped.contains(&&serde_json::json!(9464)), "{mapped:?}");
                 assert_eq!(membrain["ReadonlyRootFilesystem"], true);
                 // The sidecar exists only when an agent image is given, and is not essential.
-                let choice = &containers[1]["Fn::If"];
+                let last = containers.as_array().unwrap().len() - 1;
+                let choice = &containers[last]["Fn::If"];
                 assert_eq!(choice[0], "ShipMetrics");
                 assert_eq!(choice[2]["Ref"], "AWS::NoValue");
                 let agent = &choice[1];
