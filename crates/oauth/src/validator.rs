@@ -159,8 +159,7 @@ impl TokenValidator {
             Lookup::Found(key) => key,
             Lookup::WrongAlgorithm => {
                 return Err(TokenError::invalid(format!(
-                    "the issuer's key {:?} is not for {alg}",
-                    kid.unwrap_or_default()
+                    "the issuer's key the token names (`kid`) is not for {alg}"
                 )));
             }
             Lookup::Unknown => {

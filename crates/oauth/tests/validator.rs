@@ -356,6 +356,10 @@ async fn unsigned_and_algorithm_confusion_tokens_are_refused() {
     let token = issuer.token_with(&claims, &json!({"alg": "RS256"}));
     let description = refused(validator.validate(&token).await);
     assert!(description.contains("is not for RS256"), "{description}");
+    assert!(
+        !description.contains(&issuer.current_kid()),
+        "{description}"
+    );
     let description = refused(
         validator
             .validate(&issuer.token_with(&claims, &json!({"alg": null})))
@@ -430,10 +434,12 @@ async fn rotated_keys_are_fetched_once_and_unknown_keys_are_rate_limited() {
     assert!(description.contains("does not publish"), "{description}");
     assert_eq!(issuer.jwks_requests(), 3);
 
-    // A flood of random kids right after: no fetch at all.
-    for i in 0..200 {
-        let token = issuer.token_with(&claims, &json!({ "kid": format!("random-{i}") }));
-        refused(validator.validate(&token).await);
+    // A flood of random kids right after (minted first, so the flood is quick): no fetch at all.
+    let flood: Vec<String> = (0..200)
+        .map(|i| issuer.token_with(&claims, &json!({ "kid": format!("random-{i}") })))
+        .collect();
+    for token in &flood {
+        refused(validator.validate(token).await);
     }
     assert_eq!(issuer.jwks_requests(), 3);
     // Concurrently too.
@@ -616,4 +622,88 @@ async fn the_validator_describes_its_resource() {
     let err =
         TokenValidator::new(OAuthSettings::new("http://auth.example.com", AUDIENCE)).unwrap_err();
     assert_eq!(err.field, "issuer");
+}
+
+/// A server on 127.0.0.1 that answers every request with `status` and `body`.
+async fn canned(status: &'static str, headers: &'static str, body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _read = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _sent = socket.write_all(head.as_bytes()).await;
+                let _sent = socket.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn bad_key_sets_make_tokens_uncheckable() {
+    let issuer = TestIssuer::start().await;
+    let token = issuer.token(&issuer.claims(AUDIENCE, "team-a"));
+    let big = format!("{{\"keys\": [], \"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    let only_secret =
+        json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": issuer.current_kid()}]});
+    let encryption_only = json!({"keys": [
+        with(issuer.jwks()["keys"][0].clone(), json!({"use": "enc"}))
+    ]});
+    let cases = [
+        (canned("200 OK", "", big).await, "over 262144 bytes"),
+        (
+            canned(
+                "302 Found",
+                "location: http://127.0.0.1:1/\r\n",
+                String::new(),
+            )
+            .await,
+            "302",
+        ),
+        (canned("200 OK", "", "<html>".to_owned()).await, "not JSON"),
+        (canned("200 OK", "", "{}".to_owned()).await, "no `keys`"),
+        (
+            canned("200 OK", "", only_secret.to_string()).await,
+            "no signing key",
+        ),
+        (
+            canned("200 OK", "", encryption_only.to_string()).await,
+            "no signing key",
+        ),
+    ];
+    for (url, expected) in cases {
+        let mut settings = issuer.settings(AUDIENCE);
+        settings.jwks_url = Some(url.clone());
+        let validator = TokenValidator::new(settings).unwrap();
+        match validator.validate(&token).await {
+            Err(TokenError::Unavailable { cause }) => {
+                assert!(cause.contains(expected), "{url}: {cause}")
+            }
+            other => panic!("{url}: expected unavailable, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn discovery_must_name_the_configured_issuer() {
+    let issuer = TestIssuer::start().await;
+    // The same server under another name: its metadata names 127.0.0.1, not localhost.
+    let alias = issuer.issuer_url().replace("127.0.0.1", "localhost");
+    let validator = TokenValidator::new(OAuthSettings::new(alias.clone(), AUDIENCE)).unwrap();
+    let claims = with(issuer.claims(AUDIENCE, "team-a"), json!({ "iss": alias }));
+    match validator.validate(&issuer.token(&claims)).await {
+        Err(TokenError::Unavailable { cause }) => {
+            assert!(cause.contains("names issuer"), "{cause}")
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert_eq!(issuer.jwks_requests(), 0);
 }
