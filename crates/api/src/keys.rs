@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use membrain_auth::{ApiKey, AuthError, KeyHash, KeyResolver, key_from_headers};
+use membrain_auth::{ApiKey, AuthError, KeyHash, KeyResolver, TENANT_HEADER, key_from_headers};
 use membrain_memory::TenantId;
 use membrain_store::{MemoryStore, StoreError};
 
@@ -110,14 +110,26 @@ pub async fn require_key(
             )
         },
     )?;
-    let tenant = match state.keys.resolve(&key).await {
-        Ok(Some(tenant)) => tenant,
-        Ok(None) => {
-            return Err(ApiError::unauthorized(
-                "the API key is not valid or has been revoked: check the key, or create a new one",
+    let named = headers
+        .get(TENANT_HEADER)
+        .map(|value| value.to_str().unwrap_or_default().to_owned());
+    let tenant = match (&state.service_key, named) {
+        (Some(service), named) if is_key(service, &key) => service_tenant(named)?,
+        (_, Some(_)) => {
+            return Err(ApiError::forbidden(
+                "X-Membrain-Tenant is accepted only with the service key: leave it out (your \
+                 key already says whose data this is)",
             ));
         }
-        Err(e) => return Err(ApiError::unavailable(&e)),
+        (_, None) => match state.keys.resolve(&key).await {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => {
+                return Err(ApiError::unauthorized(
+                    "the API key is not valid or has been revoked: check the key, or create a new one",
+                ));
+            }
+            Err(e) => return Err(ApiError::unavailable(&e)),
+        },
     };
     tracing::Span::current().record("tenant", tenant.as_str());
     // Each tenant's rate and requests in flight are bounded before any work is done for it.
@@ -131,6 +143,16 @@ pub async fn require_key(
         response.extensions_mut().insert(label);
     }
     Ok(response)
+}
+
+/// The tenant the service key names for one call: required, and a valid tenant name.
+fn service_tenant(named: Option<String>) -> Result<TenantId, ApiError> {
+    let named = named.ok_or_else(|| {
+        ApiError::bad_request("the service key acts for a tenant: name it in X-Membrain-Tenant")
+    })?;
+    TenantId::parse(named.trim()).map_err(|e| {
+        ApiError::bad_request(format!("X-Membrain-Tenant does not name a tenant: {e}"))
+    })
 }
 
 /// Middleware in front of `/api/v1/admin/…`: only the operator key (`--operator-key`) passes.
@@ -157,7 +179,7 @@ pub async fn require_operator(
     let headers = request.headers();
     let key = key_from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()));
     match key {
-        Some(key) if is_operator_key(operator, &key) => Ok(next.run(request).await),
+        Some(key) if is_key(operator, &key) => Ok(next.run(request).await),
         Some(_) => Err(forbidden(
             "only the operator key may administer keys; a tenant's API key cannot (send the \
              operator key in X-API-Key)",
@@ -168,15 +190,15 @@ pub async fn require_operator(
     }
 }
 
-/// Whether `key` is the operator key whose hash is `operator`, in time independent of where
-/// they differ.
-pub fn is_operator_key(operator: &KeyHash, key: &ApiKey) -> bool {
+/// Whether `key` is the configured key (operator or service) whose hash is `configured`, in
+/// time independent of where they differ.
+pub fn is_key(configured: &KeyHash, key: &ApiKey) -> bool {
     use subtle::ConstantTimeEq;
     let offered = key.hash();
     bool::from(
         offered
             .as_str()
             .as_bytes()
-            .ct_eq(operator.as_str().as_bytes()),
+            .ct_eq(configured.as_str().as_bytes()),
     )
 }

@@ -59,6 +59,10 @@ pub struct ApiSettings {
     /// The key that may administer keys (`/api/v1/admin/keys`); it is no tenant's key. `None`
     /// turns key administration off.
     pub operator_key: Option<ApiKey>,
+    /// The key of a trusted service (the MCP bridge serving OAuth callers) that names, in
+    /// `X-Membrain-Tenant`, the tenant each call is made for; no other key may name one. `None`:
+    /// no call names its tenant.
+    pub service_key: Option<ApiKey>,
 }
 
 impl Default for ApiSettings {
@@ -79,6 +83,7 @@ impl Default for ApiSettings {
             index_memory_budget: crate::SemanticTuning::default().index_memory_budget,
             http: HttpLimits::default(),
             operator_key: None,
+            service_key: None,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct AppState {
     pub tenant_limiter: Arc<TenantLimiter>,
     /// The operator key's hash ([`ApiSettings::operator_key`]).
     pub operator_key: Option<KeyHash>,
+    /// The service key's hash ([`ApiSettings::service_key`]).
+    pub service_key: Option<KeyHash>,
 }
 
 impl AppState {
@@ -123,6 +130,7 @@ impl AppState {
             timeseries: None,
             tenant_limiter: Arc::new(TenantLimiter::new(settings.tenant_limits.clone())),
             operator_key: settings.operator_key.as_ref().map(ApiKey::hash),
+            service_key: settings.service_key.as_ref().map(ApiKey::hash),
         }
     }
 }

@@ -186,6 +186,11 @@ impl KeyResolver for ResolverChain {
     }
 }
 
+/// The header in which the service key names the tenant a call is made for (see the API's
+/// `--service-key`): the MCP bridge sends it for a caller it identified by an OAuth token, and the
+/// API accepts it from the service key alone.
+pub const TENANT_HEADER: &str = "x-membrain-tenant";
+
 /// Reads the caller's key from request headers: `X-API-Key` first, then `Authorization: Bearer`.
 /// Header lookup is left to the caller (any HTTP library) through `header`.
 pub fn key_from_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<ApiKey> {

@@ -2,6 +2,7 @@
 
 use membrain_auth::{ApiKey, KeyResolver, key_from_headers};
 use membrain_memory::TenantId;
+use membrain_oauth::TokenValidator;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -47,10 +48,41 @@ impl AuthorizerResponse {
 /// unknown key, or a key store that cannot answer, is refused; only the last is logged as an
 /// error. Neither the key nor any header is ever logged.
 pub async fn authorize(event: &Value, resolver: &dyn KeyResolver) -> AuthorizerResponse {
+    authorize_with(event, resolver, None).await
+}
+
+/// [`authorize`], also accepting OAuth access tokens checked by `tokens`: a bearer token shaped
+/// like a JWT is checked as one (never as a key), its tenant put in the context as a key's is.
+pub async fn authorize_with(
+    event: &Value,
+    resolver: &dyn KeyResolver,
+    tokens: Option<&TokenValidator>,
+) -> AuthorizerResponse {
     let request_id = text_at(event, &["requestContext", "requestId"]);
     let source_ip = text_at(event, &["requestContext", "http", "sourceIp"]);
     let route = text_at(event, &["routeKey"]);
     warn_if_not_http_api_v2(event);
+
+    if let Some(tokens) = tokens
+        && let Some(token) = header_in(event, "authorization")
+            .and_then(membrain_oauth::bearer_token)
+            .filter(|token| membrain_oauth::looks_like_jwt(token))
+    {
+        return match tokens.validate(token).await {
+            Ok(valid) => {
+                tracing::debug!(request_id, source_ip, route, tenant = %valid.tenant, "authorized by an access token");
+                AuthorizerResponse::allow(&valid.tenant)
+            }
+            Err(error) if error.is_unavailable() => {
+                tracing::error!(request_id, source_ip, route, %error, "refused: the access token could not be checked");
+                AuthorizerResponse::deny()
+            }
+            Err(error) => {
+                tracing::info!(request_id, source_ip, route, %error, "refused: the access token is not valid");
+                AuthorizerResponse::deny()
+            }
+        };
+    }
 
     let Some(key) = key_in(event) else {
         tracing::info!(
@@ -90,13 +122,17 @@ pub async fn authorize(event: &Value, resolver: &dyn KeyResolver) -> AuthorizerR
 
 /// The caller's key, from the event's headers.
 fn key_in(event: &Value) -> Option<ApiKey> {
-    let headers = event.get("headers")?.as_object()?;
-    key_from_headers(|name| {
-        headers
-            .iter()
-            .find(|(header, _)| header.eq_ignore_ascii_case(name))
-            .and_then(|(_, value)| value.as_str())
-    })
+    key_from_headers(|name| header_in(event, name))
+}
+
+/// One header of the event, its name matched without regard to case.
+fn header_in<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
+    event
+        .get("headers")?
+        .as_object()?
+        .iter()
+        .find(|(header, _)| header.eq_ignore_ascii_case(name))
+        .and_then(|(_, value)| value.as_str())
 }
 
 fn text_at<'a>(event: &'a Value, path: &[&str]) -> Option<&'a str> {

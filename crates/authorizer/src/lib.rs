@@ -29,6 +29,9 @@
 //! | `MEMBRAIN_KEYS_MAX_STALENESS_SECS` | seconds without a successful reload after which every request is denied (default 900) |
 //! | `AWS_REGION` | the secret's region (Lambda sets it) |
 //! | `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL` | optional: another Secrets Manager endpoint |
+//! | `MEMBRAIN_OAUTH_ISSUER` | optional: also accept OAuth access tokens (JWTs in `Authorization: Bearer`) from this issuer |
+//! | `MEMBRAIN_OAUTH_RESOURCE` | with the issuer: the MCP URL tokens must be issued for (their audience) |
+//! | `MEMBRAIN_OAUTH_JWKS_URL`, `MEMBRAIN_OAUTH_TENANT_CLAIM` | optional: where the issuer's keys are (default: its metadata), the claim naming the tenant (default `membrain_tenant`) |
 //!
 //! Credentials come from the function's role, which needs `secretsmanager:GetSecretValue` on the
 //! secret (and `kms:Decrypt` when it is encrypted with a customer managed key). A function in
@@ -59,10 +62,11 @@ use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use membrain_auth::{AuthError, KeyResolver, RefreshSettings, RefreshingKeys};
+use membrain_oauth::TokenValidator;
 use membrain_secrets::SecretsManagerKeyMap;
 use serde_json::Value;
 
-pub use authorize::{AuthorizerContext, AuthorizerResponse, authorize};
+pub use authorize::{AuthorizerContext, AuthorizerResponse, authorize, authorize_with};
 pub use settings::AuthorizerSettings;
 
 /// Why the authorizer could not start or stopped.
@@ -91,6 +95,9 @@ pub enum AuthorizerError {
     NotInLambda { var: &'static str },
     #[error("the Lambda runtime stopped: {0}")]
     Runtime(lambda_runtime::Error),
+    /// MEMBRAIN_OAUTH_* name settings that cannot be used.
+    #[error("the OAuth settings (MEMBRAIN_OAUTH_*) cannot be used: {0}")]
+    OAuth(membrain_oauth::SettingsError),
 }
 
 /// Runs the authorizer in a Lambda function until the runtime stops: loads the key map (a
@@ -103,7 +110,13 @@ pub async fn run(settings: AuthorizerSettings) -> Result<(), AuthorizerError> {
     // Checked before the keys are loaded, so a run outside Lambda fails at once.
     check_lambda_environment()?;
     let keys = key_resolver(&settings).await?;
-    serve(Arc::new(keys)).await
+    let tokens = settings
+        .oauth
+        .clone()
+        .map(TokenValidator::new)
+        .transpose()
+        .map_err(AuthorizerError::OAuth)?;
+    serve_with(Arc::new(keys), tokens).await
 }
 
 /// The production key resolver: the secret's key map, loaded now and kept fresh.
@@ -127,10 +140,23 @@ pub async fn key_resolver(
 
 /// Answers Lambda invocations with [`authorize`] over `resolver` until the runtime stops.
 pub async fn serve(resolver: Arc<dyn KeyResolver>) -> Result<(), AuthorizerError> {
+    serve_with(resolver, None).await
+}
+
+/// [`serve`], also accepting the access tokens `tokens` checks ([`authorize_with`]).
+pub async fn serve_with(
+    resolver: Arc<dyn KeyResolver>,
+    tokens: Option<TokenValidator>,
+) -> Result<(), AuthorizerError> {
     check_lambda_environment()?;
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let resolver = Arc::clone(&resolver);
-        async move { Ok::<_, Infallible>(authorize(&event.payload, resolver.as_ref()).await) }
+        let tokens = tokens.clone();
+        async move {
+            Ok::<_, Infallible>(
+                authorize_with(&event.payload, resolver.as_ref(), tokens.as_ref()).await,
+            )
+        }
     });
     lambda_runtime::run(handler)
         .await

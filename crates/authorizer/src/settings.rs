@@ -21,6 +21,8 @@ pub struct AuthorizerSettings {
     pub endpoint: AwsEndpoint,
     /// Static credentials; `None` uses the normal chain (in Lambda, the function's role).
     pub credentials: Option<Credentials>,
+    /// OAuth access tokens accepted beside the keys; `None`: keys only.
+    pub oauth: Option<membrain_oauth::OAuthSettings>,
 }
 
 impl AuthorizerSettings {
@@ -29,6 +31,8 @@ impl AuthorizerSettings {
     pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
     pub const MAX_STALENESS_VAR: &str = "MEMBRAIN_KEYS_MAX_STALENESS_SECS";
     pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(15 * 60);
+    pub const OAUTH_ISSUER_VAR: &str = "MEMBRAIN_OAUTH_ISSUER";
+    pub const OAUTH_RESOURCE_VAR: &str = "MEMBRAIN_OAUTH_RESOURCE";
 
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, AuthorizerError> {
@@ -72,12 +76,32 @@ impl AuthorizerSettings {
         // The SDK reads these too; reading them here lets messages name the real endpoint.
         let endpoint_url =
             set("AWS_ENDPOINT_URL_SECRETS_MANAGER").or_else(|| set("AWS_ENDPOINT_URL"));
+        let oauth = match set(Self::OAUTH_ISSUER_VAR) {
+            None => None,
+            Some(issuer) => {
+                let resource =
+                    set(Self::OAUTH_RESOURCE_VAR).ok_or(AuthorizerError::MissingSetting {
+                        var: Self::OAUTH_RESOURCE_VAR,
+                        fix: "with MEMBRAIN_OAUTH_ISSUER, set it to the MCP server's public URL \
+                          (https://<api id>.execute-api.<region>.amazonaws.com/mcp), which tokens \
+                          must be issued for",
+                    })?;
+                let mut oauth = membrain_oauth::OAuthSettings::new(issuer.trim(), resource.trim());
+                oauth.jwks_url = set("MEMBRAIN_OAUTH_JWKS_URL").map(|url| url.trim().to_owned());
+                if let Some(claim) = set("MEMBRAIN_OAUTH_TENANT_CLAIM") {
+                    oauth.tenant_claim = claim.trim().to_owned();
+                }
+                oauth.validate().map_err(AuthorizerError::OAuth)?;
+                Some(oauth)
+            }
+        };
         Ok(Self {
             secret_id: secret_id.trim().to_owned(),
             refresh,
             max_staleness,
             endpoint: AwsEndpoint::new(region.trim(), endpoint_url),
             credentials: None,
+            oauth,
         })
     }
 }

@@ -4,7 +4,9 @@
 mod support;
 
 use membrain_auth::{ApiKey, AuthError, KeyResolver, StaticKey};
-use membrain_authorizer::{AuthorizerError, AuthorizerSettings, authorize, key_resolver, run};
+use membrain_authorizer::{
+    AuthorizerError, AuthorizerSettings, authorize, authorize_with, key_resolver, run,
+};
 use membrain_aws::testing::MotoServer;
 use membrain_memory::TenantId;
 use serde_json::json;
@@ -94,4 +96,94 @@ async fn run_outside_lambda_says_so_before_touching_aws() {
         "not running inside AWS Lambda (AWS_LAMBDA_RUNTIME_API is not set): deploy this as the \
          authorizer function of the HTTP API, whose runtime sets it"
     );
+}
+
+/// The same tokens the MCP server accepts: a good one is authorized with its tenant in the
+/// context, a bad one refused, an API key still works, and a JWT is never taken for a key.
+#[tokio::test]
+async fn access_tokens_are_authorized_beside_keys() {
+    use membrain_oauth::TokenValidator;
+    use membrain_oauth::testing::TestIssuer;
+    const RESOURCE: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/mcp";
+    let issuer = TestIssuer::start().await;
+    let tokens = TokenValidator::new(issuer.settings(RESOURCE)).expect("settings");
+    let key = ApiKey::new(VALID_KEY).expect("key");
+    let keys = StaticKey::new(&key, TenantId::parse(TENANT).expect("tenant"));
+    let event = |authorization: &str| {
+        json!({
+            "version": "2.0", "type": "REQUEST", "routeKey": "ANY /mcp",
+            "headers": { "authorization": authorization },
+            "requestContext": { "requestId": "r1", "http": { "sourceIp": "203.0.113.9" } },
+        })
+    };
+    let decide = |authorization: String| {
+        let (keys, tokens) = (&keys, &tokens);
+        async move {
+            let response = authorize_with(&event(&authorization), keys, Some(tokens)).await;
+            serde_json::to_value(&response).expect("serialise the response")
+        }
+    };
+    let good = issuer.token(&issuer.claims(RESOURCE, "dana"));
+    assert_eq!(
+        decide(format!("Bearer {good}")).await,
+        json!({"isAuthorized": true, "context": {"tenant": "dana"}})
+    );
+    let mut expired = issuer.claims(RESOURCE, "dana");
+    expired["exp"] = json!(1_000_000_000);
+    expired["iat"] = json!(999_999_000);
+    let elsewhere = issuer.claims("https://other.example/mcp", "dana");
+    for token in [issuer.token(&expired), issuer.token(&elsewhere)] {
+        assert_eq!(
+            decide(format!("Bearer {token}")).await,
+            json!({"isAuthorized": false})
+        );
+    }
+    assert_eq!(
+        decide(format!("Bearer {VALID_KEY}")).await,
+        json!({"isAuthorized": true, "context": {"tenant": TENANT}})
+    );
+    // Without OAuth configured a token is only an unknown key.
+    let response = authorize(&event(&format!("Bearer {good}")), &keys).await;
+    assert!(!response.is_authorized);
+}
+
+/// MEMBRAIN_OAUTH_ISSUER turns tokens on, and needs the resource they are issued for.
+#[test]
+fn oauth_settings_come_from_the_environment() {
+    let base = [
+        ("MEMBRAIN_KEYS_SECRET", "membrain/api-keys"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let read = |extra: &[(&str, &str)]| {
+        let env: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+        AuthorizerSettings::from_lookup(|name| {
+            env.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    };
+    assert!(read(&[]).expect("keys only").oauth.is_none());
+    let issuer = (
+        "MEMBRAIN_OAUTH_ISSUER",
+        "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc",
+    );
+    let error = read(&[issuer]).expect_err("no resource");
+    assert!(
+        error.to_string().contains("MEMBRAIN_OAUTH_RESOURCE"),
+        "{error}"
+    );
+    let settings = read(&[
+        issuer,
+        (
+            "MEMBRAIN_OAUTH_RESOURCE",
+            "https://abc.execute-api.us-east-1.amazonaws.com/mcp",
+        ),
+        ("MEMBRAIN_OAUTH_TENANT_CLAIM", "custom:tenant"),
+    ])
+    .expect("tokens on")
+    .oauth
+    .expect("oauth");
+    assert_eq!(settings.tenant_claim, "custom:tenant");
+    let error = read(&[issuer, ("MEMBRAIN_OAUTH_RESOURCE", "not a url")]).expect_err("bad");
+    assert!(error.to_string().contains("MEMBRAIN_OAUTH_"), "{error}");
 }

@@ -623,6 +623,40 @@ pub struct ApiTuning {
         value_name = "KEY"
     )]
     pub operator_key: Option<String>,
+    /// The service key: the MCP bridge's own key when it serves OAuth callers (`membrain mcp
+    /// --oauth-issuer …` with the same MEMBRAIN_SERVICE_KEY). With it, and only with it, a call
+    /// names its tenant in X-Membrain-Tenant. At least 16 characters, not a tenant's key and not
+    /// the operator key; unset, no call may name a tenant.
+    #[arg(
+        long,
+        env = "MEMBRAIN_SERVICE_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub service_key: Option<String>,
+}
+
+/// OAuth access tokens beside API keys, for hosted MCP clients that cannot send a key header;
+/// shared by `serve` and `mcp`. Off unless --oauth-issuer is set.
+#[derive(Debug, Args, Default)]
+pub struct OAuthArgs {
+    /// Accept OAuth access tokens (JWTs) from this authorization server, e.g. a Cognito user
+    /// pool: https://cognito-idp.<region>.amazonaws.com/<pool id>. Its keys come from its
+    /// metadata (or --oauth-jwks-url); API keys keep working.
+    #[arg(long, env = "MEMBRAIN_OAUTH_ISSUER", value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+    /// This server's public MCP URL, e.g. https://mcp.example.com/mcp: every token's audience
+    /// must name it (RFC 8707), and /.well-known/oauth-protected-resource describes it
+    /// [required with --oauth-issuer].
+    #[arg(long, env = "MEMBRAIN_OAUTH_RESOURCE", value_name = "URL")]
+    pub oauth_resource: Option<String>,
+    /// Where the issuer publishes its keys, when its metadata does not say [default: the
+    /// jwks_uri of the issuer's /.well-known/oauth-authorization-server or openid-configuration].
+    #[arg(long, env = "MEMBRAIN_OAUTH_JWKS_URL", value_name = "URL")]
+    pub oauth_jwks_url: Option<String>,
+    /// The token claim that holds the caller's Membrain tenant [default: membrain_tenant].
+    #[arg(long, env = "MEMBRAIN_OAUTH_TENANT_CLAIM", value_name = "CLAIM")]
+    pub oauth_tenant_claim: Option<String>,
 }
 
 /// The web console at /console, shared by `serve` and `api`.
@@ -811,6 +845,8 @@ pub struct ServeArgs {
     pub semantic: SemanticArgs,
     #[command(flatten)]
     pub time_series: TsStoreArgs,
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
 }
 
 #[derive(Debug, Args)]
@@ -920,6 +956,17 @@ pub struct McpArgs {
     /// is refused (503), so a revoked key cannot outlive an unreachable key store [default: 900].
     #[arg(long, env = "MEMBRAIN_KEYS_MAX_STALENESS_SECS", value_name = "SECS")]
     pub keys_max_staleness_secs: Option<u64>,
+    /// The key this bridge calls the REST API with for a caller it knows by an OAuth access
+    /// token (the API's MEMBRAIN_SERVICE_KEY); needed with --oauth-issuer in the alb profile.
+    #[arg(
+        long,
+        env = "MEMBRAIN_SERVICE_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub service_key: Option<String>,
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]

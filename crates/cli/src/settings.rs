@@ -10,12 +10,12 @@ use membrain_api::ApiSettings;
 use membrain_auth::{ApiKey, RefreshSettings};
 use membrain_http::HttpLimits;
 use membrain_llm::{Endpoint, EndpointKey};
-use membrain_mcp::{AllowedHosts, McpSettings};
+use membrain_mcp::{AllowedHosts, McpOAuth, McpSettings};
 use serde::Deserialize;
 
 use crate::cli::{
     ApiArgs, ApiTuning, ConsoleArgs, EmbedderKind, GlobalArgs, HttpArgs, LogFormat, McpArgs,
-    McpProfile, SemanticArgs, ServeArgs, Transport, TsStoreArgs,
+    McpProfile, OAuthArgs, SemanticArgs, ServeArgs, Transport, TsStoreArgs,
 };
 use membrain_timeseries::{ReadLimits, Span, WriteLimits};
 use membrain_ts_service::ReadSettings;
@@ -439,21 +439,26 @@ fn api_settings(
             .map(secs)
             .unwrap_or(defaults.key_cache_ttl),
         http,
-        operator_key: operator_key(tuning.operator_key.as_deref())?,
+        operator_key: configured_secret_key(
+            "MEMBRAIN_OPERATOR_KEY",
+            tuning.operator_key.as_deref(),
+        )?,
+        service_key: configured_secret_key("MEMBRAIN_SERVICE_KEY", tuning.service_key.as_deref())?,
         ..defaults
     })
 }
 
-/// The key from MEMBRAIN_OPERATOR_KEY / --operator-key, checked for shape.
-fn operator_key(raw: Option<&str>) -> Result<Option<ApiKey>> {
+/// A key of the deployment's own (MEMBRAIN_OPERATOR_KEY, MEMBRAIN_SERVICE_KEY), checked for
+/// shape: `variable` names it in the message.
+pub fn configured_secret_key(variable: &str, raw: Option<&str>) -> Result<Option<ApiKey>> {
     let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
         return Ok(None);
     };
     match ApiKey::new(raw) {
         Some(key) if key.expose_secret().len() >= 16 => Ok(Some(key)),
         _ => bail!(
-            "MEMBRAIN_OPERATOR_KEY is too short or not a key: use at least 16 letters and digits \
-             (for example the output of `openssl rand -hex 24`)"
+            "{variable} is too short or not a key: use at least 16 letters and digits (for \
+             example the output of `openssl rand -hex 24`)"
         ),
     }
 }
@@ -495,13 +500,61 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> Result<(ApiSettings, McpSet
         &args.http,
         file,
     )?;
+    let mut api = api;
+    // With OAuth on, the bridge serves a token's tenant through the API's service key: one of
+    // this process's own unless the operator chose one (it never leaves the process).
+    let oauth = match oauth_validator(&args.oauth)? {
+        None => None,
+        Some(validator) => {
+            let service_key = api
+                .service_key
+                .get_or_insert_with(membrain_auth::ApiKey::generate)
+                .clone();
+            Some(McpOAuth {
+                validator,
+                service_key: Some(service_key),
+            })
+        }
+    };
     let mcp = McpSettings {
         listen: socket("127.0.0.1", mcp_port, "MCP")?,
         key_cache_ttl: api.key_cache_ttl,
         http: api.http.clone(),
+        oauth,
         ..McpSettings::default()
     };
     Ok((api, mcp))
+}
+
+/// The access-token check `--oauth-issuer` asks for, or `None` (OAuth off).
+pub fn oauth_validator(args: &OAuthArgs) -> Result<Option<membrain_oauth::TokenValidator>> {
+    let Some(issuer) = args
+        .oauth_issuer
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    else {
+        // The other --oauth-* settings mean nothing without an issuer (a stack sets them all,
+        // with an empty issuer while OAuth is off).
+        return Ok(None);
+    };
+    let resource = args
+        .oauth_resource
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .context(
+            "--oauth-issuer needs --oauth-resource (MEMBRAIN_OAUTH_RESOURCE): this server's \
+             public MCP URL, e.g. https://mcp.example.com/mcp, which tokens must be issued for",
+        )?;
+    let mut settings = membrain_oauth::OAuthSettings::new(issuer, resource);
+    settings.jwks_url = args.oauth_jwks_url.clone();
+    if let Some(claim) = &args.oauth_tenant_claim {
+        settings.tenant_claim = claim.trim().to_owned();
+    }
+    membrain_oauth::TokenValidator::new(settings)
+        .map(Some)
+        .context("the OAuth settings (--oauth-*, MEMBRAIN_OAUTH_*) cannot be used")
 }
 
 /// The model asked for when `--embedder openai` names none.
@@ -884,6 +937,25 @@ pub fn mcp(args: &McpArgs, file: &FileConfig, common: &Common) -> Result<McpComm
             .map(secs)
             .unwrap_or(defaults.key_cache_ttl),
         http: http_limits(&args.http, &file.http)?,
+        oauth: match oauth_validator(&args.oauth)? {
+            None => None,
+            // The gateway profile serves the token's tenant itself; the bridge calls the API
+            // for it with the service key.
+            Some(validator) => Some(McpOAuth {
+                validator,
+                service_key: match profile {
+                    McpProfile::Gateway => None,
+                    McpProfile::Alb => Some(
+                        configured_secret_key("MEMBRAIN_SERVICE_KEY", args.service_key.as_deref())?
+                            .context(
+                                "--oauth-issuer needs MEMBRAIN_SERVICE_KEY (--service-key): the key \
+                                 this bridge calls the REST API with for a token's tenant, the same \
+                                 as the API's MEMBRAIN_SERVICE_KEY",
+                            )?,
+                    ),
+                },
+            }),
+        },
         ..defaults
     };
     let transport = args

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use membrain_auth::ApiKey;
+use membrain_auth::{ApiKey, TENANT_HEADER};
 use membrain_contract::graph::{
     LinkAnswer, LinkRequest, NeighborhoodAnswer, NeighborhoodQuery, PathAnswer, PathQuery,
     TraverseAnswer, TraverseQuery,
@@ -25,7 +25,7 @@ use membrain_contract::memories::{
 use membrain_contract::search::{SearchAnswer, SearchRequest};
 use membrain_contract::stats::StatsAnswer;
 use membrain_contract::{ErrorBody, ErrorDetail};
-use membrain_memory::Memory;
+use membrain_memory::{Memory, TenantId};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,6 +74,9 @@ pub const MAX_REQUEST_ID_BYTES: usize = 128;
 pub struct Caller {
     pub key: ApiKey,
     pub request_id: Option<String>,
+    /// With the service key: the tenant the call is made for (an OAuth caller's), sent as
+    /// `X-Membrain-Tenant`. A tenant's own key never names one.
+    pub acting_for: Option<TenantId>,
 }
 
 impl Caller {
@@ -81,6 +84,15 @@ impl Caller {
         Self {
             key,
             request_id: None,
+            acting_for: None,
+        }
+    }
+
+    /// The service key acting for `tenant`.
+    pub fn service(key: ApiKey, tenant: TenantId) -> Self {
+        Self {
+            acting_for: Some(tenant),
+            ..Self::new(key)
         }
     }
 
@@ -317,6 +329,9 @@ impl MemoryApi for MemoryApiClient {
         if let Some(id) = &caller.request_id {
             request = request.header("x-request-id", id.as_str());
         }
+        if let Some(tenant) = &caller.acting_for {
+            request = request.header(TENANT_HEADER, tenant.as_str());
+        }
         if let Some(body) = call.body {
             request = request
                 .header("content-type", "application/json")
@@ -385,6 +400,9 @@ impl MemoryApi for InProcessApi {
             .header("accept", "application/json");
         if let Some(id) = &caller.request_id {
             request = request.header("x-request-id", id.as_str());
+        }
+        if let Some(tenant) = &caller.acting_for {
+            request = request.header(TENANT_HEADER, tenant.as_str());
         }
         if let Some(headers) = request.headers_mut() {
             headers.extend(trace_headers(&span));

@@ -5,7 +5,12 @@
 //!    site cannot drive a local server (DNS rebinding);
 //! 2. the caller's key, checked with the API or the key source (401; 503 when it cannot be
 //!    checked) before any tool is listed or run, and before the body is read: a caller without a
-//!    valid key never makes the server wait for, or hold, a body;
+//!    valid key never makes the server wait for, or hold, a body. With OAuth on
+//!    ([`McpOAuth`]), a bearer token shaped like a JWT is an access token instead, checked
+//!    against the issuer's keys; its tenant is served through the bridge's own service key
+//!    (the token is never passed on), and every 401 says where the resource metadata is
+//!    (`WWW-Authenticate: Bearer resource_metadata=…`, RFC 9728), served unauthenticated at the
+//!    well-known path;
 //! 3. the body: at most `max_body_bytes` (413), and a single JSON-RPC 2.0 message (400 with a
 //!    JSON-RPC error object), because rmcp answers malformed input with a bare 415.
 //!
@@ -41,7 +46,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api_client::{InProcessApi, MemoryApi, MemoryApiClient};
 use crate::key_check::ApiKeyCheck;
-use crate::tools::{CallerKey, MembrainTools};
+use crate::tools::{ActingFor, CallerKey, MembrainTools};
 use crate::ts_tools::CallerTenant;
 use membrain_ts_service::TimeSeriesService;
 
@@ -65,6 +70,19 @@ pub struct McpSettings {
     /// Timeouts and caps of the HTTP server. `request_timeout` also bounds how long
     /// `add_memory` waits for its ingest job (see [`MembrainTools::with_ingest_wait`]).
     pub http: HttpLimits,
+    /// OAuth access tokens beside API keys; `None` (the default): API keys only.
+    pub oauth: Option<McpOAuth>,
+}
+
+/// OAuth for hosted clients that cannot send an API key header: access tokens from one issuer,
+/// checked here, their tenant served with the bridge's own service key.
+#[derive(Debug, Clone)]
+pub struct McpOAuth {
+    pub validator: membrain_oauth::TokenValidator,
+    /// The key this bridge calls the REST API with for a token's tenant (the API's
+    /// `MEMBRAIN_SERVICE_KEY`). Needed when the tools call the API; the gateway profile, which
+    /// serves the tenant's time series itself, has no use for it.
+    pub service_key: Option<membrain_auth::ApiKey>,
 }
 
 impl McpSettings {
@@ -88,6 +106,7 @@ impl Default for McpSettings {
             api_timeout: Duration::from_secs(30),
             key_cache_ttl: Duration::from_secs(5),
             http: HttpLimits::default(),
+            oauth: None,
         }
     }
 }
@@ -163,6 +182,7 @@ struct Gate {
     allowed_hosts: Arc<AllowedHosts>,
     allowed_origins: Arc<Vec<String>>,
     max_body_bytes: usize,
+    oauth: Option<Arc<McpOAuth>>,
 }
 
 /// What the MCP server answers from, and who checks keys.
@@ -213,6 +233,17 @@ pub fn router_with(
             .with_ingest_wait(ingest_wait(settings.http.request_timeout));
         (keys, tools)
     };
+    let calls_api = !matches!(backend, McpBackend::Direct { .. });
+    if let Some(oauth) = &settings.oauth
+        && calls_api
+        && oauth.service_key.is_none()
+    {
+        return Err(
+            "OAuth needs the service key this bridge calls the REST API with for a token's \
+             tenant: set MEMBRAIN_SERVICE_KEY here and on the API"
+                .to_owned(),
+        );
+    }
     let (keys, tools): (Arc<dyn KeyResolver>, MembrainTools) = match backend {
         McpBackend::Api => bridge(Arc::new(MemoryApiClient::new(
             &settings.api_base_url,
@@ -253,6 +284,7 @@ pub fn router_with(
                 .collect(),
         ),
         max_body_bytes: settings.max_body_bytes,
+        oauth: settings.oauth.clone().map(Arc::new),
     };
     // Layers run outermost-last: Host and Origin first, then the key, then the body, so a caller
     // without a valid key never has its body read.
@@ -262,8 +294,11 @@ pub fn router_with(
         .layer(middleware::from_fn_with_state(gate.clone(), check_body))
         .layer(middleware::from_fn_with_state(gate.clone(), check_key))
         .layer(middleware::from_fn_with_state(gate, check_host_and_origin));
-    Ok(Router::new()
-        .route("/health", get(health))
+    let mut router = Router::new().route("/health", get(health));
+    if let Some(oauth) = &settings.oauth {
+        router = router.merge(resource_metadata_routes(&oauth.validator)?);
+    }
+    Ok(router
         .merge(mcp)
         .fallback(|| async {
             http_error(
@@ -312,6 +347,30 @@ pub fn router_with(
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
+}
+
+/// The Protected Resource Metadata (RFC 9728), without a key: at the path derived from the
+/// resource URL (`/.well-known/oauth-protected-resource/mcp`) and at the bare well-known path,
+/// which clients try when they have no `WWW-Authenticate` to follow. Any origin may read it (a
+/// browser-based client fetches it from its own page).
+fn resource_metadata_routes(validator: &membrain_oauth::TokenValidator) -> Result<Router, String> {
+    let document = Arc::new(validator.metadata(&[]));
+    let path = membrain_oauth::metadata_path_for(&validator.settings().audience)
+        .map_err(|e| e.to_string())?;
+    let serve = move || {
+        let document = document.clone();
+        async move {
+            (
+                [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+                axum::Json(document.as_ref().clone()),
+            )
+        }
+    };
+    let mut router = Router::new().route(membrain_oauth::METADATA_WELL_KNOWN, get(serve.clone()));
+    if path != membrain_oauth::METADATA_WELL_KNOWN {
+        router = router.route(&path, get(serve));
+    }
+    Ok(router)
 }
 
 async fn health() -> axum::Json<Value> {
@@ -553,38 +612,33 @@ async fn check_body(State(gate): State<Gate>, request: Request, next: Next) -> R
     }
 }
 
-/// Refuses requests without a valid key; passes the key on to the tools.
-async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+/// Refuses requests without a valid key or access token; passes the caller on to the tools.
+async fn check_key(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     if request.method() == Method::OPTIONS {
         return next.run(request).await;
     }
+    if let Some(oauth) = &gate.oauth {
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(membrain_oauth::bearer_token)
+            .filter(|token| membrain_oauth::looks_like_jwt(token))
+            .map(str::to_owned);
+        if let Some(token) = token {
+            return check_token(oauth, &token, request, next).await;
+        }
+    }
     let headers = request.headers();
     let Some(key) = key_from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok())) else {
-        return http_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return unauthorized(
+            &gate,
             "missing API key: configure `X-API-Key: <key>` or `Authorization: Bearer <key>` in your MCP client",
         );
     };
     match gate.keys.resolve(&key).await {
-        Ok(Some(tenant)) => {
-            tracing::Span::current().record("tenant", tenant.as_str());
-            // The request metrics name the tenant only when per-tenant labels are on.
-            let label = membrain_telemetry::tenant_labels()
-                .then(|| membrain_telemetry::TenantLabel(Arc::from(tenant.as_str())));
-            request.extensions_mut().insert(CallerKey(key));
-            request.extensions_mut().insert(CallerTenant(tenant));
-            let mut response = next.run(request).await;
-            if let Some(label) = label {
-                response.extensions_mut().insert(label);
-            }
-            response
-        }
-        Ok(None) => http_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the API key is not valid or has been revoked",
-        ),
+        Ok(Some(tenant)) => serve_tenant(tenant, Some((key, None)), request, next).await,
+        Ok(None) => unauthorized(&gate, "the API key is not valid or has been revoked"),
         Err(e) => {
             tracing::warn!(error = %e, "could not check a key");
             http_error(
@@ -594,6 +648,82 @@ async fn check_key(State(gate): State<Gate>, mut request: Request, next: Next) -
             )
         }
     }
+}
+
+/// An access token's caller: its tenant, served through the service key (or, in the gateway
+/// profile, directly). The token itself goes no further than this function.
+async fn check_token(oauth: &McpOAuth, token: &str, request: Request, next: Next) -> Response {
+    match oauth.validator.validate(token).await {
+        Ok(valid) => {
+            let caller = oauth
+                .service_key
+                .clone()
+                .map(|service| (service, Some(valid.tenant.clone())));
+            serve_tenant(valid.tenant, caller, request, next).await
+        }
+        Err(error) if error.is_unavailable() => {
+            tracing::warn!(%error, "could not check an access token");
+            http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the authorization server's keys could not be fetched to check the token; retry shortly",
+            )
+        }
+        Err(error) => {
+            tracing::info!(%error, "refused an access token");
+            let mut response = http_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                &error.to_string(),
+            );
+            if let Ok(value) = oauth.validator.www_authenticate(Some(&error)).parse() {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            response
+        }
+    }
+}
+
+/// Runs the request for `tenant`; `key` is what the tools call the API with (the caller's own
+/// key, or the service key acting for the tenant), absent when they call no API.
+async fn serve_tenant(
+    tenant: membrain_memory::TenantId,
+    key: Option<(membrain_auth::ApiKey, Option<membrain_memory::TenantId>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    tracing::Span::current().record("tenant", tenant.as_str());
+    // The request metrics name the tenant only when per-tenant labels are on.
+    let label = membrain_telemetry::tenant_labels()
+        .then(|| membrain_telemetry::TenantLabel(Arc::from(tenant.as_str())));
+    if let Some((key, acting_for)) = key {
+        request.extensions_mut().insert(CallerKey(key));
+        if let Some(acting_for) = acting_for {
+            request.extensions_mut().insert(ActingFor(acting_for));
+        }
+    }
+    request.extensions_mut().insert(CallerTenant(tenant));
+    let mut response = next.run(request).await;
+    if let Some(label) = label {
+        response.extensions_mut().insert(label);
+    }
+    response
+}
+
+/// 401, with the OAuth challenge that leads a client to the authorization server when OAuth is
+/// on.
+fn unauthorized(gate: &Gate, message: &str) -> Response {
+    let mut response = http_error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    if let Some(oauth) = &gate.oauth
+        && let Ok(value) = oauth.validator.www_authenticate(None).parse()
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// A bound, ready-to-run MCP HTTP server.

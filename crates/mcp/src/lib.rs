@@ -28,7 +28,8 @@ pub mod ts_tools;
 
 pub use api_client::{ApiCall, ApiCallError, Caller, InProcessApi, MemoryApi, MemoryApiClient};
 pub use http::{
-    AllowedHosts, AllowedHostsError, McpBackend, McpServer, McpSettings, router, router_with,
+    AllowedHosts, AllowedHostsError, McpBackend, McpOAuth, McpServer, McpSettings, router,
+    router_with,
 };
 pub use stdio::serve_stdio;
 pub use tools::MembrainTools;

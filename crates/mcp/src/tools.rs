@@ -38,6 +38,11 @@ use crate::ts_tools::{CallerTenant, TimeSeriesAccess};
 #[derive(Debug, Clone)]
 pub struct CallerKey(pub ApiKey);
 
+/// For a caller the HTTP layer identified by an OAuth token: the tenant the bridge's service
+/// key acts for ([`CallerKey`] then holds the service key, never the caller's token).
+#[derive(Debug, Clone)]
+pub struct ActingFor(pub membrain_memory::TenantId);
+
 /// How long `add_memory` waits for its ingest job unless told otherwise; below the load
 /// balancer's 60 s idle timeout.
 const INGEST_WAIT: Duration = Duration::from_secs(50);
@@ -502,7 +507,13 @@ impl MembrainTools {
         let api = self.api.as_deref().ok_or_else(|| {
             "this MCP server (gateway profile) serves the ts_* tools only".to_owned()
         })?;
-        Ok((api, Caller::new(key).with_request_id(request_id)))
+        let mut caller = Caller::new(key).with_request_id(request_id);
+        caller.acting_for = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ActingFor>())
+            .map(|ActingFor(tenant)| tenant.clone());
+        Ok((api, caller))
     }
 
     #[tool(

@@ -66,5 +66,6 @@ pub async fn secret_in(moto: &MotoServer) -> AuthorizerSettings {
         max_staleness: AuthorizerSettings::DEFAULT_MAX_STALENESS,
         endpoint,
         credentials: Some(credentials()),
+        oauth: None,
     }
 }

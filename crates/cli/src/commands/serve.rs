@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::opened::with_opened;
 use super::semantic::semantic_parts_until;
-use super::servers::{DEFAULT_TENANT, check_operator_key, key_sources, with_console};
+use super::servers::{DEFAULT_TENANT, check_configured_keys, key_sources, with_console};
 use crate::cli::ServeArgs;
 use crate::output::say;
 use crate::settings::{Common, SemanticSettings, TimeSeriesSettings, configured_key, console};
@@ -30,7 +30,7 @@ pub async fn run(
         // before anything slow (the model) happens.
         let single_user_key = configured_key(args.tuning.api_key.as_deref())?;
         let keys = key_sources(store.clone(), single_user_key.as_ref(), &api).await?;
-        check_operator_key(store.as_ref(), &api).await?;
+        check_configured_keys(store.as_ref(), &api).await?;
         let console = console(&args.console)?;
         let series = opened.series(time_series, &shutdown).await?;
         let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
@@ -67,6 +67,7 @@ pub async fn run(
                     mcp.listen
                 )
             })?;
+        super::servers::warm_up_oauth(&mcp).await;
         let metrics = super::metrics::bind(&args.metrics, Some(super::metrics::SERVE_DEFAULT))
             .await?
             .map(|server| server.with_sampler(super::metrics::pool_sampler(store.clone())));

@@ -74,22 +74,50 @@ pub async fn key_sources(
     )))
 }
 
-/// Refuses an operator key that the database holds as a tenant's key: it would sign in to the
-/// console as that tenant, and a tenant's holder would administer keys.
-pub async fn check_operator_key(store: &dyn MemoryStore, settings: &ApiSettings) -> Result<()> {
-    let Some(key) = &settings.operator_key else {
-        return Ok(());
+/// With OAuth on, fetches the issuer's keys at start, so a wrong issuer or an unreachable one
+/// shows in the log before the first connector does (requests still work once it is fixed).
+pub async fn warm_up_oauth(settings: &membrain_mcp::McpSettings) {
+    let Some(oauth) = &settings.oauth else {
+        return;
     };
-    if store
-        .key_owner(&key.hash())
-        .await
-        .context("checking MEMBRAIN_OPERATOR_KEY against the database's keys")?
-        .is_some()
+    let issuer = &oauth.validator.settings().issuer;
+    match oauth.validator.warm_up().await {
+        Ok(()) => tracing::info!(%issuer, "OAuth access tokens accepted beside API keys"),
+        Err(error) => {
+            tracing::warn!(%issuer, %error, "OAuth is on but the issuer's keys cannot be fetched yet; tokens are refused with 503 until they can")
+        }
+    }
+}
+
+/// Refuses an operator or service key that the database holds as a tenant's key (the operator
+/// key would sign in to the console as that tenant, and a tenant's holder would administer keys
+/// or act for every tenant), and one key configured as both.
+pub async fn check_configured_keys(store: &dyn MemoryStore, settings: &ApiSettings) -> Result<()> {
+    if let (Some(operator), Some(service)) = (&settings.operator_key, &settings.service_key)
+        && operator.hash() == service.hash()
     {
         anyhow::bail!(
-            "MEMBRAIN_OPERATOR_KEY holds a tenant's API key (see `membrain keys list`): the \
-             operator key must be a key of its own, for example `openssl rand -hex 24`"
+            "MEMBRAIN_OPERATOR_KEY and MEMBRAIN_SERVICE_KEY are the same key: give each its own"
         );
+    }
+    for (variable, key) in [
+        ("MEMBRAIN_OPERATOR_KEY", &settings.operator_key),
+        ("MEMBRAIN_SERVICE_KEY", &settings.service_key),
+    ] {
+        let Some(key) = key else {
+            continue;
+        };
+        if store
+            .key_owner(&key.hash())
+            .await
+            .with_context(|| format!("checking {variable} against the database's keys"))?
+            .is_some()
+        {
+            anyhow::bail!(
+                "{variable} holds a tenant's API key (see `membrain keys list`): it must be a key \
+                 of its own, for example `openssl rand -hex 24`"
+            );
+        }
     }
     Ok(())
 }
@@ -122,7 +150,7 @@ pub async fn run_api(
         // Keys first: a single-user key that would remap another tenant's stops the start
         // before anything slow (the model) happens.
         let keys = key_sources(store.clone(), key.as_ref(), &settings).await?;
-        check_operator_key(store.as_ref(), &settings).await?;
+        check_configured_keys(store.as_ref(), &settings).await?;
         let series = opened.series(time_series, &shutdown).await?;
         let Some((embedder, llm)) = semantic_parts_until(common, semantic, &shutdown).await? else {
             return Ok(());
@@ -186,6 +214,7 @@ pub async fn run_mcp(
             let server = membrain_mcp::McpServer::bind_with(settings.clone(), backend)
                 .await
                 .with_context(|| format!("listening on {}", settings.listen))?;
+            warm_up_oauth(&settings).await;
             super::metrics::spawn(super::metrics::bind(metrics, None).await?, &shutdown);
             match &command.gateway {
                 None => {

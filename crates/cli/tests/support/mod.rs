@@ -111,6 +111,16 @@ impl TestStack {
         tweak: impl FnOnce(&mut ApiSettings),
         semantic: Semantic,
     ) -> Self {
+        Self::spawn_servers(backend, tweak, |_| {}, semantic).await
+    }
+
+    /// Spawns with the API's and the MCP server's settings adjusted (OAuth, for instance).
+    pub async fn spawn_servers(
+        backend: Backend,
+        tweak: impl FnOnce(&mut ApiSettings),
+        tweak_mcp: impl FnOnce(&mut McpSettings),
+        semantic: Semantic,
+    ) -> Self {
         let database = TestDatabase::new(backend).await;
         let store = Arc::new(database.store().await);
         let mut api_settings = ApiSettings {
@@ -144,12 +154,13 @@ impl TestStack {
             Backend::Sqlite => McpBackend::InProcess(api.router()),
             Backend::Postgres => McpBackend::Api,
         };
-        let mcp_settings = McpSettings {
+        let mut mcp_settings = McpSettings {
             listen: "127.0.0.1:0".parse().expect("a loopback address"),
             api_base_url: api_url.clone(),
             key_cache_ttl: Duration::ZERO,
             ..McpSettings::default()
         };
+        tweak_mcp(&mut mcp_settings);
         let mcp = McpServer::bind_with(mcp_settings, bridge)
             .await
             .expect("bind MCP");
