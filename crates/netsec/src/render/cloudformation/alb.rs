@@ -8,6 +8,7 @@ use super::ecs::{
     SecretEnv, Service, add_cluster, add_service, load_balancer_attributes, target_group,
 };
 use super::network::{Network, group_id};
+use super::oauth;
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
 use crate::render::StackOptions;
@@ -27,6 +28,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
     );
     access_logs_bucket(template);
     add_cluster(template);
+    oauth::add_parameters(template);
     mcp_load_balancer(template, network, stack.mcp_port);
     api_load_balancer(template, network, stack.api_port);
     let database = database::add(
@@ -56,14 +58,22 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
                     "MEMBRAIN_MCP_ALLOWED_ORIGINS",
                     sub("https://${PublicHostName}"),
                 ),
-            ],
-            secrets: vec![],
+            ]
+            .into_iter()
+            .chain(oauth::environment(sub("https://${PublicHostName}/mcp")))
+            .collect(),
+            // The bridge's own key, with which it serves a token's tenant.
+            secrets: vec![SecretEnv::whole(
+                "MEMBRAIN_SERVICE_KEY",
+                reference("ServiceKeySecret"),
+            )],
             init: None,
             task_policies: vec![],
             depends_on: vec!["McpHttpsListener"],
         },
     );
     bootstrap_key_secret(template);
+    service_key_secret(template);
     add_service(
         template,
         network,
@@ -84,6 +94,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
             secrets: vec![
                 database.password,
                 SecretEnv::whole("MEMBRAIN_API_KEY", reference("BootstrapKeySecret")),
+                SecretEnv::whole("MEMBRAIN_SERVICE_KEY", reference("ServiceKeySecret")),
             ],
             init: Some(database.setup),
             task_policies: vec![],
@@ -184,6 +195,22 @@ fn api_load_balancer(template: &mut Template, network: Network, port: u16) {
 /// The first API key, generated into Secrets Manager and given to the API tasks as the
 /// single-user key (tenant `default`): the database admits only the API tasks and the API ALB is
 /// internal, so nothing outside could create a key otherwise. More keys: DEPLOY.md.
+/// The MCP bridge's service key, shared with the API: with it, and only with it, the bridge
+/// names the tenant of a caller it knows by an OAuth access token (the token stays with the
+/// bridge). Generated; no person needs it.
+fn service_key_secret(template: &mut Template) {
+    let secret = template.resource(
+        "ServiceKeySecret",
+        "AWS::SecretsManager::Secret",
+        json!({
+            "Name": sub("membrain/${AWS::StackName}/service-key"),
+            "Description": "The MCP bridge's service key (MEMBRAIN_SERVICE_KEY of the MCP and API tasks): it names an OAuth caller's tenant to the API",
+            "GenerateSecretString": { "PasswordLength": 48, "ExcludePunctuation": true },
+        }),
+    );
+    skip_checks(secret, &[SECRET_KMS]);
+}
+
 fn bootstrap_key_secret(template: &mut Template) {
     let secret = template.resource(
         "BootstrapKeySecret",

@@ -11,6 +11,7 @@ use super::alb::SECRET_KMS;
 use super::database;
 use super::ecs::{Service, add_cluster, add_service, load_balancer_attributes, target_group};
 use super::network::{Network, assume_role, group_id, group_resource, log_group};
+use super::oauth;
 use super::template::{Template, get_att, reference, skip_checks, sub};
 use crate::model::GroupId;
 use crate::profiles::GatewayTsStore;
@@ -24,8 +25,12 @@ const KEYS_REFRESH_SECS: &str = "60";
 /// Lambda call, and a revoked key lives on at most this much longer.
 const AUTHORIZER_CACHE_SECS: u32 = 30;
 
+/// The URL MCP clients use, which OAuth access tokens must be issued for.
+const MCP_URL: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/mcp";
+
 pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: &StackOptions) {
     add_cluster(template);
+    oauth::add_parameters(template);
     api_keys_secret(template);
     let mut environment = vec![
         ("MEMBRAIN_MCP_PROFILE", json!("gateway")),
@@ -39,6 +44,7 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
         // passed the authorizer with a key, and the tasks are reachable only through it.
         ("MEMBRAIN_MCP_ALLOWED_HOSTS", json!("*")),
     ];
+    environment.extend(oauth::environment(sub(MCP_URL)));
     let mut secrets = Vec::new();
     let mut init = None;
     let mut task_policies = vec![read_keys_policy()];
@@ -87,8 +93,8 @@ pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: 
     );
     template.output(
         "McpUrl",
-        "Where MCP clients connect (send a key from the ApiKeysSecretArn map as x-api-key)",
-        sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/mcp"),
+        "Where MCP clients connect (send a key from the ApiKeysSecretArn map as x-api-key, or as Authorization: Bearer when OAuthIssuer is set)",
+        sub(MCP_URL),
     );
     template.output(
         "ApiKeysSecretArn",
@@ -249,6 +255,38 @@ fn http_api(template: &mut Template, network: Network, name: &str) {
             "Target": sub("integrations/${McpIntegration}"),
         }),
     );
+    // With OAuth, the protected resource metadata (RFC 9728) without a key: API Gateway's own
+    // 401 carries no challenge, so connectors find it at the well-known paths the MCP tasks
+    // serve.
+    for (logical_id, path) in [
+        (
+            "ResourceMetadataRoute",
+            "/.well-known/oauth-protected-resource/mcp",
+        ),
+        (
+            "ResourceMetadataRootRoute",
+            "/.well-known/oauth-protected-resource",
+        ),
+    ] {
+        let route = template.resource(
+            logical_id,
+            "AWS::ApiGatewayV2::Route",
+            json!({
+                "ApiId": reference("HttpApi"),
+                "RouteKey": format!("GET {path}"),
+                "AuthorizationType": "NONE",
+                "Target": sub("integrations/${McpIntegration}"),
+            }),
+        );
+        route["Condition"] = json!(oauth::ACCEPT_OAUTH);
+        skip_checks(
+            route,
+            &[(
+                "CKV_AWS_309",
+                "Public by design: the OAuth protected resource metadata (RFC 9728) tells connectors where to sign in, before they have any credential",
+            )],
+        );
+    }
     log_group(template, "ApiAccessLogGroup", "api-gateway");
     template.resource(
         "HttpApiStage",
@@ -264,6 +302,20 @@ fn http_api(template: &mut Template, network: Network, name: &str) {
             "DefaultRouteSettings": { "ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100 },
         }),
     );
+}
+
+/// The authorizer's environment: the key map, and the OAuth settings (an empty issuer: off).
+fn authorizer_variables() -> Value {
+    let mut variables = serde_json::Map::new();
+    variables.insert("MEMBRAIN_KEYS_SECRET".into(), reference("ApiKeysSecret"));
+    variables.insert(
+        "MEMBRAIN_KEYS_REFRESH_SECS".into(),
+        json!(KEYS_REFRESH_SECS),
+    );
+    for (name, value) in oauth::environment(sub(MCP_URL)) {
+        variables.insert(name.into(), value);
+    }
+    Value::Object(variables)
 }
 
 /// The Lambda authorizer (`membrain authorizer` from the tasks' image), its role (logs, and
@@ -301,12 +353,7 @@ fn authorizer(template: &mut Template) {
             "LoggingConfig": { "LogGroup": reference("AuthorizerLogGroup"), "LogFormat": "Text" },
             // Lambda's CPU share grows with memory; 256 MB keeps TLS set-up on a cold start short.
             "MemorySize": 256,
-            "Environment": {
-                "Variables": {
-                    "MEMBRAIN_KEYS_SECRET": reference("ApiKeysSecret"),
-                    "MEMBRAIN_KEYS_REFRESH_SECS": KEYS_REFRESH_SECS,
-                },
-            },
+            "Environment": { "Variables": authorizer_variables() },
         }),
     );
     skip_checks(
@@ -341,8 +388,16 @@ fn authorizer(template: &mut Template) {
             "AuthorizerUri": sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AuthorizerFunction.Arn}/invocations"),
             "AuthorizerPayloadFormatVersion": "2.0",
             "EnableSimpleResponses": true,
-            // A request without x-api-key is refused before the function runs.
-            "IdentitySource": ["$request.header.x-api-key"],
+            // A request without the identity header is refused before the function runs:
+            // x-api-key, or with OAuth Authorization, which carries a token or a key
+            // (connectors can send no other header).
+            "IdentitySource": {
+                "Fn::If": [
+                    oauth::ACCEPT_OAUTH,
+                    ["$request.header.Authorization"],
+                    ["$request.header.x-api-key"],
+                ],
+            },
             // Cached per key (the identity source): a revoked key stops within the function's
             // refresh interval plus this.
             "AuthorizerResultTtlInSeconds": AUTHORIZER_CACHE_SECS,

@@ -14,6 +14,7 @@ mod database;
 mod ecs;
 mod gateway;
 mod network;
+mod oauth;
 mod template;
 
 use super::{Application, StackOptions};
@@ -685,7 +686,14 @@ mod tests {
         let authorizer = &resources["Authorizer"]["Properties"];
         assert_eq!(authorizer["AuthorizerPayloadFormatVersion"], "2.0");
         assert_eq!(authorizer["EnableSimpleResponses"], true);
-        assert_eq!(authorizer["IdentitySource"][0], "$request.header.x-api-key");
+        assert_eq!(
+            authorizer["IdentitySource"]["Fn::If"],
+            serde_json::json!([
+                "AcceptOAuth",
+                ["$request.header.Authorization"],
+                ["$request.header.x-api-key"]
+            ])
+        );
         // Cached briefly per key: the revocation delay DEPLOY.md states (refresh + cache).
         assert_eq!(authorizer["AuthorizerResultTtlInSeconds"], 30);
         assert_eq!(
@@ -950,6 +958,61 @@ mod tests {
             rendered["Resources"]["NetworkLoadBalancer"]["Properties"]["LoadBalancerAttributes"]
                 .to_string();
         assert!(!attributes.contains("access_logs"), "{attributes}");
+    }
+
+    /// Issue 14: with OAuthIssuer set, the MCP servers (and the gateway's authorizer) accept
+    /// that issuer's tokens for the stack's own MCP URL; the alb bridge serves a token's tenant
+    /// with a generated service key the API shares; the gateway publishes the resource metadata
+    /// without a key. Off (empty issuer) by default.
+    #[test]
+    fn both_stacks_take_an_oauth_issuer_as_a_parameter() {
+        for (profile_name, mcp_url) in [
+            (Profile::Alb, "https://${PublicHostName}/mcp"),
+            (
+                Profile::Gateway,
+                "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/mcp",
+            ),
+        ] {
+            let topology = profile(profile_name, |_| {});
+            let rendered = template(&topology, &StackOptions::for_topology(&topology));
+            let resources = &rendered["Resources"];
+            assert_eq!(rendered["Parameters"]["OAuthIssuer"]["Default"], "");
+            assert_eq!(
+                rendered["Conditions"]["AcceptOAuth"],
+                serde_json::json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "OAuthIssuer" }, ""] }] })
+            );
+            let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+            let env = environment(mcp);
+            assert_eq!(env["MEMBRAIN_OAUTH_ISSUER"]["Ref"], "OAuthIssuer");
+            assert_eq!(env["MEMBRAIN_OAUTH_RESOURCE"]["Fn::Sub"], mcp_url);
+            assert_eq!(
+                env["MEMBRAIN_OAUTH_TENANT_CLAIM"]["Ref"],
+                "OAuthTenantClaim"
+            );
+            if profile_name == Profile::Alb {
+                let service_key = serde_json::json!({ "Name": "MEMBRAIN_SERVICE_KEY", "ValueFrom": { "Ref": "ServiceKeySecret" } });
+                for task in ["McpTaskDefinition", "ApiTaskDefinition"] {
+                    let secrets =
+                        &resources[task]["Properties"]["ContainerDefinitions"][0]["Secrets"];
+                    assert!(
+                        secrets.as_array().unwrap().contains(&service_key),
+                        "{task}: {secrets}"
+                    );
+                }
+            } else {
+                let variables =
+                    &resources["AuthorizerFunction"]["Properties"]["Environment"]["Variables"];
+                assert_eq!(variables["MEMBRAIN_OAUTH_RESOURCE"]["Fn::Sub"], mcp_url);
+                for route in ["ResourceMetadataRoute", "ResourceMetadataRootRoute"] {
+                    assert_eq!(resources[route]["Condition"], "AcceptOAuth");
+                    assert_eq!(resources[route]["Properties"]["AuthorizationType"], "NONE");
+                }
+                assert_eq!(
+                    resources["ResourceMetadataRoute"]["Properties"]["RouteKey"],
+                    "GET /.well-known/oauth-protected-resource/mcp"
+                );
+            }
+        }
     }
 
     /// Issue 16 item 9: the first key exists as soon as the stack does.
