@@ -199,11 +199,17 @@ async fn full_flow(backend: membrain_store::Backend, version: ProtocolVersion) {
         .await
         .unwrap();
     assert!(format!("{:?}", read.contents).contains("Storage guidelines"));
-    assert!(
-        alice
-            .read_resource(ReadResourceRequestParams::new("membrain://nope"))
-            .await
-            .is_err()
+    // Not found, naming the URI in the error's data (SEP-2164).
+    let missing = alice
+        .read_resource(ReadResourceRequestParams::new("membrain://nope"))
+        .await
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(error) = missing else {
+        panic!("a JSON-RPC error, not {missing:?}");
+    };
+    assert_eq!(
+        error.data,
+        Some(serde_json::json!({ "uri": "membrain://nope" }))
     );
 
     alice.cancel().await.unwrap();

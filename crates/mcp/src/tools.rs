@@ -1066,7 +1066,8 @@ impl ServerHandler for MembrainTools {
                     format!(
                         "no resource {other:?}; the resources are {WORKFLOW_GUIDE_URI}, {STORAGE_GUIDELINES_URI} and {AGENT_INSTRUCTIONS_URI}"
                     ),
-                    None,
+                    // SEP-2164: the error names the URI it could not find.
+                    Some(serde_json::json!({ "uri": other })),
                 ));
             }
         };
