@@ -418,11 +418,7 @@ const MAX_ERROR_ANSWER_BYTES: u64 = 64 * 1024;
 async fn answer_with_id(response: Response, id: &Value) -> Response {
     use axum::body::HttpBody;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let is_json = is_json(&response);
     let small = response
         .body()
         .size_hint()
@@ -452,6 +448,15 @@ async fn answer_with_id(response: Response, id: &Value) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// Whether an answer's body is JSON (by its `Content-Type`).
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
 /// How long `add_memory` may wait for its ingest job within a request deadline: ten seconds
 /// less, for the calls around the wait and the answer, and never more than the 50 s that keep
 /// the answer inside a load balancer's 60 s idle timeout.
@@ -466,12 +471,7 @@ fn ingest_wait(request_timeout: Duration) -> Duration {
 /// other refusal, with rmcp's status and words.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
         return response;
     }
     let (parts, body) = response.into_parts();
