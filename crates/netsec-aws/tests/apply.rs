@@ -186,7 +186,7 @@ async fn the_gateway_profile_is_created_verified_and_then_left_alone() {
     );
     assert_eq!(
         count(&report, |c| matches!(c, Change::CreateGroup { .. })),
-        4
+        5
     );
     assert_eq!(
         count(&report, |c| matches!(c, Change::CreateEndpoint { .. })),

@@ -31,6 +31,7 @@ const MCP_URL: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLS
 pub(crate) fn add(template: &mut Template, network: Network, name: &str, stack: &StackOptions) {
     add_cluster(template);
     oauth::add_parameters(template);
+    oauth::add_condition(template);
     api_keys_secret(template);
     let mut environment = vec![
         ("MEMBRAIN_MCP_PROFILE", json!("gateway")),

@@ -977,10 +977,6 @@ mod tests {
             let rendered = template(&topology, &StackOptions::for_topology(&topology));
             let resources = &rendered["Resources"];
             assert_eq!(rendered["Parameters"]["OAuthIssuer"]["Default"], "");
-            assert_eq!(
-                rendered["Conditions"]["AcceptOAuth"],
-                serde_json::json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "OAuthIssuer" }, ""] }] })
-            );
             let mcp = &resources["McpTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
             let env = environment(mcp);
             assert_eq!(env["MEMBRAIN_OAUTH_ISSUER"]["Ref"], "OAuthIssuer");
@@ -1003,6 +999,10 @@ mod tests {
                 let variables =
                     &resources["AuthorizerFunction"]["Properties"]["Environment"]["Variables"];
                 assert_eq!(variables["MEMBRAIN_OAUTH_RESOURCE"]["Fn::Sub"], mcp_url);
+                assert_eq!(
+                    rendered["Conditions"]["AcceptOAuth"],
+                    serde_json::json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "OAuthIssuer" }, ""] }] })
+                );
                 for route in ["ResourceMetadataRoute", "ResourceMetadataRootRoute"] {
                     assert_eq!(resources[route]["Condition"], "AcceptOAuth");
                     assert_eq!(resources[route]["Properties"]["AuthorizationType"], "NONE");

@@ -9,7 +9,7 @@ use super::template::{Template, reference};
 /// The condition under which tokens are accepted.
 pub(crate) const ACCEPT_OAUTH: &str = "AcceptOAuth";
 
-/// The parameters and the condition.
+/// The parameters (an empty issuer: keys only).
 pub(crate) fn add_parameters(template: &mut Template) {
     template.parameter(
         "OAuthIssuer",
@@ -29,6 +29,10 @@ pub(crate) fn add_parameters(template: &mut Template) {
             "Description": "The access-token claim that names the caller's Membrain tenant (a Cognito pre token generation trigger adds it)",
         }),
     );
+}
+
+/// The condition, for a stack that has resources only OAuth needs.
+pub(crate) fn add_condition(template: &mut Template) {
     template.condition(
         ACCEPT_OAUTH,
         json!({ "Fn::Not": [{ "Fn::Equals": [reference("OAuthIssuer"), ""] }] }),
