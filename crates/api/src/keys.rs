@@ -163,15 +163,8 @@ pub async fn require_operator(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let forbidden = |message: &str| {
-        ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "forbidden",
-            message.to_owned(),
-        )
-    };
     let Some(operator) = &state.operator_key else {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "key administration is off: no operator key is configured (start the API with \
              --operator-key or MEMBRAIN_OPERATOR_KEY)",
         ));
@@ -180,11 +173,11 @@ pub async fn require_operator(
     let key = key_from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()));
     match key {
         Some(key) if is_key(operator, &key) => Ok(next.run(request).await),
-        Some(_) => Err(forbidden(
+        Some(_) => Err(ApiError::forbidden(
             "only the operator key may administer keys; a tenant's API key cannot (send the \
              operator key in X-API-Key)",
         )),
-        None => Err(forbidden(
+        None => Err(ApiError::forbidden(
             "key administration needs the operator key: send `X-API-Key: <operator key>`",
         )),
     }
