@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_fair::{Hold, Holders};
-use membrain_memory::ingest::{NeighbourThresholds, SimilarMemory, choose_neighbours};
+use membrain_memory::ingest::{NeighbourThresholds, SimilarMemory, choose_neighbours, same_fact};
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{Embedding, Limits, TagFilter, TenantId};
 use membrain_store::{IngestJob, JobError, MemoryStore, PreparedLink, PreparedMemory, StoreError};
@@ -460,7 +460,20 @@ pub async fn prepare(
                 })
                 .collect()
         };
-        let neighbours = choose_neighbours(&similar, &thresholds);
+        let mut neighbours = choose_neighbours(&similar, &thresholds);
+        // Alike by meaning is not yet the same fact: one with other names, numbers or
+        // identifiers (not a one-value update) is linked, not merged.
+        if let Some(candidate) = neighbours.near_duplicate {
+            let stored = store.memory_briefs(&job.tenant, &[candidate.id]).await?;
+            if stored
+                .first()
+                .is_some_and(|old| !same_fact(&old.content, &new.content))
+            {
+                neighbours.near_duplicate = None;
+                neighbours.links.insert(0, candidate);
+                neighbours.links.truncate(thresholds.max_links);
+            }
+        }
         near_duplicate = neighbours.near_duplicate;
         let candidates = neighbours.links;
         let ids: Vec<_> = candidates.iter().map(|c| c.id).collect();

@@ -141,6 +141,36 @@ async fn a_near_duplicate_is_merged_with_history(backend: membrain_store::Backen
     assert_eq!(opposite["action"], "created", "{opposite}");
     let (_, stats) = rest.get("/stats").await;
     assert_eq!(stats["total_memories"], 2, "{stats}");
+
+    // Issue 15: one template, other numbers and markers: alike in meaning, distinct facts. The
+    // second is stored on its own and linked, and the first stays findable by its own words.
+    let third = rest
+        .add(
+            "Bulk import test record number 3, marker 9b00e4, written by the loader",
+            &[],
+        )
+        .await;
+    let fourth = rest
+        .add(
+            "Bulk import test record number 4, marker 80d252, written by the loader",
+            &[],
+        )
+        .await;
+    assert_eq!(fourth["action"], "created", "{fourth}");
+    assert_ne!(fourth["memory_id"], third["memory_id"]);
+    let linked: Vec<&Value> = fourth["memory"]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|link| &link["memory_id"])
+        .collect();
+    assert!(linked.contains(&&third["memory_id"]), "{fourth}");
+    let found = search(&rest, json!({ "query": "marker 9b00e4", "k": 1 })).await;
+    assert_eq!(
+        node_ids(&found),
+        [third["memory_id"].as_str().unwrap()],
+        "{found}"
+    );
 }
 
 async fn related_memories_are_linked_with_descriptions(backend: membrain_store::Backend) {

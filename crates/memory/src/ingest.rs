@@ -151,6 +151,150 @@ pub fn choose_neighbours(
     }
 }
 
+/// Whether `new`, a near-duplicate of `old` by meaning, states the same fact, so ingest may
+/// merge it into `old`; otherwise the two are distinct facts to link. Vectors hardly see the
+/// difference between "… number 3, marker 9b00e4" and "… number 4, marker 80d252", or between
+/// two people with the same phone number, so the words decide:
+///
+/// * the same names, numbers and identifiers (in any order, in any other words): the same fact,
+///   reworded — merge;
+/// * otherwise, an **update** merges: the two texts differ in one place only (what is left
+///   after their common beginning and end shares no word), and what changed there is a value —
+///   numbers, dates, common words — not a name or an identifier ("Tom's birthday is March 3" →
+///   "Tom's birthday is May 3");
+/// * anything else (two places changed, or a name or identifier changed) is a distinct fact.
+pub fn same_fact(old: &str, new: &str) -> bool {
+    let (old_words, new_words) = (words(old), words(new));
+    // A name in either text is a name in both, also where it begins a sentence.
+    let names: HashSet<String> = old_words
+        .iter()
+        .chain(&new_words)
+        .filter(|w| w.looks_like_name())
+        .map(|w| w.text.to_lowercase())
+        .collect();
+    let is_name = |word: &Word| names.contains(&word.text.to_lowercase());
+    let distinguishing = |words: &[Word]| -> Vec<String> {
+        words
+            .iter()
+            .filter(|w| is_name(w) || w.is_number())
+            .map(|w| w.text.to_lowercase())
+            .collect()
+    };
+    let mut old_marks = distinguishing(&old_words);
+    let mut new_marks = distinguishing(&new_words);
+    old_marks.sort_unstable();
+    new_marks.sort_unstable();
+    if old_marks == new_marks {
+        return true;
+    }
+    let lower =
+        |words: &[Word]| -> Vec<String> { words.iter().map(|w| w.text.to_lowercase()).collect() };
+    let (old_lower, new_lower) = (lower(&old_words), lower(&new_words));
+    let prefix = old_lower
+        .iter()
+        .zip(&new_lower)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let suffix = old_lower[prefix..]
+        .iter()
+        .rev()
+        .zip(new_lower[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let old_changed = &old_words[prefix..old_words.len() - suffix];
+    let new_changed = &new_words[prefix..new_words.len() - suffix];
+    let one_place = old_changed.iter().all(|a| {
+        !new_changed
+            .iter()
+            .any(|b| a.text.eq_ignore_ascii_case(b.text))
+    });
+    let a_value_changed = old_changed
+        .iter()
+        .chain(new_changed)
+        .all(|word| !is_name(word) && !word.is_identifier());
+    one_place && a_value_changed
+}
+
+/// One word of a text, and whether it begins a sentence (where a capital says nothing).
+#[derive(Debug)]
+struct Word<'a> {
+    text: &'a str,
+    starts_sentence: bool,
+    /// Followed by `'s`: someone's or something's, a name even where a sentence begins.
+    possessive: bool,
+}
+
+/// Month and day names: capitalised, but values (dates), not names of things.
+const CALENDAR_WORDS: [&str; 19] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+impl Word<'_> {
+    /// A proper name: capitalised where a sentence does not begin, and no calendar word.
+    fn looks_like_name(&self) -> bool {
+        (!self.starts_sentence || self.possessive)
+            && self.text.chars().next().is_some_and(char::is_uppercase)
+            && !CALENDAR_WORDS.contains(&self.text.to_lowercase().as_str())
+    }
+
+    /// An identifier: letters and digits mixed (a code, a hash, a model number).
+    fn is_identifier(&self) -> bool {
+        self.is_number() && self.text.chars().any(char::is_alphabetic)
+    }
+
+    fn is_number(&self) -> bool {
+        self.text.chars().any(|c| c.is_ascii_digit())
+    }
+}
+
+/// The words of `text` (runs of letters and digits), each knowing whether a sentence begins
+/// with it.
+fn words(text: &str) -> Vec<Word<'_>> {
+    let mut words = Vec::new();
+    let mut starts_sentence = true;
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        if c.is_alphanumeric() {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(begin) = start.take() {
+            let rest = &text[i..];
+            words.push(Word {
+                text: &text[begin..i],
+                starts_sentence,
+                possessive: rest.starts_with("'s") || rest.starts_with("\u{2019}s"),
+            });
+            starts_sentence = false;
+        }
+        if matches!(c, '.' | '!' | '?' | '\n') {
+            starts_sentence = true;
+        }
+    }
+    words
+}
+
 /// The new memory as ingest prepared it: the caller's input (tags completed when none were
 /// given) and the keywords and context line derived from it.
 #[derive(Debug, Clone, Copy)]
@@ -315,6 +459,66 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    // --- same_fact ---
+
+    /// The rule on a table of pairs (older, newer, same fact?): rewordings and updates of one
+    /// value merge; facts of the same template with other numbers, identifiers or names do not.
+    #[test]
+    fn only_the_same_fact_merges() {
+        let pairs = [
+            (
+                "User prefers dark mode",
+                "The user likes dark mode in every app",
+                true,
+            ),
+            ("Tom's birthday is March 3", "Tom's birthday is May 3", true),
+            (
+                "I moved to Lisbon in 2023",
+                "I moved to Lisbon in 2024",
+                true,
+            ),
+            (
+                "The office is on floor 4",
+                "The office is on floor 5 now",
+                true,
+            ),
+            (
+                "Alice works at Acme as an engineer",
+                "At Acme, Alice is an engineer",
+                true,
+            ),
+            (
+                "My favourite editor is vim",
+                "My favourite editor is helix",
+                true,
+            ),
+            (
+                "Test record number 3, marker 9b00e4, for the bulk import",
+                "Test record number 4, marker 80d252, for the bulk import",
+                false,
+            ),
+            (
+                "Alice's phone number is 555-1234",
+                "Bob's phone number is 555-1234",
+                false,
+            ),
+            (
+                "The staging server is srv-a12",
+                "The staging server is srv-b7",
+                false,
+            ),
+            ("Anna lives in Berlin", "Anna lives in Lisbon", false),
+            (
+                "Order 1001 shipped on Monday",
+                "Order 1002 shipped on Tuesday",
+                false,
+            ),
+        ];
+        for (old, new, same) in pairs {
+            assert_eq!(same_fact(old, new), same, "{old:?} -> {new:?}");
+        }
+    }
 
     // --- choose_neighbours ---
 
