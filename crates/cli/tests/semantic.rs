@@ -165,6 +165,25 @@ async fn a_near_duplicate_is_merged_with_history(backend: membrain_store::Backen
         .map(|link| &link["memory_id"])
         .collect();
     assert!(linked.contains(&&third["memory_id"]), "{fourth}");
+    // What a merge or an update replaced is still found by its own words (lexical ranking
+    // reads the earlier wordings; the vector is the new content's).
+    let id = first["memory_id"].as_str().unwrap();
+    let (status, updated) = rest
+        .put(
+            &format!("/memories/{id}"),
+            json!({ "content": "The user switched to green tea in the afternoon" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let by_old_words = search(
+        &rest,
+        json!({ "query": "morning", "k": 3, "ranking": "lexical" }),
+    )
+    .await;
+    assert!(
+        node_ids(&by_old_words).iter().any(|found| found == id),
+        "{by_old_words}"
+    );
     let found = search(&rest, json!({ "query": "marker 9b00e4", "k": 1 })).await;
     assert_eq!(
         node_ids(&found),

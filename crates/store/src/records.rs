@@ -107,6 +107,9 @@ pub struct IndexEntry {
     pub revision: i64,
     pub content: String,
     pub tags: Vec<String>,
+    /// The memory's earlier wordings (merged near-duplicates, updated contents), newest last:
+    /// what it said before stays findable by its own words.
+    pub earlier_wordings: Vec<String>,
     /// Only a vector made by the model the caller asked for.
     pub embedding: Option<Vec<f32>>,
 }

@@ -206,6 +206,18 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// The wordings a memory had before, from its history (newest last).
+fn earlier_wordings(history: &[EvolutionEvent]) -> Vec<String> {
+    history
+        .iter()
+        .filter_map(|event| match event {
+            EvolutionEvent::ContentUpdate { old_content, .. }
+            | EvolutionEvent::NearDuplicateMerge { old_content, .. } => Some(old_content.clone()),
+            EvolutionEvent::Merge { .. } => None,
+        })
+        .collect()
+}
+
 fn from_json<T: DeserializeOwned>(raw: &str, column: &'static str) -> Result<T, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
         column,
@@ -1655,7 +1667,7 @@ impl MemoryStore for SqlStore {
             return Ok(changes);
         }
         let rows = sqlx::query(
-            "SELECT id, revision, content, tags, \
+            "SELECT id, revision, content, tags, evolution_history, \
                     CASE WHEN embedding_model = $4 THEN embedding END AS embedding \
              FROM memories WHERE tenant_id = $1 AND revision > $2 AND revision <= $3 \
              ORDER BY revision",
@@ -1674,6 +1686,10 @@ impl MemoryStore for SqlStore {
                 revision: get(row, "revision")?,
                 content: get(row, "content")?,
                 tags: from_json(&get::<String>(row, "tags")?, "tags")?,
+                earlier_wordings: earlier_wordings(&from_json::<Vec<EvolutionEvent>>(
+                    &get::<String>(row, "evolution_history")?,
+                    "evolution_history",
+                )?),
                 embedding: bytes
                     .and_then(|b| Embedding::from_bytes(model, &b))
                     .map(|e| e.vector),

@@ -177,7 +177,7 @@ fn apply(synced: &mut SyncedIndex, changes: IndexChanges) -> usize {
                 // re-makes vectors of other models, so this only happens with a broken row.
                 let _ = synced.index.upsert(Document {
                     id: entry.id,
-                    text: lexical_text(&entry.content, &entry.tags),
+                    text: lexical_text(&entry.content, &entry.tags, &entry.earlier_wordings),
                     tags: entry.tags,
                     embedding: entry.embedding,
                 });
@@ -191,13 +191,16 @@ fn apply(synced: &mut SyncedIndex, changes: IndexChanges) -> usize {
     count
 }
 
-/// What lexical ranking reads: the content and the tags (a tag is often the word asked for).
-pub fn lexical_text(content: &str, tags: &[String]) -> String {
-    let mut text = String::with_capacity(content.len() + tags.len() * 8);
+/// What lexical ranking reads: the content, the tags (a tag is often the word asked for) and
+/// the memory's earlier wordings (what a merge or an update replaced is still found by its own
+/// words; the vector is the content's alone).
+pub fn lexical_text(content: &str, tags: &[String], earlier_wordings: &[String]) -> String {
+    let extra: usize = earlier_wordings.iter().map(String::len).sum();
+    let mut text = String::with_capacity(content.len() + tags.len() * 8 + extra);
     text.push_str(content);
-    for tag in tags {
+    for part in tags.iter().chain(earlier_wordings) {
         text.push(' ');
-        text.push_str(tag);
+        text.push_str(part);
     }
     text
 }
