@@ -210,9 +210,20 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
     });
     let database = TestDatabase::new(backend).await;
     let store = Arc::new(database.store().await);
+    // Retrieval and the ingest rate are measured, not the per-tenant rate and queue bounds: each
+    // conversation's turns are posted as fast as the harness can.
     let settings = ApiSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         job_poll_interval: Duration::from_millis(20),
+        tenant_limits: membrain_api::fair::TenantLimits {
+            requests_per_second: 1e6,
+            burst: 1_000_000,
+            ..Default::default()
+        },
+        limits: membrain_memory::Limits {
+            max_pending_jobs_per_tenant: 100_000,
+            ..Default::default()
+        },
         ..ApiSettings::default()
     };
     let keys = Arc::new(DatabaseKeys::new(store.clone()));
