@@ -809,11 +809,8 @@ async fn gateway_process(
 ) -> (ServerProcess, McpClient) {
     let keys = dir.join("keys.json");
     std::fs::write(&keys, json!({ key: "alice" }).to_string()).expect("keys");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-        .to_string();
+    // Port 0, the address read from the log: a port picked here and handed over could be
+    // taken by another test in between (seen under load).
     let mut command = membrain();
     command
         .args([
@@ -823,15 +820,16 @@ async fn gateway_process(
             "--host",
             "127.0.0.1",
             "--port",
-            &port,
+            "0",
         ])
         .args(extra)
         .env("MEMBRAIN_KEYS_FILE", &keys)
-        .env("MEMBRAIN_DATA_DIR", dir.join("data"));
+        .env("MEMBRAIN_DATA_DIR", dir.join("data"))
+        .env("MEMBRAIN_LOG_FORMAT", "json");
     let mut process = ServerProcess::start(command);
-    process.wait_for("gateway profile").await;
+    let address = process.wait_for_address("gateway profile").await;
     let client = TestStackUrls {
-        mcp_url: format!("http://127.0.0.1:{port}/mcp"),
+        mcp_url: format!("http://{address}/mcp"),
     }
     .mcp(key)
     .await;
