@@ -494,13 +494,12 @@ pub fn api(args: &ApiArgs, file: &FileConfig) -> Result<ApiSettings> {
 pub fn serve(args: &ServeArgs, file: &FileConfig) -> Result<(ApiSettings, McpSettings)> {
     let api_port = args.api_port.or(file.api.port).unwrap_or(8000);
     let mcp_port = args.mcp_port.or(file.mcp.port).unwrap_or(8100);
-    let api = api_settings(
+    let mut api = api_settings(
         socket("127.0.0.1", api_port, "API")?,
         &args.tuning,
         &args.http,
         file,
     )?;
-    let mut api = api;
     // With OAuth on, the bridge serves a token's tenant through the API's service key: one of
     // this process's own unless the operator chose one (it never leaves the process).
     let oauth = match oauth_validator(&args.oauth)? {

@@ -637,7 +637,7 @@ async fn check_key(State(gate): State<Gate>, request: Request, next: Next) -> Re
         );
     };
     match gate.keys.resolve(&key).await {
-        Ok(Some(tenant)) => serve_tenant(tenant, Some((key, None)), request, next).await,
+        Ok(Some(tenant)) => serve_tenant(tenant, ApiCredential::Own(key), request, next).await,
         Ok(None) => unauthorized(&gate, "the API key is not valid or has been revoked"),
         Err(e) => {
             tracing::warn!(error = %e, "could not check a key");
@@ -655,11 +655,11 @@ async fn check_key(State(gate): State<Gate>, request: Request, next: Next) -> Re
 async fn check_token(oauth: &McpOAuth, token: &str, request: Request, next: Next) -> Response {
     match oauth.validator.validate(token).await {
         Ok(valid) => {
-            let caller = oauth
-                .service_key
-                .clone()
-                .map(|service| (service, Some(valid.tenant.clone())));
-            serve_tenant(valid.tenant, caller, request, next).await
+            let credential = match &oauth.service_key {
+                Some(service) => ApiCredential::ServiceActingFor(service.clone()),
+                None => ApiCredential::None,
+            };
+            serve_tenant(valid.tenant, credential, request, next).await
         }
         Err(error) if error.is_unavailable() => {
             tracing::warn!(%error, "could not check an access token");
@@ -671,26 +671,30 @@ async fn check_token(oauth: &McpOAuth, token: &str, request: Request, next: Next
         }
         Err(error) => {
             tracing::info!(%error, "refused an access token");
-            let mut response = http_error(
+            let response = http_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 &error.to_string(),
             );
-            if let Ok(value) = oauth.validator.www_authenticate(Some(&error)).parse() {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, value);
-            }
-            response
+            with_challenge(response, oauth, Some(&error))
         }
     }
 }
 
-/// Runs the request for `tenant`; `key` is what the tools call the API with (the caller's own
-/// key, or the service key acting for the tenant), absent when they call no API.
+/// What the tools call the REST API with for one request.
+enum ApiCredential {
+    /// The caller's own key.
+    Own(membrain_auth::ApiKey),
+    /// The bridge's service key, naming the request's tenant (an OAuth caller's).
+    ServiceActingFor(membrain_auth::ApiKey),
+    /// Nothing: the tools call no API (the gateway profile's token callers).
+    None,
+}
+
+/// Runs the request for `tenant`, with the credential the tools call the API with.
 async fn serve_tenant(
     tenant: membrain_memory::TenantId,
-    key: Option<(membrain_auth::ApiKey, Option<membrain_memory::TenantId>)>,
+    credential: ApiCredential,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -698,11 +702,15 @@ async fn serve_tenant(
     // The request metrics name the tenant only when per-tenant labels are on.
     let label = membrain_telemetry::tenant_labels()
         .then(|| membrain_telemetry::TenantLabel(Arc::from(tenant.as_str())));
-    if let Some((key, acting_for)) = key {
-        request.extensions_mut().insert(CallerKey(key));
-        if let Some(acting_for) = acting_for {
-            request.extensions_mut().insert(ActingFor(acting_for));
+    match credential {
+        ApiCredential::Own(key) => {
+            request.extensions_mut().insert(CallerKey(key));
         }
+        ApiCredential::ServiceActingFor(key) => {
+            request.extensions_mut().insert(CallerKey(key));
+            request.extensions_mut().insert(ActingFor(tenant.clone()));
+        }
+        ApiCredential::None => {}
     }
     request.extensions_mut().insert(CallerTenant(tenant));
     let mut response = next.run(request).await;
@@ -715,10 +723,21 @@ async fn serve_tenant(
 /// 401, with the OAuth challenge that leads a client to the authorization server when OAuth is
 /// on.
 fn unauthorized(gate: &Gate, message: &str) -> Response {
-    let mut response = http_error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    if let Some(oauth) = &gate.oauth
-        && let Ok(value) = oauth.validator.www_authenticate(None).parse()
-    {
+    let response = http_error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    match &gate.oauth {
+        Some(oauth) => with_challenge(response, oauth, None),
+        None => response,
+    }
+}
+
+/// A 401 with `WWW-Authenticate: Bearer resource_metadata=…` (and the token's error, if one
+/// was given).
+fn with_challenge(
+    mut response: Response,
+    oauth: &McpOAuth,
+    error: Option<&membrain_oauth::TokenError>,
+) -> Response {
+    if let Ok(value) = oauth.validator.www_authenticate(error).parse() {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);

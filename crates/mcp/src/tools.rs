@@ -507,13 +507,15 @@ impl MembrainTools {
         let api = self.api.as_deref().ok_or_else(|| {
             "this MCP server (gateway profile) serves the ts_* tools only".to_owned()
         })?;
-        let mut caller = Caller::new(key).with_request_id(request_id);
-        caller.acting_for = ctx
+        let acting_for = ctx
             .extensions
             .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<ActingFor>())
-            .map(|ActingFor(tenant)| tenant.clone());
-        Ok((api, caller))
+            .and_then(|parts| parts.extensions.get::<ActingFor>());
+        let caller = match acting_for {
+            Some(ActingFor(tenant)) => Caller::service(key, tenant.clone()),
+            None => Caller::new(key),
+        };
+        Ok((api, caller.with_request_id(request_id)))
     }
 
     #[tool(

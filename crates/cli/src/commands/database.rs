@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use membrain_sql::app_role::{AppRoleOutcome, connect_admin, ensure_app_role};
 use membrain_sql::{Backend, redact_in, redact_url};
 
-use super::DATABASE_WAIT;
+use super::{DATABASE_WAIT, retry_while_unavailable};
 use crate::cli::DatabaseCommand;
 
 /// Where the services' password comes from: the environment only, never a flag (a flag would
@@ -63,29 +63,15 @@ async fn setup(
              no setup)"
         );
     }
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut pause = Duration::from_millis(500);
-    let mut connection = loop {
-        match connect_admin(admin_url).await {
-            Ok(connection) => break connection,
-            Err(error)
-                if membrain_sql::is_unavailable(&error)
-                    && tokio::time::Instant::now() + pause < deadline =>
-            {
-                tracing::warn!(
-                    database = %redact_url(admin_url),
-                    error = %redact_in(&error.to_string(), admin_url),
-                    "the database cannot be reached yet; trying again",
-                );
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
-                return Err(anyhow::anyhow!(redact_in(&error.to_string(), admin_url)))
-                    .with_context(|| format!("cannot connect to {}", redact_url(admin_url)));
-            }
-        }
-    };
+    let mut connection = retry_while_unavailable(
+        admin_url,
+        wait,
+        || connect_admin(admin_url),
+        membrain_sql::is_unavailable,
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!(redact_in(&error.to_string(), admin_url)))
+    .with_context(|| format!("cannot connect to {}", redact_url(admin_url)))?;
     ensure_app_role(&mut connection, role, password)
         .await
         .map_err(|error| anyhow::anyhow!(redact_in(&error.to_string(), admin_url)))
