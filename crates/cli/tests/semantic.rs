@@ -564,6 +564,7 @@ async fn vectors_of_another_model_are_remade_in_the_background(backend: membrain
                 links: vec![],
                 evolution_history: vec![],
                 evolution_history_dropped: 0,
+                observed_at: now,
                 created_at: now,
                 updated_at: now,
             },

@@ -105,6 +105,7 @@ async fn harness(backend: Backend) -> Harness {
         links: vec![],
         evolution_history: vec![],
         evolution_history_dropped: 0,
+        observed_at: now,
         created_at: now,
         updated_at: now,
     };

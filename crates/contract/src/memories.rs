@@ -38,6 +38,10 @@ pub struct AddMemoryRequest {
     /// A tag regex limiting what the memory may be linked to during ingest. Not stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingestion_scope: Option<String>,
+    /// When the fact was observed, if not now: RFC 3339 (`2024-03-08T14:30:00Z`) or a date
+    /// (`2024-03-08`). Questions naming a time ("last May") match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
 }
 
 /// `POST /memories` answers 202 with the durable job that will store the memory.

@@ -67,6 +67,7 @@ fn memory() -> Memory {
             },
         ],
         evolution_history_dropped: 0,
+        observed_at: at(0),
         created_at: at(0),
         updated_at: at(4),
     }
@@ -135,6 +136,7 @@ fn cases() -> Vec<(&'static str, Value)> {
                 tags: Some(TagsInput::List(vec!["drinks".into()])),
                 category: Some("preferences".into()),
                 ingestion_scope: None,
+                observed_at: Some("2024-03-08".into()),
             }),
         ),
         (

@@ -37,6 +37,7 @@ fn bench(documents: usize, vocabulary: &[String]) {
             text: random.text(vocabulary, 10..=30),
             tags: vec![format!("group{}", i % 4)],
             embedding: Some(random.unit_vector()),
+            observed_at: i as i64,
         })
         .collect();
 

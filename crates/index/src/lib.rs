@@ -8,7 +8,8 @@
 //!
 //! * [`TenantIndex`] holds one tenant's [`Document`]s: [`TenantIndex::lexical`] ranks them by BM25
 //!   (the same ranking as `membrain_memory::lexical::rank_bm25`) and [`TenantIndex::dense`] by
-//!   cosine similarity; both take a tag filter that is applied before the best `k` are chosen.
+//!   cosine similarity; both take a tag filter that is applied before the best `k` are chosen
+//!   (and the `_where` forms a filter on tags and observation time together).
 //! * [`fuse_relative`] merges the two rankings ([`Scored`]) by their scores rescaled to 0..=1
 //!   and weighted (what search uses); [`fuse_rrf`] by reciprocal rank, for comparison.
 //!
@@ -30,6 +31,7 @@
 //!     text: "The user drinks coffee every morning".into(),
 //!     tags: vec!["food".into()],
 //!     embedding: Some(vec![1.0, 0.0]),
+//!     observed_at: 0,
 //! });
 //! let any = |_: &[String]| true;
 //! let lexical = index.lexical("coffee", &any, 10);
@@ -47,7 +49,7 @@ mod top_k;
 use membrain_memory::MemoryId;
 
 pub use fusion::{Fused, fuse_relative, fuse_rrf, fuse_rrf_with_ranks};
-pub use tenant_index::{TenantIndex, VectorStatus};
+pub use tenant_index::{DocumentFilter, TenantIndex, VectorStatus};
 
 /// One memory as the index sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +61,9 @@ pub struct Document {
     pub tags: Vec<String>,
     /// A unit-length embedding of `dimensions` components, or `None` for lexical-only memories.
     pub embedding: Option<Vec<f32>>,
+    /// When the memory's fact was observed, in microseconds since the epoch: what a search for a
+    /// time ("last May") filters on.
+    pub observed_at: i64,
 }
 
 /// One search hit: a memory and its score (higher is better; the scale depends on the ranking).

@@ -44,8 +44,13 @@ impl VectorStatus {
 struct Slot {
     id: MemoryId,
     tags: Vec<String>,
+    observed_at: i64,
     vector_row: Option<usize>,
 }
+
+/// A filter on what a document is tagged with and when it was observed (microseconds since the
+/// epoch), applied before the best `k` are chosen.
+pub type DocumentFilter<'a> = &'a dyn Fn(&[String], i64) -> bool;
 
 /// One tenant's documents, searchable by BM25 and by cosine similarity.
 ///
@@ -146,6 +151,7 @@ impl TenantIndex {
             text,
             tags,
             embedding,
+            observed_at,
         } = document;
         self.remove(id);
         let status = match &embedding {
@@ -166,6 +172,7 @@ impl TenantIndex {
                 self.slots.push(Slot {
                     id,
                     tags: Vec::new(),
+                    observed_at,
                     vector_row: None,
                 });
                 (self.slots.len() - 1) as u32
@@ -179,6 +186,7 @@ impl TenantIndex {
         self.slots[slot as usize] = Slot {
             id,
             tags,
+            observed_at,
             vector_row,
         };
         self.slot_of.insert(id, slot);
@@ -207,6 +215,12 @@ impl TenantIndex {
         Some(&self.slots[*slot as usize].tags)
     }
 
+    /// When this document's fact was observed (microseconds since the epoch).
+    pub fn observed_at(&self, id: MemoryId) -> Option<i64> {
+        let slot = self.slot_of.get(&id)?;
+        Some(self.slots[*slot as usize].observed_at)
+    }
+
     /// The indexed embedding of this document, if it has one.
     pub fn vector(&self, id: MemoryId) -> Option<&[f32]> {
         let slot = self.slot_of.get(&id)?;
@@ -224,6 +238,11 @@ impl TenantIndex {
         filter: &dyn Fn(&[String]) -> bool,
         k: usize,
     ) -> Vec<Scored> {
+        self.lexical_where(query, &|tags, _| filter(tags), k)
+    }
+
+    /// [`lexical`](Self::lexical) with a filter on tags and observation time.
+    pub fn lexical_where(&self, query: &str, filter: DocumentFilter<'_>, k: usize) -> Vec<Scored> {
         if k == 0 {
             return Vec::new();
         }
@@ -235,7 +254,7 @@ impl TenantIndex {
                 tie: entry.id,
             };
             // The filter may run a user's regexes: only ask it about documents that would place.
-            if top.would_accept(&candidate) && filter(&entry.tags) {
+            if top.would_accept(&candidate) && filter(&entry.tags, entry.observed_at) {
                 top.push(candidate);
             }
         }
@@ -264,6 +283,17 @@ impl TenantIndex {
         k: usize,
         min_score: f32,
     ) -> Vec<Scored> {
+        self.dense_where(query, &|tags, _| filter(tags), k, min_score)
+    }
+
+    /// [`dense`](Self::dense) with a filter on tags and observation time.
+    pub fn dense_where(
+        &self,
+        query: &[f32],
+        filter: DocumentFilter<'_>,
+        k: usize,
+        min_score: f32,
+    ) -> Vec<Scored> {
         if !self.is_query(query) || k == 0 {
             return Vec::new();
         }
@@ -279,7 +309,7 @@ impl TenantIndex {
                 score,
                 tie: std::cmp::Reverse(row),
             };
-            if candidates.would_accept(&candidate) && filter(self.row_tags(row)) {
+            if candidates.would_accept(&candidate) && self.row_passes(row, filter) {
                 candidates.push(candidate);
             }
         }
@@ -319,7 +349,7 @@ impl TenantIndex {
                 score,
                 tie: self.row_id(row),
             };
-            if top.would_accept(&candidate) && filter(self.row_tags(row)) {
+            if top.would_accept(&candidate) && self.row_passes(row, &|tags, _| filter(tags)) {
                 top.push(candidate);
             }
         }
@@ -334,8 +364,9 @@ impl TenantIndex {
         self.slots[self.vectors.slot(row) as usize].id
     }
 
-    fn row_tags(&self, row: usize) -> &[String] {
-        &self.slots[self.vectors.slot(row) as usize].tags
+    fn row_passes(&self, row: usize, filter: DocumentFilter<'_>) -> bool {
+        let slot = &self.slots[self.vectors.slot(row) as usize];
+        filter(&slot.tags, slot.observed_at)
     }
 }
 
@@ -368,6 +399,8 @@ mod tests {
             text: text.to_owned(),
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             embedding,
+            // Observed in the order of the ids, one second apart.
+            observed_at: n as i64 * 1_000_000,
         }
     }
 
@@ -458,6 +491,29 @@ mod tests {
             debug.contains("documents: 2") && !debug.contains("milk"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn the_where_forms_filter_on_observation_time_before_k() {
+        let mut index = TenantIndex::new(2);
+        // Observed at seconds 1..=6; the best matches are the latest.
+        for n in 1..=6 {
+            let words = "tea ".repeat(n as usize);
+            index.upsert(doc(
+                n,
+                &words,
+                &["a"],
+                Some(vec![n as f32 / 6.0, 1.0 - n as f32 / 6.0]),
+            ));
+        }
+        let early = |_: &[String], at: i64| at <= 2_000_000;
+        assert_eq!(ids(&index.lexical_where("tea", &early, 1)), vec![id(2)]);
+        assert_eq!(
+            ids(&index.dense_where(&[1.0, 0.0], &early, 1, -1.0)),
+            vec![id(2)]
+        );
+        assert_eq!(index.observed_at(id(4)), Some(4_000_000));
+        assert_eq!(index.observed_at(id(9)), None);
     }
 
     #[test]

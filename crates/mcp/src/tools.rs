@@ -100,6 +100,9 @@ pub struct AddMemoryArgs {
     /// A regex over existing memories' tags limiting what this memory may be linked to during ingest. Not stored.
     #[serde(default)]
     pub ingestion_scope: Option<String>,
+    /// When the fact was observed, if not now: RFC 3339 ("2024-03-08T14:30:00Z") or a date ("2024-03-08"). Questions naming a time ("what did I do last May") match it.
+    #[serde(default)]
+    pub observed_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -534,7 +537,7 @@ impl MembrainTools {
 
     #[tool(
         title = "Add memory",
-        description = "Store a fact about the user or their work and return the stored memory. Store facts, not conversation ('User prefers dark mode', not 'you said you like dark mode'). Exact duplicates and near-duplicates (the same fact in other words) are merged into the existing memory, keeping the old wording in its history; related memories are linked automatically with a description of how they relate. ingestion_scope (a tag regex) limits which memories it may link to. Tags are optional (derived from the content when omitted).",
+        description = "Store a fact about the user or their work and return the stored memory. Store facts, not conversation ('User prefers dark mode', not 'you said you like dark mode'). Exact duplicates and near-duplicates (the same fact in other words) are merged into the existing memory, keeping the old wording in its history; related memories are linked automatically with a description of how they relate. ingestion_scope (a tag regex) limits which memories it may link to. Tags are optional (derived from the content when omitted). observed_at dates a fact observed earlier (an imported diary, a past conversation) so questions about that time find it.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -562,6 +565,7 @@ impl MembrainTools {
                 .map(TagsInput::List),
             category: present(args.category),
             ingestion_scope: present(args.ingestion_scope),
+            observed_at: present(args.observed_at),
         };
         let (api, caller) = self.api(&ctx)?;
         let accepted = api.add_memory(&caller, &request).await.map_err(explain)?;

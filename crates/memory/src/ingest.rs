@@ -411,6 +411,10 @@ pub fn decide(
         memory.keywords = incoming.keywords.to_vec();
         memory.context = derive_context(&memory.category, &memory.keywords);
         memory.updated_at = now;
+        // The newer wording was observed later (or is dated later): the memory now stands for it.
+        memory.observed_at = memory
+            .observed_at
+            .max(incoming.new.observed_at.unwrap_or(now));
         IngestDecision::NearDuplicate {
             memory,
             grown_bytes,
@@ -427,6 +431,7 @@ pub fn decide(
                 links: Vec::new(),
                 evolution_history: Vec::new(),
                 evolution_history_dropped: 0,
+                observed_at: incoming.new.observed_at.unwrap_or(now),
                 created_at: now,
                 updated_at: now,
             },
@@ -625,6 +630,7 @@ mod tests {
             links: Vec::new(),
             evolution_history: history,
             evolution_history_dropped: 0,
+            observed_at: at(0),
             created_at: at(0),
             updated_at: at(0),
         }
@@ -642,6 +648,7 @@ mod tests {
             content: content.to_owned(),
             tags: strings(tags),
             category: "facts".to_owned(),
+            observed_at: None,
         }
     }
 
@@ -691,6 +698,7 @@ mod tests {
             links: Vec::new(),
             evolution_history: Vec::new(),
             evolution_history_dropped: 0,
+            observed_at: at(NOW),
             created_at: at(NOW),
             updated_at: at(NOW),
         };
@@ -882,6 +890,35 @@ mod tests {
     }
 
     #[test]
+    fn the_observation_time_is_the_callers_or_now_and_a_merge_keeps_the_later() {
+        let keywords = strings(&["paris"]);
+        let decide_for = |observed_at: Option<DateTime<Utc>>, near: Option<(Memory, f32)>| {
+            let new = NewMemory {
+                observed_at,
+                ..new_memory("User lives in Paris", &[])
+            };
+            let incoming = IncomingMemory {
+                new: &new,
+                keywords: &keywords,
+                context: "ctx",
+            };
+            decide(incoming, None, near, &Limits::default(), at(NOW))
+                .memory()
+                .observed_at
+        };
+        assert_eq!(decide_for(None, None), at(NOW), "not given: now");
+        assert_eq!(decide_for(Some(at(5)), None), at(5), "given: kept");
+        let mut older = stored("The user lives in Paris", &[], vec![]);
+        older.observed_at = at(10);
+        assert_eq!(
+            decide_for(Some(at(5)), Some((older.clone(), 0.95))),
+            at(10),
+            "an older restatement leaves the later observation"
+        );
+        assert_eq!(decide_for(Some(at(20)), Some((older, 0.95))), at(20));
+    }
+
+    #[test]
     fn a_near_duplicate_takes_the_new_wording_and_keeps_the_old() {
         let merged =
             |old: &str, similarity: f32, tags: &[&str]| EvolutionEvent::NearDuplicateMerge {
@@ -962,6 +999,7 @@ mod tests {
             expected.keywords = strings(&["home", "paris"]);
             expected.context = "A places memory about home, paris.".to_owned();
             expected.updated_at = at(NOW);
+            expected.observed_at = at(NOW);
             let grown_bytes = signed(expected.stored_bytes()) - signed(existing.stored_bytes());
             let decision = IngestDecision::NearDuplicate {
                 memory: expected,

@@ -1,5 +1,6 @@
 //! Caller input, validated into domain values before anything is stored.
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
@@ -73,6 +74,10 @@ pub struct NewMemory {
     pub content: String,
     pub tags: Vec<String>,
     pub category: String,
+    /// When the fact was true or said, if not now (a diary entry written up later, an imported
+    /// conversation): what time-aware search matches "last May" against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
 }
 
 impl NewMemory {
@@ -86,8 +91,53 @@ impl NewMemory {
             content: parse_content(content, limits)?,
             tags: parse_tags(tags.unwrap_or_default(), limits)?,
             category: parse_category(category, limits)?,
+            observed_at: None,
         })
     }
+}
+
+/// How far ahead of the server's clock an `observed_at` may be: clocks disagree a little, but a
+/// fact is not observed next year.
+const OBSERVED_AT_FUTURE_SLACK: TimeDelta = TimeDelta::days(1);
+
+/// An `observed_at` as callers write it: RFC 3339 (`2024-03-08T14:30:00Z`, any offset), a date
+/// and time without a zone (taken as UTC), or a date (`2024-03-08`, its midnight UTC). At most a
+/// day after `now`.
+pub fn parse_observed_at(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ValidationError> {
+    let raw = raw.trim();
+    let parsed = DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+        .ok_or_else(|| {
+            ValidationError::new(
+                "observed_at",
+                format!(
+                    "{:?} is not a time: send RFC 3339 such as \"2024-03-08T14:30:00Z\", or a \
+                     date such as \"2024-03-08\"",
+                    truncate_for_message(raw)
+                ),
+            )
+        })?;
+    if parsed > now + OBSERVED_AT_FUTURE_SLACK {
+        return Err(ValidationError::new(
+            "observed_at",
+            format!(
+                "{parsed} is in the future; send when the fact was observed, at the latest now"
+            ),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// A partial update: only the present fields change.
@@ -276,6 +326,31 @@ mod tests {
         assert_eq!(tags, ["a", "b", "c"]);
         assert_eq!(added, ["c"]);
         assert!(merge_tags(&mut tags, &["e".into()], 3).is_empty());
+    }
+
+    #[test]
+    fn observation_times_are_read_in_the_forms_people_write() {
+        let now = "2024-06-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let at = |raw: &str| parse_observed_at(raw, now).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2024-03-08T14:30:00Z").unwrap(),
+            "2024-03-08T14:30:00+00:00"
+        );
+        assert_eq!(
+            at("2024-03-08T14:30:00+02:00").unwrap(),
+            "2024-03-08T12:30:00+00:00"
+        );
+        assert_eq!(
+            at("2024-03-08T14:30:00").unwrap(),
+            "2024-03-08T14:30:00+00:00"
+        );
+        assert_eq!(at(" 2024-03-08 ").unwrap(), "2024-03-08T00:00:00+00:00");
+        assert!(at("2024-06-02T11:00:00Z").is_ok(), "within the clock slack");
+        for bad in ["yesterday", "2024-13-01", "", "2024-06-03"] {
+            let refused = at(bad).expect_err(bad);
+            assert_eq!(refused.field, "observed_at", "{bad}");
+        }
+        assert!(at("2024-06-03").unwrap_err().message.contains("future"));
     }
 
     #[test]

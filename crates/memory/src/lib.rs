@@ -7,6 +7,8 @@
 //!
 //! * validated identifiers and inputs ([`ids`], [`input`]) so the rest never doubts a raw string;
 //! * text normalisation, exact-duplicate hashing and keyword extraction ([`text`]);
+//! * the time a question names ("last May", "on 13 October 2023"), for time-aware search
+//!   ([`when`]);
 //! * lexical ranking of candidates with BM25 ([`lexical`]);
 //! * tag filters built from user regexes, with size limits ([`tag_filter`]);
 //! * graph walks over links: shortest path, neighbourhood, query-guided traversal ([`graph`]);
@@ -31,10 +33,11 @@ pub mod lexical;
 pub mod memory;
 pub mod tag_filter;
 pub mod text;
+pub mod when;
 
 pub use embedding::Embedding;
 pub use error::ValidationError;
 pub use ids::{JobId, MemoryId, TenantId};
-pub use input::{Limits, MemoryPatch, NewMemory};
+pub use input::{Limits, MemoryPatch, NewMemory, parse_observed_at};
 pub use memory::{EvolutionEvent, Memory, MemoryBrief, MemoryLink};
 pub use tag_filter::TagFilter;

@@ -7,6 +7,7 @@ use crate::MemoryId;
 
 /// One fact an agent stored, with what Membrain derived from it and the edges to other facts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "MemoryFields")]
 pub struct Memory {
     pub id: MemoryId,
     pub content: String,
@@ -21,8 +22,49 @@ pub struct Memory {
     /// Older history entries dropped to keep `evolution_history` within its limit.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub evolution_history_dropped: u64,
+    /// When the fact was observed: given at ingest, else the creation time. Questions that name
+    /// a time ("last May") prefer memories observed then.
+    pub observed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// [`Memory`] as read: exports and answers from before `observed_at` existed lack it, and then
+/// the memory was observed when it was created.
+#[derive(Deserialize)]
+struct MemoryFields {
+    id: MemoryId,
+    content: String,
+    tags: Vec<String>,
+    category: String,
+    context: String,
+    keywords: Vec<String>,
+    links: Vec<MemoryLink>,
+    evolution_history: Vec<EvolutionEvent>,
+    #[serde(default)]
+    evolution_history_dropped: u64,
+    observed_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<MemoryFields> for Memory {
+    fn from(fields: MemoryFields) -> Self {
+        Self {
+            id: fields.id,
+            content: fields.content,
+            tags: fields.tags,
+            category: fields.category,
+            context: fields.context,
+            keywords: fields.keywords,
+            links: fields.links,
+            evolution_history: fields.evolution_history,
+            evolution_history_dropped: fields.evolution_history_dropped,
+            observed_at: fields.observed_at.unwrap_or(fields.created_at),
+            created_at: fields.created_at,
+            updated_at: fields.updated_at,
+        }
+    }
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -124,6 +166,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_memory_written_before_observation_times_was_observed_when_created() {
+        let old = serde_json::json!({
+            "id": MemoryId::new(), "content": "x", "tags": [], "category": "general",
+            "context": "", "keywords": [], "links": [], "evolution_history": [],
+            "created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-02-02T03:04:05Z",
+        });
+        let memory: Memory = serde_json::from_value(old).unwrap();
+        assert_eq!(memory.observed_at, memory.created_at);
+        let again: Memory = serde_json::from_value(serde_json::to_value(&memory).unwrap()).unwrap();
+        assert_eq!(again, memory);
+    }
+
+    #[test]
     fn history_keeps_the_newest_entries_and_counts_the_rest() {
         let now = Utc::now();
         let mut memory = Memory {
@@ -136,6 +191,7 @@ mod tests {
             links: vec![],
             evolution_history: vec![],
             evolution_history_dropped: 0,
+            observed_at: now,
             created_at: now,
             updated_at: now,
         };

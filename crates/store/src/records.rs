@@ -110,6 +110,8 @@ pub struct IndexEntry {
     /// The memory's earlier wordings (merged near-duplicates, updated contents), newest last:
     /// what it said before stays findable by its own words.
     pub earlier_wordings: Vec<String>,
+    /// When the memory's fact was observed, in microseconds since the epoch.
+    pub observed_at: i64,
     /// Only a vector made by the model the caller asked for.
     pub embedding: Option<Vec<f32>>,
 }

@@ -279,9 +279,10 @@ const ID_CHUNK: usize = 500;
 /// Rows one pruning statement deletes.
 const PRUNE_BATCH: i64 = 1_000;
 
-const MEMORY_COLUMNS: &str = "id, tenant_id, content, tags, category, context, keywords, evolution_history, evolution_dropped, created_at, updated_at";
+const MEMORY_COLUMNS: &str = "id, tenant_id, content, tags, category, context, keywords, evolution_history, evolution_dropped, observed_at, created_at, updated_at";
 
 fn memory_from_row(row: &AnyRow) -> Result<Memory, StoreError> {
+    let created_at = from_micros(get(row, "created_at")?, "created_at")?;
     Ok(Memory {
         id: memory_id(&get::<String>(row, "id")?, "id")?,
         content: get(row, "content")?,
@@ -296,7 +297,9 @@ fn memory_from_row(row: &AnyRow) -> Result<Memory, StoreError> {
         )?,
         evolution_history_dropped: u64::try_from(get::<i64>(row, "evolution_dropped")?)
             .unwrap_or(0),
-        created_at: from_micros(get(row, "created_at")?, "created_at")?,
+        observed_at: opt_from_micros(get(row, "observed_at")?, "observed_at")?
+            .unwrap_or(created_at),
+        created_at,
         updated_at: from_micros(get(row, "updated_at")?, "updated_at")?,
     })
 }
@@ -348,6 +351,7 @@ fn scrubbed_request() -> String {
             content: String::new(),
             tags: Vec::new(),
             category: String::new(),
+            observed_at: None,
         },
         ingestion_scope: None,
     })
@@ -526,8 +530,8 @@ async fn insert_memory(
     sqlx::query(
         "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
          keywords, evolution_history, created_at, updated_at, embedding, embedding_model, revision, \
-         stored_bytes, evolution_dropped) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         stored_bytes, evolution_dropped, observed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(memory.id.to_string())
     .bind(tenant.as_str())
@@ -545,6 +549,7 @@ async fn insert_memory(
     .bind(revision)
     .bind(stored_size(memory))
     .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX))
+    .bind(micros(memory.observed_at))
     .execute(&mut *conn)
     .await
     .during("inserting a memory")?;
@@ -559,7 +564,7 @@ struct ImportedMemory<'a> {
     embedding: Option<&'a Embedding>,
 }
 
-/// Rows per multi-row insert: 16 parameters each stays far below both dialects' bind limits.
+/// Rows per multi-row insert: 17 parameters each stays far below both dialects' bind limits.
 const INSERT_CHUNK: usize = 100;
 
 /// Inserts new memories and their tag rows with multi-row statements. The caller counts their
@@ -570,12 +575,12 @@ async fn insert_new_memories(
     memories: &[ImportedMemory<'_>],
     revision: i64,
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 16;
+    const COLUMNS: usize = 17;
     for chunk in memories.chunks(INSERT_CHUNK) {
         let sql = format!(
             "INSERT INTO memories (id, tenant_id, content, content_hash, tags, category, context, \
              keywords, evolution_history, created_at, updated_at, embedding, embedding_model, \
-             revision, stored_bytes, evolution_dropped) VALUES {}",
+             revision, stored_bytes, evolution_dropped, observed_at) VALUES {}",
             value_rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -597,7 +602,8 @@ async fn insert_new_memories(
                 .bind(new.embedding.map(|e| e.model.clone()))
                 .bind(revision)
                 .bind(stored_size(memory))
-                .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX));
+                .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX))
+                .bind(micros(memory.observed_at));
         }
         query
             .execute(&mut *conn)
@@ -821,7 +827,7 @@ async fn save_memory(
     sqlx::query(
         "UPDATE memories SET content = $1, content_hash = COALESCE($2, content_hash), tags = $3, \
          context = $4, keywords = $5, evolution_history = $6, updated_at = $7, revision = $10, \
-         stored_bytes = $11, evolution_dropped = $12 \
+         stored_bytes = $11, evolution_dropped = $12, observed_at = $13 \
          WHERE id = $8 AND tenant_id = $9",
     )
     .bind(&memory.content)
@@ -836,6 +842,7 @@ async fn save_memory(
     .bind(revision)
     .bind(size)
     .bind(i64::try_from(memory.evolution_history_dropped).unwrap_or(i64::MAX))
+    .bind(micros(memory.observed_at))
     .execute(&mut *conn)
     .await
     .during("updating a memory")?;
@@ -1667,7 +1674,7 @@ impl MemoryStore for SqlStore {
             return Ok(changes);
         }
         let rows = sqlx::query(
-            "SELECT id, revision, content, tags, evolution_history, \
+            "SELECT id, revision, content, tags, evolution_history, created_at, observed_at, \
                     CASE WHEN embedding_model = $4 THEN embedding END AS embedding \
              FROM memories WHERE tenant_id = $1 AND revision > $2 AND revision <= $3 \
              ORDER BY revision",
@@ -1690,6 +1697,10 @@ impl MemoryStore for SqlStore {
                     &get::<String>(row, "evolution_history")?,
                     "evolution_history",
                 )?),
+                observed_at: match get::<Option<i64>>(row, "observed_at")? {
+                    Some(at) => at,
+                    None => get(row, "created_at")?,
+                },
                 embedding: bytes
                     .and_then(|b| Embedding::from_bytes(model, &b))
                     .map(|e| e.vector),

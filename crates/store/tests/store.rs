@@ -836,6 +836,7 @@ fn new_import_item(content: String, tags: Vec<String>, embedding: Option<Embeddi
             links: vec![],
             evolution_history: vec![],
             evolution_history_dropped: 0,
+            observed_at: now,
             created_at: now,
             updated_at: now,
         },

@@ -7,7 +7,9 @@ use membrain_contract::memories::{
     IngestOutcome, JobFailure, ListQuery, MemoriesAnswer, MemoryPage, TagsInput, UpdateRequest,
 };
 use membrain_memory::text::{content_hash, keywords};
-use membrain_memory::{JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError};
+use membrain_memory::{
+    JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError, parse_observed_at,
+};
 use membrain_store::{DeleteSelector, IngestJob, IngestRequest, MemoryListing, PreparedContent};
 
 use super::{bound, json_size, load_memory, required_id};
@@ -22,12 +24,18 @@ pub async fn add_memory(
     Tenant(tenant): Tenant,
     ApiJson(body): ApiJson<AddMemoryRequest>,
 ) -> Result<(StatusCode, ApiJson<Accepted>), ApiError> {
-    let memory = NewMemory::parse(
+    let mut memory = NewMemory::parse(
         &body.content,
         body.tags.map(TagsInput::into_list),
         body.category,
         &state.limits,
     )?;
+    memory.observed_at = body
+        .observed_at
+        .as_deref()
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| parse_observed_at(raw, chrono::Utc::now()))
+        .transpose()?;
     let ingestion_scope = body.ingestion_scope.filter(|s| !s.trim().is_empty());
     if let Some(scope) = &ingestion_scope {
         TagFilter::from_scope_regex(Some(scope), &state.limits)

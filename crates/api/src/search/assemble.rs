@@ -252,6 +252,7 @@ mod tests {
                 .collect(),
             evolution_history: vec![],
             evolution_history_dropped: 0,
+            observed_at: now,
             created_at: now,
             updated_at: now,
         }

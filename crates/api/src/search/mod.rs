@@ -120,6 +120,7 @@ pub async fn run(
         k,
         full_scope,
         max_results: limits.max_result_memories,
+        time: membrain_memory::when::time_span(query, chrono::Utc::now()),
     };
     // The index's read guard is let go as soon as ranking is done: held while this search waits
     // for the CPU again, it would keep the tenant's ingest worker (which updates the index)

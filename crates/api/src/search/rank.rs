@@ -1,8 +1,11 @@
 //! Ranking over one tenant's index: lexical and dense candidates that pass the tag filter,
-//! fused by relative scores; with `full_scope`, every other memory in scope after them.
+//! fused by relative scores; when the question names a time, the same ranking among the
+//! memories observed then weighs in; with `full_scope`, every other memory in scope after them.
 
+use chrono::DateTime;
 use membrain_index::{Scored, TenantIndex, fuse_relative};
 use membrain_memory::embedding::cosine;
+use membrain_memory::when::TimeSpan;
 use membrain_memory::{MemoryId, TagFilter, ValidationError};
 
 use crate::semantic::SyncedIndex;
@@ -14,6 +17,10 @@ const FUSION_POOL: usize = 50;
 /// (`benches/locomo.rs --dump`): recall@10 0.69–0.70 for 0.5–0.65, against 0.61–0.68 for
 /// reciprocal-rank fusion at any constant, and 0.65 / 0.50 for lexical / dense alone.
 const LEXICAL_WEIGHT: f32 = 0.6;
+/// The share of the hybrid score that ranks among the memories observed in the time a question
+/// names ("in October 2023"); the rest is the ranking over all of them, so a question whose
+/// time was misread, or whose answer was stated at another time, still finds it.
+const TIME_WEIGHT: f32 = 0.5;
 
 /// Which rankers order the results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,8 @@ pub(super) struct RankRequest {
     pub(super) k: usize,
     pub(super) full_scope: bool,
     pub(super) max_results: usize,
+    /// The time the question names, if any (hybrid ranking only: the others are baselines).
+    pub(super) time: Option<TimeSpan>,
 }
 
 /// The ranked ids (and whether the full-scope list was cut): lexical and dense candidates that
@@ -84,7 +93,23 @@ pub(super) fn rank(
         _ => Vec::new(),
     };
     let mut ranked: Vec<Scored> = match ranking {
-        Ranking::Hybrid => fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, k),
+        Ranking::Hybrid => match request.time {
+            Some(span) => {
+                let in_span = |tags: &[String], at: i64| {
+                    DateTime::from_timestamp_micros(at).is_some_and(|at| span.contains(at))
+                        && accept(tags)
+                };
+                let lexical_then = index.lexical_where(query, &in_span, pool);
+                let dense_then = match vector {
+                    Some(v) => index.dense_where(v, &in_span, pool, -1.0),
+                    None => Vec::new(),
+                };
+                let overall = fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, pool);
+                let then = fuse_relative(&lexical_then, &dense_then, LEXICAL_WEIGHT, pool);
+                blend(&overall, &then, TIME_WEIGHT, k)
+            }
+            None => fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, k),
+        },
         Ranking::Dense if vector.is_some() => dense.into_iter().take(k).collect(),
         Ranking::Lexical | Ranking::Dense => lexical.into_iter().take(k).collect(),
     };
@@ -107,6 +132,25 @@ pub(super) fn rank(
     (ranked, truncated)
 }
 
+/// `(1 − weight) · overall + weight · then` per memory (0 where absent), best `k` first; equal
+/// scores put the newer id first.
+fn blend(overall: &[Scored], then: &[Scored], weight: f32, k: usize) -> Vec<Scored> {
+    let mut scores: std::collections::HashMap<MemoryId, f32> = std::collections::HashMap::new();
+    for hit in overall {
+        *scores.entry(hit.id).or_default() += (1.0 - weight) * hit.score;
+    }
+    for hit in then {
+        *scores.entry(hit.id).or_default() += weight * hit.score;
+    }
+    let mut blended: Vec<Scored> = scores
+        .into_iter()
+        .map(|(id, score)| Scored { id, score })
+        .collect();
+    blended.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.id.cmp(&a.id)));
+    blended.truncate(k);
+    blended
+}
+
 #[cfg(test)]
 mod tests {
     use membrain_index::Document;
@@ -127,6 +171,7 @@ mod tests {
                 text: (*text).to_owned(),
                 tags: vec![(*tag).to_owned()],
                 embedding: Some(vector.to_vec()),
+                observed_at: 0,
             });
             ids.push(id);
         }
@@ -141,6 +186,7 @@ mod tests {
             k,
             full_scope: false,
             max_results: 100,
+            time: None,
         }
     }
 
@@ -210,6 +256,46 @@ mod tests {
         full.max_results = 2;
         let (cut, truncated) = rank(&index, &drinks, &full);
         assert_eq!((ids(&cut), truncated), (vec![id[0], id[3]], true));
+    }
+
+    #[test]
+    fn a_time_in_the_question_prefers_memories_observed_then() {
+        let micros = |raw: &str| {
+            raw.parse::<DateTime<chrono::Utc>>()
+                .expect("a time")
+                .timestamp_micros()
+        };
+        let mut index = TenantIndex::new(2);
+        let mut ids = Vec::new();
+        for (text, observed, vector) in [
+            ("tea tea with friends", "2023-06-02T10:00:00Z", [0.0, 1.0]),
+            ("tea at the market", "2023-10-13T10:00:00Z", [0.3, 0.95]),
+            ("coffee only", "2023-10-14T10:00:00Z", [1.0, 0.0]),
+        ] {
+            let id = MemoryId::new();
+            index.upsert(Document {
+                id,
+                text: text.to_owned(),
+                tags: vec![],
+                embedding: Some(vector.to_vec()),
+                observed_at: micros(observed),
+            });
+            ids.push(id);
+        }
+        let all = filter(None);
+        let now = "2024-01-01T00:00:00Z".parse().expect("a time");
+        let mut asked = request("tea in October 2023", Some([0.0, 1.0]), Ranking::Hybrid, 2);
+        let (plain, _) = rank(&index, &all, &asked);
+        assert_eq!(
+            plain[0].id, ids[0],
+            "without the time, the better match leads"
+        );
+        asked.time = membrain_memory::when::time_span(&asked.query, now);
+        let (timed, _) = rank(&index, &all, &asked);
+        assert_eq!(self::ids(&timed), [ids[1], ids[0]], "observed then, first");
+        // Only hybrid ranking reads the time: the others are the baselines.
+        asked.ranking = Ranking::Lexical;
+        assert_eq!(rank(&index, &all, &asked).0[0].id, ids[0]);
     }
 
     #[test]

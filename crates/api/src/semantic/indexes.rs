@@ -180,6 +180,7 @@ fn apply(synced: &mut SyncedIndex, changes: IndexChanges) -> usize {
                     text: lexical_text(&entry.content, &entry.tags, &entry.earlier_wordings),
                     tags: entry.tags,
                     embedding: entry.embedding,
+                    observed_at: entry.observed_at,
                 });
             }
             Change::Remove(id) => {
