@@ -38,7 +38,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use crate::input::merge_tags;
-use crate::text::derive_context;
+use crate::phrases::plain_context;
 
 /// Where an ingest job stands: stored with the job and answered as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -407,9 +407,9 @@ pub fn decide(
         );
         let grown_bytes = signed(memory.stored_bytes()) - signed(before);
         // The stored memory keeps its category; its context line is derived again from that
-        // category and the new keywords, not taken from the new memory.
+        // category and the new wording, not taken from the new memory.
         memory.keywords = incoming.keywords.to_vec();
-        memory.context = derive_context(&memory.category, &memory.keywords);
+        memory.context = plain_context(&memory.category, &memory.content);
         memory.updated_at = now;
         IngestDecision::NearDuplicate {
             memory,
@@ -957,10 +957,10 @@ mod tests {
         for (case, similarity) in cases {
             let (existing, mut expected) = case.memories();
             expected.content = case.new_content.to_owned();
-            // Keywords follow the new wording; the context is derived from them and the stored
-            // memory's own category, not taken from the new memory.
+            // Keywords and context follow the new wording; the context keeps the stored
+            // memory's own category, not the new memory's.
             expected.keywords = strings(&["home", "paris"]);
-            expected.context = "A places memory about home, paris.".to_owned();
+            expected.context = plain_context("places", case.new_content);
             expected.updated_at = at(NOW);
             let grown_bytes = signed(expected.stored_bytes()) - signed(existing.stored_bytes());
             let decision = IngestDecision::NearDuplicate {

@@ -7,6 +7,8 @@
 //!
 //! * validated identifiers and inputs ([`ids`], [`input`]) so the rest never doubts a raw string;
 //! * text normalisation, exact-duplicate hashing and keyword extraction ([`text`]);
+//! * key phrases, named entities and a readable context sentence, without a language model
+//!   ([`phrases`]);
 //! * lexical ranking of candidates with BM25 ([`lexical`]);
 //! * tag filters built from user regexes, with size limits ([`tag_filter`]);
 //! * graph walks over links: shortest path, neighbourhood, query-guided traversal ([`graph`]);
@@ -29,6 +31,7 @@ pub mod ingest;
 pub mod input;
 pub mod lexical;
 pub mod memory;
+pub mod phrases;
 pub mod tag_filter;
 pub mod text;
 
