@@ -71,11 +71,12 @@ pub fn named_entities(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// What a memory can be linked by to others: its [`named_entities`], then its multi-word
-/// phrases ("bike startup"), lower-cased, at most 16 in all.
+/// What a memory can be linked by to others: its [`named_entities`] (but the speaker of a chat
+/// turn, "Caroline (1:56 pm …): …", who is in every turn of hers), then its multi-word phrases
+/// ("bike startup"), lower-cased, at most 16 in all.
 pub fn link_subjects(text: &str) -> Vec<String> {
     let analysis = Analysis::of(text);
-    let mut subjects: Vec<String> = analysis.entities.into_iter().map(|e| e.key).collect();
+    let mut subjects: Vec<String> = analysis.subjects().map(|e| e.key.clone()).collect();
     let phrases = analysis
         .candidates
         .iter()
@@ -94,12 +95,13 @@ pub fn link_subjects(text: &str) -> Vec<String> {
 /// What `first` and `second` both mention, as a description names it, up to `max`: the named
 /// entities of `first` that `second` has too, or writes alike as a whole word ("Lisbon" opening
 /// a sentence is no sure name on its own, but it is the same word), as `first` writes them;
-/// then the multi-word phrases both have, with an article ("the bike startup"). One inside a
+/// then the multi-word phrases both have, with an article ("the bike startup"). Not the speaker
+/// of a chat turn (see [`link_subjects`]). One inside a
 /// longer shared one is left out. Dates, quantities and single common words do not count: they
 /// say little about why two memories belong together.
 pub fn shared_subjects(first: &str, second: &str, max: usize) -> Vec<String> {
     let ours = Analysis::of(first);
-    if ours.entities.is_empty() && !ours.candidates.iter().any(|c| c.kind == Kind::Phrase) {
+    if ours.subjects().next().is_none() && !ours.candidates.iter().any(|c| c.kind == Kind::Phrase) {
         return Vec::new();
     }
     let theirs = Analysis::of(second);
@@ -108,7 +110,7 @@ pub fn shared_subjects(first: &str, second: &str, max: usize) -> Vec<String> {
     let second = scanned(second);
     // (lower-cased, as shown)
     let mut shared: Vec<(&str, String)> = Vec::new();
-    for entity in &ours.entities {
+    for entity in ours.subjects() {
         if their_entities.contains(entity.key.as_str()) || contains_word(second, &entity.written) {
             shared.push((&entity.key, entity.written.clone()));
         }
@@ -352,6 +354,18 @@ struct Entity {
 struct Analysis {
     candidates: Vec<Candidate>,
     entities: Vec<Entity>,
+    /// The name a chat turn opens with ("Caroline (1:56 pm …): …"), lower-cased: a name, but
+    /// who speaks, not what about, so no link subject (every turn of hers would share it).
+    speaker: Option<String>,
+}
+
+impl Analysis {
+    /// Entities a link can be made for: all but the speaker.
+    fn subjects(&self) -> impl Iterator<Item = &Entity> {
+        self.entities
+            .iter()
+            .filter(|e| self.speaker.as_ref() != Some(&e.key))
+    }
 }
 
 /// What a word is, before names are told from sentence openings.
@@ -411,9 +425,17 @@ impl Analysis {
                 _ => i + 1,
             };
         }
+        let speaker = match tokens.as_slice() {
+            [first, second, ..] if first.class == Class::Capitalised && names[0] => second
+                .after
+                .filter(|p| p.starts_with(['(', ':']))
+                .map(|_| first.lower.clone()),
+            _ => None,
+        };
         Analysis {
             candidates: found.candidates,
             entities: found.entities,
+            speaker,
         }
     }
 }
@@ -1260,6 +1282,15 @@ mod tests {
             ["LGBTQ support group"]
         );
         assert!(shared_subjects("Cats sleep a lot", "Dogs bark", 3).is_empty());
+        // Who speaks in a chat turn is no subject: her turns share her name.
+        let turn = "Caroline (1:56 pm on 8 May, 2023): I went to a LGBTQ support group.";
+        assert_eq!(link_subjects(turn), ["lgbtq", "lgbtq support group"]);
+        assert_eq!(named_entities(turn), ["caroline", "lgbtq"]);
+        assert!(shared_subjects(turn, "Caroline (2:01 pm on 8 May, 2023): Thanks!", 3).is_empty());
+        assert_eq!(
+            shared_subjects(turn, "Melanie: did Caroline like the LGBTQ group?", 3),
+            ["LGBTQ"]
+        );
         assert_eq!(link_subjects(moved), ["berlin", "lisbon", "bike startup"]);
     }
 
