@@ -241,7 +241,7 @@ struct Candidate {
     kind: Kind,
     /// A phrase led by a name ("LGBTQ support group") ranks as a name.
     named: bool,
-    /// "a", "an" or "the" before its first occurrence.
+    /// The article or possessive ("a", "the", "my") before its first occurrence.
     article: Option<&'static str>,
     count: usize,
     /// Index of the first word of its first occurrence.
@@ -622,16 +622,30 @@ impl Found {
             end += 1;
         }
         let mut first = i;
-        // "the user drinks three cups", "Anna cooks": a word in -s after its subject is a verb.
+        let before = (i > 0 && tokens[i].after.is_none()).then(|| &tokens[i - 1]);
+        // "the user drinks three cups", "Anna cooks", "and avoids mushrooms": a word in -s
+        // after its subject, or opening a longer run after a word that is no determiner, is
+        // a verb.
         if looks_like_verb(&tokens[i].lower)
-            && tokens[i].after.is_none()
-            && i > 0
-            && (names[i - 1] || is_subject(&tokens[i - 1].lower))
+            && before.is_some_and(|b| {
+                names[i - 1]
+                    || is_subject(&b.lower)
+                    || (end - i > 1 && b.class == Class::Filler && !is_determiner(&b.lower))
+            })
         {
             first += 1;
         }
+        // "to renew the passport": a lone word between "to" and a determiner is a verb.
+        let infinitive = end == i + 1
+            && before.is_some_and(|b| b.lower == "to")
+            && tokens
+                .get(end)
+                .is_some_and(|n| n.after.is_none() && is_article_or_possessive(&n.lower));
         let start = end.saturating_sub(MAX_PHRASE_WORDS).max(first);
-        if start == end || (end - start == 1 && looks_like_adjective(&tokens[start].lower)) {
+        if infinitive
+            || start == end
+            || (end - start == 1 && looks_like_adjective(&tokens[start].lower))
+        {
             return end;
         }
         let words: Vec<String> = tokens[start..end]
@@ -663,6 +677,86 @@ impl Found {
 /// A word in -s that may be a verb after its subject ("drinks", "cooks"), not "glass" or "bus".
 fn looks_like_verb(lower: &str) -> bool {
     lower.ends_with('s') && !lower.ends_with("ss") && !lower.ends_with("us") && lower.len() > 3
+}
+
+/// Words that open a noun phrase, after which a word in -s is a plural noun ("the sports cars").
+fn is_determiner(lower: &str) -> bool {
+    is_article_or_possessive(lower)
+        || matches!(
+            lower,
+            "this"
+                | "that"
+                | "these"
+                | "those"
+                | "some"
+                | "any"
+                | "no"
+                | "many"
+                | "few"
+                | "several"
+                | "all"
+                | "both"
+                | "other"
+                | "such"
+                | "of"
+                | "in"
+                | "on"
+                | "at"
+                | "for"
+                | "with"
+                | "from"
+                | "by"
+                | "about"
+        )
+}
+
+fn is_article_or_possessive(lower: &str) -> bool {
+    matches!(
+        lower,
+        "a" | "an" | "the" | "my" | "your" | "his" | "her" | "our" | "their" | "its"
+    )
+}
+
+/// Common irregular past tenses: after a capitalised word that opens a sentence they say it is
+/// someone ("Tom said").
+fn is_irregular_past(lower: &str) -> bool {
+    matches!(
+        lower,
+        "said"
+            | "went"
+            | "met"
+            | "told"
+            | "got"
+            | "made"
+            | "took"
+            | "saw"
+            | "came"
+            | "bought"
+            | "gave"
+            | "found"
+            | "felt"
+            | "left"
+            | "ran"
+            | "wrote"
+            | "thought"
+            | "knew"
+            | "began"
+            | "became"
+            | "brought"
+            | "kept"
+            | "sent"
+            | "lost"
+            | "won"
+            | "paid"
+            | "heard"
+            | "sold"
+            | "spent"
+            | "built"
+            | "taught"
+            | "drove"
+            | "flew"
+            | "ate"
+    )
 }
 
 /// Who a verb can follow.
@@ -698,17 +792,16 @@ fn join(tokens: &[Token]) -> String {
     words.join(" ")
 }
 
-/// "a", "an" or "the" right before token `i`.
+/// The article or possessive right before token `i` ("a", "the", "my").
 fn article_before(tokens: &[Token], i: usize) -> Option<&'static str> {
     if i == 0 || tokens[i].after.is_some() {
         return None;
     }
-    match tokens[i - 1].lower.as_str() {
-        "a" => Some("a"),
-        "an" => Some("an"),
-        "the" => Some("the"),
-        _ => None,
-    }
+    // The memory's own voice: "my sister" reads as the writer wrote it.
+    const ARTICLES: [&str; 9] = ["a", "an", "the", "my", "your", "his", "her", "our", "their"];
+    ARTICLES
+        .into_iter()
+        .find(|article| *article == tokens[i - 1].lower)
 }
 
 /// Which tokens are names: acronyms always; a capitalised word inside a sentence; one opening a
@@ -745,7 +838,9 @@ fn names(tokens: &[Token]) -> Vec<bool> {
         let next = tokens.get(i + 1);
         let leads_name = next.is_some_and(|n| n.after.is_none() && names[i + 1]);
         // "Anna visited Oslo": what did something in the past is most often someone.
-        let acted = next.is_some_and(|n| n.after.is_none() && is_past_tense(&n.lower));
+        let acted = next.is_some_and(|n| {
+            n.after.is_none() && (is_past_tense(&n.lower) || is_irregular_past(&n.lower))
+        });
         let speaker = next.is_some_and(|n| {
             n.after.is_some_and(|p| {
                 p.starts_with('(') || (p.starts_with(':') && !is_heading(&token.lower))
@@ -1114,7 +1209,7 @@ const FILLER_WORDS: &str = "\
     thought thursday today together told tomorrow tonight took totally tried try trying \
     tuesday us use uses using usually via want wants wednesday well went whether within \
     without work working works wow write writes wrote yeah yes yesterday yet remember check \
-    send";
+    send day days week weeks month months year years time times";
 
 #[cfg(test)]
 mod tests {
@@ -1201,9 +1296,9 @@ mod tests {
         );
         check(
             "User drinks three cups of coffee a day",
-            &["three cups", "coffee", "day"],
+            &["three cups", "coffee"],
             &[],
-            "A general memory about three cups, coffee and a day.",
+            "A general memory about three cups and coffee.",
         );
         check(
             "Coffee gives the user acid reflux",
@@ -1233,6 +1328,32 @@ mod tests {
             &["2024-03-15"],
             &[],
             "A general memory from 2024-03-15.",
+        );
+        // Verbs are no phrases: in -s after a subject or a conjunction, in the past after a
+        // name, between "to" and an article.
+        check(
+            "The user is vegetarian and avoids mushrooms",
+            &["vegetarian", "mushrooms"],
+            &[],
+            "A general memory about vegetarian and mushrooms.",
+        );
+        check(
+            "Tom said the meeting with Acme Corp moved to Thursday at 3pm",
+            &["tom", "acme corp", "meeting"],
+            &["tom", "acme corp"],
+            "A general memory about Tom, Acme Corp and the meeting.",
+        );
+        check(
+            "My sister lives in São Paulo and works as a nurse",
+            &["são paulo", "sister", "nurse"],
+            &["são paulo"],
+            "A general memory about São Paulo, my sister and a nurse.",
+        );
+        check(
+            "Remember to renew the passport before the trip to Japan in July",
+            &["japan", "passport", "trip"],
+            &["japan"],
+            "A general memory about Japan, the passport and the trip.",
         );
         // Each line starts a sentence; one slash parts two words, more make a path.
         check(
