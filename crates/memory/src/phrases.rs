@@ -6,8 +6,9 @@
 //! come from here, by light heuristics that need no dictionary or model:
 //!
 //! * **names**: runs of capitalised words ("Berlin", "New York", "Bank of America") and
-//!   acronyms ("LGBTQ"). A capitalised word that opens a sentence is a name only when it is
-//!   also capitalised elsewhere, opens a run of names, or introduces a speaker ("Caroline (…)");
+//!   acronyms ("LGBTQ"). A capitalised word that opens a sentence (or a line) is a name only
+//!   when it is also capitalised elsewhere, opens a run of names, is followed by a verb in the
+//!   past ("Anna visited", "Tom said") or introduces a speaker ("Caroline (…)");
 //! * **identifiers**: `snake_case`, `CamelCase`, `a::path`, `file.rs`, words with digits;
 //! * **dates and quantities**: "March 2024", "8 May 2023", "May 8, 2023", "2024", "3 cups";
 //! * **noun phrases**: runs of words between stop words, verbs and punctuation ("bike startup",
