@@ -28,9 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use membrain_fair::{Hold, Holders};
-use membrain_memory::ingest::{NeighbourThresholds, SimilarMemory, choose_neighbours, same_fact};
+use membrain_index::TenantIndex;
+use membrain_memory::ingest::{
+    NeighbourThresholds, Neighbours, SUBJECT_CANDIDATES, SimilarMemory, choose_neighbours,
+    same_fact, subject_candidates, subject_links,
+};
+use membrain_memory::phrases::{and_list, link_subjects, shared_subjects};
 use membrain_memory::text::{content_hash, keywords};
-use membrain_memory::{Embedding, Limits, TagFilter, TenantId};
+use membrain_memory::{Embedding, Limits, MemoryId, TagFilter, TenantId};
 use membrain_store::{IngestJob, JobError, MemoryStore, PreparedLink, PreparedMemory, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -400,7 +405,8 @@ async fn renew_leases(
 }
 
 /// Derives everything a memory needs: the dedup hash, keywords, tags and context, the
-/// near-duplicate to merge into, and the links to make.
+/// near-duplicate to merge into, and the links to make: to the most similar memories, then to
+/// memories that mention the same name, identifier or phrase however unlike in meaning.
 pub async fn prepare(
     store: &Arc<dyn MemoryStore>,
     semantic: &Semantic,
@@ -411,45 +417,55 @@ pub async fn prepare(
     let mut new = job.request.memory.clone();
     let keywords = keywords(&new.content, KEYWORDS_PER_MEMORY);
     let llm = semantic.llm();
-    let enrichment = enrich(llm, &new.content, &new.category, &keywords, &new.tags).await;
+    let enrichment = enrich(llm, &new.content, &new.category, &new.tags).await;
     new.tags = enrichment.tags;
 
-    let mut near_duplicate = None;
-    let mut links = Vec::new();
-    if let Some(vector) = embedding
+    let vector = embedding
         .as_ref()
-        .and_then(|e| e.for_model(semantic.model_id()))
-    {
-        // The scope was checked when the job was queued; a scope that no longer compiles (a
-        // tighter limit configured since) links nothing rather than everything.
-        let scope = match job.request.ingestion_scope.as_deref() {
-            Some(regex) => match TagFilter::from_scope_regex(Some(regex), limits) {
-                Ok(filter) => Some(filter),
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");
-                    return Ok(prepared(
-                        new,
-                        keywords,
-                        enrichment.context,
-                        embedding,
-                        None,
-                        vec![],
-                    ));
-                }
-            },
-            None => None,
-        };
-        let thresholds = neighbour_thresholds(&semantic.tuning);
-        let similar: Vec<SimilarMemory> = {
-            let index = semantic
-                .indexes
-                .current(store.as_ref(), &job.tenant)
-                .await?;
-            index
-                .index
+        .and_then(|e| e.for_model(semantic.model_id()));
+    let subjects = link_subjects(&new.content);
+    if vector.is_none() && subjects.is_empty() {
+        return Ok(prepared(
+            new,
+            keywords,
+            enrichment.context,
+            embedding,
+            None,
+            vec![],
+        ));
+    }
+    // The scope was checked when the job was queued; a scope that no longer compiles (a
+    // tighter limit configured since) links nothing rather than everything.
+    let scope = match job.request.ingestion_scope.as_deref() {
+        Some(regex) => match TagFilter::from_scope_regex(Some(regex), limits) {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");
+                return Ok(prepared(
+                    new,
+                    keywords,
+                    enrichment.context,
+                    embedding,
+                    None,
+                    vec![],
+                ));
+            }
+        },
+        None => None,
+    };
+    let in_scope = |tags: &[String]| scope.as_ref().is_none_or(|f| f.matches(tags));
+    let thresholds = neighbour_thresholds(&semantic.tuning);
+    let (similar, by_subject) = {
+        let index = semantic
+            .indexes
+            .current(store.as_ref(), &job.tenant)
+            .await?;
+        let index = &index.index;
+        let similar: Vec<SimilarMemory> = match vector {
+            Some(vector) => index
                 .dense(
                     vector,
-                    &|tags: &[String]| scope.as_ref().is_none_or(|f| f.matches(tags)),
+                    &in_scope,
                     thresholds.candidates_wanted(),
                     thresholds.link_threshold,
                 )
@@ -458,55 +474,125 @@ pub async fn prepare(
                     id: hit.id,
                     similarity: hit.score,
                 })
-                .collect()
+                .collect(),
+            None => Vec::new(),
         };
-        let mut neighbours = choose_neighbours(&similar, &thresholds);
-        // Alike by meaning is not yet the same fact: one with other names, numbers or
-        // identifiers (not a one-value update) is linked, not merged.
-        if let Some(candidate) = neighbours.near_duplicate {
-            let stored = store.memory_briefs(&job.tenant, &[candidate.id]).await?;
-            if stored
-                .first()
-                .is_some_and(|old| !same_fact(&old.content, &new.content))
-            {
-                neighbours.near_duplicate = None;
-                neighbours.links.insert(0, candidate);
-                neighbours.links.truncate(thresholds.max_links);
-            }
+        let by_subject = find_by_subjects(index, &subjects, vector, &in_scope, &thresholds);
+        (similar, by_subject)
+    };
+    let mut neighbours = choose_neighbours(&similar, &thresholds);
+    // Alike by meaning is not yet the same fact: one with other names, numbers or
+    // identifiers (not a one-value update) is linked, not merged.
+    if let Some(candidate) = neighbours.near_duplicate {
+        let stored = store.memory_briefs(&job.tenant, &[candidate.id]).await?;
+        if stored
+            .first()
+            .is_some_and(|old| !same_fact(&old.content, &new.content))
+        {
+            neighbours.near_duplicate = None;
+            neighbours.links.insert(0, candidate);
+            neighbours.links.truncate(thresholds.max_links);
         }
-        near_duplicate = neighbours.near_duplicate;
-        let candidates = neighbours.links;
-        let ids: Vec<_> = candidates.iter().map(|c| c.id).collect();
-        let others = store.memory_briefs(&job.tenant, &ids).await?;
-        let mut descriptions = Vec::with_capacity(others.len());
-        for other in &others {
-            let similarity = candidates
-                .iter()
-                .find(|c| c.id == other.id)
-                .map_or(0.0, |c| c.similarity);
-            let description = describe_link(llm, &new.content, &other.content, similarity).await;
-            descriptions.push((other.id, description));
-        }
-        // Descriptions repeat ("both about coffee"): a recent one reuses its vector. The others
-        // are left to the background embedder, which embeds them in large batches, so a link
-        // costs ingest no model time (traversal embeds a missing one on the spot).
-        links = descriptions
-            .into_iter()
-            .map(|(other, description)| PreparedLink {
-                other,
-                embedding: semantic.cached_vector(&job.tenant, &description),
-                description,
-            })
-            .collect();
     }
+    let candidates = neighbours.links.clone();
+    let by_subject = subject_candidates(&by_subject, &neighbours, &thresholds);
+    // One read for both: the links' contents to describe, the others' to confirm a subject.
+    let ids: Vec<_> = candidates.iter().chain(&by_subject).map(|c| c.id).collect();
+    let others = store.memory_briefs(&job.tenant, &ids).await?;
+    let content_of = |id| others.iter().find(|o| o.id == id).map(|o| &o.content);
+    let mut descriptions = Vec::with_capacity(ids.len());
+    for candidate in &candidates {
+        let Some(other) = content_of(candidate.id) else {
+            continue;
+        };
+        let description = describe_link(llm, &new.content, other, candidate.similarity).await;
+        descriptions.push((candidate.id, description));
+    }
+    // A shared name is confirmed in the text (a lexical hit may share only common words), and
+    // described from it with no model call: "both mention Lisbon" says exactly why.
+    let mut shared = Vec::new();
+    let mut confirmed = Vec::new();
+    for candidate in by_subject {
+        let Some(other) = content_of(candidate.id) else {
+            continue;
+        };
+        let mentioned = shared_subjects(&new.content, other, 3);
+        if !mentioned.is_empty() {
+            shared.push((candidate.id, mentioned));
+            confirmed.push(candidate);
+        }
+    }
+    add_subject_links(
+        &mut descriptions,
+        &confirmed,
+        &shared,
+        &neighbours,
+        &thresholds,
+    );
+    // Descriptions repeat ("both about coffee"): a recent one reuses its vector. The others
+    // are left to the background embedder, which embeds them in large batches, so a link
+    // costs ingest no model time (traversal embeds a missing one on the spot).
+    let links = descriptions
+        .into_iter()
+        .map(|(other, description)| PreparedLink {
+            other,
+            embedding: semantic.cached_vector(&job.tenant, &description),
+            description,
+        })
+        .collect();
     Ok(prepared(
         new,
         keywords,
         enrichment.context,
         embedding,
-        near_duplicate,
+        neighbours.near_duplicate,
         links,
     ))
+}
+
+/// Appends to `descriptions` the links [`subject_links`] chooses among the `confirmed`
+/// memories, each described by what both mention.
+fn add_subject_links(
+    descriptions: &mut Vec<(MemoryId, String)>,
+    confirmed: &[SimilarMemory],
+    shared: &[(MemoryId, Vec<String>)],
+    neighbours: &Neighbours,
+    thresholds: &NeighbourThresholds,
+) {
+    for link in subject_links(confirmed.to_vec(), neighbours, thresholds) {
+        if let Some((_, mentioned)) = shared.iter().find(|(id, _)| *id == link.id) {
+            descriptions.push((link.id, format!("both mention {}", and_list(mentioned))));
+        }
+    }
+}
+
+/// The memories in scope that a lexical search finds by the new memory's `subjects` (best
+/// first, a few more than can be linked, since some are chosen by similarity already or share
+/// only common words), each with its similarity to `vector` when both have one.
+fn find_by_subjects(
+    index: &TenantIndex,
+    subjects: &[String],
+    vector: Option<&[f32]>,
+    in_scope: &dyn Fn(&[String]) -> bool,
+    thresholds: &NeighbourThresholds,
+) -> Vec<SimilarMemory> {
+    if subjects.is_empty() {
+        return Vec::new();
+    }
+    let wanted = SUBJECT_CANDIDATES.saturating_add(thresholds.candidates_wanted());
+    index
+        .lexical(&subjects.join(" "), in_scope, wanted)
+        .into_iter()
+        .map(|hit| SimilarMemory {
+            id: hit.id,
+            similarity: match (vector, index.vector(hit.id)) {
+                (Some(ours), Some(theirs)) if ours.len() == theirs.len() => {
+                    ours.iter().zip(theirs).map(|(a, b)| a * b).sum()
+                }
+                _ => 0.0,
+            },
+        })
+        .collect()
 }
 
 /// The thresholds of [`SemanticTuning`] that choose a new memory's near-duplicate and links.
@@ -534,5 +620,188 @@ fn prepared(
         embedding,
         near_duplicate,
         links,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use membrain_embed::{EmbedError, Embedder};
+    use membrain_memory::NewMemory;
+    use membrain_store::testing::TestDatabase;
+    use membrain_store::{Backend, IngestRequest};
+
+    use super::*;
+
+    const DIMENSIONS: usize = 8;
+
+    /// The vectors come with the jobs (one axis each, or a mix), so nothing is embedded here.
+    struct GivenVectors;
+
+    impl Embedder for GivenVectors {
+        fn model_id(&self) -> &str {
+            "given"
+        }
+
+        fn dimensions(&self) -> usize {
+            DIMENSIONS
+        }
+
+        fn embed(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            Err(EmbedError::Inference("the test gives its vectors".into()))
+        }
+    }
+
+    /// A unit vector of these weights on the first axes.
+    fn vector(weights: &[f32]) -> Embedding {
+        let mut vector = vec![0.0; DIMENSIONS];
+        vector[..weights.len()].copy_from_slice(weights);
+        Embedding::new("given", vector)
+    }
+
+    struct Tenant {
+        store: Arc<dyn MemoryStore>,
+        semantic: Semantic,
+        tenant: TenantId,
+        _database: TestDatabase,
+    }
+
+    impl Tenant {
+        async fn new() -> Tenant {
+            let database = TestDatabase::new(Backend::Sqlite).await;
+            Tenant {
+                store: Arc::new(database.store().await),
+                semantic: Semantic::new(Arc::new(GivenVectors), None),
+                tenant: TenantId::parse("alice").expect("a tenant id"),
+                _database: database,
+            }
+        }
+
+        /// Ingests `content` as the worker does; returns its id and the links `prepare` chose
+        /// (the other memory and the description).
+        async fn ingest(
+            &self,
+            content: &str,
+            tags: &[&str],
+            scope: Option<&str>,
+            embedding: Option<Embedding>,
+        ) -> (MemoryId, Vec<(MemoryId, String)>) {
+            let limits = Limits::default();
+            let request = IngestRequest {
+                memory: NewMemory {
+                    content: content.to_owned(),
+                    tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                    category: "general".to_owned(),
+                    observed_at: None,
+                },
+                ingestion_scope: scope.map(str::to_owned),
+            };
+            self.store
+                .enqueue_ingest(&self.tenant, &request, &limits)
+                .await
+                .expect("queued");
+            let job = self
+                .store
+                .claim_ingest_jobs(Duration::from_secs(60), 1, None, &[])
+                .await
+                .expect("claimed")
+                .pop()
+                .expect("a job");
+            let prepared = prepare(&self.store, &self.semantic, &job, embedding, &limits)
+                .await
+                .expect("prepared");
+            let links = prepared
+                .links
+                .iter()
+                .map(|l| (l.other, l.description.clone()))
+                .collect();
+            let result = self
+                .store
+                .complete_ingest(&job, prepared, &limits)
+                .await
+                .expect("completed");
+            (result.memory_id, links)
+        }
+    }
+
+    #[tokio::test]
+    async fn memories_that_mention_the_same_subject_are_linked_however_unlike() {
+        let alice = Tenant::new().await;
+        let moved = "I moved from Berlin to Lisbon in March 2024 for a job at a bike startup";
+        let (startup, _) = alice
+            .ingest(
+                "The bike startup where I work builds cargo e-bikes",
+                &["work"],
+                None,
+                Some(vector(&[1.0])),
+            )
+            .await;
+        let (pastry, _) = alice
+            .ingest(
+                "Lisbon has the best pastel de nata",
+                &["food"],
+                None,
+                Some(vector(&[0.0, 1.0])),
+            )
+            .await;
+        let (cats, links) = alice
+            .ingest(
+                "Cats sleep most of the day",
+                &[],
+                None,
+                Some(vector(&[0.0, 0.0, 1.0])),
+            )
+            .await;
+        assert!(links.is_empty(), "nothing shared: {links:?}");
+
+        // Unlike in meaning (orthogonal vectors), linked by what both mention.
+        let (_, mut links) = alice
+            .ingest(moved, &[], None, Some(vector(&[0.0, 0.0, 0.0, 1.0])))
+            .await;
+        links.sort();
+        let mut expected = vec![
+            (startup, "both mention the bike startup".to_owned()),
+            (pastry, "both mention Lisbon".to_owned()),
+        ];
+        expected.sort();
+        assert_eq!(links, expected);
+        assert!(links.iter().all(|(id, _)| *id != cats));
+
+        // A memory linked by similarity is not linked twice; the subject link comes after it.
+        let (_, links) = alice
+            .ingest(
+                "In Lisbon, traffic is easier on cargo e-bikes from the bike startup",
+                &[],
+                None,
+                Some(vector(&[0.6, 0.0, 0.0, 0.0, 0.8])),
+            )
+            .await;
+        assert_eq!(links.len(), 3, "{links:?}");
+        assert_eq!(links[0].0, startup, "the similar one first: {links:?}");
+        assert_eq!(
+            links.iter().filter(|(id, _)| *id == startup).count(),
+            1,
+            "{links:?}"
+        );
+        assert!(links.contains(&(pastry, "both mention Lisbon".to_owned())));
+
+        // The scope holds for these links too.
+        let (_, links) = alice
+            .ingest(
+                "Back in Lisbon the bike startup opened a second shop",
+                &[],
+                Some("^food$"),
+                Some(vector(&[0.0, 0.0, 0.0, 0.0, 0.0, 1.0])),
+            )
+            .await;
+        assert_eq!(links, [(pastry, "both mention Lisbon".to_owned())]);
+
+        // Without a vector (the embedder was down), subjects still link.
+        let (_, links) = alice
+            .ingest("Cargo e-bikes need wide lanes", &[], None, None)
+            .await;
+        assert!(
+            links.contains(&(startup, "both mention the cargo e-bikes".to_owned())),
+            "{links:?}"
+        );
     }
 }

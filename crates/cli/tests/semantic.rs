@@ -18,6 +18,7 @@ on_both_backends!(
     a_paraphrase_finds_its_fact_where_lexical_search_cannot,
     a_near_duplicate_is_merged_with_history,
     related_memories_are_linked_with_descriptions,
+    memories_that_mention_the_same_name_are_linked_however_unlike,
     traversal_follows_edges_by_meaning_within_hops_and_scope,
     a_deleted_memory_never_comes_back_from_the_index,
     another_process_and_a_restart_give_identical_results,
@@ -276,6 +277,80 @@ async fn related_memories_are_linked_with_descriptions(backend: membrain_store::
     assert_eq!(
         edge["description"],
         "Anna is a plumber who repaired the heating"
+    );
+}
+
+/// The other ends of a memory's links with their descriptions.
+fn links_of(memory: &Value) -> Vec<(String, String)> {
+    memory["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["memory_id"].as_str().unwrap().to_owned(),
+                l["description"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn memories_that_mention_the_same_name_are_linked_however_unlike(
+    backend: membrain_store::Backend,
+) {
+    let stack = TestStack::spawn(backend).await;
+    let rest = stack.rest(&stack.key("alice").await);
+    let startup = rest
+        .add_id(
+            "The bike startup where I work builds cargo e-bikes",
+            &["work"],
+        )
+        .await;
+    let pastry = rest
+        .add_id("Lisbon has the best pastel de nata", &["food"])
+        .await;
+    let peanuts = rest.add_id("The user is allergic to peanuts", &[]).await;
+    // Tags and context from the text's names and phrases, without a language model.
+    let moved = rest
+        .add(
+            "I moved from Berlin to Lisbon in March 2024 for a job at a bike startup",
+            &[],
+        )
+        .await;
+    let memory = &moved["memory"];
+    assert_eq!(memory["tags"], json!(["berlin", "lisbon", "bike startup"]));
+    assert_eq!(
+        memory["context"],
+        "A general memory about Berlin, Lisbon and a bike startup (March 2024)."
+    );
+    // Linked to both memories that mention what it names, however unlike in meaning they are
+    // (pastries and moving house), and to nothing else.
+    let links = links_of(memory);
+    assert!(
+        links.contains(&(startup.clone(), "both mention the bike startup".to_owned())),
+        "{memory}"
+    );
+    assert!(
+        links.contains(&(pastry.clone(), "both mention Lisbon".to_owned())),
+        "{memory}"
+    );
+    assert!(links.iter().all(|(id, _)| *id != peanuts), "{memory}");
+    // ingestion_scope holds for these links too.
+    let (status, accepted) = rest
+        .post(
+            "/memories",
+            json!({ "content": "Back in Lisbon the bike startup opened a second shop",
+                    "ingestion_scope": "^food$" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let scoped = rest
+        .wait_for_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        links_of(&scoped["result"]["memory"]),
+        [(pastry, "both mention Lisbon".to_owned())],
+        "{scoped}"
     );
 }
 

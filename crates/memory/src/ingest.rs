@@ -6,6 +6,10 @@
 //! * [`choose_neighbours`]: among the memories a dense search found similar (best first), the
 //!   near-duplicate to merge into and the memories to link to. The ingest worker calls it,
 //!   then describes the links.
+//! * [`subject_candidates`] and [`subject_links`]: the memories that mention what the new one
+//!   names (a person, a place, an identifier, a phrase) but are too unlike it in meaning for
+//!   [`choose_neighbours`]: which a lexical search's hits are worth reading, and which of those
+//!   the worker confirmed (`phrases::shared_subjects`) are linked, within the links budget.
 //! * [`decide`]: whether the new memory is created, merged into its exact duplicate (the same
 //!   normalised content) or merged into its near-duplicate (the new wording wins, the old one
 //!   goes to history), and by how much the tenant's usage grows. The store calls it inside the
@@ -38,7 +42,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use crate::input::merge_tags;
-use crate::text::derive_context;
+use crate::phrases::plain_context;
 
 /// Where an ingest job stands: stored with the job and answered as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -149,6 +153,59 @@ pub fn choose_neighbours(
         near_duplicate,
         links: candidates.take(thresholds.max_links).collect(),
     }
+}
+
+/// Most links a new memory gets for a shared subject, on top of those chosen by similarity: a
+/// name shared by many memories must not link each new one to all of them.
+pub const MAX_SUBJECT_LINKS: usize = 2;
+/// Most memories found by a shared subject whose content is read to confirm it.
+pub const SUBJECT_CANDIDATES: usize = 4;
+
+/// Of the memories a lexical search found by the new memory's subjects (best first), those
+/// worth reading to confirm a shared subject: not the near-duplicate, not one linked already,
+/// at most [`SUBJECT_CANDIDATES`]; none when the links are full.
+pub fn subject_candidates(
+    found: &[SimilarMemory],
+    neighbours: &Neighbours,
+    thresholds: &NeighbourThresholds,
+) -> Vec<SimilarMemory> {
+    if subject_budget(neighbours, thresholds) == 0 {
+        return Vec::new();
+    }
+    let chosen: HashSet<MemoryId> = neighbours
+        .near_duplicate
+        .iter()
+        .chain(&neighbours.links)
+        .map(|n| n.id)
+        .collect();
+    let mut seen = HashSet::new();
+    found
+        .iter()
+        .filter(|hit| !chosen.contains(&hit.id) && seen.insert(hit.id))
+        .take(SUBJECT_CANDIDATES)
+        .copied()
+        .collect()
+}
+
+/// Which of the `confirmed` candidates (those that do share a subject, in the search's order)
+/// are linked: the most similar in meaning first, the search's order between equals (it puts
+/// the newer first), as many as the links chosen by similarity leave room for and at most
+/// [`MAX_SUBJECT_LINKS`].
+pub fn subject_links(
+    mut confirmed: Vec<SimilarMemory>,
+    neighbours: &Neighbours,
+    thresholds: &NeighbourThresholds,
+) -> Vec<SimilarMemory> {
+    confirmed.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    confirmed.truncate(subject_budget(neighbours, thresholds));
+    confirmed
+}
+
+fn subject_budget(neighbours: &Neighbours, thresholds: &NeighbourThresholds) -> usize {
+    thresholds
+        .max_links
+        .saturating_sub(neighbours.links.len())
+        .min(MAX_SUBJECT_LINKS)
 }
 
 /// Whether `new`, a near-duplicate of `old` by meaning, states the same fact, so ingest may
@@ -407,9 +464,9 @@ pub fn decide(
         );
         let grown_bytes = signed(memory.stored_bytes()) - signed(before);
         // The stored memory keeps its category; its context line is derived again from that
-        // category and the new keywords, not taken from the new memory.
+        // category and the new wording, not taken from the new memory.
         memory.keywords = incoming.keywords.to_vec();
-        memory.context = derive_context(&memory.category, &memory.keywords);
+        memory.context = plain_context(&memory.category, &memory.content);
         memory.updated_at = now;
         // The newer wording was observed later (or is dated later): the memory now stands for it.
         memory.observed_at = memory
@@ -606,6 +663,52 @@ mod tests {
             ..THRESHOLDS
         };
         assert_eq!(unbounded.candidates_wanted(), usize::MAX);
+    }
+
+    // --- subject_candidates, subject_links ---
+
+    fn similar(similarities: &[f32]) -> Vec<SimilarMemory> {
+        similarities
+            .iter()
+            .map(|&similarity| SimilarMemory {
+                id: MemoryId::new(),
+                similarity,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn memories_sharing_a_subject_fill_the_links_left() {
+        let found = similar(&[0.2, 0.5, 0.1, 0.3, 0.4, 0.35]);
+        // The near-duplicate and a memory linked already are not read again; repeats neither.
+        let neighbours = Neighbours {
+            near_duplicate: Some(found[1]),
+            links: vec![found[3]],
+        };
+        let mut hits = found.clone();
+        hits.insert(1, found[0]);
+        let candidates = subject_candidates(&hits, &neighbours, &THRESHOLDS);
+        assert_eq!(candidates, [found[0], found[2], found[4], found[5]]);
+        // The most similar of the confirmed first, within the budget of two.
+        let links = subject_links(vec![found[0], found[2], found[4]], &neighbours, &THRESHOLDS);
+        assert_eq!(links, [found[4], found[0]]);
+        // Equally similar: the search's order (newer first) decides.
+        let tied = similar(&[0.0, 0.0, 0.0]);
+        let links = subject_links(tied.clone(), &Neighbours::default(), &THRESHOLDS);
+        assert_eq!(links, tied[..2]);
+        // Links chosen by similarity come first: with max_links 3 and two of them, one more.
+        let two = Neighbours {
+            near_duplicate: None,
+            links: similar(&[0.9, 0.8]),
+        };
+        assert_eq!(subject_links(found.clone(), &two, &THRESHOLDS).len(), 1);
+        // Full: nothing is even read.
+        let full = Neighbours {
+            near_duplicate: None,
+            links: similar(&[0.9, 0.8, 0.7]),
+        };
+        assert!(subject_candidates(&found, &full, &THRESHOLDS).is_empty());
+        assert!(subject_links(found, &full, &THRESHOLDS).is_empty());
     }
 
     // --- decide ---
@@ -994,10 +1097,10 @@ mod tests {
         for (case, similarity) in cases {
             let (existing, mut expected) = case.memories();
             expected.content = case.new_content.to_owned();
-            // Keywords follow the new wording; the context is derived from them and the stored
-            // memory's own category, not taken from the new memory.
+            // Keywords and context follow the new wording; the context keeps the stored
+            // memory's own category, not the new memory's.
             expected.keywords = strings(&["home", "paris"]);
-            expected.context = "A places memory about home, paris.".to_owned();
+            expected.context = plain_context("places", case.new_content);
             expected.updated_at = at(NOW);
             expected.observed_at = at(NOW);
             let grown_bytes = signed(expected.stored_bytes()) - signed(existing.stored_bytes());

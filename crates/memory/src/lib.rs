@@ -9,6 +9,8 @@
 //! * text normalisation, exact-duplicate hashing and keyword extraction ([`text`]);
 //! * the time a question names ("last May", "on 13 October 2023"), for time-aware search
 //!   ([`when`]);
+//! * key phrases, named entities and a readable context sentence, without a language model
+//!   ([`phrases`]);
 //! * lexical ranking of candidates with BM25 ([`lexical`]);
 //! * tag filters built from user regexes, with size limits ([`tag_filter`]);
 //! * graph walks over links: shortest path, neighbourhood, query-guided traversal ([`graph`]);
@@ -31,6 +33,7 @@ pub mod ingest;
 pub mod input;
 pub mod lexical;
 pub mod memory;
+pub mod phrases;
 pub mod tag_filter;
 pub mod text;
 pub mod when;

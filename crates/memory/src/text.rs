@@ -1,5 +1,5 @@
 //! Text handling shared by ingest, dedup and lexical search: normalisation, the exact-duplicate
-//! hash, tokenisation, keywords and the derived context line.
+//! hash, tokenisation and keywords.
 
 use sha2::{Digest, Sha256};
 
@@ -68,17 +68,16 @@ pub fn keywords(text: &str, max: usize) -> Vec<String> {
     counts.into_iter().take(max).map(|(t, _, _)| t).collect()
 }
 
-/// A one-line context for a memory, derived without a language model: its category and its
-/// leading keywords, so a listing can be skimmed.
+/// A one-line context for a memory from its category and leading keywords alone, for where
+/// only the keywords are at hand; [`crate::phrases::plain_context`] reads the content and
+/// writes a better one.
 pub fn derive_context(category: &str, keywords: &[String]) -> String {
-    if keywords.is_empty() {
-        return format!("A {category} memory.");
-    }
-    let shown: Vec<&str> = keywords.iter().take(4).map(String::as_str).collect();
-    format!("A {category} memory about {}.", shown.join(", "))
+    let shown: Vec<String> = keywords.iter().take(4).cloned().collect();
+    crate::phrases::context_sentence(category, "", &shown)
 }
 
-fn is_stop_word(word: &str) -> bool {
+/// Whether a lower-cased word is on the short English stop-word list.
+pub(crate) fn is_stop_word(word: &str) -> bool {
     // A short English list: enough to keep "the" and "is" out of keywords and rankings. "user"
     // is here because agents write nearly every memory about "the user": as a term it would
     // match everything, and as a tag or link description it says nothing.
@@ -127,7 +126,7 @@ mod tests {
         assert_eq!(k, vec!["coffee", "morning", "noon"]);
         assert_eq!(
             derive_context("preferences", &k),
-            "A preferences memory about coffee, morning, noon."
+            "A preferences memory about coffee, morning and noon."
         );
     }
 

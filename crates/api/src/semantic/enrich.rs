@@ -3,7 +3,10 @@
 //! one, the model writes it and the text-only version is the fallback when the model fails.
 
 use membrain_llm::LanguageModel;
-use membrain_memory::text::{derive_context, tokenize};
+use membrain_memory::phrases::{
+    CONTEXT_PHRASES, and_list, context_sentence, key_phrases, shared_subjects,
+};
+use membrain_memory::text::{keywords, tokenize};
 
 /// Tags derived when the caller gives none.
 const AUTO_TAGS: usize = 3;
@@ -17,15 +20,21 @@ pub struct Enrichment {
     pub context: String,
 }
 
-/// From the text: the leading keywords as tags, a context line naming category and keywords.
-pub fn enrich_plain(category: &str, keywords: &[String], caller_tags: &[String]) -> Enrichment {
+/// From the text: its leading key phrases as tags (names, identifiers and phrases such as "bike
+/// startup" before single words; its most frequent words when it has no phrase at all), and a
+/// sentence naming the category and those phrases.
+pub fn enrich_plain(category: &str, content: &str, caller_tags: &[String]) -> Enrichment {
+    let phrases = key_phrases(content, CONTEXT_PHRASES);
+    let tags = if !caller_tags.is_empty() {
+        caller_tags.to_vec()
+    } else if phrases.is_empty() {
+        keywords(content, AUTO_TAGS)
+    } else {
+        phrases.iter().take(AUTO_TAGS).cloned().collect()
+    };
     Enrichment {
-        tags: if caller_tags.is_empty() {
-            keywords.iter().take(AUTO_TAGS).cloned().collect()
-        } else {
-            caller_tags.to_vec()
-        },
-        context: derive_context(category, keywords),
+        tags,
+        context: context_sentence(category, content, &phrases),
     }
 }
 
@@ -34,10 +43,9 @@ pub async fn enrich(
     llm: Option<&dyn LanguageModel>,
     content: &str,
     category: &str,
-    keywords: &[String],
     caller_tags: &[String],
 ) -> Enrichment {
-    let plain = enrich_plain(category, keywords, caller_tags);
+    let plain = enrich_plain(category, content, caller_tags);
     let Some(llm) = llm else {
         return plain;
     };
@@ -95,8 +103,14 @@ fn parse_enrichment(answer: &str) -> Option<(Vec<String>, String)> {
     Some((tags, context))
 }
 
-/// From the text: the words both memories share, or their similarity when they share none.
+/// From the text: what both memories mention (names, identifiers, phrases: "both mention Lisbon
+/// and the bike startup"), else the words both share ("both about coffee"), else how similar
+/// they are.
 pub fn describe_link_plain(new_content: &str, other_content: &str, similarity: f32) -> String {
+    let mentioned = shared_subjects(new_content, other_content, 3);
+    if !mentioned.is_empty() {
+        return format!("both mention {}", and_list(&mentioned));
+    }
     let other: std::collections::HashSet<String> = tokenize(other_content).into_iter().collect();
     let mut shared: Vec<String> = Vec::new();
     for term in tokenize(new_content) {
@@ -207,10 +221,57 @@ mod tests {
 
     #[test]
     fn caller_tags_win_over_derived_ones() {
-        let keywords = vec!["coffee".to_owned(), "morning".to_owned()];
-        let e = enrich_plain("preferences", &keywords, &["mine".to_owned()]);
-        assert_eq!(e.tags, vec!["mine".to_owned()]);
-        let e = enrich_plain("preferences", &keywords, &[]);
-        assert_eq!(e.tags, keywords);
+        let content = "Coffee in the morning, coffee at noon";
+        let e = enrich_plain("preferences", content, &["mine".to_owned()]);
+        assert_eq!(e.tags, ["mine"]);
+        let e = enrich_plain("preferences", content, &[]);
+        assert_eq!(e.tags, ["coffee", "morning", "noon"]);
+        assert_eq!(
+            e.context,
+            "A preferences memory about coffee, the morning and noon."
+        );
+    }
+
+    #[test]
+    fn plain_enrichment_names_what_the_memory_is_about() {
+        let e = enrich_plain(
+            "general",
+            "I moved from Berlin to Lisbon in March 2024 for a job at a bike startup",
+            &[],
+        );
+        assert_eq!(e.tags, ["berlin", "lisbon", "bike startup"]);
+        assert_eq!(
+            e.context,
+            "A general memory about Berlin, Lisbon and a bike startup (March 2024)."
+        );
+        // No phrase at all: the most frequent words still tag it.
+        let e = enrich_plain("general", "I went there yesterday and went again", &[]);
+        assert_eq!(e.tags, ["went", "yesterday", "again"]);
+        assert_eq!(e.context, "A general memory.");
+    }
+
+    #[test]
+    fn plain_link_descriptions_name_shared_names_and_phrases_first() {
+        let moved = "I moved from Berlin to Lisbon in March 2024 for a job at a bike startup";
+        assert_eq!(
+            describe_link_plain(
+                moved,
+                "The bike startup where I work builds cargo e-bikes",
+                0.3
+            ),
+            "both mention the bike startup"
+        );
+        assert_eq!(
+            describe_link_plain(moved, "Lisbon has a bike startup on every corner", 0.5),
+            "both mention Lisbon and the bike startup"
+        );
+        assert_eq!(
+            describe_link_plain(
+                "Deploy notes: TenantIndex::lexical needs a filter now",
+                "Why TenantIndex::lexical skips filtered documents",
+                0.5
+            ),
+            "both mention TenantIndex::lexical"
+        );
     }
 }
