@@ -23,8 +23,10 @@
 //! Options after the folder: `--conversations N` (the first N files only), `--postgres` (a
 //! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite), `--markdown` (the table as
 //! the README shows it), `--date-in-text` (the session time written into each turn's text as
-//! well, `Speaker (1:56 pm on 8 May, 2023): text`, the form of the figures before `observed_at`), `--dump FILE` (one JSON line per question: category, evidence ids and
-//! the lexical and dense lists with scores, to study other fusions without ingesting again).
+//! well, `Speaker (1:56 pm on 8 May, 2023): text`, the form of the figures before `observed_at`),
+//! `--dump FILE` (first one JSON line per turn with its memory id and text, then one per
+//! question: its text, category, evidence turns and ids, and the three ranked lists with
+//! scores, to study other fusions and failures without ingesting again).
 
 #![allow(clippy::unwrap_used)] // A benchmark: a panic with the value is the clearest failure.
 
@@ -414,6 +416,19 @@ async fn run(
         }
     }
     let ingest_secs = started.elapsed().as_secs_f64();
+    if let Some(out) = dump.as_mut() {
+        use std::io::Write;
+        for (index, conversation) in conversations.iter().enumerate() {
+            for turn in &conversation.turns {
+                let line = json!({
+                    "memory": memory_of[index].get(&turn.dia_id).map(|id| id.to_string()),
+                    "turn": turn.dia_id,
+                    "text": turn.text,
+                });
+                writeln!(out, "{line}").unwrap();
+            }
+        }
+    }
     let stats = store
         .stats(
             &TenantId::parse(&format!("locomo-{}", conversations[0].name)).unwrap(),
@@ -518,6 +533,9 @@ async fn run(
                         .collect()
                 };
                 let line = json!({
+                    "conversation": conversation.name,
+                    "question": question.text,
+                    "evidence_turns": question.evidence,
                     "category": question.category,
                     "evidence": evidence.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
                     "lexical": list("lexical"),

@@ -4,8 +4,9 @@
 //! Why slots: both indexes refer to documents by a small integer rather than by id, so postings
 //! and vector rows stay compact; a removed document's slot is reused by the next insert.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::ops::Bound;
 
 use membrain_memory::MemoryId;
 
@@ -63,6 +64,9 @@ pub struct TenantIndex {
     free_slots: Vec<u32>,
     lexical: InvertedIndex,
     vectors: VectorStore,
+    /// Every document by (observation time, id): the order in which its facts were observed,
+    /// ids (time-ordered) breaking ties in the order they were stored.
+    timeline: BTreeSet<(i64, MemoryId)>,
 }
 
 impl fmt::Debug for TenantIndex {
@@ -89,6 +93,7 @@ impl TenantIndex {
             free_slots: Vec::new(),
             lexical: InvertedIndex::default(),
             vectors: VectorStore::new(dimensions),
+            timeline: BTreeSet::new(),
         }
     }
 
@@ -126,6 +131,8 @@ impl TenantIndex {
             + self.free_slots.capacity() * size_of::<u32>()
             + self.lexical.heap_bytes()
             + self.vectors.heap_bytes()
+            // A B-tree entry and its share of node overhead.
+            + self.timeline.len() * (size_of::<(i64, MemoryId)>() + 8)
     }
 
     /// Documents with an indexed embedding.
@@ -190,6 +197,7 @@ impl TenantIndex {
             vector_row,
         };
         self.slot_of.insert(id, slot);
+        self.timeline.insert((observed_at, id));
         status
     }
 
@@ -200,6 +208,7 @@ impl TenantIndex {
         };
         let entry = &mut self.slots[slot as usize];
         entry.tags = Vec::new();
+        self.timeline.remove(&(entry.observed_at, id));
         if let Some(row) = entry.vector_row.take()
             && let Some(moved) = self.vectors.swap_remove(row)
         {
@@ -213,6 +222,51 @@ impl TenantIndex {
     pub fn tags(&self, id: MemoryId) -> Option<&[String]> {
         let slot = self.slot_of.get(&id)?;
         Some(&self.slots[*slot as usize].tags)
+    }
+
+    /// The documents observed just before and just after `id` (at most `reach` each way, each
+    /// within `window` microseconds of the one before it on the way), with their distance in
+    /// steps: the memories of the same episode, such as the turns around one in a conversation.
+    pub fn episode_neighbours(
+        &self,
+        id: MemoryId,
+        reach: usize,
+        window: i64,
+    ) -> Vec<(MemoryId, usize)> {
+        let Some(at) = self.observed_at(id) else {
+            return Vec::new();
+        };
+        let mut neighbours = Vec::new();
+        let key = (at, id);
+        let within = |from: i64, to: i64| (to - from).abs() <= window;
+        let mut last = at;
+        for (step, &(time, other)) in self
+            .timeline
+            .range((Bound::Excluded(key), Bound::Unbounded))
+            .take(reach)
+            .enumerate()
+        {
+            if !within(last, time) {
+                break;
+            }
+            neighbours.push((other, step + 1));
+            last = time;
+        }
+        last = at;
+        for (step, &(time, other)) in self
+            .timeline
+            .range((Bound::Unbounded, Bound::Excluded(key)))
+            .rev()
+            .take(reach)
+            .enumerate()
+        {
+            if !within(last, time) {
+                break;
+            }
+            neighbours.push((other, step + 1));
+            last = time;
+        }
+        neighbours
     }
 
     /// When this document's fact was observed (microseconds since the epoch).
@@ -514,6 +568,39 @@ mod tests {
         );
         assert_eq!(index.observed_at(id(4)), Some(4_000_000));
         assert_eq!(index.observed_at(id(9)), None);
+    }
+
+    #[test]
+    fn episode_neighbours_follow_observation_time_within_the_window() {
+        let mut index = TenantIndex::new(0);
+        // Seconds 1, 2, 3, then 100, 101: two episodes with a gap. `doc(n)` is observed at n s.
+        for n in [1, 2, 3, 100, 101] {
+            index.upsert(doc(n, "x", &[], None));
+        }
+        let second = 1_000_000;
+        let near_in = |index: &TenantIndex, n: u64, reach: usize| {
+            let mut found = index.episode_neighbours(id(n), reach, 10 * second);
+            found.sort();
+            found
+        };
+        assert_eq!(near_in(&index, 2, 1), vec![(id(1), 1), (id(3), 1)]);
+        assert_eq!(near_in(&index, 1, 2), vec![(id(2), 1), (id(3), 2)]);
+        assert_eq!(
+            near_in(&index, 3, 2),
+            vec![(id(1), 2), (id(2), 1)],
+            "the gap ends the episode"
+        );
+        assert_eq!(near_in(&index, 100, 3), vec![(id(101), 1)]);
+        assert!(near_in(&index, 7, 1).is_empty(), "unknown");
+        // Re-observed elsewhere in time, a document moves; removed, it leaves.
+        index.upsert(Document {
+            observed_at: 102 * second,
+            ..doc(2, "x", &[], None)
+        });
+        assert_eq!(near_in(&index, 1, 1), vec![(id(3), 1)]);
+        assert_eq!(near_in(&index, 101, 1), vec![(id(2), 1), (id(100), 1)]);
+        index.remove(id(3));
+        assert!(near_in(&index, 1, 1).is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
 use membrain_memory::ingest::{self, IncomingMemory, IngestDecision};
-use membrain_memory::text::derive_context;
+use membrain_memory::phrases::plain_context;
 use membrain_memory::{
     Embedding, EvolutionEvent, JobId, Limits, Memory, MemoryBrief, MemoryId, MemoryLink, NewMemory,
     TenantId,
@@ -1482,7 +1482,7 @@ impl MemoryStore for SqlStore {
                 },
                 limits.max_history_entries,
             );
-            memory.context = derive_context(&memory.category, &change.keywords);
+            memory.context = plain_context(&memory.category, &memory.content);
             memory.keywords = change.keywords;
             new_hash = Some(change.content_hash);
             new_embedding = Some(change.embedding);

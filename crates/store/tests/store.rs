@@ -284,9 +284,12 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
         .unwrap();
     assert_eq!(updated.content, "User now prefers matcha");
     assert_eq!(updated.tags, vec!["green"]);
-    assert_eq!(
-        updated.context, "A facts memory about matcha.",
-        "the context follows the new content"
+    assert!(
+        updated.context.starts_with("A facts memory")
+            && updated.context.contains("matcha")
+            && !updated.context.contains("tea"),
+        "the context follows the new content: {}",
+        updated.context
     );
     match &updated.evolution_history[..] {
         [EvolutionEvent::ContentUpdate { old_content, .. }] => {

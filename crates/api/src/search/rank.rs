@@ -2,6 +2,8 @@
 //! fused by relative scores; when the question names a time, the same ranking among the
 //! memories observed then weighs in; with `full_scope`, every other memory in scope after them.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::DateTime;
 use membrain_index::{Scored, TenantIndex, fuse_relative};
 use membrain_memory::embedding::cosine;
@@ -21,6 +23,13 @@ const LEXICAL_WEIGHT: f32 = 0.6;
 /// names ("in October 2023"); the rest is the ranking over all of them, so a question whose
 /// time was misread, or whose answer was stated at another time, still finds it.
 const TIME_WEIGHT: f32 = 0.5;
+/// The share of its score a hit lends to the memory observed next to it, and to the one after
+/// that (each way). Chosen on LoCoMo: with [0.4, 0.2], questions with an evidence turn in the
+/// top 10 went from 0.725 to 0.796 with the fusion alone (scored offline from `--dump`).
+const EPISODE_SHARES: [f32; 2] = [0.4, 0.2];
+/// How far apart in observation time two neighbouring memories of one episode may be: a
+/// conversation's turns are minutes apart; yesterday's memory is another episode.
+const EPISODE_WINDOW: i64 = 60 * 60 * 1_000_000;
 
 /// Which rankers order the results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,23 +102,29 @@ pub(super) fn rank(
         _ => Vec::new(),
     };
     let mut ranked: Vec<Scored> = match ranking {
-        Ranking::Hybrid => match request.time {
-            Some(span) => {
-                let in_span = |tags: &[String], at: i64| {
-                    DateTime::from_timestamp_micros(at).is_some_and(|at| span.contains(at))
-                        && accept(tags)
-                };
-                let lexical_then = index.lexical_where(query, &in_span, pool);
-                let dense_then = match vector {
-                    Some(v) => index.dense_where(v, &in_span, pool, -1.0),
-                    None => Vec::new(),
-                };
-                let overall = fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, pool);
-                let then = fuse_relative(&lexical_then, &dense_then, LEXICAL_WEIGHT, pool);
-                blend(&overall, &then, TIME_WEIGHT, k)
-            }
-            None => fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, k),
-        },
+        Ranking::Hybrid => {
+            // Every candidate of either list, so none is cut before episodes lend their scores.
+            let every = lexical.len() + dense.len();
+            let overall = fuse_relative(&lexical, &dense, LEXICAL_WEIGHT, every);
+            let fused = match request.time {
+                Some(span) => {
+                    let in_span = |tags: &[String], at: i64| {
+                        DateTime::from_timestamp_micros(at).is_some_and(|at| span.contains(at))
+                            && accept(tags)
+                    };
+                    let lexical_then = index.lexical_where(query, &in_span, pool);
+                    let dense_then = match vector {
+                        Some(v) => index.dense_where(v, &in_span, pool, -1.0),
+                        None => Vec::new(),
+                    };
+                    let every = lexical_then.len() + dense_then.len();
+                    let then = fuse_relative(&lexical_then, &dense_then, LEXICAL_WEIGHT, every);
+                    blend(&overall, &then, TIME_WEIGHT)
+                }
+                None => overall,
+            };
+            with_episodes(index, &fused, &accept, k)
+        }
         Ranking::Dense if vector.is_some() => dense.into_iter().take(k).collect(),
         Ranking::Lexical | Ranking::Dense => lexical.into_iter().take(k).collect(),
     };
@@ -132,23 +147,62 @@ pub(super) fn rank(
     (ranked, truncated)
 }
 
-/// `(1 − weight) · overall + weight · then` per memory (0 where absent), best `k` first; equal
-/// scores put the newer id first.
-fn blend(overall: &[Scored], then: &[Scored], weight: f32, k: usize) -> Vec<Scored> {
-    let mut scores: std::collections::HashMap<MemoryId, f32> = std::collections::HashMap::new();
+/// `(1 − weight) · overall + weight · then` per memory (0 where absent), best first.
+fn blend(overall: &[Scored], then: &[Scored], weight: f32) -> Vec<Scored> {
+    let mut scores: HashMap<MemoryId, f32> = HashMap::new();
     for hit in overall {
         *scores.entry(hit.id).or_default() += (1.0 - weight) * hit.score;
     }
     for hit in then {
         *scores.entry(hit.id).or_default() += weight * hit.score;
     }
-    let mut blended: Vec<Scored> = scores
+    best_first(scores, usize::MAX)
+}
+
+/// Every hit lends a share of its score to the memories observed just before and after it
+/// ([`EPISODE_SHARES`], by distance, within [`EPISODE_WINDOW`]): the turns around an answer
+/// in a conversation, the steps around one in a task. What a question asks about is often
+/// said in the memory next to the one that uses its words ("What languages has James used?"
+/// — "Which ones have you worked with?" — "Python and C++"). A neighbour the tag filter
+/// refuses is not added. Returns the best `k`.
+fn with_episodes(
+    index: &TenantIndex,
+    fused: &[Scored],
+    accept: &dyn Fn(&[String]) -> bool,
+    k: usize,
+) -> Vec<Scored> {
+    let mut scores: HashMap<MemoryId, f32> = fused.iter().map(|hit| (hit.id, hit.score)).collect();
+    let mut refused: HashSet<MemoryId> = HashSet::new();
+    for hit in fused {
+        let reach = EPISODE_SHARES.len();
+        for (other, distance) in index.episode_neighbours(hit.id, reach, EPISODE_WINDOW) {
+            if refused.contains(&other) {
+                continue;
+            }
+            let lent = EPISODE_SHARES[distance - 1] * hit.score;
+            match scores.get_mut(&other) {
+                Some(score) => *score += lent,
+                None if index.tags(other).is_some_and(accept) => {
+                    scores.insert(other, lent);
+                }
+                None => {
+                    refused.insert(other);
+                }
+            }
+        }
+    }
+    best_first(scores, k)
+}
+
+/// The best `k` of `scores`, best first; equal scores put the newer id first.
+fn best_first(scores: HashMap<MemoryId, f32>, k: usize) -> Vec<Scored> {
+    let mut ranked: Vec<Scored> = scores
         .into_iter()
         .map(|(id, score)| Scored { id, score })
         .collect();
-    blended.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.id.cmp(&a.id)));
-    blended.truncate(k);
-    blended
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.id.cmp(&a.id)));
+    ranked.truncate(k);
+    ranked
 }
 
 #[cfg(test)]
@@ -296,6 +350,52 @@ mod tests {
         // Only hybrid ranking reads the time: the others are the baselines.
         asked.ranking = Ranking::Lexical;
         assert_eq!(rank(&index, &all, &asked).0[0].id, ids[0]);
+    }
+
+    #[test]
+    fn a_hit_lifts_the_memories_observed_next_to_it() {
+        let second = 1_000_000;
+        let mut index = TenantIndex::new(2);
+        let mut ids = Vec::new();
+        // A conversation (seconds apart), then a day later an unrelated mention of the words.
+        for (text, tag, at) in [
+            (
+                "Which programming languages have you worked with?",
+                "chat",
+                0,
+            ),
+            ("Python and C++, and some Rust", "chat", second),
+            ("The weather was fine", "private", 2 * second),
+            ("A talk on languages", "chat", 86_400 * second),
+        ] {
+            let id = MemoryId::new();
+            index.upsert(Document {
+                id,
+                text: text.to_owned(),
+                tags: vec![tag.to_owned()],
+                embedding: None,
+                observed_at: at,
+            });
+            ids.push(id);
+        }
+        let asked = request("programming languages worked", None, Ranking::Hybrid, 3);
+        let (ranked, _) = rank(&index, &filter(None), &asked);
+        assert_eq!(self::ids(&ranked)[..2], [ids[0], ids[1]], "{ranked:?}");
+        // A neighbour the filter refuses is never added.
+        let (chat, _) = rank(&index, &filter(Some("^chat$")), &asked);
+        assert!(!self::ids(&chat).contains(&ids[2]), "{chat:?}");
+        assert!(self::ids(&chat).contains(&ids[1]));
+        // The baselines lend nothing.
+        let lexical = Ranking::Lexical;
+        let (plain, _) = rank(
+            &index,
+            &filter(None),
+            &RankRequest {
+                ranking: lexical,
+                ..asked
+            },
+        );
+        assert!(!self::ids(&plain).contains(&ids[1]), "{plain:?}");
     }
 
     #[test]
