@@ -1021,5 +1021,12 @@ async fn observation_times_date_memories_and_steer_search(backend: membrain_stor
             json!({"content": "x", "observed_at": 20230101}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("observed_at"),
+        "{refused}"
+    );
 }
