@@ -424,7 +424,20 @@ pub async fn prepare(
         .as_ref()
         .and_then(|e| e.for_model(semantic.model_id()));
     let subjects = link_subjects(&new.content);
-    if vector.is_none() && subjects.is_empty() {
+    // The scope was checked when the job was queued; a scope that no longer compiles (a
+    // tighter limit configured since) links nothing rather than everything.
+    let scope = match job.request.ingestion_scope.as_deref() {
+        Some(regex) => match TagFilter::from_scope_regex(Some(regex), limits) {
+            Ok(filter) => Some(Some(filter)),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");
+                None
+            }
+        },
+        None => Some(None),
+    };
+    // Without a vector or a name to look up, there is nothing to link by.
+    let Some(scope) = scope.filter(|_| vector.is_some() || !subjects.is_empty()) else {
         return Ok(prepared(
             new,
             keywords,
@@ -433,25 +446,6 @@ pub async fn prepare(
             None,
             vec![],
         ));
-    }
-    // The scope was checked when the job was queued; a scope that no longer compiles (a
-    // tighter limit configured since) links nothing rather than everything.
-    let scope = match job.request.ingestion_scope.as_deref() {
-        Some(regex) => match TagFilter::from_scope_regex(Some(regex), limits) {
-            Ok(filter) => Some(filter),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "ignoring an invalid ingestion_scope");
-                return Ok(prepared(
-                    new,
-                    keywords,
-                    enrichment.context,
-                    embedding,
-                    None,
-                    vec![],
-                ));
-            }
-        },
-        None => None,
     };
     let in_scope = |tags: &[String]| scope.as_ref().is_none_or(|f| f.matches(tags));
     let thresholds = neighbour_thresholds(&semantic.tuning);

@@ -236,35 +236,25 @@ impl TenantIndex {
         let Some(at) = self.observed_at(id) else {
             return Vec::new();
         };
-        let mut neighbours = Vec::new();
         let key = (at, id);
-        let within = |from: i64, to: i64| (to - from).abs() <= window;
-        let mut last = at;
-        for (step, &(time, other)) in self
+        let mut later = self
             .timeline
-            .range((Bound::Excluded(key), Bound::Unbounded))
-            .take(reach)
-            .enumerate()
-        {
-            if !within(last, time) {
-                break;
-            }
-            neighbours.push((other, step + 1));
-            last = time;
-        }
-        last = at;
-        for (step, &(time, other)) in self
+            .range((Bound::Excluded(key), Bound::Unbounded));
+        let mut earlier = self
             .timeline
             .range((Bound::Unbounded, Bound::Excluded(key)))
-            .rev()
-            .take(reach)
-            .enumerate()
-        {
-            if !within(last, time) {
-                break;
+            .rev();
+        let mut neighbours = Vec::new();
+        for side in [&mut later as &mut dyn Iterator<Item = _>, &mut earlier] {
+            // Each step must be within the window of the one before it.
+            let mut last = at;
+            for (step, &(time, other)) in side.take(reach).enumerate() {
+                if (time - last).abs() > window {
+                    break;
+                }
+                neighbours.push((other, step + 1));
+                last = time;
             }
-            neighbours.push((other, step + 1));
-            last = time;
         }
         neighbours
     }

@@ -281,35 +281,12 @@ struct Word<'a> {
     possessive: bool,
 }
 
-/// Month and day names: capitalised, but values (dates), not names of things.
-const CALENDAR_WORDS: [&str; 19] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
-
 impl Word<'_> {
     /// A proper name: capitalised where a sentence does not begin, and no calendar word.
     fn looks_like_name(&self) -> bool {
         (!self.starts_sentence || self.possessive)
             && self.text.chars().next().is_some_and(char::is_uppercase)
-            && !CALENDAR_WORDS.contains(&self.text.to_lowercase().as_str())
+            && !crate::when::is_calendar_word(&self.text.to_lowercase())
     }
 
     /// An identifier: letters and digits mixed (a code, a hash, a model number).

@@ -1041,33 +1041,7 @@ fn is_year(token: &Token) -> bool {
 }
 
 fn is_month(lower: &str) -> bool {
-    matches!(
-        lower,
-        "january"
-            | "february"
-            | "march"
-            | "april"
-            | "may"
-            | "june"
-            | "july"
-            | "august"
-            | "september"
-            | "october"
-            | "november"
-            | "december"
-            | "jan"
-            | "feb"
-            | "mar"
-            | "apr"
-            | "jun"
-            | "jul"
-            | "aug"
-            | "sep"
-            | "sept"
-            | "oct"
-            | "nov"
-            | "dec"
-    )
+    crate::when::month_of(lower).is_some()
 }
 
 /// Characters that keep a word whole: "e-bikes", "tenant_index.rs", "a::b", "1:56", "don't".

@@ -51,13 +51,24 @@ const MONTH_LEADS: [&str; 8] = [
     "in", "last", "since", "during", "early", "late", "mid", "of",
 ];
 
-fn month_number(word: &str) -> Option<u32> {
+/// The month a lower-case word names, 1–12: its full name or a short form ("oct", "sept").
+pub(crate) fn month_of(word: &str) -> Option<u32> {
     let full = MONTHS.iter().position(|m| *m == word);
-    // Three-letter forms ("oct"), except "may"/"mar" which are words too often.
-    let short = (word.len() == 3 && word != "mar")
+    let short = (word.len() == 3 || word == "sept")
         .then(|| MONTHS.iter().position(|m| m.starts_with(word)))
         .flatten();
     full.or(short).map(|i| i as u32 + 1)
+}
+
+/// A month or day name ("may", "oct", "monday"), lower-case: a date, where capitalised words
+/// are otherwise names.
+pub(crate) fn is_calendar_word(word: &str) -> bool {
+    month_of(word).is_some() || weekday(word).is_some()
+}
+
+/// The month a question names: [`month_of`], but not "mar" (a word far more often than March).
+fn month_number(word: &str) -> Option<u32> {
+    month_of(word).filter(|_| word != "mar")
 }
 
 fn weekday(word: &str) -> Option<Weekday> {
