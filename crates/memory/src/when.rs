@@ -168,11 +168,16 @@ pub fn time_span(question: &str, now: DateTime<Utc>) -> Option<TimeSpan> {
     };
     for (i, word) in words.iter().enumerate() {
         if let Some(month) = month_number(word) {
-            let is_date_word = word != &"may" && word != &"march"
-                || MONTH_LEADS.contains(&at(i.wrapping_sub(1)))
-                || day_number(at(i.wrapping_sub(1))).is_some()
+            // "May", "March" and short forms ("Jan", "Dec") are words and names too: they count
+            // only next to a number, or ("may", "march") after a word like "in".
+            let next_to_number = day_number(at(i.wrapping_sub(1))).is_some()
                 || day_number(at(i + 1)).is_some()
                 || year_number(at(i + 1)).is_some();
+            let short = !MONTHS.contains(word);
+            let is_date_word = next_to_number
+                || !short
+                    && (!matches!(*word, "may" | "march")
+                        || MONTH_LEADS.contains(&at(i.wrapping_sub(1))));
             if !is_date_word {
                 continue;
             }
@@ -316,6 +321,10 @@ mod tests {
                 between(day(2023, 10, 1), day(2023, 11, 1)),
             ),
             (
+                "what did we ship on Dec 5, 2022",
+                between(day(2022, 12, 5), day(2022, 12, 6)),
+            ),
+            (
                 "What did I do in May of 2022?",
                 between(day(2022, 5, 1), day(2022, 6, 1)),
             ),
@@ -376,6 +385,8 @@ mod tests {
             "What does Melanie do to destress?",
             "How many kids does she have, 2 or 3?",
             "Who will march in the parade?",
+            "When did Jan visit Paris?",
+            "Is the Oct report out?",
             "",
         ] {
             assert_eq!(time_span(question, now()), None, "{question}");
