@@ -21,12 +21,25 @@ pub enum TimeSpan {
     MonthOfAnyYear(u32),
 }
 
+/// How long after something happens people still tell of it as news ("last week I…"): a
+/// memory observed this soon after a span may be about it.
+pub const TOLD_LATER: Duration = Duration::days(7);
+
 impl TimeSpan {
     /// Whether an observation at `at` falls in the span.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         match *self {
             Self::Between { start, end } => start <= at && at < end,
             Self::MonthOfAnyYear(month) => at.month() == month,
+        }
+    }
+
+    /// Whether a memory observed at `at` may tell of the span: observed in it, or within
+    /// [`TOLD_LATER`] after it ends.
+    pub fn may_tell_of(&self, at: DateTime<Utc>) -> bool {
+        match *self {
+            Self::Between { start, end } => start <= at && at < end + TOLD_LATER,
+            Self::MonthOfAnyYear(_) => self.contains(at),
         }
     }
 }
@@ -398,6 +411,9 @@ mod tests {
         let span = time_span("in October 2023", now()).unwrap();
         assert!(span.contains(day(2023, 10, 31) + Duration::hours(23)));
         assert!(!span.contains(day(2023, 11, 1)));
+        assert!(span.may_tell_of(day(2023, 11, 7)), "told a week later");
+        assert!(!span.may_tell_of(day(2023, 11, 8)));
+        assert!(!span.may_tell_of(day(2023, 9, 30)), "never before");
         assert!(TimeSpan::MonthOfAnyYear(6).contains(day(2019, 6, 30)));
         assert!(!TimeSpan::MonthOfAnyYear(6).contains(day(2019, 7, 1)));
     }

@@ -20,8 +20,9 @@ const FUSION_POOL: usize = 50;
 /// reciprocal-rank fusion at any constant, and 0.65 / 0.50 for lexical / dense alone.
 const LEXICAL_WEIGHT: f32 = 0.6;
 /// The share of the hybrid score that ranks among the memories observed in the time a question
-/// names ("in October 2023"); the rest is the ranking over all of them, so a question whose
-/// time was misread, or whose answer was stated at another time, still finds it.
+/// names ("in October 2023") or soon after (`TimeSpan::may_tell_of`); the rest is the ranking
+/// over all of them, so a question whose time was misread, or whose answer was stated at
+/// another time, still finds it.
 const TIME_WEIGHT: f32 = 0.5;
 /// The share of its score a hit lends to the memory observed next to it, and to the one after
 /// that (each way). Chosen on LoCoMo: with [0.4, 0.2], questions with an evidence turn in the
@@ -109,7 +110,7 @@ pub(super) fn rank(
             let fused = match request.time {
                 Some(span) => {
                     let in_span = |tags: &[String], at: i64| {
-                        DateTime::from_timestamp_micros(at).is_some_and(|at| span.contains(at))
+                        DateTime::from_timestamp_micros(at).is_some_and(|at| span.may_tell_of(at))
                             && accept(tags)
                     };
                     let lexical_then = index.lexical_where(query, &in_span, pool);
