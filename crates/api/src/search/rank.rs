@@ -1,6 +1,7 @@
 //! Ranking over one tenant's index: lexical and dense candidates that pass the tag filter,
 //! fused by relative scores; when the question names a time, the same ranking among the
-//! memories observed then weighs in; with `full_scope`, every other memory in scope after them.
+//! memories observed then weighs in; then every hit lends a share of its score to its episode
+//! neighbours; with `full_scope`, every other memory in scope after them.
 
 use std::collections::{HashMap, HashSet};
 
