@@ -61,7 +61,27 @@ pub fn fuse_relative(
         };
         *fused.entry(hit.id).or_default() += dense_weight * scaled;
     }
-    let ranked: Vec<Scored> = fused
+    best_scored(fused, limit)
+}
+
+/// `(1 − weight) · first + weight · second` per id, an id missing from a list counting 0 there:
+/// two rankings on one scale (such as two [`fuse_relative`] lists) mixed. Returns at most
+/// `limit`, best first; equal scores put the newer id first.
+pub fn blend(first: &[Scored], second: &[Scored], weight: f32, limit: usize) -> Vec<Scored> {
+    let mut scores: HashMap<MemoryId, f32> = HashMap::new();
+    for hit in first {
+        *scores.entry(hit.id).or_default() += (1.0 - weight) * hit.score;
+    }
+    for hit in second {
+        *scores.entry(hit.id).or_default() += weight * hit.score;
+    }
+    best_scored(scores, limit)
+}
+
+/// The best `limit` of scored ids, best first; equal scores put the newer id first: the order
+/// every ranking here answers in.
+pub fn best_scored(scores: impl IntoIterator<Item = (MemoryId, f32)>, limit: usize) -> Vec<Scored> {
+    let ranked: Vec<Scored> = scores
         .into_iter()
         .map(|(id, score)| Scored { id, score })
         .collect();

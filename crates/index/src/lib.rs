@@ -11,7 +11,8 @@
 //!   cosine similarity; both take a tag filter that is applied before the best `k` are chosen
 //!   (and the `_where` forms a filter on tags and observation time together).
 //! * [`fuse_relative`] merges the two rankings ([`Scored`]) by their scores rescaled to 0..=1
-//!   and weighted (what search uses); [`fuse_rrf`] by reciprocal rank, for comparison.
+//!   and weighted (what search uses); [`fuse_rrf`] by reciprocal rank, for comparison;
+//!   [`blend`] mixes two such rankings (search's time-aware one with the overall one).
 //!
 //! Modules: `lexical` (the inverted index), `dense` (vector storage and the quantised scan),
 //! `top_k` (the bounded heap both use), `fusion` (relative-score and reciprocal-rank fusion).
@@ -48,7 +49,7 @@ mod top_k;
 
 use membrain_memory::MemoryId;
 
-pub use fusion::{Fused, fuse_relative, fuse_rrf, fuse_rrf_with_ranks};
+pub use fusion::{Fused, best_scored, blend, fuse_relative, fuse_rrf, fuse_rrf_with_ranks};
 pub use tenant_index::{DocumentFilter, TenantIndex, VectorStatus};
 
 /// One memory as the index sees it.

@@ -98,11 +98,8 @@ impl Memory {
         let history: usize = self
             .evolution_history
             .iter()
-            .map(|event| match event {
-                EvolutionEvent::ContentUpdate { old_content, .. }
-                | EvolutionEvent::NearDuplicateMerge { old_content, .. } => old_content.len(),
-                EvolutionEvent::Merge { .. } => 0,
-            })
+            .filter_map(EvolutionEvent::old_content)
+            .map(str::len)
             .sum();
         self.content.len() + self.context.len() + history
     }
@@ -159,6 +156,18 @@ pub enum EvolutionEvent {
         merged_tags: Vec<String>,
         timestamp: DateTime<Utc>,
     },
+}
+
+impl EvolutionEvent {
+    /// The wording this change replaced, if it replaced one (an update or a near-duplicate
+    /// merge; an exact duplicate's merge changes no words).
+    pub fn old_content(&self) -> Option<&str> {
+        match self {
+            Self::ContentUpdate { old_content, .. }
+            | Self::NearDuplicateMerge { old_content, .. } => Some(old_content),
+            Self::Merge { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -210,11 +210,8 @@ fn to_json<T: Serialize>(value: &T) -> String {
 fn earlier_wordings(history: &[EvolutionEvent]) -> Vec<String> {
     history
         .iter()
-        .filter_map(|event| match event {
-            EvolutionEvent::ContentUpdate { old_content, .. }
-            | EvolutionEvent::NearDuplicateMerge { old_content, .. } => Some(old_content.clone()),
-            EvolutionEvent::Merge { .. } => None,
-        })
+        .filter_map(EvolutionEvent::old_content)
+        .map(str::to_owned)
         .collect()
 }
 

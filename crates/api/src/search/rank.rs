@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::DateTime;
-use membrain_index::{Scored, TenantIndex, fuse_relative};
+use membrain_index::{Scored, TenantIndex, best_scored, blend, fuse_relative};
 use membrain_memory::embedding::cosine;
 use membrain_memory::when::TimeSpan;
 use membrain_memory::{MemoryId, TagFilter, ValidationError};
@@ -121,7 +121,7 @@ pub(super) fn rank(
                     };
                     let every = lexical_then.len() + dense_then.len();
                     let then = fuse_relative(&lexical_then, &dense_then, LEXICAL_WEIGHT, every);
-                    blend(&overall, &then, TIME_WEIGHT)
+                    blend(&overall, &then, TIME_WEIGHT, usize::MAX)
                 }
                 None => overall,
             };
@@ -147,18 +147,6 @@ pub(super) fn rank(
         }
     }
     (ranked, truncated)
-}
-
-/// `(1 − weight) · overall + weight · then` per memory (0 where absent), best first.
-fn blend(overall: &[Scored], then: &[Scored], weight: f32) -> Vec<Scored> {
-    let mut scores: HashMap<MemoryId, f32> = HashMap::new();
-    for hit in overall {
-        *scores.entry(hit.id).or_default() += (1.0 - weight) * hit.score;
-    }
-    for hit in then {
-        *scores.entry(hit.id).or_default() += weight * hit.score;
-    }
-    best_first(scores, usize::MAX)
 }
 
 /// Every hit lends a share of its score to the memories observed just before and after it
@@ -193,18 +181,7 @@ fn with_episodes(
             }
         }
     }
-    best_first(scores, k)
-}
-
-/// The best `k` of `scores`, best first; equal scores put the newer id first.
-fn best_first(scores: HashMap<MemoryId, f32>, k: usize) -> Vec<Scored> {
-    let mut ranked: Vec<Scored> = scores
-        .into_iter()
-        .map(|(id, score)| Scored { id, score })
-        .collect();
-    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.id.cmp(&a.id)));
-    ranked.truncate(k);
-    ranked
+    best_scored(scores, k)
 }
 
 #[cfg(test)]
