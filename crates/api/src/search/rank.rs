@@ -1,7 +1,8 @@
 //! Ranking over one tenant's index: lexical and dense candidates that pass the tag filter,
 //! fused by relative scores; when the question names a time, the same ranking among the
 //! memories observed then weighs in; then every hit lends a share of its score to its episode
-//! neighbours; with `full_scope`, every other memory in scope after them.
+//! neighbours, and each gains a share of the best score near it in its episode; with
+//! `full_scope`, every other memory in scope after them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,21 +18,34 @@ use crate::semantic::SyncedIndex;
 /// pool, so it stays fixed for every k up to it.
 const FUSION_POOL: usize = 50;
 /// The lexical share of the fused score (the dense share is the rest). Chosen on LoCoMo
-/// (`benches/locomo.rs --dump`): recall@10 0.69–0.70 for 0.5–0.65, against 0.61–0.68 for
-/// reciprocal-rank fusion at any constant, and 0.65 / 0.50 for lexical / dense alone.
-const LEXICAL_WEIGHT: f32 = 0.6;
+/// (`benches/locomo.rs --dump`): before the episode steps, recall@10 0.69–0.70 for 0.5–0.65,
+/// against 0.61–0.68 for reciprocal-rank fusion at any constant, and 0.65 / 0.50 for lexical /
+/// dense alone; with them, 0.7 finds a little more than 0.6 (see [`EPISODE_CONTEXT_WEIGHT`]).
+const LEXICAL_WEIGHT: f32 = 0.7;
 /// The share of the hybrid score that ranks among the memories observed in the time a question
 /// names ("in October 2023") or soon after (`TimeSpan::may_tell_of`); the rest is the ranking
 /// over all of them, so a question whose time was misread, or whose answer was stated at
 /// another time, still finds it.
 const TIME_WEIGHT: f32 = 0.5;
 /// The share of its score a hit lends to the memory observed next to it, and to the one after
-/// that (each way). Chosen on LoCoMo: with [0.4, 0.2], questions with an evidence turn in the
-/// top 10 went from 0.725 to 0.796 with the fusion alone (scored offline from `--dump`).
-const EPISODE_SHARES: [f32; 2] = [0.4, 0.2];
+/// that (each way). Chosen on LoCoMo: alone, [0.4, 0.2] took the questions with an evidence
+/// turn in the top 10 from 0.725 to 0.796 (scored offline from `--dump`); beside
+/// [`EPISODE_CONTEXT_WEIGHT`], [0.3, 0.15] with a context weight of 0.6 found 0.845, against
+/// 0.838 for [0.4, 0.2] with 0.5 and for [0.3, 0] with 0.7.
+const EPISODE_SHARES: [f32; 2] = [0.3, 0.15];
 /// How far apart in observation time two neighbouring memories of one episode may be: a
 /// conversation's turns are minutes apart; yesterday's memory is another episode.
 const EPISODE_WINDOW: i64 = 60 * 60 * 1_000_000;
+/// The share of the best hit's score within [`EPISODE_CONTEXT_REACH`] steps (itself included)
+/// that every ranked memory gains: a memory from the part of a conversation that the question
+/// is about is likelier to answer it than an equal match from elsewhere. Chosen on LoCoMo
+/// (`benches/locomo.rs`, all of search): questions with an evidence turn in the top 5 / 10
+/// went from 0.726 / 0.821 without it to 0.744 / 0.845 (0.8 and 1.0: 0.743 / 0.849, but
+/// fewer sessions among the top 10 turns); reaches from 4 to 64 steps score alike (offline,
+/// from `--dump`).
+const EPISODE_CONTEXT_WEIGHT: f32 = 0.6;
+/// How many steps each way a hit counts as the context of the memories around it.
+const EPISODE_CONTEXT_REACH: usize = 8;
 
 /// Which rankers order the results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,8 +167,10 @@ pub(super) fn rank(
 /// ([`EPISODE_SHARES`], by distance, within [`EPISODE_WINDOW`]): the turns around an answer
 /// in a conversation, the steps around one in a task. What a question asks about is often
 /// said in the memory next to the one that uses its words ("What languages has James used?"
-/// — "Which ones have you worked with?" — "Python and C++"). A neighbour the tag filter
-/// refuses is not added. Returns the best `k`.
+/// — "Which ones have you worked with?" — "Python and C++"). Then every memory so ranked
+/// gains [`EPISODE_CONTEXT_WEIGHT`] of the best score among the hits within
+/// [`EPISODE_CONTEXT_REACH`] steps of it. A neighbour the tag filter refuses is not added.
+/// Returns the best `k`.
 fn with_episodes(
     index: &TenantIndex,
     fused: &[Scored],
@@ -162,14 +178,23 @@ fn with_episodes(
     k: usize,
 ) -> Vec<Scored> {
     let mut scores: HashMap<MemoryId, f32> = fused.iter().map(|hit| (hit.id, hit.score)).collect();
+    // The best hit's score within the context reach of each memory, itself included.
+    let mut best_near: HashMap<MemoryId, f32> = HashMap::new();
     let mut refused: HashSet<MemoryId> = HashSet::new();
+    let reach = EPISODE_SHARES.len().max(EPISODE_CONTEXT_REACH);
     for hit in fused {
-        let reach = EPISODE_SHARES.len();
+        let near = best_near.entry(hit.id).or_default();
+        *near = near.max(hit.score);
         for (other, distance) in index.episode_neighbours(hit.id, reach, EPISODE_WINDOW) {
+            let near = best_near.entry(other).or_default();
+            *near = near.max(hit.score);
+            let Some(share) = EPISODE_SHARES.get(distance - 1) else {
+                continue;
+            };
             if refused.contains(&other) {
                 continue;
             }
-            let lent = EPISODE_SHARES[distance - 1] * hit.score;
+            let lent = share * hit.score;
             match scores.get_mut(&other) {
                 Some(score) => *score += lent,
                 None if index.tags(other).is_some_and(accept) => {
@@ -181,7 +206,11 @@ fn with_episodes(
             }
         }
     }
-    best_scored(scores, k)
+    let with_context = scores.into_iter().map(|(id, score)| {
+        let near = best_near.get(&id).copied().unwrap_or_default();
+        (id, score + EPISODE_CONTEXT_WEIGHT * near)
+    });
+    best_scored(with_context, k)
 }
 
 #[cfg(test)]
@@ -375,6 +404,57 @@ mod tests {
             },
         );
         assert!(!self::ids(&plain).contains(&ids[1]), "{plain:?}");
+    }
+
+    #[test]
+    fn a_memory_near_a_strong_hit_outranks_an_equal_match_elsewhere() {
+        let second = 1_000_000;
+        let mut index = TenantIndex::new(2);
+        let mut ids = Vec::new();
+        // One conversation about the compiler, seconds apart; a day later, the same weak
+        // match on its own. The weak match in the conversation is beyond the lent shares'
+        // reach of the strong hit, but within its context reach.
+        let conversation = [
+            "the rust compiler rejected my borrow",
+            "that happens",
+            "what did you change",
+            "I cloned the vector",
+            "compiler notes",
+        ];
+        for (step, text) in conversation.iter().enumerate() {
+            ids.push(add(&mut index, text, step as i64 * second));
+        }
+        let elsewhere = add(&mut index, "compiler notes", 86_400 * second);
+        let asked = request("rust compiler", None, Ranking::Hybrid, 10);
+        let (ranked, _) = rank(&index, &filter(None), &asked);
+        let position = |id| self::ids(&ranked).iter().position(|r| *r == id);
+        assert_eq!(position(ids[0]), Some(0), "{ranked:?}");
+        let (near, far) = (position(ids[4]), position(elsewhere));
+        assert!(near.is_some() && far.is_some(), "{ranked:?}");
+        assert!(
+            near < far,
+            "the match near the strong hit first: {ranked:?}"
+        );
+        // Without the strong hit's episode around it, the newer of two equal matches leads.
+        let (plain, _) = rank(
+            &index,
+            &filter(None),
+            &request("compiler notes", None, Ranking::Hybrid, 2),
+        );
+        assert_eq!(self::ids(&plain)[0], elsewhere, "{plain:?}");
+    }
+
+    /// Adds a lexical-only memory observed at `at` (microseconds) to `index`.
+    fn add(index: &mut TenantIndex, text: &str, at: i64) -> MemoryId {
+        let id = MemoryId::new();
+        index.upsert(Document {
+            id,
+            text: text.to_owned(),
+            tags: vec![],
+            embedding: None,
+            observed_at: at,
+        });
+        id
     }
 
     #[test]
