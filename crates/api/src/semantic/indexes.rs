@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use membrain_index::{Document, TenantIndex};
+use membrain_memory::text::tokenize;
 use membrain_memory::{MemoryId, TenantId};
 use membrain_store::{IndexChanges, MemoryStore, StoreError};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
@@ -192,14 +193,19 @@ fn apply(synced: &mut SyncedIndex, changes: IndexChanges) -> usize {
     count
 }
 
-/// What lexical ranking reads: the content, the tags (a tag is often the word asked for) and
-/// the memory's earlier wordings (what a merge or an update replaced is still found by its own
-/// words; the vector is the content's alone).
+/// What lexical ranking reads: the content, the tags the content does not already say (a tag
+/// is often the word asked for; one derived from the content, such as a key phrase, adds no
+/// word and would only count its words twice) and the memory's earlier wordings (what a merge
+/// or an update replaced is still found by its own words; the vector is the content's alone).
 pub fn lexical_text(content: &str, tags: &[String], earlier_wordings: &[String]) -> String {
     let extra: usize = earlier_wordings.iter().map(String::len).sum();
     let mut text = String::with_capacity(content.len() + tags.len() * 8 + extra);
     text.push_str(content);
-    for part in tags.iter().chain(earlier_wordings) {
+    // Word runs with a space each side, so "art" is not found in "start".
+    let words = |text: &str| format!(" {} ", tokenize(text).join(" "));
+    let said = words(content);
+    let unsaid_tags = tags.iter().filter(|tag| !said.contains(&words(tag)));
+    for part in unsaid_tags.chain(earlier_wordings) {
         text.push(' ');
         text.push_str(part);
     }
@@ -212,6 +218,25 @@ mod tests {
     use membrain_store::testing::TestDatabase;
 
     use super::*;
+
+    #[test]
+    fn lexical_text_adds_only_the_tags_the_content_does_not_say() {
+        let tags = [
+            "Bike Startup".to_owned(),
+            "work".to_owned(),
+            "lisbon".to_owned(),
+            "art".to_owned(),
+        ];
+        let text = lexical_text(
+            "I took a job at a bike   startup in Lisbon",
+            &tags,
+            &["I took a job in Porto".to_owned()],
+        );
+        assert_eq!(
+            text,
+            "I took a job at a bike   startup in Lisbon work art I took a job in Porto"
+        );
+    }
 
     fn tenant(name: &str) -> TenantId {
         TenantId::parse(name).unwrap_or_else(|e| panic!("{e}"))
