@@ -261,6 +261,20 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
         dated["memory"]["observed_at"], "2021-05-04T00:00:00Z",
         "{dated}"
     );
+    let in_2021 = call_ok(
+        &client,
+        "search_memories",
+        json!({"query": "Dave hive bees", "k": 5, "observed_after": "2021-01-01", "observed_before": "2022-01-01"}),
+    )
+    .await;
+    let found: Vec<&Value> = in_2021["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "memory_node")
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(found, [&dated["memory_id"]], "{in_2021}");
     let cases = [
         ("add_memory", json!({"content": "   "}), "cannot be empty"),
         (
@@ -278,6 +292,11 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
             "search_memories",
             json!({"query": "bees", "k": 0}),
             "between 1 and 100",
+        ),
+        (
+            "search_memories",
+            json!({"query": "bees", "observed_before": "next week"}),
+            "observed_before",
         ),
         (
             "search_memories",

@@ -999,6 +999,59 @@ async fn observation_times_date_memories_and_steer_search(backend: membrain_stor
     assert_eq!(first("tea in October 2023").await, october["id"]);
     assert_eq!(first("tea in June").await, june["id"]);
 
+    // observed_after / observed_before keep only the memories observed within them, in every
+    // ranking; an end may be left open.
+    let within = |window: Value| {
+        let api = &api;
+        async move {
+            let mut body = json!({"query": "tea with Anna at the harbour", "k": 10});
+            for (field, value) in window.as_object().unwrap() {
+                body[field] = value.clone();
+            }
+            let (status, found) = api.post("/memories/search", body).await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            found["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["type"] == "memory_node")
+                .map(|r| r["id"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    let autumn = json!({"observed_after": "2023-09-01", "observed_before": "2024-01-01T00:00:00Z"});
+    assert_eq!(within(autumn.clone()).await, [october["id"].clone()]);
+    for ranking in ["lexical", "dense"] {
+        let mut asked = autumn.clone();
+        asked["ranking"] = json!(ranking);
+        assert_eq!(within(asked).await, [october["id"].clone()], "{ranking}");
+    }
+    let before_autumn = within(json!({"observed_before": "2023-09-01"})).await;
+    assert_eq!(before_autumn, [june["id"].clone()]);
+    let since = within(json!({"observed_after": "2023-10-13"})).await;
+    assert!(
+        since.contains(&october["id"]) && since.contains(&today["memory"]["id"]),
+        "{since:?}"
+    );
+    assert!(!since.contains(&june["id"]), "{since:?}");
+    // An empty window and a bad time say what is wrong.
+    for (window, says) in [
+        (
+            json!({"observed_after": "2024-01-01", "observed_before": "2023-01-01"}),
+            "observed_before",
+        ),
+        (json!({"observed_after": "soon"}), "observed_after"),
+    ] {
+        let mut body = json!({"query": "tea", "k": 3});
+        for (field, value) in window.as_object().unwrap() {
+            body[field] = value.clone();
+        }
+        let (status, refused) = api.post("/memories/search", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+
     // Bad times are refused with the field named and the forms that work.
     for (bad, says) in [
         ("last Tuesday", "RFC 3339"),

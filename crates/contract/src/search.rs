@@ -36,6 +36,12 @@ pub struct SearchRequest {
     /// List every memory in scope (ranked ones first), not only the best `k`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub full_scope: bool,
+    /// Only memories observed at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_after: Option<String>,
+    /// Only memories observed before this time (RFC 3339 or `YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_before: Option<String>,
 }
 
 fn default_k() -> i64 {
@@ -59,6 +65,8 @@ impl SearchRequest {
             rerank: false,
             ranking: None,
             full_scope: false,
+            observed_after: None,
+            observed_before: None,
         }
     }
 }

@@ -127,6 +127,12 @@ pub struct SearchArgs {
     /// List every memory in scope (best matches first), not only the top k.
     #[serde(default)]
     pub full_scope: Option<bool>,
+    /// Only memories observed at or after this time: RFC 3339 ("2024-03-08T14:30:00Z") or a date ("2024-03-08").
+    #[serde(default)]
+    pub observed_after: Option<String>,
+    /// Only memories observed before this time: RFC 3339 or a date.
+    #[serde(default)]
+    pub observed_before: Option<String>,
 }
 
 fn default_k() -> i64 {
@@ -649,6 +655,8 @@ impl MembrainTools {
             scope_regex,
             scope: args.scope.filter(|s| !s.is_empty()),
             full_scope: args.full_scope.unwrap_or(false),
+            observed_after: present(args.observed_after),
+            observed_before: present(args.observed_before),
             ..SearchRequest::new(query, args.k)
         };
         let (api, caller) = self.api(&ctx)?;

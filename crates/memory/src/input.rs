@@ -104,8 +104,23 @@ const OBSERVED_AT_FUTURE_SLACK: TimeDelta = TimeDelta::days(1);
 /// and time without a zone (taken as UTC), or a date (`2024-03-08`, its midnight UTC). At most a
 /// day after `now`.
 pub fn parse_observed_at(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ValidationError> {
+    let parsed = parse_time("observed_at", raw)?;
+    if parsed > now + OBSERVED_AT_FUTURE_SLACK {
+        return Err(ValidationError::new(
+            "observed_at",
+            format!(
+                "{parsed} is in the future; send when the fact was observed, at the latest now"
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A time in one of the forms [`parse_observed_at`] reads, for the request field `field` (the
+/// error names it), at any date: a search bound such as `observed_before` may lie ahead.
+pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ValidationError> {
     let raw = raw.trim();
-    let parsed = DateTime::parse_from_rfc3339(raw)
+    DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .ok()
         .or_else(|| {
@@ -121,23 +136,14 @@ pub fn parse_observed_at(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>,
         })
         .ok_or_else(|| {
             ValidationError::new(
-                "observed_at",
+                field,
                 format!(
                     "{:?} is not a time: send RFC 3339 such as \"2024-03-08T14:30:00Z\", or a \
                      date such as \"2024-03-08\"",
                     truncate_for_message(raw)
                 ),
             )
-        })?;
-    if parsed > now + OBSERVED_AT_FUTURE_SLACK {
-        return Err(ValidationError::new(
-            "observed_at",
-            format!(
-                "{parsed} is in the future; send when the fact was observed, at the latest now"
-            ),
-        ));
-    }
-    Ok(parsed)
+        })
 }
 
 /// A partial update: only the present fields change.

@@ -9,7 +9,7 @@ use membrain_memory::{TagFilter, ValidationError};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, JsonBody, Tenant};
-use crate::search::{Ranking, ResponseFormat, SearchQuery};
+use crate::search::{ObservedWindow, Ranking, ResponseFormat, SearchQuery};
 use crate::server::AppState;
 
 const MAX_QUERY_BYTES: usize = 4096;
@@ -80,6 +80,10 @@ pub async fn search_memories(
             .await??
     };
 
+    let observed = observed_window(
+        body.observed_after.as_deref(),
+        body.observed_before.as_deref(),
+    )?;
     let request = SearchQuery {
         query: query.to_owned(),
         k,
@@ -87,10 +91,38 @@ pub async fn search_memories(
         ranking,
         filter,
         full_scope: body.full_scope,
+        observed,
     };
     let answer = crate::search::run(&state, &tenant, request).await?;
     // Serialising up to k memories (each with its history) is CPU work as heavy as ranking.
     state.cpu.json(&tenant, answer).await
+}
+
+/// `observed_after` and `observed_before`, each optional; the window they make must not be
+/// empty.
+fn observed_window(
+    after: Option<&str>,
+    before: Option<&str>,
+) -> Result<ObservedWindow, ValidationError> {
+    let parse = |field: &str, raw: Option<&str>| {
+        raw.filter(|raw| !raw.trim().is_empty())
+            .map(|raw| membrain_memory::parse_time(field, raw))
+            .transpose()
+    };
+    let after = parse("observed_after", after)?;
+    let before = parse("observed_before", before)?;
+    if let (Some(after), Some(before)) = (after, before)
+        && after >= before
+    {
+        return Err(ValidationError::new(
+            "observed_before",
+            format!("{before} is not after observed_after ({after}): no memory could match"),
+        ));
+    }
+    Ok(ObservedWindow {
+        after: after.map(|t| t.timestamp_micros()),
+        before: before.map(|t| t.timestamp_micros()),
+    })
 }
 
 fn keyword_filter_list(input: TagsInput) -> Vec<String> {

@@ -19,7 +19,7 @@ use membrain_memory::graph::Edge;
 use membrain_memory::{Memory, MemoryBrief, MemoryId, TagFilter, TenantId};
 
 use self::assemble::{edge_score, load_within_budget, matching_edges, memory_nodes};
-pub use self::rank::Ranking;
+pub use self::rank::{ObservedWindow, Ranking};
 use self::rank::{RankRequest, rank, similarity};
 use crate::error::ApiError;
 use crate::routes::{bound, json_size};
@@ -44,6 +44,8 @@ pub struct SearchQuery {
     pub filter: TagFilter,
     /// List every memory in scope after the ranked ones.
     pub full_scope: bool,
+    /// Only memories observed within it.
+    pub observed: ObservedWindow,
 }
 
 /// Whether the answer carries a summary written by the language model.
@@ -67,6 +69,7 @@ pub async fn run(
         ranking,
         filter,
         full_scope,
+        observed,
     } = request;
     let query = query.as_str();
     let limits = &state.limits;
@@ -121,6 +124,7 @@ pub async fn run(
         full_scope,
         max_results: limits.max_result_memories,
         time: membrain_memory::when::time_span(query, chrono::Utc::now()),
+        observed,
     };
     // The index's read guard is let go as soon as ranking is done: held while this search waits
     // for the CPU again, it would keep the tenant's ingest worker (which updates the index)

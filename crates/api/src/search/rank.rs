@@ -78,6 +78,21 @@ pub(super) fn similarity(index: &SyncedIndex, vector: Option<&[f32]>, id: Memory
     Some(cosine(vector?, index.index.vector(id)?))
 }
 
+/// The observation times a search keeps (`observed_after`, `observed_before`): from `after`
+/// (included) to `before` (excluded), in microseconds since the epoch, either end open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObservedWindow {
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+}
+
+impl ObservedWindow {
+    /// Whether a memory observed at `at` is kept.
+    pub fn admits(&self, at: i64) -> bool {
+        self.after.is_none_or(|after| at >= after) && self.before.is_none_or(|before| at < before)
+    }
+}
+
 /// What [`rank`] needs, owned, so it can run on a blocking thread.
 pub(super) struct RankRequest {
     pub(super) query: String,
@@ -88,6 +103,8 @@ pub(super) struct RankRequest {
     pub(super) max_results: usize,
     /// The time the question names, if any (hybrid ranking only: the others are baselines).
     pub(super) time: Option<TimeSpan>,
+    /// Only memories observed within it, whatever the ranking.
+    pub(super) observed: ObservedWindow,
 }
 
 /// The ranked ids (and whether the full-scope list was cut): lexical and dense candidates that
@@ -98,7 +115,13 @@ pub(super) fn rank(
     request: &RankRequest,
 ) -> (Vec<Scored>, bool) {
     let matcher = filter.matcher();
-    let accept = |tags: &[String]| matcher.matches(tags);
+    let window = request.observed;
+    // The observation window is the cheaper test, so it goes first.
+    let accept = |tags: &[String], at: i64| window.admits(at) && matcher.matches(tags);
+    let admits = |id: MemoryId| {
+        index.observed_at(id).is_some_and(|at| window.admits(at))
+            && index.tags(id).is_some_and(|tags| matcher.matches(tags))
+    };
     let RankRequest {
         query,
         vector,
@@ -111,10 +134,10 @@ pub(super) fn rank(
     let lexical = if ranking == Ranking::Dense && vector.is_some() || query.is_empty() {
         Vec::new()
     } else {
-        index.lexical(query, &accept, pool)
+        index.lexical_where(query, &accept, pool)
     };
     let dense = match vector {
-        Some(v) if ranking != Ranking::Lexical => index.dense(v, &accept, pool, -1.0),
+        Some(v) if ranking != Ranking::Lexical => index.dense_where(v, &accept, pool, -1.0),
         _ => Vec::new(),
     };
     let mut ranked: Vec<Scored> = match ranking {
@@ -126,7 +149,7 @@ pub(super) fn rank(
                 Some(span) => {
                     let in_span = |tags: &[String], at: i64| {
                         DateTime::from_timestamp_micros(at).is_some_and(|at| span.may_tell_of(at))
-                            && accept(tags)
+                            && accept(tags, at)
                     };
                     let lexical_then = index.lexical_where(query, &in_span, pool);
                     let dense_then = match vector {
@@ -139,7 +162,7 @@ pub(super) fn rank(
                 }
                 None => overall,
             };
-            with_episodes(index, &fused, &accept, k)
+            with_episodes(index, &fused, &admits, k)
         }
         Ranking::Dense if vector.is_some() => dense.into_iter().take(k).collect(),
         Ranking::Lexical | Ranking::Dense => lexical.into_iter().take(k).collect(),
@@ -149,8 +172,7 @@ pub(super) fn rank(
         let listed: std::collections::HashSet<MemoryId> = ranked.iter().map(|r| r.id).collect();
         let mut rest: Vec<MemoryId> = index
             .ids()
-            .filter(|id| !listed.contains(id))
-            .filter(|id| index.tags(*id).is_some_and(accept))
+            .filter(|id| !listed.contains(id) && admits(*id))
             .collect();
         // Newest first (ids are time-ordered).
         rest.sort_unstable_by(|a, b| b.cmp(a));
@@ -169,12 +191,12 @@ pub(super) fn rank(
 /// said in the memory next to the one that uses its words ("What languages has James used?"
 /// — "Which ones have you worked with?" — "Python and C++"). Then every memory so ranked
 /// gains [`EPISODE_CONTEXT_WEIGHT`] of the best score among the hits within
-/// [`EPISODE_CONTEXT_REACH`] steps of it. A neighbour the tag filter refuses is not added.
-/// Returns the best `k`.
+/// [`EPISODE_CONTEXT_REACH`] steps of it. A neighbour that `admits` refuses (the tag filter,
+/// the observation window) is not added. Returns the best `k`.
 fn with_episodes(
     index: &TenantIndex,
     fused: &[Scored],
-    accept: &dyn Fn(&[String]) -> bool,
+    admits: &dyn Fn(MemoryId) -> bool,
     k: usize,
 ) -> Vec<Scored> {
     let mut scores: HashMap<MemoryId, f32> = fused.iter().map(|hit| (hit.id, hit.score)).collect();
@@ -197,7 +219,7 @@ fn with_episodes(
             let lent = share * hit.score;
             match scores.get_mut(&other) {
                 Some(score) => *score += lent,
-                None if index.tags(other).is_some_and(accept) => {
+                None if admits(other) => {
                     scores.insert(other, lent);
                 }
                 None => {
@@ -249,6 +271,7 @@ mod tests {
             full_scope: false,
             max_results: 100,
             time: None,
+            observed: ObservedWindow::default(),
         }
     }
 
@@ -442,6 +465,53 @@ mod tests {
             &request("compiler notes", None, Ranking::Hybrid, 2),
         );
         assert_eq!(self::ids(&plain)[0], elsewhere, "{plain:?}");
+    }
+
+    #[test]
+    fn the_observation_window_bounds_every_ranking_and_the_neighbours_it_adds() {
+        let second = 1_000_000;
+        let mut index = TenantIndex::new(2);
+        // A conversation at 0-2 s; the question's words again at 100 s.
+        let ids: Vec<MemoryId> = [
+            ("which languages have you worked with", 0),
+            ("Python and C++", second),
+            ("languages are fun", 2 * second),
+            ("languages again", 100 * second),
+        ]
+        .into_iter()
+        .map(|(text, at)| add(&mut index, text, at))
+        .collect();
+        let window = ObservedWindow {
+            after: Some(second),
+            before: Some(100 * second),
+        };
+        for ranking in [Ranking::Hybrid, Ranking::Lexical, Ranking::Dense] {
+            let mut asked = request("languages worked", None, ranking, 10);
+            asked.observed = window;
+            let (ranked, _) = rank(&index, &filter(None), &asked);
+            // The first turn and the later mention are outside, though both match and are
+            // neighbours of a hit; hybrid adds the answer between them, which is inside.
+            let found = self::ids(&ranked);
+            assert!(found.contains(&ids[2]), "{ranking:?}: {ranked:?}");
+            assert_eq!(
+                found.contains(&ids[1]),
+                ranking == Ranking::Hybrid,
+                "{ranking:?}: {ranked:?}"
+            );
+            assert!(
+                !found.contains(&ids[0]) && !found.contains(&ids[3]),
+                "{ranking:?}: {ranked:?}"
+            );
+            asked.full_scope = true;
+            let (listed, _) = rank(&index, &filter(None), &asked);
+            assert_eq!(
+                self::ids(&listed).len(),
+                2,
+                "{ranking:?} lists the two memories in the window: {listed:?}"
+            );
+        }
+        assert!(window.admits(second) && !window.admits(100 * second));
+        assert!(ObservedWindow::default().admits(i64::MIN));
     }
 
     /// Adds a lexical-only memory observed at `at` (microseconds) to `index`.
