@@ -8,7 +8,7 @@ mod support;
 use reqwest::StatusCode;
 use rmcp::model::{ProtocolVersion, ReadResourceRequestParams};
 use serde_json::{Value, json};
-use support::{McpClient, TestStack, call_err, call_ok, call_tool};
+use support::{McpClient, TestStack, call_err, call_ok, call_tool, node_ids};
 
 on_both_backends!(
     current_protocol_full_flow,
@@ -267,14 +267,11 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
         json!({"query": "Dave hive bees", "k": 5, "observed_after": "2021-01-01", "observed_before": "2022-01-01"}),
     )
     .await;
-    let found: Vec<&Value> = in_2021["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["type"] == "memory_node")
-        .map(|r| &r["id"])
-        .collect();
-    assert_eq!(found, [&dated["memory_id"]], "{in_2021}");
+    assert_eq!(
+        node_ids(&in_2021),
+        [dated["memory_id"].as_str().unwrap()],
+        "{in_2021}"
+    );
     let cases = [
         ("add_memory", json!({"content": "   "}), "cannot be empty"),
         (

@@ -7,7 +7,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::TestStack;
+use support::{TestStack, node_ids};
 
 on_both_backends!(
     contract_round_trip,
@@ -143,14 +143,7 @@ async fn contract_round_trip(backend: membrain_store::Backend) {
             json!({"query": "coffee stomach reflux", "keyword_filter": ["drinks", "^health$"]}),
         )
         .await;
-    let ids: Vec<&str> = filtered["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["type"] == "memory_node")
-        .filter_map(|r| r["id"].as_str())
-        .collect();
-    assert_eq!(ids, vec![brew.as_str()]);
+    assert_eq!(node_ids(&filtered), [brew.as_str()]);
     // Its neighbour (reflux) is outside the filter, so it is not leaked as related or as an edge.
     assert_eq!(filtered["count"], 1, "{filtered}");
     assert_eq!(filtered["results"][0]["related_memories"], json!([]));
@@ -1010,30 +1003,25 @@ async fn observation_times_date_memories_and_steer_search(backend: membrain_stor
             }
             let (status, found) = api.post("/memories/search", body).await;
             assert_eq!(status, StatusCode::OK, "{found}");
-            found["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|r| r["type"] == "memory_node")
-                .map(|r| r["id"].clone())
-                .collect::<Vec<_>>()
+            node_ids(&found)
         }
     };
     let autumn = json!({"observed_after": "2023-09-01", "observed_before": "2024-01-01T00:00:00Z"});
-    assert_eq!(within(autumn.clone()).await, [october["id"].clone()]);
+    let id = |memory: &Value| memory["id"].as_str().unwrap().to_owned();
+    assert_eq!(within(autumn.clone()).await, [id(&october)]);
     for ranking in ["lexical", "dense"] {
         let mut asked = autumn.clone();
         asked["ranking"] = json!(ranking);
-        assert_eq!(within(asked).await, [october["id"].clone()], "{ranking}");
+        assert_eq!(within(asked).await, [id(&october)], "{ranking}");
     }
     let before_autumn = within(json!({"observed_before": "2023-09-01"})).await;
-    assert_eq!(before_autumn, [june["id"].clone()]);
+    assert_eq!(before_autumn, [id(&june)]);
     let since = within(json!({"observed_after": "2023-10-13"})).await;
     assert!(
-        since.contains(&october["id"]) && since.contains(&today["memory"]["id"]),
+        since.contains(&id(&october)) && since.contains(&id(&today["memory"])),
         "{since:?}"
     );
-    assert!(!since.contains(&june["id"]), "{since:?}");
+    assert!(!since.contains(&id(&june)), "{since:?}");
     // An empty window and a bad time say what is wrong.
     for (window, says) in [
         (

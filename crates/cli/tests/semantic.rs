@@ -12,7 +12,7 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
-use support::{Rest, TestStack};
+use support::{Rest, TestStack, node_ids};
 
 on_both_backends!(
     a_paraphrase_finds_its_fact_where_lexical_search_cannot,
@@ -32,16 +32,6 @@ async fn search(rest: &Rest, body: Value) -> Value {
     let (status, answer) = rest.post("/memories/search", body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     answer
-}
-
-fn node_ids(answer: &Value) -> Vec<String> {
-    answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["type"] == "memory_node")
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 const FACTS: [&str; 6] = [

@@ -290,6 +290,17 @@ impl Drop for TestStack {
 pub type McpClient = RunningService<RoleClient, ClientConfig>;
 
 /// The client configuration every test client announces.
+/// The ids of a search answer's memory results, best first (relationship edges left out).
+pub fn node_ids(answer: &Value) -> Vec<String> {
+    answer["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {answer}"))
+        .iter()
+        .filter(|r| r["type"] == "memory_node")
+        .map(|r| r["id"].as_str().expect("a memory id").to_owned())
+        .collect()
+}
+
 pub fn client_config(version: ProtocolVersion) -> ClientConfig {
     ClientConfig::new(
         ClientCapabilities::default(),
