@@ -118,9 +118,10 @@ pub(super) fn rank(
     let window = request.observed;
     // The observation window is the cheaper test, so it goes first.
     let accept = |tags: &[String], at: i64| window.admits(at) && matcher.matches(tags);
-    let admits = |id: MemoryId| {
-        index.observed_at(id).is_some_and(|at| window.admits(at))
-            && index.tags(id).is_some_and(|tags| matcher.matches(tags))
+    // The same test for a memory known by id (an episode neighbour, the rest of the scope).
+    let admits = |id: MemoryId| match (index.tags(id), index.observed_at(id)) {
+        (Some(tags), Some(at)) => accept(tags, at),
+        _ => false,
     };
     let RankRequest {
         query,
