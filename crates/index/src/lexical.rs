@@ -89,6 +89,14 @@ impl InvertedIndex {
         self.terms.iter().map(|t| t.postings.len()).sum()
     }
 
+    /// The length in terms of the document in `slot` (0 for an empty slot).
+    pub(crate) fn document_length(&self, slot: u32) -> u32 {
+        self.document_length
+            .get(slot as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Indexes `text` as the document in `slot`, which must be empty.
     pub(crate) fn insert(&mut self, slot: u32, text: &str) {
         let index = slot as usize;

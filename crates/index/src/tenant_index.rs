@@ -259,6 +259,12 @@ impl TenantIndex {
         neighbours
     }
 
+    /// This document's length in the terms BM25 counts (stemmed words, stop words left out).
+    pub fn term_count(&self, id: MemoryId) -> Option<usize> {
+        let slot = self.slot_of.get(&id)?;
+        Some(self.lexical.document_length(*slot) as usize)
+    }
+
     /// When this document's fact was observed (microseconds since the epoch).
     pub fn observed_at(&self, id: MemoryId) -> Option<i64> {
         let slot = self.slot_of.get(&id)?;
@@ -535,6 +541,18 @@ mod tests {
             debug.contains("documents: 2") && !debug.contains("milk"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn term_count_is_the_length_bm25_counts() {
+        let mut index = TenantIndex::new(2);
+        // Stop words ("the", "and") and one-letter tokens are not terms; repeats are.
+        index.upsert(doc(1, "The painted walls and the paints, a b", &[], None));
+        assert_eq!(index.term_count(id(1)), Some(3));
+        index.upsert(doc(1, "tea", &[], None));
+        assert_eq!(index.term_count(id(1)), Some(1), "the replacement's length");
+        index.remove(id(1));
+        assert_eq!(index.term_count(id(1)), None);
     }
 
     #[test]
