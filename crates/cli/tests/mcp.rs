@@ -113,6 +113,18 @@ async fn full_flow(backend: membrain_store::Backend, version: ProtocolVersion) {
         updated["memory"]["evolution_history"][0]["old_content"],
         "User drinks green tea at breakfast"
     );
+    // ... and corrects when a fact was observed, leaving its content as it is.
+    let redated = call_ok(
+        &alice,
+        "update_memory",
+        json!({"memory_id": tea_id, "observed_at": "2024-03-08"}),
+    )
+    .await;
+    assert_eq!(redated["memory"]["observed_at"], "2024-03-08T00:00:00Z");
+    assert_eq!(
+        redated["memory"]["content"],
+        "User drinks matcha at breakfast"
+    );
 
     // link -> find_path / get_neighborhood / traverse -> unlink
     call_ok(&alice, "link_memories", json!({"memory_id_1": tea_id, "memory_id_2": cake_id, "description": "matcha goes with lemon cake"})).await;
@@ -336,6 +348,11 @@ async fn tool_failures_say_how_to_fix_the_call(backend: membrain_store::Backend)
             "update_memory",
             json!({"memory_id": kept_id}),
             "nothing to update",
+        ),
+        (
+            "update_memory",
+            json!({"memory_id": kept_id, "observed_at": "last Tuesday"}),
+            "observed_at",
         ),
         ("find_path", json!({"from_id": kept_id}), "to_id"),
         (

@@ -566,6 +566,20 @@ async fn bad_input_gets_clear_errors_and_harms_nothing(backend: membrain_store::
         ),
         (
             Method::PUT,
+            format!("/memories/{kept}"),
+            Some(json!({"observed_at": "soon"})),
+            StatusCode::BAD_REQUEST,
+            "observed_at",
+        ),
+        (
+            Method::PUT,
+            format!("/memories/{kept}"),
+            Some(json!({"observed_at": "2999-01-01"})),
+            StatusCode::BAD_REQUEST,
+            "in the future",
+        ),
+        (
+            Method::PUT,
             format!("/memories/{unknown}"),
             Some(json!({"content": "x"})),
             StatusCode::NOT_FOUND,
@@ -1022,6 +1036,28 @@ async fn observation_times_date_memories_and_steer_search(backend: membrain_stor
         "{since:?}"
     );
     assert!(!since.contains(&id(&june)), "{since:?}");
+    // A wrongly dated memory is corrected in place: the search finds it at its new time, and
+    // its content and history are untouched.
+    let (status, moved) = api
+        .put(
+            &format!("/memories/{}", id(&june)),
+            json!({"observed_at": "2023-11-20"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["observed_at"], "2023-11-20T00:00:00Z", "{moved}");
+    assert_eq!(moved["content"], june["content"]);
+    assert_eq!(moved["evolution_history"], june["evolution_history"]);
+    let mut in_autumn = within(autumn.clone()).await;
+    in_autumn.sort();
+    let mut expected = [id(&june), id(&october)];
+    expected.sort();
+    assert_eq!(in_autumn, expected);
+    assert!(
+        within(json!({"observed_before": "2023-09-01"}))
+            .await
+            .is_empty()
+    );
     // An empty window and a bad time say what is wrong.
     for (window, says) in [
         (

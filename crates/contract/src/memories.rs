@@ -119,6 +119,9 @@ pub struct UpdateRequest {
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<TagsInput>,
+    /// A corrected observation time, in the forms `AddMemoryRequest::observed_at` takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
 }
 
 /// `DELETE /memories/bulk?…`: one memory by id (which wins), or every memory carrying all the

@@ -251,6 +251,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             wire(UpdateRequest {
                 content: Some("User drinks black tea".into()),
                 tags: Some(TagsInput::Text("drinks, habits".into())),
+                observed_at: None,
             }),
         ),
         (

@@ -29,7 +29,7 @@ pub const AGENT_INSTRUCTIONS: &str = r#"You have a long-term memory: a graph of 
 | search_memories(query, k=5, keyword_filter?, scope_regex?, response_format="raw") | find facts by question |
 | get_memories(memory_ids) | read full memories by id |
 | add_memory(content, tags?, category?, ingestion_scope?, observed_at?) | store a new fact (observed_at: when, if not now) |
-| update_memory(memory_id, content?, tags?) | correct a fact, keeping its history |
+| update_memory(memory_id, content?, tags?, observed_at?) | correct a fact (or when it was observed), keeping its history |
 | delete_memories(memory_id? / tags? / category?) | forget facts (a filter is required) |
 | link_memories / unlink_memories(memory_id_1, memory_id_2) | add or remove a relationship |
 | traverse_graph, get_neighborhood, find_path | explore the graph |

@@ -199,6 +199,9 @@ pub struct UpdateArgs {
     /// The new tags (replace the old ones).
     #[serde(default)]
     pub tags: Option<TagsArg>,
+    /// A corrected time the fact was observed: RFC 3339 ("2024-03-08T14:30:00Z") or a date ("2024-03-08").
+    #[serde(default)]
+    pub observed_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -823,7 +826,7 @@ impl MembrainTools {
 
     #[tool(
         title = "Update memory",
-        description = "Change a memory's content and/or tags. A content change keeps the old text in evolution_history. Use it when a stored fact becomes outdated or was wrong.",
+        description = "Change a memory's content, tags or observed_at (when its fact was observed). A content change keeps the old text in evolution_history. Use it when a stored fact becomes outdated or was wrong, or was dated wrongly.",
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -844,6 +847,7 @@ impl MembrainTools {
         let request = UpdateRequest {
             content: args.content,
             tags: args.tags.map(|tags| TagsInput::List(tags.into_list())),
+            observed_at: present(args.observed_at),
         };
         let (api, caller) = self.api(&ctx)?;
         let memory = api

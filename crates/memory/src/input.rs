@@ -151,23 +151,32 @@ pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ValidationErr
 pub struct MemoryPatch {
     pub content: Option<String>,
     pub tags: Option<Vec<String>>,
+    /// A corrected observation time, read as [`parse_observed_at`] reads it (an empty string
+    /// counts as absent, as at ingest).
+    pub observed_at: Option<DateTime<Utc>>,
 }
 
 impl MemoryPatch {
     pub fn parse(
         content: Option<&str>,
         tags: Option<Vec<String>>,
+        observed_at: Option<&str>,
+        now: DateTime<Utc>,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        if content.is_none() && tags.is_none() {
+        let observed_at = observed_at.filter(|raw| !raw.trim().is_empty());
+        if content.is_none() && tags.is_none() && observed_at.is_none() {
             return Err(ValidationError::new(
                 "body",
-                "nothing to update: send `content`, `tags`, or both",
+                "nothing to update: send `content`, `tags` or `observed_at` (any of them)",
             ));
         }
         Ok(Self {
             content: content.map(|c| parse_content(c, limits)).transpose()?,
             tags: tags.map(|t| parse_tags(t, limits)).transpose()?,
+            observed_at: observed_at
+                .map(|raw| parse_observed_at(raw, now))
+                .transpose()?,
         })
     }
 }
@@ -361,7 +370,27 @@ mod tests {
 
     #[test]
     fn an_empty_patch_is_refused() {
-        let err = MemoryPatch::parse(None, None, &Limits::default()).unwrap_err();
+        let now = Utc::now();
+        let err = MemoryPatch::parse(None, None, None, now, &Limits::default()).unwrap_err();
         assert_eq!(err.field, "body");
+        // A blank time is no change either.
+        let err = MemoryPatch::parse(None, None, Some(" "), now, &Limits::default()).unwrap_err();
+        assert_eq!(err.field, "body");
+    }
+
+    #[test]
+    fn a_patch_may_correct_only_the_observation_time() {
+        let now = "2024-06-02T12:00:00Z".parse().unwrap();
+        let limits = Limits::default();
+        let patch = MemoryPatch::parse(None, None, Some("2024-03-08"), now, &limits).unwrap();
+        assert_eq!(
+            patch.observed_at,
+            Some("2024-03-08T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!((patch.content, patch.tags), (None, None));
+        for bad in ["soon", "2024-07-01"] {
+            let refused = MemoryPatch::parse(None, None, Some(bad), now, &limits).unwrap_err();
+            assert_eq!(refused.field, "observed_at", "{bad}");
+        }
     }
 }

@@ -33,6 +33,7 @@ mod turns;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use membrain_auth::KeyHash;
 use membrain_memory::graph::Edge;
 use membrain_memory::{Embedding, JobId, Limits, Memory, MemoryBrief, MemoryId, TenantId};
@@ -55,6 +56,16 @@ pub struct PreparedContent {
     pub keywords: Vec<String>,
     /// The new content's vector; `None` leaves it to be made in the background.
     pub embedding: Option<Embedding>,
+}
+
+/// What an update changes; each field left `None` stays as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemoryChange {
+    pub content: Option<PreparedContent>,
+    /// The new tags, replacing the old ones.
+    pub tags: Option<Vec<String>>,
+    /// A corrected observation time.
+    pub observed_at: Option<DateTime<Utc>>,
 }
 
 /// Everything Membrain keeps, behind one interface.
@@ -169,12 +180,12 @@ pub trait MemoryStore: Send + Sync + 'static {
         tenant: &TenantId,
         content_hash: &str,
     ) -> Result<Option<MemoryId>, StoreError>;
+    /// Applies `change`: a content change is kept in the memory's history.
     async fn update_memory(
         &self,
         tenant: &TenantId,
         id: MemoryId,
-        content: Option<PreparedContent>,
-        tags: Option<Vec<String>>,
+        change: MemoryChange,
         limits: &Limits,
     ) -> Result<Memory, StoreError>;
     /// Deletes what `selector` names and returns the ids deleted. The content of the ingest

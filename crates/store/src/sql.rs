@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::error::DbContext;
 use crate::records::*;
 use crate::turns::{Lane, Reader, Turn, Turns};
-use crate::{ImportItem, ImportOutcome, MemoryStore, PreparedContent, StoreError};
+use crate::{ImportItem, ImportOutcome, MemoryChange, MemoryStore, StoreError};
 
 /// Which database a [`SqlStore`] talks to.
 pub use membrain_sql::Backend;
@@ -1452,10 +1452,14 @@ impl MemoryStore for SqlStore {
         &self,
         tenant: &TenantId,
         id: MemoryId,
-        content: Option<PreparedContent>,
-        tags: Option<Vec<String>>,
+        change: MemoryChange,
         limits: &Limits,
     ) -> Result<Memory, StoreError> {
+        let MemoryChange {
+            content,
+            tags,
+            observed_at,
+        } = change;
         let now = Utc::now();
         let (_turn, mut tx) = self.begin_write(Lane::tenant(tenant)).await?;
         let mut memory = load_one(&mut tx, tenant, id).await?;
@@ -1486,6 +1490,9 @@ impl MemoryStore for SqlStore {
         }
         if let Some(tags) = tags {
             memory.tags = tags;
+        }
+        if let Some(observed_at) = observed_at {
+            memory.observed_at = observed_at;
         }
         check_quota(
             read_usage(&mut tx, tenant).await?,

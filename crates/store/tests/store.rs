@@ -276,8 +276,11 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
         .update_memory(
             &t,
             tea,
-            Some(change("User now prefers matcha")),
-            Some(vec!["green".into()]),
+            MemoryChange {
+                content: Some(change("User now prefers matcha")),
+                tags: Some(vec!["green".into()]),
+                ..MemoryChange::default()
+            },
             &Limits::default(),
         )
         .await
@@ -302,8 +305,10 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
             .update_memory(
                 &t,
                 tea,
-                Some(change("user likes COFFEE")),
-                None,
+                MemoryChange {
+                    content: Some(change("user likes COFFEE")),
+                    ..MemoryChange::default()
+                },
                 &Limits::default()
             )
             .await,
@@ -311,7 +316,15 @@ async fn updates_keep_history_and_refuse_collisions(backend: Backend) {
     ));
     assert!(matches!(
         store
-            .update_memory(&tenant("b"), coffee, None, Some(vec![]), &Limits::default())
+            .update_memory(
+                &tenant("b"),
+                coffee,
+                MemoryChange {
+                    tags: Some(vec![]),
+                    ..MemoryChange::default()
+                },
+                &Limits::default()
+            )
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -891,10 +904,27 @@ async fn the_change_feed_brings_an_index_up_to_date(backend: Backend) {
             .upserts
             .is_empty()
     );
-    store
-        .update_memory(&a, dog, None, Some(vec!["loud".into()]), &Limits::default())
+    // A corrected observation time reaches the index with the new tags.
+    let observed: chrono::DateTime<chrono::Utc> = "2023-05-08T13:56:00Z".parse().unwrap();
+    let updated = store
+        .update_memory(
+            &a,
+            dog,
+            MemoryChange {
+                tags: Some(vec!["loud".into()]),
+                observed_at: Some(observed),
+                ..MemoryChange::default()
+            },
+            &Limits::default(),
+        )
         .await
         .unwrap();
+    assert_eq!(updated.observed_at, observed);
+    assert!(
+        updated.evolution_history.is_empty(),
+        "only a content change is history: {:?}",
+        updated.evolution_history
+    );
     store
         .delete_memories(&a, &DeleteSelector::Id(cat))
         .await
@@ -904,6 +934,7 @@ async fn the_change_feed_brings_an_index_up_to_date(backend: Backend) {
     assert_eq!(later.upserts.len(), 1);
     assert_eq!(later.upserts[0].id, dog);
     assert_eq!(later.upserts[0].tags, vec!["loud".to_owned()]);
+    assert_eq!(later.upserts[0].observed_at, observed.timestamp_micros());
     assert_eq!(later.removals, vec![(cat, 4)]);
     assert_eq!(store.tenant_revision(&a).await.unwrap(), 4);
 }
@@ -1314,13 +1345,15 @@ async fn histories_and_merged_tags_stay_within_their_limits(backend: Backend) {
             .update_memory(
                 &t,
                 id,
-                Some(PreparedContent {
-                    content_hash: content_hash(&text),
-                    keywords: vec![],
-                    content: text,
-                    embedding: None,
-                }),
-                None,
+                MemoryChange {
+                    content: Some(PreparedContent {
+                        content_hash: content_hash(&text),
+                        keywords: vec![],
+                        content: text,
+                        embedding: None,
+                    }),
+                    ..MemoryChange::default()
+                },
                 &limits,
             )
             .await
@@ -1369,13 +1402,15 @@ async fn usage_follows_every_write(backend: Backend) {
         .update_memory(
             &t,
             one.memory_id,
-            Some(PreparedContent {
-                content_hash: content_hash("short"),
-                keywords: vec![],
-                content: "short".into(),
-                embedding: None,
-            }),
-            None,
+            MemoryChange {
+                content: Some(PreparedContent {
+                    content_hash: content_hash("short"),
+                    keywords: vec![],
+                    content: "short".into(),
+                    embedding: None,
+                }),
+                ..MemoryChange::default()
+            },
             &Limits::default(),
         )
         .await
@@ -1502,13 +1537,15 @@ async fn refused_texts_leave_the_embedding_queue(backend: Backend) {
         .update_memory(
             &t,
             poison,
-            Some(PreparedContent {
-                content_hash: content_hash("rewritten text"),
-                keywords: vec![],
-                content: "rewritten text".into(),
-                embedding: None,
-            }),
-            None,
+            MemoryChange {
+                content: Some(PreparedContent {
+                    content_hash: content_hash("rewritten text"),
+                    keywords: vec![],
+                    content: "rewritten text".into(),
+                    embedding: None,
+                }),
+                ..MemoryChange::default()
+            },
             &Limits::default(),
         )
         .await

@@ -10,7 +10,9 @@ use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{
     JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError, parse_observed_at,
 };
-use membrain_store::{DeleteSelector, IngestJob, IngestRequest, MemoryListing, PreparedContent};
+use membrain_store::{
+    DeleteSelector, IngestJob, IngestRequest, MemoryChange, MemoryListing, PreparedContent,
+};
 
 use super::{bound, json_size, load_memory, required_id};
 use crate::error::ApiError;
@@ -237,7 +239,8 @@ pub async fn get_memory(
     state.cpu.json(&tenant, memory).await
 }
 
-/// `PUT /memories/{memory_id}`: a content change is kept in `evolution_history`.
+/// `PUT /memories/{memory_id}`: new content, tags or observation time; a content change is
+/// kept in `evolution_history`.
 pub async fn update_memory(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -248,6 +251,8 @@ pub async fn update_memory(
     let patch = MemoryPatch::parse(
         body.content.as_deref(),
         body.tags.map(TagsInput::into_list),
+        body.observed_at.as_deref(),
+        chrono::Utc::now(),
         &state.limits,
     )?;
     let content = match patch.content {
@@ -274,9 +279,14 @@ pub async fn update_memory(
         }
         None => None,
     };
+    let change = MemoryChange {
+        content,
+        tags: patch.tags,
+        observed_at: patch.observed_at,
+    };
     let memory = state
         .store
-        .update_memory(&tenant, id, content, patch.tags, &state.limits)
+        .update_memory(&tenant, id, change, &state.limits)
         .await?;
     state.cpu.json(&tenant, memory).await
 }
