@@ -116,6 +116,17 @@ pub fn parse_observed_at(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>,
     Ok(parsed)
 }
 
+/// An optional `observed_at` field: absent or blank is `None`, anything else must pass
+/// [`parse_observed_at`]. Ingest and updates read it alike.
+pub fn optional_observed_at(
+    raw: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    raw.filter(|raw| !raw.trim().is_empty())
+        .map(|raw| parse_observed_at(raw, now))
+        .transpose()
+}
+
 /// A time in one of the forms [`parse_observed_at`] reads, for the request field `field` (the
 /// error names it), at any date: a search bound such as `observed_before` may lie ahead.
 pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ValidationError> {
@@ -151,8 +162,7 @@ pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ValidationErr
 pub struct MemoryPatch {
     pub content: Option<String>,
     pub tags: Option<Vec<String>>,
-    /// A corrected observation time, read as [`parse_observed_at`] reads it (an empty string
-    /// counts as absent, as at ingest).
+    /// A corrected observation time, read by [`optional_observed_at`] as at ingest.
     pub observed_at: Option<DateTime<Utc>>,
 }
 
@@ -164,7 +174,7 @@ impl MemoryPatch {
         now: DateTime<Utc>,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        let observed_at = observed_at.filter(|raw| !raw.trim().is_empty());
+        let observed_at = optional_observed_at(observed_at, now)?;
         if content.is_none() && tags.is_none() && observed_at.is_none() {
             return Err(ValidationError::new(
                 "body",
@@ -174,9 +184,7 @@ impl MemoryPatch {
         Ok(Self {
             content: content.map(|c| parse_content(c, limits)).transpose()?,
             tags: tags.map(|t| parse_tags(t, limits)).transpose()?,
-            observed_at: observed_at
-                .map(|raw| parse_observed_at(raw, now))
-                .transpose()?,
+            observed_at,
         })
     }
 }

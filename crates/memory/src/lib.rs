@@ -41,6 +41,6 @@ pub mod when;
 pub use embedding::Embedding;
 pub use error::ValidationError;
 pub use ids::{JobId, MemoryId, TenantId};
-pub use input::{Limits, MemoryPatch, NewMemory, parse_observed_at, parse_time};
+pub use input::{Limits, MemoryPatch, NewMemory, optional_observed_at, parse_time};
 pub use memory::{EvolutionEvent, Memory, MemoryBrief, MemoryLink};
 pub use tag_filter::TagFilter;

@@ -8,7 +8,7 @@ use membrain_contract::memories::{
 };
 use membrain_memory::text::{content_hash, keywords};
 use membrain_memory::{
-    JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError, parse_observed_at,
+    JobId, MemoryId, MemoryPatch, NewMemory, TagFilter, ValidationError, optional_observed_at,
 };
 use membrain_store::{
     DeleteSelector, IngestJob, IngestRequest, MemoryChange, MemoryListing, PreparedContent,
@@ -32,12 +32,7 @@ pub async fn add_memory(
         body.category,
         &state.limits,
     )?;
-    memory.observed_at = body
-        .observed_at
-        .as_deref()
-        .filter(|raw| !raw.trim().is_empty())
-        .map(|raw| parse_observed_at(raw, chrono::Utc::now()))
-        .transpose()?;
+    memory.observed_at = optional_observed_at(body.observed_at.as_deref(), chrono::Utc::now())?;
     let ingestion_scope = body.ingestion_scope.filter(|s| !s.trim().is_empty());
     if let Some(scope) = &ingestion_scope {
         TagFilter::from_scope_regex(Some(scope), &state.limits)

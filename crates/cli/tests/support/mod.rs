@@ -289,7 +289,6 @@ impl Drop for TestStack {
 
 pub type McpClient = RunningService<RoleClient, ClientConfig>;
 
-/// The client configuration every test client announces.
 /// The ids of a search answer's memory results, best first (relationship edges left out).
 pub fn node_ids(answer: &Value) -> Vec<String> {
     answer["results"]
@@ -301,6 +300,7 @@ pub fn node_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The client configuration every test client announces.
 pub fn client_config(version: ProtocolVersion) -> ClientConfig {
     ClientConfig::new(
         ClientCapabilities::default(),
