@@ -26,6 +26,9 @@
 //! fresh database on `MEMBRAIN_TEST_POSTGRES_URL` instead of SQLite), `--markdown` (the table as
 //! the README shows it), `--date-in-text` (the session time written into each turn's text as
 //! well, `Speaker (1:56 pm on 8 May, 2023): text`, the form of the figures before `observed_at`),
+//! `--shuffled` (each conversation's turns stored in a fixed order that means nothing and
+//! without `observed_at`, as an import of unrelated notes would be: memories stored next to each
+//! other have nothing to do with each other, and the episode steps must not be fooled by it),
 //! `--dump FILE` (first one JSON line per turn with its memory id and text, then one per
 //! question: its text, category, evidence turns and ids, and the three ranked lists with
 //! scores, to study other fusions and failures without ingesting again).
@@ -61,8 +64,9 @@ const RANKINGS: [&str; 3] = ["lexical", "dense", "hybrid"];
 struct Turn {
     dia_id: String,
     text: String,
-    /// When the turn was said: its session's date and time, sent as `observed_at`.
-    observed_at: String,
+    /// When the turn was said: its session's date and time, sent as `observed_at` (none for
+    /// [`TurnForm::Shuffled`]).
+    observed_at: Option<String>,
 }
 
 struct Question {
@@ -84,6 +88,10 @@ struct Conversation {
 enum TurnForm {
     Observed,
     DateInText,
+    /// As a bulk import of unrelated notes: each conversation's turns sent in an order that has
+    /// nothing to do with the conversation and without `observed_at`, so every memory is
+    /// observed moments after others it has nothing to do with.
+    Shuffled,
 }
 
 /// A session time as LoCoMo writes it ("1:56 pm on 8 May, 2023"), in RFC 3339.
@@ -109,7 +117,7 @@ fn load(path: &Path, form: TurnForm) -> Conversation {
             let speaker = turn["speaker"].as_str().unwrap_or("?");
             let said = turn["text"].as_str().unwrap_or("");
             let mut text = match form {
-                TurnForm::Observed => format!("{speaker}: {said}"),
+                TurnForm::Observed | TurnForm::Shuffled => format!("{speaker}: {said}"),
                 TurnForm::DateInText => format!("{speaker} ({date}): {said}"),
             };
             if let Some(caption) = turn.get("blip_caption").and_then(Value::as_str) {
@@ -118,9 +126,16 @@ fn load(path: &Path, form: TurnForm) -> Conversation {
             turns.push(Turn {
                 dia_id: turn["dia_id"].as_str().unwrap().to_owned(),
                 text,
-                observed_at: session_time(date),
+                observed_at: (form != TurnForm::Shuffled).then(|| session_time(date)),
             });
         }
+    }
+    if form == TurnForm::Shuffled {
+        // The same order on every run: by a fixed hash of each turn's id.
+        turns.sort_by_cached_key(|turn| {
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            BuildHasherDefault::<DefaultHasher>::default().hash_one(&turn.dia_id)
+        });
     }
     let questions = raw["qa"]
         .as_array()
@@ -283,12 +298,13 @@ fn main() {
             "--postgres" => backend = Backend::Postgres,
             "--markdown" => markdown = true,
             "--date-in-text" => form = TurnForm::DateInText,
+            "--shuffled" => form = TurnForm::Shuffled,
             other => folder = Some(PathBuf::from(other)),
         }
     }
     let Some(folder) = folder else {
         eprintln!(
-            "usage: cargo bench -p membrain --bench locomo -- <path to locomo10> [--conversations N] [--postgres]"
+            "usage: cargo bench -p membrain --bench locomo -- <path to locomo10> [--conversations N] [--postgres] [--markdown] [--date-in-text | --shuffled] [--dump FILE]"
         );
         std::process::exit(2);
     };
@@ -376,14 +392,14 @@ async fn run(
             .unwrap();
         let key = key.expose_secret().to_owned();
         for turn in &conversation.turns {
+            let mut memory = json!({ "content": turn.text, "category": "conversation" });
+            if let Some(at) = &turn.observed_at {
+                memory["observed_at"] = json!(at);
+            }
             let accepted = answer(
                 http.post(format!("{base}/memories"))
                     .header("x-api-key", &key)
-                    .json(&json!({
-                        "content": turn.text,
-                        "category": "conversation",
-                        "observed_at": turn.observed_at,
-                    })),
+                    .json(&memory),
             )
             .await;
             let job = accepted["job_id"]

@@ -36,6 +36,10 @@ pub(crate) struct VectorStore {
     quantised: Vec<i8>,
     /// Per lane of every block: quantised × scale ≈ value. Unused lanes are zero.
     scales: Vec<f32>,
+    /// The sum of every row scaled to unit length (in `f64`, so adding and taking away rows
+    /// leaves no drift that matters): the mean cosine of a vector with every row in one dot
+    /// product ([`Self::mean_cosine`]).
+    direction_sum: Vec<f64>,
 }
 
 impl VectorStore {
@@ -46,6 +50,7 @@ impl VectorStore {
             row_slot: Vec::new(),
             quantised: Vec::new(),
             scales: Vec::new(),
+            direction_sum: vec![0.0; dimensions],
         }
     }
 
@@ -60,6 +65,7 @@ impl VectorStore {
             + self.row_slot.capacity() * size_of::<u32>()
             + self.quantised.capacity()
             + self.scales.capacity() * size_of::<f32>()
+            + self.direction_sum.capacity() * size_of::<f64>()
     }
 
     pub(crate) fn row(&self, row: usize) -> &[f32] {
@@ -80,6 +86,7 @@ impl VectorStore {
         }
         self.rows.extend_from_slice(vector);
         self.row_slot.push(slot);
+        self.add_direction(row, 1.0);
         let (quantised, scale) = quantise(vector);
         for (d, q) in quantised.into_iter().enumerate() {
             let at = self.at(row, d);
@@ -94,6 +101,7 @@ impl VectorStore {
     pub(crate) fn swap_remove(&mut self, row: usize) -> Option<u32> {
         let last = self.len() - 1;
         let dimensions = self.dimensions;
+        self.add_direction(row, -1.0);
         let moved = (row != last).then(|| {
             self.rows
                 .copy_within(last * dimensions..(last + 1) * dimensions, row * dimensions);
@@ -119,6 +127,34 @@ impl VectorStore {
             self.scales[last] = 0.0;
         }
         moved
+    }
+
+    /// The mean cosine similarity of `query` (of `dimensions` components) with every row: how
+    /// alike it is to what is stored at large. `None` with no rows or a zero query.
+    pub(crate) fn mean_cosine(&self, query: &[f32]) -> Option<f32> {
+        let norm = f64::from(dot(query, query)).sqrt();
+        if self.len() == 0 || norm == 0.0 {
+            return None;
+        }
+        let along: f64 = query
+            .iter()
+            .zip(&self.direction_sum)
+            .map(|(q, sum)| f64::from(*q) * sum)
+            .sum();
+        Some((along / norm / self.len() as f64) as f32)
+    }
+
+    /// Adds `row` scaled to unit length, times `sign`, to [`Self::direction_sum`].
+    fn add_direction(&mut self, row: usize, sign: f64) {
+        let start = row * self.dimensions;
+        let vector = &self.rows[start..start + self.dimensions];
+        let norm = f64::from(dot(vector, vector)).sqrt();
+        if norm == 0.0 {
+            return;
+        }
+        for (sum, value) in self.direction_sum.iter_mut().zip(vector) {
+            *sum += sign * f64::from(*value) / norm;
+        }
     }
 
     /// Approximate dot products of every row with `query` (of `dimensions` components), by row.
@@ -416,6 +452,30 @@ mod tests {
             assert!((a - e).abs() < 0.02, "{approx:?} vs {exact:?}");
         }
         assert!(s.approximate_scores(&[0.0; 3]).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn mean_cosine_is_the_average_over_the_rows_held() {
+        let vectors: [&[f32]; 4] = [&[3.0, 0.0], &[0.0, 2.0], &[1.0, 1.0], &[-1.0, 0.0]];
+        let mut s = store(&vectors);
+        let cosine = |a: &[f32], b: &[f32]| dot(a, b) / (dot(a, a) * dot(b, b)).sqrt();
+        let query = [2.0, 1.0];
+        let expected = |rows: &[&[f32]]| {
+            rows.iter().map(|row| cosine(&query, row)).sum::<f32>() / rows.len() as f32
+        };
+        let close = |a: Option<f32>, b: f32| a.is_some_and(|a| (a - b).abs() < 1e-6);
+        assert!(close(s.mean_cosine(&query), expected(&vectors)));
+        // Row 1 goes (the last row moves into its place): the mean is over the rest only.
+        s.swap_remove(1);
+        assert!(close(
+            s.mean_cosine(&query),
+            expected(&[vectors[0], vectors[2], vectors[3]])
+        ));
+        assert_eq!(s.mean_cosine(&[0.0, 0.0]), None, "a zero query");
+        for _ in 0..3 {
+            s.swap_remove(0);
+        }
+        assert_eq!(s.mean_cosine(&query), None, "no rows");
     }
 
     #[test]

@@ -259,6 +259,16 @@ impl TenantIndex {
         neighbours
     }
 
+    /// The mean cosine similarity of `vector` with every indexed embedding: what a memory's
+    /// similarity to another must exceed to say more than that both belong to this tenant.
+    /// `None` with no embeddings, or for a vector of the wrong length or of zeros.
+    pub fn mean_cosine(&self, vector: &[f32]) -> Option<f32> {
+        if vector.len() != self.dimensions {
+            return None;
+        }
+        self.vectors.mean_cosine(vector)
+    }
+
     /// This document's length in the terms BM25 counts (stemmed words, stop words left out).
     pub fn term_count(&self, id: MemoryId) -> Option<usize> {
         let slot = self.slot_of.get(&id)?;
