@@ -553,54 +553,61 @@ mod tests {
         insert(index, text, Some(vector), at * 1_000_000)
     }
 
-    /// The memories stored next to a strong hit, and a weaker match of the question a day later
-    /// whose vector points a little away from the question's. Returns (hit, the memory stored
-    /// right after it, the weaker match).
-    fn burst_around_a_hit(
-        index: &mut TenantIndex,
+    /// Searches "rust compiler" among a strong hit, a memory stored a second after it (of
+    /// vector `next_to_hit`, no word of the question), a weaker match a day later whose vector
+    /// points a little away from the question's, and notes of the given vectors stored at
+    /// `notes_at` seconds. Returns the positions of the hit, the memory after it and the weaker
+    /// match, and the ranking.
+    fn rank_around_a_hit(
         next_to_hit: [f32; 2],
-    ) -> (MemoryId, MemoryId, MemoryId) {
-        let hit = add_with_vector(index, "the rust compiler rejected my borrow", [1.0, 0.0], 0);
+        notes: &[[f32; 2]],
+        notes_at: i64,
+    ) -> ([Option<usize>; 3], Vec<Scored>) {
+        let mut index = TenantIndex::new(2);
+        let hit = add_with_vector(
+            &mut index,
+            "the rust compiler rejected my borrow",
+            [1.0, 0.0],
+            0,
+        );
         let next = add_with_vector(
-            index,
+            &mut index,
             "eggs milk bread butter cheese apples pears plums flour sugar salt pepper rice \
              beans lentils onions garlic carrots potatoes leeks",
             next_to_hit,
             1,
         );
         let weaker = add_with_vector(
-            index,
+            &mut index,
             "compiler flags for release builds: opt level three, thin lto, one codegen unit, \
              debug symbols stripped, panic abort, target cpu native, incremental off",
             [0.6, 0.8],
             86_400,
         );
-        (hit, next, weaker)
+        for (n, vector) in notes.iter().enumerate() {
+            let text = format!("note {n} on something else");
+            add_with_vector(&mut index, &text, *vector, notes_at);
+        }
+        let asked = request("rust compiler", Some([1.0, 0.0]), Ranking::Hybrid, 10);
+        let (ranked, _) = rank(&index, &filter(None), &asked);
+        let positions =
+            [hit, next, weaker].map(|id| self::ids(&ranked).iter().position(|r| *r == id));
+        assert!(
+            positions.iter().all(Option::is_some),
+            "all three ranked: {ranked:?}"
+        );
+        (positions, ranked)
     }
 
     #[test]
     fn memories_stored_together_but_unalike_lend_each_other_nothing() {
-        // An import: notes on everything, stored in one second, the hit among them; elsewhere
+        // An import: notes on everything, stored in two seconds, the hit among them; elsewhere
         // there is nothing more alike, so the order they were stored in says nothing.
-        let mut index = TenantIndex::new(2);
-        let (hit, next, weaker) = burst_around_a_hit(&mut index, [0.0, 1.0]);
-        for (n, vector) in [[0.0, -1.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]
-            .into_iter()
-            .enumerate()
-        {
-            add_with_vector(
-                &mut index,
-                &format!("note {n} on something else"),
-                vector,
-                2,
-            );
-        }
-        let asked = request("rust compiler", Some([1.0, 0.0]), Ranking::Hybrid, 10);
-        let (ranked, _) = rank(&index, &filter(None), &asked);
-        let position = |id| self::ids(&ranked).iter().position(|r| *r == id);
-        assert_eq!(position(hit), Some(0), "{ranked:?}");
+        let unalike = [[0.0, -1.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]];
+        let ([hit, next, weaker], ranked) = rank_around_a_hit([0.0, 1.0], &unalike, 2);
+        assert_eq!(hit, Some(0), "{ranked:?}");
         assert!(
-            position(weaker) < position(next),
+            weaker < next,
             "the weaker match before a note that only sat next to the hit: {ranked:?}"
         );
     }
@@ -608,26 +615,12 @@ mod tests {
     #[test]
     fn memories_stored_together_and_alike_lend_each_other_their_scores() {
         // A conversation: the turn after the hit (no word of the question) is about the same
-        // thing; what the tenant stored elsewhere is not.
-        let mut index = TenantIndex::new(2);
-        let (hit, next, weaker) = burst_around_a_hit(&mut index, [0.9, 0.44]);
-        for (n, vector) in [[0.0, -1.0], [-1.0, 0.0], [-0.6, -0.8]]
-            .into_iter()
-            .enumerate()
-        {
-            add_with_vector(
-                &mut index,
-                &format!("note {n} on something else"),
-                vector,
-                3 * 86_400,
-            );
-        }
-        let asked = request("rust compiler", Some([1.0, 0.0]), Ranking::Hybrid, 10);
-        let (ranked, _) = rank(&index, &filter(None), &asked);
-        let position = |id| self::ids(&ranked).iter().position(|r| *r == id);
-        assert!(position(hit) < position(weaker), "{ranked:?}");
+        // thing; what the tenant stored days later is not.
+        let elsewhere = [[0.0, -1.0], [-1.0, 0.0], [-0.6, -0.8]];
+        let ([hit, next, weaker], ranked) = rank_around_a_hit([0.9, 0.44], &elsewhere, 3 * 86_400);
+        assert!(hit < weaker, "{ranked:?}");
         assert!(
-            position(next) < position(weaker),
+            next < weaker,
             "the turn after the hit lifted past the weaker match: {ranked:?}"
         );
     }
