@@ -2,7 +2,7 @@
 //! fused by relative scores; when the question names a time, the same ranking among the
 //! memories observed then weighs in; then every hit lends a share of its score to its episode
 //! neighbours, and each gains a share of the best score near it in its episode (as far as the
-//! memories observed around the best hits are more alike than the tenant's at large); a memory of a
+//! memories observed around the best hits are more alike than those elsewhere); a memory of a
 //! few words keeps less of its score; with `full_scope`, every other memory in scope after them.
 
 use std::collections::{HashMap, HashSet};
@@ -50,7 +50,7 @@ const EPISODE_CONTEXT_REACH: usize = 8;
 /// How many of the best hits [`episode_trust`] looks around.
 const EPISODE_TRUST_HITS: usize = 20;
 /// How much more alike to the best hits, on average, the memories observed around them must be
-/// than the tenant's memories at large (in cosine similarity) before the episode steps count
+/// than the tenant's memories outside their episodes (in cosine similarity) before the episode steps count
 /// at all ([`EPISODE_TRUST_FROM`]), and how much more again before they count in full
 /// ([`EPISODE_TRUST_SPAN`]). Memories stored in one burst that have nothing to do with each
 /// other (an import of notes) are observed next to each other all the same; there, lending
@@ -60,7 +60,7 @@ const EPISODE_TRUST_HITS: usize = 20;
 /// conversation's turns are more alike than its turns at random, and averaged over the best
 /// hits the two cases part clearly even though single pairs do not (a floor on each pair's
 /// similarity, 0.1 to 0.3, found 0.690–0.696 there and cost the ordered store up to 0.6).
-/// With 0.01 and 0.03 the shuffled store finds 0.743 and the ordered one keeps 0.857 / 0.767
+/// With 0.01 and 0.03 the shuffled store finds 0.743 and the ordered one keeps 0.857 / 0.769
 /// in the top 10 / 5 (a span of 0.05 from 0: the same shuffled, 0.855 / 0.767 ordered).
 const EPISODE_TRUST_FROM: f32 = 0.01;
 const EPISODE_TRUST_SPAN: f32 = 0.03;
@@ -275,11 +275,12 @@ fn with_episodes(
 
 /// How far the episode steps are to be trusted for this search, from 0 (not at all) to 1: by
 /// how much more alike the memories observed within `reach` steps of the best
-/// [`EPISODE_TRUST_HITS`] hits are to them than the tenant's other memories are, on average
-/// (see [`EPISODE_TRUST_FROM`]). In full when it cannot be told (no embeddings), as time order
-/// is then all there is.
+/// [`EPISODE_TRUST_HITS`] hits are to them than the tenant's memories outside those episodes
+/// are, on average (see [`EPISODE_TRUST_FROM`]). In full when it cannot be told (no
+/// embeddings, or a store that is hardly more than one episode), as time order is then all
+/// there is.
 fn episode_trust(index: &TenantIndex, fused: &[Scored], reach: usize) -> f32 {
-    let others = index.vector_count().saturating_sub(1);
+    let rows = index.vector_count();
     let mut excess_sum = 0.0;
     let mut measured = 0;
     for hit in fused.iter().take(EPISODE_TRUST_HITS) {
@@ -294,12 +295,16 @@ fn episode_trust(index: &TenantIndex, fused: &[Scored], reach: usize) -> f32 {
             .into_iter()
             .filter_map(|(other, _)| Some(cosine(vector, index.vector(other)?)))
             .collect();
-        if near.is_empty() || others == 0 {
+        // The memories outside the episode: every row but the hit's own (similarity 1) and its
+        // neighbours'. Fewer of them than neighbours cannot say what unrelated memories look
+        // like (a store that is one conversation), and the hit goes unmeasured.
+        let outside = rows.saturating_sub(1 + near.len());
+        if near.is_empty() || outside < near.len() {
             continue;
         }
-        // The mean over the others: the hit's own row (similarity 1) taken out.
-        let mean_others = (mean_all * (others + 1) as f32 - 1.0) / others as f32;
-        excess_sum += near.iter().sum::<f32>() / near.len() as f32 - mean_others;
+        let near_sum: f32 = near.iter().sum();
+        let mean_outside = (mean_all * rows as f32 - 1.0 - near_sum) / outside as f32;
+        excess_sum += near_sum / near.len() as f32 - mean_outside;
         measured += 1;
     }
     if measured == 0 {
@@ -555,13 +560,13 @@ mod tests {
 
     /// Searches "rust compiler" among a strong hit, a memory stored a second after it (of
     /// vector `next_to_hit`, no word of the question), a weaker match a day later whose vector
-    /// points a little away from the question's, and notes of the given vectors stored at
-    /// `notes_at` seconds. Returns the positions of the hit, the memory after it and the weaker
-    /// match, and the ranking.
+    /// points a little away from the question's, notes of the `burst` vectors stored a second
+    /// after that memory and notes of the `elsewhere` vectors three days later. Returns the
+    /// positions of the hit, the memory after it and the weaker match, and the ranking.
     fn rank_around_a_hit(
         next_to_hit: [f32; 2],
-        notes: &[[f32; 2]],
-        notes_at: i64,
+        burst: &[[f32; 2]],
+        elsewhere: &[[f32; 2]],
     ) -> ([Option<usize>; 3], Vec<Scored>) {
         let mut index = TenantIndex::new(2);
         let hit = add_with_vector(
@@ -584,9 +589,14 @@ mod tests {
             [0.6, 0.8],
             86_400,
         );
-        for (n, vector) in notes.iter().enumerate() {
+        let days_later = 3 * 86_400;
+        let notes = burst
+            .iter()
+            .map(|v| (v, 2))
+            .chain(elsewhere.iter().map(|v| (v, days_later)));
+        for (n, (vector, at)) in notes.enumerate() {
             let text = format!("note {n} on something else");
-            add_with_vector(&mut index, &text, *vector, notes_at);
+            add_with_vector(&mut index, &text, *vector, at);
         }
         let asked = request("rust compiler", Some([1.0, 0.0]), Ranking::Hybrid, 10);
         let (ranked, _) = rank(&index, &filter(None), &asked);
@@ -599,12 +609,15 @@ mod tests {
         (positions, ranked)
     }
 
+    /// Notes pointing every way: alike to nothing in particular.
+    const SCATTERED: [[f32; 2]; 3] = [[0.0, -1.0], [-1.0, 0.0], [0.0, 1.0]];
+
     #[test]
     fn memories_stored_together_but_unalike_lend_each_other_nothing() {
-        // An import: notes on everything, stored in two seconds, the hit among them; elsewhere
-        // there is nothing more alike, so the order they were stored in says nothing.
-        let unalike = [[0.0, -1.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]];
-        let ([hit, next, weaker], ranked) = rank_around_a_hit([0.0, 1.0], &unalike, 2);
+        // An import: notes on everything stored in two seconds, the hit among them; the notes
+        // stored elsewhere are no less alike, so the order they were stored in says nothing.
+        let ([hit, next, weaker], ranked) =
+            rank_around_a_hit([0.0, 1.0], &SCATTERED, &[SCATTERED, SCATTERED].concat());
         assert_eq!(hit, Some(0), "{ranked:?}");
         assert!(
             weaker < next,
@@ -616,12 +629,46 @@ mod tests {
     fn memories_stored_together_and_alike_lend_each_other_their_scores() {
         // A conversation: the turn after the hit (no word of the question) is about the same
         // thing; what the tenant stored days later is not.
-        let elsewhere = [[0.0, -1.0], [-1.0, 0.0], [-0.6, -0.8]];
-        let ([hit, next, weaker], ranked) = rank_around_a_hit([0.9, 0.44], &elsewhere, 3 * 86_400);
+        let ([hit, next, weaker], ranked) = rank_around_a_hit([0.9, 0.44], &[], &SCATTERED);
         assert!(hit < weaker, "{ranked:?}");
         assert!(
             next < weaker,
             "the turn after the hit lifted past the weaker match: {ranked:?}"
+        );
+    }
+
+    #[test]
+    fn episode_trust_compares_neighbours_with_the_memories_outside_their_episode() {
+        let reach = EPISODE_CONTEXT_REACH;
+        let trust_in = |neighbours: &[[f32; 2]], elsewhere: &[[f32; 2]]| {
+            let mut index = TenantIndex::new(2);
+            let hit = add_with_vector(&mut index, "hit", [1.0, 0.0], 0);
+            for vector in neighbours {
+                add_with_vector(&mut index, "near", *vector, 1);
+            }
+            for vector in elsewhere {
+                add_with_vector(&mut index, "elsewhere", *vector, 3 * 86_400);
+            }
+            episode_trust(
+                &index,
+                &[Scored {
+                    id: hit,
+                    score: 1.0,
+                }],
+                reach,
+            )
+        };
+        let alike = [[0.9, 0.44]; 3];
+        assert_eq!(trust_in(&alike, &SCATTERED), 1.0, "a conversation");
+        let as_elsewhere = [SCATTERED, SCATTERED].concat();
+        assert_eq!(trust_in(&SCATTERED, &as_elsewhere), 0.0, "an import");
+        // A store that is one episode, or hardly more: nothing to compare with, time order
+        // is all there is.
+        assert_eq!(trust_in(&SCATTERED, &[]), 1.0, "one episode");
+        assert_eq!(
+            trust_in(&SCATTERED, &SCATTERED[..2]),
+            1.0,
+            "too few outside"
         );
     }
 
