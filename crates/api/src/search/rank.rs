@@ -50,9 +50,9 @@ const EPISODE_CONTEXT_REACH: usize = 8;
 /// How many of the best hits [`episode_trust`] looks around.
 const EPISODE_TRUST_HITS: usize = 20;
 /// How much more alike to the best hits, on average, the memories observed around them must be
-/// than the tenant's memories outside their episodes (in cosine similarity) before the episode steps count
-/// at all ([`EPISODE_TRUST_FROM`]), and how much more again before they count in full
-/// ([`EPISODE_TRUST_SPAN`]). Memories stored in one burst that have nothing to do with each
+/// than the tenant's memories outside their episodes (in cosine similarity) before the episode
+/// steps count at all ([`EPISODE_TRUST_FROM`]), and how much more again before they count in
+/// full ([`EPISODE_TRUST_SPAN`]). Memories stored in one burst that have nothing to do with each
 /// other (an import of notes) are observed next to each other all the same; there, lending
 /// scores to neighbours lifts noise: on LoCoMo with every conversation's turns stored in no
 /// order and without `observed_at` (`benches/locomo.rs --shuffled`), questions with an evidence
@@ -236,15 +236,19 @@ fn with_episodes(
     let mut best_near: HashMap<MemoryId, f32> = HashMap::new();
     let mut refused: HashSet<MemoryId> = HashSet::new();
     let reach = EPISODE_SHARES.len().max(EPISODE_CONTEXT_REACH);
-    let trust = episode_trust(index, fused, reach);
-    for hit in fused {
+    let neighbourhoods: Vec<Vec<(MemoryId, usize)>> = fused
+        .iter()
+        .map(|hit| index.episode_neighbours(hit.id, reach, EPISODE_WINDOW))
+        .collect();
+    let trust = episode_trust(index, fused, &neighbourhoods);
+    for (hit, neighbours) in fused.iter().zip(neighbourhoods) {
         let near = best_near.entry(hit.id).or_default();
         *near = near.max(hit.score);
         if trust == 0.0 {
             continue;
         }
         let lending = trust * hit.score;
-        for (other, distance) in index.episode_neighbours(hit.id, reach, EPISODE_WINDOW) {
+        for (other, distance) in neighbours {
             let near = best_near.entry(other).or_default();
             *near = near.max(lending);
             let Some(share) = EPISODE_SHARES.get(distance - 1) else {
@@ -274,26 +278,30 @@ fn with_episodes(
 }
 
 /// How far the episode steps are to be trusted for this search, from 0 (not at all) to 1: by
-/// how much more alike the memories observed within `reach` steps of the best
-/// [`EPISODE_TRUST_HITS`] hits are to them than the tenant's memories outside those episodes
+/// how much more alike the memories observed around the best [`EPISODE_TRUST_HITS`] hits
+/// (`neighbourhoods`, by hit) are to them than the tenant's memories outside those episodes
 /// are, on average (see [`EPISODE_TRUST_FROM`]). In full when it cannot be told (no
 /// embeddings, or a store that is hardly more than one episode), as time order is then all
 /// there is.
-fn episode_trust(index: &TenantIndex, fused: &[Scored], reach: usize) -> f32 {
+fn episode_trust(
+    index: &TenantIndex,
+    fused: &[Scored],
+    neighbourhoods: &[Vec<(MemoryId, usize)>],
+) -> f32 {
     let rows = index.vector_count();
     let mut excess_sum = 0.0;
     let mut measured = 0;
-    for hit in fused.iter().take(EPISODE_TRUST_HITS) {
+    let best = fused.iter().zip(neighbourhoods).take(EPISODE_TRUST_HITS);
+    for (hit, neighbours) in best {
         let Some(vector) = index.vector(hit.id) else {
             continue;
         };
         let Some(mean_all) = index.mean_cosine(vector) else {
             continue;
         };
-        let near: Vec<f32> = index
-            .episode_neighbours(hit.id, reach, EPISODE_WINDOW)
-            .into_iter()
-            .filter_map(|(other, _)| Some(cosine(vector, index.vector(other)?)))
+        let near: Vec<f32> = neighbours
+            .iter()
+            .filter_map(|(other, _)| Some(cosine(vector, index.vector(*other)?)))
             .collect();
         // The memories outside the episode: every row but the hit's own (similarity 1) and its
         // neighbours'. Fewer of them than neighbours cannot say what unrelated memories look
@@ -639,7 +647,6 @@ mod tests {
 
     #[test]
     fn episode_trust_compares_neighbours_with_the_memories_outside_their_episode() {
-        let reach = EPISODE_CONTEXT_REACH;
         let trust_in = |neighbours: &[[f32; 2]], elsewhere: &[[f32; 2]]| {
             let mut index = TenantIndex::new(2);
             let hit = add_with_vector(&mut index, "hit", [1.0, 0.0], 0);
@@ -649,13 +656,14 @@ mod tests {
             for vector in elsewhere {
                 add_with_vector(&mut index, "elsewhere", *vector, 3 * 86_400);
             }
+            let around = index.episode_neighbours(hit, EPISODE_CONTEXT_REACH, EPISODE_WINDOW);
             episode_trust(
                 &index,
                 &[Scored {
                     id: hit,
                     score: 1.0,
                 }],
-                reach,
+                &[around],
             )
         };
         let alike = [[0.9, 0.44]; 3];
